@@ -1,0 +1,50 @@
+/*
+ * auth — the auth file (PgBouncer's userlist.txt format) and password checks.
+ *
+ * A line is `"user" "secret"`; secret is a plaintext password, `md5` + 32 hex digits
+ * (md5(password || user)), or a SCRAM secret `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`.
+ * Quotes inside are doubled (""). Lines starting with ';' or '#' and blank lines are ignored.
+ */
+#ifndef WARMPOOL_AUTH_H
+#define WARMPOOL_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum wp_secret_kind { WP_SECRET_PLAIN, WP_SECRET_MD5, WP_SECRET_SCRAM };
+
+struct wp_user_secret {
+    char *user;
+    char *secret;
+    enum wp_secret_kind kind;
+};
+
+struct wp_userlist {
+    struct wp_user_secret *entries;
+    int n;
+};
+
+/* Returns 0, or -1 with "file:line: message" in err. */
+int auth_userlist_load(const char *path, struct wp_userlist *out, char *err, size_t errlen);
+void auth_userlist_free(struct wp_userlist *list);
+const struct wp_user_secret *auth_userlist_find(const struct wp_userlist *list, const char *user);
+
+enum wp_secret_kind auth_secret_kind(const char *secret);
+
+/* "md5" + hex(md5(password || user)) into out[36]. */
+void auth_md5_secret(const char *password, const char *user, char out[36]);
+
+/*
+ * Check a client's md5 PasswordMessage (`response`, "md5" + 32 hex) against a
+ * plaintext or md5 secret with the 4-byte salt sent. 1 = match, 0 = no.
+ * SCRAM secrets cannot verify md5 and return 0.
+ */
+int auth_md5_check(const struct wp_user_secret *secret, const uint8_t salt[4], const char *response);
+
+/* Plaintext password check (auth_type = plain): constant-time compare / md5 compare. */
+int auth_plain_check(const struct wp_user_secret *secret, const char *password);
+
+/* Fill buf with n cryptographically random bytes (OpenSSL RAND_bytes). 0 or -1. */
+int auth_random(void *buf, size_t n);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * buf — a growable byte buffer with a read cursor.
+ *
+ * Connections read into a buf and consume from its front; builders in proto append
+ * to its back. `pos` is where unconsumed bytes start, `len` where they end.
+ */
+#ifndef WARMPOOL_BUF_H
+#define WARMPOOL_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct wp_buf {
+    uint8_t *data;
+    size_t pos; /* first unconsumed byte */
+    size_t len; /* one past the last byte */
+    size_t cap;
+};
+
+/* Make room for `extra` more bytes at the end; returns 0, or -1 when out of memory. */
+int buf_reserve(struct wp_buf *b, size_t extra);
+int buf_append(struct wp_buf *b, const void *data, size_t n);
+/* Move unconsumed bytes to the front so the tail has room. */
+void buf_compact(struct wp_buf *b);
+void buf_consume(struct wp_buf *b, size_t n);
+void buf_reset(struct wp_buf *b);
+void buf_free(struct wp_buf *b);
+
+static inline size_t buf_unread(const struct wp_buf *b)
+{
+    return b->len - b->pos;
+}
+
+static inline const uint8_t *buf_head(const struct wp_buf *b)
+{
+    return b->data + b->pos;
+}
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * config — the ini file (inih) turned into a validated struct wp_config.
+ *
+ * Loading never touches running pools: main builds a new wp_config, and on SIGHUP
+ * swaps it in only when the whole file is valid. Every error names `file:line`.
+ */
+#ifndef WARMPOOL_CONFIG_H
+#define WARMPOOL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum wp_pool_mode { WP_MODE_UNSET = -1, WP_MODE_SESSION = 0, WP_MODE_TRANSACTION, WP_MODE_STATEMENT };
+enum wp_auth_type { WP_AUTH_TRUST, WP_AUTH_MD5, WP_AUTH_SCRAM, WP_AUTH_PLAIN };
+
+#define WP_UNSET (-1)
+
+/*
+ * Settings a [databases] entry or a [users] entry may override. WP_UNSET / WP_MODE_UNSET
+ * in an override means "inherit". Durations are milliseconds (0 = disabled).
+ */
+struct wp_pool_settings {
+    int pool_mode;            /* enum wp_pool_mode */
+    int min_pool_size;
+    int max_pool_size;        /* alias default_pool_size */
+    int reserve_pool_size;
+    int max_db_connections;   /* 0 = unlimited */
+    int64_t query_timeout;
+    int64_t query_wait_timeout;
+    int64_t client_idle_timeout;
+    int64_t idle_transaction_timeout;
+    int64_t server_lifetime;
+    int64_t server_idle_timeout;
+};
+
+struct wp_db_config {
+    char *name;
+    /* libpq keywords/values for the backend (NULL-terminated arrays, as
+       PQconnectStartParams wants). Warmpool-only keys (pool_mode, pool_size,
+       max_pool_size, min_pool_size, reserve_pool_size, max_db_connections, the
+       timeouts above) are taken out and put in `overrides`. `dbname` defaults to
+       `name`. `user`/`password` force the backend login when present. */
+    char **conn_keys;
+    char **conn_values;
+    int nconn;
+    const char *forced_user;  /* points into conn_values, or NULL */
+    struct wp_pool_settings overrides;
+    int line;
+};
+
+struct wp_user_config {
+    char *name;
+    struct wp_pool_settings overrides; /* pool_mode, max_user_connections via max_db_connections… */
+    int max_user_connections;          /* 0 = unlimited */
+    int line;
+};
+
+struct wp_config {
+    char *path;
+
+    /* [warmpool] — connections */
+    char *listen_addr;        /* default "127.0.0.1"; "*" = all; "" = no TCP */
+    int listen_port;          /* default 6432 */
+    char *unix_socket_dir;    /* default "/tmp"; "" = no unix socket */
+    int unix_socket_mode;     /* default 0777 */
+    int listen_backlog;       /* default 128 */
+    int so_reuseport;         /* default 0 */
+    int max_client_conn;      /* default 100 */
+
+    /* auth */
+    int auth_type;            /* enum wp_auth_type, default md5 */
+    char *auth_file;          /* userlist.txt; NULL when unset */
+    char **admin_users;       /* NULL-terminated, from a comma list */
+    char **stats_users;
+
+    /* pools (global defaults; all fields set) */
+    struct wp_pool_settings pool;
+    char *server_reset_query;          /* default "DISCARD ALL" */
+    int server_reset_query_always;     /* default 0 */
+    char *server_check_query;          /* default "" (empty query) */
+    int64_t server_check_delay;        /* default 30s */
+    int64_t server_connect_timeout;    /* default 15s */
+    int64_t server_login_retry;        /* default 15s (PgBouncer); we use 1s? see docs */
+    int64_t client_login_timeout;      /* default 60s */
+    int64_t reserve_pool_timeout;      /* default 5s */
+    int64_t shutdown_wait_timeout;     /* default 30s */
+    int max_prepared_statements;       /* default 200, 0 disables the cache */
+    char **ignore_startup_parameters;  /* NULL-terminated */
+    int64_t pkt_buf;                   /* default 16kB */
+    int64_t max_packet_size;           /* default 1GB */
+
+    /* process */
+    char *logfile;            /* NULL = stderr */
+    char *pidfile;
+    int verbose;              /* 0..2 */
+    int workers;              /* default 1 */
+
+    struct wp_db_config *dbs;
+    int ndbs;
+    struct wp_user_config *users;
+    int nusers;
+};
+
+/*
+ * Parse and validate `path`. On success fills *out and returns 0. On failure returns
+ * -1 and writes every error found, one per line, as "file:line: message" into err
+ * (truncated to errlen). *out is left freed on failure.
+ */
+int config_load(const char *path, struct wp_config *out, char *err, size_t errlen);
+void config_free(struct wp_config *cfg);
+
+const struct wp_db_config *config_find_db(const struct wp_config *cfg, const char *name);
+const struct wp_user_config *config_find_user(const struct wp_config *cfg, const char *name);
+
+/* Effective settings for (db, user): user overrides db overrides globals. */
+void config_effective(const struct wp_config *cfg, const struct wp_db_config *db,
+                      const struct wp_user_config *user, struct wp_pool_settings *out);
+
+/* "250ms", "5s", "10min", "1h", "2d", bare number = seconds → milliseconds. -1 on error. */
+int config_parse_duration(const char *text, int64_t *ms);
+/* "512", "16kB", "8MB", "1GB" → bytes. -1 on error. */
+int config_parse_size(const char *text, int64_t *bytes);
+const char *config_mode_name(int mode);
+int config_user_in_list(char *const *list, const char *user);
+
+#endif

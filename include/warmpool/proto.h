@@ -1,0 +1,109 @@
+/*
+ * proto — PostgreSQL v3 wire framing: pure functions over byte spans.
+ *
+ * Scanners read headers and the few message bodies the pooler acts on; builders
+ * append complete messages to a wp_buf. Nothing here touches sockets or pools.
+ */
+#ifndef WARMPOOL_PROTO_H
+#define WARMPOOL_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "warmpool/buf.h"
+
+#define PROTO_V3 196608u /* 3.0 */
+#define PROTO_SSL_REQUEST 80877103u
+#define PROTO_GSSENC_REQUEST 80877104u
+#define PROTO_CANCEL_REQUEST 80877102u
+
+#define PROTO_MAX_STARTUP_LEN 10000u /* PostgreSQL's own limit */
+#define PROTO_MAX_STARTUP_PARAMS 64
+
+/* Big-endian helpers. */
+static inline uint32_t proto_get_u32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint16_t proto_get_u16(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+static inline void proto_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+enum proto_scan {
+    PROTO_NEED_MORE = 0, /* fewer than 5 bytes */
+    PROTO_HEADER = 1,    /* *type and *len filled */
+    PROTO_BAD_LENGTH = -1
+};
+
+/*
+ * Read a regular message header (type byte + int32 length that counts itself).
+ * `len` is the whole message size including the type byte (length field + 1).
+ * Lengths below 4 or above max_len are PROTO_BAD_LENGTH.
+ */
+enum proto_scan proto_scan_header(const uint8_t *buf, size_t avail, uint32_t max_len,
+                                  uint8_t *type, uint32_t *len);
+
+/* Startup-phase packet (no type byte). */
+enum proto_startup_kind {
+    PROTO_STARTUP_V3,
+    PROTO_STARTUP_SSL,
+    PROTO_STARTUP_GSSENC,
+    PROTO_STARTUP_CANCEL,
+};
+
+struct proto_startup {
+    enum proto_startup_kind kind;
+    uint32_t version;
+    /* PROTO_STARTUP_V3: pointers into the caller's buffer (NUL-terminated there). */
+    int nparams;
+    const char *names[PROTO_MAX_STARTUP_PARAMS];
+    const char *values[PROTO_MAX_STARTUP_PARAMS];
+    const char *user;     /* NULL when missing */
+    const char *database; /* defaults to user when missing */
+    /* PROTO_STARTUP_CANCEL */
+    uint32_t cancel_pid;
+    uint32_t cancel_key;
+};
+
+/*
+ * Length of a startup-phase packet: 0 when fewer than 4 bytes are available,
+ * -1 when the length is outside 8..PROTO_MAX_STARTUP_LEN.
+ */
+int64_t proto_startup_length(const uint8_t *buf, size_t avail);
+
+/*
+ * Parse a complete startup-phase packet of `len` bytes. Returns 0, or -1 with a
+ * human message in err (which a caller sends as SQLSTATE 08P01). Unsupported
+ * protocol versions (other than 3.x) are errors.
+ */
+int proto_parse_startup(const uint8_t *buf, uint32_t len, struct proto_startup *out, char *err,
+                        size_t errlen);
+
+/* Find a field (e.g. 'C' SQLSTATE, 'M' message, 'S' severity) in an ErrorResponse or
+ * NoticeResponse body (bytes after the length). Returns NULL when absent or malformed. */
+const char *proto_error_field(const uint8_t *body, size_t body_len, char field);
+
+/* ParameterStatus body → name/value pointers into the body. Returns 0 or -1. */
+int proto_parse_param_status(const uint8_t *body, size_t body_len, const char **name,
+                             const char **value);
+
+/* Builders: append one complete message to out; return 0 or -1 (out of memory). */
+int proto_put_error(struct wp_buf *out, const char *severity, const char *sqlstate,
+                    const char *message);
+int proto_put_auth(struct wp_buf *out, uint32_t code, const void *data, size_t data_len);
+int proto_put_param_status(struct wp_buf *out, const char *name, const char *value);
+int proto_put_backend_key(struct wp_buf *out, uint32_t pid, uint32_t key);
+int proto_put_ready(struct wp_buf *out, char tx_status);
+int proto_put_query(struct wp_buf *out, const char *sql);
+int proto_put_simple(struct wp_buf *out, char type); /* header-only message, e.g. 'S', '1' */
+int proto_put_notice(struct wp_buf *out, const char *sqlstate, const char *message);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * scram — server side of SCRAM-SHA-256 (RFC 5802 / 7677) as PostgreSQL speaks it.
+ *
+ * The pooler sends AuthenticationSASL listing "SCRAM-SHA-256", then feeds the
+ * client's SASLInitialResponse and SASLResponse bodies through these functions.
+ * Channel binding (-PLUS) is not offered; a client asking for it ("p=") is refused.
+ */
+#ifndef WARMPOOL_SCRAM_H
+#define WARMPOOL_SCRAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SCRAM_KEY_LEN 32
+
+struct scram_keys {
+    int iterations;
+    uint8_t salt[64];
+    size_t salt_len;
+    uint8_t stored_key[SCRAM_KEY_LEN];
+    uint8_t server_key[SCRAM_KEY_LEN];
+};
+
+struct scram_state {
+    struct scram_keys keys;
+    char client_nonce[128];
+    char server_nonce[64];    /* base64 of 18 random bytes */
+    char client_first_bare[512];
+    char server_first[512];
+    int step;                 /* 0 = expect client-first, 1 = expect client-final, 2 = done */
+};
+
+/* Parse "SCRAM-SHA-256$iter:salt$StoredKey:ServerKey". 0 or -1. */
+int scram_parse_secret(const char *secret, struct scram_keys *out);
+/* Derive keys from a plaintext password with a given salt and iteration count (SASLprep:
+ * passwords that are not plain ASCII are used as-is, as PostgreSQL does when prep fails). */
+int scram_keys_from_password(const char *password, const uint8_t *salt, size_t salt_len,
+                             int iterations, struct scram_keys *out);
+/* Build a secret string like PostgreSQL's (for tests and tooling). */
+int scram_build_secret(const struct scram_keys *keys, char *out, size_t outlen);
+
+/*
+ * client-first-message (the SASLInitialResponse data) → server-first-message into
+ * out (NUL-terminated). Returns 0, or -1 with a reason in err (sent to the client as 08P01/28P01).
+ */
+int scram_handle_client_first(struct scram_state *st, const struct scram_keys *keys,
+                              const char *msg, size_t len, char *out, size_t outlen, char *err,
+                              size_t errlen);
+
+/*
+ * client-final-message → server-final-message ("v=...") into out. Returns 1 when the
+ * proof matches, 0 when it does not (out unused), -1 on a malformed message (err set).
+ */
+int scram_handle_client_final(struct scram_state *st, const char *msg, size_t len, char *out,
+                              size_t outlen, char *err, size_t errlen);
+
+/* Base64 helpers (standard alphabet, padded). Return output length or -1. */
+int scram_b64_encode(const uint8_t *in, size_t len, char *out, size_t outlen);
+int scram_b64_decode(const char *in, size_t len, uint8_t *out, size_t outlen);
+
+#endif

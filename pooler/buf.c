@@ -1,0 +1,72 @@
+/*
+ * buf — growable byte buffer with a read cursor (see include/warmpool/buf.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "warmpool/buf.h"
+
+int buf_reserve(struct wp_buf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra)
+        return 0;
+    if (b->pos > 0 && b->cap - buf_unread(b) >= extra) {
+        buf_compact(b);
+        return 0;
+    }
+    size_t need = buf_unread(b) + extra;
+    if (need < extra)
+        return -1; /* overflow */
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2)
+            return -1;
+        cap *= 2;
+    }
+    buf_compact(b);
+    uint8_t *data = realloc(b->data, cap);
+    if (!data)
+        return -1;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+int buf_append(struct wp_buf *b, const void *data, size_t n)
+{
+    if (buf_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+void buf_compact(struct wp_buf *b)
+{
+    if (b->pos == 0)
+        return;
+    size_t unread = buf_unread(b);
+    if (unread)
+        memmove(b->data, b->data + b->pos, unread);
+    b->pos = 0;
+    b->len = unread;
+}
+
+void buf_consume(struct wp_buf *b, size_t n)
+{
+    b->pos += n;
+    if (b->pos >= b->len)
+        b->pos = b->len = 0;
+}
+
+void buf_reset(struct wp_buf *b)
+{
+    b->pos = b->len = 0;
+}
+
+void buf_free(struct wp_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->pos = b->len = b->cap = 0;
+}

@@ -39,10 +39,23 @@ void auth_md5_secret(const char *password, const char *user, char out[36]);
  * plaintext or md5 secret with the 4-byte salt sent. 1 = match, 0 = no.
  * SCRAM secrets cannot verify md5 and return 0.
  */
-int auth_md5_check(const struct wp_user_secret *secret, const uint8_t salt[4], const char *response);
+int auth_md5_check(const struct wp_user_secret *secret, const uint8_t salt[4],
+                   const char *response);
 
-/* Plaintext password check (auth_type = plain): constant-time compare / md5 compare. */
+/*
+ * Plaintext password check (auth_type = plain): constant-time compare / md5 compare; a SCRAM
+ * secret is checked by deriving keys from the password with its salt, as PostgreSQL does.
+ * An empty secret or password never matches.
+ */
 int auth_plain_check(const struct wp_user_secret *secret, const char *password);
+
+/*
+ * SCRAM keys for a secret: a SCRAM secret is parsed; a plaintext one is derived with a fresh
+ * random 16-byte salt and 4096 iterations. md5 and empty secrets cannot do SCRAM: -1 (use
+ * scram_mock_keys to fail the exchange without telling the client why).
+ */
+struct scram_keys;
+int auth_scram_keys(const struct wp_user_secret *secret, struct scram_keys *out);
 
 /* Fill buf with n cryptographically random bytes (OpenSSL RAND_bytes). 0 or -1. */
 int auth_random(void *buf, size_t n);

@@ -80,11 +80,13 @@ struct wp_config {
     char *server_check_query;          /* default "" (empty query) */
     int64_t server_check_delay;        /* default 30s */
     int64_t server_connect_timeout;    /* default 15s */
-    int64_t server_login_retry;        /* default 15s (PgBouncer); we use 1s? see docs */
+    int64_t server_login_retry;        /* default 1s (PgBouncer: 15s), see docs/CONFIG.md */
     int64_t client_login_timeout;      /* default 60s */
     int64_t reserve_pool_timeout;      /* default 5s */
     int64_t shutdown_wait_timeout;     /* default 30s */
     int max_prepared_statements;       /* default 200, 0 disables the cache */
+    int max_user_connections;          /* default 0 = unlimited; per-user default, copied
+                                          into [users] entries that do not set it */
     char **ignore_startup_parameters;  /* NULL-terminated */
     int64_t pkt_buf;                   /* default 16kB */
     int64_t max_packet_size;           /* default 1GB */

@@ -47,9 +47,23 @@ enum proto_scan {
  * Read a regular message header (type byte + int32 length that counts itself).
  * `len` is the whole message size including the type byte (length field + 1).
  * Lengths below 4 or above max_len are PROTO_BAD_LENGTH.
+ * *type is filled whenever 5 bytes are available (so a caller can log the bad
+ * message's type); *len only with PROTO_HEADER.
+ * Inline because the relay calls it once per message on the hot path.
  */
-enum proto_scan proto_scan_header(const uint8_t *buf, size_t avail, uint32_t max_len,
-                                  uint8_t *type, uint32_t *len);
+static inline enum proto_scan proto_scan_header(const uint8_t *buf, size_t avail, uint32_t max_len,
+                                                uint8_t *type, uint32_t *len)
+{
+    if (avail < 5)
+        return PROTO_NEED_MORE;
+    uint32_t n = proto_get_u32(buf + 1);
+    *type = buf[0];
+    /* n >= max_len is n + 1 > max_len without wrapping at n = 0xFFFFFFFF. */
+    if (n < 4 || n >= max_len)
+        return PROTO_BAD_LENGTH;
+    *len = n + 1;
+    return PROTO_HEADER;
+}
 
 /* Startup-phase packet (no type byte). */
 enum proto_startup_kind {
@@ -95,7 +109,12 @@ const char *proto_error_field(const uint8_t *body, size_t body_len, char field);
 int proto_parse_param_status(const uint8_t *body, size_t body_len, const char **name,
                              const char **value);
 
-/* Builders: append one complete message to out; return 0 or -1 (out of memory). */
+/*
+ * Builders: append one complete message to out; return 0 or -1 (out of memory, or a
+ * message too large for the int32 length field). On -1 the unread bytes of out are
+ * unchanged. They allocate nothing beyond buf_reserve. A NULL severity is "ERROR", a
+ * NULL sqlstate "XX000" and a NULL message "", so an error path never crashes.
+ */
 int proto_put_error(struct wp_buf *out, const char *severity, const char *sqlstate,
                     const char *message);
 int proto_put_auth(struct wp_buf *out, uint32_t code, const void *data, size_t data_len);
@@ -105,5 +124,25 @@ int proto_put_ready(struct wp_buf *out, char tx_status);
 int proto_put_query(struct wp_buf *out, const char *sql);
 int proto_put_simple(struct wp_buf *out, char type); /* header-only message, e.g. 'S', '1' */
 int proto_put_notice(struct wp_buf *out, const char *sqlstate, const char *message);
+
+/*
+ * NegotiateProtocolVersion ('v') for a parsed PROTO_STARTUP_V3 packet: appended only
+ * when the client asked for 3.x with x > 0 or sent "_pq_." protocol options (all of
+ * which are listed as unrecognised); otherwise nothing is appended. Returns 0 or -1.
+ * Like PostgreSQL, send it first, ahead of any authentication request.
+ */
+int proto_put_negotiate_version(struct wp_buf *out, const struct proto_startup *st);
+
+/* CommandComplete ('C') with a tag such as "SHOW" or "SELECT 3". */
+int proto_put_command_complete(struct wp_buf *out, const char *tag);
+/* RowDescription ('T') of ncols text columns (type oid 25, text format). */
+int proto_put_row_description(struct wp_buf *out, int ncols, const char *const *names);
+/* DataRow ('D') of ncols text values; a NULL value is sent as SQL NULL. */
+int proto_put_data_row(struct wp_buf *out, int ncols, const char *const *values);
+/* Parse ('P') of a named statement; param_oids may be NULL when nparams is 0. */
+int proto_put_parse(struct wp_buf *out, const char *name, const char *query, uint16_t nparams,
+                    const uint32_t *param_oids);
+/* Close ('C') of a statement (kind 'S') or portal (kind 'P'). */
+int proto_put_close(struct wp_buf *out, char kind, const char *name);
 
 #endif

@@ -24,11 +24,19 @@ struct scram_keys {
 struct scram_state {
     struct scram_keys keys;
     char client_nonce[128];
-    char server_nonce[64];    /* base64 of 18 random bytes */
+    char server_nonce[64]; /* base64 of 18 random bytes */
     char client_first_bare[512];
     char server_first[512];
-    int step;                 /* 0 = expect client-first, 1 = expect client-final, 2 = done */
+    int step;               /* 0 = expect client-first, 1 = expect client-final, 2 = done */
+    char cbind_flag;        /* 'n' or 'y' from the gs2 header, checked again in c= */
+    int fixed_server_nonce; /* set by scram_set_test_server_nonce */
 };
+
+/* Longest client message accepted; anything longer is refused before parsing. */
+#define SCRAM_MAX_CLIENT_MSG 1024
+/* Output buffer sizes that always suffice for the two server messages. */
+#define SCRAM_SERVER_FIRST_MAX 512
+#define SCRAM_SERVER_FINAL_MAX 64
 
 /* Parse "SCRAM-SHA-256$iter:salt$StoredKey:ServerKey". 0 or -1. */
 int scram_parse_secret(const char *secret, struct scram_keys *out);
@@ -53,6 +61,32 @@ int scram_handle_client_first(struct scram_state *st, const struct scram_keys *k
  */
 int scram_handle_client_final(struct scram_state *st, const char *msg, size_t len, char *out,
                               size_t outlen, char *err, size_t errlen);
+
+/*
+ * Wipe a state (it holds key material) and make it ready for a new exchange.
+ * A zero-filled struct is also a valid fresh state.
+ */
+void scram_state_clear(struct scram_state *st);
+
+/*
+ * Keys for a user that does not exist (or cannot use SCRAM): the salt is derived from the
+ * user name and a per-process random secret, so repeated probes see a stable salt, and the
+ * StoredKey is random, so the exchange runs to the end and fails like a wrong password
+ * without revealing whether the user exists. 0 or -1.
+ */
+int scram_mock_keys(const char *user, struct scram_keys *out);
+
+/* Tests only: use `nonce` (printable ASCII, no ',', < 64 chars) instead of a random one. */
+int scram_set_test_server_nonce(struct scram_state *st, const char *nonce);
+
+/*
+ * Client side, for tests: the base64 ClientProof for an exchange (salt and iteration count
+ * are read from server_first). 0, or -1 if server_first is malformed or len is too small
+ * (45 bytes suffice).
+ */
+int scram_client_proof(const char *password, const char *client_first_bare,
+                       const char *server_first, const char *client_final_without_proof,
+                       char *proof_b64, size_t len);
 
 /* Base64 helpers (standard alphabet, padded). Return output length or -1. */
 int scram_b64_encode(const uint8_t *in, size_t len, char *out, size_t outlen);

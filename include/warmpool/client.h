@@ -1,0 +1,86 @@
+/*
+ * client — one application connection: startup, authentication, welcome, then the
+ * idle ⇄ waiting ⇄ active cycle. It asks the pool for a backend and never looks at
+ * backend internals beyond the link.
+ */
+#ifndef WARMPOOL_CLIENT_H
+#define WARMPOOL_CLIENT_H
+
+#include <stdint.h>
+
+#include "warmpool/buf.h"
+#include "warmpool/list.h"
+#include "warmpool/params.h"
+
+struct event;
+struct wp_pool;
+struct wp_server;
+struct scram_state;
+struct wp_db_config;
+
+enum wp_client_state {
+    CL_STARTUP,   /* reading the startup packet */
+    CL_AUTH,      /* password exchange */
+    CL_WELCOME,   /* authenticated; waiting for the pool's first backend parameters */
+    CL_IDLE,      /* no backend */
+    CL_WAITING,   /* queued for a backend */
+    CL_ACTIVE,    /* linked to a backend */
+    CL_CLOSING,
+};
+
+struct wp_client {
+    struct wp_list all;  /* wp_rt.clients */
+    struct wp_list node; /* pool->waiting or pool->welcoming */
+    uint64_t id;
+    int fd;
+    char addr[64];
+    struct event *ev_read, *ev_write;
+    int write_armed;
+    int read_paused;
+    enum wp_client_state state;
+
+    char *user;
+    char *dbname;
+    const struct wp_db_config *db;
+    struct wp_pool *pool;
+    struct wp_server *server;
+    struct wp_params params;   /* the client's view of session parameters */
+    struct wp_params startup;  /* what it asked for at startup */
+    uint32_t cancel_pid, cancel_key;
+
+    /* auth */
+    int auth_method;
+    uint8_t md5_salt[4];
+    struct scram_state *scram;
+    int64_t login_started_ms;
+
+    struct wp_buf rbuf;  /* bytes from the client */
+    struct wp_buf wbuf;  /* bytes warmpool sends the client itself (auth, errors) */
+    uint32_t msg_left;   /* bytes of the current client message still to pass */
+    size_t scan;         /* rbuf offset up to which bytes are scanned and forwardable */
+    int64_t wait_started_ms;
+    int64_t xact_started_ms;
+};
+
+void client_accept(int fd, const char *addr);
+void client_close(struct wp_client *client, const char *reason);
+/* Send ErrorResponse (FATAL closes after flush). */
+void client_send_error(struct wp_client *client, const char *severity, const char *sqlstate,
+                       const char *message);
+/* Queue the SET that makes the linked backend match this client's parameters. */
+void client_sync_params(struct wp_client *client);
+/* The pool linked a server: start relaying. */
+void client_linked(struct wp_client *client);
+/* The first backend's parameters are known: finish the login. */
+void client_welcome(struct wp_client *client);
+void client_kick_write(struct wp_client *client);
+void client_pause_read(struct wp_client *client, int paused);
+struct wp_client *client_find_by_cancel_key(uint32_t pid, uint32_t key);
+const char *client_state_name(enum wp_client_state state);
+/* Free clients closed since the last call (runs from the reap event). */
+void client_reap(void);
+/* Login phase input (startup packet, password exchange): login.c. */
+void login_input(struct wp_client *client);
+void login_forget_cached_keys(void);
+
+#endif

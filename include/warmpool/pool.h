@@ -1,0 +1,70 @@
+/*
+ * pool — per (database, user) lists of backends and waiting clients, sizing, and
+ * lending. The pool decides who gets which backend; it never reads or writes sockets.
+ */
+#ifndef WARMPOOL_POOL_H
+#define WARMPOOL_POOL_H
+
+#include <stdint.h>
+
+#include "warmpool/config.h"
+#include "warmpool/list.h"
+#include "warmpool/params.h"
+
+struct wp_client;
+struct wp_server;
+
+struct wp_pool {
+    struct wp_list node; /* wp_rt.pools */
+    char *dbname;        /* database name clients ask for */
+    char *user;          /* client user name */
+    const struct wp_db_config *db;
+    struct wp_pool_settings settings;
+    /* backend login */
+    char *backend_user;
+    char *backend_password; /* NULL: libpq finds one (connstring, passfile) or none needed */
+
+    struct wp_list idle;       /* servers ready to lend, most recent first */
+    struct wp_list active;     /* servers linked to a client */
+    struct wp_list busy;       /* connecting, resetting, draining */
+    struct wp_list waiting;    /* clients waiting for a server, FIFO */
+    struct wp_list welcoming;  /* logged-in clients waiting for the first server params */
+    int nservers;              /* every server of the pool, any state */
+    int nconnecting;
+    int nwaiting;
+
+    struct wp_params params;   /* ParameterStatus set of a real backend */
+    int params_known;
+    char last_error[256];      /* last connect failure, for waiting clients */
+    char last_sqlstate[6];
+    int64_t retry_after_ms;    /* no new connects before this (server_login_retry) */
+    int paused;
+
+    /* counters */
+    uint64_t xact_count, query_count, wait_count;
+    uint64_t bytes_in, bytes_out;
+    int64_t total_wait_us, max_wait_us;
+};
+
+struct wp_pool *pool_find(const char *dbname, const char *user);
+struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, const char *user);
+void pool_free(struct wp_pool *pool);
+void pool_refresh_settings(struct wp_pool *pool);
+
+/* A client needs a backend: link one now (returns 1) or queue the client (0). */
+int pool_request_server(struct wp_pool *pool, struct wp_client *client);
+void pool_cancel_wait(struct wp_client *client);
+/* A server finished with its client, or finished connecting/resetting: lend or park it. */
+void pool_server_ready(struct wp_server *server);
+/* A server is gone (closed); adjust counts and maybe open another. */
+void pool_server_closed(struct wp_pool *pool, struct wp_server *server);
+/* A connect failed: record the error, fail welcome waiters and retry after backoff. */
+void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char *message);
+/* First server params arrive: welcome every waiting client. */
+void pool_set_params(struct wp_pool *pool, const struct wp_params *params);
+/* Periodic: keep min_pool_size, reserve, idle and lifetime limits, wait timeouts. */
+void pool_maintain(struct wp_pool *pool, int64_t now_ms);
+/* Open more servers if clients wait and the limits allow. */
+void pool_launch_if_needed(struct wp_pool *pool);
+
+#endif

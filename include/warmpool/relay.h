@@ -1,0 +1,27 @@
+/*
+ * relay — moves bytes between a linked client and server. It reads message headers,
+ * opens only the bodies it must act on (ReadyForQuery, ParameterStatus, Terminate),
+ * tracks what is outstanding, and forwards everything else as byte ranges.
+ */
+#ifndef WARMPOOL_RELAY_H
+#define WARMPOOL_RELAY_H
+
+struct wp_client;
+struct wp_server;
+
+/* Bytes arrived from the client (or a backend was just linked): scan and forward. */
+void relay_client_input(struct wp_client *client);
+/* Bytes arrived from the backend: scan, track, forward to the client or drop. */
+void relay_server_input(struct wp_server *server);
+/* Write what is pending toward the server (warmpool bytes, then client bytes). */
+int relay_flush_to_server(struct wp_server *server);
+/* Write what is pending toward the client (warmpool bytes, then backend bytes). */
+int relay_flush_to_client(struct wp_client *client);
+/* Can this server go back to the pool now (transaction/statement mode)? */
+int relay_release_point(const struct wp_server *server);
+/* Release the server if it sits at a release point with nothing left to flush. */
+void relay_try_release(struct wp_server *server);
+/* The client socket became writable again. */
+void relay_client_writable(struct wp_client *client);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * runtime — the process-wide state the event loop works on: the event base, the
+ * active configuration and auth file, every pool and client. One instance, `wp_rt`.
+ */
+#ifndef WARMPOOL_RUNTIME_H
+#define WARMPOOL_RUNTIME_H
+
+#include <stdint.h>
+
+#include "warmpool/auth.h"
+#include "warmpool/config.h"
+#include "warmpool/list.h"
+
+struct event_base;
+struct event;
+
+struct wp_runtime {
+    struct event_base *base;
+    struct wp_config *cfg;
+    struct wp_userlist users;
+    struct wp_list pools;   /* struct wp_pool.node */
+    struct wp_list clients; /* struct wp_client.all */
+    int nclients;
+    struct event *ev_reap;
+    uint64_t next_id;
+    int shutting_down;      /* 1 = graceful (SIGTERM), 2 = fast */
+    int64_t shutdown_deadline_ms;
+};
+
+extern struct wp_runtime wp_rt;
+
+static inline uint64_t runtime_next_id(void)
+{
+    return ++wp_rt.next_id;
+}
+
+/* Free closed connections once no callback frame can still hold them. */
+void runtime_schedule_reap(void);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * server — one backend connection: libpq non-blocking connect, parameter capture,
+ * internal queries (SET sync, ROLLBACK, reset), draining after an abandoned client,
+ * close. The server does not choose its client; the pool does.
+ */
+#ifndef WARMPOOL_SERVER_H
+#define WARMPOOL_SERVER_H
+
+#include <stdint.h>
+
+#include "warmpool/buf.h"
+#include "warmpool/list.h"
+#include "warmpool/params.h"
+
+struct event;
+struct wp_pool;
+struct wp_client;
+typedef struct pg_conn PGconn;
+
+enum wp_server_state {
+    SV_CONNECTING,
+    SV_IDLE,     /* in pool->idle */
+    SV_ACTIVE,   /* linked to a client */
+    SV_RESETTING,/* running internal queries before going idle */
+    SV_DRAINING, /* client gone; discarding until the backend is quiet */
+    SV_CLOSED,
+};
+
+struct wp_server {
+    struct wp_list node; /* pool list for its state */
+    uint64_t id;
+    struct wp_pool *pool;
+    struct wp_client *client;
+    enum wp_server_state state;
+    PGconn *conn;
+    int fd;
+    struct event *ev_read, *ev_write;
+    int write_armed;
+    int read_paused;
+
+    struct wp_buf rbuf; /* bytes from the backend */
+    struct wp_buf wbuf; /* bytes warmpool itself sends, ahead of client bytes */
+    struct wp_params params;
+    uint32_t backend_pid;
+
+    /* protocol tracking */
+    int outstanding;     /* client Sync/Query/FunctionCall sent, ReadyForQuery not yet seen */
+    int swallow;         /* internal queries whose responses are dropped */
+    int in_extended;     /* extended-protocol messages sent since the last Sync */
+    int copy_in;         /* backend is in COPY IN */
+    int internal_failed; /* an internal query reported an error */
+    char tx_status;      /* from the last ReadyForQuery */
+    uint32_t msg_left;   /* bytes of the current backend message still to pass */
+    int msg_discard;     /* ...and whether they are dropped */
+    int cancel_pending;  /* cancels in flight on the workpool */
+    int close_when_quiet;/* close instead of reuse once drained */
+    int release_pending; /* release once the client has all bytes */
+    size_t scan;         /* rbuf bytes scanned and ready for the client */
+    int needs_reset;     /* run server_reset_query before the next client */
+
+    int64_t connect_started_ms;
+    int64_t created_ms;
+    int64_t last_used_ms;
+    int64_t drain_started_ms;
+    int64_t lifetime_ms; /* server_lifetime with jitter */
+};
+
+struct wp_server *server_connect(struct wp_pool *pool);
+void server_close(struct wp_server *server, const char *reason);
+/* Queue an internal simple query whose whole response is swallowed. */
+int server_queue_internal(struct wp_server *server, const char *sql);
+/* Start flushing wbuf (and the linked client's pending bytes). */
+void server_kick_write(struct wp_server *server);
+/* The linked client went away: cancel, roll back, reset, or close. */
+void server_abandon(struct wp_server *server);
+/* Decide what happens when the backend is quiet (no outstanding work). */
+void server_on_quiet(struct wp_server *server);
+void server_send_cancel(struct wp_server *server);
+const char *server_state_name(enum wp_server_state state);
+void server_reap(void);
+void server_set_state(struct wp_server *server, enum wp_server_state state);
+
+#endif

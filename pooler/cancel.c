@@ -1,0 +1,77 @@
+/*
+ * cancel — query cancellation. Clients hold keys warmpool made up; a CancelRequest
+ * with such a key becomes libpq's PQcancel against the backend that client is using,
+ * run on the workpool because PQcancel blocks.
+ */
+#include <libpq-fe.h>
+#include <stdlib.h>
+
+#include "warmpool/cancel.h"
+#include "warmpool/client.h"
+#include "warmpool/log.h"
+#include "warmpool/relay.h"
+#include "warmpool/server.h"
+#include "warmpool/workpool.h"
+
+struct cancel_job {
+    PGcancel *handle;
+    struct wp_server *server; /* kept alive by server->cancel_pending */
+    int ok;
+    char err[256];
+};
+
+static void run_cancel(void *arg)
+{
+    struct cancel_job *job = arg;
+    job->ok = PQcancel(job->handle, job->err, sizeof job->err);
+}
+
+static void cancel_done(void *arg)
+{
+    struct cancel_job *job = arg;
+    struct wp_server *s = job->server;
+    PQfreeCancel(job->handle);
+    s->cancel_pending--;
+    if (!job->ok)
+        log_warn("S-%llu pid=%u: cancel failed: %s", (unsigned long long)s->id, s->backend_pid,
+                 job->err);
+    free(job);
+    if (s->state == SV_CLOSED)
+        return; /* the reaper frees it now that nothing points here */
+    if (s->client)
+        relay_try_release(s);
+    else
+        server_on_quiet(s);
+}
+
+void cancel_server(struct wp_server *s)
+{
+    if (!s->conn)
+        return;
+    struct cancel_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return;
+    /* PQgetCancel only copies the key and address: safe on the loop. */
+    job->handle = PQgetCancel(s->conn);
+    job->server = s;
+    if (!job->handle || workpool_submit(run_cancel, cancel_done, job) < 0) {
+        if (job->handle)
+            PQfreeCancel(job->handle);
+        free(job);
+        return;
+    }
+    s->cancel_pending++;
+    log_info("S-%llu pid=%u: cancel sent", (unsigned long long)s->id, s->backend_pid);
+}
+
+void cancel_request(uint32_t pid, uint32_t key)
+{
+    struct wp_client *c = client_find_by_cancel_key(pid, key);
+    if (!c) {
+        log_debug("cancel request with an unknown key ignored");
+        return;
+    }
+    /* Only a backend busy for this client gets the cancel, never one it left. */
+    if (c->server && c->server->outstanding > 0)
+        cancel_server(c->server);
+}

@@ -1,0 +1,282 @@
+/*
+ * client — lifecycle of one application connection: accept, read/write events,
+ * welcome after login, errors, close. Login itself (startup packet, passwords) is
+ * in login.c; moving bytes to and from a backend is in relay.c.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "warmpool/auth.h"
+#include "warmpool/client.h"
+#include "warmpool/log.h"
+#include "warmpool/pool.h"
+#include "warmpool/proto.h"
+#include "warmpool/relay.h"
+#include "warmpool/runtime.h"
+#include "warmpool/scram.h"
+#include "warmpool/server.h"
+#include "warmpool/timeouts.h"
+
+/* Stop reading a client that has this much unforwarded input. */
+#define CLIENT_INPUT_LIMIT(cfg) ((size_t)(cfg)->pkt_buf * 4)
+
+static struct wp_list closed_clients = {&closed_clients, &closed_clients};
+
+const char *client_state_name(enum wp_client_state state)
+{
+    static const char *const names[] = {"startup", "auth",   "welcome", "idle",
+                                        "waiting", "active", "closing"};
+    return names[state];
+}
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg);
+static void on_client_write(evutil_socket_t fd, short what, void *arg);
+
+void client_accept(int fd, const char *addr)
+{
+    const struct wp_config *cfg = wp_rt.cfg;
+    if (wp_rt.nclients >= cfg->max_client_conn || wp_rt.shutting_down) {
+        struct wp_buf msg = {0};
+        proto_put_error(&msg, "FATAL", "53300",
+                        wp_rt.shutting_down ? "warmpool is shutting down"
+                                            : "no more connections allowed (max_client_conn)");
+        ssize_t ignored = write(fd, msg.data, msg.len);
+        (void)ignored;
+        buf_free(&msg);
+        close(fd);
+        log_warn("refused client %s: %s", addr,
+                 wp_rt.shutting_down ? "shutting down" : "max_client_conn reached");
+        return;
+    }
+    struct wp_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->id = runtime_next_id();
+    c->fd = fd;
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    c->state = CL_STARTUP;
+    c->login_started_ms = wp_now_ms();
+    list_init(&c->node);
+    c->ev_read = event_new(wp_rt.base, fd, EV_READ | EV_PERSIST, on_client_read, c);
+    c->ev_write = event_new(wp_rt.base, fd, EV_WRITE | EV_PERSIST, on_client_write, c);
+    if (!c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) < 0) {
+        if (c->ev_read)
+            event_free(c->ev_read);
+        if (c->ev_write)
+            event_free(c->ev_write);
+        close(fd);
+        free(c);
+        return;
+    }
+    list_push_tail(&wp_rt.clients, &c->all);
+    wp_rt.nclients++;
+    log_debug("C-%llu %s: new connection", (unsigned long long)c->id, c->addr);
+}
+
+static void client_free(struct wp_client *c)
+{
+    buf_free(&c->rbuf);
+    buf_free(&c->wbuf);
+    params_clear(&c->params);
+    params_clear(&c->startup);
+    free(c->scram);
+    free(c->user);
+    free(c->dbname);
+    free(c);
+}
+
+void client_reap(void)
+{
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &closed_clients)
+    {
+        list_remove(pos);
+        client_free(list_entry(pos, struct wp_client, all));
+    }
+}
+
+void client_close(struct wp_client *c, const char *reason)
+{
+    if (c->state == CL_CLOSING)
+        return;
+    if (c->user)
+        log_info("C-%llu %s/%s@%s: closing: %s", (unsigned long long)c->id, c->dbname, c->user,
+                 c->addr, reason);
+    else
+        log_debug("C-%llu %s: closing: %s", (unsigned long long)c->id, c->addr, reason);
+    if (c->state == CL_WAITING)
+        pool_cancel_wait(c);
+    list_remove(&c->node);
+    c->state = CL_CLOSING;
+    if (c->server) {
+        struct wp_server *s = c->server;
+        c->server = NULL;
+        /* A message only partly forwarded leaves the backend mid-message. */
+        if (c->msg_left > 0)
+            s->close_when_quiet = 1;
+        server_abandon(s);
+    }
+    /* Best effort: deliver what warmpool itself still had to say (a FATAL). */
+    if (buf_unread(&c->wbuf) > 0) {
+        ssize_t ignored = write(c->fd, buf_head(&c->wbuf), buf_unread(&c->wbuf));
+        (void)ignored;
+    }
+    event_free(c->ev_read);
+    event_free(c->ev_write);
+    close(c->fd);
+    c->fd = -1;
+    list_remove(&c->all);
+    wp_rt.nclients--;
+    list_push_tail(&closed_clients, &c->all);
+    runtime_schedule_reap();
+}
+
+void client_pause_read(struct wp_client *c, int paused)
+{
+    if (c->state == CL_CLOSING || c->read_paused == paused)
+        return;
+    c->read_paused = paused;
+    if (paused)
+        event_del(c->ev_read);
+    else
+        event_add(c->ev_read, NULL);
+}
+
+void client_kick_write(struct wp_client *c)
+{
+    if (c->state == CL_CLOSING)
+        return;
+    int rc = relay_flush_to_client(c);
+    if (rc < 0)
+        client_close(c, "write to client failed");
+}
+
+void client_send_error(struct wp_client *c, const char *severity, const char *sqlstate,
+                       const char *message)
+{
+    if (c->state == CL_CLOSING)
+        return;
+    proto_put_error(&c->wbuf, severity, sqlstate, message);
+    if (strcmp(severity, "FATAL") == 0) {
+        client_close(c, message);
+        return;
+    }
+    client_kick_write(c);
+}
+
+static int read_input(struct wp_client *c)
+{
+    size_t room = (size_t)wp_rt.cfg->pkt_buf;
+    if (buf_reserve(&c->rbuf, room) < 0)
+        return -1;
+    ssize_t n = read(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
+    if (n > 0) {
+        c->rbuf.len += (size_t)n;
+        if (c->pool)
+            c->pool->bytes_in += (uint64_t)n;
+        return 1;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1;
+}
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wp_client *c = arg;
+    int rc = read_input(c);
+    if (rc < 0) {
+        client_close(c, "client disconnected");
+        return;
+    }
+    if (rc == 0)
+        return;
+    switch (c->state) {
+    case CL_STARTUP:
+    case CL_AUTH:
+        login_input(c);
+        break;
+    case CL_WELCOME:
+    case CL_WAITING:
+        /* Keep input for later, but not without bound. */
+        if (buf_unread(&c->rbuf) >= CLIENT_INPUT_LIMIT(wp_rt.cfg))
+            client_pause_read(c, 1);
+        break;
+    case CL_IDLE:
+    case CL_ACTIVE:
+        relay_client_input(c);
+        break;
+    case CL_CLOSING:
+        break;
+    }
+}
+
+static void on_client_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    relay_client_writable(arg);
+}
+
+/* Login done and the pool knows its parameters: send them, a key, and ReadyForQuery. */
+void client_welcome(struct wp_client *c)
+{
+    struct wp_pool *pool = c->pool;
+    list_remove(&c->node);
+    params_copy(&c->params, &pool->params);
+    for (int i = 0; i < c->startup.n; i++)
+        params_set(&c->params, c->startup.items[i].name, c->startup.items[i].value);
+    for (int i = 0; i < c->params.n; i++) {
+        const struct wp_param *p = &c->params.items[i];
+        if (p->reported)
+            proto_put_param_status(&c->wbuf, p->name, p->value);
+    }
+    auth_random(&c->cancel_pid, sizeof c->cancel_pid);
+    auth_random(&c->cancel_key, sizeof c->cancel_key);
+    proto_put_backend_key(&c->wbuf, c->cancel_pid, c->cancel_key);
+    proto_put_ready(&c->wbuf, 'I');
+    c->state = CL_IDLE;
+    log_info("C-%llu %s/%s@%s: login", (unsigned long long)c->id, c->dbname, c->user, c->addr);
+    client_kick_write(c);
+    if (c->state != CL_CLOSING && buf_unread(&c->rbuf) > 0)
+        relay_client_input(c);
+}
+
+/* The pool gave this client a backend: sync session parameters, then relay. */
+void client_sync_params(struct wp_client *c)
+{
+    struct wp_server *s = c->server;
+    struct wp_buf sql = {0};
+    int n = params_build_sync(&c->params, &s->params, &sql);
+    if (n > 0 && buf_append(&sql, "", 1) == 0) {
+        server_queue_internal(s, (const char *)sql.data);
+        params_apply_sync(&c->params, &s->params);
+    }
+    buf_free(&sql);
+}
+
+void client_linked(struct wp_client *c)
+{
+    client_sync_params(c);
+    client_pause_read(c, 0);
+    relay_client_input(c);
+}
+
+struct wp_client *client_find_by_cancel_key(uint32_t pid, uint32_t key)
+{
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.clients)
+    {
+        struct wp_client *c = list_entry(pos, struct wp_client, all);
+        if (c->state >= CL_IDLE && c->cancel_pid == pid && c->cancel_key == key)
+            return c;
+    }
+    return NULL;
+}

@@ -1,0 +1,354 @@
+/*
+ * login — the startup phase of a client: SSL/GSSENC refusal, CancelRequest, the v3
+ * startup packet, and the password exchange (trust, cleartext, md5, SCRAM-SHA-256)
+ * against the auth file. Ends by handing the client to its pool.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "warmpool/auth.h"
+#include "warmpool/cancel.h"
+#include "warmpool/client.h"
+#include "warmpool/log.h"
+#include "warmpool/pool.h"
+#include "warmpool/proto.h"
+#include "warmpool/runtime.h"
+#include "warmpool/scram.h"
+
+/* Before authentication nobody gets to send big messages. */
+#define LOGIN_MAX_MESSAGE 8192
+
+enum login_method { METHOD_TRUST, METHOD_PLAIN, METHOD_MD5, METHOD_SCRAM };
+
+/* SCRAM keys derived from plaintext passwords, so PBKDF2 runs once per user. */
+struct cached_keys {
+    struct cached_keys *next;
+    char *user;
+    char *password;
+    struct scram_keys keys;
+};
+static struct cached_keys *key_cache;
+
+void login_forget_cached_keys(void)
+{
+    while (key_cache) {
+        struct cached_keys *k = key_cache;
+        key_cache = k->next;
+        free(k->user);
+        free(k->password);
+        free(k);
+    }
+}
+
+static const struct scram_keys *keys_for_plain(const char *user, const char *password)
+{
+    for (struct cached_keys *k = key_cache; k; k = k->next)
+        if (strcmp(k->user, user) == 0 && strcmp(k->password, password) == 0)
+            return &k->keys;
+    struct cached_keys *k = calloc(1, sizeof *k);
+    uint8_t salt[16];
+    if (!k || auth_random(salt, sizeof salt) < 0 ||
+        scram_keys_from_password(password, salt, sizeof salt, 4096, &k->keys) < 0) {
+        free(k);
+        return NULL;
+    }
+    k->user = strdup(user);
+    k->password = strdup(password);
+    k->next = key_cache;
+    key_cache = k;
+    return &k->keys;
+}
+
+static void fail_auth(struct wp_client *c)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "password authentication failed for user \"%s\"", c->user);
+    log_warn("C-%llu %s/%s@%s: password authentication failed", (unsigned long long)c->id,
+             c->dbname, c->user, c->addr);
+    client_send_error(c, "FATAL", "28P01", msg);
+}
+
+static void protocol_violation(struct wp_client *c, const char *message)
+{
+    log_warn("C-%llu %s: protocol violation: %s", (unsigned long long)c->id, c->addr, message);
+    client_send_error(c, "FATAL", "08P01", message);
+}
+
+static const struct wp_user_secret *find_secret(const struct wp_client *c)
+{
+    return auth_userlist_find(&wp_rt.users, c->user);
+}
+
+/* Authenticated: pick the pool, then welcome now or when its first backend is up. */
+static void finish_login(struct wp_client *c)
+{
+    proto_put_auth(&c->wbuf, 0, NULL, 0);
+    free(c->scram);
+    c->scram = NULL;
+    struct wp_pool *pool = pool_get(c->db, c->dbname, c->user);
+    if (!pool) {
+        client_send_error(c, "FATAL", "53200", "out of memory");
+        return;
+    }
+    c->pool = pool;
+    if (pool->params_known) {
+        client_welcome(c);
+        return;
+    }
+    c->state = CL_WELCOME;
+    list_push_tail(&pool->welcoming, &c->node);
+    client_kick_write(c);
+    pool_launch_if_needed(pool);
+}
+
+static int start_scram(struct wp_client *c, const struct wp_user_secret *secret)
+{
+    c->scram = calloc(1, sizeof *c->scram);
+    if (!c->scram)
+        return -1;
+    const struct scram_keys *keys = NULL;
+    if (secret && secret->kind == WP_SECRET_SCRAM) {
+        if (scram_parse_secret(secret->secret, &c->scram->keys) == 0)
+            keys = &c->scram->keys;
+    } else if (secret && secret->kind == WP_SECRET_PLAIN) {
+        keys = keys_for_plain(secret->user, secret->secret);
+        if (keys)
+            c->scram->keys = *keys;
+    }
+    if (!keys) {
+        /* Unknown user or unusable secret: run the exchange with random keys so
+           the answer does not reveal which users exist; it fails at the proof. */
+        c->scram->keys.iterations = 4096;
+        c->scram->keys.salt_len = 16;
+        auth_random(c->scram->keys.salt, 16);
+        auth_random(c->scram->keys.stored_key, SCRAM_KEY_LEN);
+        auth_random(c->scram->keys.server_key, SCRAM_KEY_LEN);
+    }
+    static const char mechanisms[] = "SCRAM-SHA-256\0";
+    return proto_put_auth(&c->wbuf, 10, mechanisms, sizeof mechanisms);
+}
+
+static void start_auth(struct wp_client *c)
+{
+    const struct wp_user_secret *secret = find_secret(c);
+    switch (wp_rt.cfg->auth_type) {
+    case WP_AUTH_TRUST:
+        finish_login(c);
+        return;
+    case WP_AUTH_PLAIN:
+        c->auth_method = METHOD_PLAIN;
+        proto_put_auth(&c->wbuf, 3, NULL, 0);
+        break;
+    case WP_AUTH_MD5:
+        /* As PostgreSQL does: md5 accepts users whose secret is SCRAM by using SCRAM. */
+        if (!secret || secret->kind != WP_SECRET_SCRAM) {
+            c->auth_method = METHOD_MD5;
+            auth_random(c->md5_salt, sizeof c->md5_salt);
+            proto_put_auth(&c->wbuf, 5, c->md5_salt, sizeof c->md5_salt);
+            break;
+        }
+        /* fall through */
+    case WP_AUTH_SCRAM:
+        c->auth_method = METHOD_SCRAM;
+        if (start_scram(c, secret) < 0) {
+            client_send_error(c, "FATAL", "53200", "out of memory");
+            return;
+        }
+        break;
+    }
+    c->state = CL_AUTH;
+    client_kick_write(c);
+}
+
+static int take_startup_params(struct wp_client *c, const struct proto_startup *st)
+{
+    char *const *ignored = wp_rt.cfg->ignore_startup_parameters;
+    for (int i = 0; i < st->nparams; i++) {
+        const char *name = st->names[i], *value = st->values[i];
+        if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0)
+            continue;
+        if (config_user_in_list(ignored, name))
+            continue;
+        if (strcmp(name, "replication") == 0 && strcmp(value, "false") != 0 &&
+            strcmp(value, "0") != 0) {
+            protocol_violation(c, "replication connections are not supported by warmpool");
+            return -1;
+        }
+        if (strcmp(name, "options") == 0) {
+            if (params_parse_options(&c->startup, value) < 0) {
+                protocol_violation(c, "unsupported startup parameter \"options\" value");
+                return -1;
+            }
+            continue;
+        }
+        if (params_is_reserved_startup(name))
+            continue;
+        if (params_set(&c->startup, name, value) < 0) {
+            protocol_violation(c, "too many startup parameters");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void handle_startup(struct wp_client *c, const struct proto_startup *st)
+{
+    c->user = strdup(st->user);
+    c->dbname = strdup(st->database);
+    if (!c->user || !c->dbname) {
+        client_send_error(c, "FATAL", "53200", "out of memory");
+        return;
+    }
+    if (take_startup_params(c, st) < 0)
+        return;
+    c->db = config_find_db(wp_rt.cfg, c->dbname);
+    if (!c->db) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->dbname);
+        log_warn("C-%llu %s/%s@%s: unknown database", (unsigned long long)c->id, c->dbname,
+                 c->user, c->addr);
+        client_send_error(c, "FATAL", "3D000", msg);
+        return;
+    }
+    start_auth(c);
+}
+
+/* One startup-phase packet; returns 1 to go on reading packets, 0 to stop. */
+static int startup_packet(struct wp_client *c)
+{
+    int64_t len = proto_startup_length(buf_head(&c->rbuf), buf_unread(&c->rbuf));
+    if (len < 0) {
+        protocol_violation(c, "invalid length of startup packet");
+        return 0;
+    }
+    if (len == 0 || buf_unread(&c->rbuf) < (size_t)len)
+        return 0;
+    struct proto_startup st;
+    char err[256];
+    /* The parser wants NUL-terminated strings inside the packet; it checks that. */
+    if (proto_parse_startup(buf_head(&c->rbuf), (uint32_t)len, &st, err, sizeof err) < 0) {
+        protocol_violation(c, err);
+        return 0;
+    }
+    switch (st.kind) {
+    case PROTO_STARTUP_SSL:
+    case PROTO_STARTUP_GSSENC:
+        buf_consume(&c->rbuf, (size_t)len);
+        buf_append(&c->wbuf, "N", 1);
+        client_kick_write(c);
+        return c->state != CL_CLOSING;
+    case PROTO_STARTUP_CANCEL:
+        cancel_request(st.cancel_pid, st.cancel_key);
+        client_close(c, "cancel request handled");
+        return 0;
+    case PROTO_STARTUP_V3:
+        /* Consume first: login may finish right here and relay what follows. The
+           parsed pointers stay valid, since consuming moves no bytes. */
+        buf_consume(&c->rbuf, (size_t)len);
+        handle_startup(c, &st);
+        return 0;
+    }
+    return 0;
+}
+
+static void check_password(struct wp_client *c, const uint8_t *body, size_t body_len)
+{
+    const struct wp_user_secret *secret = find_secret(c);
+    if (body_len == 0 || body[body_len - 1] != '\0') {
+        protocol_violation(c, "malformed password packet");
+        return;
+    }
+    int ok = secret && (c->auth_method == METHOD_MD5
+                            ? auth_md5_check(secret, c->md5_salt, (const char *)body)
+                            : auth_plain_check(secret, (const char *)body));
+    if (ok)
+        finish_login(c);
+    else
+        fail_auth(c);
+}
+
+static void scram_first(struct wp_client *c, const uint8_t *body, size_t body_len)
+{
+    const char *mech = (const char *)body;
+    size_t mech_len = strnlen(mech, body_len);
+    if (mech_len == body_len || body_len - mech_len - 1 < 4) {
+        protocol_violation(c, "malformed SASLInitialResponse");
+        return;
+    }
+    if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+        protocol_violation(c, "client selected an invalid SASL authentication mechanism");
+        return;
+    }
+    const uint8_t *p = body + mech_len + 1;
+    uint32_t data_len = proto_get_u32(p);
+    if (data_len != body_len - mech_len - 1 - 4) {
+        protocol_violation(c, "malformed SASLInitialResponse");
+        return;
+    }
+    char out[1024], err[256];
+    if (scram_handle_client_first(c->scram, &c->scram->keys, (const char *)p + 4, data_len, out,
+                                  sizeof out, err, sizeof err) < 0) {
+        protocol_violation(c, err);
+        return;
+    }
+    proto_put_auth(&c->wbuf, 11, out, strlen(out));
+    client_kick_write(c);
+}
+
+static void scram_final(struct wp_client *c, const uint8_t *body, size_t body_len)
+{
+    char out[1024], err[256];
+    int rc = scram_handle_client_final(c->scram, (const char *)body, body_len, out, sizeof out,
+                                       err, sizeof err);
+    if (rc < 0) {
+        protocol_violation(c, err);
+        return;
+    }
+    if (rc == 0 || !find_secret(c)) {
+        fail_auth(c);
+        return;
+    }
+    proto_put_auth(&c->wbuf, 12, out, strlen(out));
+    finish_login(c);
+}
+
+/* One password-phase message; returns 1 to go on, 0 to stop. */
+static int auth_message(struct wp_client *c)
+{
+    uint8_t type;
+    uint32_t len;
+    enum proto_scan r =
+        proto_scan_header(buf_head(&c->rbuf), buf_unread(&c->rbuf), LOGIN_MAX_MESSAGE, &type, &len);
+    if (r == PROTO_BAD_LENGTH) {
+        protocol_violation(c, "invalid message length during authentication");
+        return 0;
+    }
+    if (r == PROTO_NEED_MORE || buf_unread(&c->rbuf) < len)
+        return 0;
+    if (type != 'p') {
+        protocol_violation(c, "expected password response");
+        return 0;
+    }
+    const uint8_t *body = buf_head(&c->rbuf) + 5;
+    size_t body_len = len - 5;
+    /* Consumed before acting, as for the startup packet: the bytes stay in place. */
+    buf_consume(&c->rbuf, len);
+    if (c->auth_method == METHOD_SCRAM) {
+        if (c->scram->step == 0)
+            scram_first(c, body, body_len);
+        else
+            scram_final(c, body, body_len);
+    } else {
+        check_password(c, body, body_len);
+    }
+    return c->state == CL_AUTH;
+}
+
+void login_input(struct wp_client *c)
+{
+    while (c->state == CL_STARTUP && startup_packet(c))
+        ;
+    while (c->state == CL_AUTH && auth_message(c))
+        ;
+}

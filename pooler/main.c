@@ -1,0 +1,323 @@
+/*
+ * main — command line, configuration load and reload, signals, and the event loop.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "warmpool/client.h"
+#include "warmpool/config.h"
+#include "warmpool/listener.h"
+#include "warmpool/log.h"
+#include "warmpool/pool.h"
+#include "warmpool/runtime.h"
+#include "warmpool/server.h"
+#include "warmpool/timeouts.h"
+#include "warmpool/workpool.h"
+
+#define WARMPOOL_VERSION "0.1.0"
+
+struct wp_runtime wp_rt;
+
+/* Configs replaced by a reload stay until exit: pools and clients may point into them. */
+struct retired_config {
+    struct retired_config *next;
+    struct wp_config *cfg;
+};
+static struct retired_config *retired;
+static struct event *reap_event;
+
+void runtime_schedule_reap(void)
+{
+    if (reap_event)
+        event_active(reap_event, EV_TIMEOUT, 0);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    client_reap();
+    server_reap();
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: warmpool [-v] [--check] -c FILE\n"
+                 "  -c, --config FILE  configuration file (ini)\n"
+                 "      --check        validate the configuration and exit\n"
+                 "  -v, --verbose      more logging (repeat for more)\n"
+                 "  -V, --version      print the version\n"
+                 "  -h, --help         this text\n");
+}
+
+static struct wp_config *load_config(const char *path)
+{
+    struct wp_config *cfg = calloc(1, sizeof *cfg);
+    char err[8192];
+    if (!cfg)
+        return NULL;
+    if (config_load(path, cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "%s", err);
+        log_error("configuration %s rejected:\n%s", path, err);
+        free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+static int load_userlist(const struct wp_config *cfg, struct wp_userlist *out)
+{
+    char err[512];
+    memset(out, 0, sizeof *out);
+    if (!cfg->auth_file || !*cfg->auth_file)
+        return 0;
+    if (auth_userlist_load(cfg->auth_file, out, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Pools whose database forces a user can be opened and warmed before any client. */
+static void prefill_pools(void)
+{
+    for (int i = 0; i < wp_rt.cfg->ndbs; i++) {
+        const struct wp_db_config *db = &wp_rt.cfg->dbs[i];
+        if (db->forced_user && strcmp(db->name, "*") != 0)
+            pool_get(db, db->name, db->forced_user);
+    }
+}
+
+static void reload(void)
+{
+    struct wp_config *cfg = load_config(wp_rt.cfg->path);
+    struct wp_userlist users;
+    if (!cfg)
+        return;
+    if (load_userlist(cfg, &users) < 0) {
+        config_free(cfg);
+        free(cfg);
+        return;
+    }
+    struct retired_config *old = calloc(1, sizeof *old);
+    if (!old) {
+        auth_userlist_free(&users);
+        config_free(cfg);
+        free(cfg);
+        return;
+    }
+    old->cfg = wp_rt.cfg;
+    old->next = retired;
+    retired = old;
+    wp_rt.cfg = cfg;
+    auth_userlist_free(&wp_rt.users);
+    wp_rt.users = users;
+    login_forget_cached_keys();
+    log_set_verbose(cfg->verbose);
+    log_open(cfg->logfile);
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        pool_refresh_settings(list_entry(pos, struct wp_pool, node));
+    }
+    prefill_pools();
+    log_info("configuration reloaded from %s", cfg->path);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    if (sig == SIGHUP) {
+        reload();
+        return;
+    }
+    if (sig == SIGINT || wp_rt.shutting_down) {
+        log_info("fast shutdown");
+        wp_rt.shutting_down = 2;
+        event_base_loopbreak(wp_rt.base);
+        return;
+    }
+    log_info("graceful shutdown: waiting up to %lld ms for active transactions",
+             (long long)wp_rt.cfg->shutdown_wait_timeout);
+    wp_rt.shutting_down = 1;
+    wp_rt.shutdown_deadline_ms = wp_now_ms() + wp_rt.cfg->shutdown_wait_timeout;
+    listener_stop();
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void close_everything(void)
+{
+    wp_rt.shutting_down = 2;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.clients)
+    {
+        client_close(list_entry(pos, struct wp_client, all), "shutting down");
+    }
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
+        for (int i = 0; i < 3; i++)
+            while (!list_empty(lists[i]))
+                server_close(list_entry(lists[i]->next, struct wp_server, node),
+                             "shutting down");
+    }
+}
+
+static void free_everything(void)
+{
+    client_reap();
+    server_reap();
+    while (!list_empty(&wp_rt.pools))
+        pool_free(list_entry(wp_rt.pools.next, struct wp_pool, node));
+    login_forget_cached_keys();
+    auth_userlist_free(&wp_rt.users);
+    while (retired) {
+        struct retired_config *r = retired;
+        retired = r->next;
+        config_free(r->cfg);
+        free(r->cfg);
+        free(r);
+    }
+    config_free(wp_rt.cfg);
+    free(wp_rt.cfg);
+}
+
+static int run(void)
+{
+    char err[512];
+    struct event *signals[4];
+    const int signos[4] = {SIGINT, SIGTERM, SIGHUP, 0};
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    evthread_use_pthreads();
+    wp_rt.base = event_base_new();
+    if (!wp_rt.base)
+        return 1;
+    for (int i = 0; signos[i]; i++) {
+        signals[i] = evsignal_new(wp_rt.base, signos[i], on_signal, NULL);
+        event_add(signals[i], NULL);
+    }
+    reap_event = event_new(wp_rt.base, -1, 0, on_reap, NULL);
+    if (listener_start(err, sizeof err) < 0) {
+        fprintf(stderr, "warmpool: %s\n", err);
+        log_error("%s", err);
+        return 1;
+    }
+    if (workpool_start(2) < 0 || timeouts_start() < 0) {
+        log_error("cannot start: %s", strerror(errno));
+        return 1;
+    }
+    log_info("warmpool %s listening on %s:%d", WARMPOOL_VERSION,
+             wp_rt.cfg->listen_addr ? wp_rt.cfg->listen_addr : "", wp_rt.cfg->listen_port);
+    prefill_pools();
+    event_base_dispatch(wp_rt.base);
+    close_everything();
+    timeouts_stop();
+    workpool_stop();
+    listener_stop();
+    for (int i = 0; signos[i]; i++)
+        event_free(signals[i]);
+    event_free(reap_event);
+    reap_event = NULL;
+    free_everything();
+    event_base_free(wp_rt.base);
+    log_info("warmpool stopped");
+    return 0;
+}
+
+static void write_pidfile(const char *path)
+{
+    if (!path || !*path)
+        return;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        log_warn("cannot write pidfile %s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
+        {"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    int check_only = 0, verbose = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:vVh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'C':
+            check_only = 1;
+            break;
+        case 'v':
+            verbose++;
+            break;
+        case 'V':
+            printf("warmpool %s\n", WARMPOOL_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path && optind < argc)
+        path = argv[optind];
+    if (!path) {
+        usage(stderr);
+        return 2;
+    }
+    struct wp_config *cfg = load_config(path);
+    if (!cfg)
+        return 1;
+    list_init(&wp_rt.pools);
+    list_init(&wp_rt.clients);
+    wp_rt.cfg = cfg;
+    if (load_userlist(cfg, &wp_rt.users) < 0) {
+        free_everything();
+        return 1;
+    }
+    if (check_only) {
+        printf("%s: configuration is valid\n", path);
+        free_everything();
+        return 0;
+    }
+    log_set_verbose(verbose > cfg->verbose ? verbose : cfg->verbose);
+    if (log_open(cfg->logfile) < 0) {
+        fprintf(stderr, "warmpool: cannot open logfile %s: %s\n", cfg->logfile, strerror(errno));
+        return 1;
+    }
+    write_pidfile(cfg->pidfile);
+    int rc = run();
+    if (cfg->pidfile && *cfg->pidfile)
+        unlink(cfg->pidfile);
+    return rc;
+}

@@ -1,0 +1,272 @@
+/*
+ * params — session parameter sets and the SQL that syncs a backend to a client
+ * (see include/warmpool/params.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "warmpool/params.h"
+
+/* Reported through ParameterStatus and changeable per session. */
+static const char *const settable_reported[] = {
+    "application_name", "client_encoding", "DateStyle", "IntervalStyle",
+    "TimeZone", "standard_conforming_strings", "default_transaction_read_only",
+    NULL,
+};
+
+/* Startup keys that are not GUCs, or that a pooler must not pass on. */
+static const char *const reserved_startup[] = {
+    "user", "database", "replication", "options", "_pq_.", NULL,
+};
+
+static int in_list(const char *const *list, const char *name)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcasecmp(list[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+int params_is_settable_reported(const char *name)
+{
+    return in_list(settable_reported, name);
+}
+
+int params_is_reserved_startup(const char *name)
+{
+    /* Protocol extension options start with "_pq_.". */
+    return strncmp(name, "_pq_.", 5) == 0 || in_list(reserved_startup, name);
+}
+
+static int find_index(const struct wp_params *p, const char *name)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strcasecmp(p->items[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int params_set(struct wp_params *p, const char *name, const char *value)
+{
+    int i = find_index(p, name);
+    char *copy = strdup(value);
+    if (!copy)
+        return -1;
+    if (i >= 0) {
+        free(p->items[i].value);
+        p->items[i].value = copy;
+        return 0;
+    }
+    if (p->n == PARAMS_MAX) {
+        free(copy);
+        return -1;
+    }
+    struct wp_param *item = &p->items[p->n];
+    item->name = strdup(name);
+    if (!item->name) {
+        free(copy);
+        return -1;
+    }
+    item->value = copy;
+    item->reported = params_is_settable_reported(name);
+    p->n++;
+    return 0;
+}
+
+const char *params_get(const struct wp_params *p, const char *name)
+{
+    int i = find_index(p, name);
+    return i >= 0 ? p->items[i].value : NULL;
+}
+
+void params_remove(struct wp_params *p, const char *name)
+{
+    int i = find_index(p, name);
+    if (i < 0)
+        return;
+    free(p->items[i].name);
+    free(p->items[i].value);
+    p->items[i] = p->items[--p->n];
+}
+
+void params_clear(struct wp_params *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        free(p->items[i].name);
+        free(p->items[i].value);
+    }
+    p->n = 0;
+}
+
+void params_copy(struct wp_params *dst, const struct wp_params *src)
+{
+    params_clear(dst);
+    for (int i = 0; i < src->n; i++) {
+        if (params_set(dst, src->items[i].name, src->items[i].value) == 0)
+            dst->items[dst->n - 1].reported = src->items[i].reported;
+    }
+}
+
+/* 'text' with quotes doubled; E'…' when backslashes need escaping too. */
+static int append_literal(struct wp_buf *sql, const char *text)
+{
+    int has_backslash = strchr(text, '\\') != NULL;
+    if (buf_append(sql, has_backslash ? "E'" : "'", has_backslash ? 2 : 1) < 0)
+        return -1;
+    for (const char *c = text; *c; c++) {
+        if ((*c == '\'' || *c == '\\') && buf_append(sql, c, 1) < 0)
+            return -1;
+        if (buf_append(sql, c, 1) < 0)
+            return -1;
+    }
+    return buf_append(sql, "'", 1);
+}
+
+static int append_identifier(struct wp_buf *sql, const char *name)
+{
+    if (buf_append(sql, "\"", 1) < 0)
+        return -1;
+    for (const char *c = name; *c; c++) {
+        if (*c == '"' && buf_append(sql, c, 1) < 0)
+            return -1;
+        if (buf_append(sql, c, 1) < 0)
+            return -1;
+    }
+    return buf_append(sql, "\"", 1);
+}
+
+static int append_str(struct wp_buf *sql, const char *s)
+{
+    return buf_append(sql, s, strlen(s));
+}
+
+/* Values the client wants that the server does not have. */
+static int needs_set(const struct wp_param *want, const struct wp_params *server)
+{
+    const char *have = params_get(server, want->name);
+    return !have || strcmp(have, want->value) != 0;
+}
+
+/* Unreported values warmpool set for an earlier client that this one did not ask for. */
+static int needs_reset(const struct wp_param *had, const struct wp_params *client)
+{
+    return !had->reported && !params_get(client, had->name);
+}
+
+static int append_set_config(struct wp_buf *sql, const struct wp_param *want, int first)
+{
+    /* set_config parses the value like the config file does, so list-valued
+       parameters such as search_path keep their meaning. */
+    if (append_str(sql, first ? "SELECT pg_catalog.set_config(" : ", pg_catalog.set_config(") <
+            0 ||
+        append_literal(sql, want->name) < 0 || append_str(sql, ", ") < 0 ||
+        append_literal(sql, want->value) < 0 || append_str(sql, ", false)") < 0)
+        return -1;
+    return 0;
+}
+
+int params_build_sync(const struct wp_params *client, const struct wp_params *server,
+                      struct wp_buf *sql)
+{
+    int count = 0;
+    for (int i = 0; i < client->n; i++) {
+        const struct wp_param *want = &client->items[i];
+        if (want->reported && !params_is_settable_reported(want->name))
+            continue;
+        if (!needs_set(want, server))
+            continue;
+        if (append_set_config(sql, want, count == 0) < 0)
+            return -1;
+        count++;
+    }
+    if (count > 0 && append_str(sql, ";") < 0)
+        return -1;
+    for (int i = 0; i < server->n; i++) {
+        const struct wp_param *had = &server->items[i];
+        if (!needs_reset(had, client))
+            continue;
+        if (append_str(sql, "RESET ") < 0 || append_identifier(sql, had->name) < 0 ||
+            append_str(sql, ";") < 0)
+            return -1;
+        count++;
+    }
+    return count;
+}
+
+void params_apply_sync(const struct wp_params *client, struct wp_params *server)
+{
+    for (int i = server->n - 1; i >= 0; i--)
+        if (needs_reset(&server->items[i], client))
+            params_remove(server, server->items[i].name);
+    for (int i = 0; i < client->n; i++) {
+        const struct wp_param *want = &client->items[i];
+        if (want->reported && !params_is_settable_reported(want->name))
+            continue;
+        if (params_set(server, want->name, want->value) == 0) {
+            int j = find_index(server, want->name);
+            server->items[j].reported = want->reported;
+        }
+    }
+}
+
+/* One option token: "-c name=value", "-cname=value" or "--name=value". */
+static int parse_option_pair(struct wp_params *p, const char *pair)
+{
+    const char *eq = strchr(pair, '=');
+    if (!eq || eq == pair)
+        return -1;
+    char name[128];
+    size_t nlen = (size_t)(eq - pair);
+    if (nlen >= sizeof name)
+        return -1;
+    memcpy(name, pair, nlen);
+    name[nlen] = '\0';
+    for (char *c = name; *c; c++)
+        if (*c == '-')
+            *c = '_';
+    if (params_is_reserved_startup(name))
+        return -1;
+    return params_set(p, name, eq + 1);
+}
+
+/* Split on unescaped whitespace; "\ " keeps a space, as PostgreSQL's pg_split_opts does. */
+static int next_token(const char **cursor, char *out, size_t outlen)
+{
+    const char *c = *cursor;
+    while (*c == ' ' || *c == '\t')
+        c++;
+    size_t n = 0;
+    while (*c && *c != ' ' && *c != '\t') {
+        if (*c == '\\' && c[1])
+            c++;
+        if (n + 1 >= outlen)
+            return -1;
+        out[n++] = *c++;
+    }
+    out[n] = '\0';
+    *cursor = c;
+    return (int)n;
+}
+
+int params_parse_options(struct wp_params *p, const char *options)
+{
+    char token[1024];
+    const char *cursor = options;
+    int len;
+    while ((len = next_token(&cursor, token, sizeof token)) > 0) {
+        if (strcmp(token, "-c") == 0) {
+            if (next_token(&cursor, token, sizeof token) <= 0 || parse_option_pair(p, token) < 0)
+                return -1;
+        } else if (strncmp(token, "-c", 2) == 0) {
+            if (parse_option_pair(p, token + 2) < 0)
+                return -1;
+        } else if (strncmp(token, "--", 2) == 0) {
+            if (parse_option_pair(p, token + 2) < 0)
+                return -1;
+        } else {
+            return -1;
+        }
+    }
+    return len < 0 ? -1 : 0;
+}

@@ -1,0 +1,440 @@
+/*
+ * relay — the hot path between a linked client and backend.
+ *
+ * Each side reads into its own buffer. The scanner walks message headers, acts on the
+ * few it must (Query/Sync counting, ReadyForQuery, ParameterStatus, COPY state,
+ * Terminate), and marks how far the buffer is ready to go; the bytes then leave with
+ * one writev per direction, warmpool's own bytes first. Bodies of other messages
+ * are never copied, and may stream through in pieces.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "warmpool/client.h"
+#include "warmpool/log.h"
+#include "warmpool/pool.h"
+#include "warmpool/proto.h"
+#include "warmpool/relay.h"
+#include "warmpool/runtime.h"
+#include "warmpool/server.h"
+
+#define SERVER_MAX_MESSAGE 0x7fffffffu
+/* ParameterStatus bodies larger than this are passed through unread. */
+#define PARAM_STATUS_MAX 65536u
+
+enum scan_result {
+    SCAN_MORE,        /* everything available was handled */
+    SCAN_FLUSH_FIRST, /* a message to drop follows bytes still to send */
+    SCAN_RELEASE,     /* transaction over: the server may go back to the pool */
+    SCAN_QUIET,       /* no client and nothing outstanding */
+    SCAN_TERMINATE,   /* client sent Terminate */
+    SCAN_ERROR,
+};
+
+static size_t client_input_limit(void)
+{
+    return (size_t)wp_rt.cfg->pkt_buf * 4;
+}
+
+static void set_write_armed(struct event *ev, int *armed, int want)
+{
+    if (*armed == want)
+        return;
+    *armed = want;
+    if (want)
+        event_add(ev, NULL);
+    else
+        event_del(ev);
+}
+
+static void server_pause_read(struct wp_server *s, int paused)
+{
+    if (s->read_paused == paused || !s->ev_read)
+        return;
+    s->read_paused = paused;
+    if (paused)
+        event_del(s->ev_read);
+    else
+        event_add(s->ev_read, NULL);
+}
+
+/* ---- client → server ---- */
+
+static void note_client_message(struct wp_server *s, uint8_t type)
+{
+    switch (type) {
+    case 'Q':
+    case 'F':
+        s->outstanding++;
+        break;
+    case 'S':
+        s->outstanding++;
+        s->in_extended = 0;
+        break;
+    case 'P':
+    case 'B':
+    case 'D':
+    case 'E':
+    case 'C':
+    case 'H':
+        s->in_extended = 1;
+        break;
+    case 'c':
+    case 'f':
+        s->copy_in = 0;
+        break;
+    default:
+        break;
+    }
+}
+
+static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
+{
+    uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
+    for (;;) {
+        size_t avail = buf_unread(&c->rbuf) - c->scan;
+        if (avail == 0)
+            return SCAN_MORE;
+        const uint8_t *p = buf_head(&c->rbuf) + c->scan;
+        if (c->msg_left > 0) {
+            size_t take = avail < c->msg_left ? avail : c->msg_left;
+            c->scan += take;
+            c->msg_left -= (uint32_t)take;
+            continue;
+        }
+        uint8_t type;
+        uint32_t len;
+        enum proto_scan r = proto_scan_header(p, avail, max_len, &type, &len);
+        if (r == PROTO_NEED_MORE)
+            return SCAN_MORE;
+        if (r == PROTO_BAD_LENGTH)
+            return SCAN_ERROR;
+        if (type == 'X')
+            return SCAN_TERMINATE;
+        note_client_message(s, type);
+        c->msg_left = len;
+    }
+}
+
+int relay_flush_to_server(struct wp_server *s)
+{
+    struct wp_client *c = s->client;
+    struct iovec iov[2];
+    int n = 0;
+    size_t own = buf_unread(&s->wbuf);
+    size_t theirs = c ? c->scan : 0;
+    if (own)
+        iov[n++] = (struct iovec){(void *)buf_head(&s->wbuf), own};
+    if (theirs)
+        iov[n++] = (struct iovec){(void *)buf_head(&c->rbuf), theirs};
+    if (n == 0) {
+        set_write_armed(s->ev_write, &s->write_armed, 0);
+        return 0;
+    }
+    ssize_t written = writev(s->fd, iov, n);
+    if (written < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        written = 0;
+    }
+    size_t from_own = (size_t)written < own ? (size_t)written : own;
+    buf_consume(&s->wbuf, from_own);
+    size_t from_theirs = (size_t)written - from_own;
+    if (from_theirs) {
+        buf_consume(&c->rbuf, from_theirs);
+        c->scan -= from_theirs;
+    }
+    int done = (size_t)written == own + theirs;
+    set_write_armed(s->ev_write, &s->write_armed, !done);
+    if (c)
+        client_pause_read(c, !done && buf_unread(&c->rbuf) >= client_input_limit());
+    return done;
+}
+
+static void protocol_violation(struct wp_client *c, const char *what)
+{
+    log_warn("C-%llu %s/%s@%s: protocol violation: %s", (unsigned long long)c->id, c->dbname,
+             c->user, c->addr, what);
+    client_send_error(c, "FATAL", "08P01", what);
+}
+
+/* No backend yet: decide whether the input needs one, and ask the pool. */
+static int acquire_server(struct wp_client *c)
+{
+    uint8_t type;
+    uint32_t len;
+    enum proto_scan r = proto_scan_header(buf_head(&c->rbuf), buf_unread(&c->rbuf),
+                                          (uint32_t)wp_rt.cfg->max_packet_size, &type, &len);
+    if (r == PROTO_NEED_MORE)
+        return 0;
+    if (r == PROTO_BAD_LENGTH) {
+        protocol_violation(c, "invalid message length");
+        return 0;
+    }
+    if (type == 'X') {
+        client_close(c, "client sent Terminate");
+        return 0;
+    }
+    if (c->state == CL_WAITING)
+        return 0;
+    if (!pool_request_server(c->pool, c)) {
+        client_pause_read(c, buf_unread(&c->rbuf) >= client_input_limit());
+        return 0;
+    }
+    client_sync_params(c);
+    return 1;
+}
+
+void relay_client_input(struct wp_client *c)
+{
+    if (c->state == CL_CLOSING)
+        return;
+    if (!c->server && !acquire_server(c))
+        return;
+    struct wp_server *s = c->server;
+    enum scan_result r = scan_client(c, s);
+    if (r == SCAN_ERROR) {
+        protocol_violation(c, "invalid message length");
+        return;
+    }
+    if (relay_flush_to_server(s) < 0) {
+        server_close(s, "write to server failed");
+        return;
+    }
+    if (r == SCAN_TERMINATE) {
+        if (c->scan > 0 || c->msg_left > 0)
+            s->close_when_quiet = 1; /* it will never get the rest */
+        client_close(c, "client sent Terminate");
+    }
+}
+
+/* ---- server → client ---- */
+
+static int needs_whole_body(uint8_t type, uint32_t len)
+{
+    return type == 'Z' || (type == 'S' && len <= PARAM_STATUS_MAX);
+}
+
+static void note_param_status(struct wp_server *s, const uint8_t *p, uint32_t len, int to_client)
+{
+    const char *name, *value;
+    if (proto_parse_param_status(p + 5, len - 5, &name, &value) < 0)
+        return;
+    params_set(&s->params, name, value);
+    if (to_client && s->client)
+        params_set(&s->client->params, name, value);
+}
+
+static void note_internal_error(struct wp_server *s, const uint8_t *p, size_t avail, uint32_t len)
+{
+    s->internal_failed = 1;
+    if (avail < len)
+        return;
+    const char *msg = proto_error_field(p + 5, len - 5, 'M');
+    log_warn("S-%llu %s/%s pid=%u: internal query failed: %s", (unsigned long long)s->id,
+             s->pool->dbname, s->pool->user, s->backend_pid, msg ? msg : "(no message)");
+}
+
+/* ReadyForQuery: settle who it answered; returns what the caller must do next. */
+static enum scan_result note_ready(struct wp_server *s, const uint8_t *p)
+{
+    s->tx_status = (char)p[5];
+    if (s->swallow > 0) {
+        s->swallow--;
+        s->internal_failed = 0;
+    } else if (s->outstanding > 0) {
+        s->outstanding--;
+    }
+    if (s->client)
+        return relay_release_point(s) ? SCAN_RELEASE : SCAN_MORE;
+    return s->outstanding == 0 && s->swallow == 0 ? SCAN_QUIET : SCAN_MORE;
+}
+
+static void take_bytes(struct wp_server *s, uint32_t len, size_t avail, int drop)
+{
+    size_t take = avail < len ? avail : len;
+    if (drop)
+        buf_consume(&s->rbuf, take);
+    else
+        s->scan += take;
+    s->msg_left = len - (uint32_t)take;
+    s->msg_discard = drop;
+}
+
+static enum scan_result scan_server(struct wp_server *s)
+{
+    for (;;) {
+        size_t avail = buf_unread(&s->rbuf) - s->scan;
+        if (avail == 0)
+            return SCAN_MORE;
+        const uint8_t *p = buf_head(&s->rbuf) + s->scan;
+        if (s->msg_left > 0) {
+            if (s->msg_discard && s->scan > 0)
+                return SCAN_FLUSH_FIRST;
+            size_t take = avail < s->msg_left ? avail : s->msg_left;
+            take_bytes(s, s->msg_left, take, s->msg_discard);
+            continue;
+        }
+        uint8_t type;
+        uint32_t len;
+        enum proto_scan r = proto_scan_header(p, avail, SERVER_MAX_MESSAGE, &type, &len);
+        if (r == PROTO_NEED_MORE)
+            return SCAN_MORE;
+        if (r == PROTO_BAD_LENGTH || (type == 'Z' && len != 6))
+            return SCAN_ERROR;
+        if (needs_whole_body(type, len) && avail < len) {
+            if (buf_reserve(&s->rbuf, len) < 0)
+                return SCAN_ERROR;
+            return SCAN_MORE;
+        }
+        int drop = s->swallow > 0 || !s->client;
+        if (drop && s->scan > 0)
+            return SCAN_FLUSH_FIRST;
+        enum scan_result next = SCAN_MORE;
+        if (type == 'Z')
+            next = note_ready(s, p);
+        else if (type == 'S' && avail >= len)
+            note_param_status(s, p, len, !drop);
+        else if (type == 'E' && s->swallow > 0)
+            note_internal_error(s, p, avail, len);
+        else if (type == 'G' && !drop)
+            s->copy_in = 1;
+        take_bytes(s, len, avail, drop);
+        if (next != SCAN_MORE)
+            return next;
+    }
+}
+
+int relay_flush_to_client(struct wp_client *c)
+{
+    struct wp_server *s = c->server;
+    struct iovec iov[2];
+    int n = 0;
+    size_t own = buf_unread(&c->wbuf);
+    size_t theirs = s ? s->scan : 0;
+    if (own)
+        iov[n++] = (struct iovec){(void *)buf_head(&c->wbuf), own};
+    if (theirs)
+        iov[n++] = (struct iovec){(void *)buf_head(&s->rbuf), theirs};
+    if (n == 0) {
+        set_write_armed(c->ev_write, &c->write_armed, 0);
+        return 1;
+    }
+    ssize_t written = writev(c->fd, iov, n);
+    if (written < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        written = 0;
+    }
+    size_t from_own = (size_t)written < own ? (size_t)written : own;
+    buf_consume(&c->wbuf, from_own);
+    size_t from_theirs = (size_t)written - from_own;
+    if (from_theirs) {
+        buf_consume(&s->rbuf, from_theirs);
+        s->scan -= from_theirs;
+    }
+    int done = (size_t)written == own + theirs;
+    set_write_armed(c->ev_write, &c->write_armed, !done);
+    if (s)
+        server_pause_read(s, !done);
+    return done;
+}
+
+int relay_release_point(const struct wp_server *s)
+{
+    const struct wp_client *c = s->client;
+    if (!c || s->pool->settings.pool_mode == WP_MODE_SESSION)
+        return 0;
+    return s->tx_status == 'I' && s->outstanding == 0 && s->swallow == 0 && !s->in_extended &&
+           !s->copy_in && s->cancel_pending == 0 && c->msg_left == 0 && c->scan == 0 &&
+           buf_unread(&s->wbuf) == 0;
+}
+
+static void release_server(struct wp_server *s)
+{
+    struct wp_client *c = s->client;
+    s->release_pending = 0;
+    c->server = NULL;
+    s->client = NULL;
+    c->state = CL_IDLE;
+    s->pool->xact_count++;
+    pool_server_ready(s);
+    /* Input that arrived meanwhile belongs to the next transaction. */
+    if (c->state == CL_IDLE && buf_unread(&c->rbuf) > 0)
+        relay_client_input(c);
+}
+
+void relay_try_release(struct wp_server *s)
+{
+    if (s->client && s->scan == 0 && buf_unread(&s->client->wbuf) == 0 && relay_release_point(s))
+        release_server(s);
+}
+
+/* Returns 1 when everything scanned reached the client (or there is no client). */
+static int flush_scanned(struct wp_server *s)
+{
+    struct wp_client *c = s->client;
+    if (!c)
+        return 1;
+    int rc = relay_flush_to_client(c);
+    if (rc < 0) {
+        client_close(c, "write to client failed");
+        return 0;
+    }
+    return rc;
+}
+
+void relay_server_input(struct wp_server *s)
+{
+    for (;;) {
+        if (s->state == SV_CLOSED)
+            return;
+        enum scan_result r = scan_server(s);
+        if (r == SCAN_ERROR) {
+            server_close(s, "invalid message from server");
+            return;
+        }
+        int flushed = flush_scanned(s);
+        if (s->state == SV_CLOSED)
+            return;
+        switch (r) {
+        case SCAN_FLUSH_FIRST:
+            if (!flushed)
+                return;
+            continue;
+        case SCAN_RELEASE:
+            if (flushed && s->client)
+                release_server(s);
+            else
+                s->release_pending = 1;
+            return;
+        case SCAN_QUIET:
+            server_on_quiet(s);
+            return;
+        default:
+            return;
+        }
+    }
+}
+
+void relay_client_writable(struct wp_client *c)
+{
+    if (c->state == CL_CLOSING)
+        return;
+    int rc = relay_flush_to_client(c);
+    if (rc < 0) {
+        client_close(c, "write to client failed");
+        return;
+    }
+    struct wp_server *s = c->server;
+    if (rc == 0 || !s)
+        return;
+    if (s->release_pending) {
+        relay_try_release(s);
+        return;
+    }
+    if (buf_unread(&s->rbuf) > s->scan)
+        relay_server_input(s);
+}

@@ -1,0 +1,386 @@
+/*
+ * server — one backend connection. libpq opens it without blocking (PQconnectPoll
+ * driven by libevent); after that warmpool owns the socket and speaks raw protocol.
+ * Also: internal queries (parameter sync, ROLLBACK, reset), the drain after an
+ * abandoned client, and closing.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "warmpool/cancel.h"
+#include "warmpool/client.h"
+#include "warmpool/log.h"
+#include "warmpool/pool.h"
+#include "warmpool/proto.h"
+#include "warmpool/relay.h"
+#include "warmpool/runtime.h"
+#include "warmpool/server.h"
+#include "warmpool/timeouts.h"
+
+/* Parameters PostgreSQL reports with ParameterStatus; libpq keeps their values. */
+static const char *const reported_params[] = {
+    "application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+    "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding",
+    "server_version", "session_authorization", "standard_conforming_strings", "TimeZone", NULL,
+};
+
+static struct wp_list closed_servers = {&closed_servers, &closed_servers};
+
+const char *server_state_name(enum wp_server_state state)
+{
+    static const char *const names[] = {"connecting", "idle",     "active",
+                                        "resetting",  "draining", "closed"};
+    return names[state];
+}
+
+void server_set_state(struct wp_server *s, enum wp_server_state state)
+{
+    struct wp_pool *pool = s->pool;
+    list_remove(&s->node);
+    s->state = state;
+    switch (state) {
+    case SV_IDLE:
+        list_push_head(&pool->idle, &s->node);
+        break;
+    case SV_ACTIVE:
+        list_push_tail(&pool->active, &s->node);
+        break;
+    case SV_CONNECTING:
+    case SV_RESETTING:
+    case SV_DRAINING:
+        list_push_tail(&pool->busy, &s->node);
+        break;
+    case SV_CLOSED:
+        break;
+    }
+}
+
+static void on_server_read(evutil_socket_t fd, short what, void *arg);
+static void on_server_write(evutil_socket_t fd, short what, void *arg);
+static void on_connect_poll(evutil_socket_t fd, short what, void *arg);
+
+static int has_key(const struct wp_db_config *db, const char *key)
+{
+    for (int i = 0; i < db->nconn; i++)
+        if (strcmp(db->conn_keys[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+/* libpq keywords: the database's connection string, then the pool's login. */
+static int build_conninfo(struct wp_pool *pool, const char **keys, const char **values, int max)
+{
+    const struct wp_db_config *db = pool->db;
+    int n = 0;
+    for (int i = 0; i < db->nconn && n < max - 5; i++) {
+        keys[n] = db->conn_keys[i];
+        values[n++] = db->conn_values[i];
+    }
+    if (!db->forced_user) {
+        keys[n] = "user";
+        values[n++] = pool->backend_user;
+        if (pool->backend_password) {
+            keys[n] = "password";
+            values[n++] = pool->backend_password;
+        }
+    }
+    if (strcmp(db->name, "*") == 0 && !has_key(db, "dbname")) {
+        /* The fallback entry serves whatever database the client named. */
+        keys[n] = "dbname";
+        values[n++] = pool->dbname;
+    }
+    keys[n] = "fallback_application_name";
+    values[n++] = "warmpool";
+    keys[n] = NULL;
+    values[n] = NULL;
+    return n;
+}
+
+static int arm_connect_event(struct wp_server *s, short what)
+{
+    if (s->ev_write)
+        event_free(s->ev_write);
+    s->fd = PQsocket(s->conn);
+    s->ev_write = event_new(wp_rt.base, s->fd, what, on_connect_poll, s);
+    if (!s->ev_write)
+        return -1;
+    /* Bounded by server_connect_timeout through the janitor, not here. */
+    return event_add(s->ev_write, NULL);
+}
+
+struct wp_server *server_connect(struct wp_pool *pool)
+{
+    struct wp_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    const char *keys[80], *values[80];
+    build_conninfo(pool, keys, values, 80);
+    s->id = runtime_next_id();
+    s->pool = pool;
+    s->fd = -1;
+    s->tx_status = 'I';
+    s->connect_started_ms = wp_now_ms();
+    list_init(&s->node);
+    pool->nservers++;
+    pool->nconnecting++;
+    server_set_state(s, SV_CONNECTING);
+    s->conn = PQconnectStartParams(keys, values, 0);
+    if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD || arm_connect_event(s, EV_WRITE) < 0) {
+        const char *msg = s->conn ? PQerrorMessage(s->conn) : "out of memory";
+        pool_connect_failed(pool, "08006", msg);
+        server_close(s, "connect failed");
+        return NULL;
+    }
+    log_debug("S-%llu %s/%s: connecting", (unsigned long long)s->id, pool->dbname, pool->user);
+    return s;
+}
+
+static void capture_params(struct wp_server *s)
+{
+    for (int i = 0; reported_params[i]; i++) {
+        const char *value = PQparameterStatus(s->conn, reported_params[i]);
+        if (value) {
+            params_set(&s->params, reported_params[i], value);
+            s->params.items[s->params.n - 1].reported = 1;
+        }
+    }
+}
+
+/* Guess a SQLSTATE for a failed connect; libpq gives text only. */
+static const char *connect_sqlstate(const char *message)
+{
+    if (strstr(message, "password authentication failed"))
+        return "28P01";
+    if (strstr(message, "does not exist") && strstr(message, "database"))
+        return "3D000";
+    if (strstr(message, "too many clients") || strstr(message, "remaining connection slots"))
+        return "53300";
+    return "08006";
+}
+
+static void connect_done(struct wp_server *s)
+{
+    struct wp_pool *pool = s->pool;
+    event_free(s->ev_write);
+    s->fd = PQsocket(s->conn);
+    s->backend_pid = (uint32_t)PQbackendPID(s->conn);
+    s->ev_read = event_new(wp_rt.base, s->fd, EV_READ | EV_PERSIST, on_server_read, s);
+    s->ev_write = event_new(wp_rt.base, s->fd, EV_WRITE | EV_PERSIST, on_server_write, s);
+    if (!s->ev_read || !s->ev_write || event_add(s->ev_read, NULL) < 0) {
+        server_close(s, "out of memory");
+        return;
+    }
+    capture_params(s);
+    s->created_ms = s->last_used_ms = wp_now_ms();
+    int64_t lifetime = pool->settings.server_lifetime;
+    /* Up to 10% jitter, so a pool opened at once is not recycled at once. */
+    s->lifetime_ms = lifetime > 0 ? lifetime - (int64_t)(random() % (lifetime / 10 + 1)) : 0;
+    pool->nconnecting--;
+    log_info("S-%llu %s/%s pid=%u: connected", (unsigned long long)s->id, pool->dbname,
+             pool->user, s->backend_pid);
+    if (!pool->params_known)
+        pool_set_params(pool, &s->params);
+    server_on_quiet(s);
+}
+
+static void on_connect_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wp_server *s = arg;
+    switch (PQconnectPoll(s->conn)) {
+    case PGRES_POLLING_READING:
+        if (arm_connect_event(s, EV_READ) < 0)
+            server_close(s, "cannot watch socket");
+        return;
+    case PGRES_POLLING_WRITING:
+        if (arm_connect_event(s, EV_WRITE) < 0)
+            server_close(s, "cannot watch socket");
+        return;
+    case PGRES_POLLING_OK:
+        connect_done(s);
+        return;
+    case PGRES_POLLING_FAILED:
+    default: {
+        const char *msg = PQerrorMessage(s->conn);
+        log_warn("S-%llu %s/%s: connect failed: %s", (unsigned long long)s->id, s->pool->dbname,
+                 s->pool->user, msg);
+        struct wp_pool *pool = s->pool;
+        char copy[256];
+        snprintf(copy, sizeof copy, "%s", msg);
+        size_t len = strlen(copy);
+        while (len > 0 && copy[len - 1] == '\n')
+            copy[--len] = '\0';
+        server_close(s, "connect failed");
+        pool_connect_failed(pool, connect_sqlstate(copy), copy);
+        return;
+    }
+    }
+}
+
+static void server_free(struct wp_server *s)
+{
+    buf_free(&s->rbuf);
+    buf_free(&s->wbuf);
+    params_clear(&s->params);
+    free(s);
+}
+
+void server_reap(void)
+{
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &closed_servers)
+    {
+        struct wp_server *s = list_entry(pos, struct wp_server, node);
+        if (s->cancel_pending > 0)
+            continue; /* the cancel's completion still points here */
+        list_remove(pos);
+        server_free(s);
+    }
+}
+
+void server_close(struct wp_server *s, const char *reason)
+{
+    if (s->state == SV_CLOSED)
+        return;
+    struct wp_pool *pool = s->pool;
+    if (s->state == SV_CONNECTING)
+        pool->nconnecting--;
+    if (s->backend_pid)
+        log_info("S-%llu %s/%s pid=%u: closing: %s", (unsigned long long)s->id, pool->dbname,
+                 pool->user, s->backend_pid, reason);
+    struct wp_client *c = s->client;
+    s->client = NULL;
+    server_set_state(s, SV_CLOSED);
+    if (c) {
+        c->server = NULL;
+        client_send_error(c, "FATAL", "08006", "server connection lost");
+    }
+    if (s->ev_read)
+        event_free(s->ev_read);
+    if (s->ev_write)
+        event_free(s->ev_write);
+    s->ev_read = s->ev_write = NULL;
+    if (s->conn) {
+        /* PQfinish sends Terminate; fine on a socket that is still ours. */
+        PQfinish(s->conn);
+        s->conn = NULL;
+    }
+    s->fd = -1;
+    list_push_tail(&closed_servers, &s->node);
+    runtime_schedule_reap();
+    pool_server_closed(pool, s);
+}
+
+int server_queue_internal(struct wp_server *s, const char *sql)
+{
+    if (proto_put_query(&s->wbuf, sql) < 0)
+        return -1;
+    s->swallow++;
+    return 0;
+}
+
+void server_kick_write(struct wp_server *s)
+{
+    if (s->state == SV_CLOSED)
+        return;
+    if (relay_flush_to_server(s) < 0)
+        server_close(s, "write to server failed");
+}
+
+static int read_input(struct wp_server *s)
+{
+    if (buf_reserve(&s->rbuf, (size_t)wp_rt.cfg->pkt_buf) < 0)
+        return -1;
+    ssize_t n = read(s->fd, s->rbuf.data + s->rbuf.len, s->rbuf.cap - s->rbuf.len);
+    if (n > 0) {
+        s->rbuf.len += (size_t)n;
+        s->pool->bytes_out += (uint64_t)n;
+        return 1;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1;
+}
+
+static void on_server_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wp_server *s = arg;
+    int rc = read_input(s);
+    if (rc < 0) {
+        server_close(s, "server closed the connection");
+        return;
+    }
+    if (rc > 0)
+        relay_server_input(s);
+}
+
+static void on_server_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server_kick_write(arg);
+}
+
+/* Nothing outstanding and no client: roll back, reset, or go back to the pool. */
+void server_on_quiet(struct wp_server *s)
+{
+    if (s->state == SV_CLOSED || s->client || s->outstanding > 0 || s->swallow > 0)
+        return;
+    if (s->cancel_pending > 0)
+        return; /* the cancel's completion calls back */
+    if (s->close_when_quiet || wp_rt.shutting_down == 2) {
+        server_close(s, s->close_when_quiet ? "not reusable" : "shutting down");
+        return;
+    }
+    if (s->tx_status != 'I') {
+        server_set_state(s, SV_RESETTING);
+        server_queue_internal(s, "ROLLBACK");
+        server_kick_write(s);
+        return;
+    }
+    if (s->needs_reset && wp_rt.cfg->server_reset_query && *wp_rt.cfg->server_reset_query) {
+        s->needs_reset = 0;
+        server_set_state(s, SV_RESETTING);
+        server_queue_internal(s, wp_rt.cfg->server_reset_query);
+        server_kick_write(s);
+        return;
+    }
+    s->needs_reset = 0;
+    pool_server_ready(s);
+}
+
+void server_abandon(struct wp_server *s)
+{
+    s->client = NULL;
+    server_set_state(s, SV_DRAINING);
+    s->drain_started_ms = wp_now_ms();
+    if (s->close_when_quiet) {
+        server_close(s, "client left in the middle of a message");
+        return;
+    }
+    if (s->copy_in) {
+        /* End the COPY so the backend answers with an error and ReadyForQuery. */
+        static const char reason[] = "client disconnected during COPY";
+        uint8_t header[5] = {'f'};
+        proto_put_u32(header + 1, (uint32_t)(4 + sizeof reason));
+        buf_append(&s->wbuf, header, 5);
+        buf_append(&s->wbuf, reason, sizeof reason);
+        s->copy_in = 0;
+    }
+    if (s->in_extended) {
+        proto_put_simple(&s->wbuf, 'S');
+        s->outstanding++;
+        s->in_extended = 0;
+    }
+    if (s->outstanding > 0)
+        cancel_server(s);
+    server_kick_write(s);
+    server_on_quiet(s);
+}

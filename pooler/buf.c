@@ -34,6 +34,8 @@ int buf_reserve(struct wp_buf *b, size_t extra)
 
 int buf_append(struct wp_buf *b, const void *data, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (buf_reserve(b, n) < 0)
         return -1;
     memcpy(b->data + b->len, data, n);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "warmpool/admin.h"
 #include "warmpool/auth.h"
 #include "warmpool/client.h"
 #include "warmpool/log.h"
@@ -198,6 +199,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     }
     if (rc == 0)
         return;
+    c->last_active_ms = wp_now_ms();
     switch (c->state) {
     case CL_STARTUP:
     case CL_AUTH:
@@ -211,7 +213,10 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         break;
     case CL_IDLE:
     case CL_ACTIVE:
-        relay_client_input(c);
+        if (c->is_admin)
+            admin_input(c);
+        else
+            relay_client_input(c);
         break;
     case CL_CLOSING:
         break;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "warmpool/admin.h"
 #include "warmpool/auth.h"
 #include "warmpool/cancel.h"
 #include "warmpool/client.h"
@@ -83,9 +84,21 @@ static const struct wp_user_secret *find_secret(const struct wp_client *c)
 /* Authenticated: pick the pool, then welcome now or when its first backend is up. */
 static void finish_login(struct wp_client *c)
 {
+    if (c->is_admin && !admin_may_connect(c->user)) {
+        log_warn("C-%llu %s/%s@%s: not an admin or stats user", (unsigned long long)c->id,
+                 c->dbname, c->user, c->addr);
+        client_send_error(c, "FATAL", "42501", "not allowed to use the admin console");
+        return;
+    }
     proto_put_auth(&c->wbuf, 0, NULL, 0);
+    if (c->scram)
+        scram_state_clear(c->scram);
     free(c->scram);
     c->scram = NULL;
+    if (c->is_admin) {
+        admin_welcome(c);
+        return;
+    }
     struct wp_pool *pool = pool_get(c->db, c->dbname, c->user);
     if (!pool) {
         client_send_error(c, "FATAL", "53200", "out of memory");
@@ -107,23 +120,17 @@ static int start_scram(struct wp_client *c, const struct wp_user_secret *secret)
     c->scram = calloc(1, sizeof *c->scram);
     if (!c->scram)
         return -1;
-    const struct scram_keys *keys = NULL;
-    if (secret && secret->kind == WP_SECRET_SCRAM) {
-        if (scram_parse_secret(secret->secret, &c->scram->keys) == 0)
-            keys = &c->scram->keys;
-    } else if (secret && secret->kind == WP_SECRET_PLAIN) {
-        keys = keys_for_plain(secret->user, secret->secret);
-        if (keys)
-            c->scram->keys = *keys;
-    }
-    if (!keys) {
-        /* Unknown user or unusable secret: run the exchange with random keys so
-           the answer does not reveal which users exist; it fails at the proof. */
-        c->scram->keys.iterations = 4096;
-        c->scram->keys.salt_len = 16;
-        auth_random(c->scram->keys.salt, 16);
-        auth_random(c->scram->keys.stored_key, SCRAM_KEY_LEN);
-        auth_random(c->scram->keys.server_key, SCRAM_KEY_LEN);
+    const struct scram_keys *cached = NULL;
+    if (secret && secret->kind == WP_SECRET_PLAIN)
+        cached = keys_for_plain(secret->user, secret->secret);
+    if (cached) {
+        c->scram->keys = *cached;
+    } else if (!secret || secret->kind != WP_SECRET_SCRAM ||
+               auth_scram_keys(secret, &c->scram->keys) < 0) {
+        /* Unknown user or unusable secret: run the exchange with keys derived from
+           the name, stable across tries, so the answer does not reveal which users
+           exist; it fails at the proof. */
+        scram_mock_keys(c->user, &c->scram->keys);
     }
     static const char mechanisms[] = "SCRAM-SHA-256\0";
     return proto_put_auth(&c->wbuf, 10, mechanisms, sizeof mechanisms);
@@ -202,8 +209,11 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
     }
     if (take_startup_params(c, st) < 0)
         return;
-    c->db = config_find_db(wp_rt.cfg, c->dbname);
-    if (!c->db) {
+    /* A client asking for 3.x (x > 0) or protocol options learns we speak 3.0. */
+    proto_put_negotiate_version(&c->wbuf, st);
+    c->is_admin = admin_is_console_db(c->dbname);
+    c->db = c->is_admin ? NULL : config_find_db(wp_rt.cfg, c->dbname);
+    if (!c->db && !c->is_admin) {
         char msg[256];
         snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->dbname);
         log_warn("C-%llu %s/%s@%s: unknown database", (unsigned long long)c->id, c->dbname,

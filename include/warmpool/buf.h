@@ -33,7 +33,7 @@ static inline size_t buf_unread(const struct wp_buf *b)
 
 static inline const uint8_t *buf_head(const struct wp_buf *b)
 {
-    return b->data + b->pos;
+    return b->data ? b->data + b->pos : b->data;
 }
 
 #endif

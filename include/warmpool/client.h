@@ -60,6 +60,8 @@ struct wp_client {
     size_t scan;         /* rbuf offset up to which bytes are scanned and forwardable */
     int64_t wait_started_ms;
     int64_t xact_started_ms;
+    int64_t last_active_ms; /* last byte from the client */
+    int is_admin;           /* logged in to the admin console */
 };
 
 void client_accept(int fd, const char *addr);

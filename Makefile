@@ -21,7 +21,7 @@ ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 all: warmpool
 
 warmpool: $(BUILD)/warmpool
-	cp $< $@
+	rm -f $@ && cp $< $@
 
 $(BUILD)/warmpool: $(BUILD)/main.o $(BUILD)/libwarmpool.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)

@@ -16,6 +16,7 @@
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/relay.h"
+#include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/scram.h"
 #include "warmpool/server.h"
@@ -81,6 +82,7 @@ void client_accept(int fd, const char *addr)
 
 static void client_free(struct wp_client *c)
 {
+    prepared_client_forget(c);
     buf_free(&c->rbuf);
     buf_free(&c->wbuf);
     params_clear(&c->params);

@@ -31,6 +31,7 @@
 #include <libpq-fe.h>
 
 #include "warmpool/config.h"
+#include "warmpool/log.h"
 
 /* Long enough for any sane connection string. A longer line is reported rather
    than silently split in two, which is what inih does with a full buffer. */
@@ -130,6 +131,10 @@ static const struct key_def keys[] = {
     {"logfile", K_PATH, CFG(logfile), IN_GLOBAL, 0, 0},
     {"pidfile", K_PATH, CFG(pidfile), IN_GLOBAL, 0, 0},
     {"verbose", K_INT, CFG(verbose), IN_GLOBAL, 0, 2},
+    {"log_format", K_STR, CFG(log_format), IN_GLOBAL, 0, 0},
+    {"syslog", K_BOOL, CFG(syslog), IN_GLOBAL, 0, 1},
+    {"syslog_ident", K_STR, CFG(syslog_ident), IN_GLOBAL, 0, 0},
+    {"syslog_facility", K_STR, CFG(syslog_facility), IN_GLOBAL, 0, 0},
     {"workers", K_INT, CFG(workers), IN_GLOBAL, 1, 256},
 };
 
@@ -1144,6 +1149,14 @@ static void validate_globals(struct loader *ld)
     if (!*cfg->listen_addr && !*cfg->unix_socket_dir)
         report(ld, key_line(ld, key_set(ld, "listen_addr") ? "listen_addr" : "unix_socket_dir"),
                "listen_addr and unix_socket_dir are both empty: nothing to listen on");
+    if (log_format_from_name(cfg->log_format) < 0)
+        report(ld, key_line(ld, "log_format"), "log_format: \"%.64s\" is not text or json",
+               cfg->log_format);
+    if (log_facility_from_name(cfg->syslog_facility) < 0)
+        report(ld, key_line(ld, "syslog_facility"),
+               "syslog_facility: \"%.64s\" is not one of daemon, user, auth, authpriv, "
+               "local0 .. local7",
+               cfg->syslog_facility);
 }
 
 static void validate_entries(struct loader *ld)
@@ -1219,6 +1232,10 @@ static void set_defaults(struct loader *ld)
     cfg->pkt_buf = 16 * KB;
     cfg->max_packet_size = GB;
     cfg->verbose = 0;
+    cfg->log_format = dup_str(ld, "text");
+    cfg->syslog = 0;
+    cfg->syslog_ident = dup_str(ld, "warmpool");
+    cfg->syslog_facility = dup_str(ld, "daemon");
     cfg->workers = 1;
 
     if (!cfg->admin_users || !cfg->stats_users || !cfg->ignore_startup_parameters)

@@ -14,6 +14,7 @@
 
 #include "warmpool/client.h"
 #include "warmpool/config.h"
+#include "warmpool/daemon.h"
 #include "warmpool/listener.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
@@ -51,9 +52,10 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: warmpool [-v] [--check] -c FILE\n"
+    fprintf(out, "usage: warmpool [-d] [-v] [--check] -c FILE\n"
                  "  -c, --config FILE  configuration file (ini)\n"
                  "      --check        validate the configuration and exit\n"
+                 "  -d, --daemon       run in the background (needs logfile or syslog)\n"
                  "  -v, --verbose      more logging (repeat for more)\n"
                  "  -V, --version      print the version\n"
                  "  -h, --help         this text\n");
@@ -98,6 +100,13 @@ static void prefill_pools(void)
     }
 }
 
+/* log_format and syslog from the config; the values were validated by config_load. */
+static void configure_logging(const struct wp_config *cfg)
+{
+    log_set_format((enum wp_log_format)log_format_from_name(cfg->log_format));
+    log_set_syslog(cfg->syslog, cfg->syslog_ident, log_facility_from_name(cfg->syslog_facility));
+}
+
 static void reload(void)
 {
     struct wp_config *cfg = load_config(wp_rt.cfg->path);
@@ -124,7 +133,9 @@ static void reload(void)
     wp_rt.users = users;
     login_forget_cached_keys();
     log_set_verbose(cfg->verbose);
-    log_open(cfg->logfile);
+    configure_logging(cfg);
+    if (log_open(cfg->logfile) < 0)
+        log_error("cannot open logfile %s: %s", cfg->logfile, strerror(errno));
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
     {
@@ -139,9 +150,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     (void)arg;
     if (sig == SIGHUP) {
+        daemon_notify("RELOADING=1\nSTATUS=reloading configuration");
         reload();
+        daemon_notify("READY=1\nSTATUS=accepting connections");
         return;
     }
+    daemon_notify(sig == SIGINT || wp_rt.shutting_down ? "STOPPING=1\nSTATUS=fast shutdown"
+                                                       : "STOPPING=1\nSTATUS=graceful shutdown");
     if (sig == SIGINT || wp_rt.shutting_down) {
         log_info("fast shutdown");
         wp_rt.shutting_down = 2;
@@ -200,6 +215,7 @@ static void free_everything(void)
     }
     config_free(wp_rt.cfg);
     free(wp_rt.cfg);
+    registry_free(&wp_rt.registry);
 }
 
 static int run(void)
@@ -230,6 +246,7 @@ static int run(void)
     log_info("warmpool %s listening on %s:%d", WARMPOOL_VERSION,
              wp_rt.cfg->listen_addr ? wp_rt.cfg->listen_addr : "", wp_rt.cfg->listen_port);
     prefill_pools();
+    daemon_ready();
     event_base_dispatch(wp_rt.base);
     close_everything();
     timeouts_stop();
@@ -245,35 +262,26 @@ static int run(void)
     return 0;
 }
 
-static void write_pidfile(const char *path)
-{
-    if (!path || !*path)
-        return;
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        log_warn("cannot write pidfile %s: %s", path, strerror(errno));
-        return;
-    }
-    fprintf(f, "%d\n", (int)getpid());
-    fclose(f);
-}
-
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
         {"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},         {"daemon", no_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
     };
     const char *path = NULL;
-    int check_only = 0, verbose = 0, opt;
-    while ((opt = getopt_long(argc, argv, "c:vVh", options, NULL)) != -1) {
+    int check_only = 0, verbose = 0, daemonize = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:dvVh", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
             break;
         case 'C':
             check_only = 1;
+            break;
+        case 'd':
+            daemonize = 1;
             break;
         case 'v':
             verbose++;
@@ -300,6 +308,8 @@ int main(int argc, char **argv)
         return 1;
     list_init(&wp_rt.pools);
     list_init(&wp_rt.clients);
+    if (registry_init(&wp_rt.registry) < 0)
+        return 1;
     wp_rt.cfg = cfg;
     if (load_userlist(cfg, &wp_rt.users) < 0) {
         free_everything();
@@ -311,13 +321,24 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_verbose(verbose > cfg->verbose ? verbose : cfg->verbose);
+    configure_logging(cfg);
     if (log_open(cfg->logfile) < 0) {
         fprintf(stderr, "warmpool: cannot open logfile %s: %s\n", cfg->logfile, strerror(errno));
         return 1;
     }
-    write_pidfile(cfg->pidfile);
+    char err[512];
+    if (daemonize && !cfg->logfile && !cfg->syslog) {
+        fprintf(stderr, "warmpool: -d needs logfile or syslog = 1 (stderr is closed)\n");
+        return 1;
+    }
+    if ((daemonize && daemon_detach(err, sizeof err) < 0) ||
+        daemon_pidfile_acquire(cfg->pidfile, err, sizeof err) < 0) {
+        fprintf(stderr, "warmpool: %s\n", err);
+        log_error("%s", err);
+        return 1;
+    }
     int rc = run();
-    if (cfg->pidfile && *cfg->pidfile)
-        unlink(cfg->pidfile);
+    daemon_pidfile_release();
+    log_close();
     return rc;
 }

@@ -17,6 +17,7 @@
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/relay.h"
+#include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 
@@ -26,7 +27,6 @@
 
 enum scan_result {
     SCAN_MORE,        /* everything available was handled */
-    SCAN_FLUSH_FIRST, /* a message to drop follows bytes still to send */
     SCAN_RELEASE,     /* transaction over: the server may go back to the pool */
     SCAN_QUIET,       /* no client and nothing outstanding */
     SCAN_TERMINATE,   /* client sent Terminate */
@@ -58,6 +58,25 @@ static void server_pause_read(struct wp_server *s, int paused)
         event_del(s->ev_read);
     else
         event_add(s->ev_read, NULL);
+}
+
+void relay_move_client_scanned(struct wp_client *c, struct wp_server *s)
+{
+    if (c->scan == 0)
+        return;
+    buf_append(&s->wbuf, buf_head(&c->rbuf), c->scan);
+    buf_consume(&c->rbuf, c->scan);
+    c->scan = 0;
+}
+
+void relay_move_server_scanned(struct wp_server *s)
+{
+    struct wp_client *c = s->client;
+    if (s->scan == 0 || !c)
+        return;
+    buf_append(&c->wbuf, buf_head(&s->rbuf), s->scan);
+    buf_consume(&s->rbuf, s->scan);
+    s->scan = 0;
 }
 
 /* ---- client → server ---- */
@@ -93,6 +112,7 @@ static void note_client_message(struct wp_server *s, uint8_t type)
 static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
 {
     uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
+    int prep = prepared_active(s);
     for (;;) {
         size_t avail = buf_unread(&c->rbuf) - c->scan;
         if (avail == 0)
@@ -113,7 +133,18 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
             return SCAN_ERROR;
         if (type == 'X')
             return SCAN_TERMINATE;
-        note_client_message(s, type);
+        if (prep) {
+            enum prep_input in = prepared_client_message(c, s, type, len);
+            if (in == PREP_WAIT)
+                return SCAN_MORE;
+            if (in == PREP_ERROR)
+                return SCAN_ERROR;
+            note_client_message(s, type);
+            if (in == PREP_DONE)
+                continue;
+        } else {
+            note_client_message(s, type);
+        }
         c->msg_left = len;
     }
 }
@@ -187,9 +218,24 @@ static int acquire_server(struct wp_client *c)
     return 1;
 }
 
+/* Transaction mode without a backend: answer what the registry can. 1 = wait. */
+static int answer_without_server(struct wp_client *c)
+{
+    if (c->pool->settings.pool_mode == WP_MODE_SESSION || wp_rt.cfg->max_prepared_statements <= 0)
+        return 0;
+    int rc;
+    while ((rc = prepared_answer_locally(c)) == 1)
+        ;
+    if (buf_unread(&c->wbuf) > 0)
+        client_kick_write(c);
+    return rc < 0 || c->state == CL_CLOSING || buf_unread(&c->rbuf) == 0;
+}
+
 void relay_client_input(struct wp_client *c)
 {
     if (c->state == CL_CLOSING)
+        return;
+    if (!c->server && c->state == CL_IDLE && answer_without_server(c))
         return;
     if (!c->server && !acquire_server(c))
         return;
@@ -203,6 +249,10 @@ void relay_client_input(struct wp_client *c)
         server_close(s, "write to server failed");
         return;
     }
+    if (buf_unread(&c->wbuf) > 0)
+        client_kick_write(c); /* synthetic answers */
+    if (c->state == CL_CLOSING)
+        return;
     if (r == SCAN_TERMINATE) {
         if (c->scan > 0 || c->msg_left > 0)
             s->close_when_quiet = 1; /* it will never get the rest */
@@ -271,8 +321,8 @@ static enum scan_result scan_server(struct wp_server *s)
             return SCAN_MORE;
         const uint8_t *p = buf_head(&s->rbuf) + s->scan;
         if (s->msg_left > 0) {
-            if (s->msg_discard && s->scan > 0)
-                return SCAN_FLUSH_FIRST;
+            if (s->msg_discard)
+                relay_move_server_scanned(s);
             size_t take = avail < s->msg_left ? avail : s->msg_left;
             take_bytes(s, s->msg_left, take, s->msg_discard);
             continue;
@@ -284,14 +334,17 @@ static enum scan_result scan_server(struct wp_server *s)
             return SCAN_MORE;
         if (r == PROTO_BAD_LENGTH || (type == 'Z' && len != 6))
             return SCAN_ERROR;
-        if (needs_whole_body(type, len) && avail < len) {
+        int prep = s->swallow == 0 && prepared_active(s);
+        if ((needs_whole_body(type, len) || (prep && prepared_needs_body(type))) && avail < len) {
             if (buf_reserve(&s->rbuf, len) < 0)
                 return SCAN_ERROR;
             return SCAN_MORE;
         }
         int drop = s->swallow > 0 || !s->client;
-        if (drop && s->scan > 0)
-            return SCAN_FLUSH_FIRST;
+        if (prep && prepared_server_message(s, type, p, len))
+            drop = 1;
+        if (drop)
+            relay_move_server_scanned(s);
         enum scan_result next = SCAN_MORE;
         if (type == 'Z')
             next = note_ready(s, p);
@@ -302,6 +355,8 @@ static enum scan_result scan_server(struct wp_server *s)
         else if (type == 'G' && !drop)
             s->copy_in = 1;
         take_bytes(s, len, avail, drop);
+        if (prep)
+            prepared_emit_synthetic(s);
         if (next != SCAN_MORE)
             return next;
     }
@@ -349,7 +404,7 @@ int relay_release_point(const struct wp_server *s)
         return 0;
     return s->tx_status == 'I' && s->outstanding == 0 && s->swallow == 0 && !s->in_extended &&
            !s->copy_in && s->cancel_pending == 0 && c->msg_left == 0 && c->scan == 0 &&
-           buf_unread(&s->wbuf) == 0;
+           buf_unread(&s->wbuf) == 0 && s->pending.count == 0;
 }
 
 static void release_server(struct wp_server *s)
@@ -400,10 +455,6 @@ void relay_server_input(struct wp_server *s)
         if (s->state == SV_CLOSED)
             return;
         switch (r) {
-        case SCAN_FLUSH_FIRST:
-            if (!flushed)
-                return;
-            continue;
         case SCAN_RELEASE:
             if (flushed && s->client)
                 release_server(s);

@@ -17,6 +17,7 @@
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/relay.h"
+#include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/timeouts.h"
@@ -125,6 +126,7 @@ struct wp_server *server_connect(struct wp_pool *pool)
     s->tx_status = 'I';
     s->connect_started_ms = wp_now_ms();
     list_init(&s->node);
+    serverset_init(&s->stmts);
     pool->nservers++;
     pool->nconnecting++;
     server_set_state(s, SV_CONNECTING);
@@ -224,6 +226,7 @@ static void on_connect_poll(evutil_socket_t fd, short what, void *arg)
 
 static void server_free(struct wp_server *s)
 {
+    prepared_server_forget(s);
     buf_free(&s->rbuf);
     buf_free(&s->wbuf);
     params_clear(&s->params);

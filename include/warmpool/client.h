@@ -11,6 +11,7 @@
 #include "warmpool/buf.h"
 #include "warmpool/list.h"
 #include "warmpool/params.h"
+#include "warmpool/prepared.h"
 
 struct event;
 struct wp_pool;
@@ -61,7 +62,9 @@ struct wp_client {
     int64_t wait_started_ms;
     int64_t xact_started_ms;
     int64_t last_active_ms; /* last byte from the client */
-    int is_admin;           /* logged in to the admin console */
+    int is_admin;
+    struct wp_name_map stmts; /* the client's statement names (transaction mode) */
+    int skip_to_sync;         /* after a synthetic error: drop input until Sync */           /* logged in to the admin console */
 };
 
 void client_accept(int fd, const char *addr);

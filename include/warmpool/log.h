@@ -1,17 +1,34 @@
 /*
- * log — one-line log messages to stderr or a file.
+ * log — one-line log messages to a file, syslog, or stderr when neither is set.
  *
- * Each line: timestamp, level, then the caller's text (which starts with the
- * connection identity, `C-<id> db/user@addr` or `S-<id> db/user pid=N`).
+ * Each line: timestamp, pid, level, then the caller's text (which starts with the
+ * connection identity, `C-<id> db/user@addr` or `S-<id> db/user pid=N`). With
+ * log_format = json each line is one JSON object instead:
+ *   {"time":"2024-05-01T12:00:00.123+0200","pid":42,"level":"LOG","message":"…"}
+ * Syslog gets the same text without time and pid (syslog adds its own).
  */
 #ifndef WARMPOOL_LOG_H
 #define WARMPOOL_LOG_H
 
 enum wp_log_level { WP_LOG_DEBUG, WP_LOG_LOG, WP_LOG_WARNING, WP_LOG_ERROR, WP_LOG_FATAL };
 
-/* path NULL or "" means stderr; returns 0 or -1 (errno set). */
+enum wp_log_format { WP_LOG_FORMAT_TEXT, WP_LOG_FORMAT_JSON };
+
+/* path NULL or "" means no file: stderr, unless syslog is on. Reopens when called
+   again (log rotation); returns 0 or -1 (errno set, the previous file stays). */
 int log_open(const char *path);
 void log_set_verbose(int verbose);
+void log_set_format(enum wp_log_format format);
+/* Turn syslog on (ident, facility from log_facility_from_name) or off (enabled 0).
+   Returns 0, or -1 when ident cannot be copied (syslog is then off). */
+int log_set_syslog(int enabled, const char *ident, int facility);
+/* Close the log file and syslog; later messages go to stderr. */
+void log_close(void);
+/* "text" / "json" → enum wp_log_format; -1 when unknown. */
+int log_format_from_name(const char *name);
+/* "daemon", "user", "local0".."local7", "auth", "authpriv" → LOG_* facility code;
+   -1 when unknown. */
+int log_facility_from_name(const char *name);
 int log_enabled(enum wp_log_level level);
 void log_msg(enum wp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -13,6 +13,7 @@
 
 struct wp_client;
 struct wp_server;
+struct wp_pool_stats;
 
 struct wp_pool {
     struct wp_list node; /* wp_rt.pools */
@@ -44,6 +45,8 @@ struct wp_pool {
     uint64_t xact_count, query_count, wait_count;
     uint64_t bytes_in, bytes_out;
     int64_t total_wait_us, max_wait_us;
+    uint64_t prepared_hits, prepared_misses, prepared_evictions;
+    struct wp_pool_stats *stats; /* stats.c: allocated on first use, freed by stats_pool_free() */
 };
 
 struct wp_pool *pool_find(const char *dbname, const char *user);

@@ -24,4 +24,9 @@ void relay_try_release(struct wp_server *server);
 /* The client socket became writable again. */
 void relay_client_writable(struct wp_client *client);
 
+/* Bytes scanned but not yet written go into the peer-bound buffer of warmpool's own
+   bytes, so that what warmpool appends next follows them in order. */
+void relay_move_client_scanned(struct wp_client *client, struct wp_server *server);
+void relay_move_server_scanned(struct wp_server *server);
+
 #endif

@@ -10,6 +10,7 @@
 #include "warmpool/auth.h"
 #include "warmpool/config.h"
 #include "warmpool/list.h"
+#include "warmpool/prepared.h"
 
 struct event_base;
 struct event;
@@ -21,6 +22,7 @@ struct wp_runtime {
     struct wp_list pools;   /* struct wp_pool.node */
     struct wp_list clients; /* struct wp_client.all */
     int nclients;
+    struct wp_registry registry; /* prepared statements of every pool */
     struct event *ev_reap;
     uint64_t next_id;
     int shutting_down;      /* 1 = graceful (SIGTERM), 2 = fast */

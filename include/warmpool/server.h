@@ -11,6 +11,7 @@
 #include "warmpool/buf.h"
 #include "warmpool/list.h"
 #include "warmpool/params.h"
+#include "warmpool/prepared.h"
 
 struct event;
 struct wp_pool;
@@ -56,6 +57,9 @@ struct wp_server {
     int close_when_quiet;/* close instead of reuse once drained */
     int release_pending; /* release once the client has all bytes */
     size_t scan;         /* rbuf bytes scanned and ready for the client */
+    struct wp_server_set stmts;       /* warmpool statements prepared here */
+    struct wp_pending_queue pending;  /* requests awaiting answers (transaction mode) */
+    struct wp_buf describe;           /* a Describe answer being collected for the cache */
     int needs_reset;     /* run server_reset_query before the next client */
 
     int64_t connect_started_ms;

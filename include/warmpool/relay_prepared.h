@@ -1,0 +1,41 @@
+/*
+ * relay_prepared — the relay's prepared-statement layer for transaction and
+ * statement mode: client statement names become warmpool's `wp_<id>` names, Parses
+ * the backend already has are answered in place, missing ones are injected before a
+ * Bind or Describe, and every backend answer is matched to its request so the
+ * client sees exactly the sequence PostgreSQL would have sent it.
+ */
+#ifndef WARMPOOL_RELAY_PREPARED_H
+#define WARMPOOL_RELAY_PREPARED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct wp_client;
+struct wp_server;
+
+enum prep_input {
+    PREP_PASS,  /* forward the message unchanged (its request is queued) */
+    PREP_DONE,  /* handled: consumed from the client buffer */
+    PREP_WAIT,  /* the whole message is needed first */
+    PREP_ERROR, /* malformed message: protocol violation */
+};
+
+/* Does this backend's traffic go through the prepared layer? */
+int prepared_active(const struct wp_server *s);
+/* Client message header at the scan position. */
+enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s, uint8_t type,
+                                        uint32_t len);
+/* Backend message (whole for the types the layer reads). Returns 1 to drop it. */
+int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *msg, uint32_t len);
+/* Emit synthetic answers now at the head of the queue. */
+void prepared_emit_synthetic(struct wp_server *s);
+/* Backend message types whose whole body the layer needs. */
+int prepared_needs_body(uint8_t type);
+/* A client without a backend: answer Parse/Describe/Sync batches of known statements
+   locally. Returns 1 when it consumed input (call again), 0 when a backend is needed. */
+int prepared_answer_locally(struct wp_client *c);
+void prepared_server_forget(struct wp_server *s);
+void prepared_client_forget(struct wp_client *c);
+
+#endif

@@ -1,0 +1,578 @@
+/*
+ * fingerprint — SQL text → normalised text + 64-bit hash (include/warmpool/fingerprint.h).
+ *
+ * A small lexer follows PostgreSQL's lexical rules closely enough to find every
+ * literal: standard and E'' strings, dollar quotes, quoted identifiers, nested block
+ * comments, and the operator rule that "=-1" is "=" then "-1". Tokens are then written
+ * out with canonical spacing, so the text, and therefore the hash, depends only on the
+ * token sequence. No parse tree is built: an unusual statement still gets a stable
+ * fingerprint, only perhaps a less pretty one.
+ *
+ * The same emitter feeds the hash and, when asked, the output buffer, so the two can
+ * never disagree. The hash is FNV-1a over the emitted bytes (words case-folded),
+ * finished with a 64-bit mixer so that similar texts land far apart in hash tables.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "warmpool/fingerprint.h"
+
+enum tok_kind {
+    TK_END,
+    TK_WORD,   /* unquoted identifier or keyword */
+    TK_QIDENT, /* "quoted identifier", U&"..." */
+    TK_NUMBER,
+    TK_STRING, /* any string literal, dollar-quoted included */
+    TK_PARAM,  /* $1 */
+    TK_OP,     /* operator characters */
+    TK_PUNCT,  /* ( ) [ ] , ; . : :: and any other single byte */
+};
+
+struct tok {
+    enum tok_kind kind;
+    size_t start, end;
+};
+
+struct lexer {
+    const char *s;
+    size_t len;
+    size_t pos;
+};
+
+/* ---------------------------------------------------------------- lexer */
+
+static int is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static int is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_ident_start(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+static int is_ident_char(unsigned char c)
+{
+    return is_ident_start(c) || is_digit(c) || c == '$';
+}
+
+static int is_op_char(unsigned char c)
+{
+    return c != '\0' && strchr("+-*/<>=~!@#%^&|`?", c) != NULL;
+}
+
+static unsigned char at(const struct lexer *lx, size_t i)
+{
+    return i < lx->len ? (unsigned char)lx->s[i] : '\0';
+}
+
+static int comment_starts(const struct lexer *lx, size_t i)
+{
+    return (at(lx, i) == '-' && at(lx, i + 1) == '-') ||
+           (at(lx, i) == '/' && at(lx, i + 1) == '*');
+}
+
+/* Position after the comment at i: "--" to end of line, or nested block comments. */
+static size_t skip_comment(const struct lexer *lx, size_t i)
+{
+    if (at(lx, i) == '-') {
+        while (i < lx->len && lx->s[i] != '\n')
+            i++;
+        return i;
+    }
+    int depth = 0;
+    while (i < lx->len) {
+        if (at(lx, i) == '/' && at(lx, i + 1) == '*') {
+            depth++;
+            i += 2;
+        } else if (at(lx, i) == '*' && at(lx, i + 1) == '/') {
+            i += 2;
+            if (--depth == 0)
+                return i;
+        } else {
+            i++;
+        }
+    }
+    return i;
+}
+
+/* `quote` opens at i; returns the position after its closing quote (or the end). A
+   doubled quote is an escaped quote; with backslashes set, so is \' (E'' strings). */
+static size_t skip_quoted(const struct lexer *lx, size_t i, char quote, int backslashes)
+{
+    for (i++; i < lx->len; i++) {
+        char c = lx->s[i];
+        if (backslashes && c == '\\') {
+            i++;
+            continue;
+        }
+        if (c == quote) {
+            if (at(lx, i + 1) != (unsigned char)quote)
+                return i + 1;
+            i++;
+        }
+    }
+    return lx->len;
+}
+
+/* "$tag$" opening at i: returns the delimiter length, or 0 when it is not one. */
+static size_t dollar_tag_len(const struct lexer *lx, size_t i)
+{
+    size_t j = i + 1;
+    if (at(lx, j) != '$') {
+        if (!is_ident_start(at(lx, j)))
+            return 0;
+        while (is_ident_start(at(lx, j)) || is_digit(at(lx, j)))
+            j++;
+        if (at(lx, j) != '$')
+            return 0;
+    }
+    return j - i + 1;
+}
+
+static size_t skip_dollar_quoted(const struct lexer *lx, size_t i, size_t tag_len)
+{
+    const char *tag = lx->s + i;
+    for (size_t j = i + tag_len; j + tag_len <= lx->len; j++)
+        if (lx->s[j] == '$' && memcmp(lx->s + j, tag, tag_len) == 0)
+            return j + tag_len;
+    return lx->len;
+}
+
+static size_t skip_number(const struct lexer *lx, size_t i)
+{
+    unsigned char radix = at(lx, i + 1) | 0x20;
+    if (at(lx, i) == '0' && (radix == 'x' || radix == 'o' || radix == 'b')) {
+        i += 2;
+        while (is_ident_char(at(lx, i)) && at(lx, i) != '$')
+            i++;
+        return i;
+    }
+    while (is_digit(at(lx, i)) || at(lx, i) == '_')
+        i++;
+    if (at(lx, i) == '.' && at(lx, i + 1) != '.') {
+        i++;
+        while (is_digit(at(lx, i)) || at(lx, i) == '_')
+            i++;
+    }
+    if ((at(lx, i) | 0x20) == 'e') {
+        size_t j = i + 1;
+        if (at(lx, j) == '+' || at(lx, j) == '-')
+            j++;
+        if (is_digit(at(lx, j))) {
+            i = j;
+            while (is_digit(at(lx, i)))
+                i++;
+        }
+    }
+    return i;
+}
+
+/* Operators may not end in + or - unless they hold one of these (PostgreSQL's rule). */
+static size_t operator_end(const struct lexer *lx, size_t i)
+{
+    size_t start = i;
+    while (is_op_char(at(lx, i)) && !(i > start && comment_starts(lx, i)))
+        i++;
+    int special = 0;
+    for (size_t k = start; k < i; k++)
+        special |= strchr("~!@#%^&|`?", lx->s[k]) != NULL;
+    while (!special && i - start > 1 && (lx->s[i - 1] == '+' || lx->s[i - 1] == '-'))
+        i--;
+    return i;
+}
+
+/* Words, and the literal prefixes that look like them: E'', B'', X'', N'', U&'', U&"". */
+static enum tok_kind scan_word(const struct lexer *lx, size_t i, size_t *end)
+{
+    unsigned char c = at(lx, i) | 0x20, next = at(lx, i + 1);
+    if (next == '\'' && (c == 'e' || c == 'b' || c == 'x' || c == 'n')) {
+        *end = skip_quoted(lx, i + 1, '\'', c == 'e');
+        return TK_STRING;
+    }
+    if (c == 'u' && next == '&' && (at(lx, i + 2) == '\'' || at(lx, i + 2) == '"')) {
+        char q = (char)at(lx, i + 2);
+        *end = skip_quoted(lx, i + 2, q, 0);
+        return q == '"' ? TK_QIDENT : TK_STRING;
+    }
+    while (is_ident_char(at(lx, i)))
+        i++;
+    *end = i;
+    return TK_WORD;
+}
+
+static enum tok_kind scan_dollar(const struct lexer *lx, size_t i, size_t *end)
+{
+    if (is_digit(at(lx, i + 1))) {
+        i++;
+        while (is_digit(at(lx, i)))
+            i++;
+        *end = i;
+        return TK_PARAM;
+    }
+    size_t tag_len = dollar_tag_len(lx, i);
+    if (tag_len == 0) {
+        *end = i + 1;
+        return TK_PUNCT;
+    }
+    *end = skip_dollar_quoted(lx, i, tag_len);
+    return TK_STRING;
+}
+
+static void next_token(struct lexer *lx, struct tok *t)
+{
+    size_t i = lx->pos;
+    for (;;) {
+        while (i < lx->len && is_space(at(lx, i)))
+            i++;
+        if (!comment_starts(lx, i))
+            break;
+        i = skip_comment(lx, i);
+    }
+    t->start = i;
+    unsigned char c = at(lx, i);
+    size_t end = i + 1;
+    if (i >= lx->len || c == '\0') {
+        t->kind = TK_END;
+        end = i;
+    } else if (is_ident_start(c)) {
+        t->kind = scan_word(lx, i, &end);
+    } else if (is_digit(c) || (c == '.' && is_digit(at(lx, i + 1)))) {
+        t->kind = TK_NUMBER;
+        end = skip_number(lx, i);
+    } else if (c == '\'') {
+        t->kind = TK_STRING;
+        end = skip_quoted(lx, i, '\'', 0);
+    } else if (c == '"') {
+        t->kind = TK_QIDENT;
+        end = skip_quoted(lx, i, '"', 0);
+    } else if (c == '$') {
+        t->kind = scan_dollar(lx, i, &end);
+    } else if (is_op_char(c)) {
+        t->kind = TK_OP;
+        end = operator_end(lx, i);
+    } else {
+        t->kind = TK_PUNCT;
+        if (c == ':' && at(lx, i + 1) == ':')
+            end = i + 2;
+    }
+    t->end = end;
+    lx->pos = end;
+}
+
+/* ---------------------------------------------------------------- token tests */
+
+static int tok_is(const struct lexer *lx, const struct tok *t, const char *text)
+{
+    size_t n = strlen(text);
+    return t->end - t->start == n && strncasecmp(lx->s + t->start, text, n) == 0;
+}
+
+static int tok_is_bool(const struct lexer *lx, const struct tok *t)
+{
+    return t->kind == TK_WORD && (tok_is(lx, t, "true") || tok_is(lx, t, "false"));
+}
+
+/* Keywords after which an expression starts: a sign there is unary, and "(" there
+   is not a function call. Only these two decisions depend on it. */
+static int tok_is_expr_keyword(const struct lexer *lx, const struct tok *t)
+{
+    static const char *const words[] = {
+        "all",    "and",    "any",    "as",    "between",   "by",   "case",  "distinct",
+        "else",   "exists", "from",   "having", "ilike",    "in",   "into",  "is",
+        "join",   "like",   "limit",  "not",   "offset",    "on",   "or",    "return",
+        "returning", "select", "set", "similar", "some",    "then", "using", "values",
+        "when",   "where",  "with",   NULL,
+    };
+    if (t->kind != TK_WORD)
+        return 0;
+    for (int i = 0; words[i]; i++)
+        if (tok_is(lx, t, words[i]))
+            return 1;
+    return 0;
+}
+
+static int tok_is_sign(const struct lexer *lx, const struct tok *t)
+{
+    return t->kind == TK_OP && (tok_is(lx, t, "-") || tok_is(lx, t, "+"));
+}
+
+/* ---------------------------------------------------------------- emitter */
+
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+
+struct emitter {
+    char *out;
+    size_t cap, len;
+    int cut;
+    uint64_t h;
+    int started;
+    int glue_right;    /* the last piece wants no space after it */
+    int prev_operand;  /* the last piece ends an operand: a following sign is binary */
+    int prev_callable; /* the last piece may be followed by "(" of a call */
+    int pending_semicolon;
+};
+
+static void put_byte(struct emitter *em, unsigned char shown, unsigned char hashed)
+{
+    em->h = (em->h ^ hashed) * FNV_PRIME;
+    if (!em->out)
+        return;
+    if (em->len + 1 < em->cap)
+        em->out[em->len++] = (char)shown;
+    else
+        em->cut = 1;
+}
+
+static void put_text(struct emitter *em, const char *s, size_t n, int fold)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        unsigned char folded = fold && c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
+        put_byte(em, c, folded);
+    }
+}
+
+/* One output piece: a space before it unless either side glues. */
+static void emit(struct emitter *em, const char *s, size_t n, int fold, int glue_left,
+                 int glue_right)
+{
+    if (em->pending_semicolon) {
+        em->pending_semicolon = 0;
+        put_byte(em, ';', ';');
+        em->glue_right = 0;
+    }
+    if (em->started && !em->glue_right && !glue_left)
+        put_byte(em, ' ', ' ');
+    put_text(em, s, n, fold);
+    em->started = 1;
+    em->glue_right = glue_right;
+}
+
+static void emit_literal(struct emitter *em, const char *text)
+{
+    emit(em, text, strlen(text), 0, 0, 0);
+    em->prev_operand = 1;
+    em->prev_callable = 0;
+}
+
+static void emit_punct(struct emitter *em, const struct lexer *lx, const struct tok *t)
+{
+    char c = lx->s[t->start];
+    size_t n = t->end - t->start;
+    int glue_left = 1, glue_right = 0;
+    switch (c) {
+    case '(':
+        glue_left = em->prev_callable;
+        glue_right = 1;
+        break;
+    case '[':
+    case '.':
+    case ':':
+        glue_right = 1;
+        break;
+    case ')':
+    case ']':
+    case ',':
+        break;
+    default:
+        glue_left = 0;
+        break;
+    }
+    emit(em, lx->s + t->start, n, 0, glue_left, glue_right);
+    em->prev_operand = c == ')' || c == ']';
+    em->prev_callable = 0;
+}
+
+/* ---------------------------------------------------------------- lists of literals */
+
+/* One literal at the lexer's position: [sign] number | string | $n | true | false,
+   with any "::type" casts after it. Returns 1 and consumes it, or 0. */
+static int take_literal(struct lexer *lx)
+{
+    struct tok t;
+    next_token(lx, &t);
+    if (tok_is_sign(lx, &t))
+        next_token(lx, &t);
+    if (t.kind != TK_NUMBER && t.kind != TK_STRING && t.kind != TK_PARAM && !tok_is_bool(lx, &t))
+        return 0;
+    for (;;) {
+        struct lexer peek = *lx;
+        next_token(&peek, &t);
+        if (t.kind != TK_PUNCT || !tok_is(&peek, &t, "::"))
+            return 1;
+        next_token(&peek, &t);
+        if (t.kind != TK_WORD)
+            return 1;
+        *lx = peek;
+    }
+}
+
+/* After "(" or "[": literals separated by commas up to `close`? Returns the position
+   after `close`, or 0 when the list holds anything else. */
+static size_t literal_list_end(const struct lexer *at_open, char close)
+{
+    struct lexer lx = *at_open;
+    struct tok t;
+    for (;;) {
+        if (!take_literal(&lx))
+            return 0;
+        next_token(&lx, &t);
+        if (t.kind == TK_PUNCT && lx.s[t.start] == close)
+            return t.end;
+        if (t.kind != TK_PUNCT || lx.s[t.start] != ',')
+            return 0;
+    }
+}
+
+/* ---------------------------------------------------------------- normaliser */
+
+static void emit_word(struct emitter *em, const struct lexer *lx, const struct tok *t)
+{
+    if (tok_is_bool(lx, t)) {
+        emit_literal(em, "?");
+        return;
+    }
+    emit(em, lx->s + t->start, t->end - t->start, 1, 0, 0);
+    int keyword = tok_is_expr_keyword(lx, t);
+    em->prev_operand = !keyword;
+    em->prev_callable = !keyword;
+}
+
+/* "(" after IN or "[" after ARRAY: a literal-only list collapses to "(...)" / "[...]". */
+static int collapse_list(struct emitter *em, struct lexer *lx, const struct tok *t,
+                         const struct tok *prev)
+{
+    char open = lx->s[t->start];
+    int in_list = open == '(' && prev->kind == TK_WORD && tok_is(lx, prev, "in");
+    int array = open == '[' && prev->kind == TK_WORD && tok_is(lx, prev, "array");
+    if (!in_list && !array)
+        return 0;
+    size_t end = literal_list_end(lx, in_list ? ')' : ']');
+    if (end == 0)
+        return 0;
+    lx->pos = end;
+    emit(em, in_list ? "(...)" : "[...]", 5, 0, array, 0);
+    em->prev_operand = 1;
+    em->prev_callable = 0;
+    return 1;
+}
+
+/* A sign before a number is part of the literal unless it follows an operand. */
+static int merge_signed_number(struct emitter *em, struct lexer *lx, const struct tok *t)
+{
+    if (em->prev_operand || !tok_is_sign(lx, t))
+        return 0;
+    struct lexer peek = *lx;
+    struct tok num;
+    next_token(&peek, &num);
+    if (num.kind != TK_NUMBER)
+        return 0;
+    *lx = peek;
+    emit_literal(em, "?");
+    return 1;
+}
+
+static void emit_token(struct emitter *em, struct lexer *lx, const struct tok *t,
+                       const struct tok *prev)
+{
+    switch (t->kind) {
+    case TK_WORD:
+        emit_word(em, lx, t);
+        break;
+    case TK_QIDENT:
+        emit(em, lx->s + t->start, t->end - t->start, 0, 0, 0);
+        em->prev_operand = 1;
+        em->prev_callable = 1;
+        break;
+    case TK_NUMBER:
+    case TK_STRING:
+        emit_literal(em, "?");
+        break;
+    case TK_PARAM:
+        emit(em, lx->s + t->start, t->end - t->start, 0, 0, 0);
+        em->prev_operand = 1;
+        em->prev_callable = 0;
+        break;
+    case TK_OP:
+        if (merge_signed_number(em, lx, t))
+            break;
+        emit(em, lx->s + t->start, t->end - t->start, 0, 0, 0);
+        em->prev_operand = 0;
+        em->prev_callable = 0;
+        break;
+    case TK_PUNCT:
+        if (lx->s[t->start] == ';') {
+            em->pending_semicolon = em->started; /* leading and repeated ones vanish */
+            break;
+        }
+        if (collapse_list(em, lx, t, prev))
+            break;
+        emit_punct(em, lx, t);
+        break;
+    case TK_END:
+        break;
+    }
+}
+
+/* Cut back to the last whole UTF-8 character. */
+static size_t utf8_boundary(const char *s, size_t len)
+{
+    size_t k = len;
+    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k == 0)
+        return len;
+    unsigned char lead = (unsigned char)s[k - 1];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return len - (k - 1) >= want ? len : k - 1;
+}
+
+static uint64_t finish_hash(uint64_t h)
+{
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return h ? h : 1;
+}
+
+static uint64_t normalize(const char *sql, size_t len, char *out, size_t outlen)
+{
+    struct lexer lx = {sql, len, 0};
+    struct emitter em = {.out = out, .cap = outlen, .h = FNV_OFFSET};
+    struct tok t, prev = {TK_END, 0, 0};
+    if (!sql)
+        lx.len = 0;
+    for (;;) {
+        next_token(&lx, &t);
+        if (t.kind == TK_END)
+            break;
+        emit_token(&em, &lx, &t, &prev);
+        prev = t;
+    }
+    if (out) {
+        size_t n = em.cut ? utf8_boundary(out, em.len) : em.len;
+        out[n] = '\0';
+    }
+    return finish_hash(em.h);
+}
+
+uint64_t fingerprint_hash(const char *sql, size_t len)
+{
+    return normalize(sql, len, NULL, 0);
+}
+
+uint64_t fingerprint_normalize(const char *sql, size_t len, char *out, size_t outlen)
+{
+    if (!out || outlen == 0)
+        return normalize(sql, len, NULL, 0);
+    return normalize(sql, len, out, outlen);
+}

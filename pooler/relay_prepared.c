@@ -1,0 +1,525 @@
+/*
+ * relay_prepared — prepared statements across backends in transaction mode
+ * (see include/warmpool/relay_prepared.h and docs/ARCHITECTURE.md).
+ *
+ * Client → backend: Parse/Bind/Describe/Close naming a statement are rewritten into
+ * the backend's buffer (after moving the bytes scanned so far, to keep order), and
+ * every request that the backend answers is queued. Backend → client: each answer
+ * pops its request; answers to warmpool's own requests are dropped; synthetic
+ * answers are emitted when their request reaches the head of the queue.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "warmpool/client.h"
+#include "warmpool/log.h"
+#include "warmpool/pool.h"
+#include "warmpool/prepared.h"
+#include "warmpool/proto.h"
+#include "warmpool/relay.h"
+#include "warmpool/relay_prepared.h"
+#include "warmpool/runtime.h"
+#include "warmpool/server.h"
+
+#define MAX_NAME 1024
+
+int prepared_active(const struct wp_server *s)
+{
+    return s->pool->settings.pool_mode != WP_MODE_SESSION &&
+           wp_rt.cfg->max_prepared_statements > 0;
+}
+
+/* ---- output helpers ---- */
+
+static void push(struct wp_server *s, uint8_t type, uint8_t action, struct wp_stmt *stmt,
+                 const char *client_name)
+{
+    struct wp_pending item = {type, action, stmt, NULL};
+    if (stmt)
+        registry_ref(stmt);
+    if (client_name)
+        item.client_name = strdup(client_name);
+    pending_push(&s->pending, &item);
+}
+
+static void release_item(struct wp_pending *item)
+{
+    if (item->stmt)
+        registry_unref(&wp_rt.registry, item->stmt);
+    free(item->client_name);
+    item->stmt = NULL;
+    item->client_name = NULL;
+}
+
+/* ---- client → backend ---- */
+
+static int put_close(struct wp_buf *out, const char *name)
+{
+    return proto_put_close(out, 'S', name);
+}
+
+/* Make room on the backend: Close its least recently used statements. */
+static void evict_for_one_more(struct wp_server *s)
+{
+    int max = wp_rt.cfg->max_prepared_statements;
+    while ((int)s->stmts.count >= max) {
+        struct wp_stmt *victim = serverset_lru(&s->stmts);
+        if (!victim)
+            return;
+        put_close(&s->wbuf, victim->name);
+        push(s, 'C', PENDING_SKIP, NULL, NULL);
+        serverset_remove(&s->stmts, &wp_rt.registry, victim);
+        s->pool->prepared_evictions++;
+    }
+}
+
+/* Make sure the backend has stmt; inject a Parse (answer swallowed) when it lacks it. */
+static void ensure_prepared(struct wp_server *s, struct wp_stmt *stmt)
+{
+    stmt->uses++;
+    if (serverset_touch(&s->stmts, stmt)) {
+        s->pool->prepared_hits++;
+        return;
+    }
+    evict_for_one_more(s);
+    proto_put_parse(&s->wbuf, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
+    push(s, 'P', PENDING_SKIP, stmt, NULL);
+    serverset_add(&s->stmts, stmt);
+    s->pool->prepared_misses++;
+}
+
+/* Emit a synthetic answer to the client now or, when answers are pending, in turn. */
+static void answer_in_order(struct wp_server *s, uint8_t type, const char *client_name)
+{
+    push(s, type, PENDING_SYNTH, NULL, client_name);
+    prepared_emit_synthetic(s);
+}
+
+/* 42P05 duplicate_prepared_statement, in order; the message rides in client_name. */
+static void synthetic_duplicate_error(struct wp_client *c, struct wp_server *s,
+                                      const char *message)
+{
+    /* As PostgreSQL does after an error, ignore the rest up to Sync. */
+    struct wp_pending item = {'e', PENDING_SYNTH, NULL, strdup(message)};
+    pending_push(&s->pending, &item);
+    c->skip_to_sync = 1;
+    prepared_emit_synthetic(s);
+}
+
+static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const uint8_t *msg,
+                                uint32_t len)
+{
+    struct wp_parse_msg parse;
+    if (prepared_parse_parse(msg + 5, len - 5, &parse) < 0)
+        return PREP_ERROR;
+    if (parse.name[0] == '\0') {
+        push(s, 'P', PENDING_FORWARD, NULL, NULL);
+        return PREP_PASS;
+    }
+    relay_move_client_scanned(c, s);
+    if (namemap_get(&c->stmts, parse.name)) {
+        char text[MAX_NAME + 64];
+        snprintf(text, sizeof text, "prepared statement \"%.*s\" already exists", MAX_NAME,
+                 parse.name);
+        synthetic_duplicate_error(c, s, text);
+        buf_consume(&c->rbuf, len);
+        return PREP_DONE;
+    }
+    struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &parse);
+    if (!stmt)
+        return PREP_ERROR;
+    namemap_put(&c->stmts, &wp_rt.registry, parse.name, stmt);
+    if (serverset_touch(&s->stmts, stmt)) {
+        s->pool->prepared_hits++;
+        answer_in_order(s, '1', parse.name);
+    } else {
+        evict_for_one_more(s);
+        proto_put_parse(&s->wbuf, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
+        push(s, 'P', PENDING_FORWARD, stmt, parse.name);
+        serverset_add(&s->stmts, stmt);
+        s->pool->prepared_misses++;
+    }
+    registry_unref(&wp_rt.registry, stmt);
+    buf_consume(&c->rbuf, len);
+    return PREP_DONE;
+}
+
+/* Append msg with the NUL-terminated name at name_off replaced by new_name. */
+static void put_renamed(struct wp_buf *out, const uint8_t *msg, uint32_t len, size_t name_off,
+                        size_t old_len, const char *new_name)
+{
+    size_t new_len = strlen(new_name);
+    uint32_t total = (uint32_t)(len - old_len + new_len);
+    uint8_t header[5] = {msg[0]};
+    proto_put_u32(header + 1, total - 1);
+    buf_append(out, header, 5);
+    buf_append(out, msg + 5, name_off - 5);
+    buf_append(out, new_name, new_len);
+    buf_append(out, msg + name_off + old_len, len - name_off - old_len);
+}
+
+/* Bind (portal\0 statement\0 …) or Describe/Close ('S' statement\0). */
+static enum prep_input on_named_use(struct wp_client *c, struct wp_server *s, uint8_t type,
+                                    const uint8_t *msg, uint32_t len, size_t name_off)
+{
+    const char *name = (const char *)msg + name_off;
+    size_t name_len = strnlen(name, len - name_off);
+    if (name_len == len - name_off)
+        return PREP_ERROR;
+    struct wp_stmt *stmt = name_len ? namemap_get(&c->stmts, name) : NULL;
+    if (!stmt) {
+        /* Unnamed, or unknown: the backend answers truthfully either way. */
+        push(s, type, PENDING_FORWARD, NULL, NULL);
+        return PREP_PASS;
+    }
+    relay_move_client_scanned(c, s);
+    ensure_prepared(s, stmt);
+    put_renamed(&s->wbuf, msg, len, name_off, name_len, stmt->name);
+    push(s, type, PENDING_FORWARD, type == 'D' ? stmt : NULL, NULL);
+    buf_consume(&c->rbuf, len);
+    return PREP_DONE;
+}
+
+static enum prep_input on_close(struct wp_client *c, struct wp_server *s, const uint8_t *msg,
+                                uint32_t len)
+{
+    if (len < 7 || msg[5] != 'S' || msg[len - 1] != '\0' || msg[6] == '\0') {
+        push(s, 'C', PENDING_FORWARD, NULL, NULL);
+        return PREP_PASS;
+    }
+    /* The client's name goes; the backend keeps the statement for others. */
+    relay_move_client_scanned(c, s);
+    namemap_remove(&c->stmts, &wp_rt.registry, (const char *)msg + 6);
+    buf_consume(&c->rbuf, len);
+    answer_in_order(s, '3', NULL);
+    return PREP_DONE;
+}
+
+static int needs_whole(uint8_t type)
+{
+    return type == 'P' || type == 'B' || type == 'D' || type == 'C';
+}
+
+enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s, uint8_t type,
+                                        uint32_t len)
+{
+    size_t avail = buf_unread(&c->rbuf) - c->scan;
+    if (c->skip_to_sync && type != 'S') {
+        if (avail < len)
+            return PREP_WAIT;
+        relay_move_client_scanned(c, s);
+        buf_consume(&c->rbuf, len);
+        return PREP_DONE;
+    }
+    if (needs_whole(type) && avail < len) {
+        if (buf_reserve(&c->rbuf, len - avail) < 0)
+            return PREP_ERROR;
+        return PREP_WAIT;
+    }
+    const uint8_t *msg = buf_head(&c->rbuf) + c->scan;
+    switch (type) {
+    case 'P':
+        return on_parse(c, s, msg, len);
+    case 'B': {
+        const uint8_t *portal_end = memchr(msg + 5, '\0', len - 5);
+        if (!portal_end)
+            return PREP_ERROR;
+        return on_named_use(c, s, 'B', msg, len, (size_t)(portal_end - msg) + 1);
+    }
+    case 'D':
+        if (len < 7)
+            return PREP_ERROR;
+        if (msg[5] != 'S') {
+            push(s, 'D', PENDING_FORWARD, NULL, NULL);
+            return PREP_PASS;
+        }
+        return on_named_use(c, s, 'D', msg, len, 6);
+    case 'C':
+        return on_close(c, s, msg, len);
+    case 'S':
+        c->skip_to_sync = 0;
+        /* fall through */
+    case 'E':
+    case 'Q':
+    case 'F':
+        push(s, type, PENDING_FORWARD, NULL, NULL);
+        return PREP_PASS;
+    default:
+        return PREP_PASS;
+    }
+}
+
+/* ---- backend → client ---- */
+
+int prepared_needs_body(uint8_t type)
+{
+    return type == 'E' || type == 'C' || type == 't' || type == 'T' || type == 'n';
+}
+
+static void emit(struct wp_server *s, const struct wp_pending *item)
+{
+    struct wp_client *c = s->client;
+    if (!c)
+        return;
+    relay_move_server_scanned(s);
+    if (item->type == 'e')
+        proto_put_error(&c->wbuf, "ERROR", "42P05", item->client_name);
+    else
+        proto_put_simple(&c->wbuf, (char)item->type);
+}
+
+void prepared_emit_synthetic(struct wp_server *s)
+{
+    struct wp_pending *head;
+    while ((head = pending_head(&s->pending)) && head->action == PENDING_SYNTH) {
+        emit(s, head);
+        release_item(head);
+        pending_pop(&s->pending);
+    }
+}
+
+/* A request the backend skipped or refused: undo what warmpool assumed of it. */
+static void undo_request(struct wp_server *s, struct wp_pending *item)
+{
+    if (item->type == 'P' && item->action != PENDING_SYNTH && item->stmt)
+        serverset_remove(&s->stmts, &wp_rt.registry, item->stmt);
+    /* The client's statement never came to exist (as with PostgreSQL itself). */
+    if (item->type == 'P' && item->client_name && s->client) {
+        struct wp_stmt *now = namemap_get(&s->client->stmts, item->client_name);
+        if (now && (now == item->stmt || item->action == PENDING_SYNTH))
+            namemap_remove(&s->client->stmts, &wp_rt.registry, item->client_name);
+    }
+}
+
+static void pop_and_release(struct wp_server *s)
+{
+    struct wp_pending *head = pending_head(&s->pending);
+    if (!head)
+        return;
+    release_item(head);
+    pending_pop(&s->pending);
+}
+
+/* Error in the extended protocol: the failed request and the rest up to Sync are gone. */
+static void on_extended_error(struct wp_server *s)
+{
+    struct wp_pending *head;
+    while ((head = pending_head(&s->pending)) && head->type != 'S') {
+        undo_request(s, head);
+        pop_and_release(s);
+    }
+}
+
+static int command_clears_statements(const uint8_t *msg, uint32_t len)
+{
+    const char *tag = (const char *)msg + 5;
+    size_t tag_len = strnlen(tag, len - 5);
+    return (tag_len == 11 && memcmp(tag, "DISCARD ALL", 11) == 0) ||
+           (tag_len == 14 && memcmp(tag, "DEALLOCATE ALL", 14) == 0);
+}
+
+/* Keep a Describe answer for statements, to answer later ones without a backend. */
+static void collect_describe(struct wp_server *s, struct wp_pending *head, uint8_t type,
+                             const uint8_t *msg, uint32_t len)
+{
+    if (!head->stmt)
+        return;
+    if (type == 't')
+        buf_reset(&s->describe);
+    buf_append(&s->describe, msg, len);
+    if (type != 't' && buf_unread(&s->describe) > 0)
+        registry_set_describe(head->stmt, buf_head(&s->describe), buf_unread(&s->describe));
+}
+
+/* Result shapes may change after DDL, or when the backend says so (0A000). */
+static int invalidates_descriptions(uint8_t type, const uint8_t *msg, uint32_t len)
+{
+    if (type == 'C') {
+        const char *tag = (const char *)msg + 5;
+        return strncmp(tag, "CREATE", 6) == 0 || strncmp(tag, "ALTER", 5) == 0 ||
+               strncmp(tag, "DROP", 4) == 0;
+    }
+    const char *code = proto_error_field(msg + 5, len - 5, 'C');
+    return code && strcmp(code, "0A000") == 0;
+}
+
+int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *msg, uint32_t len)
+{
+    struct wp_pending *head = pending_head(&s->pending);
+    if (type == 'C' && command_clears_statements(msg, len)) {
+        serverset_clear(&s->stmts, &wp_rt.registry);
+        if (s->client)
+            namemap_clear(&s->client->stmts, &wp_rt.registry);
+    }
+    if ((type == 'C' || type == 'E') && invalidates_descriptions(type, msg, len))
+        registry_drop_all_describes(&wp_rt.registry);
+    if (!head)
+        return 0;
+    int drop = head->action == PENDING_SKIP;
+    switch (type) {
+    case '1':
+        if (head->stmt)
+            head->stmt->validated = 1;
+        /* fall through */
+    case '2':
+    case '3':
+    case 'n':
+    case 's':
+        if (type == 'n' && head->type == 'D')
+            collect_describe(s, head, type, msg, len);
+        pop_and_release(s);
+        return drop;
+    case 't':
+        collect_describe(s, head, type, msg, len);
+        return 0;
+    case 'T':
+        if (head->type != 'D')
+            return 0;
+        collect_describe(s, head, type, msg, len);
+        pop_and_release(s);
+        return 0;
+    case 'C':
+    case 'I':
+        if (head->type == 'E')
+            pop_and_release(s);
+        return 0;
+    case 'E':
+        if (head->type == 'Q' || head->type == 'F')
+            return 0;
+        on_extended_error(s);
+        return 0;
+    case 'Z':
+        while ((head = pending_head(&s->pending)) &&
+               head->type != 'S' && head->type != 'Q' && head->type != 'F')
+            pop_and_release(s);
+        pop_and_release(s);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void prepared_server_forget(struct wp_server *s)
+{
+    struct wp_pending *head;
+    while ((head = pending_head(&s->pending)))
+        pop_and_release(s);
+    pending_free(&s->pending);
+    serverset_clear(&s->stmts, &wp_rt.registry);
+    buf_free(&s->describe);
+}
+
+void prepared_client_forget(struct wp_client *c)
+{
+    namemap_clear(&c->stmts, &wp_rt.registry);
+}
+
+/* ---- answers without a backend ---- */
+
+#define LOCAL_BATCH_MAX 32
+
+struct local_item {
+    uint8_t type;
+    const char *name;
+    struct wp_stmt *stmt;
+};
+
+struct local_batch {
+    int n;
+    struct local_item items[LOCAL_BATCH_MAX];
+};
+
+/* A statement name defined earlier in this batch, or by the client before. */
+static struct wp_stmt *batch_lookup(const struct wp_client *c, const struct local_batch *b,
+                                    const char *name)
+{
+    for (int i = b->n - 1; i >= 0; i--)
+        if (b->items[i].type == 'P' && strcmp(b->items[i].name, name) == 0)
+            return b->items[i].stmt;
+    return namemap_get(&c->stmts, name);
+}
+
+/* Can this message be answered from the registry? Fills item; 0 = no. */
+static int plan_local(const struct wp_client *c, const struct local_batch *b, uint8_t type,
+                      const uint8_t *msg, uint32_t len, struct local_item *item)
+{
+    item->type = type;
+    if (type == 'S' || type == 'H')
+        return 1;
+    if (type == 'P') {
+        struct wp_parse_msg parse;
+        if (prepared_parse_parse(msg + 5, len - 5, &parse) < 0 || !parse.name[0])
+            return 0;
+        item->stmt = registry_find(&wp_rt.registry, &parse);
+        item->name = parse.name;
+        /* Only statements a backend accepted; a duplicate name gets the real error. */
+        return item->stmt && item->stmt->validated && !batch_lookup(c, b, parse.name);
+    }
+    if ((type == 'D' || type == 'C') && len >= 7 && msg[5] == 'S' && msg[len - 1] == '\0' &&
+        msg[6] != '\0') {
+        item->name = (const char *)msg + 6;
+        item->stmt = batch_lookup(c, b, item->name);
+        return type == 'C' || (item->stmt && item->stmt->describe);
+    }
+    return 0;
+}
+
+static void run_local(struct wp_client *c, const struct local_batch *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        const struct local_item *item = &b->items[i];
+        switch (item->type) {
+        case 'P':
+            namemap_put(&c->stmts, &wp_rt.registry, item->name, item->stmt);
+            proto_put_simple(&c->wbuf, '1');
+            c->pool->prepared_hits++;
+            break;
+        case 'D':
+            buf_append(&c->wbuf, item->stmt->describe, item->stmt->describe_len);
+            break;
+        case 'C':
+            namemap_remove(&c->stmts, &wp_rt.registry, item->name);
+            proto_put_simple(&c->wbuf, '3');
+            break;
+        case 'S':
+            proto_put_ready(&c->wbuf, 'I');
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+int prepared_answer_locally(struct wp_client *c)
+{
+    const uint8_t *p = buf_head(&c->rbuf);
+    size_t avail = buf_unread(&c->rbuf), off = 0;
+    struct local_batch batch = {0};
+    uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
+    while (batch.n < LOCAL_BATCH_MAX) {
+        uint8_t type;
+        uint32_t len;
+        if (proto_scan_header(p + off, avail - off, max_len, &type, &len) != PROTO_HEADER)
+            return off > 0 ? -1 : 0;
+        if (type != 'P' && type != 'D' && type != 'C' && type != 'S' && type != 'H')
+            return 0;
+        if (avail - off < len) {
+            if (buf_reserve(&c->rbuf, len - (avail - off)) < 0)
+                return 0;
+            return -1; /* wait for the rest of the batch */
+        }
+        struct local_item *item = &batch.items[batch.n];
+        if (!plan_local(c, &batch, type, p + off, len, item))
+            return 0;
+        batch.n++;
+        off += len;
+        if (type == 'S' || type == 'H') {
+            /* The names point into the buffer: run before consuming it. */
+            run_local(c, &batch);
+            buf_consume(&c->rbuf, off);
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -128,6 +128,15 @@ static const struct key_def keys[] = {
     {"pkt_buf", K_SIZE, CFG(pkt_buf), IN_GLOBAL, 4096, 64 * MB},
     {"max_packet_size", K_SIZE, CFG(max_packet_size), IN_GLOBAL, 4096, GB},
 
+    {"stats_socket", K_PATH, CFG(stats_socket), IN_GLOBAL, 0, 0},
+    {"stats_listen", K_STR, CFG(stats_listen), IN_GLOBAL, 0, 0},
+    {"stats_socket_mode", K_OCTAL, CFG(stats_socket_mode), IN_GLOBAL, 0, 07777},
+    {"stats_top_statements", K_INT, CFG(stats_top_statements), IN_GLOBAL, 0, 1000000},
+    {"nplus1_threshold", K_INT, CFG(nplus1_threshold), IN_GLOBAL, 0, INT_MAX},
+    {"nplus1_window_ms", K_DURATION, CFG(nplus1_window_ms), IN_GLOBAL, DUR},
+    {"log_slow_queries_ms", K_DURATION, CFG(log_slow_queries_ms), IN_GLOBAL, DUR},
+    {"log_parameters", K_BOOL, CFG(log_parameters), IN_GLOBAL, 0, 1},
+
     {"logfile", K_PATH, CFG(logfile), IN_GLOBAL, 0, 0},
     {"pidfile", K_PATH, CFG(pidfile), IN_GLOBAL, 0, 0},
     {"verbose", K_INT, CFG(verbose), IN_GLOBAL, 0, 2},
@@ -1149,6 +1158,10 @@ static void validate_globals(struct loader *ld)
     if (!*cfg->listen_addr && !*cfg->unix_socket_dir)
         report(ld, key_line(ld, key_set(ld, "listen_addr") ? "listen_addr" : "unix_socket_dir"),
                "listen_addr and unix_socket_dir are both empty: nothing to listen on");
+    if (*cfg->stats_listen && config_split_host_port(cfg->stats_listen, NULL, 0, NULL) < 0)
+        report(ld, key_line(ld, "stats_listen"),
+               "stats_listen: \"%.64s\" is not host:port (e.g. 127.0.0.1:9127, [::1]:9127)",
+               cfg->stats_listen);
     if (log_format_from_name(cfg->log_format) < 0)
         report(ld, key_line(ld, "log_format"), "log_format: \"%.64s\" is not text or json",
                cfg->log_format);
@@ -1231,6 +1244,14 @@ static void set_defaults(struct loader *ld)
     cfg->ignore_startup_parameters = split_list("");
     cfg->pkt_buf = 16 * KB;
     cfg->max_packet_size = GB;
+    cfg->stats_socket = NULL;
+    cfg->stats_listen = dup_str(ld, "");
+    cfg->stats_socket_mode = 0660;
+    cfg->stats_top_statements = 1000;
+    cfg->nplus1_threshold = 10;
+    cfg->nplus1_window_ms = 1 * SEC_MS;
+    cfg->log_slow_queries_ms = 0;
+    cfg->log_parameters = 0;
     cfg->verbose = 0;
     cfg->log_format = dup_str(ld, "text");
     cfg->syslog = 0;
@@ -1381,6 +1402,37 @@ const char *config_mode_name(int mode)
     if (mode >= WP_MODE_SESSION && mode <= WP_MODE_STATEMENT)
         return mode_names[mode];
     return mode == WP_MODE_UNSET ? "unset" : "unknown";
+}
+
+int config_split_host_port(const char *text, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(text, ':');
+    const char *h = text, *h_end = colon;
+    int64_t n;
+
+    if (!colon || colon == text)
+        return -1;
+    if (text[0] == '[') {
+        /* [v6-address]:port */
+        if (colon[-1] != ']' || colon - text < 3)
+            return -1;
+        h = text + 1;
+        h_end = colon - 1;
+    } else if (memchr(text, ':', (size_t)(colon - text))) {
+        return -1; /* a bare IPv6 address needs brackets */
+    }
+    if (parse_integer(colon + 1, &n) < 0 || n < 1 || n > 65535)
+        return -1;
+    if (host) {
+        size_t len = (size_t)(h_end - h);
+        if (len >= hostlen)
+            return -1;
+        memcpy(host, h, len);
+        host[len] = '\0';
+    }
+    if (port)
+        *port = (int)n;
+    return 0;
 }
 
 int config_user_in_list(char *const *list, const char *user)

@@ -256,6 +256,9 @@ static void next_token(struct lexer *lx, struct tok *t)
     } else if (is_op_char(c)) {
         t->kind = TK_OP;
         end = operator_end(lx, i);
+    } else if (c == ':' && at(lx, i + 1) == '=') {
+        t->kind = TK_OP; /* := of named arguments and PL/pgSQL */
+        end = i + 2;
     } else {
         t->kind = TK_PUNCT;
         if (c == ':' && at(lx, i + 1) == ':')

@@ -46,6 +46,7 @@ int prepared_parse_parse(const uint8_t *body, size_t len, struct wp_parse_msg *o
     out->query_len = (size_t)(query_end - query);
     out->nparams = nparams;
     out->param_types = p;
+    out->sql_level = 0;
     return 0;
 }
 
@@ -87,12 +88,14 @@ void registry_free(struct wp_registry *reg)
 static uint64_t hash_parse(const struct wp_parse_msg *parse)
 {
     uint64_t h = hash_bytes(HASH_SEED, parse->query, parse->query_len);
+    h = hash_bytes(h, &parse->sql_level, sizeof parse->sql_level);
     return hash_bytes(h, parse->param_types, (size_t)parse->nparams * 4);
 }
 
 static int stmt_matches(const struct wp_stmt *stmt, uint64_t hash, const struct wp_parse_msg *parse)
 {
     if (stmt->hash != hash || stmt->query_len != parse->query_len ||
+        stmt->sql_level != parse->sql_level ||
         stmt->nparams != parse->nparams || memcmp(stmt->query, parse->query, parse->query_len))
         return 0;
     for (uint16_t i = 0; i < parse->nparams; i++)
@@ -141,6 +144,7 @@ static struct wp_stmt *stmt_new(struct wp_registry *reg, uint64_t hash,
     for (uint16_t i = 0; i < parse->nparams; i++)
         stmt->param_types[i] = proto_get_u32(parse->param_types + 4 * i);
     stmt->hash = hash;
+    stmt->sql_level = parse->sql_level;
     stmt->id = ++reg->next_id;
     snprintf(stmt->name, sizeof stmt->name, "wp_%llu", (unsigned long long)stmt->id);
     return stmt;

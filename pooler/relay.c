@@ -139,6 +139,8 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
                 return SCAN_MORE;
             if (in == PREP_ERROR)
                 return SCAN_ERROR;
+            if (in == PREP_LOCAL)
+                continue; /* nothing reached the backend */
             note_client_message(s, type);
             if (in == PREP_DONE)
                 continue;
@@ -253,6 +255,10 @@ void relay_client_input(struct wp_client *c)
         client_kick_write(c); /* synthetic answers */
     if (c->state == CL_CLOSING)
         return;
+    if (r == SCAN_MORE && c->server) {
+        relay_try_release(c->server);
+        return;
+    }
     if (r == SCAN_TERMINATE) {
         if (c->scan > 0 || c->msg_left > 0)
             s->close_when_quiet = 1; /* it will never get the rest */
@@ -465,6 +471,9 @@ void relay_server_input(struct wp_server *s)
             server_on_quiet(s);
             return;
         default:
+            /* A synthetic answer may have ended the transaction. */
+            if (flushed)
+                relay_try_release(s);
             return;
         }
     }

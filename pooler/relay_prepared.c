@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "warmpool/client.h"
 #include "warmpool/log.h"
@@ -21,6 +22,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/sqlprep.h"
 
 #define MAX_NAME 1024
 
@@ -74,6 +76,31 @@ static void evict_for_one_more(struct wp_server *s)
     }
 }
 
+/* Send what creates stmt on the backend: a Parse, or for SQL-level statements a
+   PREPARE query (whose whole answer, ReadyForQuery included, is then swallowed
+   unless it answers the client's own PREPARE). */
+static void put_prepare(struct wp_server *s, struct wp_stmt *stmt, uint8_t action,
+                        const char *client_name)
+{
+    if (stmt->sql_level) {
+        struct wp_buf sql = {0};
+        buf_append(&sql, "PREPARE ", 8);
+        buf_append(&sql, stmt->name, strlen(stmt->name));
+        buf_append(&sql, " ", 1);
+        buf_append(&sql, stmt->query, stmt->query_len);
+        buf_append(&sql, "", 1);
+        proto_put_query(&s->wbuf, (const char *)sql.data);
+        buf_free(&sql);
+        push(s, 'Q', action, stmt, client_name);
+        if (action == PENDING_SKIP)
+            s->outstanding++; /* its ReadyForQuery is counted like the client's */
+    } else {
+        proto_put_parse(&s->wbuf, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
+        push(s, 'P', action, stmt, client_name);
+    }
+    serverset_add(&s->stmts, stmt);
+}
+
 /* Make sure the backend has stmt; inject a Parse (answer swallowed) when it lacks it. */
 static void ensure_prepared(struct wp_server *s, struct wp_stmt *stmt)
 {
@@ -83,9 +110,7 @@ static void ensure_prepared(struct wp_server *s, struct wp_stmt *stmt)
         return;
     }
     evict_for_one_more(s);
-    proto_put_parse(&s->wbuf, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
-    push(s, 'P', PENDING_SKIP, stmt, NULL);
-    serverset_add(&s->stmts, stmt);
+    put_prepare(s, stmt, PENDING_SKIP, NULL);
     s->pool->prepared_misses++;
 }
 
@@ -135,9 +160,7 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
         answer_in_order(s, '1', parse.name);
     } else {
         evict_for_one_more(s);
-        proto_put_parse(&s->wbuf, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
-        push(s, 'P', PENDING_FORWARD, stmt, parse.name);
-        serverset_add(&s->stmts, stmt);
+        put_prepare(s, stmt, PENDING_FORWARD, parse.name);
         s->pool->prepared_misses++;
     }
     registry_unref(&wp_rt.registry, stmt);
@@ -196,6 +219,111 @@ static enum prep_input on_close(struct wp_client *c, struct wp_server *s, const 
     return PREP_DONE;
 }
 
+/* ---- SQL-level PREPARE / EXECUTE / DEALLOCATE ---- */
+
+/* Answer a simple query in order: CommandComplete(tag) or an error, then ReadyForQuery. */
+static void answer_query_in_order(struct wp_server *s, const char *tag, const char *error)
+{
+    struct wp_pending item = {error ? 'x' : 'q', PENDING_SYNTH, NULL,
+                              strdup(error ? error : tag)};
+    pending_push(&s->pending, &item);
+    prepared_emit_synthetic(s);
+}
+
+static void put_execute(struct wp_server *s, struct wp_stmt *stmt, const struct sqlprep *sp)
+{
+    struct wp_buf sql = {0};
+    buf_append(&sql, "EXECUTE ", 8);
+    buf_append(&sql, stmt->name, strlen(stmt->name));
+    buf_append(&sql, sp->rest, sp->rest_len);
+    buf_append(&sql, "", 1);
+    proto_put_query(&s->wbuf, (const char *)sql.data);
+    buf_free(&sql);
+    push(s, 'Q', PENDING_FORWARD, NULL, NULL);
+}
+
+static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
+                                      const struct sqlprep *sp)
+{
+    if (namemap_get(&c->stmts, sp->name)) {
+        char text[SQLPREP_NAME_MAX + 64];
+        snprintf(text, sizeof text, "prepared statement \"%s\" already exists", sp->name);
+        answer_query_in_order(s, NULL, text);
+        return PREP_LOCAL;
+    }
+    struct wp_parse_msg key = {sp->name, sp->rest, sp->rest_len, 0, NULL, 1};
+    struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &key);
+    if (!stmt)
+        return PREP_ERROR;
+    namemap_put(&c->stmts, &wp_rt.registry, sp->name, stmt);
+    enum prep_input result = PREP_LOCAL;
+    if (serverset_touch(&s->stmts, stmt)) {
+        s->pool->prepared_hits++;
+        answer_query_in_order(s, "PREPARE", NULL);
+    } else {
+        evict_for_one_more(s);
+        put_prepare(s, stmt, PENDING_FORWARD, sp->name);
+        s->pool->prepared_misses++;
+        result = PREP_DONE;
+    }
+    registry_unref(&wp_rt.registry, stmt);
+    return result;
+}
+
+/* Does this Query start like one of the commands sqlprep knows? */
+static int looks_like_sqlprep(const uint8_t *text, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+        i++;
+    static const char *const words[] = {"prepare", "execute", "deallocate"};
+    for (int w = 0; w < 3; w++) {
+        size_t wl = strlen(words[w]);
+        if (n - i >= wl && strncasecmp((const char *)text + i, words[w], wl) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const uint8_t *msg,
+                                uint32_t len)
+{
+    struct sqlprep sp;
+    sqlprep_parse((const char *)msg + 5, len - 6, &sp);
+    if (sp.kind == SQLPREP_NONE)
+        goto pass;
+    struct wp_stmt *stmt = namemap_get(&c->stmts, sp.name);
+    if ((sp.kind == SQLPREP_EXECUTE || sp.kind == SQLPREP_DEALLOCATE) && !stmt)
+        goto pass; /* the backend answers "does not exist" itself */
+    relay_move_client_scanned(c, s);
+    enum prep_input result = PREP_LOCAL;
+    switch (sp.kind) {
+    case SQLPREP_PREPARE:
+        result = on_sql_prepare(c, s, &sp);
+        break;
+    case SQLPREP_EXECUTE:
+        ensure_prepared(s, stmt);
+        put_execute(s, stmt, &sp);
+        result = PREP_DONE;
+        break;
+    case SQLPREP_DEALLOCATE:
+        namemap_remove(&c->stmts, &wp_rt.registry, sp.name);
+        answer_query_in_order(s, "DEALLOCATE", NULL);
+        break;
+    case SQLPREP_DEALLOCATE_ALL:
+        namemap_clear(&c->stmts, &wp_rt.registry);
+        answer_query_in_order(s, "DEALLOCATE ALL", NULL);
+        break;
+    case SQLPREP_NONE:
+        break;
+    }
+    buf_consume(&c->rbuf, len);
+    return result;
+pass:
+    push(s, 'Q', PENDING_FORWARD, NULL, NULL);
+    return PREP_PASS;
+}
+
 static int needs_whole(uint8_t type)
 {
     return type == 'P' || type == 'B' || type == 'D' || type == 'C';
@@ -212,12 +340,20 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
         buf_consume(&c->rbuf, len);
         return PREP_DONE;
     }
-    if (needs_whole(type) && avail < len) {
+    const uint8_t *msg = buf_head(&c->rbuf) + c->scan;
+    int whole = needs_whole(type);
+    if (type == 'Q') {
+        /* Only queries that may be PREPARE/EXECUTE/DEALLOCATE are read whole. */
+        size_t seen = (avail < len ? avail : len) - 5;
+        if (seen < 16 && avail < len)
+            return PREP_WAIT;
+        whole = looks_like_sqlprep(msg + 5, seen);
+    }
+    if (whole && avail < len) {
         if (buf_reserve(&c->rbuf, len - avail) < 0)
             return PREP_ERROR;
         return PREP_WAIT;
     }
-    const uint8_t *msg = buf_head(&c->rbuf) + c->scan;
     switch (type) {
     case 'P':
         return on_parse(c, s, msg, len);
@@ -237,11 +373,16 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
         return on_named_use(c, s, 'D', msg, len, 6);
     case 'C':
         return on_close(c, s, msg, len);
+    case 'Q':
+        if (!whole) {
+            push(s, 'Q', PENDING_FORWARD, NULL, NULL);
+            return PREP_PASS;
+        }
+        return on_query(c, s, msg, len);
     case 'S':
         c->skip_to_sync = 0;
         /* fall through */
     case 'E':
-    case 'Q':
     case 'F':
         push(s, type, PENDING_FORWARD, NULL, NULL);
         return PREP_PASS;
@@ -263,10 +404,27 @@ static void emit(struct wp_server *s, const struct wp_pending *item)
     if (!c)
         return;
     relay_move_server_scanned(s);
-    if (item->type == 'e')
+    switch (item->type) {
+    case 'e': /* extended protocol: the client skips to Sync itself */
         proto_put_error(&c->wbuf, "ERROR", "42P05", item->client_name);
-    else
+        break;
+    case 'x': /* simple query: error, then ReadyForQuery */
+        proto_put_error(&c->wbuf, "ERROR", "42P05", item->client_name);
+        proto_put_ready(&c->wbuf, s->tx_status == 'I' ? 'I' : 'E');
+        break;
+    case 'q':
+        if (s->tx_status == 'E')
+            proto_put_error(&c->wbuf, "ERROR", "25P02",
+                            "current transaction is aborted, commands ignored until end of "
+                            "transaction block");
+        else
+            proto_put_command_complete(&c->wbuf, item->client_name);
+        proto_put_ready(&c->wbuf, s->tx_status);
+        break;
+    default:
         proto_put_simple(&c->wbuf, (char)item->type);
+        break;
+    }
 }
 
 void prepared_emit_synthetic(struct wp_server *s)
@@ -282,10 +440,11 @@ void prepared_emit_synthetic(struct wp_server *s)
 /* A request the backend skipped or refused: undo what warmpool assumed of it. */
 static void undo_request(struct wp_server *s, struct wp_pending *item)
 {
-    if (item->type == 'P' && item->action != PENDING_SYNTH && item->stmt)
+    int creates = item->type == 'P' || (item->type == 'Q' && item->stmt);
+    if (creates && item->action != PENDING_SYNTH && item->stmt)
         serverset_remove(&s->stmts, &wp_rt.registry, item->stmt);
     /* The client's statement never came to exist (as with PostgreSQL itself). */
-    if (item->type == 'P' && item->client_name && s->client) {
+    if (creates && item->client_name && s->client) {
         struct wp_stmt *now = namemap_get(&s->client->stmts, item->client_name);
         if (now && (now == item->stmt || item->action == PENDING_SYNTH))
             namemap_remove(&s->client->stmts, &wp_rt.registry, item->client_name);
@@ -357,6 +516,11 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
     if (!head)
         return 0;
     int drop = head->action == PENDING_SKIP;
+    if (head->type == 'Q' && drop && type != 'Z') {
+        if (type == 'E')
+            undo_request(s, head); /* the backend does not have it after all */
+        return 1;                  /* warmpool's own PREPARE: its whole answer goes */
+    }
     switch (type) {
     case '1':
         if (head->stmt)
@@ -385,6 +549,8 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
             pop_and_release(s);
         return 0;
     case 'E':
+        if (head->type == 'Q' && head->client_name)
+            undo_request(s, head); /* the client's PREPARE failed */
         if (head->type == 'Q' || head->type == 'F')
             return 0;
         on_extended_error(s);
@@ -393,8 +559,9 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
         while ((head = pending_head(&s->pending)) &&
                head->type != 'S' && head->type != 'Q' && head->type != 'F')
             pop_and_release(s);
+        drop = head && head->action == PENDING_SKIP;
         pop_and_release(s);
-        return 0;
+        return drop;
     default:
         return 0;
     }

@@ -8,6 +8,7 @@
  * N+1 slots. Text work (normalising a statement) happens once per statement per pool,
  * when it first enters the table; log lines are formatted only when they are written.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +18,7 @@
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
+#include "warmpool/server.h"
 #include "warmpool/stats.h"
 
 /* Raw statement text kept for the slow-query log when log_parameters = 1. */
@@ -371,9 +373,9 @@ void stats_query_error(struct wp_pool *pool, struct wp_client_stats *cs, const c
     struct wp_pool_stats *ps = stats_of(pool);
     if (ps)
         count_error_class(ps, sqlstate);
-    if (cs && !cs->sqlstate[0]) {
-        snprintf(cs->sqlstate, sizeof cs->sqlstate, "%s", sqlstate && *sqlstate ? sqlstate : "?????");
-    }
+    if (cs && !cs->sqlstate[0])
+        snprintf(cs->sqlstate, sizeof cs->sqlstate, "%s",
+                 sqlstate && *sqlstate ? sqlstate : "?????");
 }
 
 void stats_wait_done(struct wp_pool *pool, struct wp_client_stats *cs, int64_t wait_us)
@@ -783,4 +785,50 @@ int stats_pool_healthy(struct wp_pool *pool)
     if (ps && ps->last_connect != 0)
         return ps->last_connect > 0;
     return pool->last_error[0] == '\0';
+}
+
+void stats_count_servers(const struct wp_pool *pool, int64_t now_ms,
+                         struct stats_server_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t check_delay = wp_rt.cfg ? wp_rt.cfg->server_check_delay : 0;
+    const struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
+    for (int i = 0; i < 3; i++) {
+        for (const struct wp_list *n = lists[i]->next; n != lists[i]; n = n->next) {
+            const struct wp_server *s = list_entry(n, struct wp_server, node);
+            out->total++;
+            switch (s->state) {
+            case SV_IDLE:
+                if (check_delay > 0 && now_ms - s->last_used_ms > check_delay)
+                    out->used++;
+                else
+                    out->idle++;
+                break;
+            case SV_ACTIVE:
+                out->active++;
+                break;
+            case SV_CONNECTING:
+                out->connecting++;
+                break;
+            case SV_RESETTING:
+                out->resetting++;
+                break;
+            case SV_DRAINING:
+                out->draining++;
+                break;
+            case SV_CLOSED:
+                out->total--;
+                break;
+            }
+        }
+    }
+}
+
+int64_t stats_pool_max_wait_us(const struct wp_pool *pool, int64_t now_ms)
+{
+    if (list_empty(&pool->waiting))
+        return 0;
+    const struct wp_client *c = list_entry(pool->waiting.next, struct wp_client, node);
+    int64_t waited = now_ms - c->wait_started_ms;
+    return waited > 0 ? waited * 1000 : 0;
 }

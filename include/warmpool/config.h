@@ -137,6 +137,9 @@ int config_parse_duration(const char *text, int64_t *ms);
 /* "512", "16kB", "8MB", "1GB" → bytes. -1 on error. */
 int config_parse_size(const char *text, int64_t *bytes);
 const char *config_mode_name(int mode);
+/* "host:port" or "[v6]:port" → host (NUL-terminated, may be NULL) and port 1..65535.
+   Returns 0, or -1 when malformed or the host does not fit. */
+int config_split_host_port(const char *text, char *host, size_t hostlen, int *port);
 int config_user_in_list(char *const *list, const char *user);
 
 #endif

@@ -24,6 +24,7 @@ struct wp_stmt {
     uint32_t *param_types;
     int refs;
     int validated;      /* a backend answered ParseComplete for it */
+    int sql_level;      /* made by SQL PREPARE; re-prepared the same way */
     uint64_t uses;      /* Binds and Describes naming it */
     uint8_t *describe;  /* cached ParameterDescription + RowDescription/NoData bytes */
     size_t describe_len;
@@ -44,6 +45,7 @@ struct wp_parse_msg {
     size_t query_len;
     uint16_t nparams;
     const uint8_t *param_types; /* nparams big-endian uint32s */
+    int sql_level;              /* SQL PREPARE: query is "[(types)] AS …" */
 };
 
 int prepared_parse_parse(const uint8_t *body, size_t len, struct wp_parse_msg *out);

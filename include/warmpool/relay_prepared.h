@@ -16,7 +16,8 @@ struct wp_server;
 
 enum prep_input {
     PREP_PASS,  /* forward the message unchanged (its request is queued) */
-    PREP_DONE,  /* handled: consumed from the client buffer */
+    PREP_DONE,  /* handled: consumed from the client buffer, something went on */
+    PREP_LOCAL, /* handled: consumed and answered by warmpool alone */
     PREP_WAIT,  /* the whole message is needed first */
     PREP_ERROR, /* malformed message: protocol violation */
 };

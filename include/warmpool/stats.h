@@ -254,4 +254,13 @@ const char *stats_prepared_event_name(enum stats_prepared_event event);
 /* Can the pool reach its database: a live backend, or the last connect worked. */
 int stats_pool_healthy(struct wp_pool *pool);
 
+/* Backends of a pool by state. `used` are idle ones past server_check_delay. */
+struct stats_server_counts {
+    int active, idle, used, connecting, resetting, draining, total;
+};
+void stats_count_servers(const struct wp_pool *pool, int64_t now_ms,
+                         struct stats_server_counts *out);
+/* How long the first client in the pool's queue has waited, in µs (0: none waits). */
+int64_t stats_pool_max_wait_us(const struct wp_pool *pool, int64_t now_ms);
+
 #endif

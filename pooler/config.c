@@ -124,6 +124,7 @@ static const struct key_def keys[] = {
     {"reserve_pool_timeout", K_DURATION, CFG(reserve_pool_timeout), IN_GLOBAL, DUR},
     {"shutdown_wait_timeout", K_DURATION, CFG(shutdown_wait_timeout), IN_GLOBAL, DUR},
     {"max_prepared_statements", K_INT, CFG(max_prepared_statements), IN_GLOBAL, 0, INT_MAX},
+    {"warm_prepared_statements", K_INT, CFG(warm_prepared_statements), IN_GLOBAL, 0, 10000},
     {"ignore_startup_parameters", K_LIST, CFG(ignore_startup_parameters), IN_GLOBAL, 0, 0},
     {"pkt_buf", K_SIZE, CFG(pkt_buf), IN_GLOBAL, 4096, 64 * MB},
     {"max_packet_size", K_SIZE, CFG(max_packet_size), IN_GLOBAL, 4096, GB},
@@ -1241,6 +1242,7 @@ static void set_defaults(struct loader *ld)
     cfg->reserve_pool_timeout = 5 * SEC_MS;
     cfg->shutdown_wait_timeout = 30 * SEC_MS;
     cfg->max_prepared_statements = 200;
+    cfg->warm_prepared_statements = 50;
     cfg->ignore_startup_parameters = split_list("");
     cfg->pkt_buf = 16 * KB;
     cfg->max_packet_size = GB;

@@ -13,6 +13,7 @@
 #include "warmpool/client.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
+#include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/timeouts.h"
@@ -81,6 +82,7 @@ struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, cons
 
 void pool_free(struct wp_pool *pool)
 {
+    prepared_pool_forget(pool);
     list_remove(&pool->node);
     params_clear(&pool->params);
     free(pool->dbname);

@@ -299,6 +299,11 @@ static enum scan_result note_ready(struct wp_server *s, const uint8_t *p)
     s->tx_status = (char)p[5];
     if (s->swallow > 0) {
         s->swallow--;
+        if (s->warming) {
+            s->warming = 0;
+            if (s->internal_failed)
+                prepared_warm_failed(s);
+        }
         s->internal_failed = 0;
     } else if (s->outstanding > 0) {
         s->outstanding--;

@@ -690,3 +690,108 @@ int prepared_answer_locally(struct wp_client *c)
     }
     return 0;
 }
+
+/* ---- warm statements ---- */
+
+static int warm_limit(void)
+{
+    return wp_rt.cfg->max_prepared_statements < wp_rt.cfg->warm_prepared_statements
+               ? wp_rt.cfg->max_prepared_statements
+               : wp_rt.cfg->warm_prepared_statements;
+}
+
+void prepared_pool_forget(struct wp_pool *pool)
+{
+    for (int i = 0; i < pool->nwarm; i++)
+        registry_unref(&wp_rt.registry, pool->warm[i]);
+    free(pool->warm);
+    pool->warm = NULL;
+    pool->nwarm = 0;
+}
+
+void prepared_save_warm(struct wp_server *s)
+{
+    int limit = warm_limit();
+    if (s->stmts.count == 0 || limit <= 0)
+        return;
+    struct wp_stmt **list = calloc((size_t)limit, sizeof *list);
+    if (!list)
+        return;
+    int n = 0;
+    for (struct wp_set_node *node = s->stmts.lru.lru_next; node != &s->stmts.lru && n < limit;
+         node = node->lru_next) {
+        if (!node->stmt->validated || node->stmt->sql_level)
+            continue;
+        list[n++] = node->stmt;
+        registry_ref(node->stmt);
+    }
+    if (n == 0) {
+        free(list);
+        return;
+    }
+    prepared_pool_forget(s->pool);
+    s->pool->warm = list;
+    s->pool->nwarm = n;
+}
+
+/* The sibling backend with the most statements shows what the pool uses. */
+static struct wp_server *richest_sibling(struct wp_server *s)
+{
+    struct wp_server *best = NULL;
+    struct wp_list *lists[] = {&s->pool->idle, &s->pool->active};
+    for (int i = 0; i < 2; i++) {
+        struct wp_list *pos, *tmp;
+        list_for_each_safe(pos, tmp, lists[i])
+        {
+            struct wp_server *other = list_entry(pos, struct wp_server, node);
+            if (other != s && (!best || other->stmts.count > best->stmts.count))
+                best = other;
+        }
+    }
+    return best && best->stmts.count > 0 ? best : NULL;
+}
+
+static int warm_one(struct wp_server *s, struct wp_stmt *stmt)
+{
+    if (!stmt->validated || stmt->sql_level || serverset_touch(&s->stmts, stmt))
+        return 0;
+    proto_put_parse(&s->wbuf, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
+    serverset_add(&s->stmts, stmt);
+    return 1;
+}
+
+int prepared_warm_server(struct wp_server *s)
+{
+    int limit = warm_limit();
+    if (!prepared_active(s) || limit <= 0)
+        return 0;
+    int sent = 0;
+    struct wp_server *sibling = richest_sibling(s);
+    if (sibling) {
+        /* Only the `limit` most recent, least recent first, so that the new set's
+           LRU order ends up like the sibling's. */
+        int skip = (int)sibling->stmts.count - limit;
+        for (struct wp_set_node *node = sibling->stmts.lru.lru_prev;
+             node != &sibling->stmts.lru; node = node->lru_prev)
+            if (skip-- <= 0)
+                sent += warm_one(s, node->stmt);
+    } else {
+        for (int i = s->pool->nwarm - 1; i >= 0; i--)
+            sent += warm_one(s, s->pool->warm[i]);
+    }
+    if (!sent)
+        return 0;
+    /* One Sync closes the batch: its ReadyForQuery ends the swallowed answer. */
+    proto_put_simple(&s->wbuf, 'S');
+    s->swallow++;
+    s->warming = 1;
+    return 1;
+}
+
+void prepared_warm_failed(struct wp_server *s)
+{
+    /* Some Parses may have run before the error: drop them all on both sides. */
+    serverset_clear(&s->stmts, &wp_rt.registry);
+    server_queue_internal(s, "DEALLOCATE ALL");
+    server_kick_write(s);
+}

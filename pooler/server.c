@@ -186,6 +186,11 @@ static void connect_done(struct wp_server *s)
              pool->user, s->backend_pid);
     if (!pool->params_known)
         pool_set_params(pool, &s->params);
+    if (prepared_warm_server(s)) {
+        server_set_state(s, SV_RESETTING);
+        server_kick_write(s);
+        return;
+    }
     server_on_quiet(s);
 }
 
@@ -258,6 +263,8 @@ void server_close(struct wp_server *s, const char *reason)
                  pool->user, s->backend_pid, reason);
     struct wp_client *c = s->client;
     s->client = NULL;
+    if (!s->warming)
+        prepared_save_warm(s);
     server_set_state(s, SV_CLOSED);
     if (c) {
         c->server = NULL;

@@ -85,6 +85,7 @@ struct wp_config {
     int64_t reserve_pool_timeout;      /* default 5s */
     int64_t shutdown_wait_timeout;     /* default 30s */
     int max_prepared_statements;       /* default 200, 0 disables the cache */
+    int warm_prepared_statements;      /* default 50: prepared on new backends before use */
     int max_user_connections;          /* default 0 = unlimited; per-user default, copied
                                           into [users] entries that do not set it */
     char **ignore_startup_parameters;  /* NULL-terminated */

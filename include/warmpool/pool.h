@@ -46,6 +46,9 @@ struct wp_pool {
     uint64_t bytes_in, bytes_out;
     int64_t total_wait_us, max_wait_us;
     uint64_t prepared_hits, prepared_misses, prepared_evictions;
+    /* Statements to prepare on new backends when no sibling can show them. */
+    struct wp_stmt **warm;
+    int nwarm;
     struct wp_pool_stats *stats; /* stats.c: allocated on first use, freed by stats_pool_free() */
 };
 

@@ -36,6 +36,13 @@ int prepared_needs_body(uint8_t type);
 /* A client without a backend: answer Parse/Describe/Sync batches of known statements
    locally. Returns 1 when it consumed input (call again), 0 when a backend is needed. */
 int prepared_answer_locally(struct wp_client *c);
+/* A new backend: prepare the pool's warm statements before lending it. 1 = sent. */
+int prepared_warm_server(struct wp_server *s);
+/* The warm batch failed part-way: forget what it may have prepared. */
+void prepared_warm_failed(struct wp_server *s);
+/* A backend is closing: keep its most used statements as the pool's warm list. */
+void prepared_save_warm(struct wp_server *s);
+void prepared_pool_forget(struct wp_pool *pool);
 void prepared_server_forget(struct wp_server *s);
 void prepared_client_forget(struct wp_client *c);
 

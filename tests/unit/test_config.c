@@ -137,6 +137,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->reserve_pool_timeout, 5000);
     assert_int_equal(c->shutdown_wait_timeout, 30000);
     assert_int_equal(c->max_prepared_statements, 200);
+    assert_int_equal(c->warm_prepared_statements, 50);
     assert_int_equal(c->max_user_connections, 0);
     assert_non_null(c->ignore_startup_parameters);
     assert_null(c->ignore_startup_parameters[0]);

@@ -6,7 +6,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN      = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS += -Iinclude -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
-LIBS      = -lpq -levent_core -levent_pthreads -linih -lssl -lcrypto -lpthread
+LIBS      = -lpq -levent_core -linih -lssl -lcrypto -lpthread
 
 BUILD    ?= build
 SRC       = $(filter-out pooler/main.c,$(wildcard pooler/*.c))

@@ -260,6 +260,8 @@ void client_welcome(struct wp_client *c)
 void client_sync_params(struct wp_client *c)
 {
     struct wp_server *s = c->server;
+    if (params_in_sync(&c->params, &s->params))
+        return;
     struct wp_buf sql = {0};
     int n = params_build_sync(&c->params, &s->params, &sql);
     if (n > 0 && buf_append(&sql, "", 1) == 0) {

@@ -3,7 +3,6 @@
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -225,7 +224,6 @@ static int run(void)
     const int signos[4] = {SIGINT, SIGTERM, SIGHUP, 0};
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    evthread_use_pthreads();
     wp_rt.base = event_base_new();
     if (!wp_rt.base)
         return 1;

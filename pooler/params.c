@@ -15,6 +15,13 @@ static const char *const settable_reported[] = {
     NULL,
 };
 
+/* Everything PostgreSQL 15 reports with ParameterStatus. */
+const char *const params_reported_names[] = {
+    "application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+    "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding",
+    "server_version", "session_authorization", "standard_conforming_strings", "TimeZone", NULL,
+};
+
 /* Startup keys that are not GUCs, or that a pooler must not pass on. */
 static const char *const reserved_startup[] = {
     "user", "database", "replication", "options", "_pq_.", NULL,
@@ -33,10 +40,41 @@ int params_is_settable_reported(const char *name)
     return in_list(settable_reported, name);
 }
 
+int params_is_reported(const char *name)
+{
+    return in_list(params_reported_names, name);
+}
+
 int params_is_reserved_startup(const char *name)
 {
     /* Protocol extension options start with "_pq_.". */
     return strncmp(name, "_pq_.", 5) == 0 || in_list(reserved_startup, name);
+}
+
+/* Items that a sync may SET or RESET: all but reported read-only ones. */
+static int is_syncable(const struct wp_param *item)
+{
+    return !item->reported || params_is_settable_reported(item->name);
+}
+
+/* FNV-1a of lower-cased name, NUL, value; XOR-combined so order does not matter. */
+static uint64_t item_digest(const struct wp_param *item)
+{
+    if (!is_syncable(item))
+        return 0;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *c = item->name; *c; c++) {
+        h ^= (uint8_t)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
+        h *= 0x100000001b3ULL;
+    }
+    h ^= 0xff; /* separator that cannot occur in a name */
+    h *= 0x100000001b3ULL;
+    for (const char *c = item->value; *c; c++) {
+        h ^= (uint8_t)*c;
+        h *= 0x100000001b3ULL;
+    }
+    /* Unreported values count differently: they need a RESET when absent. */
+    return item->reported ? h : h ^ 0x9e3779b97f4a7c15ULL;
 }
 
 static int find_index(const struct wp_params *p, const char *name)
@@ -50,12 +88,16 @@ static int find_index(const struct wp_params *p, const char *name)
 int params_set(struct wp_params *p, const char *name, const char *value)
 {
     int i = find_index(p, name);
+    if (i >= 0 && strcmp(p->items[i].value, value) == 0)
+        return 0;
     char *copy = strdup(value);
     if (!copy)
         return -1;
     if (i >= 0) {
+        p->digest ^= item_digest(&p->items[i]);
         free(p->items[i].value);
         p->items[i].value = copy;
+        p->digest ^= item_digest(&p->items[i]);
         return 0;
     }
     if (p->n == PARAMS_MAX) {
@@ -69,9 +111,20 @@ int params_set(struct wp_params *p, const char *name, const char *value)
         return -1;
     }
     item->value = copy;
-    item->reported = params_is_settable_reported(name);
+    item->reported = params_is_reported(name);
+    p->digest ^= item_digest(item);
     p->n++;
     return 0;
+}
+
+void params_set_reported(struct wp_params *p, const char *name, int reported)
+{
+    int i = find_index(p, name);
+    if (i < 0 || p->items[i].reported == reported)
+        return;
+    p->digest ^= item_digest(&p->items[i]);
+    p->items[i].reported = reported;
+    p->digest ^= item_digest(&p->items[i]);
 }
 
 const char *params_get(const struct wp_params *p, const char *name)
@@ -85,6 +138,7 @@ void params_remove(struct wp_params *p, const char *name)
     int i = find_index(p, name);
     if (i < 0)
         return;
+    p->digest ^= item_digest(&p->items[i]);
     free(p->items[i].name);
     free(p->items[i].value);
     p->items[i] = p->items[--p->n];
@@ -97,6 +151,7 @@ void params_clear(struct wp_params *p)
         free(p->items[i].value);
     }
     p->n = 0;
+    p->digest = 0;
 }
 
 void params_copy(struct wp_params *dst, const struct wp_params *src)
@@ -104,7 +159,7 @@ void params_copy(struct wp_params *dst, const struct wp_params *src)
     params_clear(dst);
     for (int i = 0; i < src->n; i++) {
         if (params_set(dst, src->items[i].name, src->items[i].value) == 0)
-            dst->items[dst->n - 1].reported = src->items[i].reported;
+            params_set_reported(dst, src->items[i].name, src->items[i].reported);
     }
 }
 
@@ -203,10 +258,8 @@ void params_apply_sync(const struct wp_params *client, struct wp_params *server)
         const struct wp_param *want = &client->items[i];
         if (want->reported && !params_is_settable_reported(want->name))
             continue;
-        if (params_set(server, want->name, want->value) == 0) {
-            int j = find_index(server, want->name);
-            server->items[j].reported = want->reported;
-        }
+        if (params_set(server, want->name, want->value) == 0)
+            params_set_reported(server, want->name, want->reported);
     }
 }
 

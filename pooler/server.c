@@ -22,13 +22,6 @@
 #include "warmpool/server.h"
 #include "warmpool/timeouts.h"
 
-/* Parameters PostgreSQL reports with ParameterStatus; libpq keeps their values. */
-static const char *const reported_params[] = {
-    "application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
-    "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding",
-    "server_version", "session_authorization", "standard_conforming_strings", "TimeZone", NULL,
-};
-
 static struct wp_list closed_servers = {&closed_servers, &closed_servers};
 
 const char *server_state_name(enum wp_server_state state)
@@ -143,12 +136,11 @@ struct wp_server *server_connect(struct wp_pool *pool)
 
 static void capture_params(struct wp_server *s)
 {
-    for (int i = 0; reported_params[i]; i++) {
-        const char *value = PQparameterStatus(s->conn, reported_params[i]);
-        if (value) {
-            params_set(&s->params, reported_params[i], value);
-            s->params.items[s->params.n - 1].reported = 1;
-        }
+    /* libpq keeps the values of every parameter the backend reported. */
+    for (int i = 0; params_reported_names[i]; i++) {
+        const char *value = PQparameterStatus(s->conn, params_reported_names[i]);
+        if (value)
+            params_set(&s->params, params_reported_names[i], value);
     }
 }
 

@@ -62,6 +62,7 @@ struct wp_client {
     int64_t wait_started_ms;
     int64_t xact_started_ms;
     int64_t last_active_ms; /* last byte from the client */
+    int64_t answered_ms;    /* last ReadyForQuery that left it nothing outstanding */
     int is_admin;
     struct wp_name_map stmts; /* the client's statement names (transaction mode) */
     int skip_to_sync;         /* after a synthetic error: drop input until Sync */           /* logged in to the admin console */

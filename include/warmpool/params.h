@@ -9,6 +9,8 @@
 #ifndef WARMPOOL_PARAMS_H
 #define WARMPOOL_PARAMS_H
 
+#include <stdint.h>
+
 #include "warmpool/buf.h"
 
 #define PARAMS_MAX 48
@@ -21,6 +23,9 @@ struct wp_param {
 
 struct wp_params {
     int n;
+    /* Order-independent digest of the settable (name, value) pairs: two sets with the
+       same digest need no sync, which keeps the per-transaction check O(1). */
+    uint64_t digest;
     struct wp_param items[PARAMS_MAX];
 };
 
@@ -31,6 +36,9 @@ void params_remove(struct wp_params *p, const char *name);
 void params_copy(struct wp_params *dst, const struct wp_params *src);
 void params_clear(struct wp_params *p);
 
+/* Names PostgreSQL reports with ParameterStatus (NULL-terminated). */
+extern const char *const params_reported_names[];
+int params_is_reported(const char *name);
 /* Reported by PostgreSQL and settable with SET (others like server_version are read-only). */
 int params_is_settable_reported(const char *name);
 /* Names the client may not set through startup parameters (user, database, replication…). */
@@ -43,6 +51,14 @@ int params_is_reserved_startup(const char *name);
  * appended (0 = nothing to do), or -1 on out of memory. Names are quoted as
  * identifiers and values as literals, so nothing the client sent is run as SQL.
  */
+/* Nothing to sync between these two? (digest comparison) */
+static inline int params_in_sync(const struct wp_params *client, const struct wp_params *server)
+{
+    return client->digest == server->digest;
+}
+/* Mark an item's reported flag (the digest depends on it). */
+void params_set_reported(struct wp_params *p, const char *name, int reported);
+
 int params_build_sync(const struct wp_params *client, const struct wp_params *server,
                       struct wp_buf *sql);
 

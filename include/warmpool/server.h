@@ -68,6 +68,9 @@ struct wp_server {
     int64_t last_used_ms;
     int64_t drain_started_ms;
     int64_t lifetime_ms; /* server_lifetime with jitter */
+    int64_t query_started_ms; /* the client's oldest unanswered request went out; 0 = none */
+    int64_t timeout_cancel;   /* query_timeout (ms) that cancelled that request; 0 = none */
+    int64_t check_started_ms; /* server_check_query in flight since; 0 = none */
 };
 
 struct wp_server *server_connect(struct wp_pool *pool);
@@ -81,6 +84,8 @@ void server_abandon(struct wp_server *server);
 /* Decide what happens when the backend is quiet (no outstanding work). */
 void server_on_quiet(struct wp_server *server);
 void server_send_cancel(struct wp_server *server);
+/* Bytes or EOF waiting on an idle backend's socket: it is going away (or chatting). */
+int server_input_pending(const struct wp_server *server);
 const char *server_state_name(enum wp_server_state state);
 void server_reap(void);
 void server_set_state(struct wp_server *server, enum wp_server_state state);

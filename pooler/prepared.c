@@ -201,6 +201,8 @@ void registry_unref(struct wp_registry *reg, struct wp_stmt *stmt)
 
 int registry_set_describe(struct wp_stmt *stmt, const uint8_t *bytes, size_t len)
 {
+    if (len == 0)
+        return -1;
     uint8_t *copy = malloc(len);
     if (!copy)
         return -1;

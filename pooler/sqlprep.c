@@ -18,20 +18,6 @@ static void skip_space(struct cursor *cur)
         cur->p++;
 }
 
-/* Match a keyword followed by a non-identifier character. */
-static int take_keyword(struct cursor *cur, const char *word)
-{
-    size_t n = strlen(word);
-    if ((size_t)(cur->end - cur->p) < n || strncasecmp(cur->p, word, n) != 0)
-        return 0;
-    if (cur->p + n < cur->end &&
-        (isalnum((unsigned char)cur->p[n]) || cur->p[n] == '_' || cur->p[n] == '$'))
-        return 0;
-    cur->p += n;
-    skip_space(cur);
-    return 1;
-}
-
 static int is_ident_start(char c)
 {
     return isalpha((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
@@ -40,6 +26,19 @@ static int is_ident_start(char c)
 static int is_ident_char(char c)
 {
     return is_ident_start(c) || isdigit((unsigned char)c) || c == '$';
+}
+
+/* Match a keyword followed by a non-identifier character. */
+static int take_keyword(struct cursor *cur, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(cur->end - cur->p) < n || strncasecmp(cur->p, word, n) != 0)
+        return 0;
+    if (cur->p + n < cur->end && is_ident_char(cur->p[n]))
+        return 0;
+    cur->p += n;
+    skip_space(cur);
+    return 1;
 }
 
 /* An identifier, folded to lower case unless double-quoted ("" inside = one "). */
@@ -70,17 +69,38 @@ static int take_identifier(struct cursor *cur, char *out, size_t outlen)
             out[n++] = (char)tolower((unsigned char)*cur->p++);
         }
     }
+    /* PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes, on a character
+       boundary; names must match what it would have stored. */
+    if (n > SQLPREP_IDENT_MAX) {
+        n = SQLPREP_IDENT_MAX;
+        while (n > 0 && ((unsigned char)out[n] & 0xc0) == 0x80)
+            n--;
+    }
     out[n] = '\0';
     skip_space(cur);
     return n > 0;
 }
 
-/* Skip a quoted section starting at p (', ", or $tag$); returns the byte after it. */
-static const char *skip_quoted(const char *p, const char *end)
+/* Is the quote at p an E'' string (backslash escapes)? Needs the byte before. */
+static int is_escape_string(const char *start, const char *p)
+{
+    if (p == start || (p[-1] != 'E' && p[-1] != 'e'))
+        return 0;
+    return p - 1 == start || !is_ident_char(p[-2]);
+}
+
+/* Skip a quoted section starting at p (', ", or $tag$); returns the byte after it,
+   or NULL when it does not end. */
+static const char *skip_quoted(const char *start, const char *p, const char *end)
 {
     char q = *p;
     if (q == '\'' || q == '"') {
+        int escapes = q == '\'' && is_escape_string(start, p);
         for (p++; p < end; p++) {
+            if (escapes && *p == '\\' && p + 1 < end) {
+                p++;
+                continue;
+            }
             if (*p == q) {
                 if (p + 1 < end && p[1] == q) {
                     p++;
@@ -88,16 +108,17 @@ static const char *skip_quoted(const char *p, const char *end)
                 }
                 return p + 1;
             }
-            if (*p == '\\' && q == '\'' && p + 1 < end)
-                p++; /* E'' escapes; harmless for standard strings we only skip */
         }
         return NULL;
     }
+    /* '$' inside an identifier (x$1) or a parameter ($1) does not open a quote. */
+    if (p > start && is_ident_char(p[-1]))
+        return p + 1;
     const char *tag_end = p + 1;
-    while (tag_end < end && (isalnum((unsigned char)*tag_end) || *tag_end == '_'))
+    while (tag_end < end && is_ident_char(*tag_end) && *tag_end != '$')
         tag_end++;
-    if (tag_end >= end || *tag_end != '$')
-        return p + 1; /* a parameter like $1, not a dollar quote */
+    if (tag_end >= end || *tag_end != '$' || (tag_end > p + 1 && isdigit((unsigned char)p[1])))
+        return p + 1;
     size_t tag_len = (size_t)(tag_end - p) + 1;
     for (const char *s = tag_end + 1; s + tag_len <= end; s++)
         if (memcmp(s, p, tag_len) == 0)
@@ -112,7 +133,7 @@ static size_t single_statement_length(const char *start, const char *end)
     const char *p = start, *stmt_end = end;
     while (p < end) {
         if (*p == '\'' || *p == '"' || *p == '$') {
-            p = skip_quoted(p, end);
+            p = skip_quoted(start, p, end);
             if (!p)
                 return 0;
             continue;
@@ -133,14 +154,42 @@ static size_t single_statement_length(const char *start, const char *end)
     return (size_t)(stmt_end - start);
 }
 
+/* A parenthesised list, quotes inside skipped; the cursor ends after ')'. */
+static int skip_parens(struct cursor *cur)
+{
+    const char *start = cur->p;
+    int depth = 0;
+    while (cur->p < cur->end) {
+        char c = *cur->p;
+        if (c == '\'' || c == '"' || c == '$') {
+            const char *after = skip_quoted(start, cur->p, cur->end);
+            if (!after)
+                return 0;
+            cur->p = after;
+            continue;
+        }
+        cur->p++;
+        if (c == '(')
+            depth++;
+        else if (c == ')' && --depth == 0) {
+            skip_space(cur);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void parse_prepare(struct cursor *cur, struct sqlprep *out)
 {
     if (!take_identifier(cur, out->name, sizeof out->name))
         return;
-    if (cur->p >= cur->end || (*cur->p != '(' && strncasecmp(cur->p, "as", 2) != 0))
+    const char *rest = cur->p;
+    if (cur->p < cur->end && *cur->p == '(' && !skip_parens(cur))
         return;
-    out->rest = cur->p;
-    out->rest_len = (size_t)(cur->end - cur->p);
+    if (!take_keyword(cur, "as") || cur->p == cur->end)
+        return;
+    out->rest = rest;
+    out->rest_len = (size_t)(cur->end - rest);
     out->kind = SQLPREP_PREPARE;
 }
 
@@ -148,16 +197,20 @@ static void parse_execute(struct cursor *cur, struct sqlprep *out)
 {
     if (!take_identifier(cur, out->name, sizeof out->name))
         return;
-    if (cur->p < cur->end && *cur->p != '(')
+    const char *rest = cur->p;
+    if (cur->p < cur->end && (*cur->p != '(' || !skip_parens(cur) || cur->p != cur->end))
         return;
-    out->rest = cur->p;
-    out->rest_len = (size_t)(cur->end - cur->p);
+    out->rest = rest;
+    out->rest_len = (size_t)(cur->end - rest);
     out->kind = SQLPREP_EXECUTE;
 }
 
 static void parse_deallocate(struct cursor *cur, struct sqlprep *out)
 {
-    take_keyword(cur, "prepare");
+    struct cursor after_prepare = *cur;
+    /* "DEALLOCATE prepare" names a statement called prepare. */
+    if (take_keyword(&after_prepare, "prepare") && after_prepare.p < after_prepare.end)
+        *cur = after_prepare;
     struct cursor probe = *cur;
     if (take_keyword(&probe, "all") && probe.p == probe.end) {
         out->kind = SQLPREP_DEALLOCATE_ALL;
@@ -170,6 +223,8 @@ static void parse_deallocate(struct cursor *cur, struct sqlprep *out)
 void sqlprep_parse(const char *sql, size_t len, struct sqlprep *out)
 {
     memset(out, 0, sizeof *out);
+    if (memchr(sql, '\0', len))
+        return; /* PostgreSQL refuses such a Query message too */
     struct cursor cur = {sql, sql + len};
     skip_space(&cur);
     size_t stmt_len = single_statement_length(cur.p, cur.end);

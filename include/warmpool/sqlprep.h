@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #define SQLPREP_NAME_MAX 256
+#define SQLPREP_IDENT_MAX 63 /* NAMEDATALEN - 1 */
 
 enum sqlprep_kind {
     SQLPREP_NONE,           /* not one of ours: pass the query through */

@@ -1,0 +1,433 @@
+/*
+ * test_sqlprep — recognising SQL PREPARE / EXECUTE / DEALLOCATE in one simple query
+ * (pooler/sqlprep.c).
+ *
+ * Every text is parsed from an exact-size heap copy without a NUL, as the relay hands
+ * it over, so valgrind or ASan report any read past len. rest must point into that
+ * copy. The last group holds inputs PostgreSQL would run as several statements or
+ * reject, which sqlprep must leave alone (SQLPREP_NONE).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "warmpool/sqlprep.h"
+
+/* ---- helpers ---- */
+
+static const char *kind_name(enum sqlprep_kind kind)
+{
+    switch (kind) {
+    case SQLPREP_NONE:
+        return "NONE";
+    case SQLPREP_PREPARE:
+        return "PREPARE";
+    case SQLPREP_EXECUTE:
+        return "EXECUTE";
+    case SQLPREP_DEALLOCATE:
+        return "DEALLOCATE";
+    case SQLPREP_DEALLOCATE_ALL:
+        return "DEALLOCATE_ALL";
+    }
+    return "?";
+}
+
+/* The text for a failure message, with control and non-ASCII bytes as \xNN. */
+static const char *shown(const char *text, size_t len)
+{
+    static char out[1024];
+    size_t at = 0;
+    for (size_t i = 0; i < len && at + 5 < sizeof out; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0x20 && c < 0x7f)
+            out[at++] = (char)c;
+        else
+            at += (size_t)snprintf(out + at, sizeof out - at, "\\x%02x", c);
+    }
+    out[at] = '\0';
+    return out;
+}
+
+/* Parse the first len bytes of a heap copy holding size bytes of text (size >= len),
+   then check kind, and name and rest when given. The copy is freed before any assert,
+   so a failing test leaks nothing. */
+static void check_bytes(const char *text, size_t size, size_t len, enum sqlprep_kind kind,
+                        const char *name, const char *rest)
+{
+    char *copy = malloc(size ? size : 1);
+    assert_non_null(copy);
+    memcpy(copy, text, size);
+    struct sqlprep sp;
+    sqlprep_parse(copy, len, &sp);
+    int inside = sp.rest && sp.rest >= copy && sp.rest_len <= len &&
+                 (size_t)(sp.rest - copy) <= len - sp.rest_len;
+    int rest_equal =
+        rest && inside && sp.rest_len == strlen(rest) && memcmp(sp.rest, rest, sp.rest_len) == 0;
+    free(copy);
+    if (sp.kind != kind)
+        fail_msg("\"%s\" (len %zu): %s, expected %s", shown(text, len), len, kind_name(sp.kind),
+                 kind_name(kind));
+    assert_non_null(memchr(sp.name, '\0', sizeof sp.name));
+    if (name)
+        assert_string_equal(sp.name, name);
+    if (rest) {
+        assert_true(inside);
+        assert_true(rest_equal);
+    }
+}
+
+static void expect(const char *sql, enum sqlprep_kind kind, const char *name, const char *rest)
+{
+    check_bytes(sql, strlen(sql), strlen(sql), kind, name, rest);
+}
+
+static void expect_none(const char *sql)
+{
+    expect(sql, SQLPREP_NONE, NULL, NULL);
+}
+
+/* "<ch × n>" as an identifier, optionally quoted; out must hold n + 3 bytes. */
+static char *long_name(char *out, size_t n, char ch, int quoted)
+{
+    size_t at = 0;
+    if (quoted)
+        out[at++] = '"';
+    memset(out + at, ch, n);
+    at += n;
+    if (quoted)
+        out[at++] = '"';
+    out[at] = '\0';
+    return out;
+}
+
+/* ---- PREPARE ---- */
+
+static void test_prepare_basic(void **state)
+{
+    (void)state;
+    expect("PREPARE q(int) AS SELECT $1", SQLPREP_PREPARE, "q", "(int) AS SELECT $1");
+    expect("prepare Q as select 1;", SQLPREP_PREPARE, "q", "as select 1");
+    expect(" \t\r\n PREPARE q AS SELECT 1 ;  \n\t", SQLPREP_PREPARE, "q", "AS SELECT 1");
+    expect("PREPARE q (int, text) AS INSERT INTO t VALUES ($1, $2)", SQLPREP_PREPARE, "q",
+           "(int, text) AS INSERT INTO t VALUES ($1, $2)");
+    expect("PrEpArE MyStmt_1$x\nAS\nSELECT 1", SQLPREP_PREPARE, "mystmt_1$x", "AS\nSELECT 1");
+    expect("PREPARE prepare AS SELECT 1", SQLPREP_PREPARE, "prepare", "AS SELECT 1");
+    expect("PREPARE _q AS SELECT 1", SQLPREP_PREPARE, "_q", "AS SELECT 1");
+}
+
+static void test_prepare_quoted_names(void **state)
+{
+    (void)state;
+    expect("PREPARE \"My Stmt\" AS SELECT 1", SQLPREP_PREPARE, "My Stmt", "AS SELECT 1");
+    expect("PREPARE \"a\"\"b\" AS SELECT 1", SQLPREP_PREPARE, "a\"b", "AS SELECT 1");
+    expect("PREPARE \"\"\"\" AS SELECT 1", SQLPREP_PREPARE, "\"", "AS SELECT 1");
+    expect("PREPARE \"q\"AS SELECT 1", SQLPREP_PREPARE, "q", "AS SELECT 1");
+    expect("PREPARE \"x;--y\"(int) AS SELECT $1", SQLPREP_PREPARE, "x;--y", "(int) AS SELECT $1");
+    expect("PREPARE\"Q\" AS SELECT 1", SQLPREP_PREPARE, "Q", "AS SELECT 1");
+}
+
+static void test_prepare_body_quotes(void **state)
+{
+    (void)state;
+    expect("PREPARE q AS SELECT 'a;b', \"c;d\" FROM t;", SQLPREP_PREPARE, "q",
+           "AS SELECT 'a;b', \"c;d\" FROM t");
+    expect("PREPARE q AS SELECT $$a;b$$", SQLPREP_PREPARE, "q", "AS SELECT $$a;b$$");
+    expect("PREPARE q AS SELECT $tag$ a;'b $$ $tag$ ;", SQLPREP_PREPARE, "q",
+           "AS SELECT $tag$ a;'b $$ $tag$");
+    expect("PREPARE q AS SELECT 'it''s; fine'", SQLPREP_PREPARE, "q", "AS SELECT 'it''s; fine'");
+    expect("PREPARE q AS SELECT E'a\\';b'", SQLPREP_PREPARE, "q", "AS SELECT E'a\\';b'");
+    expect("PREPARE q AS SELECT '--', '/*'", SQLPREP_PREPARE, "q", "AS SELECT '--', '/*'");
+    expect("PREPARE q(int) AS SELECT $1::int, $1", SQLPREP_PREPARE, "q",
+           "(int) AS SELECT $1::int, $1");
+}
+
+static void test_prepare_not_ours(void **state)
+{
+    (void)state;
+    expect_none("PREPARE");
+    expect_none("PREPARE ;");
+    expect_none("PREPARE q");
+    expect_none("PREPARE q SELECT 1");
+    expect_none("PREPAREx q AS SELECT 1");
+    expect_none("PREPARE_q AS SELECT 1");
+    expect_none("PREPARE 1q AS SELECT 1");
+    expect_none("PREPARE \"\" AS SELECT 1");
+    expect_none("PREPARED q AS SELECT 1");
+    expect_none("PREPARE q AS SELECT 1; SELECT 2");
+    expect_none("PREPARE q AS SELECT 1;;");
+    expect_none("PREPARE q AS SELECT 1; -- done");
+    expect_none("-- c\nPREPARE q AS SELECT 1");
+    expect_none("/* c */ PREPARE q AS SELECT 1");
+    expect_none("PREPARE q AS SELECT 1 -- trailing");
+    expect_none("PREPARE q AS SELECT 1 /* c */");
+    expect_none("PREPARE q AS SELECT 'unterminated");
+    expect_none("PREPARE q AS SELECT \"unterminated");
+    expect_none("PREPARE \"q AS SELECT 1");
+    expect_none("PREPARE q AS SELECT $$a;b");
+    expect_none("PREPARE q AS SELECT $x$a;b$y$");
+}
+
+/* ---- EXECUTE ---- */
+
+static void test_execute(void **state)
+{
+    (void)state;
+    expect("EXECUTE q", SQLPREP_EXECUTE, "q", "");
+    expect("EXECUTE q(1, 'a;b')", SQLPREP_EXECUTE, "q", "(1, 'a;b')");
+    expect("execute Q (1) ;  ", SQLPREP_EXECUTE, "q", "(1)");
+    expect("EXECUTE \"Q\"", SQLPREP_EXECUTE, "Q", "");
+    expect("EXECUTE \"Q\"(2)", SQLPREP_EXECUTE, "Q", "(2)");
+    expect("EXECUTE q;\n", SQLPREP_EXECUTE, "q", "");
+    expect("EXECUTE q($$x);y$$, 'it''s')", SQLPREP_EXECUTE, "q", "($$x);y$$, 'it''s')");
+    expect("EXECUTE CAF\xc3\x89", SQLPREP_EXECUTE, "caf\xc3\x89", "");
+}
+
+static void test_execute_not_ours(void **state)
+{
+    (void)state;
+    expect_none("EXECUTE");
+    expect_none("EXECUTE ;");
+    expect_none("EXECUTE q 1");
+    expect_none("EXECUTE q, r");
+    expect_none("EXECUTEq");
+    expect_none("EXECUTE q(1); EXECUTE q(2)");
+    expect_none("EXECUTE q(';')x;y");
+    expect_none("EXECUTE q('a;b)");
+    expect_none("EXECUTE q -- x");
+    expect_none("EXPLAIN EXECUTE q");
+    expect_none("EXECUTE 'q'");
+}
+
+/* ---- DEALLOCATE ---- */
+
+static void test_deallocate(void **state)
+{
+    (void)state;
+    expect("DEALLOCATE q", SQLPREP_DEALLOCATE, "q", NULL);
+    expect("DEALLOCATE PREPARE q", SQLPREP_DEALLOCATE, "q", NULL);
+    expect("deallocate Q;", SQLPREP_DEALLOCATE, "q", NULL);
+    expect("DEALLOCATE \"Q\" ; ", SQLPREP_DEALLOCATE, "Q", NULL);
+    expect("DEALLOCATE \"all\"", SQLPREP_DEALLOCATE, "all", NULL);
+    expect("DEALLOCATE allx", SQLPREP_DEALLOCATE, "allx", NULL);
+    expect("DEALLOCATE prepare \"ALL\"", SQLPREP_DEALLOCATE, "ALL", NULL);
+}
+
+static void test_deallocate_all(void **state)
+{
+    (void)state;
+    expect("DEALLOCATE ALL", SQLPREP_DEALLOCATE_ALL, NULL, NULL);
+    expect("deallocate prepare all;", SQLPREP_DEALLOCATE_ALL, NULL, NULL);
+    expect("  Deallocate All ;\n", SQLPREP_DEALLOCATE_ALL, NULL, NULL);
+    expect("DEALLOCATE PREPARE ALL", SQLPREP_DEALLOCATE_ALL, NULL, NULL);
+}
+
+static void test_deallocate_not_ours(void **state)
+{
+    (void)state;
+    expect_none("DEALLOCATE");
+    expect_none("DEALLOCATE ;");
+    expect_none("DEALLOCATE q r");
+    expect_none("DEALLOCATE ALL q");
+    expect_none("DEALLOCATE q(1)");
+    expect_none("DEALLOCATE q; SELECT 1");
+    expect_none("DEALLOCATE ALL; DEALLOCATE ALL");
+    expect_none("DEALLOCATEq");
+    expect_none("DEALLOCATE PREPARE PREPARE q");
+}
+
+/* ---- everything else, and the text as bytes ---- */
+
+static void test_other_statements(void **state)
+{
+    (void)state;
+    expect_none("");
+    expect_none("   \n\t");
+    expect_none(";");
+    expect_none("SELECT 1");
+    expect_none("SELECT 'PREPARE q AS SELECT 1'");
+    expect_none("BEGIN; PREPARE q AS SELECT 1");
+    expect_none("CREATE TABLE prepare (x int)");
+}
+
+static void test_name_length_limit(void **state)
+{
+    (void)state;
+    /* Long names are kept as PostgreSQL stores them: truncated to 63 bytes. */
+    char name[SQLPREP_NAME_MAX + 4], expect_name[SQLPREP_NAME_MAX + 4];
+    char sql[2 * SQLPREP_NAME_MAX + 64];
+    long_name(expect_name, SQLPREP_IDENT_MAX, 'n', 0);
+    for (int quoted = 0; quoted <= 1; quoted++) {
+        long_name(name, SQLPREP_NAME_MAX - 1, quoted ? 'n' : 'N', quoted);
+        snprintf(sql, sizeof sql, "PREPARE %s AS SELECT 1", name);
+        expect(sql, SQLPREP_PREPARE, expect_name, "AS SELECT 1");
+        snprintf(sql, sizeof sql, "EXECUTE %s(1)", name);
+        expect(sql, SQLPREP_EXECUTE, expect_name, "(1)");
+        snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
+        expect(sql, SQLPREP_DEALLOCATE, expect_name, NULL);
+        /* beyond what warmpool reads at all: left to the backend */
+        long_name(name, SQLPREP_NAME_MAX, 'n', quoted);
+        snprintf(sql, sizeof sql, "PREPARE %s AS SELECT 1", name);
+        expect_none(sql);
+        snprintf(sql, sizeof sql, "EXECUTE %s", name);
+        expect_none(sql);
+        snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
+        expect_none(sql);
+    }
+}
+
+static void test_quoted_name_limit_counts_unescaped(void **state)
+{
+    (void)state;
+    /* 62 x's and one "" pair: 63 characters after unescaping, kept whole */
+    char sql[SQLPREP_NAME_MAX + 64], want[SQLPREP_NAME_MAX];
+    int n = snprintf(sql, sizeof sql, "EXECUTE \"%.*s\"\"\"", SQLPREP_IDENT_MAX - 1,
+                     long_name(want, SQLPREP_IDENT_MAX - 1, 'x', 0));
+    assert_true(n > 0 && (size_t)n < sizeof sql);
+    want[SQLPREP_IDENT_MAX - 1] = '"';
+    want[SQLPREP_IDENT_MAX] = '\0';
+    expect(sql, SQLPREP_EXECUTE, want, "");
+}
+
+static void test_len_bounds_the_text(void **state)
+{
+    (void)state;
+    const char *text = "EXECUTE q; SELECT 1";
+    check_bytes(text, strlen(text), 9, SQLPREP_EXECUTE, "q", "");
+    check_bytes("DEALLOCATE ALL", 14, 12, SQLPREP_DEALLOCATE, "a", NULL);
+    check_bytes("EXECUTE qq", 10, 9, SQLPREP_EXECUTE, "q", "");
+    check_bytes("PREPARE q AS SELECT 1", 21, 0, SQLPREP_NONE, NULL, NULL);
+    /* exact-size copy ending right after "a": valgrind/ASan flag any look past it */
+    check_bytes("PREPARE q a", 11, 11, SQLPREP_NONE, NULL, NULL);
+}
+
+static void test_output_reset_each_call(void **state)
+{
+    (void)state;
+    struct sqlprep sp;
+    const char *prep = "PREPARE q AS SELECT 1", *other = "SELECT 1";
+    sqlprep_parse(prep, strlen(prep), &sp);
+    assert_int_equal(sp.kind, SQLPREP_PREPARE);
+    sqlprep_parse(other, strlen(other), &sp);
+    assert_int_equal(sp.kind, SQLPREP_NONE);
+    assert_string_equal(sp.name, "");
+    sqlprep_parse(prep, 0, &sp);
+    assert_int_equal(sp.kind, SQLPREP_NONE);
+}
+
+/* ---- found bugs: each fails until sqlprep.c is fixed ---- */
+
+/* parse_prepare compares "as" with strncasecmp(p, "as", 2) when one byte is left, so
+   it reads the byte after len: "PREPARE q a" followed by 's' is taken for "AS". */
+static void test_bug_prepare_as_reads_past_len(void **state)
+{
+    (void)state;
+    check_bytes("PREPARE q as", 12, 11, SQLPREP_NONE, NULL, NULL);
+}
+
+/* "AS" is matched as a prefix, not as a keyword. */
+static void test_bug_prepare_as_must_be_a_keyword(void **state)
+{
+    (void)state;
+    expect_none("PREPARE q ASx SELECT 1");
+    expect_none("PREPARE q ASSELECT 1");
+    expect_none("PREPARE q ask");
+}
+
+/* A parameter type list is accepted without the AS that must follow it. */
+static void test_bug_prepare_types_without_as(void **state)
+{
+    (void)state;
+    expect_none("PREPARE q(int) SELECT $1");
+    expect_none("PREPARE q (int)");
+}
+
+/* AS with no statement after it. */
+static void test_bug_prepare_as_without_statement(void **state)
+{
+    (void)state;
+    expect_none("PREPARE q AS");
+    expect_none("PREPARE q AS ;");
+}
+
+/* With standard_conforming_strings on (the default), '\' does not escape a quote in
+   '…'. PostgreSQL runs these as three statements (the last ' is in a comment); sqlprep
+   skips from 'a\' to that ' and sees one. */
+static void test_bug_backslash_in_standard_string(void **state)
+{
+    (void)state;
+    expect_none("PREPARE q AS SELECT 'a\\'; DROP TABLE t; -- '");
+    expect_none("EXECUTE q('a\\'); DROP TABLE t; -- ')");
+}
+
+/* '$' inside an identifier (x$a$) does not open a dollar quote. PostgreSQL runs three
+   statements here; sqlprep takes $a$ … $a$ for one quoted span. */
+static void test_bug_dollar_inside_identifier(void **state)
+{
+    (void)state;
+    expect_none("PREPARE q AS SELECT 1 AS x$a$; DROP TABLE t; SELECT 1 AS y$a$");
+}
+
+/* Bytes >= 0x80 continue an identifier (is_ident_char), so PREPAREé is one word to
+   PostgreSQL (a syntax error), but take_keyword accepts PREPARE before it. */
+static void test_bug_keyword_followed_by_multibyte(void **state)
+{
+    (void)state;
+    expect_none("PREPARE\xc3\xa9 AS SELECT 1");
+    expect_none("EXECUTE\xc3\xa9");
+    expect_none("DEALLOCATE\xc3\xa9");
+}
+
+/* EXECUTE name (args) must end there; text after the argument list is not ours. */
+static void test_bug_execute_text_after_args(void **state)
+{
+    (void)state;
+    expect_none("EXECUTE q(1) x");
+    expect_none("EXECUTE q(1");
+}
+
+/* PostgreSQL rejects a Query whose text holds a NUL ("invalid message format"), but
+   sqlprep accepts one: a quoted name starting with NUL comes back as "" (the unnamed
+   statement's name), and a NUL in the body is cut off later by strlen. */
+static void test_bug_nul_in_text(void **state)
+{
+    (void)state;
+    check_bytes("EXECUTE \"\0q\"", 12, 12, SQLPREP_NONE, NULL, NULL);
+    check_bytes("DEALLOCATE \"\0\"", 14, 14, SQLPREP_NONE, NULL, NULL);
+    check_bytes("PREPARE q AS SELECT 1\0junk", 26, 26, SQLPREP_NONE, NULL, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prepare_basic),
+        cmocka_unit_test(test_prepare_quoted_names),
+        cmocka_unit_test(test_prepare_body_quotes),
+        cmocka_unit_test(test_prepare_not_ours),
+        cmocka_unit_test(test_execute),
+        cmocka_unit_test(test_execute_not_ours),
+        cmocka_unit_test(test_deallocate),
+        cmocka_unit_test(test_deallocate_all),
+        cmocka_unit_test(test_deallocate_not_ours),
+        cmocka_unit_test(test_other_statements),
+        cmocka_unit_test(test_name_length_limit),
+        cmocka_unit_test(test_quoted_name_limit_counts_unescaped),
+        cmocka_unit_test(test_len_bounds_the_text),
+        cmocka_unit_test(test_output_reset_each_call),
+        cmocka_unit_test(test_bug_prepare_as_reads_past_len),
+        cmocka_unit_test(test_bug_prepare_as_must_be_a_keyword),
+        cmocka_unit_test(test_bug_prepare_types_without_as),
+        cmocka_unit_test(test_bug_prepare_as_without_statement),
+        cmocka_unit_test(test_bug_backslash_in_standard_string),
+        cmocka_unit_test(test_bug_dollar_inside_identifier),
+        cmocka_unit_test(test_bug_keyword_followed_by_multibyte),
+        cmocka_unit_test(test_bug_execute_text_after_args),
+        cmocka_unit_test(test_bug_nul_in_text),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -32,7 +32,7 @@ static int ready_fd = -1;   /* write end of the pipe to a waiting -d parent */
 static int detached;        /* we are the background grandchild */
 static int pidfile_fd = -1; /* holds the flock */
 static char *pidfile_path;
-static pid_t pidfile_pid;   /* who took it: only that process removes it */
+static pid_t pidfile_pid; /* who took it: only that process removes it */
 
 /* ---------------------------------------------------------------- -d */
 
@@ -148,8 +148,7 @@ int daemon_pidfile_acquire(const char *path, char *err, size_t errlen)
         long pid = read_pid(fd);
         close(fd);
         if (e == EWOULDBLOCK && pid > 0)
-            snprintf(err, errlen, "pidfile %s: warmpool is already running as pid %ld", path,
-                     pid);
+            snprintf(err, errlen, "pidfile %s: warmpool is already running as pid %ld", path, pid);
         else if (e == EWOULDBLOCK)
             snprintf(err, errlen, "pidfile %s: locked by another process", path);
         else
@@ -241,8 +240,8 @@ int daemon_notify(const char *state)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    ssize_t n = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&addr,
-                       (socklen_t)len);
+    ssize_t n =
+        sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&addr, (socklen_t)len);
     int saved = errno;
     close(fd);
     errno = saved;

@@ -29,6 +29,8 @@ struct listen_sock {
     int is_unix;
     struct event *ev;
     char path[108];
+    dev_t dev; /* the unix socket file we created: unlinked at stop only if still ours */
+    ino_t ino;
 };
 
 static struct listen_sock listeners[MAX_LISTENERS];
@@ -77,7 +79,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     }
 }
 
-static int add_listener(int fd, int is_unix, const char *path, char *err, int errlen)
+static int add_listener(int fd, int is_unix, const char *path, const struct stat *st, char *err,
+                        int errlen)
 {
     if (nlisteners == MAX_LISTENERS) {
         snprintf(err, (size_t)errlen, "too many listen sockets");
@@ -88,6 +91,8 @@ static int add_listener(int fd, int is_unix, const char *path, char *err, int er
     ls->fd = fd;
     ls->is_unix = is_unix;
     snprintf(ls->path, sizeof ls->path, "%s", path ? path : "");
+    ls->dev = st ? st->st_dev : 0;
+    ls->ino = st ? st->st_ino : 0;
     ls->ev = event_new(wp_rt.base, fd, EV_READ | EV_PERSIST, on_accept, ls);
     if (!ls->ev || event_add(ls->ev, NULL) < 0) {
         snprintf(err, (size_t)errlen, "cannot watch listen socket");
@@ -119,7 +124,7 @@ static int listen_tcp_addr(const struct addrinfo *ai, char *err, int errlen)
         close(fd);
         return -1;
     }
-    return add_listener(fd, 0, NULL, err, errlen);
+    return add_listener(fd, 0, NULL, NULL, err, errlen);
 }
 
 static int listen_tcp(char *err, int errlen)
@@ -160,23 +165,32 @@ static int listen_unix(char *err, int errlen)
         snprintf(err, (size_t)errlen, "unix_socket_dir too long");
         return -1;
     }
+    /* Bind under a temporary name, then rename() it into place: the rename is atomic,
+       so while an old warmpool still runs (rolling restart with so_reuseport) every
+       client finds a listening socket, first the old one, then ours. A stale file from
+       a crashed run is replaced the same way. */
+    struct sockaddr_un tmp = sun;
+    n = snprintf(tmp.sun_path, sizeof tmp.sun_path, "%s.%d.tmp", sun.sun_path, (int)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp.sun_path) {
+        snprintf(err, (size_t)errlen, "unix_socket_dir too long");
+        return -1;
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, (size_t)errlen, "socket: %s", strerror(errno));
         return -1;
     }
-    /* A stale socket file from a crashed run would make bind fail. A live one would
-       have been refused by the TCP bind already unless so_reuseport is on. */
-    if (!cfg->so_reuseport)
-        unlink(sun.sun_path);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
-        listen(fd, cfg->listen_backlog) < 0) {
+    unlink(tmp.sun_path);
+    struct stat st;
+    if (bind(fd, (struct sockaddr *)&tmp, sizeof tmp) < 0 || listen(fd, cfg->listen_backlog) < 0 ||
+        chmod(tmp.sun_path, (mode_t)cfg->unix_socket_mode) < 0 || stat(tmp.sun_path, &st) < 0 ||
+        rename(tmp.sun_path, sun.sun_path) < 0) {
         snprintf(err, (size_t)errlen, "cannot listen on %s: %s", sun.sun_path, strerror(errno));
+        unlink(tmp.sun_path);
         close(fd);
         return -1;
     }
-    chmod(sun.sun_path, (mode_t)cfg->unix_socket_mode);
-    return add_listener(fd, 1, sun.sun_path, err, errlen);
+    return add_listener(fd, 1, sun.sun_path, &st, err, errlen);
 }
 
 int listener_start(char *err, int errlen)
@@ -201,7 +215,10 @@ void listener_stop(void)
     for (int i = 0; i < nlisteners; i++) {
         event_free(listeners[i].ev);
         close(listeners[i].fd);
-        if (listeners[i].is_unix)
+        /* A newer warmpool may have renamed its socket over ours: leave that one. */
+        struct stat st;
+        if (listeners[i].is_unix && stat(listeners[i].path, &st) == 0 &&
+            st.st_dev == listeners[i].dev && st.st_ino == listeners[i].ino)
             unlink(listeners[i].path);
     }
     nlisteners = 0;

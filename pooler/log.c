@@ -93,10 +93,10 @@ int log_facility_from_name(const char *name)
         const char *name;
         int code;
     } facilities[] = {
-        {"daemon", LOG_DAEMON}, {"user", LOG_USER},     {"auth", LOG_AUTH},
+        {"daemon", LOG_DAEMON},     {"user", LOG_USER},     {"auth", LOG_AUTH},
         {"authpriv", LOG_AUTHPRIV}, {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},
-        {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
-        {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+        {"local2", LOG_LOCAL2},     {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
+        {"local5", LOG_LOCAL5},     {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
     };
     for (size_t i = 0; i < sizeof facilities / sizeof facilities[0]; i++)
         if (strcasecmp(name, facilities[i].name) == 0)
@@ -211,8 +211,9 @@ static void format_json(char *line, size_t len, const struct timeval *tv, const 
     char stamp[40], zone[8];
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", tm);
     strftime(zone, sizeof zone, "%z", tm);
-    int n = snprintf(line, len, "{\"time\":\"%s.%03d%s\",\"pid\":%d,\"level\":\"%s\",\"message\":\"",
-                     stamp, (int)(tv->tv_usec / 1000), zone, (int)getpid(), level);
+    int n =
+        snprintf(line, len, "{\"time\":\"%s.%03d%s\",\"pid\":%d,\"level\":\"%s\",\"message\":\"",
+                 stamp, (int)(tv->tv_usec / 1000), zone, (int)getpid(), level);
     if (n < 0 || (size_t)n >= len - 3) {
         line[0] = '\0';
         return;

@@ -20,6 +20,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/timeouts.h"
 
 #define SERVER_MAX_MESSAGE 0x7fffffffu
 /* ParameterStatus bodies larger than this are passed through unread. */
@@ -107,6 +108,8 @@ static void note_client_message(struct wp_server *s, uint8_t type)
     default:
         break;
     }
+    if (type == 'Q' || type == 'F' || type == 'S' || type == 'E')
+        timeouts_request_sent(s); /* query_timeout counts from here */
 }
 
 static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
@@ -124,6 +127,8 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
             c->msg_left -= (uint32_t)take;
             continue;
         }
+        if (c->input_held)
+            return SCAN_MORE;
         uint8_t type;
         uint32_t len;
         enum proto_scan r = proto_scan_header(p, avail, max_len, &type, &len);
@@ -141,6 +146,8 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
                 return SCAN_ERROR;
             if (in == PREP_LOCAL)
                 continue; /* nothing reached the backend */
+            if (in == PREP_HOLD)
+                c->input_held = 1;
             note_client_message(s, type);
             if (in == PREP_DONE)
                 continue;
@@ -242,6 +249,14 @@ void relay_client_input(struct wp_client *c)
     if (!c->server && !acquire_server(c))
         return;
     struct wp_server *s = c->server;
+    if (s->cancel_pending > 0 && c->msg_left == 0) {
+        /* PostgreSQL may deliver a cancel's signal late (it signals the backend and
+           its process group): the next request waits until the cancel is done, so
+           it cannot be the one cancelled. relay_try_release resumes it. */
+        c->cancel_hold = 1;
+        client_pause_read(c, buf_unread(&c->rbuf) >= client_input_limit());
+        return;
+    }
     enum scan_result r = scan_client(c, s);
     if (r == SCAN_ERROR) {
         protocol_violation(c, "invalid message length");
@@ -268,9 +283,11 @@ void relay_client_input(struct wp_client *c)
 
 /* ---- server → client ---- */
 
-static int needs_whole_body(uint8_t type, uint32_t len)
+static int needs_whole_body(const struct wp_server *s, uint8_t type, uint32_t len)
 {
-    return type == 'Z' || (type == 'S' && len <= PARAM_STATUS_MAX);
+    /* An error after a query_timeout cancel is re-worded whole (timeouts.c). */
+    return type == 'Z' || (type == 'S' && len <= PARAM_STATUS_MAX) ||
+           (type == 'E' && s->timeout_cancel);
 }
 
 static void note_param_status(struct wp_server *s, const uint8_t *p, uint32_t len, int to_client)
@@ -286,6 +303,8 @@ static void note_param_status(struct wp_server *s, const uint8_t *p, uint32_t le
 static void note_internal_error(struct wp_server *s, const uint8_t *p, size_t avail, uint32_t len)
 {
     s->internal_failed = 1;
+    if (s->check_started_ms)
+        s->close_when_quiet = 1; /* failed server_check_query: never lend it */
     if (avail < len)
         return;
     const char *msg = proto_error_field(p + 5, len - 5, 'M');
@@ -307,6 +326,7 @@ static enum scan_result note_ready(struct wp_server *s, const uint8_t *p)
         s->internal_failed = 0;
     } else if (s->outstanding > 0) {
         s->outstanding--;
+        timeouts_request_answered(s);
     }
     if (s->client)
         return relay_release_point(s) ? SCAN_RELEASE : SCAN_MORE;
@@ -346,7 +366,7 @@ static enum scan_result scan_server(struct wp_server *s)
         if (r == PROTO_BAD_LENGTH || (type == 'Z' && len != 6))
             return SCAN_ERROR;
         int prep = s->swallow == 0 && prepared_active(s);
-        if ((needs_whole_body(type, len) || (prep && prepared_needs_body(type))) && avail < len) {
+        if ((needs_whole_body(s, type, len) || (prep && prepared_needs_body(type))) && avail < len) {
             if (buf_reserve(&s->rbuf, len) < 0)
                 return SCAN_ERROR;
             return SCAN_MORE;
@@ -354,6 +374,8 @@ static enum scan_result scan_server(struct wp_server *s)
         int drop = s->swallow > 0 || !s->client;
         if (prep && prepared_server_message(s, type, p, len))
             drop = 1;
+        if (!drop && type == 'E' && avail >= len && timeouts_server_error(s, p, len))
+            drop = 1; /* the client got it worded for query_timeout */
         if (drop)
             relay_move_server_scanned(s);
         enum scan_result next = SCAN_MORE;
@@ -415,13 +437,26 @@ int relay_release_point(const struct wp_server *s)
         return 0;
     return s->tx_status == 'I' && s->outstanding == 0 && s->swallow == 0 && !s->in_extended &&
            !s->copy_in && s->cancel_pending == 0 && c->msg_left == 0 && c->scan == 0 &&
+           /* a message still arriving will want this backend anyway */
+           buf_unread(&c->rbuf) == 0 &&
            buf_unread(&s->wbuf) == 0 && s->pending.count == 0;
+}
+
+/* The client's input waited for its earlier statement names to settle; go on. */
+static void resume_held_input(struct wp_server *s)
+{
+    struct wp_client *c = s->client;
+    if (!c || !c->input_held || !prepared_may_resume(s))
+        return;
+    c->input_held = 0;
+    relay_client_input(c);
 }
 
 static void release_server(struct wp_server *s)
 {
     struct wp_client *c = s->client;
     s->release_pending = 0;
+    c->input_held = 0; /* nothing is pending any more */
     c->server = NULL;
     s->client = NULL;
     c->state = CL_IDLE;
@@ -434,6 +469,12 @@ static void release_server(struct wp_server *s)
 
 void relay_try_release(struct wp_server *s)
 {
+    struct wp_client *c = s->client;
+    if (c && c->cancel_hold && s->cancel_pending == 0) {
+        c->cancel_hold = 0;
+        relay_client_input(c);
+        return;
+    }
     if (s->client && s->scan == 0 && buf_unread(&s->client->wbuf) == 0 && relay_release_point(s))
         release_server(s);
 }
@@ -479,6 +520,7 @@ void relay_server_input(struct wp_server *s)
             /* A synthetic answer may have ended the transaction. */
             if (flushed)
                 relay_try_release(s);
+            resume_held_input(s);
             return;
         }
     }

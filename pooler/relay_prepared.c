@@ -34,19 +34,31 @@ int prepared_active(const struct wp_server *s)
 
 /* ---- output helpers ---- */
 
+/* Will this request, once answered or dropped, change a client's names? */
+static int has_name_effect(const struct wp_pending *item)
+{
+    return item->client_name && !item->own_error &&
+           (item->type == 'P' || item->type == '1' || item->type == '3' ||
+            (item->type == 'Q' && item->stmt));
+}
+
 static void push(struct wp_server *s, uint8_t type, uint8_t action, struct wp_stmt *stmt,
                  const char *client_name)
 {
-    struct wp_pending item = {type, action, stmt, NULL};
+    struct wp_pending item = {type, action, stmt, NULL, 0};
     if (stmt)
         registry_ref(stmt);
     if (client_name)
         item.client_name = strdup(client_name);
+    if (has_name_effect(&item))
+        s->name_effects++;
     pending_push(&s->pending, &item);
 }
 
-static void release_item(struct wp_pending *item)
+static void release_item(struct wp_server *s, struct wp_pending *item)
 {
+    if (has_name_effect(item))
+        s->name_effects--;
     if (item->stmt)
         registry_unref(&wp_rt.registry, item->stmt);
     free(item->client_name);
@@ -114,22 +126,31 @@ static void ensure_prepared(struct wp_server *s, struct wp_stmt *stmt)
     s->pool->prepared_misses++;
 }
 
-/* Emit a synthetic answer to the client now or, when answers are pending, in turn. */
-static void answer_in_order(struct wp_server *s, uint8_t type, const char *client_name)
+/* Emit a synthetic answer ('1' or '3') now or, when answers are pending, in turn.
+   stmt and name let the answer be undone if an earlier request fails. */
+static void answer_in_order(struct wp_server *s, uint8_t type, struct wp_stmt *stmt,
+                            const char *client_name)
 {
-    push(s, type, PENDING_SYNTH, NULL, client_name);
+    push(s, type, PENDING_SYNTH, stmt, client_name);
     prepared_emit_synthetic(s);
 }
 
-/* 42P05 duplicate_prepared_statement, in order; the message rides in client_name. */
-static void synthetic_duplicate_error(struct wp_client *c, struct wp_server *s,
-                                      const char *message)
+/*
+ * A name the client already uses: the backend must fail this request itself, so that
+ * it aborts the transaction and skips to Sync exactly as PostgreSQL would. It gets a
+ * request that cannot succeed; its error is replaced by the one PostgreSQL gives.
+ */
+static void put_duplicate_error(struct wp_server *s, int sql_level, const char *client_name)
 {
-    /* As PostgreSQL does after an error, ignore the rest up to Sync. */
-    struct wp_pending item = {'e', PENDING_SYNTH, NULL, strdup(message)};
+    char text[MAX_NAME + 64];
+    snprintf(text, sizeof text, "prepared statement \"%.*s\" already exists", MAX_NAME,
+             client_name);
+    if (sql_level)
+        proto_put_query(&s->wbuf, "PREPARE wp_duplicate AS -- warmpool: duplicate name\n)");
+    else
+        proto_put_parse(&s->wbuf, "wp_duplicate", "-- warmpool: duplicate name\n)", 0, NULL);
+    struct wp_pending item = {sql_level ? 'Q' : 'P', PENDING_FORWARD, NULL, strdup(text), 1};
     pending_push(&s->pending, &item);
-    c->skip_to_sync = 1;
-    prepared_emit_synthetic(s);
 }
 
 static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const uint8_t *msg,
@@ -144,10 +165,7 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
     }
     relay_move_client_scanned(c, s);
     if (namemap_get(&c->stmts, parse.name)) {
-        char text[MAX_NAME + 64];
-        snprintf(text, sizeof text, "prepared statement \"%.*s\" already exists", MAX_NAME,
-                 parse.name);
-        synthetic_duplicate_error(c, s, text);
+        put_duplicate_error(s, 0, parse.name);
         buf_consume(&c->rbuf, len);
         return PREP_DONE;
     }
@@ -157,7 +175,7 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
     namemap_put(&c->stmts, &wp_rt.registry, parse.name, stmt);
     if (serverset_touch(&s->stmts, stmt)) {
         s->pool->prepared_hits++;
-        answer_in_order(s, '1', parse.name);
+        answer_in_order(s, '1', stmt, parse.name);
     } else {
         evict_for_one_more(s);
         put_prepare(s, stmt, PENDING_FORWARD, parse.name);
@@ -212,20 +230,21 @@ static enum prep_input on_close(struct wp_client *c, struct wp_server *s, const 
         return PREP_PASS;
     }
     /* The client's name goes; the backend keeps the statement for others. */
+    const char *name = (const char *)msg + 6;
     relay_move_client_scanned(c, s);
-    namemap_remove(&c->stmts, &wp_rt.registry, (const char *)msg + 6);
+    struct wp_stmt *stmt = namemap_get(&c->stmts, name);
+    answer_in_order(s, '3', stmt, name); /* holds stmt, to restore the name on undo */
+    namemap_remove(&c->stmts, &wp_rt.registry, name);
     buf_consume(&c->rbuf, len);
-    answer_in_order(s, '3', NULL);
     return PREP_DONE;
 }
 
 /* ---- SQL-level PREPARE / EXECUTE / DEALLOCATE ---- */
 
-/* Answer a simple query in order: CommandComplete(tag) or an error, then ReadyForQuery. */
-static void answer_query_in_order(struct wp_server *s, const char *tag, const char *error)
+/* Answer a simple query in order: CommandComplete(tag), then ReadyForQuery. */
+static void answer_query_in_order(struct wp_server *s, const char *tag)
 {
-    struct wp_pending item = {error ? 'x' : 'q', PENDING_SYNTH, NULL,
-                              strdup(error ? error : tag)};
+    struct wp_pending item = {'q', PENDING_SYNTH, NULL, strdup(tag), 0};
     pending_push(&s->pending, &item);
     prepared_emit_synthetic(s);
 }
@@ -246,10 +265,8 @@ static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
                                       const struct sqlprep *sp)
 {
     if (namemap_get(&c->stmts, sp->name)) {
-        char text[SQLPREP_NAME_MAX + 64];
-        snprintf(text, sizeof text, "prepared statement \"%s\" already exists", sp->name);
-        answer_query_in_order(s, NULL, text);
-        return PREP_LOCAL;
+        put_duplicate_error(s, 1, sp->name);
+        return PREP_DONE;
     }
     struct wp_parse_msg key = {sp->name, sp->rest, sp->rest_len, 0, NULL, 1};
     struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &key);
@@ -259,7 +276,7 @@ static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
     enum prep_input result = PREP_LOCAL;
     if (serverset_touch(&s->stmts, stmt)) {
         s->pool->prepared_hits++;
-        answer_query_in_order(s, "PREPARE", NULL);
+        answer_query_in_order(s, "PREPARE");
     } else {
         evict_for_one_more(s);
         put_prepare(s, stmt, PENDING_FORWARD, sp->name);
@@ -308,11 +325,11 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
         break;
     case SQLPREP_DEALLOCATE:
         namemap_remove(&c->stmts, &wp_rt.registry, sp.name);
-        answer_query_in_order(s, "DEALLOCATE", NULL);
+        answer_query_in_order(s, "DEALLOCATE");
         break;
     case SQLPREP_DEALLOCATE_ALL:
         namemap_clear(&c->stmts, &wp_rt.registry);
-        answer_query_in_order(s, "DEALLOCATE ALL", NULL);
+        answer_query_in_order(s, "DEALLOCATE ALL");
         break;
     case SQLPREP_NONE:
         break;
@@ -333,12 +350,9 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
                                         uint32_t len)
 {
     size_t avail = buf_unread(&c->rbuf) - c->scan;
-    if (c->skip_to_sync && type != 'S') {
-        if (avail < len)
-            return PREP_WAIT;
-        relay_move_client_scanned(c, s);
-        buf_consume(&c->rbuf, len);
-        return PREP_DONE;
+    if (s->ext_skipping && type != 'S') {
+        /* The backend ignores it after its error; so must the bookkeeping. */
+        return PREP_PASS;
     }
     const uint8_t *msg = buf_head(&c->rbuf) + c->scan;
     int whole = needs_whole(type);
@@ -380,8 +394,11 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
         }
         return on_query(c, s, msg, len);
     case 'S':
-        c->skip_to_sync = 0;
-        /* fall through */
+        s->ext_skipping = 0;
+        push(s, type, PENDING_FORWARD, NULL, NULL);
+        /* Names created or closed before this Sync are not settled until the backend
+           answers: a failure would undo them, and what follows may depend on them. */
+        return s->name_effects > 0 ? PREP_HOLD : PREP_PASS;
     case 'E':
     case 'F':
         push(s, type, PENDING_FORWARD, NULL, NULL);
@@ -405,13 +422,6 @@ static void emit(struct wp_server *s, const struct wp_pending *item)
         return;
     relay_move_server_scanned(s);
     switch (item->type) {
-    case 'e': /* extended protocol: the client skips to Sync itself */
-        proto_put_error(&c->wbuf, "ERROR", "42P05", item->client_name);
-        break;
-    case 'x': /* simple query: error, then ReadyForQuery */
-        proto_put_error(&c->wbuf, "ERROR", "42P05", item->client_name);
-        proto_put_ready(&c->wbuf, s->tx_status == 'I' ? 'I' : 'E');
-        break;
     case 'q':
         if (s->tx_status == 'E')
             proto_put_error(&c->wbuf, "ERROR", "25P02",
@@ -432,7 +442,7 @@ void prepared_emit_synthetic(struct wp_server *s)
     struct wp_pending *head;
     while ((head = pending_head(&s->pending)) && head->action == PENDING_SYNTH) {
         emit(s, head);
-        release_item(head);
+        release_item(s, head);
         pending_pop(&s->pending);
     }
 }
@@ -440,15 +450,18 @@ void prepared_emit_synthetic(struct wp_server *s)
 /* A request the backend skipped or refused: undo what warmpool assumed of it. */
 static void undo_request(struct wp_server *s, struct wp_pending *item)
 {
-    int creates = item->type == 'P' || (item->type == 'Q' && item->stmt);
+    struct wp_client *c = s->client;
+    int creates = item->type == 'P' || item->type == '1' || (item->type == 'Q' && item->stmt);
     if (creates && item->action != PENDING_SYNTH && item->stmt)
         serverset_remove(&s->stmts, &wp_rt.registry, item->stmt);
-    /* The client's statement never came to exist (as with PostgreSQL itself). */
-    if (creates && item->client_name && s->client) {
-        struct wp_stmt *now = namemap_get(&s->client->stmts, item->client_name);
-        if (now && (now == item->stmt || item->action == PENDING_SYNTH))
-            namemap_remove(&s->client->stmts, &wp_rt.registry, item->client_name);
-    }
+    if (!c || !item->client_name || item->own_error || !item->stmt)
+        return;
+    struct wp_stmt *now = namemap_get(&c->stmts, item->client_name);
+    /* A Parse that never ran leaves no name; a Close that never ran removes none. */
+    if (creates && now == item->stmt)
+        namemap_remove(&c->stmts, &wp_rt.registry, item->client_name);
+    else if (item->type == '3' && !now)
+        namemap_put(&c->stmts, &wp_rt.registry, item->client_name, item->stmt);
 }
 
 static void pop_and_release(struct wp_server *s)
@@ -456,7 +469,7 @@ static void pop_and_release(struct wp_server *s)
     struct wp_pending *head = pending_head(&s->pending);
     if (!head)
         return;
-    release_item(head);
+    release_item(s, head);
     pending_pop(&s->pending);
 }
 
@@ -468,6 +481,19 @@ static void on_extended_error(struct wp_server *s)
         undo_request(s, head);
         pop_and_release(s);
     }
+    /* No Sync sent yet: what the client sends until then is ignored by the backend. */
+    if (!head)
+        s->ext_skipping = 1;
+}
+
+/* Replace the backend's error for a request warmpool made fail on purpose. */
+static void emit_own_error(struct wp_server *s, const struct wp_pending *head)
+{
+    struct wp_client *c = s->client;
+    if (!c)
+        return;
+    relay_move_server_scanned(s);
+    proto_put_error(&c->wbuf, "ERROR", "42P05", head->client_name);
 }
 
 static int command_clears_statements(const uint8_t *msg, uint32_t len)
@@ -549,13 +575,17 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
             pop_and_release(s);
         return 0;
     case 'E':
+        drop = head->own_error;
+        if (drop)
+            emit_own_error(s, head);
         if (head->type == 'Q' && head->client_name)
             undo_request(s, head); /* the client's PREPARE failed */
         if (head->type == 'Q' || head->type == 'F')
-            return 0;
+            return drop;
         on_extended_error(s);
-        return 0;
+        return drop;
     case 'Z':
+        s->ext_skipping = 0;
         while ((head = pending_head(&s->pending)) &&
                head->type != 'S' && head->type != 'Q' && head->type != 'F')
             pop_and_release(s);
@@ -794,4 +824,9 @@ void prepared_warm_failed(struct wp_server *s)
     serverset_clear(&s->stmts, &wp_rt.registry);
     server_queue_internal(s, "DEALLOCATE ALL");
     server_kick_write(s);
+}
+
+int prepared_may_resume(const struct wp_server *s)
+{
+    return s->name_effects == 0;
 }

@@ -63,9 +63,10 @@ struct wp_client {
     int64_t xact_started_ms;
     int64_t last_active_ms; /* last byte from the client */
     int64_t answered_ms;    /* last ReadyForQuery that left it nothing outstanding */
+    int cancel_hold;        /* input waits while its backend's cancel is in flight (relay.c) */
     int is_admin;
     struct wp_name_map stmts; /* the client's statement names (transaction mode) */
-    int skip_to_sync;         /* after a synthetic error: drop input until Sync */           /* logged in to the admin console */
+    int input_held;           /* stop after a Sync until earlier name changes are settled */
 };
 
 void client_accept(int fd, const char *addr);
@@ -73,6 +74,10 @@ void client_close(struct wp_client *client, const char *reason);
 /* Send ErrorResponse (FATAL closes after flush). */
 void client_send_error(struct wp_client *client, const char *severity, const char *sqlstate,
                        const char *message);
+/* Answer the request at the head of the input (a Query or FunctionCall, or extended
+   messages through their Sync) with ERROR + ReadyForQuery instead of running it; the
+   client stays connected. -1 when the whole request is not buffered yet. */
+int client_refuse_request(struct wp_client *client, const char *sqlstate, const char *message);
 /* Queue the SET that makes the linked backend match this client's parameters. */
 void client_sync_params(struct wp_client *client);
 /* The pool linked a server: start relaying. */

@@ -119,10 +119,11 @@ enum wp_pending_action {
 };
 
 struct wp_pending {
-    uint8_t type;   /* request message type: P B D E C S Q F, or 'e' for a synthetic error */
+    uint8_t type;   /* request: P B D E C S Q F; synthetic answers: '1' '3', 'q' (simple query) */
     uint8_t action; /* enum wp_pending_action */
     struct wp_stmt *stmt;  /* P, D(S), B: referenced entry (holds a reference) */
     char *client_name;     /* P: the client's name for it, to undo on failure */
+    int own_error;         /* the backend's error is replaced by client_name's text */
 };
 
 struct wp_pending_queue {

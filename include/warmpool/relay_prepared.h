@@ -19,6 +19,7 @@ enum prep_input {
     PREP_DONE,  /* handled: consumed from the client buffer, something went on */
     PREP_LOCAL, /* handled: consumed and answered by warmpool alone */
     PREP_WAIT,  /* the whole message is needed first */
+    PREP_HOLD,  /* forward it (a Sync), then read nothing more until resumed */
     PREP_ERROR, /* malformed message: protocol violation */
 };
 
@@ -29,6 +30,8 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
                                         uint32_t len);
 /* Backend message (whole for the types the layer reads). Returns 1 to drop it. */
 int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *msg, uint32_t len);
+/* Client input held after a Sync may go on now. */
+int prepared_may_resume(const struct wp_server *s);
 /* Emit synthetic answers now at the head of the queue. */
 void prepared_emit_synthetic(struct wp_server *s);
 /* Backend message types whose whole body the layer needs. */

@@ -60,6 +60,8 @@ struct wp_server {
     struct wp_server_set stmts;       /* warmpool statements prepared here */
     struct wp_pending_queue pending;  /* requests awaiting answers (transaction mode) */
     struct wp_buf describe;           /* a Describe answer being collected for the cache */
+    int name_effects;    /* pending requests that change a client's statement names */
+    int ext_skipping;    /* backend ignores extended messages until the next Sync */
     int warming;         /* the internal batch in flight prepares warm statements */
     int needs_reset;     /* run server_reset_query before the next client */
 

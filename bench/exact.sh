@@ -1,0 +1,127 @@
+# bench/exact.sh — the --exact case of bench/run.sh (sourced, needs bench/lib.sh).
+#
+# Wall-clock figures on a shared 2-core machine move by 10–20 % between runs; instruction
+# and system-call counts do not. For each pooler, mode (-S simple, -S -M prepared) and tool
+# we start a fresh pooler under
+#   callgrind  (valgrind --tool=callgrind): user-space instructions (Ir), all threads,
+#   strace -c -f: system calls, all threads,
+# run pgbench -c 10 -t N through it, stop it and read the total; once with N = EXACT_T1 and
+# once with EXACT_T2. Per transaction = (total2 - total1) / (xacts2 - xacts1): pooler
+# start-up, backend logins, client logins and shutdown are the same in both runs and cancel.
+# Writes exact.csv, and for strace the per-syscall breakdown (exact-syscalls.txt).
+
+EXACT_CLIENTS=${EXACT_CLIENTS:-10}
+EXACT_T1=${EXACT_T1:-2000}   # transactions per client, short run
+EXACT_T2=${EXACT_T2:-4000}   # long run
+EXACT_MODES=${EXACT_MODES:-simple prepared}
+
+exact_total() { # TOOL FILE — the run's total instructions or system calls
+    case $1 in
+    callgrind) awk '/^summary:/ { print $2; exit }' "$2" ;;
+    strace) awk '$NF == "total" { print $4 }' "$2" ;;
+    esac
+}
+
+# exact_run KIND MODE TOOL T — one pooler lifetime under TOOL; sets X_TOTAL X_XACTS X_STATUS
+exact_run() {
+    local kind=$1 mode=$2 tool=$3 t=$4 dir port out
+    dir=$WORK/exact-$kind-$mode-$tool-$t
+    port=$(free_port)
+    mkdir -p "$dir"
+    case $tool in
+    callgrind) out=$dir/callgrind.out
+        set -- valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no ;;
+    strace) out=$dir/strace.txt
+        set -- strace -f -c -o "$out" ;;
+    esac
+    X_TOTAL='' X_XACTS=0 X_STATUS=fails
+    if ! pooler_launch "$kind" "$dir" "$port" "$@" || ! wait_ready "$port" "${POOLER_PID:-0}" 120; then
+        X_STATUS="does not start"
+        note "exact: $kind under $tool did not serve: $(pooler_log_tail "$dir")"
+        pooler_stop "$kind" "${POOLER_PID:-0}" "$LAUNCH_PID"
+        return 0
+    fi
+    pgbench_measure "exact-$kind-$mode-$tool-t$t" "$port" "$POOLER_PID" "$EXACT_CLIENTS" \
+        -S -M "$mode" -t "$t"
+    pooler_stop "$kind" "$POOLER_PID" "$LAUNCH_PID"
+    X_XACTS=$M_XACTS X_STATUS=$M_STATUS
+    [ -s "$out" ] && X_TOTAL=$(exact_total "$tool" "$out")
+    [ -n "$X_TOTAL" ] || X_STATUS="no $tool report"
+    cp "$out" "$RESULTS/runs/exact-$kind-$mode-t$t.$tool" 2>/dev/null || true
+}
+
+exact_syscall_diff() { # SHORT LONG DXACTS — calls per transaction by syscall, busiest first
+    awk -v dx="$3" '
+        FNR == 1 { file++ }
+        $NF == "total" || $NF == "syscall" || /^-/ || NF < 5 { next }
+        { calls[$NF] += (file == 1 ? -$4 : $4) }
+        END { for (s in calls) if (calls[s] / dx >= 0.005 || calls[s] / dx <= -0.005)
+                  printf "%s %.2f\n", s, calls[s] / dx }' "$1" "$2" |
+        sort -k2,2 -rn | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 } END { print "" }'
+}
+
+EXACT_BROKEN=
+
+run_exact() {
+    local kind mode tool tot1 n1 st1 per status
+    command -v valgrind >/dev/null || die "--exact needs valgrind"
+    command -v strace >/dev/null || die "--exact needs strace"
+    echo "target,mode,metric,clients,xacts_short,total_short,xacts_long,total_long,per_xact,status" >"$EXACT_CSV"
+    : >"$RESULTS/exact-syscalls.txt"
+    for kind in $TARGETS; do
+        [ "$kind" = direct ] && continue
+        if [ "$kind" = warmpool ] && [ ! -x "$WARMPOOL" ]; then
+            note "exact: warmpool not measured: $WARMPOOL is not built"
+            continue
+        fi
+        for mode in $EXACT_MODES; do
+            for tool in callgrind strace; do
+                # A pooler that cannot start under one tool is not tried again.
+                case " $EXACT_BROKEN " in *" $kind "*) continue ;; esac
+                log "exact: $kind -M $mode under $tool, -t $EXACT_T1 then -t $EXACT_T2 per client"
+                exact_run "$kind" "$mode" "$tool" "$EXACT_T1"
+                tot1=$X_TOTAL n1=$X_XACTS st1=$X_STATUS
+                [ "$st1" = "does not start" ] && EXACT_BROKEN="$EXACT_BROKEN $kind"
+                if [ "$st1" = ok ]; then
+                    exact_run "$kind" "$mode" "$tool" "$EXACT_T2"
+                    status=$X_STATUS
+                else
+                    X_TOTAL='' X_XACTS=0 status=$st1
+                fi
+                per=
+                if [ "$status" = ok ] && [ "$X_XACTS" -gt "$n1" ]; then
+                    per=$(awk -v a="$tot1" -v b="$X_TOTAL" -v n=$((X_XACTS - n1)) \
+                        'BEGIN { printf "%.2f", (b - a) / n }')
+                fi
+                echo "$kind,$mode,$([ "$tool" = callgrind ] && echo instructions || echo syscalls),$EXACT_CLIENTS,$n1,$tot1,$X_XACTS,$X_TOTAL,$per,$status" >>"$EXACT_CSV"
+                log "exact: $kind -M $mode $tool per transaction: ${per:-$status}"
+                if [ "$tool" = strace ] && [ -n "$per" ]; then
+                    echo "$kind -M $mode: $(exact_syscall_diff "$RESULTS/runs/exact-$kind-$mode-t$EXACT_T1.strace" \
+                        "$RESULTS/runs/exact-$kind-$mode-t$EXACT_T2.strace" $((X_XACTS - n1)))" \
+                        >>"$RESULTS/exact-syscalls.txt"
+                fi
+            done
+        done
+    done
+}
+
+exact_md() {
+    echo "## Exact figures per transaction ($EXACT_CLIENTS clients, -S; difference of -t $EXACT_T1 and -t $EXACT_T2 per client)"
+    echo
+    echo "| pooler | mode | user-space instructions / xact (callgrind) | system calls / xact (strace -c -f) |"
+    echo "|---|---|---|---|"
+    awk -F, 'NR > 1 {
+            k = $1 " | " $2
+            if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+            v[k, $3] = ($10 != "ok" || $9 == "") ? $10 : sprintf($3 == "syscalls" ? "%.2f" : "%.0f", $9)
+        }
+        END { for (i = 1; i <= n; i++)
+                  printf "| %s | %s | %s |\n", order[i], v[order[i], "instructions"], v[order[i], "syscalls"] }' "$EXACT_CSV"
+    echo
+    if [ -s "$RESULTS/exact-syscalls.txt" ]; then
+        echo "System calls per transaction by name:"
+        echo
+        sed 's/^/- /' "$RESULTS/exact-syscalls.txt"
+        echo
+    fi
+}

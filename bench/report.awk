@@ -1,0 +1,118 @@
+# bench/report.awk — medians and ratios from bench/results/*/raw.csv.
+#
+#   awk -F, -f bench/report.awk -v csv=summary.csv -v dat=plot.dat raw.csv > tables.md
+#
+# One cell is (case, workload, mode, clients); each target has one row per round. A cell's
+# figure for a target is the median over its rounds; if any round of that target failed
+# (status other than ok) the target is reported with that status instead ("fails").
+# Writes: Markdown tables on stdout, the wide summary to csv, and gnuplot blocks named
+# "<workload> <mode>" (clients, tps per target, CPU per pooler) to dat.
+# Plain POSIX awk (mawk has no asort).
+
+function median(list,    v, n, i, j, x) {
+    n = split(list, v, " ")
+    if (n == 0) return ""
+    for (i = 2; i <= n; i++) {            # insertion sort: a handful of rounds
+        x = v[i] + 0
+        for (j = i - 1; j >= 1 && v[j] + 0 > x; j--) v[j + 1] = v[j]
+        v[j + 1] = x
+    }
+    return n % 2 ? v[(n + 1) / 2] + 0 : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+
+function ratio(a, b) { return (a != "" && b != "" && b + 0 > 0) ? sprintf("%.2f", a / b) : "" }
+function fmt(x, f) { return x == "" ? "" : sprintf(f, x) }
+function cellmd(x, st) { return st == "missing" || (st == "ok" && x == "") ? "—" : st != "ok" ? st : x }
+
+# Figures for cell key k and target t: status S, medians TPS P99 AVG CPU.
+function figures(k, t,    kt) {
+    kt = k SUBSEP t
+    S = (kt in status) ? status[kt] : "missing"
+    TPS = P99 = AVG = CPU = ""
+    if (S != "ok") return
+    TPS = sprintf("%.0f", median(tps[kt]))
+    P99 = fmt(median(p99[kt]), "%.2f")
+    AVG = fmt(median(avg[kt]), "%.3f")
+    CPU = fmt(median(cpu[kt]), "%.1f")
+}
+
+BEGIN { OFS = "," }
+NR == 1 { next }
+{
+    k = $1 SUBSEP $2 SUBSEP $3 SUBSEP $4
+    kt = k SUBSEP $5
+    if (!(k in seen)) { seen[k] = 1; order[++ncells] = k }
+    rounds[k] = ($6 > rounds[k]) ? $6 : rounds[k]
+    if (!(kt in status)) status[kt] = "ok"
+    if ($7 != "ok") { status[kt] = $7; next }
+    tps[kt] = tps[kt] " " $8
+    if ($11 != "-" && $11 != "") p99[kt] = p99[kt] " " $11
+    if ($9 != "") avg[kt] = avg[kt] " " $9
+    if ($15 != "-" && $15 != "") cpu[kt] = cpu[kt] " " $15
+}
+
+END {
+    label["select-only"] = "-S"; label["tpcb"] = "TPC-B"; label["select-only-connect"] = "-S -C"
+    print "case,workload,mode,clients,rounds,direct_tps,pgbouncer_tps,warmpool_tps," \
+          "direct_p99_ms,pgbouncer_p99_ms,warmpool_p99_ms," \
+          "direct_lat_avg_ms,pgbouncer_lat_avg_ms,warmpool_lat_avg_ms," \
+          "pgbouncer_cpu_ms_per_1k,warmpool_cpu_ms_per_1k," \
+          "warmpool_over_direct_tps,warmpool_over_pgbouncer_tps,warmpool_over_pgbouncer_cpu," \
+          "direct_status,pgbouncer_status,warmpool_status" > csv
+
+    for (c = 1; c <= ncells; c++) {
+        k = order[c]; split(k, f, SUBSEP)
+        figures(k, "direct");    dS = S; dT = TPS; dP = P99; dA = AVG
+        figures(k, "pgbouncer"); bS = S; bT = TPS; bP = P99; bA = AVG; bC = CPU
+        figures(k, "warmpool");  wS = S; wT = TPS; wP = P99; wA = AVG; wC = CPU
+        rwd = ratio(wT, dT); rwb = ratio(wT, bT); rcpu = ratio(wC, bC)
+        print f[1], f[2], f[3], f[4], rounds[k], dT, bT, wT, dP, bP, wP, dA, bA, wA, bC, wC,
+              rwd, rwb, rcpu, dS, bS, wS > csv
+
+        md = sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+            (f[2] in label) ? label[f[2]] : f[2], f[3], f[4],
+            cellmd(dT, dS), cellmd(bT, bS), cellmd(wT, wS),
+            cellmd(rwd, "ok"), cellmd(rwb, "ok"),
+            cellmd(dP, dS), cellmd(bP, bS), cellmd(wP, wS),
+            cellmd(bC, bS), cellmd(wC, wS), cellmd(rcpu, "ok"))
+        rows[f[1]] = rows[f[1]] md "\n"
+        if (f[4] == 1 && dA != "")
+            added[f[1]] = added[f[1]] sprintf("| %s | %s | %s | %s | %s |\n",
+                label[f[2]], f[3], sprintf("%.0f", dA * 1000),
+                bA == "" ? "—" : sprintf("%+.0f", (bA - dA) * 1000),
+                wA == "" ? "—" : sprintf("%+.0f", (wA - dA) * 1000))
+
+        if (f[1] == "matrix") {
+            blk = f[2] " " f[3]
+            if (!(blk in blocks)) { blocks[blk] = 1; border[++nblocks] = blk }
+            data[blk] = data[blk] sprintf("%s %s %s %s %s %s\n", f[4], nan(dT), nan(bT), nan(wT),
+                                          nan(bC), nan(wC))
+        }
+    }
+
+    head = "| workload | mode | clients | tps direct | tps PgBouncer | tps warmpool | wp/direct | wp/PgB " \
+           "| p99 ms direct | p99 ms PgB | p99 ms wp | CPU ms/1k xact PgB | CPU ms/1k xact wp | CPU wp/PgB |\n" \
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    if ("matrix" in rows) {
+        print "## pgbench matrix (transaction pooling; median of rounds)\n"
+        print head; printf "%s\n", rows["matrix"]
+        print "tps and p99 latency as pgbench sees them (p99 from its per-transaction log); CPU is" \
+              " the pooler process's user+system time from /proc/PID/stat per 1 000 transactions;" \
+              " wp = warmpool. \"fails\": pgbench aborted or reported failed transactions.\n"
+    }
+    if ("matrix" in added) {
+        print "### Latency added over direct, 1 client (mean, µs)\n"
+        print "| workload | mode | direct mean µs | PgBouncer | warmpool |\n|---|---|---|---|---|"
+        printf "%s\n", added["matrix"]
+    }
+    if ("connect" in rows) {
+        print "## Connect rate: pgbench -C (new connection per transaction)\n"
+        print head; printf "%s\n", rows["connect"]
+    }
+
+    # Columns: clients direct_tps pgbouncer_tps warmpool_tps pgbouncer_cpu warmpool_cpu
+    for (b = 1; b <= nblocks; b++)
+        printf "# %s\n%s\n\n", border[b], data[border[b]] > dat
+}
+
+function nan(x) { return x == "" ? "NaN" : x }

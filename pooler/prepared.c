@@ -47,6 +47,7 @@ int prepared_parse_parse(const uint8_t *body, size_t len, struct wp_parse_msg *o
     out->nparams = nparams;
     out->param_types = p;
     out->sql_level = 0;
+    out->scope = NULL;
     return 0;
 }
 
@@ -89,13 +90,14 @@ static uint64_t hash_parse(const struct wp_parse_msg *parse)
 {
     uint64_t h = hash_bytes(HASH_SEED, parse->query, parse->query_len);
     h = hash_bytes(h, &parse->sql_level, sizeof parse->sql_level);
+    h = hash_bytes(h, &parse->scope, sizeof parse->scope);
     return hash_bytes(h, parse->param_types, (size_t)parse->nparams * 4);
 }
 
 static int stmt_matches(const struct wp_stmt *stmt, uint64_t hash, const struct wp_parse_msg *parse)
 {
     if (stmt->hash != hash || stmt->query_len != parse->query_len ||
-        stmt->sql_level != parse->sql_level ||
+        stmt->sql_level != parse->sql_level || stmt->scope != parse->scope ||
         stmt->nparams != parse->nparams || memcmp(stmt->query, parse->query, parse->query_len))
         return 0;
     for (uint16_t i = 0; i < parse->nparams; i++)
@@ -145,6 +147,7 @@ static struct wp_stmt *stmt_new(struct wp_registry *reg, uint64_t hash,
         stmt->param_types[i] = proto_get_u32(parse->param_types + 4 * i);
     stmt->hash = hash;
     stmt->sql_level = parse->sql_level;
+    stmt->scope = parse->scope;
     stmt->id = ++reg->next_id;
     snprintf(stmt->name, sizeof stmt->name, "wp_%llu", (unsigned long long)stmt->id);
     return stmt;
@@ -186,17 +189,34 @@ void registry_ref(struct wp_stmt *stmt)
     stmt->refs++;
 }
 
+static void registry_unlink(struct wp_registry *reg, struct wp_stmt *stmt)
+{
+    struct wp_stmt **link = &reg->buckets[stmt->hash & (reg->nbuckets - 1)];
+    while (*link && *link != stmt)
+        link = &(*link)->hash_next;
+    if (*link) {
+        *link = stmt->hash_next;
+        reg->count--;
+    }
+    stmt->hash_next = NULL;
+}
+
 void registry_unref(struct wp_registry *reg, struct wp_stmt *stmt)
 {
     if (--stmt->refs > 0)
         return;
-    struct wp_stmt **link = &reg->buckets[stmt->hash & (reg->nbuckets - 1)];
-    while (*link && *link != stmt)
-        link = &(*link)->hash_next;
-    if (*link)
-        *link = stmt->hash_next;
-    reg->count--;
+    if (!stmt->retired)
+        registry_unlink(reg, stmt);
     stmt_free(stmt);
+}
+
+void registry_retire(struct wp_registry *reg, struct wp_stmt *stmt)
+{
+    if (stmt->retired)
+        return;
+    registry_unlink(reg, stmt);
+    stmt->retired = 1;
+    registry_drop_describe(stmt);
 }
 
 int registry_set_describe(struct wp_stmt *stmt, const uint8_t *bytes, size_t len)
@@ -225,6 +245,19 @@ void registry_drop_all_describes(struct wp_registry *reg)
     for (size_t i = 0; i < reg->nbuckets; i++)
         for (struct wp_stmt *stmt = reg->buckets[i]; stmt; stmt = stmt->hash_next)
             registry_drop_describe(stmt);
+}
+
+void registry_retire_scope(struct wp_registry *reg, const void *scope)
+{
+    for (size_t i = 0; i < reg->nbuckets; i++) {
+        struct wp_stmt *stmt = reg->buckets[i];
+        while (stmt) {
+            struct wp_stmt *next = stmt->hash_next;
+            if (stmt->scope == scope)
+                registry_retire(reg, stmt);
+            stmt = next;
+        }
+    }
 }
 
 /* ---- client name maps ---- */

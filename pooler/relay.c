@@ -287,7 +287,8 @@ static int needs_whole_body(const struct wp_server *s, uint8_t type, uint32_t le
 {
     /* An error after a query_timeout cancel is re-worded whole (timeouts.c). */
     return type == 'Z' || (type == 'S' && len <= PARAM_STATUS_MAX) ||
-           (type == 'E' && s->timeout_cancel);
+           (type == 'E' && s->timeout_cancel) ||
+           (type == 'C' && s->swallow > 0); /* a reset's tag says what it dropped */
 }
 
 static void note_param_status(struct wp_server *s, const uint8_t *p, uint32_t len, int to_client)
@@ -366,7 +367,8 @@ static enum scan_result scan_server(struct wp_server *s)
         if (r == PROTO_BAD_LENGTH || (type == 'Z' && len != 6))
             return SCAN_ERROR;
         int prep = s->swallow == 0 && prepared_active(s);
-        if ((needs_whole_body(s, type, len) || (prep && prepared_needs_body(type))) && avail < len) {
+        if ((needs_whole_body(s, type, len) || (prep && prepared_needs_body(type))) &&
+            avail < len) {
             if (buf_reserve(&s->rbuf, len) < 0)
                 return SCAN_ERROR;
             return SCAN_MORE;
@@ -374,6 +376,8 @@ static enum scan_result scan_server(struct wp_server *s)
         int drop = s->swallow > 0 || !s->client;
         if (prep && prepared_server_message(s, type, p, len))
             drop = 1;
+        if (s->swallow > 0 && type == 'C' && avail >= len)
+            prepared_internal_command(s, p, len); /* a reset query may drop statements */
         if (!drop && type == 'E' && avail >= len && timeouts_server_error(s, p, len))
             drop = 1; /* the client got it worded for query_timeout */
         if (drop)

@@ -82,7 +82,7 @@ static void evict_for_one_more(struct wp_server *s)
         if (!victim)
             return;
         put_close(&s->wbuf, victim->name);
-        push(s, 'C', PENDING_SKIP, NULL, NULL);
+        push(s, 'C', PENDING_SKIP, victim, NULL); /* to put it back if skipped */
         serverset_remove(&s->stmts, &wp_rt.registry, victim);
         s->pool->prepared_evictions++;
     }
@@ -159,6 +159,7 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
     struct wp_parse_msg parse;
     if (prepared_parse_parse(msg + 5, len - 5, &parse) < 0)
         return PREP_ERROR;
+    parse.scope = s->pool;
     if (parse.name[0] == '\0') {
         push(s, 'P', PENDING_FORWARD, NULL, NULL);
         return PREP_PASS;
@@ -186,6 +187,18 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
     return PREP_DONE;
 }
 
+/* A statement name no backend ever has. */
+#define MISSING_NAME "wp_missing"
+
+static void push_missing(struct wp_server *s, uint8_t type, const char *client_name)
+{
+    char text[MAX_NAME + 64];
+    snprintf(text, sizeof text, "prepared statement \"%.*s\" does not exist", MAX_NAME,
+             client_name);
+    struct wp_pending item = {type, PENDING_FORWARD, NULL, strdup(text), 1};
+    pending_push(&s->pending, &item);
+}
+
 /* Append msg with the NUL-terminated name at name_off replaced by new_name. */
 static void put_renamed(struct wp_buf *out, const uint8_t *msg, uint32_t len, size_t name_off,
                         size_t old_len, const char *new_name)
@@ -209,15 +222,24 @@ static enum prep_input on_named_use(struct wp_client *c, struct wp_server *s, ui
     if (name_len == len - name_off)
         return PREP_ERROR;
     struct wp_stmt *stmt = name_len ? namemap_get(&c->stmts, name) : NULL;
-    if (!stmt) {
-        /* Unnamed, or unknown: the backend answers truthfully either way. */
+    if (!name_len) {
         push(s, type, PENDING_FORWARD, NULL, NULL);
         return PREP_PASS;
     }
     relay_move_client_scanned(c, s);
+    if (!stmt) {
+        /* Unknown to this client. Passed on as is, it could name another client's
+           statement on this backend (wp_<id>): ask for one that cannot exist, and
+           give the client PostgreSQL's error under its own name. */
+        put_renamed(&s->wbuf, msg, len, name_off, name_len, MISSING_NAME);
+        push_missing(s, type, name);
+        buf_consume(&c->rbuf, len);
+        return PREP_DONE;
+    }
     ensure_prepared(s, stmt);
     put_renamed(&s->wbuf, msg, len, name_off, name_len, stmt->name);
-    push(s, type, PENDING_FORWARD, type == 'D' ? stmt : NULL, NULL);
+    /* Held so that a 0A000 (result shape changed) can retire it. */
+    push(s, type, PENDING_FORWARD, stmt, NULL);
     buf_consume(&c->rbuf, len);
     return PREP_DONE;
 }
@@ -268,7 +290,7 @@ static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
         put_duplicate_error(s, 1, sp->name);
         return PREP_DONE;
     }
-    struct wp_parse_msg key = {sp->name, sp->rest, sp->rest_len, 0, NULL, 1};
+    struct wp_parse_msg key = {sp->name, sp->rest, sp->rest_len, 0, NULL, 1, s->pool};
     struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &key);
     if (!stmt)
         return PREP_ERROR;
@@ -293,6 +315,8 @@ static int looks_like_sqlprep(const uint8_t *text, size_t n)
     size_t i = 0;
     while (i < n && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
         i++;
+    if (i < n && (text[i] == '-' || text[i] == '/'))
+        return 1; /* a comment first: let sqlprep look behind it */
     static const char *const words[] = {"prepare", "execute", "deallocate"};
     for (int w = 0; w < 3; w++) {
         size_t wl = strlen(words[w]);
@@ -310,8 +334,19 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
     if (sp.kind == SQLPREP_NONE)
         goto pass;
     struct wp_stmt *stmt = namemap_get(&c->stmts, sp.name);
-    if ((sp.kind == SQLPREP_EXECUTE || sp.kind == SQLPREP_DEALLOCATE) && !stmt)
-        goto pass; /* the backend answers "does not exist" itself */
+    if ((sp.kind == SQLPREP_EXECUTE || sp.kind == SQLPREP_DEALLOCATE) && !stmt) {
+        if (strncmp(sp.name, "wp_", 3) != 0)
+            goto pass; /* the backend answers "does not exist" itself */
+        /* Never let a client reach warmpool's own statements by their names. */
+        relay_move_client_scanned(c, s);
+        char sql[64];
+        snprintf(sql, sizeof sql, "%s " MISSING_NAME,
+                 sp.kind == SQLPREP_EXECUTE ? "EXECUTE" : "DEALLOCATE");
+        proto_put_query(&s->wbuf, sql);
+        push_missing(s, 'Q', sp.name);
+        buf_consume(&c->rbuf, len);
+        return PREP_DONE;
+    }
     relay_move_client_scanned(c, s);
     enum prep_input result = PREP_LOCAL;
     switch (sp.kind) {
@@ -454,6 +489,9 @@ static void undo_request(struct wp_server *s, struct wp_pending *item)
     int creates = item->type == 'P' || item->type == '1' || (item->type == 'Q' && item->stmt);
     if (creates && item->action != PENDING_SYNTH && item->stmt)
         serverset_remove(&s->stmts, &wp_rt.registry, item->stmt);
+    /* An eviction the backend skipped: the statement is still there. */
+    if (item->type == 'C' && item->action == PENDING_SKIP && item->stmt)
+        serverset_add(&s->stmts, item->stmt);
     if (!c || !item->client_name || item->own_error || !item->stmt)
         return;
     struct wp_stmt *now = namemap_get(&c->stmts, item->client_name);
@@ -493,7 +531,8 @@ static void emit_own_error(struct wp_server *s, const struct wp_pending *head)
     if (!c)
         return;
     relay_move_server_scanned(s);
-    proto_put_error(&c->wbuf, "ERROR", "42P05", head->client_name);
+    int missing = strstr(head->client_name, "does not exist") != NULL;
+    proto_put_error(&c->wbuf, "ERROR", missing ? "26000" : "42P05", head->client_name);
 }
 
 static int command_clears_statements(const uint8_t *msg, uint32_t len)
@@ -537,7 +576,11 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
         if (s->client)
             namemap_clear(&s->client->stmts, &wp_rt.registry);
     }
-    if ((type == 'C' || type == 'E') && invalidates_descriptions(type, msg, len))
+    /* After DDL the pool's statements may mean something else: later Parses get fresh
+       entries (names clients already hold keep theirs, as PostgreSQL keeps them). */
+    if (type == 'C' && invalidates_descriptions(type, msg, len))
+        registry_retire_scope(&wp_rt.registry, s->pool);
+    else if (type == 'E' && invalidates_descriptions(type, msg, len))
         registry_drop_all_describes(&wp_rt.registry);
     if (!head)
         return 0;
@@ -575,6 +618,9 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
             pop_and_release(s);
         return 0;
     case 'E':
+        if (head->stmt && (head->type == 'B' || head->type == 'D') &&
+            invalidates_descriptions(type, msg, len))
+            registry_retire(&wp_rt.registry, head->stmt); /* next Parse gets a fresh one */
         drop = head->own_error;
         if (drop)
             emit_own_error(s, head);
@@ -648,6 +694,7 @@ static int plan_local(const struct wp_client *c, const struct local_batch *b, ui
         struct wp_parse_msg parse;
         if (prepared_parse_parse(msg + 5, len - 5, &parse) < 0 || !parse.name[0])
             return 0;
+        parse.scope = c->pool;
         item->stmt = registry_find(&wp_rt.registry, &parse);
         item->name = parse.name;
         /* Only statements a backend accepted; a duplicate name gets the real error. */
@@ -829,4 +876,10 @@ void prepared_warm_failed(struct wp_server *s)
 int prepared_may_resume(const struct wp_server *s)
 {
     return s->name_effects == 0;
+}
+
+void prepared_internal_command(struct wp_server *s, const uint8_t *msg, uint32_t len)
+{
+    if (command_clears_statements(msg, len))
+        serverset_clear(&s->stmts, &wp_rt.registry);
 }

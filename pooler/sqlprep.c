@@ -18,6 +18,37 @@ static void skip_space(struct cursor *cur)
         cur->p++;
 }
 
+/* Whitespace and comments before the first keyword ("--" to end of line, nested
+   block comments); 0 when a block comment does not end. */
+static int skip_leading_comments(struct cursor *cur)
+{
+    for (;;) {
+        skip_space(cur);
+        if (cur->end - cur->p >= 2 && cur->p[0] == '-' && cur->p[1] == '-') {
+            while (cur->p < cur->end && *cur->p != '\n')
+                cur->p++;
+            continue;
+        }
+        if (cur->end - cur->p < 2 || cur->p[0] != '/' || cur->p[1] != '*')
+            return 1;
+        int depth = 0;
+        while (cur->p < cur->end) {
+            if (cur->end - cur->p >= 2 && cur->p[0] == '/' && cur->p[1] == '*') {
+                depth++;
+                cur->p += 2;
+            } else if (cur->end - cur->p >= 2 && cur->p[0] == '*' && cur->p[1] == '/') {
+                cur->p += 2;
+                if (--depth == 0)
+                    break;
+            } else {
+                cur->p++;
+            }
+        }
+        if (depth > 0)
+            return 0;
+    }
+}
+
 static int is_ident_start(char c)
 {
     return isalpha((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
@@ -226,7 +257,8 @@ void sqlprep_parse(const char *sql, size_t len, struct sqlprep *out)
     if (memchr(sql, '\0', len))
         return; /* PostgreSQL refuses such a Query message too */
     struct cursor cur = {sql, sql + len};
-    skip_space(&cur);
+    if (!skip_leading_comments(&cur))
+        return;
     size_t stmt_len = single_statement_length(cur.p, cur.end);
     if (stmt_len == 0)
         return;

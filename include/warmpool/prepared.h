@@ -25,6 +25,8 @@ struct wp_stmt {
     int refs;
     int validated;      /* a backend answered ParseComplete for it */
     int sql_level;      /* made by SQL PREPARE; re-prepared the same way */
+    const void *scope;  /* the pool it belongs to */
+    int retired;        /* no longer found by text (its result shape changed) */
     uint64_t uses;      /* Binds and Describes naming it */
     uint8_t *describe;  /* cached ParameterDescription + RowDescription/NoData bytes */
     size_t describe_len;
@@ -46,6 +48,8 @@ struct wp_parse_msg {
     uint16_t nparams;
     const uint8_t *param_types; /* nparams big-endian uint32s */
     int sql_level;              /* SQL PREPARE: query is "[(types)] AS …" */
+    const void *scope;          /* the pool: the same text means different things in
+                                   another database or as another user */
 };
 
 int prepared_parse_parse(const uint8_t *body, size_t len, struct wp_parse_msg *out);
@@ -54,6 +58,11 @@ int registry_init(struct wp_registry *reg);
 void registry_free(struct wp_registry *reg);
 /* Find or add the entry for this statement; takes a reference. NULL on out of memory. */
 struct wp_stmt *registry_intern(struct wp_registry *reg, const struct wp_parse_msg *parse);
+/* Unlink from lookups so the next Parse of the same text gets a fresh entry; holders
+   keep theirs until they let go. */
+void registry_retire(struct wp_registry *reg, struct wp_stmt *stmt);
+/* Retire every entry of one scope (after DDL there). */
+void registry_retire_scope(struct wp_registry *reg, const void *scope);
 /* Find without adding; no reference taken. */
 struct wp_stmt *registry_find(const struct wp_registry *reg, const struct wp_parse_msg *parse);
 void registry_ref(struct wp_stmt *stmt);

@@ -162,8 +162,12 @@ static void test_prepare_not_ours(void **state)
     expect_none("PREPARE q AS SELECT 1; SELECT 2");
     expect_none("PREPARE q AS SELECT 1;;");
     expect_none("PREPARE q AS SELECT 1; -- done");
-    expect_none("-- c\nPREPARE q AS SELECT 1");
-    expect_none("/* c */ PREPARE q AS SELECT 1");
+    /* comments before the keyword are skipped; one that does not end is not ours */
+    expect("-- c\nPREPARE q AS SELECT 1", SQLPREP_PREPARE, "q", "AS SELECT 1");
+    expect("/* c /* nested */ */ EXECUTE q(1)", SQLPREP_EXECUTE, "q", "(1)");
+    expect_none("/* c */* PREPARE q AS SELECT 1");
+    expect_none("/* never ends PREPARE q AS SELECT 1");
+    expect_none("-- only a comment PREPARE q AS SELECT 1");
     expect_none("PREPARE q AS SELECT 1 -- trailing");
     expect_none("PREPARE q AS SELECT 1 /* c */");
     expect_none("PREPARE q AS SELECT 'unterminated");

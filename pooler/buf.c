@@ -6,9 +6,53 @@
 
 #include "warmpool/buf.h"
 
+/* Recently released blocks, reused before asking malloc: idle connections give their
+   buffers back on every transaction, so this must cost a few instructions, not a
+   malloc/free pair. Single-threaded (the event loop). */
+#define CACHE_MAX 64
+static struct {
+    uint8_t *data;
+    size_t cap;
+} cache[CACHE_MAX];
+static int cached;
+
+static int take_cached(struct wp_buf *b, size_t need)
+{
+    if (cached == 0 || cache[cached - 1].cap < need)
+        return 0;
+    cached--;
+    b->data = cache[cached].data;
+    b->cap = cache[cached].cap;
+    b->pos = b->len = 0;
+    return 1;
+}
+
+void buf_release_if_empty(struct wp_buf *b)
+{
+    if (!b->data || b->len != b->pos)
+        return;
+    if (cached < CACHE_MAX) {
+        cache[cached].data = b->data;
+        cache[cached].cap = b->cap;
+        cached++;
+    } else {
+        free(b->data);
+    }
+    b->data = NULL;
+    b->pos = b->len = b->cap = 0;
+}
+
+void buf_cache_clear(void)
+{
+    while (cached > 0)
+        free(cache[--cached].data);
+}
+
 int buf_reserve(struct wp_buf *b, size_t extra)
 {
     if (b->cap - b->len >= extra)
+        return 0;
+    if (!b->data && take_cached(b, extra))
         return 0;
     if (b->pos > 0 && b->cap - buf_unread(b) >= extra) {
         buf_compact(b);

@@ -172,6 +172,31 @@ void client_send_error(struct wp_client *c, const char *severity, const char *sq
     client_kick_write(c);
 }
 
+int client_refuse_request(struct wp_client *c, const char *sqlstate, const char *message)
+{
+    const uint8_t *p = buf_head(&c->rbuf);
+    size_t avail = buf_unread(&c->rbuf), off = 0;
+    uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
+    if (c->state == CL_CLOSING || c->server || c->scan > 0 || c->msg_left > 0)
+        return -1;
+    for (;;) {
+        uint8_t type;
+        uint32_t len;
+        if (proto_scan_header(p + off, avail - off, max_len, &type, &len) != PROTO_HEADER ||
+            avail - off < len || type == 'X')
+            return -1;
+        off += len;
+        /* As after any error, PostgreSQL would skip the rest up to Sync. */
+        if (type == 'Q' || type == 'F' || type == 'S')
+            break;
+    }
+    buf_consume(&c->rbuf, off);
+    proto_put_error(&c->wbuf, "ERROR", sqlstate, message);
+    proto_put_ready(&c->wbuf, 'I');
+    client_kick_write(c);
+    return 0;
+}
+
 static int read_input(struct wp_client *c)
 {
     size_t room = (size_t)wp_rt.cfg->pkt_buf;
@@ -252,6 +277,7 @@ void client_welcome(struct wp_client *c)
     c->state = CL_IDLE;
     log_info("C-%llu %s/%s@%s: login", (unsigned long long)c->id, c->dbname, c->user, c->addr);
     client_kick_write(c);
+    buf_release_if_empty(&c->rbuf); /* logged in and idle: no buffer until it speaks */
     if (c->state != CL_CLOSING && buf_unread(&c->rbuf) > 0)
         relay_client_input(c);
 }

@@ -150,6 +150,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)arg;
     if (sig == SIGHUP) {
         daemon_notify("RELOADING=1\nSTATUS=reloading configuration");
+        /* Reopen the log even if the new file turns out invalid: logrotate relies
+           on SIGHUP to stop writing to the rotated file. */
+        if (log_open(wp_rt.cfg->logfile) < 0)
+            log_error("cannot reopen logfile %s: %s", wp_rt.cfg->logfile, strerror(errno));
         reload();
         daemon_notify("READY=1\nSTATUS=accepting connections");
         return;
@@ -215,6 +219,7 @@ static void free_everything(void)
     config_free(wp_rt.cfg);
     free(wp_rt.cfg);
     registry_free(&wp_rt.registry);
+    buf_cache_clear();
 }
 
 static int run(void)
@@ -263,9 +268,12 @@ static int run(void)
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
-        {"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {"daemon", no_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, 'C'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"daemon", no_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
     const char *path = NULL;

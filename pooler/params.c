@@ -85,6 +85,19 @@ static int find_index(const struct wp_params *p, const char *name)
     return -1;
 }
 
+static int grow(struct wp_params *p)
+{
+    int cap = p->cap ? p->cap * 2 : 16;
+    if (cap > PARAMS_MAX)
+        cap = PARAMS_MAX;
+    struct wp_param *items = realloc(p->items, (size_t)cap * sizeof *items);
+    if (!items)
+        return -1;
+    p->items = items;
+    p->cap = cap;
+    return 0;
+}
+
 int params_set(struct wp_params *p, const char *name, const char *value)
 {
     int i = find_index(p, name);
@@ -100,7 +113,7 @@ int params_set(struct wp_params *p, const char *name, const char *value)
         p->digest ^= item_digest(&p->items[i]);
         return 0;
     }
-    if (p->n == PARAMS_MAX) {
+    if (p->n == PARAMS_MAX || (p->n == p->cap && grow(p) < 0)) {
         free(copy);
         return -1;
     }
@@ -150,7 +163,9 @@ void params_clear(struct wp_params *p)
         free(p->items[i].name);
         free(p->items[i].value);
     }
-    p->n = 0;
+    free(p->items);
+    p->items = NULL;
+    p->n = p->cap = 0;
     p->digest = 0;
 }
 

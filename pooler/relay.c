@@ -232,6 +232,9 @@ static int answer_without_server(struct wp_client *c)
 {
     if (c->pool->settings.pool_mode == WP_MODE_SESSION || wp_rt.cfg->max_prepared_statements <= 0)
         return 0;
+    uint8_t first = buf_unread(&c->rbuf) ? buf_head(&c->rbuf)[0] : 0;
+    if (first != 'P' && first != 'D' && first != 'C')
+        return 0; /* only batches that start with these can be answered here */
     int rc;
     while ((rc = prepared_answer_locally(c)) == 1)
         ;
@@ -431,6 +434,8 @@ int relay_flush_to_client(struct wp_client *c)
     set_write_armed(c->ev_write, &c->write_armed, !done);
     if (s)
         server_pause_read(s, !done);
+    if (done)
+        buf_release_if_empty(&c->wbuf); /* rarely used: do not keep it */
     return done;
 }
 
@@ -465,6 +470,7 @@ static void release_server(struct wp_server *s)
     s->client = NULL;
     c->state = CL_IDLE;
     s->pool->xact_count++;
+    buf_release_if_empty(&c->rbuf); /* a client between transactions holds no buffer */
     pool_server_ready(s);
     /* Input that arrived meanwhile belongs to the next transaction. */
     if (c->state == CL_IDLE && buf_unread(&c->rbuf) > 0)

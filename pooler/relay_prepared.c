@@ -315,8 +315,19 @@ static int looks_like_sqlprep(const uint8_t *text, size_t n)
     size_t i = 0;
     while (i < n && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
         i++;
-    if (i < n && (text[i] == '-' || text[i] == '/'))
+    if (i >= n)
+        return 0;
+    switch (text[i] | 0x20) { /* one test for the usual SELECT/INSERT/… */
+    case 'p':
+    case 'e':
+    case 'd':
+        break;
+    case '-' | 0x20:
+    case '/' | 0x20:
         return 1; /* a comment first: let sqlprep look behind it */
+    default:
+        return 0;
+    }
     static const char *const words[] = {"prepare", "execute", "deallocate"};
     for (int w = 0; w < 3; w++) {
         size_t wl = strlen(words[w]);
@@ -571,14 +582,16 @@ static int invalidates_descriptions(uint8_t type, const uint8_t *msg, uint32_t l
 int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *msg, uint32_t len)
 {
     struct wp_pending *head = pending_head(&s->pending);
-    if (type == 'C' && command_clears_statements(msg, len)) {
+    /* Tags that matter start with A, C or D; SELECT/INSERT/UPDATE/BEGIN… cost one test. */
+    uint8_t tag0 = type == 'C' && len > 5 ? msg[5] : 0;
+    if (tag0 == 'D' && command_clears_statements(msg, len)) {
         serverset_clear(&s->stmts, &wp_rt.registry);
         if (s->client)
             namemap_clear(&s->client->stmts, &wp_rt.registry);
     }
     /* After DDL the pool's statements may mean something else: later Parses get fresh
        entries (names clients already hold keep theirs, as PostgreSQL keeps them). */
-    if (type == 'C' && invalidates_descriptions(type, msg, len))
+    if ((tag0 == 'A' || tag0 == 'C' || tag0 == 'D') && invalidates_descriptions(type, msg, len))
         registry_retire_scope(&wp_rt.registry, s->pool);
     else if (type == 'E' && invalidates_descriptions(type, msg, len))
         registry_drop_all_describes(&wp_rt.registry);

@@ -25,6 +25,11 @@ void buf_compact(struct wp_buf *b);
 void buf_consume(struct wp_buf *b, size_t n);
 void buf_reset(struct wp_buf *b);
 void buf_free(struct wp_buf *b);
+/* Give an empty buffer's memory back (to a small cache of blocks that buf_reserve
+   reuses), so idle connections hold no I/O buffers. No-op when bytes are unread. */
+void buf_release_if_empty(struct wp_buf *b);
+/* Free the block cache (at exit). */
+void buf_cache_clear(void);
 
 static inline size_t buf_unread(const struct wp_buf *b)
 {

@@ -26,7 +26,8 @@ struct wp_params {
     /* Order-independent digest of the settable (name, value) pairs: two sets with the
        same digest need no sync, which keeps the per-transaction check O(1). */
     uint64_t digest;
-    struct wp_param items[PARAMS_MAX];
+    int cap;                /* items are allocated as needed: idle clients stay small */
+    struct wp_param *items;
 };
 
 /* Returns 0, or -1 when full or out of memory. Replaces an existing value. */

@@ -46,8 +46,9 @@ unit: $(UNIT_BIN)
 
 itests: $(ITEST_BIN)
 
-integration: warmpool $(ITEST_BIN)
-	BUILD=$(BUILD) tests/integration/run.sh
+# The binary under test is $(BUILD)/warmpool, so `make asan` tests the ASan build.
+integration: $(BUILD)/warmpool $(ITEST_BIN)
+	BUILD=$(BUILD) WARMPOOL=$(CURDIR)/$(BUILD)/warmpool tests/integration/run.sh
 
 # The one command that runs every test (README, .ci/run).
 test: unit integration
@@ -75,3 +76,5 @@ deps:
 
 clean:
 	rm -rf build build-asan warmpool
+
+include packaging/Makefile.inc

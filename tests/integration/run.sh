@@ -21,6 +21,7 @@ here=$root/tests/integration
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$root/$BUILD ;; esac
 WARMPOOL=${WARMPOOL:-$root/warmpool}
+export WARMPOOL # private instances in tests use the same binary
 
 direct=0 keep=0 verbose=0 only=()
 for a in "$@"; do

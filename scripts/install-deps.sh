@@ -3,6 +3,7 @@
 #
 #   scripts/install-deps.sh           compiler, libraries, PostgreSQL 15 server and client
 #   scripts/install-deps.sh --bench   also pgbouncer and gnuplot-nox (for `make bench`)
+#   scripts/install-deps.sh --packaging  also what `make deb` and its tests need
 #
 # Idempotent: installs only what is missing, and runs `apt-get update` only when an
 # install fails without it. Needs root (or sudo). Installing postgresql-15 may create and
@@ -10,12 +11,15 @@
 set -eu
 
 pkgs="build-essential gcc make pkg-config libevent-dev libpq-dev libinih-dev libcmocka-dev
-libssl-dev postgresql-15 postgresql-client-15 postgresql-contrib python3 valgrind"
-case "${1:-}" in
-"") ;;
---bench) pkgs="$pkgs pgbouncer gnuplot-nox" ;;
-*) echo "usage: $0 [--bench]" >&2; exit 2 ;;
-esac
+libssl-dev postgresql-15 postgresql-client-15 postgresql-contrib python3 python3-psycopg
+python3-asyncpg valgrind"
+for arg in "$@"; do
+    case "$arg" in
+    --bench) pkgs="$pkgs pgbouncer gnuplot-nox valgrind strace" ;;
+    --packaging) pkgs="$pkgs dpkg-dev debhelper fakeroot lintian go-md2man adduser systemd" ;;
+    *) echo "usage: $0 [--bench] [--packaging]" >&2; exit 2 ;;
+    esac
+done
 
 missing=""
 for p in $pkgs; do

@@ -4,7 +4,12 @@
  * Idle servers are reused most-recent-first (warm caches, and the oldest ones age
  * out through server_idle_timeout); waiting clients are served first-come,
  * first-served. The pool opens servers up to max_pool_size, plus reserve_pool_size
- * for clients that waited reserve_pool_timeout.
+ * for clients that waited reserve_pool_timeout, and keeps min_pool_size open.
+ *
+ * A server idle longer than server_check_delay (or with unexpected bytes on its
+ * socket) runs server_check_query before it is lent: the waiting client gets it
+ * when the check answers, or another server if the check fails, never the dead one.
+ * Lifetime, idle and size limits close servers only while they are not in use.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +18,7 @@
 #include "warmpool/client.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
+#include "warmpool/relay.h"
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
@@ -46,14 +52,60 @@ static void choose_backend_login(struct wp_pool *pool)
         pool->backend_password = strdup(secret->secret);
 }
 
+static int same_conninfo(const struct wp_db_config *a, const struct wp_db_config *b)
+{
+    if (a->nconn != b->nconn)
+        return 0;
+    for (int i = 0; i < a->nconn; i++)
+        if (strcmp(a->conn_keys[i], b->conn_keys[i]) != 0 ||
+            strcmp(a->conn_values[i], b->conn_values[i]) != 0)
+            return 0;
+    return 1;
+}
+
+/* The connection string changed: servers made with the old one go as soon as they
+   are not in use; new ones use the new string. */
+static void retire_servers(struct wp_pool *pool)
+{
+    const struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
+    for (int i = 0; i < 3; i++)
+        for (struct wp_list *n = lists[i]->next; n != lists[i]; n = n->next)
+            list_entry(n, struct wp_server, node)->close_when_quiet = 1;
+    /* Closing one may lend another to a waiting client: it goes when released. */
+    while (!list_empty(&pool->idle))
+        server_close(list_entry(pool->idle.next, struct wp_server, node),
+                     "connection string changed");
+}
+
+/* server_lifetime may have changed: every server gets a new jittered limit. */
+static void refresh_lifetimes(struct wp_pool *pool)
+{
+    const struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
+    for (int i = 0; i < 3; i++)
+        for (struct wp_list *n = lists[i]->next; n != lists[i]; n = n->next) {
+            struct wp_server *s = list_entry(n, struct wp_server, node);
+            s->lifetime_ms =
+                timeouts_jitter_lifetime(pool->settings.server_lifetime, (uint32_t)random());
+        }
+}
+
 void pool_refresh_settings(struct wp_pool *pool)
 {
     const struct wp_config *cfg = wp_rt.cfg;
+    const struct wp_db_config *old = pool->db;
     const struct wp_db_config *db = config_find_db(cfg, pool->dbname);
+    int64_t old_lifetime = pool->settings.server_lifetime;
     if (db)
         pool->db = db;
     config_effective(cfg, pool->db, config_find_user(cfg, pool->user), &pool->settings);
     choose_backend_login(pool);
+    if (pool->settings.server_lifetime != old_lifetime)
+        refresh_lifetimes(pool);
+    if (old && old != pool->db && !same_conninfo(old, pool->db)) {
+        log_info("pool %s/%s: connection string changed; retiring its servers", pool->dbname,
+                 pool->user);
+        retire_servers(pool);
+    }
 }
 
 struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, const char *user)
@@ -92,6 +144,38 @@ void pool_free(struct wp_pool *pool)
     free(pool);
 }
 
+static int oldest_wait_ms(struct wp_pool *pool, int64_t now)
+{
+    if (list_empty(&pool->waiting))
+        return 0;
+    struct wp_client *c = list_entry(pool->waiting.next, struct wp_client, node);
+    return (int)(now - c->wait_started_ms);
+}
+
+static int cap_to_db(const struct wp_pool *pool, int limit)
+{
+    int db_max = pool->settings.max_db_connections;
+    return db_max > 0 && limit > db_max ? db_max : limit;
+}
+
+/* How many servers the pool may open now: reserve only once a client waited for it. */
+static int server_limit(struct wp_pool *pool, int64_t now)
+{
+    int limit = pool->settings.max_pool_size;
+    if (pool->settings.reserve_pool_size > 0 &&
+        oldest_wait_ms(pool, now) >= wp_rt.cfg->reserve_pool_timeout)
+        limit += pool->settings.reserve_pool_size;
+    return cap_to_db(pool, limit);
+}
+
+/* Above this (a reload lowered a size) servers are closed as soon as they are free.
+   Reserve servers themselves stay until server_idle_timeout, so that a pool under
+   steady pressure does not close and reopen them over and over. */
+static int shrink_limit(const struct wp_pool *pool)
+{
+    return cap_to_db(pool, pool->settings.max_pool_size + pool->settings.reserve_pool_size);
+}
+
 static void link_server(struct wp_server *s, struct wp_client *c)
 {
     server_set_state(s, SV_ACTIVE);
@@ -111,17 +195,80 @@ static void note_wait_over(struct wp_pool *pool, struct wp_client *c)
         pool->max_wait_us = waited_us;
 }
 
+/* Give `s` to the first waiting client. */
+static void lend_to_waiter(struct wp_pool *pool, struct wp_server *s)
+{
+    struct wp_client *c = list_entry(list_pop_head(&pool->waiting), struct wp_client, node);
+    pool->nwaiting--;
+    note_wait_over(pool, c);
+    link_server(s, c);
+    client_linked(c);
+}
+
+#define SUSPECT_IDLE_MS 1000
+
+/* Must this idle server prove itself before a client gets it? */
+static int server_suspect(const struct wp_server *s, int64_t now)
+{
+    if (timeouts_check_due(s->last_used_ms, wp_rt.cfg->server_check_delay, now))
+        return 1;
+    /* A backend that died while idle usually left bytes or EOF behind that the loop
+       has not read yet. Peeking costs a system call, so only for one idle a while:
+       under load, backends change hands far more often than that. */
+    return now - s->last_used_ms >= SUSPECT_IDLE_MS && server_input_pending(s);
+}
+
+static void end_check(struct wp_pool *pool, struct wp_server *s)
+{
+    if (!s->check_started_ms)
+        return;
+    s->check_started_ms = 0;
+    pool->nchecking--;
+}
+
+/* Run server_check_query; its ReadyForQuery brings the server to pool_server_ready,
+   a failure or a dead socket to pool_server_closed. */
+static void start_check(struct wp_pool *pool, struct wp_server *s, int64_t now)
+{
+    s->check_started_ms = now;
+    pool->nchecking++;
+    server_set_state(s, SV_RESETTING);
+    if (server_queue_internal(s, wp_rt.cfg->server_check_query) < 0) {
+        server_close(s, "out of memory");
+        return;
+    }
+    server_kick_write(s);
+}
+
+/* Idle servers for waiting clients: lend the sound ones, check the suspect ones,
+   at most one check in flight per waiting client. */
+static void serve_waiting(struct wp_pool *pool)
+{
+    int64_t now = wp_now_ms();
+    while (!pool->paused && pool->nwaiting > pool->nchecking && !list_empty(&pool->idle)) {
+        struct wp_server *s = list_entry(pool->idle.next, struct wp_server, node);
+        if (server_suspect(s, now))
+            start_check(pool, s, now);
+        else
+            lend_to_waiter(pool, s);
+    }
+}
+
 int pool_request_server(struct wp_pool *pool, struct wp_client *c)
 {
-    if (!pool->paused && !list_empty(&pool->idle)) {
+    /* First come, first served: an idle server goes to older waiters first. */
+    if (!pool->paused && list_empty(&pool->waiting) && !list_empty(&pool->idle)) {
         struct wp_server *s = list_entry(pool->idle.next, struct wp_server, node);
-        link_server(s, c);
-        return 1;
+        if (!server_suspect(s, wp_now_ms())) {
+            link_server(s, c);
+            return 1;
+        }
     }
     c->state = CL_WAITING;
     c->wait_started_ms = wp_now_ms();
     list_push_tail(&pool->waiting, &c->node);
     pool->nwaiting++;
+    serve_waiting(pool);
     pool_launch_if_needed(pool);
     return 0;
 }
@@ -132,20 +279,41 @@ void pool_cancel_wait(struct wp_client *c)
     c->pool->nwaiting--;
 }
 
+static int lifetime_over(const struct wp_server *s, int64_t now)
+{
+    return s->lifetime_ms > 0 && now - s->created_ms > s->lifetime_ms;
+}
+
+/* server_lifetime closes at most one server per pool per tick, so that servers that
+   grew old together reconnect one after another, not all at once. */
+static int take_recycle_turn(struct wp_pool *pool, int64_t now)
+{
+    if (now - pool->last_recycle_ms < TIMEOUTS_TICK_MS)
+        return 0;
+    pool->last_recycle_ms = now;
+    return 1;
+}
+
 void pool_server_ready(struct wp_server *s)
 {
     struct wp_pool *pool = s->pool;
-    s->last_used_ms = wp_now_ms();
+    int64_t now = wp_now_ms();
+    end_check(pool, s);
+    s->last_used_ms = now;
     if (s->close_when_quiet) {
         server_close(s, "retired");
         return;
     }
+    if (pool->nservers > shrink_limit(pool)) {
+        server_close(s, "pool is above its size limit");
+        return;
+    }
+    if (lifetime_over(s, now) && take_recycle_turn(pool, now)) {
+        server_close(s, "server_lifetime reached");
+        return;
+    }
     if (!pool->paused && !list_empty(&pool->waiting)) {
-        struct wp_client *c = list_entry(list_pop_head(&pool->waiting), struct wp_client, node);
-        pool->nwaiting--;
-        note_wait_over(pool, c);
-        link_server(s, c);
-        client_linked(c);
+        lend_to_waiter(pool, s);
         return;
     }
     server_set_state(s, SV_IDLE);
@@ -155,27 +323,46 @@ void pool_server_ready(struct wp_server *s)
 
 void pool_server_closed(struct wp_pool *pool, struct wp_server *s)
 {
-    (void)s;
+    if (s->check_started_ms)
+        log_info("S-%llu %s/%s pid=%u: server_check_query failed; not lent",
+                 (unsigned long long)s->id, pool->dbname, pool->user, s->backend_pid);
+    end_check(pool, s);
     pool->nservers--;
-    if (!wp_rt.shutting_down)
-        pool_launch_if_needed(pool);
+    if (wp_rt.shutting_down)
+        return;
+    serve_waiting(pool);
+    pool_launch_if_needed(pool);
 }
 
-static void fail_clients(struct wp_list *list, struct wp_pool *pool, const char *sqlstate,
-                         const char *message)
+/* The first waiting client gets an error for its request instead of a server. It
+   stays connected and may try again; only a request not yet whole closes it. Input
+   it sent after that request is served as usual (and may wait again, at the tail). */
+static void refuse_first_waiter(struct wp_pool *pool, const char *sqlstate, const char *text)
+{
+    struct wp_client *c = list_entry(pool->waiting.next, struct wp_client, node);
+    pool_cancel_wait(c);
+    c->state = CL_IDLE;
+    if (client_refuse_request(c, sqlstate, text) < 0) {
+        client_send_error(c, "FATAL", sqlstate, text);
+        return;
+    }
+    client_pause_read(c, 0);
+    if (c->state == CL_IDLE && buf_unread(&c->rbuf) > 0)
+        relay_client_input(c);
+}
+
+static void fail_clients(struct wp_pool *pool, const char *sqlstate, const char *message)
 {
     char text[512];
     snprintf(text, sizeof text, "server login failed: %s", message);
-    while (!list_empty(list)) {
-        struct wp_client *c = list_entry(list->next, struct wp_client, node);
-        if (c->state == CL_WAITING) {
-            list_remove(&c->node);
-            pool->nwaiting--;
-            c->state = CL_IDLE;
-        }
+    while (!list_empty(&pool->welcoming)) {
+        struct wp_client *c = list_entry(pool->welcoming.next, struct wp_client, node);
         list_remove(&c->node);
         client_send_error(c, "FATAL", sqlstate, text);
     }
+    /* Only those waiting now: a client that queues again goes behind them. */
+    for (int n = pool->nwaiting; n > 0 && !list_empty(&pool->waiting); n--)
+        refuse_first_waiter(pool, sqlstate, text);
 }
 
 void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char *message)
@@ -186,8 +373,7 @@ void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char 
     /* Nobody can be served while the pool has no backend at all: say why now
        rather than let clients hang. Others wait for the servers that exist. */
     if (pool->nservers - pool->nconnecting <= 0) {
-        fail_clients(&pool->welcoming, pool, sqlstate, message);
-        fail_clients(&pool->waiting, pool, sqlstate, message);
+        fail_clients(pool, sqlstate, message);
     }
 }
 
@@ -201,26 +387,6 @@ void pool_set_params(struct wp_pool *pool, const struct wp_params *params)
     }
 }
 
-static int oldest_wait_ms(struct wp_pool *pool, int64_t now)
-{
-    if (list_empty(&pool->waiting))
-        return 0;
-    struct wp_client *c = list_entry(pool->waiting.next, struct wp_client, node);
-    return (int)(now - c->wait_started_ms);
-}
-
-static int server_limit(struct wp_pool *pool, int64_t now)
-{
-    int limit = pool->settings.max_pool_size;
-    if (pool->settings.reserve_pool_size > 0 &&
-        oldest_wait_ms(pool, now) >= wp_rt.cfg->reserve_pool_timeout)
-        limit += pool->settings.reserve_pool_size;
-    int db_max = pool->settings.max_db_connections;
-    if (db_max > 0 && limit > db_max)
-        limit = db_max;
-    return limit;
-}
-
 void pool_launch_if_needed(struct wp_pool *pool)
 {
     if (wp_rt.shutting_down)
@@ -229,7 +395,8 @@ void pool_launch_if_needed(struct wp_pool *pool)
     if (now < pool->retry_after_ms)
         return;
     int limit = server_limit(pool, now);
-    int want = pool->nwaiting + (list_empty(&pool->welcoming) ? 0 : 1);
+    /* Clients whose server is being checked already have one coming. */
+    int want = pool->nwaiting - pool->nchecking + (list_empty(&pool->welcoming) ? 0 : 1);
     for (;;) {
         int below_min = pool->nservers < pool->settings.min_pool_size;
         int needed = want > pool->nconnecting;
@@ -240,36 +407,68 @@ void pool_launch_if_needed(struct wp_pool *pool)
     }
 }
 
+/* Why an idle server should go now, or NULL: above a pool size lowered by a reload,
+   past server_lifetime, or idle too long above min_pool_size. */
+static const char *idle_close_reason(struct wp_pool *pool, const struct wp_server *s, int64_t now)
+{
+    int64_t idle_timeout = pool->settings.server_idle_timeout;
+    if (pool->nservers > shrink_limit(pool))
+        return "pool is above its size limit";
+    if (lifetime_over(s, now) && take_recycle_turn(pool, now))
+        return "server_lifetime reached";
+    if (idle_timeout > 0 && now - s->last_used_ms > idle_timeout &&
+        pool->nservers > pool->settings.min_pool_size)
+        return "server_idle_timeout reached";
+    return NULL;
+}
+
+/* One close at a time, rescanning after each: a close may lend or check other idle
+   servers, so a saved list position would not survive it. Oldest (tail) first. */
 static void close_expired_idle(struct wp_pool *pool, int64_t now)
 {
-    struct wp_list *pos, *tmp;
-    int64_t idle_timeout = pool->settings.server_idle_timeout;
-    list_for_each_safe(pos, tmp, &pool->idle)
-    {
-        struct wp_server *s = list_entry(pos, struct wp_server, node);
-        if (s->lifetime_ms > 0 && now - s->created_ms > s->lifetime_ms) {
-            server_close(s, "server_lifetime reached");
-            continue;
+    for (;;) {
+        struct wp_server *s = NULL;
+        const char *why = NULL;
+        for (struct wp_list *n = pool->idle.prev; n != &pool->idle && !why; n = n->prev) {
+            s = list_entry(n, struct wp_server, node);
+            why = idle_close_reason(pool, s, now);
         }
-        if (idle_timeout > 0 && now - s->last_used_ms > idle_timeout &&
-            pool->nservers > pool->settings.min_pool_size)
-            server_close(s, "server_idle_timeout reached");
+        if (!why)
+            return;
+        server_close(s, why);
     }
+}
+
+static const char *busy_close_reason(const struct wp_server *s, int64_t now)
+{
+    int64_t connect_timeout = wp_rt.cfg->server_connect_timeout;
+    if (s->state == SV_CONNECTING && connect_timeout > 0 &&
+        now - s->connect_started_ms > connect_timeout)
+        return "server_connect_timeout reached";
+    /* A backend that cannot answer a trivial query in the time allowed for a whole
+       login is not coming back (a half-open connection, say). */
+    if (s->check_started_ms && connect_timeout > 0 && now - s->check_started_ms > connect_timeout)
+        return "server_check_query got no answer";
+    if (s->state == SV_DRAINING && now - s->drain_started_ms > DRAIN_TIMEOUT_MS)
+        return "did not become idle after its client left";
+    return NULL;
 }
 
 static void close_stuck_busy(struct wp_pool *pool, int64_t now)
 {
-    struct wp_list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &pool->busy)
-    {
-        struct wp_server *s = list_entry(pos, struct wp_server, node);
-        if (s->state == SV_CONNECTING && wp_rt.cfg->server_connect_timeout > 0 &&
-            now - s->connect_started_ms > wp_rt.cfg->server_connect_timeout) {
-            server_close(s, "server_connect_timeout reached");
-            pool_connect_failed(pool, "08006", "timeout while connecting to the server");
-        } else if (s->state == SV_DRAINING && now - s->drain_started_ms > DRAIN_TIMEOUT_MS) {
-            server_close(s, "did not become idle after its client left");
+    for (;;) {
+        struct wp_server *s = NULL;
+        const char *why = NULL;
+        for (struct wp_list *n = pool->busy.next; n != &pool->busy && !why; n = n->next) {
+            s = list_entry(n, struct wp_server, node);
+            why = busy_close_reason(s, now);
         }
+        if (!why)
+            return;
+        int connecting = s->state == SV_CONNECTING;
+        server_close(s, why);
+        if (connecting)
+            pool_connect_failed(pool, "08006", "timeout while connecting to the server");
     }
 }
 
@@ -278,13 +477,15 @@ static void expire_waiters(struct wp_pool *pool, int64_t now)
     int64_t limit = pool->settings.query_wait_timeout;
     if (limit <= 0)
         return;
+    char text[128], limit_text[32];
+    timeouts_format(limit_text, sizeof limit_text, limit);
+    snprintf(text, sizeof text, "query_wait_timeout (%s) exceeded: no server connection available",
+             limit_text);
     while (!list_empty(&pool->waiting)) {
         struct wp_client *c = list_entry(pool->waiting.next, struct wp_client, node);
         if (now - c->wait_started_ms < limit)
             break;
-        pool_cancel_wait(c);
-        c->state = CL_IDLE;
-        client_send_error(c, "FATAL", "08P01", "query_wait_timeout: no server available in time");
+        refuse_first_waiter(pool, "53300", text);
     }
 }
 
@@ -293,5 +494,6 @@ void pool_maintain(struct wp_pool *pool, int64_t now)
     close_expired_idle(pool, now);
     close_stuck_busy(pool, now);
     expire_waiters(pool, now);
+    serve_waiting(pool);
     pool_launch_if_needed(pool);
 }

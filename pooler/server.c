@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "warmpool/cancel.h"
@@ -170,9 +171,7 @@ static void connect_done(struct wp_server *s)
     }
     capture_params(s);
     s->created_ms = s->last_used_ms = wp_now_ms();
-    int64_t lifetime = pool->settings.server_lifetime;
-    /* Up to 10% jitter, so a pool opened at once is not recycled at once. */
-    s->lifetime_ms = lifetime > 0 ? lifetime - (int64_t)(random() % (lifetime / 10 + 1)) : 0;
+    s->lifetime_ms = timeouts_jitter_lifetime(pool->settings.server_lifetime, (uint32_t)random());
     pool->nconnecting--;
     log_info("S-%llu %s/%s pid=%u: connected", (unsigned long long)s->id, pool->dbname,
              pool->user, s->backend_pid);
@@ -307,6 +306,15 @@ static int read_input(struct wp_server *s)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return 0;
     return -1;
+}
+
+int server_input_pending(const struct wp_server *s)
+{
+    uint8_t byte;
+    if (s->fd < 0 || buf_unread(&s->rbuf) > 0)
+        return 1;
+    ssize_t n = recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 static void on_server_read(evutil_socket_t fd, short what, void *arg)

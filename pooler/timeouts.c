@@ -1,20 +1,34 @@
 /*
  * timeouts — monotonic time and the janitor tick. Every deadline of the pooler is
- * checked here: client login timeout, pool maintenance (sizes, idle/lifetime,
- * connect and wait timeouts), and the graceful-shutdown drain.
+ * checked here, every TIMEOUTS_TICK_MS: per client (login, query_timeout,
+ * idle_transaction_timeout, client_idle_timeout), per pool through pool_maintain
+ * (sizes, lifetime, idle, health checks, connect and wait timeouts), and the
+ * graceful-shutdown drain. Deadlines are compared against CLOCK_MONOTONIC, so a
+ * wall-clock jump never fires or postpones one.
+ *
+ * query_timeout is measured per request on the backend: from the moment the client's
+ * Query (or Execute/Sync of an extended batch) is forwarded while nothing else of its
+ * own is outstanding, and again from each ReadyForQuery that leaves more outstanding
+ * (the next request of a pipeline only starts then). On expiry the backend gets a
+ * CancelRequest off the loop, and the 57014 error it answers with is re-worded so
+ * that the client learns which limit ended its query.
  */
 #include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "warmpool/cancel.h"
 #include "warmpool/client.h"
+#include "warmpool/config.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
+#include "warmpool/proto.h"
 #include "warmpool/relay.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/timeouts.h"
-
-#define TICK_MS 100
 
 static struct event *tick_event;
 
@@ -24,6 +38,134 @@ int64_t wp_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* ---- pure rules ---- */
+
+static int passed(int64_t since, int64_t limit, int64_t now)
+{
+    return limit > 0 && now - since >= limit;
+}
+
+enum wp_timeout timeouts_judge(const struct wp_client_clock *k,
+                               const struct wp_pool_settings *settings, int64_t login_timeout,
+                               int64_t now)
+{
+    if (k->logging_in)
+        return passed(k->login_started_ms, login_timeout, now) ? TIMEOUT_LOGIN : TIMEOUT_NONE;
+    if (k->running && !k->cancel_sent && passed(k->query_started_ms, settings->query_timeout, now))
+        return TIMEOUT_QUERY;
+    if (!k->idle)
+        return TIMEOUT_NONE;
+    /* Inside a transaction the stricter limit counts first: it holds locks. */
+    if (k->in_transaction && passed(k->idle_since_ms, settings->idle_transaction_timeout, now))
+        return TIMEOUT_IDLE_TRANSACTION;
+    if (passed(k->idle_since_ms, settings->client_idle_timeout, now))
+        return TIMEOUT_CLIENT_IDLE;
+    return TIMEOUT_NONE;
+}
+
+int64_t timeouts_jitter_lifetime(int64_t lifetime, uint32_t random)
+{
+    if (lifetime <= 0)
+        return 0;
+    return lifetime - (int64_t)(random % (uint64_t)(lifetime / 10 + 1));
+}
+
+int timeouts_check_due(int64_t last_used, int64_t check_delay, int64_t now)
+{
+    return check_delay <= 0 || now - last_used > check_delay;
+}
+
+void timeouts_format(char *out, size_t cap, int64_t ms)
+{
+    static const struct {
+        int64_t ms;
+        const char *unit;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "min"}, {1000, "s"}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (ms >= units[i].ms && ms % units[i].ms == 0) {
+            snprintf(out, cap, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+            return;
+        }
+    }
+    snprintf(out, cap, "%lldms", (long long)ms);
+}
+
+int timeouts_reword_cancel(struct wp_buf *out, const uint8_t *msg, uint32_t len, int64_t timeout)
+{
+    if (len < 6 || msg[0] != 'E')
+        return -1;
+    const uint8_t *body = msg + 5, *end = msg + len;
+    const char *code = proto_error_field(body, len - 5, 'C');
+    if (!code || strcmp(code, "57014") != 0)
+        return -1; /* well-formed from here on: proto_error_field walked all of it */
+    char limit[32], text[96];
+    timeouts_format(limit, sizeof limit, timeout);
+    int ntext =
+        snprintf(text, sizeof text, "query_timeout (%s) exceeded: canceling statement", limit);
+    size_t start = out->len;
+    if (buf_reserve(out, len + (size_t)ntext + 2) < 0)
+        return -1;
+    uint8_t *p = out->data + out->len + 5;
+    int have_message = 0;
+    /* Keep every field (severity, position, routine…) but the human message. */
+    for (const uint8_t *f = body; f < end && *f;) {
+        size_t n = strlen((const char *)f + 1);
+        if (*f == 'M') {
+            *p++ = 'M';
+            memcpy(p, text, (size_t)ntext + 1);
+            p += ntext + 1;
+            have_message = 1;
+        } else {
+            memcpy(p, f, n + 2);
+            p += n + 2;
+        }
+        f += n + 2;
+    }
+    if (!have_message) {
+        *p++ = 'M';
+        memcpy(p, text, (size_t)ntext + 1);
+        p += ntext + 1;
+    }
+    *p++ = '\0';
+    uint8_t *head = out->data + start;
+    head[0] = 'E';
+    proto_put_u32(head + 1, (uint32_t)(p - head - 1));
+    out->len = (size_t)(p - out->data);
+    return 0;
+}
+
+/* ---- relay hooks ---- */
+
+void timeouts_request_sent(struct wp_server *s)
+{
+    if (!s->query_started_ms)
+        s->query_started_ms = wp_now_ms();
+}
+
+void timeouts_request_answered(struct wp_server *s)
+{
+    int64_t now = wp_now_ms();
+    /* A cancel belongs to the request it was sent for; the next one starts afresh. */
+    s->timeout_cancel = 0;
+    /* Requests pipelined behind it start running now (an Execute not yet followed by
+       its Sync counts: the backend runs it all the same). */
+    s->query_started_ms = s->outstanding > 0 || s->in_extended ? now : 0;
+    if (s->outstanding == 0 && s->client)
+        s->client->answered_ms = now;
+}
+
+int timeouts_server_error(struct wp_server *s, const uint8_t *msg, uint32_t len)
+{
+    struct wp_client *c = s->client;
+    if (!s->timeout_cancel || !c)
+        return 0;
+    /* What was scanned before the error goes ahead of its new wording. */
+    relay_move_server_scanned(s);
+    return timeouts_reword_cancel(&c->wbuf, msg, len, s->timeout_cancel) == 0;
+}
+
+/* ---- the janitor ---- */
 
 static int between_transactions(const struct wp_client *c)
 {
@@ -37,21 +179,90 @@ static int between_transactions(const struct wp_client *c)
            buf_unread(&c->wbuf) == 0;
 }
 
+static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
+{
+    memset(k, 0, sizeof *k);
+    k->logging_in = c->state <= CL_WELCOME;
+    k->login_started_ms = c->login_started_ms;
+    k->idle_since_ms = c->last_active_ms > c->answered_ms ? c->last_active_ms : c->answered_ms;
+    int quiet_client = buf_unread(&c->rbuf) == 0 && buf_unread(&c->wbuf) == 0;
+    if (c->state == CL_IDLE) {
+        k->idle = quiet_client;
+        return;
+    }
+    const struct wp_server *s = c->server;
+    if (c->state != CL_ACTIVE || !s)
+        return;
+    k->running = s->query_started_ms > 0;
+    k->query_started_ms = s->query_started_ms;
+    k->cancel_sent = s->timeout_cancel > 0;
+    k->idle = quiet_client && !k->running && s->outstanding == 0 && s->swallow == 0 &&
+              s->cancel_pending == 0 && s->scan == 0;
+    /* Extended messages without their Sync hold an implicit transaction open. */
+    k->in_transaction = s->tx_status != 'I' || s->in_extended;
+}
+
+static void cancel_for_timeout(struct wp_client *c, int64_t limit)
+{
+    struct wp_server *s = c->server;
+    s->timeout_cancel = limit;
+    log_info("C-%llu %s/%s@%s: query_timeout (%lld ms) reached; cancelling it on S-%llu pid=%u",
+             (unsigned long long)c->id, c->dbname, c->user, c->addr, (long long)limit,
+             (unsigned long long)s->id, s->backend_pid);
+    cancel_server(s);
+}
+
+static void close_for_timeout(struct wp_client *c, const char *sqlstate, const char *name,
+                              int64_t limit)
+{
+    char text[128], limit_text[32];
+    timeouts_format(limit_text, sizeof limit_text, limit);
+    snprintf(text, sizeof text, "%s (%s) exceeded: closing the connection", name, limit_text);
+    client_send_error(c, "FATAL", sqlstate, text);
+}
+
+static void check_client(struct wp_client *c, int64_t now)
+{
+    const struct wp_pool_settings *settings = c->pool ? &c->pool->settings : &wp_rt.cfg->pool;
+    struct wp_client_clock k;
+    read_clock(c, &k);
+    switch (timeouts_judge(&k, settings, wp_rt.cfg->client_login_timeout, now)) {
+    case TIMEOUT_LOGIN:
+        client_send_error(c, "FATAL", "08006", "client_login_timeout: login took too long");
+        return;
+    case TIMEOUT_QUERY:
+        cancel_for_timeout(c, settings->query_timeout);
+        break;
+    case TIMEOUT_IDLE_TRANSACTION:
+        /* Closing abandons the backend: it is rolled back and returned to the pool. */
+        close_for_timeout(c, "25P03", "idle_transaction_timeout",
+                          settings->idle_transaction_timeout);
+        return;
+    case TIMEOUT_CLIENT_IDLE:
+        close_for_timeout(c, "57P05", "client_idle_timeout", settings->client_idle_timeout);
+        return;
+    case TIMEOUT_NONE:
+        break;
+    }
+    /* Graceful shutdown: a client between transactions is done. With so_reuseport
+       another warmpool is taking new connections (rolling restart): let clients
+       leave by themselves, and close only those left at shutdown_wait_timeout. */
+    if (wp_rt.shutting_down && between_transactions(c) &&
+        (!wp_rt.cfg->so_reuseport || now >= wp_rt.shutdown_deadline_ms))
+        client_send_error(c, "FATAL", "57P01", "warmpool is shutting down");
+}
+
 static void check_clients(int64_t now)
 {
-    int64_t login_timeout = wp_rt.cfg->client_login_timeout;
-    struct wp_list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &wp_rt.clients)
-    {
-        struct wp_client *c = list_entry(pos, struct wp_client, all);
-        if (c->state <= CL_WELCOME && login_timeout > 0 &&
-            now - c->login_started_ms > login_timeout) {
-            client_send_error(c, "FATAL", "08006", "client_login_timeout: login took too long");
-            continue;
-        }
-        /* Graceful shutdown: a client between transactions is done. */
-        if (wp_rt.shutting_down && between_transactions(c))
-            client_send_error(c, "FATAL", "57P01", "warmpool is shutting down");
+    struct wp_list *pos = wp_rt.clients.next;
+    while (pos != &wp_rt.clients) {
+        struct wp_list *next = pos->next;
+        check_client(list_entry(pos, struct wp_client, all), now);
+        /* Closing one client can close another (its backend lent on, then lost), and
+           a closed client leaves this list: start over then; checks are idempotent. */
+        if (next != &wp_rt.clients && list_entry(next, struct wp_client, all)->state == CL_CLOSING)
+            next = wp_rt.clients.next;
+        pos = next;
     }
 }
 
@@ -83,7 +294,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 int timeouts_start(void)
 {
-    struct timeval tv = {0, TICK_MS * 1000};
+    struct timeval tv = {0, TIMEOUTS_TICK_MS * 1000};
     tick_event = event_new(wp_rt.base, -1, EV_PERSIST, on_tick, NULL);
     if (!tick_event)
         return -1;

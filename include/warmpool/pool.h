@@ -33,12 +33,14 @@ struct wp_pool {
     int nservers;              /* every server of the pool, any state */
     int nconnecting;
     int nwaiting;
+    int nchecking;             /* servers running server_check_query for a waiting client */
 
     struct wp_params params;   /* ParameterStatus set of a real backend */
     int params_known;
     char last_error[256];      /* last connect failure, for waiting clients */
     char last_sqlstate[6];
     int64_t retry_after_ms;    /* no new connects before this (server_login_retry) */
+    int64_t last_recycle_ms;   /* last server_lifetime close: at most one per tick */
     int paused;
 
     /* counters */

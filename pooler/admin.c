@@ -1,14 +1,39 @@
 /*
- * admin — the admin console (placeholder until the console lands: it answers every
- * query with an error so that logins to `warmpool` fail clearly, not silently).
+ * admin — the admin console: a client logged in to database `warmpool` (or
+ * `pgbouncer`) speaks the simple Query protocol to warmpool itself.
+ *
+ *   SHOW POOLS|STATS|SERVERS|CLIENTS|DATABASES|CONFIG|PREPARED|STATEMENTS|VERSION|HELP
+ *   RELOAD, PAUSE [db], RESUME [db], KILL db, SHUTDOWN      (admin_users only)
+ *
+ * stats_users may only SHOW. Commands are case-insensitive, one per Query, with an
+ * optional trailing semicolon. The extended protocol is refused with 0A000 (once per
+ * Sync, as PostgreSQL reports an error in a pipeline). SHOW rows: admin_show.c.
  */
+#include <ctype.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "warmpool/admin.h"
+#include "warmpool/auth.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
+#include "warmpool/log.h"
+#include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
+#include "warmpool/server.h"
+#include "warmpool/timeouts.h"
+
+/* Console queries are short; anything larger is not a console command. */
+#define ADMIN_MAX_MESSAGE 65536
+/* Extended-protocol input kept while waiting for its Sync. */
+#define ADMIN_INPUT_LIMIT (1u << 20)
+/* Results a console client has not read yet: beyond this it is not reading. */
+#define ADMIN_OUTPUT_LIMIT (64u << 20)
+#define ADMIN_MAX_WORDS 4
 
 int admin_is_console_db(const char *dbname)
 {
@@ -21,12 +46,394 @@ int admin_may_connect(const char *user)
            config_user_in_list(wp_rt.cfg->stats_users, user);
 }
 
+/*
+ * Until main.c provides a synchronous reload, RELOAD asks for one the way an
+ * operator would: SIGHUP, handled by the event loop right after this command.
+ */
+__attribute__((weak)) void runtime_reload(void)
+{
+    raise(SIGHUP);
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static void answer_error(struct wp_buf *out, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void answer_error(struct wp_buf *out, const char *sqlstate, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    proto_put_error(out, "ERROR", sqlstate, msg);
+}
+
+static void show_help(struct wp_buf *out)
+{
+    static const char help[] =
+        "Console usage\n"
+        "\tSHOW HELP|POOLS|STATS|SERVERS|CLIENTS|DATABASES|CONFIG|PREPARED|STATEMENTS|VERSION\n"
+        "\tRELOAD\n"
+        "\tPAUSE [<db>]\n"
+        "\tRESUME [<db>]\n"
+        "\tKILL <db>\n"
+        "\tSHUTDOWN";
+    proto_put_notice(out, "00000", help);
+    proto_put_command_complete(out, "SHOW");
+}
+
+/* ---------------------------------------------------------------- commands on pools */
+
+/* Pools of db (every pool when db is NULL); returns how many matched. */
+static int set_paused(const char *db, int paused)
+{
+    int n = 0;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        if (db && strcmp(pool->dbname, db) != 0)
+            continue;
+        n++;
+        pool->paused = paused;
+        if (paused)
+            continue;
+        /* Paused pools queued their clients even with idle servers: hand them out. */
+        while (!list_empty(&pool->waiting) && !list_empty(&pool->idle))
+            pool_server_ready(list_entry(pool->idle.next, struct wp_server, node));
+        pool_launch_if_needed(pool);
+    }
+    return n;
+}
+
+static int database_known(const char *db)
+{
+    const struct wp_config *cfg = wp_rt.cfg;
+    for (int i = 0; i < cfg->ndbs; i++)
+        if (strcmp(cfg->dbs[i].name, db) == 0)
+            return 1;
+    /* Pools of the "*" entry exist under the names clients asked for. */
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        if (strcmp(list_entry(pos, struct wp_pool, node)->dbname, db) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The first open client of db that is not a console client, or NULL. */
+static struct wp_client *client_of_db(const char *db)
+{
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.clients)
+    {
+        struct wp_client *c = list_entry(pos, struct wp_client, all);
+        if (c->state != CL_CLOSING && !c->is_admin && c->dbname && strcmp(c->dbname, db) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+static void kill_database(const char *db)
+{
+    struct wp_client *c;
+    int nclients = 0, nservers = 0;
+    /* One at a time: closing a client may close others' links, so rescan. */
+    while ((c = client_of_db(db)) != NULL) {
+        client_send_error(c, "FATAL", "57P01", "terminated from the admin console (KILL)");
+        if (c->state != CL_CLOSING)
+            client_close(c, "killed from the admin console");
+        nclients++;
+    }
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        if (strcmp(pool->dbname, db) != 0)
+            continue;
+        struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
+        for (int i = 0; i < 3; i++) {
+            while (!list_empty(lists[i])) {
+                server_close(list_entry(lists[i]->next, struct wp_server, node),
+                             "killed from the admin console (KILL)");
+                nservers++;
+            }
+        }
+    }
+    log_info("admin console: KILL %s closed %d clients and %d servers", db, nclients, nservers);
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+/* Split a command into words: blanks separate, "double quotes" keep a name whole. */
+static int split_words(char *s, char **words, int max)
+{
+    int n = 0;
+    while (*s) {
+        while (isspace((unsigned char)*s))
+            s++;
+        if (!*s)
+            break;
+        if (n == max)
+            return -1;
+        if (*s == '"') {
+            char *end = strchr(s + 1, '"');
+            if (!end)
+                return -1;
+            *end = '\0';
+            words[n++] = s + 1;
+            s = end + 1;
+            if (*s && !isspace((unsigned char)*s))
+                return -1;
+            continue;
+        }
+        words[n++] = s;
+        while (*s && !isspace((unsigned char)*s))
+            s++;
+        if (*s)
+            *s++ = '\0';
+    }
+    return n;
+}
+
+/* Trailing blanks and semicolons go; a semicolon left inside is a second command. */
+static int trim_command(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (isspace((unsigned char)s[n - 1]) || s[n - 1] == ';'))
+        s[--n] = '\0';
+    return strchr(s, ';') ? -1 : 0;
+}
+
+static int is_admin_user(const char *user)
+{
+    return config_user_in_list(wp_rt.cfg->admin_users, user);
+}
+
+static void run_show(struct wp_buf *out, char **words, int n)
+{
+    if (n != 2) {
+        answer_error(out, "42601", "syntax error: expected SHOW <what>, see SHOW HELP");
+        return;
+    }
+    if (strcasecmp(words[1], "help") == 0) {
+        show_help(out);
+        return;
+    }
+    int rc = admin_show(out, words[1], wp_now_ms());
+    if (rc == -1)
+        answer_error(out, "42601", "unknown SHOW command \"%.64s\", see SHOW HELP", words[1]);
+    else if (rc < 0)
+        answer_error(out, "53200", "out of memory");
+}
+
+static void run_pause(struct wp_buf *out, char **words, int n, int paused)
+{
+    const char *tag = paused ? "PAUSE" : "RESUME";
+    if (n > 2) {
+        answer_error(out, "42601", "syntax error: expected %s [database]", tag);
+        return;
+    }
+    const char *db = n == 2 ? words[1] : NULL;
+    if (db && !database_known(db)) {
+        answer_error(out, "3D000", "no such database: %.64s", db);
+        return;
+    }
+    int pools = set_paused(db, paused);
+    log_info("admin console: %s %s (%d pools)", tag, db ? db : "(all)", pools);
+    proto_put_command_complete(out, tag);
+}
+
+static void run_admin_command(struct wp_buf *out, const char *user, char **words, int n)
+{
+    const char *cmd = words[0];
+    if (!is_admin_user(user)) {
+        answer_error(out, "42501", "permission denied: only admin_users may run %.32s", cmd);
+        return;
+    }
+    if (strcasecmp(cmd, "reload") == 0 && n == 1) {
+        log_info("admin console: RELOAD by %s", user);
+        runtime_reload();
+        proto_put_command_complete(out, "RELOAD");
+    } else if (strcasecmp(cmd, "pause") == 0) {
+        run_pause(out, words, n, 1);
+    } else if (strcasecmp(cmd, "resume") == 0) {
+        run_pause(out, words, n, 0);
+    } else if (strcasecmp(cmd, "kill") == 0 && n == 2) {
+        if (admin_is_console_db(words[1])) {
+            answer_error(out, "42601", "the admin console cannot be killed");
+        } else if (!database_known(words[1])) {
+            answer_error(out, "3D000", "no such database: %.64s", words[1]);
+        } else {
+            kill_database(words[1]);
+            proto_put_command_complete(out, "KILL");
+        }
+    } else if (strcasecmp(cmd, "shutdown") == 0 && n == 1) {
+        log_info("admin console: SHUTDOWN by %s", user);
+        proto_put_command_complete(out, "SHUTDOWN");
+        raise(SIGTERM); /* graceful: handled by the event loop like any SIGTERM */
+    } else {
+        answer_error(out, "42601", "syntax error in %.32s command, see SHOW HELP", cmd);
+    }
+}
+
+static int is_admin_verb(const char *w)
+{
+    static const char *const verbs[] = {"reload", "pause", "resume", "kill", "shutdown", NULL};
+    for (int i = 0; verbs[i]; i++)
+        if (strcasecmp(w, verbs[i]) == 0)
+            return 1;
+    return 0;
+}
+
+void admin_command(struct wp_buf *out, const char *user, const char *sql)
+{
+    char text[1024];
+    char *words[ADMIN_MAX_WORDS];
+    int n = -1;
+    if (strlen(sql) < sizeof text) {
+        strcpy(text, sql);
+        if (trim_command(text) == 0)
+            n = split_words(text, words, ADMIN_MAX_WORDS);
+    }
+    if (n == 0) {
+        proto_put_simple(out, 'I'); /* EmptyQueryResponse */
+    } else if (n < 0) {
+        answer_error(out, "42601", "syntax error: one console command per query, see SHOW HELP");
+    } else if (strcasecmp(words[0], "show") == 0) {
+        run_show(out, words, n);
+    } else if (is_admin_verb(words[0])) {
+        run_admin_command(out, user, words, n);
+    } else {
+        answer_error(out, "42601", "syntax error: unknown command \"%.32s\", see SHOW HELP",
+                     words[0]);
+    }
+    proto_put_ready(out, 'I');
+}
+
+/* ---------------------------------------------------------------- protocol */
+
 void admin_welcome(struct wp_client *c)
 {
-    client_send_error(c, "FATAL", "0A000", "the admin console is not available yet");
+    static const char *const fixed[][2] = {
+        {"server_version", "15.0 (warmpool " WARMPOOL_VERSION ")"},
+        {"server_encoding", "UTF8"},
+        {"client_encoding", "UTF8"},
+        {"DateStyle", "ISO, MDY"},
+        {"integer_datetimes", "on"},
+        {"standard_conforming_strings", "on"},
+        {"is_superuser", "off"},
+    };
+    params_copy(&c->params, &c->startup);
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        proto_put_param_status(&c->wbuf, fixed[i][0], fixed[i][1]);
+    const char *app = params_get(&c->params, "application_name");
+    proto_put_param_status(&c->wbuf, "application_name", app ? app : "");
+    auth_random(&c->cancel_pid, sizeof c->cancel_pid);
+    auth_random(&c->cancel_key, sizeof c->cancel_key);
+    proto_put_backend_key(&c->wbuf, c->cancel_pid, c->cancel_key);
+    proto_put_ready(&c->wbuf, 'I');
+    c->state = CL_IDLE;
+    log_info("C-%llu %s/%s@%s: admin console login", (unsigned long long)c->id, c->dbname, c->user,
+             c->addr);
+    client_kick_write(c);
+    if (c->state != CL_CLOSING && buf_unread(&c->rbuf) > 0)
+        admin_input(c);
+}
+
+static void protocol_violation(struct wp_client *c, const char *what)
+{
+    log_warn("C-%llu %s/%s@%s: admin console: %s", (unsigned long long)c->id, c->dbname, c->user,
+             c->addr, what);
+    client_send_error(c, "FATAL", "08P01", what);
+}
+
+static int is_extended(uint8_t type)
+{
+    return type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C' || type == 'H';
+}
+
+/* Bytes up to and including the next Sync, or 0 when it has not arrived. */
+static size_t through_sync(const struct wp_client *c)
+{
+    const uint8_t *p = buf_head(&c->rbuf);
+    size_t avail = buf_unread(&c->rbuf), off = 0;
+    for (;;) {
+        uint8_t type;
+        uint32_t len;
+        if (proto_scan_header(p + off, avail - off, ADMIN_MAX_MESSAGE, &type, &len) !=
+                PROTO_HEADER ||
+            avail - off < len)
+            return 0;
+        off += len;
+        if (type == 'S')
+            return off;
+    }
+}
+
+/* One whole message at the head of rbuf; returns 0 to stop reading. */
+static int admin_message(struct wp_client *c, uint8_t type, uint32_t len)
+{
+    const uint8_t *msg = buf_head(&c->rbuf);
+    switch (type) {
+    case 'Q': {
+        if (len < 6 || msg[len - 1] != '\0' || memchr(msg + 5, '\0', len - 6)) {
+            protocol_violation(c, "malformed Query message");
+            return 0;
+        }
+        log_debug("C-%llu admin console: %s", (unsigned long long)c->id, (const char *)msg + 5);
+        admin_command(&c->wbuf, c->user, (const char *)msg + 5);
+        buf_consume(&c->rbuf, len);
+        return 1;
+    }
+    case 'X':
+        client_close(c, "client sent Terminate");
+        return 0;
+    case 'S':
+        buf_consume(&c->rbuf, len);
+        proto_put_ready(&c->wbuf, 'I');
+        return 1;
+    default:
+        break;
+    }
+    size_t skip = len;
+    if (is_extended(type)) {
+        skip = through_sync(c);
+        if (skip == 0) {
+            if (buf_unread(&c->rbuf) > ADMIN_INPUT_LIMIT)
+                protocol_violation(c, "extended-protocol batch without Sync");
+            return 0;
+        }
+    }
+    buf_consume(&c->rbuf, skip);
+    proto_put_error(&c->wbuf, "ERROR", "0A000",
+                    "the admin console accepts only the simple query protocol");
+    proto_put_ready(&c->wbuf, 'I');
+    return 1;
 }
 
 void admin_input(struct wp_client *c)
 {
-    (void)c;
+    while (c->state != CL_CLOSING) {
+        uint8_t type;
+        uint32_t len;
+        enum proto_scan r = proto_scan_header(buf_head(&c->rbuf), buf_unread(&c->rbuf),
+                                              ADMIN_MAX_MESSAGE, &type, &len);
+        if (r == PROTO_BAD_LENGTH) {
+            protocol_violation(c, "invalid message length");
+            return;
+        }
+        if (r == PROTO_NEED_MORE || buf_unread(&c->rbuf) < len)
+            break;
+        if (buf_unread(&c->wbuf) > ADMIN_OUTPUT_LIMIT) {
+            client_close(c, "admin console client does not read its results");
+            return;
+        }
+        if (!admin_message(c, type, len))
+            break;
+    }
+    client_kick_write(c);
 }

@@ -11,6 +11,7 @@
 #include "warmpool/log.h"
 #include "warmpool/relay.h"
 #include "warmpool/server.h"
+#include "warmpool/stats.h"
 #include "warmpool/workpool.h"
 
 struct cancel_job {
@@ -72,6 +73,8 @@ void cancel_request(uint32_t pid, uint32_t key)
         return;
     }
     /* Only a backend busy for this client gets the cancel, never one it left. */
-    if (c->server && c->server->outstanding > 0)
+    if (c->server && c->server->outstanding > 0) {
+        stats_cancel(c->pool);
         cancel_server(c->server);
+    }
 }

@@ -20,6 +20,7 @@
 #include "warmpool/runtime.h"
 #include "warmpool/scram.h"
 #include "warmpool/server.h"
+#include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
 /* Stop reading a client that has this much unforwarded input. */
@@ -112,6 +113,7 @@ void client_close(struct wp_client *c, const char *reason)
                  c->addr, reason);
     else
         log_debug("C-%llu %s: closing: %s", (unsigned long long)c->id, c->addr, reason);
+    stats_client_closed(c->pool, c, &c->stats);
     if (c->state == CL_WAITING)
         pool_cancel_wait(c);
     list_remove(&c->node);

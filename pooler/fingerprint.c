@@ -13,7 +13,6 @@
  * finished with a 64-bit mixer so that similar texts land far apart in hash tables.
  */
 #include <string.h>
-#include <strings.h>
 
 #include "warmpool/fingerprint.h"
 
@@ -28,8 +27,18 @@ enum tok_kind {
     TK_PUNCT,  /* ( ) [ ] , ; . : :: and any other single byte */
 };
 
+/* What a word means to the normaliser; decided once, when it is lexed. */
+enum word_class {
+    W_PLAIN,
+    W_EXPR,  /* a keyword after which an expression starts */
+    W_IN,    /* IN (also W_EXPR-like) */
+    W_ARRAY, /* ARRAY */
+    W_BOOL,  /* TRUE, FALSE: literals */
+};
+
 struct tok {
     enum tok_kind kind;
+    enum word_class word; /* TK_WORD only */
     size_t start, end;
 };
 
@@ -41,29 +50,68 @@ struct lexer {
 
 /* ---------------------------------------------------------------- lexer */
 
+/*
+ * Character classes, as tables built at compile time: the lexer asks about every
+ * byte, so a lookup beats a chain of comparisons. The macros expand a formula over
+ * all 256 byte values.
+ */
+enum {
+    C_SPACE = 1,
+    C_DIGIT = 2,
+    C_IDENT_START = 4, /* letters, '_', bytes >= 0x80 */
+    C_IDENT = 8,       /* what may follow in a word: also digits and '$' */
+    C_OP = 16,         /* PostgreSQL's operator characters */
+    C_OP_SPECIAL = 32, /* those that let an operator end in + or - */
+};
+
+#define IS_LETTER(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+#define CLASS_OF(c)                                                                                \
+    ((((c) == ' ' || ((c) >= '\t' && (c) <= '\r')) ? C_SPACE : 0) |                                \
+     (IS_DIGIT(c) ? C_DIGIT | C_IDENT : 0) |                                                       \
+     ((IS_LETTER(c) || (c) == '_' || (c) >= 0x80) ? C_IDENT_START | C_IDENT : 0) |                 \
+     ((c) == '$' ? C_IDENT : 0) |                                                                  \
+     (((c) == '+' || (c) == '-' || (c) == '*' || (c) == '/' || (c) == '<' || (c) == '>' ||         \
+       (c) == '=')                                                                                 \
+          ? C_OP                                                                                   \
+          : 0) |                                                                                   \
+     (((c) == '~' || (c) == '!' || (c) == '@' || (c) == '#' || (c) == '%' || (c) == '^' ||         \
+       (c) == '&' || (c) == '|' || (c) == '`' || (c) == '?')                                       \
+          ? C_OP | C_OP_SPECIAL                                                                    \
+          : 0))
+#define LOWER_OF(c) ((c) >= 'A' && (c) <= 'Z' ? (c) | 0x20 : (c))
+
+#define ROW4(F, b) F(b), F(b + 1), F(b + 2), F(b + 3)
+#define ROW16(F, b) ROW4(F, b), ROW4(F, b + 4), ROW4(F, b + 8), ROW4(F, b + 12)
+#define ROW64(F, b) ROW16(F, b), ROW16(F, b + 16), ROW16(F, b + 32), ROW16(F, b + 48)
+#define ROW256(F) ROW64(F, 0), ROW64(F, 64), ROW64(F, 128), ROW64(F, 192)
+
+static const unsigned char char_class[256] = {ROW256(CLASS_OF)};
+static const unsigned char lower[256] = {ROW256(LOWER_OF)};
+
 static int is_space(unsigned char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    return char_class[c] & C_SPACE;
 }
 
 static int is_digit(unsigned char c)
 {
-    return c >= '0' && c <= '9';
+    return char_class[c] & C_DIGIT;
 }
 
 static int is_ident_start(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+    return char_class[c] & C_IDENT_START;
 }
 
 static int is_ident_char(unsigned char c)
 {
-    return is_ident_start(c) || is_digit(c) || c == '$';
+    return char_class[c] & C_IDENT;
 }
 
 static int is_op_char(unsigned char c)
 {
-    return c != '\0' && strchr("+-*/<>=~!@#%^&|`?", c) != NULL;
+    return char_class[c] & C_OP;
 }
 
 static unsigned char at(const struct lexer *lx, size_t i)
@@ -73,8 +121,7 @@ static unsigned char at(const struct lexer *lx, size_t i)
 
 static int comment_starts(const struct lexer *lx, size_t i)
 {
-    return (at(lx, i) == '-' && at(lx, i + 1) == '-') ||
-           (at(lx, i) == '/' && at(lx, i + 1) == '*');
+    return (at(lx, i) == '-' && at(lx, i + 1) == '-') || (at(lx, i) == '/' && at(lx, i + 1) == '*');
 }
 
 /* Position after the comment at i: "--" to end of line, or nested block comments. */
@@ -181,7 +228,7 @@ static size_t operator_end(const struct lexer *lx, size_t i)
         i++;
     int special = 0;
     for (size_t k = start; k < i; k++)
-        special |= strchr("~!@#%^&|`?", lx->s[k]) != NULL;
+        special |= char_class[(unsigned char)lx->s[k]] & C_OP_SPECIAL;
     while (!special && i - start > 1 && (lx->s[i - 1] == '+' || lx->s[i - 1] == '-'))
         i--;
     return i;
@@ -200,7 +247,7 @@ static enum tok_kind scan_word(const struct lexer *lx, size_t i, size_t *end)
         *end = skip_quoted(lx, i + 2, q, 0);
         return q == '"' ? TK_QIDENT : TK_STRING;
     }
-    while (is_ident_char(at(lx, i)))
+    while (i < lx->len && is_ident_char((unsigned char)lx->s[i]))
         i++;
     *end = i;
     return TK_WORD;
@@ -224,6 +271,41 @@ static enum tok_kind scan_dollar(const struct lexer *lx, size_t i, size_t *end)
     return TK_STRING;
 }
 
+/* Keywords grouped by length; only words this short are compared at all. */
+static enum word_class classify_word(const struct lexer *lx, const struct tok *t)
+{
+    static const char *const expr_words[10] = {
+        [2] = "as by is on or ",
+        [3] = "all and any not set ",
+        [4] = "case else from into join like some then when with ",
+        [5] = "ilike limit using where ",
+        [6] = "exists having offset return select values ",
+        [7] = "between similar ",
+        [8] = "distinct ",
+        [9] = "returning ",
+    };
+    size_t n = t->end - t->start;
+    char w[10];
+    if (n < 2 || n > 9)
+        return W_PLAIN;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)lx->s[t->start + i];
+        if (c >= 0x80)
+            return W_PLAIN;
+        w[i] = (char)lower[c];
+    }
+    if (n == 2 && memcmp(w, "in", 2) == 0)
+        return W_IN;
+    if ((n == 4 && memcmp(w, "true", 4) == 0) || (n == 5 && memcmp(w, "false", 5) == 0))
+        return W_BOOL;
+    if (n == 5 && memcmp(w, "array", 5) == 0)
+        return W_ARRAY;
+    for (const char *k = expr_words[n]; k && *k; k += n + 1)
+        if (k[0] == w[0] && memcmp(w, k, n) == 0)
+            return W_EXPR;
+    return W_PLAIN;
+}
+
 static void next_token(struct lexer *lx, struct tok *t)
 {
     size_t i = lx->pos;
@@ -235,6 +317,7 @@ static void next_token(struct lexer *lx, struct tok *t)
         i = skip_comment(lx, i);
     }
     t->start = i;
+    t->word = W_PLAIN;
     unsigned char c = at(lx, i);
     size_t end = i + 1;
     if (i >= lx->len || c == '\0') {
@@ -242,6 +325,9 @@ static void next_token(struct lexer *lx, struct tok *t)
         end = i;
     } else if (is_ident_start(c)) {
         t->kind = scan_word(lx, i, &end);
+        t->end = end;
+        if (t->kind == TK_WORD)
+            t->word = classify_word(lx, t);
     } else if (is_digit(c) || (c == '.' && is_digit(at(lx, i + 1)))) {
         t->kind = TK_NUMBER;
         end = skip_number(lx, i);
@@ -270,34 +356,24 @@ static void next_token(struct lexer *lx, struct tok *t)
 
 /* ---------------------------------------------------------------- token tests */
 
+/* A one- or two-character token spelled exactly `text` (punctuation, operators). */
 static int tok_is(const struct lexer *lx, const struct tok *t, const char *text)
 {
-    size_t n = strlen(text);
-    return t->end - t->start == n && strncasecmp(lx->s + t->start, text, n) == 0;
+    size_t n = t->end - t->start;
+    return n == (text[1] ? 2u : 1u) && lx->s[t->start] == text[0] &&
+           (n == 1 || lx->s[t->start + 1] == text[1]);
 }
 
-static int tok_is_bool(const struct lexer *lx, const struct tok *t)
+static int tok_is_bool(const struct tok *t)
 {
-    return t->kind == TK_WORD && (tok_is(lx, t, "true") || tok_is(lx, t, "false"));
+    return t->kind == TK_WORD && t->word == W_BOOL;
 }
 
 /* Keywords after which an expression starts: a sign there is unary, and "(" there
    is not a function call. Only these two decisions depend on it. */
-static int tok_is_expr_keyword(const struct lexer *lx, const struct tok *t)
+static int tok_is_expr_keyword(const struct tok *t)
 {
-    static const char *const words[] = {
-        "all",    "and",    "any",    "as",    "between",   "by",   "case",  "distinct",
-        "else",   "exists", "from",   "having", "ilike",    "in",   "into",  "is",
-        "join",   "like",   "limit",  "not",   "offset",    "on",   "or",    "return",
-        "returning", "select", "set", "similar", "some",    "then", "using", "values",
-        "when",   "where",  "with",   NULL,
-    };
-    if (t->kind != TK_WORD)
-        return 0;
-    for (int i = 0; words[i]; i++)
-        if (tok_is(lx, t, words[i]))
-            return 1;
-    return 0;
+    return t->kind == TK_WORD && (t->word == W_EXPR || t->word == W_IN);
 }
 
 static int tok_is_sign(const struct lexer *lx, const struct tok *t)
@@ -335,11 +411,21 @@ static void put_byte(struct emitter *em, unsigned char shown, unsigned char hash
 
 static void put_text(struct emitter *em, const char *s, size_t n, int fold)
 {
+    uint64_t h = em->h;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        unsigned char folded = fold && c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
-        put_byte(em, c, folded);
+        h = (h ^ (fold ? lower[c] : c)) * FNV_PRIME;
     }
+    em->h = h;
+    if (!em->out)
+        return;
+    size_t room = em->cap - 1 - em->len; /* keep one byte for the NUL */
+    if (n > room) {
+        n = room;
+        em->cut = 1;
+    }
+    memcpy(em->out + em->len, s, n);
+    em->len += n;
 }
 
 /* One output piece: a space before it unless either side glues. */
@@ -403,7 +489,7 @@ static int take_literal(struct lexer *lx)
     next_token(lx, &t);
     if (tok_is_sign(lx, &t))
         next_token(lx, &t);
-    if (t.kind != TK_NUMBER && t.kind != TK_STRING && t.kind != TK_PARAM && !tok_is_bool(lx, &t))
+    if (t.kind != TK_NUMBER && t.kind != TK_STRING && t.kind != TK_PARAM && !tok_is_bool(&t))
         return 0;
     for (;;) {
         struct lexer peek = *lx;
@@ -438,12 +524,12 @@ static size_t literal_list_end(const struct lexer *at_open, char close)
 
 static void emit_word(struct emitter *em, const struct lexer *lx, const struct tok *t)
 {
-    if (tok_is_bool(lx, t)) {
+    if (tok_is_bool(t)) {
         emit_literal(em, "?");
         return;
     }
     emit(em, lx->s + t->start, t->end - t->start, 1, 0, 0);
-    int keyword = tok_is_expr_keyword(lx, t);
+    int keyword = tok_is_expr_keyword(t);
     em->prev_operand = !keyword;
     em->prev_callable = !keyword;
 }
@@ -453,8 +539,8 @@ static int collapse_list(struct emitter *em, struct lexer *lx, const struct tok 
                          const struct tok *prev)
 {
     char open = lx->s[t->start];
-    int in_list = open == '(' && prev->kind == TK_WORD && tok_is(lx, prev, "in");
-    int array = open == '[' && prev->kind == TK_WORD && tok_is(lx, prev, "array");
+    int in_list = open == '(' && prev->kind == TK_WORD && prev->word == W_IN;
+    int array = open == '[' && prev->kind == TK_WORD && prev->word == W_ARRAY;
     if (!in_list && !array)
         return 0;
     size_t end = literal_list_end(lx, in_list ? ')' : ']');
@@ -551,7 +637,7 @@ static uint64_t normalize(const char *sql, size_t len, char *out, size_t outlen)
 {
     struct lexer lx = {sql, len, 0};
     struct emitter em = {.out = out, .cap = outlen, .h = FNV_OFFSET};
-    struct tok t, prev = {TK_END, 0, 0};
+    struct tok t, prev = {TK_END, W_PLAIN, 0, 0};
     if (!sql)
         lx.len = 0;
     for (;;) {

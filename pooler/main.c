@@ -19,6 +19,7 @@
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/stats_http.h"
 #include "warmpool/timeouts.h"
 #include "warmpool/workpool.h"
 
@@ -141,7 +142,13 @@ static void reload(void)
         pool_refresh_settings(list_entry(pos, struct wp_pool, node));
     }
     prefill_pools();
+    stats_http_reload();
     log_info("configuration reloaded from %s", cfg->path);
+}
+
+void runtime_reload(void)
+{
+    reload();
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -242,6 +249,11 @@ static int run(void)
         log_error("%s", err);
         return 1;
     }
+    if (stats_http_start(err, sizeof err) < 0) {
+        fprintf(stderr, "warmpool: %s\n", err);
+        log_error("%s", err);
+        return 1;
+    }
     if (workpool_start(2) < 0 || timeouts_start() < 0) {
         log_error("cannot start: %s", strerror(errno));
         return 1;
@@ -255,6 +267,7 @@ static int run(void)
     timeouts_stop();
     workpool_stop();
     listener_stop();
+    stats_http_stop();
     for (int i = 0; signos[i]; i++)
         event_free(signals[i]);
     event_free(reap_event);

@@ -22,6 +22,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
 /* A backend that will not drain in this long after its client left is closed. */
@@ -135,6 +136,7 @@ struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, cons
 void pool_free(struct wp_pool *pool)
 {
     prepared_pool_forget(pool);
+    stats_pool_free(pool);
     list_remove(&pool->node);
     params_clear(&pool->params);
     free(pool->dbname);
@@ -193,6 +195,7 @@ static void note_wait_over(struct wp_pool *pool, struct wp_client *c)
     pool->total_wait_us += waited_us;
     if (waited_us > pool->max_wait_us)
         pool->max_wait_us = waited_us;
+    stats_wait_done(pool, &c->stats, waited_us);
 }
 
 /* Give `s` to the first waiting client. */
@@ -261,6 +264,7 @@ int pool_request_server(struct wp_pool *pool, struct wp_client *c)
         struct wp_server *s = list_entry(pool->idle.next, struct wp_server, node);
         if (!server_suspect(s, wp_now_ms())) {
             link_server(s, c);
+            stats_wait_done(pool, &c->stats, 0);
             return 1;
         }
     }
@@ -367,6 +371,7 @@ static void fail_clients(struct wp_pool *pool, const char *sqlstate, const char 
 
 void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char *message)
 {
+    stats_connect_failed(pool);
     snprintf(pool->last_error, sizeof pool->last_error, "%s", message);
     snprintf(pool->last_sqlstate, sizeof pool->last_sqlstate, "%s", sqlstate);
     pool->retry_after_ms = wp_now_ms() + wp_rt.cfg->server_login_retry;
@@ -467,8 +472,10 @@ static void close_stuck_busy(struct wp_pool *pool, int64_t now)
             return;
         int connecting = s->state == SV_CONNECTING;
         server_close(s, why);
-        if (connecting)
+        if (connecting) {
+            stats_timeout(pool, STATS_TIMEOUT_SERVER_CONNECT);
             pool_connect_failed(pool, "08006", "timeout while connecting to the server");
+        }
     }
 }
 
@@ -485,6 +492,7 @@ static void expire_waiters(struct wp_pool *pool, int64_t now)
         struct wp_client *c = list_entry(pool->waiting.next, struct wp_client, node);
         if (now - c->wait_started_ms < limit)
             break;
+        stats_timeout(pool, STATS_TIMEOUT_QUERY_WAIT);
         refuse_first_waiter(pool, "53300", text);
     }
 }

@@ -20,6 +20,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
 #define SERVER_MAX_MESSAGE 0x7fffffffu
@@ -112,6 +113,30 @@ static void note_client_message(struct wp_server *s, uint8_t type)
         timeouts_request_sent(s); /* query_timeout counts from here */
 }
 
+/* stats: a request starts with its first message; Query and Parse carry the text. */
+static void note_request_start(struct wp_client *c, uint8_t type, const uint8_t *p, size_t avail,
+                               uint32_t len)
+{
+    const char *sql = NULL;
+    size_t sql_len = 0;
+    if (c->stats.query_started_us)
+        return;
+    if (avail >= len && type == 'Q') {
+        sql = (const char *)p + 5;
+        sql_len = len > 6 ? len - 6 : 0;
+    } else if (avail >= len && type == 'P') {
+        const char *name = (const char *)p + 5;
+        size_t name_len = strnlen(name, len - 5);
+        if (name_len + 1 < len - 5) {
+            sql = name + name_len + 1;
+            sql_len = strnlen(sql, len - 5 - name_len - 1);
+        }
+    } else if (type != 'B' && type != 'E' && type != 'F' && type != 'D' && type != 'S') {
+        return;
+    }
+    stats_query_start(c->pool, &c->stats, sql, sql_len, 0, stats_now_us());
+}
+
 static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
 {
     uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
@@ -138,6 +163,7 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
             return SCAN_ERROR;
         if (type == 'X')
             return SCAN_TERMINATE;
+        note_request_start(c, type, p, avail, len);
         if (prep) {
             enum prep_input in = prepared_client_message(c, s, type, len);
             if (in == PREP_WAIT)
@@ -386,6 +412,11 @@ static enum scan_result scan_server(struct wp_server *s)
         if (drop)
             relay_move_server_scanned(s);
         enum scan_result next = SCAN_MORE;
+        if (!drop && s->client && type == 'E')
+            stats_query_error(s->pool, &s->client->stats,
+                              avail >= len ? proto_error_field(p + 5, len - 5, 'C') : NULL);
+        if (!drop && s->client && type == 'Z')
+            stats_query_end(s->pool, s->client, &s->client->stats, (char)p[5], stats_now_us());
         if (type == 'Z')
             next = note_ready(s, p);
         else if (type == 'S' && avail >= len)

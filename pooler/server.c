@@ -21,6 +21,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
 static struct wp_list closed_servers = {&closed_servers, &closed_servers};
@@ -173,6 +174,7 @@ static void connect_done(struct wp_server *s)
     s->created_ms = s->last_used_ms = wp_now_ms();
     s->lifetime_ms = timeouts_jitter_lifetime(pool->settings.server_lifetime, (uint32_t)random());
     pool->nconnecting--;
+    stats_server_opened(pool);
     log_info("S-%llu %s/%s pid=%u: connected", (unsigned long long)s->id, pool->dbname,
              pool->user, s->backend_pid);
     if (!pool->params_known)
@@ -247,6 +249,7 @@ void server_close(struct wp_server *s, const char *reason)
     if (s->state == SV_CLOSED)
         return;
     struct wp_pool *pool = s->pool;
+    stats_server_closed(pool, reason);
     if (s->state == SV_CONNECTING)
         pool->nconnecting--;
     if (s->backend_pid)

@@ -357,13 +357,16 @@ void stats_query_start(struct wp_pool *pool, struct wp_client_stats *cs, const c
     cs->raw_len = 0;
     if (!sql)
         sql_len = 0;
-    if (!fp && sql_len > 0)
+    const struct wp_config *cfg = wp_rt.cfg;
+    /* Normalising is the one costly step here: skip it when nothing would use it. */
+    int wanted = cfg && (cfg->stats_top_statements > 0 || cfg->nplus1_threshold > 0 ||
+                         cfg->log_slow_queries_ms > 0);
+    if (!fp && sql_len > 0 && wanted)
         fp = fingerprint_hash(sql, sql_len);
     cs->fp = fp;
     struct wp_pool_stats *ps = stats_of(pool);
     if (fp && ps)
         remember_statement(ps, fp, sql, sql_len);
-    const struct wp_config *cfg = wp_rt.cfg;
     if (sql_len > 0 && cfg && cfg->log_parameters && cfg->log_slow_queries_ms > 0)
         keep_raw_text(cs, sql, sql_len);
 }
@@ -455,10 +458,12 @@ static void report_burst(struct wp_pool *pool, struct wp_client *c,
 {
     struct wp_pool_stats *ps = stats_of(pool);
     struct stats_top_entry *e = ps ? top_find(&ps->top, slot->fp) : NULL;
-    if (ps)
+    if (ps) {
         ps->nplus1_bursts++;
-    else
+        ps->last_nplus1 = *slot;
+    } else {
         stats_global.nplus1_bursts++;
+    }
     if (e)
         e->nplus1++;
     char who[256], app[128], text[STATS_TEXT_MAX];
@@ -681,6 +686,8 @@ enum stats_close_reason stats_classify_close(const char *reason)
         {"write to server failed", STATS_CLOSE_SERVER_ERROR},
         {"invalid message", STATS_CLOSE_SERVER_ERROR},
         {"did not become idle", STATS_CLOSE_SERVER_ERROR},
+        {"server_check_query", STATS_CLOSE_SERVER_ERROR},
+        {"above its size limit", STATS_CLOSE_NOT_REUSABLE}, /* max_pool_size lowered */
         {"retired", STATS_CLOSE_NOT_REUSABLE},
         {"not reusable", STATS_CLOSE_NOT_REUSABLE},
         {"client left", STATS_CLOSE_NOT_REUSABLE},
@@ -696,7 +703,7 @@ enum stats_close_reason stats_classify_close(const char *reason)
 const char *stats_close_reason_name(enum stats_close_reason reason)
 {
     static const char *const names[STATS_CLOSE_REASONS] = {
-        "lifetime",      "idle_timeout", "connect_failed", "connect_timeout", "server_error",
+        "lifetime",     "idle_timeout", "connect_failed", "connect_timeout", "server_error",
         "not_reusable", "shutdown",     "admin",          "other",
     };
     return (unsigned)reason < STATS_CLOSE_REASONS ? names[reason] : "other";
@@ -705,8 +712,9 @@ const char *stats_close_reason_name(enum stats_close_reason reason)
 const char *stats_timeout_name(enum stats_timeout_kind kind)
 {
     static const char *const names[STATS_TIMEOUT_KINDS] = {
-        "query_timeout",          "query_wait_timeout",     "client_idle_timeout",
-        "idle_transaction_timeout", "server_connect_timeout", "client_login_timeout",
+        "query_timeout",          "query_wait_timeout",
+        "client_idle_timeout",    "idle_transaction_timeout",
+        "server_connect_timeout", "client_login_timeout",
     };
     return (unsigned)kind < STATS_TIMEOUT_KINDS ? names[kind] : "unknown";
 }
@@ -714,7 +722,7 @@ const char *stats_timeout_name(enum stats_timeout_kind kind)
 const char *stats_prepared_event_name(enum stats_prepared_event event)
 {
     static const char *const names[STATS_PREPARED_EVENTS] = {"hit", "miss", "eviction",
-                                                              "injected_parse"};
+                                                             "injected_parse"};
     return (unsigned)event < STATS_PREPARED_EVENTS ? names[event] : "unknown";
 }
 

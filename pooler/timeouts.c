@@ -28,6 +28,7 @@
 #include "warmpool/relay.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
 static struct event *tick_event;
@@ -228,17 +229,21 @@ static void check_client(struct wp_client *c, int64_t now)
     read_clock(c, &k);
     switch (timeouts_judge(&k, settings, wp_rt.cfg->client_login_timeout, now)) {
     case TIMEOUT_LOGIN:
+        stats_timeout(NULL, STATS_TIMEOUT_CLIENT_LOGIN);
         client_send_error(c, "FATAL", "08006", "client_login_timeout: login took too long");
         return;
     case TIMEOUT_QUERY:
+        stats_timeout(c->pool, STATS_TIMEOUT_QUERY);
         cancel_for_timeout(c, settings->query_timeout);
         break;
     case TIMEOUT_IDLE_TRANSACTION:
+        stats_timeout(c->pool, STATS_TIMEOUT_IDLE_TRANSACTION);
         /* Closing abandons the backend: it is rolled back and returned to the pool. */
         close_for_timeout(c, "25P03", "idle_transaction_timeout",
                           settings->idle_transaction_timeout);
         return;
     case TIMEOUT_CLIENT_IDLE:
+        stats_timeout(c->pool, STATS_TIMEOUT_CLIENT_IDLE);
         close_for_timeout(c, "57P05", "client_idle_timeout", settings->client_idle_timeout);
         return;
     case TIMEOUT_NONE:

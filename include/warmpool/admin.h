@@ -1,11 +1,24 @@
 /*
  * admin — the PgBouncer-style admin console: clients that log in to the database
  * `warmpool` (or `pgbouncer`) talk to warmpool itself, never to a backend.
+ *
+ * admin.c runs the console protocol (simple Query only) and the commands; the rows
+ * of SHOW commands are built in admin_show.c.
  */
 #ifndef WARMPOOL_ADMIN_H
 #define WARMPOOL_ADMIN_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "warmpool/buf.h"
+
+#ifndef WARMPOOL_VERSION
+#define WARMPOOL_VERSION "0.1.0"
+#endif
+
 struct wp_client;
+struct wp_config;
 
 /* Is `dbname` the console's name? */
 int admin_is_console_db(const char *dbname);
@@ -15,5 +28,23 @@ int admin_may_connect(const char *user);
 void admin_welcome(struct wp_client *client);
 /* Bytes arrived from a console client: answer complete Query messages. */
 void admin_input(struct wp_client *client);
+
+/*
+ * Run one console command (text of a Query message) as `user`; the answer (rows or
+ * an error, then ReadyForQuery) is appended to out. Separate from the socket so
+ * tests can drive it.
+ */
+void admin_command(struct wp_buf *out, const char *user, const char *sql);
+
+/*
+ * SHOW <what> (case-insensitive): RowDescription, DataRows, CommandComplete to out.
+ * 0, -1 when `what` is not a SHOW command, -2 when out of memory.
+ */
+int admin_show(struct wp_buf *out, const char *what, int64_t now_ms);
+
+/* SHOW CONFIG rows, for tests: count, the i-th key with its value in cfg, its default. */
+int admin_config_rows(void);
+const char *admin_config_value(const struct wp_config *cfg, int i, char *out, size_t len);
+const char *admin_config_default(int i);
 
 #endif

@@ -12,6 +12,7 @@
 #include "warmpool/list.h"
 #include "warmpool/params.h"
 #include "warmpool/prepared.h"
+#include "warmpool/stats.h"
 
 struct event;
 struct wp_pool;
@@ -65,6 +66,7 @@ struct wp_client {
     int64_t answered_ms;    /* last ReadyForQuery that left it nothing outstanding */
     int cancel_hold;        /* input waits while its backend's cancel is in flight (relay.c) */
     int is_admin;
+    struct wp_client_stats stats; /* stats.c: query timing, N+1 detector */
     struct wp_name_map stmts; /* the client's statement names (transaction mode) */
     int input_held;           /* stop after a Sync until earlier name changes are settled */
 };

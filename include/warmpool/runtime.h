@@ -38,5 +38,7 @@ static inline uint64_t runtime_next_id(void)
 
 /* Free closed connections once no callback frame can still hold them. */
 void runtime_schedule_reap(void);
+/* Re-read the configuration now, as SIGHUP does (admin console RELOAD). */
+void runtime_reload(void);
 
 #endif

@@ -136,6 +136,13 @@ struct stats_error_class {
     uint64_t count;
 };
 
+/* One statement's repeats in an N+1 group (and the last burst of a pool). */
+struct stats_nplus1_slot {
+    uint64_t fp;
+    uint32_t count;
+    int64_t total_us;
+};
+
 /* Totals at one moment, for the per-second averages of SHOW STATS. */
 struct stats_snapshot {
     int64_t at_ms;
@@ -151,6 +158,7 @@ struct wp_pool_stats {
     uint64_t servers_opened, connect_failures;
     uint64_t servers_closed[STATS_CLOSE_REASONS];
     int last_connect; /* 0 = none yet, 1 = the last attempt worked, -1 = it failed */
+    struct stats_nplus1_slot last_nplus1; /* the latest N+1 burst reported */
     struct stats_error_class error_classes[STATS_ERROR_CLASSES];
     int nerror_classes;
     uint64_t errors_unclassified; /* classes beyond the table */
@@ -174,12 +182,6 @@ struct wp_pool_stats *stats_of(struct wp_pool *pool);
 /* ---------------------------------------------------------------- per-client state */
 
 #define STATS_NPLUS1_SLOTS 8
-
-struct stats_nplus1_slot {
-    uint64_t fp;
-    uint32_t count;
-    int64_t total_us;
-};
 
 struct wp_client_stats {
     int64_t query_started_us; /* 0: no query in flight */

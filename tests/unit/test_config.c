@@ -143,6 +143,14 @@ static void test_defaults(void **state)
     assert_null(c->ignore_startup_parameters[0]);
     assert_int_equal(c->pkt_buf, 16384);
     assert_int_equal(c->max_packet_size, 1024LL * 1024 * 1024);
+    assert_null(c->stats_socket);
+    assert_string_equal(c->stats_listen, "");
+    assert_int_equal(c->stats_socket_mode, 0660);
+    assert_int_equal(c->stats_top_statements, 1000);
+    assert_int_equal(c->nplus1_threshold, 10);
+    assert_int_equal(c->nplus1_window_ms, 1000);
+    assert_int_equal(c->log_slow_queries_ms, 0);
+    assert_int_equal(c->log_parameters, 0);
     assert_null(c->logfile);
     assert_null(c->pidfile);
     assert_int_equal(c->verbose, 0);
@@ -193,6 +201,14 @@ static const char full_file[] =
     "ignore_startup_parameters = extra_float_digits, search_path\n"
     "pkt_buf = 32kB\n"
     "max_packet_size = 64MB\n"
+    "stats_socket = /run/warmpool/stats.sock\n"
+    "stats_listen = 127.0.0.1:9127\n"
+    "stats_socket_mode = 0600\n"
+    "stats_top_statements = 50\n"
+    "nplus1_threshold = 25\n"
+    "nplus1_window_ms = 500ms\n"
+    "log_slow_queries_ms = 2s\n"
+    "log_parameters = yes\n"
     "logfile = /var/log/warmpool.log\n"
     "pidfile = /run/warmpool/warmpool.pid\n"
     "verbose = 2\n"
@@ -253,6 +269,14 @@ static void test_full_file(void **state)
     assert_null(c->ignore_startup_parameters[2]);
     assert_int_equal(c->pkt_buf, 32768);
     assert_int_equal(c->max_packet_size, 64 * 1024 * 1024);
+    assert_string_equal(c->stats_socket, "/run/warmpool/stats.sock");
+    assert_string_equal(c->stats_listen, "127.0.0.1:9127");
+    assert_int_equal(c->stats_socket_mode, 0600);
+    assert_int_equal(c->stats_top_statements, 50);
+    assert_int_equal(c->nplus1_threshold, 25);
+    assert_int_equal(c->nplus1_window_ms, 500);
+    assert_int_equal(c->log_slow_queries_ms, 2000);
+    assert_int_equal(c->log_parameters, 1);
     assert_string_equal(c->logfile, "/var/log/warmpool.log");
     assert_string_equal(c->pidfile, "/run/warmpool/warmpool.pid");
     assert_int_equal(c->verbose, 2);
@@ -260,7 +284,7 @@ static void test_full_file(void **state)
 
     assert_int_equal(c->ndbs, 2);
     const struct wp_db_config *app = db_named(c, "appdb");
-    assert_int_equal(app->line, 45);
+    assert_int_equal(app->line, 53);
     assert_int_equal(app->nconn, 3);
     assert_string_equal(app->conn_keys[0], "host");
     assert_string_equal(app->conn_values[0], "127.0.0.1");
@@ -286,7 +310,7 @@ static void test_full_file(void **state)
     assert_int_equal(c->nusers, 1);
     const struct wp_user_config *batch = config_find_user(c, "batch");
     assert_non_null(batch);
-    assert_int_equal(batch->line, 49);
+    assert_int_equal(batch->line, 57);
     assert_int_equal(batch->overrides.pool_mode, WP_MODE_STATEMENT);
     assert_int_equal(batch->max_user_connections, 5);
     config_free(&l.cfg);
@@ -302,8 +326,8 @@ static void test_pgbouncer_section_and_aliases(void **state)
     assert_int_equal(db_named(&l.cfg, "x")->overrides.max_pool_size, 3);
     config_free(&l.cfg);
 
-    load_text(&l, "[pgbouncer]\nauth_type = trust\nsyslog = 1\n");
-    expect_error(&l, 3, "unknown key \"syslog\" in [pgbouncer]");
+    load_text(&l, "[pgbouncer]\nauth_type = trust\ndns_max_ttl = 15\n");
+    expect_error(&l, 3, "unknown key \"dns_max_ttl\" in [pgbouncer]");
 
     load_text(&l, TRUST "max_pool_size = 10\ndefault_pool_size = 7\n");
     expect_error(&l, 4,
@@ -623,6 +647,21 @@ static void test_validation(void **state)
     load_text(&l, TRUST "workers = 0\nverbose = 3\n");
     expect_error(&l, 3, "workers: \"0\" is too small (minimum 1)");
     expect_error(&l, 4, "verbose: \"3\" is too large (maximum 2)");
+    static const char *const bad_listen[] = {"9127", "localhost", ":9127", "h:0", "h:65536",
+                                             "h:12x", "::1:9127", "[::1]", "[]:9127"};
+    for (size_t i = 0; i < sizeof bad_listen / sizeof bad_listen[0]; i++) {
+        char text[128], want[192];
+        snprintf(text, sizeof text, TRUST "stats_listen = %s\n", bad_listen[i]);
+        snprintf(want, sizeof want,
+                 "stats_listen: \"%s\" is not host:port (e.g. 127.0.0.1:9127, [::1]:9127)",
+                 bad_listen[i]);
+        load_text(&l, text);
+        expect_error(&l, 3, want);
+    }
+    load_text(&l, TRUST "stats_top_statements = -1\nnplus1_window_ms = 1.5s\n");
+    expect_error(&l, 3, "stats_top_statements: \"-1\" is too small (minimum 0)");
+    expect_error(&l, 4, "nplus1_window_ms: \"1.5s\" is not a duration "
+                        "(e.g. 250ms, 5s, 10min, 1h, 2d; bare number = seconds)");
     load_text(&l, TRUST "max_pool_size = 4\n[databases]\nd = min_pool_size=5\n"
                         "[users]\nu = max_pool_size=1 min_pool_size=2\n");
     expect_error(&l, 5, "database \"d\": min_pool_size (5) is larger than max_pool_size (4)");
@@ -936,6 +975,20 @@ static void test_helpers(void **state)
     memset(&cfg, 0, sizeof cfg);
     config_free(&cfg);
     config_free(NULL);
+
+    char host[16];
+    int port = 0;
+    assert_int_equal(config_split_host_port("127.0.0.1:9127", host, sizeof host, &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 9127);
+    assert_int_equal(config_split_host_port("[::1]:80", host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 80);
+    assert_int_equal(config_split_host_port("*:1", host, sizeof host, &port), 0);
+    assert_string_equal(host, "*");
+    assert_int_equal(config_split_host_port("a-very-long-host-name:1", host, sizeof host, &port),
+                     -1);
+    assert_int_equal(config_split_host_port("h:1", NULL, 0, NULL), 0);
 }
 
 /* The shipped example must load; found from the repo root or next to the binary

@@ -1,0 +1,866 @@
+/*
+ * admin_show — the rows of the admin console's SHOW commands (admin.c runs the
+ * console protocol and the other commands).
+ *
+ * Column names and meanings follow PgBouncer's where the concept is the same, so
+ * psql habits, dashboards and exporters that read pgbouncer's console keep working;
+ * warmpool-only columns come last. Every value is sent as text.
+ */
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "warmpool/admin.h"
+#include "warmpool/client.h"
+#include "warmpool/config.h"
+#include "warmpool/pool.h"
+#include "warmpool/proto.h"
+#include "warmpool/runtime.h"
+#include "warmpool/server.h"
+#include "warmpool/stats.h"
+#include "warmpool/timeouts.h"
+
+#define MAX_COLS 32
+#define CELL 96
+
+/* ---------------------------------------------------------------- row builder */
+
+struct rows {
+    struct wp_buf *out;
+    int ncols, col, nrows, failed;
+    char cells[MAX_COLS][CELL];
+    const char *vals[MAX_COLS];
+};
+
+static void rows_begin(struct rows *r, struct wp_buf *out, const char *const *cols, int ncols)
+{
+    memset(r, 0, sizeof *r);
+    r->out = out;
+    r->ncols = ncols;
+    if (proto_put_row_description(out, ncols, cols) < 0)
+        r->failed = 1;
+}
+
+/* The string must live until rows_end_row. */
+static void cell_str(struct rows *r, const char *s)
+{
+    if (r->col < r->ncols)
+        r->vals[r->col++] = s ? s : "";
+}
+
+__attribute__((format(printf, 2, 3))) static void cell_fmt(struct rows *r, const char *fmt, ...)
+{
+    if (r->col >= r->ncols)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->cells[r->col], CELL, fmt, ap);
+    va_end(ap);
+    r->vals[r->col] = r->cells[r->col];
+    r->col++;
+}
+
+static void cell_int(struct rows *r, long long v)
+{
+    cell_fmt(r, "%lld", v);
+}
+
+static void rows_end_row(struct rows *r)
+{
+    while (r->col < r->ncols)
+        r->vals[r->col++] = NULL;
+    if (proto_put_data_row(r->out, r->ncols, r->vals) < 0)
+        r->failed = 1;
+    r->col = 0;
+    r->nrows++;
+}
+
+static int rows_finish(struct rows *r)
+{
+    if (proto_put_command_complete(r->out, "SHOW") < 0)
+        r->failed = 1;
+    return r->failed ? -1 : 0;
+}
+
+#define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
+
+/* ---------------------------------------------------------------- helpers */
+
+/* A monotonic timestamp (wp_now_ms) as local wall-clock time. */
+static void format_time(char *out, size_t len, int64_t mono_ms, int64_t now_ms)
+{
+    if (mono_ms <= 0) {
+        snprintf(out, len, "%s", "");
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    time_t when = ts.tv_sec - (time_t)((now_ms - mono_ms) / 1000);
+    struct tm tm;
+    localtime_r(&when, &tm);
+    strftime(out, len, "%Y-%m-%d %H:%M:%S %Z", &tm);
+}
+
+/* "host:port" as the listener wrote it, or "unix". */
+static void split_addr(const char *addr, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(addr, ':');
+    *port = 0;
+    if (!colon) {
+        snprintf(host, hostlen, "%s", addr);
+        return;
+    }
+    snprintf(host, hostlen, "%.*s", (int)(colon - addr), addr);
+    *port = atoi(colon + 1);
+}
+
+static void local_addr(int fd, char *host, size_t hostlen, int *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    snprintf(host, hostlen, "%s", "unix");
+    *port = 0;
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &sin->sin_addr, host, (socklen_t)hostlen);
+        *port = ntohs(sin->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, (socklen_t)hostlen);
+        *port = ntohs(sin6->sin6_port);
+    }
+}
+
+static const char *conn_value(const struct wp_db_config *db, const char *key)
+{
+    for (int i = 0; db && i < db->nconn; i++)
+        if (strcmp(db->conn_keys[i], key) == 0)
+            return db->conn_values[i];
+    return NULL;
+}
+
+static const char *client_app(const struct wp_client *c)
+{
+    const char *app = params_get(&c->params, "application_name");
+    return app ? app : "";
+}
+
+/* ---------------------------------------------------------------- SHOW POOLS */
+
+static int show_pools(struct wp_buf *out, int64_t now_ms)
+{
+    static const char *const cols[] = {
+        "database",
+        "user",
+        "cl_active",
+        "cl_waiting",
+        "cl_active_cancel_req",
+        "cl_waiting_cancel_req",
+        "sv_active",
+        "sv_active_cancel",
+        "sv_being_canceled",
+        "sv_idle",
+        "sv_used",
+        "sv_tested",
+        "sv_login",
+        "maxwait",
+        "maxwait_us",
+        "pool_mode",
+        "cl_idle",
+        "paused",
+    };
+    struct rows r;
+    rows_begin(&r, out, cols, NCOLS(cols));
+    stats_collect(now_ms);
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        const struct wp_pool_stats *ps = pool->stats;
+        struct stats_server_counts sc;
+        stats_count_servers(pool, now_ms, &sc);
+        int64_t wait_us = stats_pool_max_wait_us(pool, now_ms);
+        cell_str(&r, pool->dbname);
+        cell_str(&r, pool->user);
+        /* PgBouncer's cl_active: logged in and not waiting, linked or not. */
+        cell_int(&r, ps ? ps->cl_active + ps->cl_idle : 0);
+        cell_int(&r, ps ? ps->cl_waiting : 0);
+        cell_int(&r, 0);
+        cell_int(&r, 0);
+        cell_int(&r, sc.active);
+        cell_int(&r, 0);
+        cell_int(&r, sc.draining);
+        cell_int(&r, sc.idle);
+        cell_int(&r, sc.used);
+        cell_int(&r, sc.resetting);
+        cell_int(&r, sc.connecting);
+        cell_int(&r, wait_us / 1000000);
+        cell_int(&r, wait_us % 1000000);
+        cell_str(&r, config_mode_name(pool->settings.pool_mode));
+        cell_int(&r, ps ? ps->cl_idle : 0);
+        cell_int(&r, pool->paused ? 1 : 0);
+        rows_end_row(&r);
+    }
+    return rows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- SHOW STATS */
+
+/* SHOW STATS is per database, as in PgBouncer: the pools of a database summed. */
+struct db_totals {
+    const char *dbname;
+    uint64_t xacts, queries, errors, bytes_in, bytes_out;
+    struct stats_hist query, xact, wait;
+    struct stats_snapshot prev, last;
+};
+
+static void hist_merge(struct stats_hist *into, const struct stats_hist *h)
+{
+    into->count += h->count;
+    into->sum_us += h->sum_us;
+    if (h->max_us > into->max_us)
+        into->max_us = h->max_us;
+    for (int i = 0; i < STATS_HIST_BUCKETS; i++)
+        into->buckets[i] += h->buckets[i];
+}
+
+static void snapshot_add(struct stats_snapshot *into, const struct stats_snapshot *s)
+{
+    /* Pools roll their periods together in stats_collect, so times agree. */
+    into->at_ms = s->at_ms;
+    into->xacts += s->xacts;
+    into->queries += s->queries;
+    into->bytes_in += s->bytes_in;
+    into->bytes_out += s->bytes_out;
+    into->waits += s->waits;
+    into->xact_us += s->xact_us;
+    into->query_us += s->query_us;
+    into->wait_us += s->wait_us;
+}
+
+static int collect_db_totals(struct db_totals **out)
+{
+    int n = 0, cap = 8;
+    struct db_totals *all = calloc((size_t)cap, sizeof *all);
+    struct wp_list *pos, *tmp;
+    if (!all)
+        return -1;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        const struct wp_pool_stats *ps = pool->stats;
+        if (!ps)
+            continue;
+        int i = 0;
+        while (i < n && strcmp(all[i].dbname, pool->dbname) != 0)
+            i++;
+        if (i == n) {
+            if (n == cap) {
+                struct db_totals *more = realloc(all, (size_t)cap * 2 * sizeof *all);
+                if (!more) {
+                    free(all);
+                    return -1;
+                }
+                all = more;
+                memset(all + cap, 0, (size_t)cap * sizeof *all);
+                cap *= 2;
+            }
+            all[n++].dbname = pool->dbname;
+        }
+        struct db_totals *t = &all[i];
+        t->xacts += ps->xacts;
+        t->queries += ps->queries;
+        t->errors += ps->query_errors;
+        t->bytes_in += pool->bytes_in;
+        t->bytes_out += pool->bytes_out;
+        hist_merge(&t->query, &ps->query_us);
+        hist_merge(&t->xact, &ps->xact_us);
+        hist_merge(&t->wait, &ps->wait_us);
+        snapshot_add(&t->prev, &ps->prev);
+        snapshot_add(&t->last, &ps->last);
+    }
+    *out = all;
+    return n;
+}
+
+static uint64_t per_second(uint64_t delta, double secs)
+{
+    return secs > 0 ? (uint64_t)((double)delta / secs + 0.5) : 0;
+}
+
+static uint64_t per_item(uint64_t total, uint64_t items)
+{
+    return items ? total / items : 0;
+}
+
+static int show_stats(struct wp_buf *out, int64_t now_ms)
+{
+    static const char *const cols[] = {
+        "database",       "total_xact_count", "total_query_count", "total_received",
+        "total_sent",     "total_xact_time",  "total_query_time",  "total_wait_time",
+        "avg_xact_count", "avg_query_count",  "avg_recv",          "avg_sent",
+        "avg_xact_time",  "avg_query_time",   "avg_wait_time",     "total_query_errors",
+        "query_p50_us",   "query_p95_us",     "query_p99_us",      "xact_p95_us",
+        "wait_p95_us",    "wait_p99_us",
+    };
+    struct rows r;
+    struct db_totals *dbs;
+    stats_collect(now_ms);
+    int n = collect_db_totals(&dbs);
+    if (n < 0)
+        return -1;
+    rows_begin(&r, out, cols, NCOLS(cols));
+    for (int i = 0; i < n; i++) {
+        const struct db_totals *t = &dbs[i];
+        const struct stats_snapshot *a = &t->prev, *b = &t->last;
+        double secs = (double)(b->at_ms - a->at_ms) / 1000.0;
+        uint64_t xacts = b->xacts - a->xacts, queries = b->queries - a->queries;
+        cell_str(&r, t->dbname);
+        cell_int(&r, (long long)t->xacts);
+        cell_int(&r, (long long)t->queries);
+        cell_int(&r, (long long)t->bytes_in);
+        cell_int(&r, (long long)t->bytes_out);
+        cell_int(&r, (long long)t->xact.sum_us);
+        cell_int(&r, (long long)t->query.sum_us);
+        cell_int(&r, (long long)t->wait.sum_us);
+        cell_int(&r, (long long)per_second(xacts, secs));
+        cell_int(&r, (long long)per_second(queries, secs));
+        cell_int(&r, (long long)per_second(b->bytes_in - a->bytes_in, secs));
+        cell_int(&r, (long long)per_second(b->bytes_out - a->bytes_out, secs));
+        cell_int(&r, (long long)per_item(b->xact_us - a->xact_us, xacts));
+        cell_int(&r, (long long)per_item(b->query_us - a->query_us, queries));
+        cell_int(&r, (long long)per_item(b->wait_us - a->wait_us, b->waits - a->waits));
+        cell_int(&r, (long long)t->errors);
+        cell_int(&r, (long long)hist_quantile(&t->query, 0.50));
+        cell_int(&r, (long long)hist_quantile(&t->query, 0.95));
+        cell_int(&r, (long long)hist_quantile(&t->query, 0.99));
+        cell_int(&r, (long long)hist_quantile(&t->xact, 0.95));
+        cell_int(&r, (long long)hist_quantile(&t->wait, 0.95));
+        cell_int(&r, (long long)hist_quantile(&t->wait, 0.99));
+        rows_end_row(&r);
+    }
+    free(dbs);
+    return rows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- SHOW SERVERS / CLIENTS */
+
+static const char *const conn_cols[] = {
+    "type",
+    "user",
+    "database",
+    "state",
+    "addr",
+    "port",
+    "local_addr",
+    "local_port",
+    "connect_time",
+    "request_time",
+    "wait",
+    "wait_us",
+    "close_needed",
+    "ptr",
+    "link",
+    "remote_pid",
+    "tls",
+    "application_name",
+    "prepared_statements",
+};
+
+static const char *server_state(const struct wp_server *s, int64_t now_ms)
+{
+    int64_t delay = wp_rt.cfg->server_check_delay;
+    switch (s->state) {
+    case SV_CONNECTING:
+        return "login";
+    case SV_IDLE:
+        return delay > 0 && now_ms - s->last_used_ms > delay ? "used" : "idle";
+    case SV_ACTIVE:
+        return "active";
+    case SV_RESETTING:
+        return "tested";
+    case SV_DRAINING:
+        return "being_canceled";
+    case SV_CLOSED:
+        break;
+    }
+    return "closed";
+}
+
+static void server_row(struct rows *r, const struct wp_server *s, int64_t now_ms)
+{
+    const struct wp_pool *pool = s->pool;
+    char host[256], lhost[64], connected[64], used[64], ptr[32], link[32];
+    int lport;
+    const char *h = s->conn ? PQhost(s->conn) : conn_value(pool->db, "host");
+    const char *p = s->conn ? PQport(s->conn) : conn_value(pool->db, "port");
+    snprintf(host, sizeof host, "%s", h ? h : "");
+    local_addr(s->fd, lhost, sizeof lhost, &lport);
+    format_time(connected, sizeof connected, s->created_ms ? s->created_ms : s->connect_started_ms,
+                now_ms);
+    format_time(used, sizeof used, s->last_used_ms, now_ms);
+    snprintf(ptr, sizeof ptr, "S-%llu", (unsigned long long)s->id);
+    if (s->client)
+        snprintf(link, sizeof link, "C-%llu", (unsigned long long)s->client->id);
+    else
+        link[0] = '\0';
+    cell_str(r, "S");
+    cell_str(r, pool->backend_user ? pool->backend_user : pool->user);
+    cell_str(r, pool->dbname);
+    cell_str(r, server_state(s, now_ms));
+    cell_str(r, host);
+    cell_int(r, p ? atoi(p) : 0);
+    cell_str(r, lhost);
+    cell_int(r, lport);
+    cell_str(r, connected);
+    cell_str(r, used);
+    cell_int(r, 0);
+    cell_int(r, 0);
+    cell_int(r, s->close_when_quiet ? 1 : 0);
+    cell_str(r, ptr);
+    cell_str(r, link);
+    cell_int(r, s->backend_pid);
+    cell_str(r, s->conn && PQsslInUse(s->conn) ? PQsslAttribute(s->conn, "protocol") : "");
+    cell_str(r, s->client ? client_app(s->client) : "");
+    cell_int(r, (long long)s->stmts.count);
+    rows_end_row(r);
+}
+
+static int show_servers(struct wp_buf *out, int64_t now_ms)
+{
+    struct rows r;
+    rows_begin(&r, out, conn_cols, NCOLS(conn_cols));
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        const struct wp_list *lists[] = {&pool->active, &pool->idle, &pool->busy};
+        for (int i = 0; i < 3; i++)
+            for (const struct wp_list *n = lists[i]->next; n != lists[i]; n = n->next)
+                server_row(&r, list_entry(n, struct wp_server, node), now_ms);
+    }
+    return rows_finish(&r);
+}
+
+static const char *client_state(const struct wp_client *c)
+{
+    switch (c->state) {
+    case CL_STARTUP:
+    case CL_AUTH:
+    case CL_WELCOME:
+        return "login";
+    case CL_IDLE:
+        return "idle";
+    case CL_WAITING:
+        return "waiting";
+    case CL_ACTIVE:
+        return "active";
+    case CL_CLOSING:
+        break;
+    }
+    return "closing";
+}
+
+static void client_row(struct rows *r, const struct wp_client *c, int64_t now_ms)
+{
+    char host[64], lhost[64], connected[64], active[64], ptr[32], link[32];
+    int port, lport;
+    split_addr(c->addr, host, sizeof host, &port);
+    local_addr(c->fd, lhost, sizeof lhost, &lport);
+    format_time(connected, sizeof connected, c->login_started_ms, now_ms);
+    format_time(active, sizeof active, c->last_active_ms, now_ms);
+    int64_t wait_us = c->state == CL_WAITING ? (now_ms - c->wait_started_ms) * 1000 : 0;
+    snprintf(ptr, sizeof ptr, "C-%llu", (unsigned long long)c->id);
+    if (c->server)
+        snprintf(link, sizeof link, "S-%llu", (unsigned long long)c->server->id);
+    else
+        link[0] = '\0';
+    cell_str(r, "C");
+    cell_str(r, c->user);
+    cell_str(r, c->dbname);
+    cell_str(r, client_state(c));
+    cell_str(r, host);
+    cell_int(r, port);
+    cell_str(r, lhost);
+    cell_int(r, lport);
+    cell_str(r, connected);
+    cell_str(r, active);
+    cell_int(r, wait_us / 1000000);
+    cell_int(r, wait_us % 1000000);
+    cell_int(r, 0);
+    cell_str(r, ptr);
+    cell_str(r, link);
+    cell_int(r, 0);
+    cell_str(r, "");
+    cell_str(r, client_app(c));
+    cell_int(r, (long long)c->stmts.count);
+    rows_end_row(r);
+}
+
+static int show_clients(struct wp_buf *out, int64_t now_ms)
+{
+    struct rows r;
+    rows_begin(&r, out, conn_cols, NCOLS(conn_cols));
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.clients)
+    {
+        const struct wp_client *c = list_entry(pos, struct wp_client, all);
+        if (c->state != CL_CLOSING)
+            client_row(&r, c, now_ms);
+    }
+    return rows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- SHOW DATABASES */
+
+static int show_databases(struct wp_buf *out, int64_t now_ms)
+{
+    static const char *const cols[] = {
+        "name",
+        "host",
+        "port",
+        "database",
+        "force_user",
+        "pool_size",
+        "min_pool_size",
+        "reserve_pool",
+        "pool_mode",
+        "max_connections",
+        "current_connections",
+        "paused",
+        "disabled",
+    };
+    (void)now_ms;
+    struct rows r;
+    const struct wp_config *cfg = wp_rt.cfg;
+    rows_begin(&r, out, cols, NCOLS(cols));
+    for (int i = 0; i < cfg->ndbs; i++) {
+        const struct wp_db_config *db = &cfg->dbs[i];
+        struct wp_pool_settings eff;
+        config_effective(cfg, db, NULL, &eff);
+        int current = 0, paused = 0, npools = 0;
+        struct wp_list *pos, *tmp;
+        list_for_each_safe(pos, tmp, &wp_rt.pools)
+        {
+            const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+            if (pool->db != db && strcmp(pool->dbname, db->name) != 0)
+                continue;
+            npools++;
+            current += pool->nservers;
+            paused += pool->paused != 0;
+        }
+        const char *dbname = conn_value(db, "dbname");
+        const char *port = conn_value(db, "port");
+        cell_str(&r, db->name);
+        cell_str(&r, conn_value(db, "host"));
+        cell_int(&r, port ? atoi(port) : 5432);
+        cell_str(&r, dbname ? dbname : db->name);
+        cell_str(&r, db->forced_user);
+        cell_int(&r, eff.max_pool_size);
+        cell_int(&r, eff.min_pool_size);
+        cell_int(&r, eff.reserve_pool_size);
+        cell_str(&r, config_mode_name(eff.pool_mode));
+        cell_int(&r, eff.max_db_connections);
+        cell_int(&r, current);
+        cell_int(&r, npools > 0 && paused == npools ? 1 : 0);
+        cell_int(&r, 0);
+        rows_end_row(&r);
+    }
+    /* The console itself, as PgBouncer lists its "pgbouncer" database. */
+    cell_str(&r, "warmpool");
+    cell_str(&r, "");
+    cell_int(&r, cfg->listen_port);
+    cell_str(&r, "warmpool");
+    cell_str(&r, "");
+    for (int k = 0; k < 3; k++)
+        cell_int(&r, 0);
+    cell_str(&r, "statement");
+    for (int k = 0; k < 4; k++)
+        cell_int(&r, 0);
+    rows_end_row(&r);
+    return rows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- SHOW CONFIG */
+
+enum cfg_kind { CK_STR, CK_LIST, CK_INT, CK_OCTAL, CK_BOOL, CK_MODE, CK_AUTH, CK_DUR, CK_SIZE };
+
+struct cfg_row {
+    const char *key;
+    enum cfg_kind kind;
+    int pool; /* offset into cfg->pool rather than cfg */
+    size_t off;
+    const char *dflt;
+    int changeable; /* applies on reload */
+};
+
+#define C(f) 0, offsetof(struct wp_config, f)
+#define P(f) 1, offsetof(struct wp_pool_settings, f)
+
+/* The [warmpool] keys with their documented defaults (docs/CONFIG.md). */
+static const struct cfg_row cfg_rows[] = {
+    {"listen_addr", CK_STR, C(listen_addr), "127.0.0.1", 0},
+    {"listen_port", CK_INT, C(listen_port), "6432", 0},
+    {"unix_socket_dir", CK_STR, C(unix_socket_dir), "/tmp", 0},
+    {"unix_socket_mode", CK_OCTAL, C(unix_socket_mode), "0777", 0},
+    {"listen_backlog", CK_INT, C(listen_backlog), "128", 0},
+    {"so_reuseport", CK_BOOL, C(so_reuseport), "0", 0},
+    {"max_client_conn", CK_INT, C(max_client_conn), "100", 1},
+    {"auth_type", CK_AUTH, C(auth_type), "md5", 1},
+    {"auth_file", CK_STR, C(auth_file), "", 1},
+    {"admin_users", CK_LIST, C(admin_users), "", 1},
+    {"stats_users", CK_LIST, C(stats_users), "", 1},
+    {"pool_mode", CK_MODE, P(pool_mode), "session", 1},
+    {"min_pool_size", CK_INT, P(min_pool_size), "0", 1},
+    {"max_pool_size", CK_INT, P(max_pool_size), "20", 1},
+    {"reserve_pool_size", CK_INT, P(reserve_pool_size), "0", 1},
+    {"max_db_connections", CK_INT, P(max_db_connections), "0", 1},
+    {"max_user_connections", CK_INT, C(max_user_connections), "0", 1},
+    {"query_timeout", CK_DUR, P(query_timeout), "0", 1},
+    {"query_wait_timeout", CK_DUR, P(query_wait_timeout), "2min", 1},
+    {"client_idle_timeout", CK_DUR, P(client_idle_timeout), "0", 1},
+    {"idle_transaction_timeout", CK_DUR, P(idle_transaction_timeout), "0", 1},
+    {"server_lifetime", CK_DUR, P(server_lifetime), "1h", 1},
+    {"server_idle_timeout", CK_DUR, P(server_idle_timeout), "10min", 1},
+    {"server_reset_query", CK_STR, C(server_reset_query), "DISCARD ALL", 1},
+    {"server_reset_query_always", CK_BOOL, C(server_reset_query_always), "0", 1},
+    {"server_check_query", CK_STR, C(server_check_query), "", 1},
+    {"server_check_delay", CK_DUR, C(server_check_delay), "30s", 1},
+    {"server_connect_timeout", CK_DUR, C(server_connect_timeout), "15s", 1},
+    {"server_login_retry", CK_DUR, C(server_login_retry), "1s", 1},
+    {"client_login_timeout", CK_DUR, C(client_login_timeout), "1min", 1},
+    {"reserve_pool_timeout", CK_DUR, C(reserve_pool_timeout), "5s", 1},
+    {"shutdown_wait_timeout", CK_DUR, C(shutdown_wait_timeout), "30s", 1},
+    {"max_prepared_statements", CK_INT, C(max_prepared_statements), "200", 1},
+    {"ignore_startup_parameters", CK_LIST, C(ignore_startup_parameters), "", 1},
+    {"pkt_buf", CK_SIZE, C(pkt_buf), "16kB", 1},
+    {"max_packet_size", CK_SIZE, C(max_packet_size), "1GB", 1},
+    {"stats_socket", CK_STR, C(stats_socket), "", 1},
+    {"stats_listen", CK_STR, C(stats_listen), "", 1},
+    {"stats_socket_mode", CK_OCTAL, C(stats_socket_mode), "0660", 1},
+    {"stats_top_statements", CK_INT, C(stats_top_statements), "1000", 1},
+    {"nplus1_threshold", CK_INT, C(nplus1_threshold), "10", 1},
+    {"nplus1_window_ms", CK_DUR, C(nplus1_window_ms), "1s", 1},
+    {"log_slow_queries_ms", CK_DUR, C(log_slow_queries_ms), "0", 1},
+    {"log_parameters", CK_BOOL, C(log_parameters), "0", 1},
+    {"logfile", CK_STR, C(logfile), "", 1},
+    {"pidfile", CK_STR, C(pidfile), "", 0},
+    {"verbose", CK_INT, C(verbose), "0", 1},
+    {"workers", CK_INT, C(workers), "1", 0},
+};
+
+static void format_unit(char *out, size_t len, int64_t v, const char *const *names,
+                        const int64_t *factors, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        if (v != 0 && v % factors[i] == 0) {
+            snprintf(out, len, "%lld%s", (long long)(v / factors[i]), names[i]);
+            return;
+        }
+    }
+    snprintf(out, len, "%lld", (long long)v);
+}
+
+static void format_list(char *out, size_t len, char *const *list)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; list && list[i] && used < len; i++)
+        used += (size_t)snprintf(out + used, len - used, "%s%s", i ? ", " : "", list[i]);
+}
+
+const char *admin_config_value(const struct wp_config *cfg, int i, char *out, size_t len)
+{
+    static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain"};
+    static const char *const dur_names[] = {"ms", "s", "min", "h", "d"};
+    static const int64_t dur_factors[] = {1, 1000, 60000, 3600000, 86400000};
+    static const char *const size_names[] = {"", "kB", "MB", "GB"};
+    static const int64_t size_factors[] = {1, 1024, 1024 * 1024, 1024 * 1024 * 1024};
+    const struct cfg_row *row = &cfg_rows[i];
+    const void *base = row->pool ? (const void *)&cfg->pool : (const void *)cfg;
+    const void *field = (const char *)base + row->off;
+    switch (row->kind) {
+    case CK_STR: {
+        const char *s = *(char *const *)field;
+        snprintf(out, len, "%s", s ? s : "");
+        break;
+    }
+    case CK_LIST:
+        format_list(out, len, *(char **const *)field);
+        break;
+    case CK_INT:
+    case CK_BOOL:
+        snprintf(out, len, "%d", *(const int *)field);
+        break;
+    case CK_OCTAL:
+        snprintf(out, len, "%04o", (unsigned)*(const int *)field);
+        break;
+    case CK_MODE:
+        snprintf(out, len, "%s", config_mode_name(*(const int *)field));
+        break;
+    case CK_AUTH: {
+        int a = *(const int *)field;
+        snprintf(out, len, "%s", a >= 0 && a < 4 ? auth_names[a] : "unknown");
+        break;
+    }
+    case CK_DUR:
+        format_unit(out, len, *(const int64_t *)field, dur_names, dur_factors, 5);
+        break;
+    case CK_SIZE:
+        format_unit(out, len, *(const int64_t *)field, size_names, size_factors, 4);
+        break;
+    }
+    return row->key;
+}
+
+int admin_config_rows(void)
+{
+    return NCOLS(cfg_rows);
+}
+
+const char *admin_config_default(int i)
+{
+    return cfg_rows[i].dflt;
+}
+
+static int show_config(struct wp_buf *out, int64_t now_ms)
+{
+    static const char *const cols[] = {"key", "value", "default", "changeable"};
+    (void)now_ms;
+    struct rows r;
+    char value[1024];
+    rows_begin(&r, out, cols, NCOLS(cols));
+    for (int i = 0; i < NCOLS(cfg_rows); i++) {
+        cell_str(&r, admin_config_value(wp_rt.cfg, i, value, sizeof value));
+        cell_str(&r, value);
+        cell_str(&r, cfg_rows[i].dflt);
+        cell_str(&r, cfg_rows[i].changeable ? "yes" : "no");
+        rows_end_row(&r);
+    }
+    return rows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- SHOW PREPARED */
+
+static int show_prepared(struct wp_buf *out, int64_t now_ms)
+{
+    static const char *const cols[] = {"name", "uses", "refs", "params", "validated", "query"};
+    (void)now_ms;
+    struct rows r;
+    const struct wp_registry *reg = &wp_rt.registry;
+    rows_begin(&r, out, cols, NCOLS(cols));
+    for (size_t b = 0; reg->buckets && b < reg->nbuckets; b++) {
+        for (const struct wp_stmt *st = reg->buckets[b]; st; st = st->hash_next) {
+            cell_str(&r, st->name);
+            cell_int(&r, (long long)st->uses);
+            cell_int(&r, st->refs);
+            cell_int(&r, st->nparams);
+            cell_int(&r, st->validated ? 1 : 0);
+            cell_str(&r, st->query);
+            rows_end_row(&r);
+        }
+    }
+    return rows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- SHOW STATEMENTS */
+
+struct ranked {
+    const struct wp_pool *pool;
+    const struct stats_top_entry *e;
+};
+
+static int by_total(const void *a, const void *b)
+{
+    const struct stats_top_entry *x = ((const struct ranked *)a)->e;
+    const struct stats_top_entry *y = ((const struct ranked *)b)->e;
+    if (x->total_us != y->total_us)
+        return x->total_us > y->total_us ? -1 : 1;
+    return x->calls > y->calls ? -1 : x->calls < y->calls;
+}
+
+static int show_statements(struct wp_buf *out, int64_t now_ms)
+{
+    static const char *const cols[] = {
+        "database",     "user",        "fingerprint", "calls",         "total_time_us",
+        "mean_time_us", "max_time_us", "errors",      "nplus1_bursts", "query",
+    };
+    (void)now_ms;
+    size_t total = 0, n = 0;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        if (pool->stats)
+            total += (size_t)pool->stats->top.n;
+    }
+    struct ranked *all = malloc((total + 1) * sizeof *all);
+    if (!all)
+        return -1;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        for (int i = 0; pool->stats && i < pool->stats->top.n; i++)
+            if (pool->stats->top.entries[i].calls > 0)
+                all[n++] = (struct ranked){pool, &pool->stats->top.entries[i]};
+    }
+    qsort(all, n, sizeof *all, by_total);
+    struct rows r;
+    rows_begin(&r, out, cols, NCOLS(cols));
+    for (size_t i = 0; i < n; i++) {
+        const struct stats_top_entry *e = all[i].e;
+        cell_str(&r, all[i].pool->dbname);
+        cell_str(&r, all[i].pool->user);
+        cell_fmt(&r, "%016llx", (unsigned long long)e->fp);
+        cell_int(&r, (long long)e->calls);
+        cell_int(&r, (long long)e->total_us);
+        cell_int(&r, (long long)(e->total_us / (int64_t)e->calls));
+        cell_int(&r, (long long)e->max_us);
+        cell_int(&r, (long long)e->errors);
+        cell_int(&r, (long long)e->nplus1);
+        cell_str(&r, e->text);
+        rows_end_row(&r);
+    }
+    free(all);
+    return rows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- SHOW VERSION */
+
+static int show_version(struct wp_buf *out, int64_t now_ms)
+{
+    static const char *const cols[] = {"version"};
+    (void)now_ms;
+    struct rows r;
+    rows_begin(&r, out, cols, 1);
+    cell_str(&r, "warmpool " WARMPOOL_VERSION);
+    rows_end_row(&r);
+    return rows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+int admin_show(struct wp_buf *out, const char *what, int64_t now_ms)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(struct wp_buf *, int64_t);
+    } shows[] = {
+        {"pools", show_pools},       {"stats", show_stats},           {"servers", show_servers},
+        {"clients", show_clients},   {"databases", show_databases},   {"config", show_config},
+        {"prepared", show_prepared}, {"statements", show_statements}, {"version", show_version},
+    };
+    for (size_t i = 0; i < sizeof shows / sizeof shows[0]; i++)
+        if (strcasecmp(what, shows[i].name) == 0)
+            return shows[i].fn(out, now_ms) < 0 ? -2 : 0;
+    return -1;
+}

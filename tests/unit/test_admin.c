@@ -1,0 +1,344 @@
+/*
+ * test_admin — unit tests for the admin console's command layer (pooler/admin.c,
+ * pooler/admin_show.c) without sockets: admin_command() answers into a buffer, which
+ * is read back message by message (RowDescription, DataRow, CommandComplete,
+ * ErrorResponse, ReadyForQuery).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "warmpool/admin.h"
+#include "warmpool/client.h"
+#include "warmpool/config.h"
+#include "warmpool/pool.h"
+#include "warmpool/proto.h"
+#include "warmpool/runtime.h"
+#include "warmpool/stats.h"
+
+struct wp_runtime wp_rt;
+void runtime_schedule_reap(void)
+{
+}
+static int reloads;
+void runtime_reload(void)
+{
+    reloads++;
+}
+
+static struct wp_config cfg;
+static struct wp_pool pool;
+
+/* ---------------------------------------------------------------- reading answers */
+
+struct answer {
+    char types[64];     /* message types in order */
+    char columns[2048]; /* RowDescription names, comma separated */
+    int ncols;
+    int rows;
+    char first_row[2048]; /* first DataRow, cells separated by '|' */
+    char tag[64];         /* CommandComplete */
+    char sqlstate[6];
+    char message[256];
+    char ready;
+};
+
+static void read_answer(const struct wp_buf *b, struct answer *a)
+{
+    memset(a, 0, sizeof *a);
+    const uint8_t *p = buf_head(b);
+    size_t left = buf_unread(b);
+    size_t nt = 0;
+    while (left > 0) {
+        uint8_t type = 0;
+        uint32_t len = 0;
+        assert_int_equal(proto_scan_header(p, left, UINT32_MAX, &type, &len), PROTO_HEADER);
+        assert_true(len <= left);
+        const uint8_t *body = p + 5;
+        size_t blen = len - 5;
+        assert_true(nt < sizeof a->types - 1);
+        a->types[nt++] = (char)type;
+        if (type == 'T') {
+            a->ncols = proto_get_u16(body);
+            const uint8_t *q = body + 2;
+            for (int i = 0; i < a->ncols; i++) {
+                strcat(a->columns, i ? "," : "");
+                strcat(a->columns, (const char *)q);
+                q += strlen((const char *)q) + 1 + 18;
+            }
+            assert_ptr_equal(q, body + blen);
+        } else if (type == 'D') {
+            int n = proto_get_u16(body);
+            assert_int_equal(n, a->ncols);
+            const uint8_t *q = body + 2;
+            for (int i = 0; i < n; i++) {
+                uint32_t vlen = proto_get_u32(q);
+                q += 4;
+                if (a->rows == 0) {
+                    if (i)
+                        strcat(a->first_row, "|");
+                    if (vlen != 0xffffffffu)
+                        strncat(a->first_row, (const char *)q, vlen);
+                }
+                if (vlen != 0xffffffffu)
+                    q += vlen;
+            }
+            assert_ptr_equal(q, body + blen);
+            a->rows++;
+        } else if (type == 'C') {
+            snprintf(a->tag, sizeof a->tag, "%s", (const char *)body);
+        } else if (type == 'E') {
+            snprintf(a->sqlstate, sizeof a->sqlstate, "%s", proto_error_field(body, blen, 'C'));
+            snprintf(a->message, sizeof a->message, "%s", proto_error_field(body, blen, 'M'));
+        } else if (type == 'Z') {
+            a->ready = (char)body[0];
+        }
+        p += len;
+        left -= len;
+    }
+}
+
+static void ask(const char *user, const char *sql, struct answer *a)
+{
+    struct wp_buf b = {0};
+    admin_command(&b, user, sql);
+    read_answer(&b, a);
+    buf_free(&b);
+    assert_int_equal(a->ready, 'I');
+}
+
+/* ---------------------------------------------------------------- fixtures */
+
+static char *list_admin[] = {"admin", NULL};
+static char *list_stats[] = {"monitor", NULL};
+static char *list_none[] = {NULL};
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.admin_users = list_admin;
+    cfg.stats_users = list_stats;
+    cfg.ignore_startup_parameters = list_none;
+    cfg.listen_port = 6432;
+    cfg.stats_top_statements = 10;
+    cfg.pool.max_pool_size = 20;
+    memset(&wp_rt, 0, sizeof wp_rt);
+    wp_rt.cfg = &cfg;
+    list_init(&wp_rt.pools);
+    list_init(&wp_rt.clients);
+    memset(&pool, 0, sizeof pool);
+    pool.dbname = "appdb";
+    pool.user = "app";
+    pool.settings.pool_mode = WP_MODE_TRANSACTION;
+    list_init(&pool.idle);
+    list_init(&pool.active);
+    list_init(&pool.busy);
+    list_init(&pool.waiting);
+    list_init(&pool.welcoming);
+    list_push_tail(&wp_rt.pools, &pool.node);
+    reloads = 0;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    stats_pool_free(&pool);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_show_columns(void **state)
+{
+    (void)state;
+    struct answer a;
+    ask("monitor", "SHOW POOLS", &a);
+    assert_string_equal(a.types, "TDCZ");
+    assert_string_equal(a.tag, "SHOW");
+    assert_string_equal(a.columns,
+                        "database,user,cl_active,cl_waiting,cl_active_cancel_req,"
+                        "cl_waiting_cancel_req,sv_active,sv_active_cancel,sv_being_canceled,"
+                        "sv_idle,sv_used,sv_tested,sv_login,maxwait,maxwait_us,pool_mode,"
+                        "cl_idle,paused");
+    assert_string_equal(a.first_row, "appdb|app|0|0|0|0|0|0|0|0|0|0|0|0|0|transaction|0|0");
+
+    struct wp_client_stats cs = {0};
+    stats_query_start(&pool, &cs, "SELECT 1", 8, 0, 100);
+    stats_query_end(&pool, NULL, &cs, 'I', 350);
+    ask("monitor", "show stats;", &a);
+    assert_string_equal(a.types, "TDCZ");
+    assert_true(strncmp(a.columns,
+                        "database,total_xact_count,total_query_count,total_received,total_sent,"
+                        "total_xact_time,total_query_time,total_wait_time,avg_xact_count,"
+                        "avg_query_count,avg_recv,avg_sent,avg_xact_time,avg_query_time,"
+                        "avg_wait_time,",
+                        180) == 0);
+    assert_true(strncmp(a.first_row, "appdb|1|1|0|0|250|250|0|", 24) == 0);
+
+    ask("monitor", "SHOW SERVERS", &a);
+    assert_string_equal(a.types, "TCZ");
+    assert_string_equal(a.columns,
+                        "type,user,database,state,addr,port,local_addr,local_port,connect_time,"
+                        "request_time,wait,wait_us,close_needed,ptr,link,remote_pid,tls,"
+                        "application_name,prepared_statements");
+    ask("monitor", "SHOW CLIENTS", &a);
+    assert_int_equal(a.ncols, 19);
+    ask("monitor", "SHOW DATABASES", &a);
+    assert_string_equal(a.columns,
+                        "name,host,port,database,force_user,pool_size,min_pool_size,"
+                        "reserve_pool,pool_mode,max_connections,current_connections,paused,"
+                        "disabled");
+    assert_int_equal(a.rows, 1); /* the console itself; no [databases] in this config */
+    ask("monitor", "SHOW STATEMENTS", &a);
+    assert_string_equal(a.columns, "database,user,fingerprint,calls,total_time_us,mean_time_us,"
+                                   "max_time_us,errors,nplus1_bursts,query");
+    assert_int_equal(a.rows, 1);
+    assert_true(strstr(a.first_row, "|1|250|250|250|0|0|SELECT ?") != NULL);
+    ask("monitor", "SHOW PREPARED", &a);
+    assert_string_equal(a.columns, "name,uses,refs,params,validated,query");
+    ask("monitor", "SHOW VERSION", &a);
+    assert_string_equal(a.columns, "version");
+    assert_true(strncmp(a.first_row, "warmpool ", 9) == 0);
+    ask("monitor", "SHOW CONFIG", &a);
+    assert_string_equal(a.columns, "key,value,default,changeable");
+    assert_int_equal(a.rows, admin_config_rows());
+    ask("monitor", "  Show   Help ", &a);
+    assert_string_equal(a.types, "NCZ");
+}
+
+static void test_errors_and_permissions(void **state)
+{
+    (void)state;
+    struct answer a;
+    ask("monitor", "SHOW NOTHING", &a);
+    assert_string_equal(a.types, "EZ");
+    assert_string_equal(a.sqlstate, "42601");
+    ask("monitor", "SELECT 1", &a);
+    assert_string_equal(a.sqlstate, "42601");
+    ask("monitor", "SHOW POOLS; SHOW STATS", &a);
+    assert_string_equal(a.sqlstate, "42601");
+    ask("monitor", "SHOW", &a);
+    assert_string_equal(a.sqlstate, "42601");
+    ask("monitor", "", &a);
+    assert_string_equal(a.types, "IZ");
+    ask("monitor", " ; ", &a);
+    assert_string_equal(a.types, "IZ");
+    static const char *const admin_only[] = {"PAUSE", "RESUME", "RELOAD", "KILL appdb", "SHUTDOWN"};
+    for (size_t i = 0; i < sizeof admin_only / sizeof admin_only[0]; i++) {
+        ask("monitor", admin_only[i], &a);
+        assert_string_equal(a.types, "EZ");
+        assert_string_equal(a.sqlstate, "42501");
+    }
+    assert_int_equal(pool.paused, 0);
+    assert_int_equal(reloads, 0);
+    ask("admin", "PAUSE nosuchdb", &a);
+    assert_string_equal(a.sqlstate, "3D000");
+    ask("admin", "KILL", &a);
+    assert_string_equal(a.sqlstate, "42601");
+    ask("admin", "KILL warmpool", &a);
+    assert_string_equal(a.sqlstate, "42601");
+    ask("admin", "RELOAD now", &a);
+    assert_string_equal(a.sqlstate, "42601");
+    ask("admin", "SHOW \"unterminated", &a);
+    assert_string_equal(a.sqlstate, "42601");
+    char big[2000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ask("admin", big, &a);
+    assert_string_equal(a.sqlstate, "42601");
+}
+
+static void test_admin_commands(void **state)
+{
+    (void)state;
+    struct answer a;
+    ask("admin", "pause appdb;", &a);
+    assert_string_equal(a.types, "CZ");
+    assert_string_equal(a.tag, "PAUSE");
+    assert_int_equal(pool.paused, 1);
+    ask("admin", "SHOW POOLS", &a);
+    assert_true(strstr(a.first_row, "|transaction|0|1") != NULL);
+    ask("admin", "RESUME \"appdb\"", &a);
+    assert_string_equal(a.tag, "RESUME");
+    assert_int_equal(pool.paused, 0);
+    ask("admin", "PAUSE", &a);
+    assert_int_equal(pool.paused, 1);
+    ask("admin", "RESUME", &a);
+    assert_int_equal(pool.paused, 0);
+    ask("admin", "RELOAD", &a);
+    assert_string_equal(a.tag, "RELOAD");
+    assert_int_equal(reloads, 1);
+    ask("admin", "KILL appdb", &a);
+    assert_string_equal(a.tag, "KILL");
+}
+
+/* Every SHOW CONFIG key exists in config.c with the default it claims. */
+static void test_config_defaults(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_admin_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "[warmpool]\n");
+    for (int i = 0; i < admin_config_rows(); i++) {
+        char value[256];
+        const char *key = admin_config_value(&cfg, i, value, sizeof value);
+        const char *dflt = admin_config_default(i);
+        /* An empty list or path is written as an empty value; the defaults of
+           auth_type (md5) would need an auth_file, so it is set to trust. */
+        if (strcmp(key, "auth_type") == 0)
+            dflt = "trust";
+        fprintf(f, "%s = %s\n", key, dflt);
+    }
+    fclose(f);
+    struct wp_config loaded;
+    char err[4096];
+    int rc = config_load(path, &loaded, err, sizeof err);
+    if (rc != 0)
+        fail_msg("SHOW CONFIG defaults rejected by config_load:\n%s", err);
+    for (int i = 0; i < admin_config_rows(); i++) {
+        char value[256];
+        const char *key = admin_config_value(&loaded, i, value, sizeof value);
+        const char *dflt = strcmp(key, "auth_type") == 0 ? "trust" : admin_config_default(i);
+        if (strcmp(value, dflt) != 0)
+            fail_msg("%s: value \"%s\" != default \"%s\"", key, value, dflt);
+    }
+    config_free(&loaded);
+
+    /* And an almost empty file gives the same values: the defaults are real. */
+    f = fopen(path, "w");
+    fprintf(f, "[warmpool]\nauth_type = trust\n");
+    fclose(f);
+    assert_int_equal(config_load(path, &loaded, err, sizeof err), 0);
+    for (int i = 0; i < admin_config_rows(); i++) {
+        char value[256];
+        const char *key = admin_config_value(&loaded, i, value, sizeof value);
+        const char *dflt = strcmp(key, "auth_type") == 0 ? "trust" : admin_config_default(i);
+        if (strcmp(value, dflt) != 0)
+            fail_msg("%s: default value \"%s\" != documented \"%s\"", key, value, dflt);
+    }
+    config_free(&loaded);
+    unlink(path);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_show_columns),
+        T(test_errors_and_permissions),
+        T(test_admin_commands),
+        T(test_config_defaults),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

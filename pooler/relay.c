@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 
 #include "warmpool/client.h"
+#include "warmpool/fingerprint.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
@@ -130,6 +131,19 @@ static void note_request_start(struct wp_client *c, uint8_t type, const uint8_t 
         if (name_len + 1 < len - 5) {
             sql = name + name_len + 1;
             sql_len = strnlen(sql, len - 5 - name_len - 1);
+        }
+    } else if (avail >= len && type == 'B') {
+        /* A Bind of a named statement: its text and fingerprint are in the registry. */
+        const char *portal = (const char *)p + 5;
+        size_t portal_len = strnlen(portal, len - 5);
+        struct wp_stmt *stmt =
+            portal_len + 1 < len - 5 ? namemap_get(&c->stmts, portal + portal_len + 1) : NULL;
+        if (stmt) {
+            if (!stmt->fingerprint)
+                stmt->fingerprint = fingerprint_hash(stmt->query, stmt->query_len);
+            stats_query_start(c->pool, &c->stats, stmt->query, stmt->query_len,
+                              stmt->fingerprint, stats_now_us());
+            return;
         }
     } else if (type != 'B' && type != 'E' && type != 'F' && type != 'D' && type != 'S') {
         return;

@@ -28,6 +28,7 @@ struct wp_stmt {
     const void *scope;  /* the pool it belongs to */
     int retired;        /* no longer found by text (its result shape changed) */
     uint64_t uses;      /* Binds and Describes naming it */
+    uint64_t fingerprint; /* stats fingerprint of query, computed on first use (0 = not yet) */
     uint8_t *describe;  /* cached ParameterDescription + RowDescription/NoData bytes */
     size_t describe_len;
     char name[24];      /* "wp_<id>" */

@@ -216,8 +216,8 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
     if (!c->db && !c->is_admin) {
         char msg[256];
         snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->dbname);
-        log_warn("C-%llu %s/%s@%s: unknown database", (unsigned long long)c->id, c->dbname,
-                 c->user, c->addr);
+        log_warn("C-%llu %s/%s@%s: unknown database", (unsigned long long)c->id, c->dbname, c->user,
+                 c->addr);
         client_send_error(c, "FATAL", "3D000", msg);
         return;
     }
@@ -269,9 +269,9 @@ static void check_password(struct wp_client *c, const uint8_t *body, size_t body
         protocol_violation(c, "malformed password packet");
         return;
     }
-    int ok = secret && (c->auth_method == METHOD_MD5
-                            ? auth_md5_check(secret, c->md5_salt, (const char *)body)
-                            : auth_plain_check(secret, (const char *)body));
+    int ok = secret &&
+             (c->auth_method == METHOD_MD5 ? auth_md5_check(secret, c->md5_salt, (const char *)body)
+                                           : auth_plain_check(secret, (const char *)body));
     if (ok)
         finish_login(c);
     else
@@ -309,8 +309,8 @@ static void scram_first(struct wp_client *c, const uint8_t *body, size_t body_le
 static void scram_final(struct wp_client *c, const uint8_t *body, size_t body_len)
 {
     char out[1024], err[256];
-    int rc = scram_handle_client_final(c->scram, (const char *)body, body_len, out, sizeof out,
-                                       err, sizeof err);
+    int rc = scram_handle_client_final(c->scram, (const char *)body, body_len, out, sizeof out, err,
+                                       sizeof err);
     if (rc < 0) {
         protocol_violation(c, err);
         return;

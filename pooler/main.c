@@ -203,8 +203,7 @@ static void close_everything(void)
         struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
         for (int i = 0; i < 3; i++)
             while (!list_empty(lists[i]))
-                server_close(list_entry(lists[i]->next, struct wp_server, node),
-                             "shutting down");
+                server_close(list_entry(lists[i]->next, struct wp_server, node), "shutting down");
     }
 }
 

@@ -10,16 +10,32 @@
 
 /* Reported through ParameterStatus and changeable per session. */
 static const char *const settable_reported[] = {
-    "application_name", "client_encoding", "DateStyle", "IntervalStyle",
-    "TimeZone", "standard_conforming_strings", "default_transaction_read_only",
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "standard_conforming_strings",
+    "default_transaction_read_only",
     NULL,
 };
 
 /* Everything PostgreSQL 15 reports with ParameterStatus. */
 const char *const params_reported_names[] = {
-    "application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
-    "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding",
-    "server_version", "session_authorization", "standard_conforming_strings", "TimeZone", NULL,
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "default_transaction_read_only",
+    "in_hot_standby",
+    "integer_datetimes",
+    "IntervalStyle",
+    "is_superuser",
+    "server_encoding",
+    "server_version",
+    "session_authorization",
+    "standard_conforming_strings",
+    "TimeZone",
+    NULL,
 };
 
 /* Startup keys that are not GUCs, or that a pooler must not pass on. */
@@ -228,8 +244,7 @@ static int append_set_config(struct wp_buf *sql, const struct wp_param *want, in
 {
     /* set_config parses the value like the config file does, so list-valued
        parameters such as search_path keep their meaning. */
-    if (append_str(sql, first ? "SELECT pg_catalog.set_config(" : ", pg_catalog.set_config(") <
-            0 ||
+    if (append_str(sql, first ? "SELECT pg_catalog.set_config(" : ", pg_catalog.set_config(") < 0 ||
         append_literal(sql, want->name) < 0 || append_str(sql, ", ") < 0 ||
         append_literal(sql, want->value) < 0 || append_str(sql, ", false)") < 0)
         return -1;

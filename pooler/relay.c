@@ -29,10 +29,10 @@
 #define PARAM_STATUS_MAX 65536u
 
 enum scan_result {
-    SCAN_MORE,        /* everything available was handled */
-    SCAN_RELEASE,     /* transaction over: the server may go back to the pool */
-    SCAN_QUIET,       /* no client and nothing outstanding */
-    SCAN_TERMINATE,   /* client sent Terminate */
+    SCAN_MORE,      /* everything available was handled */
+    SCAN_RELEASE,   /* transaction over: the server may go back to the pool */
+    SCAN_QUIET,     /* no client and nothing outstanding */
+    SCAN_TERMINATE, /* client sent Terminate */
     SCAN_ERROR,
 };
 
@@ -141,8 +141,8 @@ static void note_request_start(struct wp_client *c, uint8_t type, const uint8_t 
         if (stmt) {
             if (!stmt->fingerprint)
                 stmt->fingerprint = fingerprint_hash(stmt->query, stmt->query_len);
-            stats_query_start(c->pool, &c->stats, stmt->query, stmt->query_len,
-                              stmt->fingerprint, stats_now_us());
+            stats_query_start(c->pool, &c->stats, stmt->query, stmt->query_len, stmt->fingerprint,
+                              stats_now_us());
             return;
         }
     } else if (type != 'B' && type != 'E' && type != 'F' && type != 'D' && type != 'S') {
@@ -492,8 +492,7 @@ int relay_release_point(const struct wp_server *s)
     return s->tx_status == 'I' && s->outstanding == 0 && s->swallow == 0 && !s->in_extended &&
            !s->copy_in && s->cancel_pending == 0 && c->msg_left == 0 && c->scan == 0 &&
            /* a message still arriving will want this backend anyway */
-           buf_unread(&c->rbuf) == 0 &&
-           buf_unread(&s->wbuf) == 0 && s->pending.count == 0;
+           buf_unread(&c->rbuf) == 0 && buf_unread(&s->wbuf) == 0 && s->pending.count == 0;
 }
 
 /* The client's input waited for its earlier statement names to settle; go on. */

@@ -28,8 +28,7 @@
 
 int prepared_active(const struct wp_server *s)
 {
-    return s->pool->settings.pool_mode != WP_MODE_SESSION &&
-           wp_rt.cfg->max_prepared_statements > 0;
+    return s->pool->settings.pool_mode != WP_MODE_SESSION && wp_rt.cfg->max_prepared_statements > 0;
 }
 
 /* ---- output helpers ---- */
@@ -645,8 +644,8 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
         return drop;
     case 'Z':
         s->ext_skipping = 0;
-        while ((head = pending_head(&s->pending)) &&
-               head->type != 'S' && head->type != 'Q' && head->type != 'F')
+        while ((head = pending_head(&s->pending)) && head->type != 'S' && head->type != 'Q' &&
+               head->type != 'F')
             pop_and_release(s);
         drop = head && head->action == PENDING_SKIP;
         pop_and_release(s);
@@ -861,8 +860,8 @@ int prepared_warm_server(struct wp_server *s)
         /* Only the `limit` most recent, least recent first, so that the new set's
            LRU order ends up like the sibling's. */
         int skip = (int)sibling->stmts.count - limit;
-        for (struct wp_set_node *node = sibling->stmts.lru.lru_prev;
-             node != &sibling->stmts.lru; node = node->lru_prev)
+        for (struct wp_set_node *node = sibling->stmts.lru.lru_prev; node != &sibling->stmts.lru;
+             node = node->lru_prev)
             if (skip-- <= 0)
                 sent += warm_one(s, node->stmt);
     } else {

@@ -175,8 +175,8 @@ static void connect_done(struct wp_server *s)
     s->lifetime_ms = timeouts_jitter_lifetime(pool->settings.server_lifetime, (uint32_t)random());
     pool->nconnecting--;
     stats_server_opened(pool);
-    log_info("S-%llu %s/%s pid=%u: connected", (unsigned long long)s->id, pool->dbname,
-             pool->user, s->backend_pid);
+    log_info("S-%llu %s/%s pid=%u: connected", (unsigned long long)s->id, pool->dbname, pool->user,
+             s->backend_pid);
     if (!pool->params_known)
         pool_set_params(pool, &s->params);
     if (prepared_warm_server(s)) {

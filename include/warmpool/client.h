@@ -21,12 +21,12 @@ struct scram_state;
 struct wp_db_config;
 
 enum wp_client_state {
-    CL_STARTUP,   /* reading the startup packet */
-    CL_AUTH,      /* password exchange */
-    CL_WELCOME,   /* authenticated; waiting for the pool's first backend parameters */
-    CL_IDLE,      /* no backend */
-    CL_WAITING,   /* queued for a backend */
-    CL_ACTIVE,    /* linked to a backend */
+    CL_STARTUP, /* reading the startup packet */
+    CL_AUTH,    /* password exchange */
+    CL_WELCOME, /* authenticated; waiting for the pool's first backend parameters */
+    CL_IDLE,    /* no backend */
+    CL_WAITING, /* queued for a backend */
+    CL_ACTIVE,  /* linked to a backend */
     CL_CLOSING,
 };
 
@@ -46,8 +46,8 @@ struct wp_client {
     const struct wp_db_config *db;
     struct wp_pool *pool;
     struct wp_server *server;
-    struct wp_params params;   /* the client's view of session parameters */
-    struct wp_params startup;  /* what it asked for at startup */
+    struct wp_params params;  /* the client's view of session parameters */
+    struct wp_params startup; /* what it asked for at startup */
     uint32_t cancel_pid, cancel_key;
 
     /* auth */
@@ -56,10 +56,10 @@ struct wp_client {
     struct scram_state *scram;
     int64_t login_started_ms;
 
-    struct wp_buf rbuf;  /* bytes from the client */
-    struct wp_buf wbuf;  /* bytes warmpool sends the client itself (auth, errors) */
-    uint32_t msg_left;   /* bytes of the current client message still to pass */
-    size_t scan;         /* rbuf offset up to which bytes are scanned and forwardable */
+    struct wp_buf rbuf; /* bytes from the client */
+    struct wp_buf wbuf; /* bytes warmpool sends the client itself (auth, errors) */
+    uint32_t msg_left;  /* bytes of the current client message still to pass */
+    size_t scan;        /* rbuf offset up to which bytes are scanned and forwardable */
     int64_t wait_started_ms;
     int64_t xact_started_ms;
     int64_t last_active_ms; /* last byte from the client */
@@ -67,8 +67,8 @@ struct wp_client {
     int cancel_hold;        /* input waits while its backend's cancel is in flight (relay.c) */
     int is_admin;
     struct wp_client_stats stats; /* stats.c: query timing, N+1 detector */
-    struct wp_name_map stmts; /* the client's statement names (transaction mode) */
-    int input_held;           /* stop after a Sync until earlier name changes are settled */
+    struct wp_name_map stmts;     /* the client's statement names (transaction mode) */
+    int input_held;               /* stop after a Sync until earlier name changes are settled */
 };
 
 void client_accept(int fd, const char *addr);

@@ -10,7 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum wp_pool_mode { WP_MODE_UNSET = -1, WP_MODE_SESSION = 0, WP_MODE_TRANSACTION, WP_MODE_STATEMENT };
+enum wp_pool_mode {
+    WP_MODE_UNSET = -1,
+    WP_MODE_SESSION = 0,
+    WP_MODE_TRANSACTION,
+    WP_MODE_STATEMENT
+};
 enum wp_auth_type { WP_AUTH_TRUST, WP_AUTH_MD5, WP_AUTH_SCRAM, WP_AUTH_PLAIN };
 
 #define WP_UNSET (-1)
@@ -20,11 +25,11 @@ enum wp_auth_type { WP_AUTH_TRUST, WP_AUTH_MD5, WP_AUTH_SCRAM, WP_AUTH_PLAIN };
  * in an override means "inherit". Durations are milliseconds (0 = disabled).
  */
 struct wp_pool_settings {
-    int pool_mode;            /* enum wp_pool_mode */
+    int pool_mode; /* enum wp_pool_mode */
     int min_pool_size;
-    int max_pool_size;        /* alias default_pool_size */
+    int max_pool_size; /* alias default_pool_size */
     int reserve_pool_size;
-    int max_db_connections;   /* 0 = unlimited */
+    int max_db_connections; /* 0 = unlimited */
     int64_t query_timeout;
     int64_t query_wait_timeout;
     int64_t client_idle_timeout;
@@ -43,7 +48,7 @@ struct wp_db_config {
     char **conn_keys;
     char **conn_values;
     int nconn;
-    const char *forced_user;  /* points into conn_values, or NULL */
+    const char *forced_user; /* points into conn_values, or NULL */
     struct wp_pool_settings overrides;
     int line;
 };
@@ -59,58 +64,58 @@ struct wp_config {
     char *path;
 
     /* [warmpool] — connections */
-    char *listen_addr;        /* default "127.0.0.1"; "*" = all; "" = no TCP */
-    int listen_port;          /* default 6432 */
-    char *unix_socket_dir;    /* default "/tmp"; "" = no unix socket */
-    int unix_socket_mode;     /* default 0777 */
-    int listen_backlog;       /* default 128 */
-    int so_reuseport;         /* default 0 */
-    int max_client_conn;      /* default 100 */
+    char *listen_addr;     /* default "127.0.0.1"; "*" = all; "" = no TCP */
+    int listen_port;       /* default 6432 */
+    char *unix_socket_dir; /* default "/tmp"; "" = no unix socket */
+    int unix_socket_mode;  /* default 0777 */
+    int listen_backlog;    /* default 128 */
+    int so_reuseport;      /* default 0 */
+    int max_client_conn;   /* default 100 */
 
     /* auth */
-    int auth_type;            /* enum wp_auth_type, default md5 */
-    char *auth_file;          /* userlist.txt; NULL when unset */
-    char **admin_users;       /* NULL-terminated, from a comma list */
+    int auth_type;      /* enum wp_auth_type, default md5 */
+    char *auth_file;    /* userlist.txt; NULL when unset */
+    char **admin_users; /* NULL-terminated, from a comma list */
     char **stats_users;
 
     /* pools (global defaults; all fields set) */
     struct wp_pool_settings pool;
-    char *server_reset_query;          /* default "DISCARD ALL" */
-    int server_reset_query_always;     /* default 0 */
-    char *server_check_query;          /* default "" (empty query) */
-    int64_t server_check_delay;        /* default 30s */
-    int64_t server_connect_timeout;    /* default 15s */
-    int64_t server_login_retry;        /* default 1s (PgBouncer: 15s), see docs/CONFIG.md */
-    int64_t client_login_timeout;      /* default 60s */
-    int64_t reserve_pool_timeout;      /* default 5s */
-    int64_t shutdown_wait_timeout;     /* default 30s */
-    int max_prepared_statements;       /* default 200, 0 disables the cache */
-    int warm_prepared_statements;      /* default 50: prepared on new backends before use */
-    int max_user_connections;          /* default 0 = unlimited; per-user default, copied
-                                          into [users] entries that do not set it */
-    char **ignore_startup_parameters;  /* NULL-terminated */
-    int64_t pkt_buf;                   /* default 16kB */
-    int64_t max_packet_size;           /* default 1GB */
+    char *server_reset_query;         /* default "DISCARD ALL" */
+    int server_reset_query_always;    /* default 0 */
+    char *server_check_query;         /* default "" (empty query) */
+    int64_t server_check_delay;       /* default 30s */
+    int64_t server_connect_timeout;   /* default 15s */
+    int64_t server_login_retry;       /* default 1s (PgBouncer: 15s), see docs/CONFIG.md */
+    int64_t client_login_timeout;     /* default 60s */
+    int64_t reserve_pool_timeout;     /* default 5s */
+    int64_t shutdown_wait_timeout;    /* default 30s */
+    int max_prepared_statements;      /* default 200, 0 disables the cache */
+    int warm_prepared_statements;     /* default 50: prepared on new backends before use */
+    int max_user_connections;         /* default 0 = unlimited; per-user default, copied
+                                         into [users] entries that do not set it */
+    char **ignore_startup_parameters; /* NULL-terminated */
+    int64_t pkt_buf;                  /* default 16kB */
+    int64_t max_packet_size;          /* default 1GB */
 
     /* observability (stats.c, stats_http.c) */
-    char *stats_socket;             /* unix socket path of the HTTP stats endpoint; NULL = off */
-    char *stats_listen;             /* "host:port" for a TCP stats endpoint; "" = off */
-    int stats_socket_mode;          /* default 0660 */
-    int stats_top_statements;       /* statements tracked per pool, default 1000; 0 = off */
-    int nplus1_threshold;           /* repeats that make an N+1 burst, default 10; 0 = off */
-    int64_t nplus1_window_ms;       /* grouping window outside transactions, default 1s */
-    int64_t log_slow_queries_ms;    /* log queries slower than this; 0 = off (default) */
-    int log_parameters;             /* slow-query log shows the statement text as sent */
+    char *stats_socket;          /* unix socket path of the HTTP stats endpoint; NULL = off */
+    char *stats_listen;          /* "host:port" for a TCP stats endpoint; "" = off */
+    int stats_socket_mode;       /* default 0660 */
+    int stats_top_statements;    /* statements tracked per pool, default 1000; 0 = off */
+    int nplus1_threshold;        /* repeats that make an N+1 burst, default 10; 0 = off */
+    int64_t nplus1_window_ms;    /* grouping window outside transactions, default 1s */
+    int64_t log_slow_queries_ms; /* log queries slower than this; 0 = off (default) */
+    int log_parameters;          /* slow-query log shows the statement text as sent */
 
     /* process */
-    char *logfile;            /* NULL = stderr */
+    char *logfile; /* NULL = stderr */
     char *pidfile;
-    int verbose;              /* 0..2 */
-    char *log_format;         /* "text" (default) | "json" */
-    int syslog;               /* default 0 */
-    char *syslog_ident;       /* default "warmpool" */
-    char *syslog_facility;    /* default "daemon"; validated with log_facility_from_name */
-    int workers;              /* default 1 */
+    int verbose;           /* 0..2 */
+    char *log_format;      /* "text" (default) | "json" */
+    int syslog;            /* default 0 */
+    char *syslog_ident;    /* default "warmpool" */
+    char *syslog_facility; /* default "daemon"; validated with log_facility_from_name */
+    int workers;           /* default 1 */
 
     struct wp_db_config *dbs;
     int ndbs;

@@ -26,7 +26,7 @@ struct wp_params {
     /* Order-independent digest of the settable (name, value) pairs: two sets with the
        same digest need no sync, which keeps the per-transaction check O(1). */
     uint64_t digest;
-    int cap;                /* items are allocated as needed: idle clients stay small */
+    int cap; /* items are allocated as needed: idle clients stay small */
     struct wp_param *items;
 };
 

@@ -25,22 +25,22 @@ struct wp_pool {
     char *backend_user;
     char *backend_password; /* NULL: libpq finds one (connstring, passfile) or none needed */
 
-    struct wp_list idle;       /* servers ready to lend, most recent first */
-    struct wp_list active;     /* servers linked to a client */
-    struct wp_list busy;       /* connecting, resetting, draining */
-    struct wp_list waiting;    /* clients waiting for a server, FIFO */
-    struct wp_list welcoming;  /* logged-in clients waiting for the first server params */
-    int nservers;              /* every server of the pool, any state */
+    struct wp_list idle;      /* servers ready to lend, most recent first */
+    struct wp_list active;    /* servers linked to a client */
+    struct wp_list busy;      /* connecting, resetting, draining */
+    struct wp_list waiting;   /* clients waiting for a server, FIFO */
+    struct wp_list welcoming; /* logged-in clients waiting for the first server params */
+    int nservers;             /* every server of the pool, any state */
     int nconnecting;
     int nwaiting;
-    int nchecking;             /* servers running server_check_query for a waiting client */
+    int nchecking; /* servers running server_check_query for a waiting client */
 
-    struct wp_params params;   /* ParameterStatus set of a real backend */
+    struct wp_params params; /* ParameterStatus set of a real backend */
     int params_known;
-    char last_error[256];      /* last connect failure, for waiting clients */
+    char last_error[256]; /* last connect failure, for waiting clients */
     char last_sqlstate[6];
-    int64_t retry_after_ms;    /* no new connects before this (server_login_retry) */
-    int64_t last_recycle_ms;   /* last server_lifetime close: at most one per tick */
+    int64_t retry_after_ms;  /* no new connects before this (server_login_retry) */
+    int64_t last_recycle_ms; /* last server_lifetime close: at most one per tick */
     int paused;
 
     /* counters */

@@ -23,15 +23,15 @@ struct wp_stmt {
     uint16_t nparams;
     uint32_t *param_types;
     int refs;
-    int validated;      /* a backend answered ParseComplete for it */
-    int sql_level;      /* made by SQL PREPARE; re-prepared the same way */
-    const void *scope;  /* the pool it belongs to */
-    int retired;        /* no longer found by text (its result shape changed) */
-    uint64_t uses;      /* Binds and Describes naming it */
+    int validated;        /* a backend answered ParseComplete for it */
+    int sql_level;        /* made by SQL PREPARE; re-prepared the same way */
+    const void *scope;    /* the pool it belongs to */
+    int retired;          /* no longer found by text (its result shape changed) */
+    uint64_t uses;        /* Binds and Describes naming it */
     uint64_t fingerprint; /* stats fingerprint of query, computed on first use (0 = not yet) */
-    uint8_t *describe;  /* cached ParameterDescription + RowDescription/NoData bytes */
+    uint8_t *describe;    /* cached ParameterDescription + RowDescription/NoData bytes */
     size_t describe_len;
-    char name[24];      /* "wp_<id>" */
+    char name[24]; /* "wp_<id>" */
 };
 
 struct wp_registry {
@@ -131,9 +131,9 @@ enum wp_pending_action {
 struct wp_pending {
     uint8_t type;   /* request: P B D E C S Q F; synthetic answers: '1' '3', 'q' (simple query) */
     uint8_t action; /* enum wp_pending_action */
-    struct wp_stmt *stmt;  /* P, D(S), B: referenced entry (holds a reference) */
-    char *client_name;     /* P: the client's name for it, to undo on failure */
-    int own_error;         /* the backend's error is replaced by client_name's text */
+    struct wp_stmt *stmt; /* P, D(S), B: referenced entry (holds a reference) */
+    char *client_name;    /* P: the client's name for it, to undo on failure */
+    int own_error;        /* the backend's error is replaced by client_name's text */
 };
 
 struct wp_pending_queue {

@@ -25,7 +25,7 @@ struct wp_runtime {
     struct wp_registry registry; /* prepared statements of every pool */
     struct event *ev_reap;
     uint64_t next_id;
-    int shutting_down;      /* 1 = graceful (SIGTERM), 2 = fast */
+    int shutting_down; /* 1 = graceful (SIGTERM), 2 = fast */
     int64_t shutdown_deadline_ms;
 };
 

@@ -20,10 +20,10 @@ typedef struct pg_conn PGconn;
 
 enum wp_server_state {
     SV_CONNECTING,
-    SV_IDLE,     /* in pool->idle */
-    SV_ACTIVE,   /* linked to a client */
-    SV_RESETTING,/* running internal queries before going idle */
-    SV_DRAINING, /* client gone; discarding until the backend is quiet */
+    SV_IDLE,      /* in pool->idle */
+    SV_ACTIVE,    /* linked to a client */
+    SV_RESETTING, /* running internal queries before going idle */
+    SV_DRAINING,  /* client gone; discarding until the backend is quiet */
     SV_CLOSED,
 };
 
@@ -45,31 +45,31 @@ struct wp_server {
     uint32_t backend_pid;
 
     /* protocol tracking */
-    int outstanding;     /* client Sync/Query/FunctionCall sent, ReadyForQuery not yet seen */
-    int swallow;         /* internal queries whose responses are dropped */
-    int in_extended;     /* extended-protocol messages sent since the last Sync */
-    int copy_in;         /* backend is in COPY IN */
-    int internal_failed; /* an internal query reported an error */
-    char tx_status;      /* from the last ReadyForQuery */
-    uint32_t msg_left;   /* bytes of the current backend message still to pass */
-    int msg_discard;     /* ...and whether they are dropped */
-    int cancel_pending;  /* cancels in flight on the workpool */
-    int close_when_quiet;/* close instead of reuse once drained */
-    int release_pending; /* release once the client has all bytes */
-    size_t scan;         /* rbuf bytes scanned and ready for the client */
-    struct wp_server_set stmts;       /* warmpool statements prepared here */
-    struct wp_pending_queue pending;  /* requests awaiting answers (transaction mode) */
-    struct wp_buf describe;           /* a Describe answer being collected for the cache */
-    int name_effects;    /* pending requests that change a client's statement names */
-    int ext_skipping;    /* backend ignores extended messages until the next Sync */
-    int warming;         /* the internal batch in flight prepares warm statements */
-    int needs_reset;     /* run server_reset_query before the next client */
+    int outstanding;      /* client Sync/Query/FunctionCall sent, ReadyForQuery not yet seen */
+    int swallow;          /* internal queries whose responses are dropped */
+    int in_extended;      /* extended-protocol messages sent since the last Sync */
+    int copy_in;          /* backend is in COPY IN */
+    int internal_failed;  /* an internal query reported an error */
+    char tx_status;       /* from the last ReadyForQuery */
+    uint32_t msg_left;    /* bytes of the current backend message still to pass */
+    int msg_discard;      /* ...and whether they are dropped */
+    int cancel_pending;   /* cancels in flight on the workpool */
+    int close_when_quiet; /* close instead of reuse once drained */
+    int release_pending;  /* release once the client has all bytes */
+    size_t scan;          /* rbuf bytes scanned and ready for the client */
+    struct wp_server_set stmts;      /* warmpool statements prepared here */
+    struct wp_pending_queue pending; /* requests awaiting answers (transaction mode) */
+    struct wp_buf describe;          /* a Describe answer being collected for the cache */
+    int name_effects;                /* pending requests that change a client's statement names */
+    int ext_skipping;                /* backend ignores extended messages until the next Sync */
+    int warming;                     /* the internal batch in flight prepares warm statements */
+    int needs_reset;                 /* run server_reset_query before the next client */
 
     int64_t connect_started_ms;
     int64_t created_ms;
     int64_t last_used_ms;
     int64_t drain_started_ms;
-    int64_t lifetime_ms; /* server_lifetime with jitter */
+    int64_t lifetime_ms;      /* server_lifetime with jitter */
     int64_t query_started_ms; /* the client's oldest unanswered request went out; 0 = none */
     int64_t timeout_cancel;   /* query_timeout (ms) that cancelled that request; 0 = none */
     int64_t check_started_ms; /* server_check_query in flight since; 0 = none */

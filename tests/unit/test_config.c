@@ -647,8 +647,8 @@ static void test_validation(void **state)
     load_text(&l, TRUST "workers = 0\nverbose = 3\n");
     expect_error(&l, 3, "workers: \"0\" is too small (minimum 1)");
     expect_error(&l, 4, "verbose: \"3\" is too large (maximum 2)");
-    static const char *const bad_listen[] = {"9127", "localhost", ":9127", "h:0", "h:65536",
-                                             "h:12x", "::1:9127", "[::1]", "[]:9127"};
+    static const char *const bad_listen[] = {"9127",  "localhost", ":9127", "h:0",    "h:65536",
+                                             "h:12x", "::1:9127",  "[::1]", "[]:9127"};
     for (size_t i = 0; i < sizeof bad_listen / sizeof bad_listen[0]; i++) {
         char text[128], want[192];
         snprintf(text, sizeof text, TRUST "stats_listen = %s\n", bad_listen[i]);
@@ -660,8 +660,9 @@ static void test_validation(void **state)
     }
     load_text(&l, TRUST "stats_top_statements = -1\nnplus1_window_ms = 1.5s\n");
     expect_error(&l, 3, "stats_top_statements: \"-1\" is too small (minimum 0)");
-    expect_error(&l, 4, "nplus1_window_ms: \"1.5s\" is not a duration "
-                        "(e.g. 250ms, 5s, 10min, 1h, 2d; bare number = seconds)");
+    expect_error(&l, 4,
+                 "nplus1_window_ms: \"1.5s\" is not a duration "
+                 "(e.g. 250ms, 5s, 10min, 1h, 2d; bare number = seconds)");
     load_text(&l, TRUST "max_pool_size = 4\n[databases]\nd = min_pool_size=5\n"
                         "[users]\nu = max_pool_size=1 min_pool_size=2\n");
     expect_error(&l, 5, "database \"d\": min_pool_size (5) is larger than max_pool_size (4)");

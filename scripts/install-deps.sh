@@ -12,7 +12,7 @@ set -eu
 
 pkgs="build-essential gcc make pkg-config libevent-dev libpq-dev libinih-dev libcmocka-dev
 libssl-dev postgresql-15 postgresql-client-15 postgresql-contrib python3 python3-psycopg
-python3-asyncpg valgrind"
+python3-asyncpg valgrind clang-format"
 for arg in "$@"; do
     case "$arg" in
     --bench) pkgs="$pkgs pgbouncer gnuplot-nox valgrind strace" ;;

@@ -36,13 +36,9 @@ struct listen_sock {
 static struct listen_sock listeners[MAX_LISTENERS];
 static int nlisteners;
 
-static void describe_peer(const struct sockaddr_storage *ss, int is_unix, char *out, size_t len)
+void listener_describe_peer(const struct sockaddr_storage *ss, char *out, size_t len)
 {
-    if (is_unix) {
-        snprintf(out, len, "unix");
-        return;
-    }
-    char host[INET6_ADDRSTRLEN] = "?";
+    char host[INET6_ADDRSTRLEN] = "unix";
     int port = 0;
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
@@ -53,7 +49,10 @@ static void describe_peer(const struct sockaddr_storage *ss, int is_unix, char *
         inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
         port = ntohs(sin6->sin6_port);
     }
-    snprintf(out, len, "%s:%d", host, port);
+    if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6)
+        snprintf(out, len, "%s:%d", host, port);
+    else
+        snprintf(out, len, "%s", host);
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -74,7 +73,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
         char addr[64];
-        describe_peer(&ss, ls->is_unix, addr, sizeof addr);
+        listener_describe_peer(&ss, addr, sizeof addr);
         client_accept(fd, addr);
     }
 }
@@ -119,7 +118,7 @@ static int listen_tcp_addr(const struct addrinfo *ai, char *err, int errlen)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, cfg->listen_backlog) < 0) {
         char host[64];
-        describe_peer((const struct sockaddr_storage *)ai->ai_addr, 0, host, sizeof host);
+        listener_describe_peer((const struct sockaddr_storage *)ai->ai_addr, host, sizeof host);
         snprintf(err, (size_t)errlen, "cannot listen on %s: %s", host, strerror(errno));
         close(fd);
         return -1;

@@ -198,35 +198,47 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
     }
 }
 
-int relay_flush_to_server(struct wp_server *s)
+/*
+ * One writev toward a peer: warmpool's own bytes for it first, then the `*scan`
+ * bytes of the other side's buffer that are ready. Consumes what was written.
+ * Returns 1 when everything went (or there was nothing), 0 when some is left, -1 on
+ * a write error.
+ */
+static int write_own_then_theirs(int fd, struct wp_buf *own_buf, struct wp_buf *their_buf,
+                                 size_t *their_scan)
 {
-    struct wp_client *c = s->client;
     struct iovec iov[2];
     int n = 0;
-    size_t own = buf_unread(&s->wbuf);
-    size_t theirs = c ? c->scan : 0;
+    size_t own = buf_unread(own_buf);
+    size_t theirs = their_buf ? *their_scan : 0;
     if (own)
-        iov[n++] = (struct iovec){(void *)buf_head(&s->wbuf), own};
+        iov[n++] = (struct iovec){(void *)buf_head(own_buf), own};
     if (theirs)
-        iov[n++] = (struct iovec){(void *)buf_head(&c->rbuf), theirs};
-    if (n == 0) {
-        set_write_armed(s->ev_write, &s->write_armed, 0);
-        return 0;
-    }
-    ssize_t written = writev(s->fd, iov, n);
+        iov[n++] = (struct iovec){(void *)buf_head(their_buf), theirs};
+    if (n == 0)
+        return 1;
+    ssize_t written = writev(fd, iov, n);
     if (written < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -1;
         written = 0;
     }
     size_t from_own = (size_t)written < own ? (size_t)written : own;
-    buf_consume(&s->wbuf, from_own);
+    buf_consume(own_buf, from_own);
     size_t from_theirs = (size_t)written - from_own;
     if (from_theirs) {
-        buf_consume(&c->rbuf, from_theirs);
-        c->scan -= from_theirs;
+        buf_consume(their_buf, from_theirs);
+        *their_scan -= from_theirs;
     }
-    int done = (size_t)written == own + theirs;
+    return (size_t)written == own + theirs;
+}
+
+int relay_flush_to_server(struct wp_server *s)
+{
+    struct wp_client *c = s->client;
+    int done = write_own_then_theirs(s->fd, &s->wbuf, c ? &c->rbuf : NULL, c ? &c->scan : NULL);
+    if (done < 0)
+        return -1;
     set_write_armed(s->ev_write, &s->write_armed, !done);
     if (c)
         client_pause_read(c, !done && buf_unread(&c->rbuf) >= client_input_limit());
@@ -450,32 +462,9 @@ static enum scan_result scan_server(struct wp_server *s)
 int relay_flush_to_client(struct wp_client *c)
 {
     struct wp_server *s = c->server;
-    struct iovec iov[2];
-    int n = 0;
-    size_t own = buf_unread(&c->wbuf);
-    size_t theirs = s ? s->scan : 0;
-    if (own)
-        iov[n++] = (struct iovec){(void *)buf_head(&c->wbuf), own};
-    if (theirs)
-        iov[n++] = (struct iovec){(void *)buf_head(&s->rbuf), theirs};
-    if (n == 0) {
-        set_write_armed(c->ev_write, &c->write_armed, 0);
-        return 1;
-    }
-    ssize_t written = writev(c->fd, iov, n);
-    if (written < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return -1;
-        written = 0;
-    }
-    size_t from_own = (size_t)written < own ? (size_t)written : own;
-    buf_consume(&c->wbuf, from_own);
-    size_t from_theirs = (size_t)written - from_own;
-    if (from_theirs) {
-        buf_consume(&s->rbuf, from_theirs);
-        s->scan -= from_theirs;
-    }
-    int done = (size_t)written == own + theirs;
+    int done = write_own_then_theirs(c->fd, &c->wbuf, s ? &s->rbuf : NULL, s ? &s->scan : NULL);
+    if (done < 0)
+        return -1;
     set_write_armed(c->ev_write, &c->write_armed, !done);
     if (s)
         server_pause_read(s, !done);

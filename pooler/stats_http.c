@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "warmpool/config.h"
+#include "warmpool/listener.h"
 #include "warmpool/log.h"
 #include "warmpool/runtime.h"
 #include "warmpool/stats.h"
@@ -550,25 +551,6 @@ static void refuse_busy(int fd)
     close(fd);
 }
 
-static void describe_peer(const struct sockaddr_storage *ss, char *out, size_t len)
-{
-    char host[INET6_ADDRSTRLEN] = "unix";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-        port = ntohs(sin->sin_port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-        port = ntohs(sin6->sin6_port);
-    }
-    if (port)
-        snprintf(out, len, "%s:%d", host, port);
-    else
-        snprintf(out, len, "%s", host);
-}
-
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
@@ -594,7 +576,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         hc->fd = fd;
         hc->phase = PHASE_READ;
         hc->deadline_ms = (stats_now_us() / 1000) + HTTP_READ_DEADLINE_MS;
-        describe_peer(&ss, hc->peer, sizeof hc->peer);
+        listener_describe_peer(&ss, hc->peer, sizeof hc->peer);
         list_push_tail(&conns, &hc->node);
         nconns++;
         if (conn_watch(hc, EV_READ, HTTP_READ_DEADLINE_MS) < 0)

@@ -16,7 +16,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_SRC = $(wildcard tests/integration/*.c)
 ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
-.PHONY: all test unit integration demo bench clean asan format format-check deps
+.PHONY: all test unit integration demo bench clean asan format format-check deps fuzz
 
 all: warmpool
 
@@ -65,6 +65,30 @@ asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" test
 
+# libFuzzer targets (clang): each runs FUZZ_SECONDS on its seeds plus a scratch corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined $(CPPFLAGS)
+FUZZ_SRC_startup = pooler/proto.c pooler/buf.c
+FUZZ_SRC_scan = pooler/proto.c pooler/buf.c
+FUZZ_SRC_sqlprep = pooler/sqlprep.c
+FUZZ_SRC_fingerprint = pooler/fingerprint.c
+FUZZ_SRC_http = $(SRC) # it brings its own wp_rt
+FUZZ_TARGETS = startup scan sqlprep fingerprint http
+
+fuzz:
+	mkdir -p build-fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		case $$t in startup|scan) src="$(FUZZ_SRC_startup)";; sqlprep) src="$(FUZZ_SRC_sqlprep)";; \
+		fingerprint) src="$(FUZZ_SRC_fingerprint)";; http) src="$(FUZZ_SRC_http)";; esac; \
+		echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+		clang $(FUZZ_FLAGS) tests/fuzz/fuzz_$$t.c $$src -o build-fuzz/fuzz_$$t $(LIBS); \
+		mkdir -p build-fuzz/corpus/$$t; \
+		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			build-fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true; \
+		test -z "$$(ls crash-* leak-* timeout-* 2>/dev/null)" || { echo "fuzz_$$t found a problem"; exit 1; }; \
+	done
+
 format:
 	clang-format -i pooler/*.c include/warmpool/*.h tests/unit/*.c tests/integration/*.c
 
@@ -75,6 +99,6 @@ deps:
 	scripts/install-deps.sh
 
 clean:
-	rm -rf build build-asan warmpool
+	rm -rf build build-asan build-fuzz warmpool
 
 include packaging/Makefile.inc

@@ -657,13 +657,19 @@ static uint64_t normalize(const char *sql, size_t len, char *out, size_t outlen)
 /*
  * The full normaliser costs thousands of instructions per statement, and it runs for
  * every query on the hot path. Applications send the same few shapes with different
- * literals, so a cheap "shape" hash comes first: the text with the contents of number
- * and string literals skipped, everything else kept byte for byte. Two texts of the same
- * shape always normalise alike (the shape keeps strictly more), so a small cache from
- * shape to fingerprint answers almost every query for ~10 instructions a byte.
+ * literals, so a cheap "shape" hash comes first: the text with the digits of numbers
+ * and the contents of plain '…' strings skipped, every other byte kept. Two texts of
+ * the same shape normalise alike, so a small cache from shape to fingerprint answers
+ * almost every query for ~10 instructions a byte. Texts where skipping could fall out
+ * of step with the real lexer (dollar quotes, quoted identifiers, comments, escape
+ * strings, backslashes) have no shape and are always normalised in full.
  */
 #define SHAPE_CACHE_SIZE 256
 #define SHAPE_MAX_LEN 8192
+#define FNV_STEP(h, c) (((h) ^ (c)) * 0x100000001b3ULL)
+/* Placeholders outside the byte range: no text byte can stand in for them. */
+#define SHAPE_NUMBER 0x1f1u
+#define SHAPE_STRING 0x1f2u
 
 static struct {
     uint64_t shape;
@@ -672,29 +678,26 @@ static struct {
 
 static int shape_ident_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '$' || c >= 0x80;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c >= 0x80;
 }
 
-/* Index just past a quoted literal starting at i (quote at s[i]); E'' honours backslash. */
-static size_t shape_skip_string(const char *s, size_t len, size_t i, int escapes)
+/* Index just past a plain '…' literal starting at i, or 0 when it does not end. */
+static size_t shape_skip_string(const char *s, size_t len, size_t i)
 {
     for (i++; i < len; i++) {
-        if (escapes && s[i] == '\\') {
+        if (s[i] != '\'')
+            continue;
+        if (i + 1 < len && s[i + 1] == '\'') {
             i++;
             continue;
         }
-        if (s[i] == '\'') {
-            if (i + 1 < len && s[i + 1] == '\'') {
-                i++;
-                continue;
-            }
-            return i + 1;
-        }
+        return i + 1;
     }
-    return len;
+    return 0;
 }
 
+/* 0 = no shape (normalise in full). */
 static uint64_t shape_hash(const char *s, size_t len)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -702,23 +705,32 @@ static uint64_t shape_hash(const char *s, size_t len)
     while (i < len) {
         unsigned char c = (unsigned char)s[i];
         unsigned char prev = i ? (unsigned char)s[i - 1] : ' ';
+        unsigned char next = i + 1 < len ? (unsigned char)s[i + 1] : 0;
+        if (c == '$' || c == '"' || c == '\\' || c == 0 || (c == '-' && next == '-') ||
+            (c == '/' && next == '*'))
+            return 0;
         if (c >= '0' && c <= '9' && !shape_ident_char(prev)) {
-            while (i < len && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
+            while (i < len && s[i] >= '0' && s[i] <= '9')
                 i++;
-            h = (h ^ '#') * 0x100000001b3ULL;
+            /* 0x1F, 1e5, 0b1: letters glued to digits are the lexer's business */
+            if (i < len && shape_ident_char((unsigned char)s[i]))
+                return 0;
+            h = FNV_STEP(h, SHAPE_NUMBER);
             continue;
         }
         if (c == '\'') {
-            int escapes = (prev == 'E' || prev == 'e') &&
-                          (i < 2 || !shape_ident_char((unsigned char)s[i - 2]));
-            i = shape_skip_string(s, len, i, escapes);
-            h = (h ^ '\'') * 0x100000001b3ULL;
+            if (shape_ident_char(prev))
+                return 0; /* E'', B'', X'', U&'' and friends */
+            i = shape_skip_string(s, len, i);
+            if (i == 0)
+                return 0;
+            h = FNV_STEP(h, SHAPE_STRING);
             continue;
         }
-        h = (h ^ c) * 0x100000001b3ULL;
+        h = FNV_STEP(h, c);
         i++;
     }
-    return h;
+    return h ? h : 1;
 }
 
 uint64_t fingerprint_hash(const char *sql, size_t len)
@@ -726,8 +738,10 @@ uint64_t fingerprint_hash(const char *sql, size_t len)
     if (len > SHAPE_MAX_LEN)
         return normalize(sql, len, NULL, 0);
     uint64_t shape = shape_hash(sql, len);
+    if (shape == 0)
+        return normalize(sql, len, NULL, 0);
     size_t slot = (size_t)(shape ^ (shape >> 32)) & (SHAPE_CACHE_SIZE - 1);
-    if (shape_cache[slot].shape == shape && shape != 0)
+    if (shape_cache[slot].shape == shape)
         return shape_cache[slot].fingerprint;
     uint64_t fp = normalize(sql, len, NULL, 0);
     shape_cache[slot].shape = shape;

@@ -161,6 +161,8 @@ make_conf() {
     set_key "$f" pool_mode transaction
     set_key "$f" logfile "$tmp/log/$name.log"
     set_key "$f" pidfile "$tmp/run/$name.pid"
+    # /run/warmpool is made by systemd (RuntimeDirectory), which does not run here.
+    set_key "$f" stats_socket "$tmp/run/$name.stats.sock"
     while [ $# -gt 0 ]; do
         set_key "$f" "$1" "$2"
         shift 2

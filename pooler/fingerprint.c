@@ -678,8 +678,8 @@ static struct {
 
 static int shape_ident_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c >= 0x80;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c >= 0x80;
 }
 
 /* Index just past a plain '…' literal starting at i, or 0 when it does not end. */
@@ -697,38 +697,78 @@ static size_t shape_skip_string(const char *s, size_t len, size_t i)
     return 0;
 }
 
-/* 0 = no shape (normalise in full). */
-static uint64_t shape_hash(const char *s, size_t len)
+enum shape_class { SC_OTHER, SC_IDENT, SC_DIGIT, SC_QUOTE, SC_BAIL, SC_DASH, SC_SLASH };
+
+static unsigned char shape_classes[256];
+
+static void shape_init_classes(void)
 {
+    for (int c = 0; c < 256; c++)
+        shape_classes[c] = shape_ident_char((unsigned char)c) ? SC_IDENT : SC_OTHER;
+    for (int c = '0'; c <= '9'; c++)
+        shape_classes[c] = SC_DIGIT;
+    shape_classes['\''] = SC_QUOTE;
+    shape_classes['$'] = shape_classes['"'] = shape_classes['\\'] = shape_classes[0] = SC_BAIL;
+    shape_classes['-'] = SC_DASH;
+    shape_classes['/'] = SC_SLASH;
+}
+
+/* 0 = no shape (normalise in full). One table lookup per byte on the common path. */
+static uint64_t shape_hash(const char *text, size_t len)
+{
+    static int ready;
+    if (!ready) {
+        shape_init_classes();
+        ready = 1;
+    }
+    const unsigned char *s = (const unsigned char *)text;
     uint64_t h = 0xcbf29ce484222325ULL;
+    int prev_ident = 0;
     size_t i = 0;
     while (i < len) {
-        unsigned char c = (unsigned char)s[i];
-        unsigned char prev = i ? (unsigned char)s[i - 1] : ' ';
-        unsigned char next = i + 1 < len ? (unsigned char)s[i + 1] : 0;
-        if (c == '$' || c == '"' || c == '\\' || c == 0 || (c == '-' && next == '-') ||
-            (c == '/' && next == '*'))
-            return 0;
-        if (c >= '0' && c <= '9' && !shape_ident_char(prev)) {
-            while (i < len && s[i] >= '0' && s[i] <= '9')
+        unsigned char c = s[i];
+        unsigned char k = shape_classes[c];
+        if (k <= SC_IDENT) { /* the common case: a byte kept as it is */
+            prev_ident = k;
+            h = FNV_STEP(h, c);
+            i++;
+            continue;
+        }
+        switch (k) {
+        case SC_DIGIT:
+            if (prev_ident) { /* part of a name: t1, col2 */
+                h = FNV_STEP(h, c);
+                i++;
+                continue;
+            }
+            while (i < len && shape_classes[s[i]] == SC_DIGIT)
                 i++;
             /* 0x1F, 1e5, 0b1: letters glued to digits are the lexer's business */
-            if (i < len && shape_ident_char((unsigned char)s[i]))
+            if (i < len && shape_ident_char(s[i]))
                 return 0;
+            prev_ident = 1;
             h = FNV_STEP(h, SHAPE_NUMBER);
             continue;
-        }
-        if (c == '\'') {
-            if (shape_ident_char(prev))
+        case SC_QUOTE:
+            if (prev_ident)
                 return 0; /* E'', B'', X'', U&'' and friends */
-            i = shape_skip_string(s, len, i);
+            i = shape_skip_string(text, len, i);
             if (i == 0)
                 return 0;
+            prev_ident = 0;
             h = FNV_STEP(h, SHAPE_STRING);
             continue;
+        case SC_DASH:
+        case SC_SLASH:
+            if (i + 1 < len && s[i + 1] == (shape_classes[c] == SC_DASH ? '-' : '*'))
+                return 0; /* a comment */
+            prev_ident = 0;
+            h = FNV_STEP(h, c);
+            i++;
+            continue;
+        default:
+            return 0;
         }
-        h = FNV_STEP(h, c);
-        i++;
     }
     return h ? h : 1;
 }

@@ -503,11 +503,9 @@ static void release_server(struct wp_server *s)
     s->client = NULL;
     c->state = CL_IDLE;
     s->pool->xact_count++;
+    /* The release point requires an empty input buffer: nothing is left to relay. */
     buf_release_if_empty(&c->rbuf); /* a client between transactions holds no buffer */
     pool_server_ready(s);
-    /* Input that arrived meanwhile belongs to the next transaction. */
-    if (c->state == CL_IDLE && buf_unread(&c->rbuf) > 0)
-        relay_client_input(c);
 }
 
 void relay_try_release(struct wp_server *s)

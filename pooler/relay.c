@@ -29,10 +29,11 @@
 #define PARAM_STATUS_MAX 65536u
 
 enum scan_result {
-    SCAN_MORE,      /* everything available was handled */
-    SCAN_RELEASE,   /* transaction over: the server may go back to the pool */
-    SCAN_QUIET,     /* no client and nothing outstanding */
-    SCAN_TERMINATE, /* client sent Terminate */
+    SCAN_MORE,         /* everything available was handled */
+    SCAN_RELEASE,      /* transaction over: the server may go back to the pool */
+    SCAN_QUIET,        /* no client and nothing outstanding */
+    SCAN_TERMINATE,    /* client sent Terminate */
+    SCAN_TX_FORBIDDEN, /* statement mode: the client opened a transaction block */
     SCAN_ERROR,
 };
 
@@ -384,6 +385,11 @@ static enum scan_result note_ready(struct wp_server *s, const uint8_t *p)
         s->outstanding--;
         timeouts_request_answered(s);
     }
+    /* Statement mode lends a backend for one statement: a transaction block cannot
+       span statements, so it ends the session (as in PgBouncer). */
+    if (s->client && s->swallow == 0 && s->tx_status != 'I' &&
+        s->pool->settings.pool_mode == WP_MODE_STATEMENT)
+        return SCAN_TX_FORBIDDEN;
     if (s->client)
         return relay_release_point(s) ? SCAN_RELEASE : SCAN_MORE;
     return s->outstanding == 0 && s->swallow == 0 ? SCAN_QUIET : SCAN_MORE;
@@ -556,6 +562,11 @@ void relay_server_input(struct wp_server *s)
             return;
         case SCAN_QUIET:
             server_on_quiet(s);
+            return;
+        case SCAN_TX_FORBIDDEN:
+            if (s->client) /* closing it rolls the backend back and returns it */
+                client_send_error(s->client, "FATAL", "0A000",
+                                  "transaction blocks are not allowed in statement pooling mode");
             return;
         default:
             /* A synthetic answer may have ended the transaction. */

@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh           compiler, libraries, PostgreSQL 15 server and client
 #   scripts/install-deps.sh --bench   also pgbouncer and gnuplot-nox (for `make bench`)
 #   scripts/install-deps.sh --packaging  also what `make deb` and its tests need
+#   scripts/install-deps.sh --fuzz       also clang and libFuzzer (for `make fuzz`)
 #
 # Idempotent: installs only what is missing, and runs `apt-get update` only when an
 # install fails without it. Needs root (or sudo). Installing postgresql-15 may create and
@@ -17,7 +18,8 @@ for arg in "$@"; do
     case "$arg" in
     --bench) pkgs="$pkgs pgbouncer gnuplot-nox valgrind strace" ;;
     --packaging) pkgs="$pkgs dpkg-dev debhelper fakeroot lintian go-md2man adduser systemd" ;;
-    *) echo "usage: $0 [--bench] [--packaging]" >&2; exit 2 ;;
+    --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+    *) echo "usage: $0 [--bench] [--packaging] [--fuzz]" >&2; exit 2 ;;
     esac
 done
 

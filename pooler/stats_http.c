@@ -348,6 +348,8 @@ struct http_listener {
     int fd;
     struct event *ev;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unix socket file, or "" */
+    dev_t dev; /* the socket file we made: removed at stop only if it is still ours */
+    ino_t ino;
 };
 
 static struct http_listener listeners[HTTP_MAX_LISTENERS];
@@ -594,6 +596,9 @@ static int add_listener(int fd, const char *path, char *err, size_t errlen)
     struct http_listener *l = &listeners[nlisteners];
     l->fd = fd;
     snprintf(l->path, sizeof l->path, "%s", path ? path : "");
+    struct stat st;
+    l->dev = path && stat(path, &st) == 0 ? st.st_dev : 0;
+    l->ino = path && stat(path, &st) == 0 ? st.st_ino : 0;
     l->ev = event_new(wp_rt.base, fd, EV_READ | EV_PERSIST, on_accept, l);
     if (!l->ev || event_add(l->ev, NULL) < 0) {
         if (l->ev)
@@ -677,7 +682,11 @@ static void close_listeners(void)
     for (int i = 0; i < nlisteners; i++) {
         event_free(listeners[i].ev);
         close(listeners[i].fd);
-        if (listeners[i].path[0])
+        /* In a rolling restart the new warmpool has bound its own socket at this path
+           by now: leave that one alone. */
+        struct stat st;
+        if (listeners[i].path[0] && stat(listeners[i].path, &st) == 0 &&
+            st.st_dev == listeners[i].dev && st.st_ino == listeners[i].ino)
             unlink(listeners[i].path);
     }
     nlisteners = 0;

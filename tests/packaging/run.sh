@@ -285,6 +285,8 @@ rolling() {
         check "$name: $new answers on the unix socket" \
             test "$(via_wp "$tmp/run" 'SELECT 1' 2>&1)" = 1
     fi
+    check "$name: the stats socket survived the old warmpool's exit" \
+        test -S "$tmp/run/rolling.stats.sock"
 }
 
 rolling_conf() {
@@ -292,6 +294,8 @@ rolling_conf() {
     [ "$rolling_unix" = 1 ] || unixdir=
     make_conf "$1" so_reuseport 1 max_pool_size 20 shutdown_wait_timeout 60s
     set_key "$tmp/etc/$1.ini" unix_socket_dir "$unixdir"
+    # Both generations share one stats socket, as they share /run/warmpool in production.
+    set_key "$tmp/etc/$1.ini" stats_socket "$tmp/run/rolling.stats.sock"
 }
 
 test_rolling() {

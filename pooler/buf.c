@@ -1,8 +1,10 @@
 /*
  * buf — growable byte buffer with a read cursor (see include/warmpool/buf.h).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "warmpool/buf.h"
 
@@ -74,6 +76,20 @@ int buf_reserve(struct wp_buf *b, size_t extra)
     b->data = data;
     b->cap = cap;
     return 0;
+}
+
+long buf_read_fd(struct wp_buf *b, int fd, size_t room)
+{
+    if (buf_reserve(b, room) < 0)
+        return -1;
+    ssize_t n = read(fd, b->data + b->len, b->cap - b->len);
+    if (n > 0) {
+        b->len += (size_t)n;
+        return (long)n;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1;
 }
 
 int buf_append(struct wp_buf *b, const void *data, size_t n)

@@ -201,19 +201,10 @@ int client_refuse_request(struct wp_client *c, const char *sqlstate, const char 
 
 static int read_input(struct wp_client *c)
 {
-    size_t room = (size_t)wp_rt.cfg->pkt_buf;
-    if (buf_reserve(&c->rbuf, room) < 0)
-        return -1;
-    ssize_t n = read(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
-    if (n > 0) {
-        c->rbuf.len += (size_t)n;
-        if (c->pool)
-            c->pool->bytes_in += (uint64_t)n;
-        return 1;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return 0;
-    return -1;
+    long n = buf_read_fd(&c->rbuf, c->fd, (size_t)wp_rt.cfg->pkt_buf);
+    if (n > 0 && c->pool)
+        c->pool->bytes_in += (uint64_t)n;
+    return n > 0 ? 1 : (int)n;
 }
 
 static void on_client_read(evutil_socket_t fd, short what, void *arg)

@@ -298,17 +298,10 @@ void server_kick_write(struct wp_server *s)
 
 static int read_input(struct wp_server *s)
 {
-    if (buf_reserve(&s->rbuf, (size_t)wp_rt.cfg->pkt_buf) < 0)
-        return -1;
-    ssize_t n = read(s->fd, s->rbuf.data + s->rbuf.len, s->rbuf.cap - s->rbuf.len);
-    if (n > 0) {
-        s->rbuf.len += (size_t)n;
+    long n = buf_read_fd(&s->rbuf, s->fd, (size_t)wp_rt.cfg->pkt_buf);
+    if (n > 0)
         s->pool->bytes_out += (uint64_t)n;
-        return 1;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return 0;
-    return -1;
+    return n > 0 ? 1 : (int)n;
 }
 
 int server_input_pending(const struct wp_server *s)

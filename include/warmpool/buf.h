@@ -28,6 +28,12 @@ void buf_free(struct wp_buf *b);
 /* Give an empty buffer's memory back (to a small cache of blocks that buf_reserve
    reuses), so idle connections hold no I/O buffers. No-op when bytes are unread. */
 void buf_release_if_empty(struct wp_buf *b);
+/*
+ * One read(2) from a non-blocking fd into the tail, after making room for `room`
+ * bytes. Returns the bytes read (> 0), 0 when nothing is ready (EAGAIN/EINTR), -1 on
+ * EOF, error or out of memory.
+ */
+long buf_read_fd(struct wp_buf *b, int fd, size_t room);
 /* Free the block cache (at exit). */
 void buf_cache_clear(void);
 

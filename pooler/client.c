@@ -259,6 +259,7 @@ void client_welcome(struct wp_client *c)
     for (int i = 0; i < c->startup.n; i++)
         params_set(&c->params, c->startup.items[i].name, c->startup.items[i].value);
     params_clear(&c->startup); /* folded into params; idle clients should stay small */
+    params_intern(&c->params); /* clients with the same parameters share one copy */
     for (int i = 0; i < c->params.n; i++) {
         const struct wp_param *p = &c->params.items[i];
         if (p->reported)

@@ -114,11 +114,139 @@ static int grow(struct wp_params *p)
     return 0;
 }
 
+/* ---- interned (shared, copy-on-write) sets ---- */
+
+struct wp_params_shared {
+    struct wp_params_shared *next; /* hash chain */
+    uint64_t hash;
+    int refs;
+    int n;
+    struct wp_param *items; /* owned, with their strings */
+};
+
+#define INTERN_BUCKETS 64
+static struct wp_params_shared *intern_table[INTERN_BUCKETS];
+static int interned_count;
+
+static void free_items(struct wp_param *items, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(items[i].name);
+        free(items[i].value);
+    }
+    free(items);
+}
+
+static void shared_release(struct wp_params_shared *s)
+{
+    if (--s->refs > 0)
+        return;
+    struct wp_params_shared **link = &intern_table[s->hash % INTERN_BUCKETS];
+    while (*link != s)
+        link = &(*link)->next;
+    *link = s->next;
+    free_items(s->items, s->n);
+    free(s);
+    interned_count--;
+}
+
+/* Give p its own copy of a shared set before changing it. -1 on out of memory. */
+static int unshare(struct wp_params *p)
+{
+    struct wp_params_shared *s = p->shared;
+    if (!s)
+        return 0;
+    struct wp_param *items = calloc((size_t)s->n + 1, sizeof *items);
+    if (!items)
+        return -1;
+    for (int i = 0; i < s->n; i++) {
+        items[i].name = strdup(s->items[i].name);
+        items[i].value = strdup(s->items[i].value);
+        items[i].reported = s->items[i].reported;
+        if (!items[i].name || !items[i].value) {
+            free_items(items, i + 1);
+            return -1;
+        }
+    }
+    p->items = items;
+    p->cap = s->n + 1;
+    p->shared = NULL;
+    shared_release(s);
+    return 0;
+}
+
+/* Like item_digest, but over every item (reported read-only ones too). */
+static uint64_t set_hash(const struct wp_params *p)
+{
+    uint64_t all = (uint64_t)p->n;
+    for (int i = 0; i < p->n; i++) {
+        uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)p->items[i].reported;
+        for (const char *c = p->items[i].name; *c; c++)
+            h = (h ^ (uint8_t)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c)) * 0x100000001b3ULL;
+        h = (h ^ 0xff) * 0x100000001b3ULL;
+        for (const char *c = p->items[i].value; *c; c++)
+            h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
+        all ^= h * 0x9e3779b97f4a7c15ULL;
+    }
+    return all;
+}
+
+static int same_items(const struct wp_params_shared *s, const struct wp_params *p)
+{
+    if (s->n != p->n)
+        return 0;
+    struct wp_params view = {.n = s->n, .items = s->items};
+    for (int i = 0; i < p->n; i++) {
+        int j = find_index(&view, p->items[i].name);
+        if (j < 0 || strcmp(s->items[j].value, p->items[i].value) != 0 ||
+            s->items[j].reported != p->items[i].reported)
+            return 0;
+    }
+    return 1;
+}
+
+void params_intern(struct wp_params *p)
+{
+    if (p->shared || p->n == 0)
+        return;
+    uint64_t hash = set_hash(p);
+    struct wp_params_shared **bucket = &intern_table[hash % INTERN_BUCKETS];
+    struct wp_params_shared *s = *bucket;
+    while (s && !(s->hash == hash && same_items(s, p)))
+        s = s->next;
+    if (s) {
+        free_items(p->items, p->n);
+    } else {
+        s = calloc(1, sizeof *s);
+        if (!s)
+            return; /* stays private: correct, only larger */
+        s->hash = hash;
+        s->n = p->n;
+        s->items = p->items;
+        s->next = *bucket;
+        *bucket = s;
+        interned_count++;
+    }
+    s->refs++;
+    p->items = s->items;
+    p->cap = 0;
+    p->shared = s;
+}
+
+int params_interned_count(void)
+{
+    return interned_count;
+}
+
+/* ---- changes ---- */
+
 int params_set(struct wp_params *p, const char *name, const char *value)
 {
     int i = find_index(p, name);
     if (i >= 0 && strcmp(p->items[i].value, value) == 0)
         return 0;
+    if (unshare(p) < 0)
+        return -1;
     char *copy = strdup(value);
     if (!copy)
         return -1;
@@ -149,7 +277,7 @@ int params_set(struct wp_params *p, const char *name, const char *value)
 void params_set_reported(struct wp_params *p, const char *name, int reported)
 {
     int i = find_index(p, name);
-    if (i < 0 || p->items[i].reported == reported)
+    if (i < 0 || p->items[i].reported == reported || unshare(p) < 0)
         return;
     p->digest ^= item_digest(&p->items[i]);
     p->items[i].reported = reported;
@@ -165,7 +293,7 @@ const char *params_get(const struct wp_params *p, const char *name)
 void params_remove(struct wp_params *p, const char *name)
 {
     int i = find_index(p, name);
-    if (i < 0)
+    if (i < 0 || unshare(p) < 0)
         return;
     p->digest ^= item_digest(&p->items[i]);
     free(p->items[i].name);
@@ -175,12 +303,12 @@ void params_remove(struct wp_params *p, const char *name)
 
 void params_clear(struct wp_params *p)
 {
-    for (int i = 0; i < p->n; i++) {
-        free(p->items[i].name);
-        free(p->items[i].value);
-    }
-    free(p->items);
+    if (p->shared)
+        shared_release(p->shared);
+    else
+        free_items(p->items, p->n);
     p->items = NULL;
+    p->shared = NULL;
     p->n = p->cap = 0;
     p->digest = 0;
 }
@@ -188,6 +316,11 @@ void params_clear(struct wp_params *p)
 void params_copy(struct wp_params *dst, const struct wp_params *src)
 {
     params_clear(dst);
+    if (src->shared) {
+        *dst = *src;
+        src->shared->refs++;
+        return;
+    }
     for (int i = 0; i < src->n; i++) {
         if (params_set(dst, src->items[i].name, src->items[i].value) == 0)
             params_set_reported(dst, src->items[i].name, src->items[i].reported);

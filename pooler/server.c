@@ -72,7 +72,7 @@ static int build_conninfo(struct wp_pool *pool, const char **keys, const char **
 {
     const struct wp_db_config *db = pool->db;
     int n = 0;
-    for (int i = 0; i < db->nconn && n < max - 5; i++) {
+    for (int i = 0; i < db->nconn && n < max - 6; i++) {
         keys[n] = db->conn_keys[i];
         values[n++] = db->conn_values[i];
     }
@@ -91,6 +91,10 @@ static int build_conninfo(struct wp_pool *pool, const char **keys, const char **
     }
     keys[n] = "fallback_application_name";
     values[n++] = "warmpool";
+    /* warmpool relays the socket itself and cannot relay GSSAPI encryption; asking
+       for it would also load Kerberos into every pooler (~0.6 MB resident). */
+    keys[n] = "gssencmode";
+    values[n++] = "disable";
     keys[n] = NULL;
     values[n] = NULL;
     return n;

@@ -21,6 +21,8 @@ struct wp_param {
     int reported; /* the server reports changes with ParameterStatus */
 };
 
+struct wp_params_shared;
+
 struct wp_params {
     int n;
     /* Order-independent digest of the settable (name, value) pairs: two sets with the
@@ -28,6 +30,9 @@ struct wp_params {
     uint64_t digest;
     int cap; /* items are allocated as needed: idle clients stay small */
     struct wp_param *items;
+    /* Non-NULL: items belong to an interned set shared with other views (read-only;
+       the first change copies them). */
+    struct wp_params_shared *shared;
 };
 
 /* Returns 0, or -1 when full or out of memory. Replaces an existing value. */
@@ -36,6 +41,11 @@ const char *params_get(const struct wp_params *p, const char *name);
 void params_remove(struct wp_params *p, const char *name);
 void params_copy(struct wp_params *dst, const struct wp_params *src);
 void params_clear(struct wp_params *p);
+/* Share p's items with every other interned set of the same contents (a thousand
+   clients with the same parameters hold one copy). Later changes copy on write. */
+void params_intern(struct wp_params *p);
+/* Interned sets alive (for tests and SHOW MEM-style accounting). */
+int params_interned_count(void);
 
 /* Names PostgreSQL reports with ParameterStatus (NULL-terminated). */
 extern const char *const params_reported_names[];

@@ -131,6 +131,50 @@ static void test_capacity_bound(void **state)
     params_clear(&p);
 }
 
+/* Interned sets: equal contents share one copy; a change copies; the last user frees it. */
+static void test_intern_shares_and_copies_on_write(void **state)
+{
+    (void)state;
+    struct wp_params a = {0}, b = {0}, c = {0}, d = {0};
+    params_set(&a, "TimeZone", "UTC");
+    params_set(&a, "application_name", "app");
+    params_set(&b, "application_name", "app"); /* same contents, other order */
+    params_set(&b, "TimeZone", "UTC");
+    params_set(&c, "TimeZone", "UTC");
+    params_set(&c, "application_name", "other");
+    params_intern(&a);
+    params_intern(&b);
+    params_intern(&c);
+    assert_int_equal(params_interned_count(), 2);
+    assert_ptr_equal(a.items, b.items);
+    assert_ptr_not_equal(a.items, c.items);
+    params_copy(&d, &a); /* a copy of an interned set shares it too */
+    assert_ptr_equal(d.items, a.items);
+
+    /* Setting the value it already has changes nothing and copies nothing. */
+    assert_int_equal(params_set(&b, "timezone", "UTC"), 0);
+    assert_ptr_equal(a.items, b.items);
+    /* A real change gives b its own copy; a and d are untouched. */
+    assert_int_equal(params_set(&b, "TimeZone", "Asia/Tokyo"), 0);
+    assert_ptr_not_equal(a.items, b.items);
+    assert_string_equal(params_get(&a, "TimeZone"), "UTC");
+    assert_string_equal(params_get(&d, "TimeZone"), "UTC");
+    assert_string_equal(params_get(&b, "TimeZone"), "Asia/Tokyo");
+    assert_false(params_in_sync(&a, &b));
+    assert_true(params_in_sync(&a, &d));
+    params_remove(&d, "application_name"); /* remove copies too */
+    assert_string_equal(params_get(&a, "application_name"), "app");
+    assert_null(params_get(&d, "application_name"));
+    params_set_reported(&c, "application_name", 0);
+    assert_int_equal(params_interned_count(), 1); /* c left its set; only a's remains */
+
+    params_clear(&a);
+    assert_int_equal(params_interned_count(), 0);
+    params_clear(&b);
+    params_clear(&c);
+    params_clear(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_sync_quotes_and_resets),
         cmocka_unit_test(test_parse_options),
         cmocka_unit_test(test_capacity_bound),
+        cmocka_unit_test(test_intern_shares_and_copies_on_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -521,16 +521,25 @@ static void pop_and_release(struct wp_server *s)
     pending_pop(&s->pending);
 }
 
-/* Error in the extended protocol: the failed request and the rest up to Sync are gone. */
+/*
+ * Error in the extended protocol: the failed request and the rest up to Sync are gone.
+ * They are undone newest first, like an undo log, so that a statement evicted and
+ * prepared again within the batch (or prepared and then evicted, or a name parsed and
+ * then closed) ends up exactly as it was before the batch.
+ */
 static void on_extended_error(struct wp_server *s)
 {
-    struct wp_pending *head;
-    while ((head = pending_head(&s->pending)) && head->type != 'S') {
-        undo_request(s, head);
+    struct wp_pending_queue *q = &s->pending;
+    uint32_t n = 0;
+    while (n < q->count && pending_at(q, n)->type != 'S')
+        n++;
+    int sync_sent = n < q->count;
+    for (uint32_t i = n; i-- > 0;)
+        undo_request(s, pending_at(q, i));
+    for (uint32_t i = 0; i < n; i++)
         pop_and_release(s);
-    }
     /* No Sync sent yet: what the client sends until then is ignored by the backend. */
-    if (!head)
+    if (!sync_sent)
         s->ext_skipping = 1;
 }
 

@@ -362,6 +362,10 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
     switch (sp.kind) {
     case SQLPREP_PREPARE:
         result = on_sql_prepare(c, s, &sp);
+        /* Like a Sync after a Parse: until the backend answers, a request naming the
+           statement would already be rewritten for a PREPARE that may yet fail. */
+        if (result == PREP_DONE && s->name_effects > 0)
+            c->input_held = 1;
         break;
     case SQLPREP_EXECUTE:
         ensure_prepared(s, stmt);

@@ -51,8 +51,9 @@ itests: $(ITEST_BIN)
 integration: $(BUILD)/warmpool $(ITEST_BIN)
 	BUILD=$(BUILD) WARMPOOL=$(CURDIR)/$(BUILD)/warmpool tests/integration/run.sh
 
-# The one command that runs every test (README, .ci/run).
-test: unit integration
+# The one command that runs every test (README, .ci/run). fuzz-regress replays the
+# checked-in fuzz inputs (the cve-* regressions among them) once: about 20 s with the build.
+test: unit integration fuzz-regress
 
 demo:
 	scripts/install-deps.sh
@@ -96,7 +97,7 @@ fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
-		mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/findings/$$t; \
+		rm -rf $(FUZZ_BUILD)/findings/$$t; mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/findings/$$t; \
 		$(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_BUILD)/findings/$$t/ \
 			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t >$(FUZZ_BUILD)/fuzz_$$t.log 2>&1 || true; \

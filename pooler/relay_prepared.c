@@ -33,12 +33,21 @@ int prepared_active(const struct wp_server *s)
 
 /* ---- output helpers ---- */
 
-/* Will this request, once answered or dropped, change a client's names? */
+/*
+ * Will this request, once answered or dropped, change a client's names or what the
+ * backend holds? Its own Parses and eviction Closes count too: if an earlier error
+ * makes the backend skip them, requests pipelined behind the Sync would already have
+ * been rewritten for a statement that is not there (or still is). A Sync after such a
+ * request holds the client's input until it is settled.
+ */
 static int has_name_effect(const struct wp_pending *item)
 {
-    return item->client_name && !item->own_error &&
-           (item->type == 'P' || item->type == '1' || item->type == '3' ||
-            (item->type == 'Q' && item->stmt));
+    if (item->own_error)
+        return 0;
+    if (item->stmt && (item->type == 'P' || item->type == 'Q' ||
+                       (item->type == 'C' && item->action == PENDING_SKIP)))
+        return 1;
+    return item->client_name && (item->type == 'P' || item->type == '1' || item->type == '3');
 }
 
 static void push(struct wp_server *s, uint8_t type, uint8_t action, struct wp_stmt *stmt,

@@ -53,6 +53,22 @@ void runtime_schedule_reap(void)
 #define NSERVERS 2
 #define MODEL_MAX_NAMES 64
 
+/* FUZZ_TRACE=1 in the environment prints each message between warmpool and the
+   backend model, to read a finding. */
+static int tracing = -1;
+
+static void trace(const char *dir, int i, const uint8_t *msg, uint32_t len)
+{
+    if (tracing < 0)
+        tracing = getenv("FUZZ_TRACE") != NULL;
+    if (!tracing)
+        return;
+    fprintf(stderr, "%s S%d %c len=%u:", dir, i, msg[0], len);
+    for (uint32_t j = 5; j < len && j < 70; j++)
+        fputc(msg[j] >= 0x20 && msg[j] < 0x7f ? msg[j] : '.', stderr);
+    fputc('\n', stderr);
+}
+
 /* ---- input cursor ---- */
 
 struct input {
@@ -77,6 +93,7 @@ struct model {
     int skipping;          /* an error in the extended protocol: ignore until Sync */
     char tx;               /* 'I', 'T' or 'E' */
     int *skipped_query;    /* a Query was ignored: it gets no ReadyForQuery */
+    struct model *self;    /* models[0], to name this one in traces */
 };
 
 struct world {
@@ -234,6 +251,7 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
                           &len) != PROTO_HEADER ||
         buf_unread(&m->inbound) < len)
         return;
+    trace("->", (int)(m - m->self), buf_head(&m->inbound), len);
     /* Copy out: the message is a NUL-terminated C string world from here on. */
     size_t n = len - 5;
     char *body = malloc(n + 1);
@@ -330,6 +348,7 @@ static void client_reads(struct world *w, struct wp_client *c)
             avail < len)
             abort(); /* warmpool handed the client a broken message */
         const uint8_t *msg = buf_head(&c->wbuf);
+        trace("=> client", k, msg, len);
         if (type == 'Z') {
             if (len != 6)
                 abort();
@@ -417,6 +436,7 @@ static void relay_server(struct world *w, struct wp_server *s)
         if (r != PROTO_HEADER || avail < len || (type == 'Z' && len != 6))
             break;
         const uint8_t *p = buf_head(&s->rbuf) + s->scan;
+        trace("<-", 0, p, len);
         int prep = s->swallow == 0;
         int drop = s->swallow > 0 || !s->client;
         if (prep && prepared_server_message(s, type, p, len))
@@ -575,6 +595,7 @@ static void world_init(struct world *w, uint8_t setup)
         w->servers[i] = new_server(w);
         w->models[i].tx = 'I';
         w->models[i].skipped_query = &w->skipped_query;
+        w->models[i].self = w->models;
     }
     for (int k = 0; k < NCLIENTS; k++)
         w->clients[k] = new_client(w);

@@ -436,7 +436,7 @@ static void relay_server(struct world *w, struct wp_server *s)
         if (r != PROTO_HEADER || avail < len || (type == 'Z' && len != 6))
             break;
         const uint8_t *p = buf_head(&s->rbuf) + s->scan;
-        trace("<-", 0, p, len);
+        trace("<-", (int)(s->id), p, len);
         int prep = s->swallow == 0;
         int drop = s->swallow > 0 || !s->client;
         if (prep && prepared_server_message(s, type, p, len))
@@ -489,16 +489,21 @@ static void backend_answers(struct world *w, int i, int count, int fail)
     for (int n = 0; n < count && buf_unread(&m->inbound) > 0; n++)
         model_answer_one(m, &w->servers[i]->rbuf, fail && n == 0);
     relay_server(w, w->servers[i]);
+    /* What warmpool queued itself (e.g. DEALLOCATE ALL after a failed warm-up) goes
+       out as server_kick_write would send it. */
+    if (buf_unread(&w->servers[i]->wbuf))
+        world_flush_to_backend(w, i);
 }
 
 /* ---- world setup and teardown ---- */
 
-static struct wp_server *new_server(struct world *w)
+static struct wp_server *new_server(struct world *w, int i)
 {
     struct wp_server *s = calloc(1, sizeof *s);
     if (!s)
         abort();
     s->pool = w->pool;
+    s->id = (uint64_t)i; /* names it in traces */
     s->fd = w->devnull;
     s->tx_status = 'I';
     /* SV_CLOSED keeps server_kick_write from writing wbuf anywhere: the model reads it. */
@@ -562,7 +567,7 @@ static void close_client_link(struct world *w, struct wp_client *c)
     for (int i = 0; i < w->nservers; i++) {
         if (w->servers[i] == s) {
             free_server(w, i);
-            w->servers[i] = new_server(w);
+            w->servers[i] = new_server(w, i);
             w->models[i].tx = 'I';
         }
     }
@@ -592,7 +597,7 @@ static void world_init(struct world *w, uint8_t setup)
     list_init(&w->pool->welcoming);
     w->nservers = 1 + ((setup >> 2) & 1);
     for (int i = 0; i < w->nservers; i++) {
-        w->servers[i] = new_server(w);
+        w->servers[i] = new_server(w, i);
         w->models[i].tx = 'I';
         w->models[i].skipped_query = &w->skipped_query;
         w->models[i].self = w->models;
@@ -925,8 +930,8 @@ static void op_link(struct world *w, int k, int i)
         if (!at_release_point(w, j))
             return;
     }
-    if (s->client && !at_release_point(w, i))
-        return;
+    if (!at_release_point(w, i))
+        return; /* busy, or still warming up: the pool would not lend it */
     if (s->client)
         unlink_pair(s->client);
     unlink_pair(c);
@@ -982,7 +987,7 @@ static void op_close_server(struct world *w, int i)
     if (s->client)
         return; /* only idle backends are closed here */
     free_server(w, i);
-    w->servers[i] = new_server(w);
+    w->servers[i] = new_server(w, i);
     w->models[i].tx = 'I';
     if (prepared_warm_server(w->servers[i]))
         world_flush_to_backend(w, i);

@@ -16,7 +16,8 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_SRC = $(wildcard tests/integration/*.c)
 ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
-.PHONY: all test unit integration demo bench clean asan format format-check deps fuzz
+.PHONY: all test unit integration demo bench clean asan format format-check deps fuzz \
+	fuzz-build fuzz-regress
 
 all: warmpool
 
@@ -50,8 +51,9 @@ itests: $(ITEST_BIN)
 integration: $(BUILD)/warmpool $(ITEST_BIN)
 	BUILD=$(BUILD) WARMPOOL=$(CURDIR)/$(BUILD)/warmpool tests/integration/run.sh
 
-# The one command that runs every test (README, .ci/run).
-test: unit integration
+# The one command that runs every test (README, .ci/run). fuzz-regress replays the
+# checked-in fuzz inputs (the cve-* regressions among them) once: about 20 s with the build.
+test: unit integration fuzz-regress
 
 demo:
 	scripts/install-deps.sh
@@ -65,28 +67,52 @@ asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" test
 
-# libFuzzer targets (clang): each runs FUZZ_SECONDS on its seeds plus a scratch corpus.
+# libFuzzer targets (clang). The pooler is compiled once with coverage and sanitizers
+# into build-fuzz/libwarmpool.a; each tests/fuzz/fuzz_<t>.c links against it (the
+# harnesses that need wp_rt define it, as the unit tests do).
+#   make fuzz           build every target and run each FUZZ_SECONDS on its seeds plus
+#                       a scratch corpus in build-fuzz/corpus/<t>
+#   make fuzz-regress   build every target and run it once over each checked-in input
+#                       (tests/fuzz/corpus/<t>/*, including the cve-* regressions)
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined $(CPPFLAGS)
-FUZZ_SRC_startup = pooler/proto.c pooler/buf.c
-FUZZ_SRC_scan = pooler/proto.c pooler/buf.c
-FUZZ_SRC_sqlprep = pooler/sqlprep.c
-FUZZ_SRC_fingerprint = pooler/fingerprint.c
-FUZZ_SRC_http = $(SRC) # it brings its own wp_rt
-FUZZ_TARGETS = startup scan sqlprep fingerprint http
+FUZZ_BUILD = build-fuzz
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined $(CPPFLAGS)
+FUZZ_TARGETS = startup scan sqlprep fingerprint http scram config prepared admin
+FUZZ_BIN = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_OBJ = $(SRC:pooler/%.c=$(FUZZ_BUILD)/obj/%.o)
 
-fuzz:
-	mkdir -p build-fuzz
+$(FUZZ_BUILD)/obj/%.o: pooler/%.c $(wildcard include/warmpool/*.h)
+	@mkdir -p $(FUZZ_BUILD)/obj
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libwarmpool.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libwarmpool.a $(wildcard include/warmpool/*.h)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libwarmpool.a $(LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		case $$t in startup|scan) src="$(FUZZ_SRC_startup)";; sqlprep) src="$(FUZZ_SRC_sqlprep)";; \
-		fingerprint) src="$(FUZZ_SRC_fingerprint)";; http) src="$(FUZZ_SRC_http)";; esac; \
 		echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
-		clang $(FUZZ_FLAGS) tests/fuzz/fuzz_$$t.c $$src -o build-fuzz/fuzz_$$t $(LIBS); \
-		mkdir -p build-fuzz/corpus/$$t; \
-		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			build-fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true; \
-		test -z "$$(ls crash-* leak-* timeout-* 2>/dev/null)" || { echo "fuzz_$$t found a problem"; exit 1; }; \
+		rm -rf $(FUZZ_BUILD)/findings/$$t; mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/findings/$$t; \
+		$(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_BUILD)/findings/$$t/ \
+			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t >$(FUZZ_BUILD)/fuzz_$$t.log 2>&1 || true; \
+		grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Test unit written" $(FUZZ_BUILD)/fuzz_$$t.log || true; \
+		test -z "$$(ls $(FUZZ_BUILD)/findings/$$t)" || \
+			{ echo "fuzz_$$t found a problem: $$(ls $(FUZZ_BUILD)/findings/$$t/*), log in $(FUZZ_BUILD)/fuzz_$$t.log"; exit 1; }; \
+	done
+
+# Every checked-in input once; a crash, sanitizer report or broken property fails.
+fuzz-regress: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		n=$$(ls tests/fuzz/corpus/$$t | wc -l); \
+		echo "== fuzz_$$t: $$n checked-in inputs"; \
+		$(FUZZ_BUILD)/fuzz_$$t -runs=1 tests/fuzz/corpus/$$t/* >$(FUZZ_BUILD)/regress_$$t.log 2>&1 || \
+			{ tail -40 $(FUZZ_BUILD)/regress_$$t.log; echo "fuzz_$$t failed on a checked-in input"; exit 1; }; \
 	done
 
 format:

@@ -230,10 +230,10 @@ static int load_lines(FILE *f, const char *path, struct wp_userlist *list, char 
     return rc;
 }
 
-int auth_userlist_load(const char *path, struct wp_userlist *out, char *err, size_t errlen)
+/* Parse fp (NULL: could not be opened, errno says why); `path` names it in messages. */
+static int load_stream(FILE *f, const char *path, struct wp_userlist *out, char *err, size_t errlen)
 {
     struct wp_userlist list = {NULL, 0};
-    FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
@@ -246,6 +246,18 @@ int auth_userlist_load(const char *path, struct wp_userlist *out, char *err, siz
     }
     *out = list;
     return 0;
+}
+
+int auth_userlist_load(const char *path, struct wp_userlist *out, char *err, size_t errlen)
+{
+    return load_stream(fopen(path, "r"), path, out, err, errlen);
+}
+
+int auth_userlist_load_string(const char *name, const char *text, size_t len,
+                              struct wp_userlist *out, char *err, size_t errlen)
+{
+    /* Read-only: fmemopen takes a non-const pointer but never writes through it. */
+    return load_stream(fmemopen((void *)text, len, "r"), name, out, err, errlen);
 }
 
 void auth_userlist_free(struct wp_userlist *list)

@@ -1267,7 +1267,8 @@ static void set_defaults(struct loader *ld)
 
 /* ---------------------------------------------------------------- public API */
 
-int config_load(const char *path, struct wp_config *out, char *err, size_t errlen)
+/* Parse from fp (NULL: could not be opened, errno says why); `path` names it in messages. */
+static int load_stream(const char *path, FILE *fp, struct wp_config *out, char *err, size_t errlen)
 {
     struct loader ld;
 
@@ -1283,12 +1284,11 @@ int config_load(const char *path, struct wp_config *out, char *err, size_t errle
 
     set_defaults(&ld);
     out->path = dup_str(&ld, path);
-    ld.fp = fopen(path, "r");
+    ld.fp = fp;
     if (!ld.fp) {
         report(&ld, 0, "cannot open: %s", strerror(errno));
     } else {
         parse_file(&ld);
-        fclose(ld.fp);
         if (!ld.oom) {
             validate_globals(&ld);
             validate_entries(&ld);
@@ -1302,6 +1302,26 @@ int config_load(const char *path, struct wp_config *out, char *err, size_t errle
         return -1;
     }
     return 0;
+}
+
+int config_load(const char *path, struct wp_config *out, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "r");
+    int rc = load_stream(path, fp, out, err, errlen);
+    if (fp)
+        fclose(fp);
+    return rc;
+}
+
+int config_load_string(const char *name, const char *text, size_t len, struct wp_config *out,
+                       char *err, size_t errlen)
+{
+    /* Read-only: fmemopen takes a non-const pointer but never writes through it. */
+    FILE *fp = fmemopen((void *)text, len, "r");
+    int rc = load_stream(name, fp, out, err, errlen);
+    if (fp)
+        fclose(fp);
+    return rc;
 }
 
 static void free_db(struct wp_db_config *db)

@@ -33,12 +33,21 @@ int prepared_active(const struct wp_server *s)
 
 /* ---- output helpers ---- */
 
-/* Will this request, once answered or dropped, change a client's names? */
+/*
+ * Will this request, once answered or dropped, change a client's names or what the
+ * backend holds? Its own Parses and eviction Closes count too: if an earlier error
+ * makes the backend skip them, requests pipelined behind the Sync would already have
+ * been rewritten for a statement that is not there (or still is). A Sync after such a
+ * request holds the client's input until it is settled.
+ */
 static int has_name_effect(const struct wp_pending *item)
 {
-    return item->client_name && !item->own_error &&
-           (item->type == 'P' || item->type == '1' || item->type == '3' ||
-            (item->type == 'Q' && item->stmt));
+    if (item->own_error)
+        return 0;
+    if (item->stmt && (item->type == 'P' || item->type == 'Q' ||
+                       (item->type == 'C' && item->action == PENDING_SKIP)))
+        return 1;
+    return item->client_name && (item->type == 'P' || item->type == '1' || item->type == '3');
 }
 
 static void push(struct wp_server *s, uint8_t type, uint8_t action, struct wp_stmt *stmt,
@@ -362,6 +371,10 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
     switch (sp.kind) {
     case SQLPREP_PREPARE:
         result = on_sql_prepare(c, s, &sp);
+        /* Like a Sync after a Parse: until the backend answers, a request naming the
+           statement would already be rewritten for a PREPARE that may yet fail. */
+        if (result == PREP_DONE && s->name_effects > 0)
+            c->input_held = 1;
         break;
     case SQLPREP_EXECUTE:
         ensure_prepared(s, stmt);
@@ -521,16 +534,25 @@ static void pop_and_release(struct wp_server *s)
     pending_pop(&s->pending);
 }
 
-/* Error in the extended protocol: the failed request and the rest up to Sync are gone. */
+/*
+ * Error in the extended protocol: the failed request and the rest up to Sync are gone.
+ * They are undone newest first, like an undo log, so that a statement evicted and
+ * prepared again within the batch (or prepared and then evicted, or a name parsed and
+ * then closed) ends up exactly as it was before the batch.
+ */
 static void on_extended_error(struct wp_server *s)
 {
-    struct wp_pending *head;
-    while ((head = pending_head(&s->pending)) && head->type != 'S') {
-        undo_request(s, head);
+    struct wp_pending_queue *q = &s->pending;
+    uint32_t n = 0;
+    while (n < q->count && pending_at(q, n)->type != 'S')
+        n++;
+    int sync_sent = n < q->count;
+    for (uint32_t i = n; i-- > 0;)
+        undo_request(s, pending_at(q, i));
+    for (uint32_t i = 0; i < n; i++)
         pop_and_release(s);
-    }
     /* No Sync sent yet: what the client sends until then is ignored by the backend. */
-    if (!head)
+    if (!sync_sent)
         s->ext_skipping = 1;
 }
 

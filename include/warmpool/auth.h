@@ -26,6 +26,9 @@ struct wp_userlist {
 
 /* Returns 0, or -1 with "file:line: message" in err. */
 int auth_userlist_load(const char *path, struct wp_userlist *out, char *err, size_t errlen);
+/* The same from `len` bytes in memory (tests, fuzzing); `name` stands for the path. */
+int auth_userlist_load_string(const char *name, const char *text, size_t len,
+                              struct wp_userlist *out, char *err, size_t errlen);
 void auth_userlist_free(struct wp_userlist *list);
 const struct wp_user_secret *auth_userlist_find(const struct wp_userlist *list, const char *user);
 

@@ -129,6 +129,10 @@ struct wp_config {
  * (truncated to errlen). *out is left freed on failure.
  */
 int config_load(const char *path, struct wp_config *out, char *err, size_t errlen);
+/* The same from `len` bytes of ini text in memory (tests, fuzzing); `name` stands for the
+   file name in messages. */
+int config_load_string(const char *name, const char *text, size_t len, struct wp_config *out,
+                       char *err, size_t errlen);
 void config_free(struct wp_config *cfg);
 
 const struct wp_db_config *config_find_db(const struct wp_config *cfg, const char *name);

@@ -146,6 +146,11 @@ static inline struct wp_pending *pending_head(struct wp_pending_queue *q)
 {
     return q->count ? &q->items[q->head] : NULL;
 }
+/* The i-th pending request from the head (i < count). */
+static inline struct wp_pending *pending_at(struct wp_pending_queue *q, uint32_t i)
+{
+    return &q->items[(q->head + i) & (q->cap - 1)];
+}
 /* Remove the head; the caller has taken over (or released) its references. */
 void pending_pop(struct wp_pending_queue *q);
 void pending_free(struct wp_pending_queue *q);

@@ -423,6 +423,40 @@ static void test_example_userlist(void **state)
     auth_userlist_free(&list);
 }
 
+/* auth_userlist_load_string reads text exactly as auth_userlist_load reads a file. */
+static void test_userlist_load_string(void **state)
+{
+    (void)state;
+    static const char nul[] = "\"alice\" \"a\0b\"\n";
+    const struct {
+        const char *text;
+        size_t len;
+    } cases[] = {
+        {"", 0},
+        {"\"alice\" \"secret\"\n; note\n\"bob\" \"md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"", 67},
+        {"\"alice\" \"secret\"\n\"bob\n", 22},
+        {nul, sizeof nul - 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct wp_userlist from_file = {NULL, 0}, from_mem = {NULL, 0};
+        char err_file[256] = "", err_mem[256] = "";
+        const char *path = write_temp(cases[i].text, cases[i].len);
+        int rc_file = auth_userlist_load(path, &from_file, err_file, sizeof err_file);
+        int rc_mem = auth_userlist_load_string(path, cases[i].text, cases[i].len, &from_mem,
+                                               err_mem, sizeof err_mem);
+        unlink(path);
+        assert_int_equal(rc_mem, rc_file);
+        assert_string_equal(err_mem, err_file);
+        assert_int_equal(from_mem.n, from_file.n);
+        for (int j = 0; j < from_mem.n; j++) {
+            assert_string_equal(from_mem.entries[j].user, from_file.entries[j].user);
+            assert_string_equal(from_mem.entries[j].secret, from_file.entries[j].secret);
+        }
+        auth_userlist_free(&from_file);
+        auth_userlist_free(&from_mem);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_userlist_bad_lines),
         cmocka_unit_test(test_userlist_missing_file),
         cmocka_unit_test(test_example_userlist),
+        cmocka_unit_test(test_userlist_load_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

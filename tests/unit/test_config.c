@@ -1021,6 +1021,45 @@ static void test_example_conf(void **state)
     config_free(&cfg);
 }
 
+/* config_load_string reads text exactly as config_load reads the same bytes from a file. */
+static void test_load_string(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "",
+        "[warmpool]\nlisten_port = 7000\n[databases]\napp = host=/tmp dbname='a b' pool_size=3\n",
+        "[warmpool]\nnope = 1\nlisten_port = 0\n[databases]\nx = a b=c\n[odd\n",
+        "[warmpool]\nlisten_port = 7001", /* no final newline */
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        struct loaded file;
+        struct wp_config mem;
+        char err[8192];
+        load_text(&file, texts[i]);
+        int rc = config_load_string(file.path, texts[i], strlen(texts[i]), &mem, err, sizeof err);
+        assert_int_equal(rc, file.rc);
+        assert_string_equal(err, file.err);
+        if (rc == 0) {
+            assert_int_equal(mem.listen_port, file.cfg.listen_port);
+            assert_int_equal(mem.ndbs, file.cfg.ndbs);
+            for (int d = 0; d < mem.ndbs; d++) {
+                assert_int_equal(mem.dbs[d].nconn, file.cfg.dbs[d].nconn);
+                for (int k = 0; k < mem.dbs[d].nconn; k++)
+                    assert_string_equal(mem.dbs[d].conn_values[k], file.cfg.dbs[d].conn_values[k]);
+            }
+            config_free(&mem);
+            config_free(&file.cfg);
+        }
+    }
+    /* Only `len` bytes count: what follows is not read. */
+    struct wp_config cfg;
+    char err[512];
+    static const char text[] = "[warmpool]\nauth_type = trust\nlisten_port = 7002\nbad line";
+    assert_int_equal(config_load_string("mem", text, strlen(text) - 8, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.listen_port, 7002);
+    config_free(&cfg);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -1055,6 +1094,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_star_fallback),
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_example_conf),
+        cmocka_unit_test(test_load_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1062 @@
+/*
+ * fuzz_prepared — libFuzzer target for the prepared-statement rewriter
+ * (relay_prepared.c over prepared.c) driven by message sequences.
+ *
+ * The harness links the whole pooler and plays both ends in memory: two clients of
+ * one transaction-mode pool, one or two backends, no sockets. Client messages are
+ * appended to the client's rbuf and walked the way relay.c's scan_client walks them
+ * (prepared_client_message, then relay_move_client_scanned); what reaches a backend's
+ * wbuf is read by a small PostgreSQL model that answers like PostgreSQL does
+ * (statements by name, "ignore until Sync" after an error, simple-query PREPARE,
+ * EXECUTE, DEALLOCATE, DISCARD ALL); its answers are walked the way scan_server walks
+ * them (prepared_server_message, prepared_emit_synthetic, relay_move_server_scanned).
+ * Backend answers may also be made to fail, or replaced by raw bytes from the input
+ * (ErrorResponse without SQLSTATE, without fields, unterminated, …).
+ *
+ * Input: byte 0 = setup (max_prepared_statements 1..4, one or two backends), then
+ * operations, one byte each plus operands (see step()).
+ *
+ * Checked after every operation, abort() on violation:
+ *   - every statement's refs equals the holders found (client name maps, backend sets,
+ *     pending queues, the pool's warm list), and each held statement is either in the
+ *     registry or retired; the registry's count is what its buckets hold;
+ *   - no backend set exceeds max_prepared_statements, and its LRU list and count agree;
+ *   - a client only ever receives well-framed messages;
+ *   - unless raw backend bytes were injected: when a backend is quiet (model and
+ *     pending queue empty), every statement warmpool believes it has prepared exists
+ *     in the model; a client never sees an error naming one of warmpool's `wp_<n>`
+ *     statements; and each client has had one ReadyForQuery per Sync/Query it sent.
+ * Everything is torn down per input, so LeakSanitizer sees leaked references.
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "warmpool/client.h"
+#include "warmpool/pool.h"
+#include "warmpool/prepared.h"
+#include "warmpool/proto.h"
+#include "warmpool/relay.h"
+#include "warmpool/relay_prepared.h"
+#include "warmpool/runtime.h"
+#include "warmpool/server.h"
+
+struct wp_runtime wp_rt;
+void runtime_schedule_reap(void)
+{
+}
+
+#define NCLIENTS 2
+#define NSERVERS 2
+#define MODEL_MAX_NAMES 64
+
+/* FUZZ_TRACE=1 in the environment prints each message between warmpool and the
+   backend model, to read a finding. */
+static int tracing = -1;
+
+static void trace(const char *dir, int i, const uint8_t *msg, uint32_t len)
+{
+    if (tracing < 0)
+        tracing = getenv("FUZZ_TRACE") != NULL;
+    if (!tracing)
+        return;
+    fprintf(stderr, "%s S%d %c len=%u:", dir, i, msg[0], len);
+    for (uint32_t j = 5; j < len && j < 70; j++)
+        fputc(msg[j] >= 0x20 && msg[j] < 0x7f ? msg[j] : '.', stderr);
+    fputc('\n', stderr);
+}
+
+/* ---- input cursor ---- */
+
+struct input {
+    const uint8_t *p;
+    size_t left;
+};
+
+static uint8_t take(struct input *in)
+{
+    if (!in->left)
+        return 0;
+    in->left--;
+    return *in->p++;
+}
+
+/* ---- the backend model ---- */
+
+struct model {
+    char *names[MODEL_MAX_NAMES];
+    int nnames;
+    struct wp_buf inbound; /* frontend messages warmpool sent, not yet answered */
+    int skipping;          /* an error in the extended protocol: ignore until Sync */
+    char tx;               /* 'I', 'T' or 'E' */
+    int *skipped_query;    /* a Query was ignored: it gets no ReadyForQuery */
+    struct model *self;    /* models[0], to name this one in traces */
+};
+
+struct world {
+    struct wp_config cfg;
+    struct wp_pool *pool;
+    struct wp_client *clients[NCLIENTS];
+    struct wp_server *servers[NSERVERS];
+    struct model models[NSERVERS];
+    int nservers;
+    int raw_injected;  /* raw backend bytes: the semantic checks no longer apply */
+    int skipped_query; /* the ReadyForQuery count no longer applies */
+    int sent_sync[NCLIENTS], got_ready[NCLIENTS];
+    int ext_open[NCLIENTS];   /* extended messages sent since the client's last Sync */
+    int discarding[NCLIENTS]; /* sent DISCARD ALL: waits for its answer (see op_send) */
+    int devnull;
+};
+
+static int model_find(const struct model *m, const char *name)
+{
+    for (int i = 0; i < m->nnames; i++)
+        if (strcmp(m->names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int model_add(struct model *m, const char *name)
+{
+    if (model_find(m, name) >= 0 || m->nnames == MODEL_MAX_NAMES)
+        return -1;
+    m->names[m->nnames] = strdup(name);
+    if (!m->names[m->nnames])
+        abort();
+    m->nnames++;
+    return 0;
+}
+
+static void model_remove(struct model *m, const char *name)
+{
+    int i = model_find(m, name);
+    if (i < 0)
+        return;
+    free(m->names[i]);
+    m->names[i] = m->names[--m->nnames];
+}
+
+static void model_clear(struct model *m)
+{
+    while (m->nnames > 0)
+        free(m->names[--m->nnames]);
+}
+
+static void model_free(struct model *m)
+{
+    model_clear(m);
+    buf_free(&m->inbound);
+    m->tx = 'I';
+    m->skipping = 0;
+}
+
+static void model_error(struct model *m, struct wp_buf *out, const char *code, const char *what,
+                        const char *name)
+{
+    char text[1200];
+    /* Marked, so that the client-side check tells it from warmpool's own wording. */
+    if (*name)
+        snprintf(text, sizeof text, "prepared statement \"%.1000s\" %s (backend)", name, what);
+    else
+        snprintf(text, sizeof text, "%s (backend)", what);
+    proto_put_error(out, "ERROR", code, text);
+    m->skipping = 1;
+    if (m->tx == 'T')
+        m->tx = 'E';
+}
+
+static const char *word_after(const char *sql, const char *verb, char *name, size_t len)
+{
+    size_t vl = strlen(verb);
+    if (strncmp(sql, verb, vl) != 0)
+        return NULL;
+    const char *p = sql + vl;
+    size_t n = 0;
+    while (*p && *p != ' ' && *p != '(' && n + 1 < len)
+        name[n++] = *p++;
+    name[n] = '\0';
+    return p;
+}
+
+/* A simple Query: the whole answer through ReadyForQuery. */
+static void model_query(struct model *m, struct wp_buf *out, const char *sql, int fail)
+{
+    char name[256];
+    m->skipping = 0;
+    if (fail || strstr(sql, "\n)")) {
+        proto_put_error(out, "ERROR", fail ? "0A000" : "42601", "syntax error (model)");
+        if (m->tx == 'T')
+            m->tx = 'E';
+    } else if (m->tx == 'E' && strcmp(sql, "ROLLBACK") != 0) {
+        proto_put_error(out, "ERROR", "25P02", "current transaction is aborted");
+    } else if (word_after(sql, "PREPARE ", name, sizeof name)) {
+        if (model_add(m, name) < 0)
+            model_error(m, out, "42P05", "already exists", name);
+        else
+            proto_put_command_complete(out, "PREPARE");
+    } else if (word_after(sql, "EXECUTE ", name, sizeof name)) {
+        if (model_find(m, name) < 0)
+            model_error(m, out, "26000", "does not exist", name);
+        else
+            proto_put_command_complete(out, "SELECT 1");
+    } else if (strcmp(sql, "DEALLOCATE ALL") == 0 || strcmp(sql, "DISCARD ALL") == 0) {
+        model_clear(m);
+        proto_put_command_complete(out, sql);
+    } else if (word_after(sql, "DEALLOCATE ", name, sizeof name)) {
+        if (model_find(m, name) < 0)
+            model_error(m, out, "26000", "does not exist", name);
+        else {
+            model_remove(m, name);
+            proto_put_command_complete(out, "DEALLOCATE");
+        }
+    } else if (strcmp(sql, "BEGIN") == 0) {
+        m->tx = 'T';
+        proto_put_command_complete(out, "BEGIN");
+    } else if (strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0) {
+        m->tx = 'I';
+        proto_put_command_complete(out, sql);
+    } else if (strncmp(sql, "CREATE", 6) == 0) {
+        proto_put_command_complete(out, "CREATE TABLE");
+    } else if (*sql == '\0') {
+        proto_put_simple(out, 'I');
+    } else {
+        static const char *const col[] = {"c"}, *const val[] = {"1"};
+        proto_put_row_description(out, 1, col);
+        proto_put_data_row(out, 1, val);
+        proto_put_command_complete(out, "SELECT 1");
+    }
+    m->skipping = 0;
+    proto_put_ready(out, m->tx);
+}
+
+/* Statement name of a Bind (after the portal) or Describe/Close ('S' name). */
+static const char *stmt_name(uint8_t type, const uint8_t *body, size_t n)
+{
+    if (type == 'B') {
+        const uint8_t *end = memchr(body, 0, n);
+        return end ? (const char *)end + 1 : "";
+    }
+    return n > 1 && body[0] == 'S' ? (const char *)body + 1 : NULL;
+}
+
+/* Answer the first inbound message as PostgreSQL would; `fail` makes it fail. */
+static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
+{
+    uint8_t type;
+    uint32_t len;
+    if (proto_scan_header(buf_head(&m->inbound), buf_unread(&m->inbound), UINT32_MAX, &type,
+                          &len) != PROTO_HEADER ||
+        buf_unread(&m->inbound) < len)
+        return;
+    trace("->", (int)(m - m->self), buf_head(&m->inbound), len);
+    /* Copy out: the message is a NUL-terminated C string world from here on. */
+    size_t n = len - 5;
+    char *body = malloc(n + 1);
+    if (!body)
+        abort();
+    memcpy(body, buf_head(&m->inbound) + 5, n);
+    body[n] = '\0';
+    buf_consume(&m->inbound, len);
+    const uint8_t *b = (const uint8_t *)body;
+
+    if (type == 'S') {
+        m->skipping = 0;
+        proto_put_ready(out, m->tx);
+    } else if (m->skipping || type == 'H') {
+        /* Ignored until Sync, a Query too (and then it gets no ReadyForQuery);
+           Flush has no answer. */
+        *m->skipped_query |= type == 'Q';
+    } else if (type == 'Q') {
+        model_query(m, out, body, fail);
+    } else if (fail) {
+        proto_put_error(out, "ERROR", "0A000", "cached plan must not change result type");
+        m->skipping = 1;
+    } else if (type == 'P') {
+        const char *query = body + strlen(body) + 1;
+        if (body[0] && model_find(m, body) >= 0)
+            model_error(m, out, "42P05", "already exists", body);
+        else if ((size_t)(query - body) <= n && strstr(query, "\n)"))
+            model_error(m, out, "42601", "syntax error at or near \")\"", "");
+        else {
+            if (body[0])
+                model_add(m, body);
+            proto_put_simple(out, '1');
+        }
+    } else if (type == 'B' || type == 'D') {
+        const char *name = stmt_name(type, b, n);
+        if (name && *name && model_find(m, name) < 0) {
+            model_error(m, out, "26000", "does not exist", name);
+        } else if (type == 'B') {
+            proto_put_simple(out, '2');
+        } else {
+            static const uint8_t param_desc[] = {'t', 0, 0, 0, 6, 0, 0};
+            static const char *const col[] = {"c"};
+            if (name)
+                buf_append(out, param_desc, sizeof param_desc);
+            if (strstr(name ? name : "", "1"))
+                proto_put_simple(out, 'n');
+            else
+                proto_put_row_description(out, 1, col);
+        }
+    } else if (type == 'E') {
+        static const char *const val[] = {"1"};
+        proto_put_data_row(out, 1, val);
+        proto_put_command_complete(out, "SELECT 1");
+    } else if (type == 'C') {
+        const char *name = stmt_name(type, b, n);
+        if (name)
+            model_remove(m, name);
+        proto_put_simple(out, '3');
+    } else {
+        proto_put_error(out, "ERROR", "08P01", "unexpected message (model)");
+        m->skipping = 1;
+    }
+    free(body);
+}
+
+/* ---- warmpool's side, as relay.c drives it ---- */
+
+static void world_flush_to_backend(struct world *w, int i)
+{
+    struct wp_server *s = w->servers[i];
+    buf_append(&w->models[i].inbound, buf_head(&s->wbuf), buf_unread(&s->wbuf));
+    buf_consume(&s->wbuf, buf_unread(&s->wbuf));
+}
+
+static int client_index(const struct world *w, const struct wp_client *c)
+{
+    for (int i = 0; i < NCLIENTS; i++)
+        if (w->clients[i] == c)
+            return i;
+    abort();
+}
+
+/* What the client received: well-framed messages; count ReadyForQuery and look at errors. */
+static void client_reads(struct world *w, struct wp_client *c)
+{
+    int k = client_index(w, c);
+    for (;;) {
+        uint8_t type;
+        uint32_t len;
+        size_t avail = buf_unread(&c->wbuf);
+        if (avail == 0)
+            break;
+        if (proto_scan_header(buf_head(&c->wbuf), avail, UINT32_MAX, &type, &len) != PROTO_HEADER ||
+            avail < len)
+            abort(); /* warmpool handed the client a broken message */
+        const uint8_t *msg = buf_head(&c->wbuf);
+        trace("=> client", k, msg, len);
+        if (type == 'Z') {
+            if (len != 6)
+                abort();
+            w->got_ready[k]++;
+        }
+        if (type == 'E' && !w->raw_injected) {
+            const char *text = proto_error_field(msg + 5, len - 5, 'M');
+            const char *wp = text && strstr(text, "(backend)") ? strstr(text, "\"wp_") : NULL;
+            if (wp && wp[4] >= '0' && wp[4] <= '9') {
+                /* a statement warmpool believed prepared was not there */
+                fprintf(stderr, "client %d got: %s\n", k, text);
+                abort();
+            }
+        }
+        buf_consume(&c->wbuf, len);
+    }
+}
+
+static void close_client_link(struct world *w, struct wp_client *c);
+
+/* relay.c's scan_client for whole messages. */
+static void relay_client(struct world *w, struct wp_client *c)
+{
+    struct wp_server *s = c->server;
+    if (!s) {
+        uint8_t first = buf_unread(&c->rbuf) ? buf_head(&c->rbuf)[0] : 0;
+        if (first == 'P' || first == 'D' || first == 'C') {
+            while (prepared_answer_locally(c) == 1)
+                ;
+            client_reads(w, c);
+        }
+        return;
+    }
+    for (;;) {
+        if (c->input_held)
+            break;
+        size_t avail = buf_unread(&c->rbuf) - c->scan;
+        if (avail == 0)
+            break;
+        uint8_t type;
+        uint32_t len;
+        enum proto_scan r = proto_scan_header(buf_head(&c->rbuf) + c->scan, avail,
+                                              (uint32_t)wp_rt.cfg->max_packet_size, &type, &len);
+        if (r == PROTO_NEED_MORE || (r == PROTO_HEADER && avail < len))
+            break;
+        if (r == PROTO_BAD_LENGTH) {
+            close_client_link(w, c);
+            return;
+        }
+        enum prep_input in = prepared_client_message(c, s, type, len);
+        if (in == PREP_WAIT)
+            break;
+        if (in == PREP_ERROR) {
+            close_client_link(w, c);
+            return;
+        }
+        if (in == PREP_LOCAL)
+            continue;
+        if (in == PREP_HOLD)
+            c->input_held = 1;
+        if (type == 'Q' || type == 'S' || type == 'F')
+            s->outstanding++;
+        if (in == PREP_DONE)
+            continue;
+        c->scan += len;
+    }
+    relay_move_client_scanned(c, s);
+    for (int i = 0; i < w->nservers; i++)
+        if (w->servers[i] == s)
+            world_flush_to_backend(w, i);
+    client_reads(w, c);
+}
+
+/* relay.c's scan_server for whole messages already in s->rbuf. */
+static void relay_server(struct world *w, struct wp_server *s)
+{
+    for (;;) {
+        uint8_t type;
+        uint32_t len;
+        size_t avail = buf_unread(&s->rbuf) - s->scan;
+        if (avail == 0)
+            break;
+        enum proto_scan r =
+            proto_scan_header(buf_head(&s->rbuf) + s->scan, avail, 0x7fffffffu, &type, &len);
+        if (r != PROTO_HEADER || avail < len || (type == 'Z' && len != 6))
+            break;
+        const uint8_t *p = buf_head(&s->rbuf) + s->scan;
+        trace("<-", (int)(s->id), p, len);
+        int prep = s->swallow == 0;
+        int drop = s->swallow > 0 || !s->client;
+        if (prep && prepared_server_message(s, type, p, len))
+            drop = 1;
+        if (s->swallow > 0 && type == 'C')
+            prepared_internal_command(s, p, len);
+        if (type == 'E' && s->swallow > 0)
+            s->internal_failed = 1;
+        if (type == 'Z') {
+            s->tx_status = (char)p[5];
+            if (s->swallow > 0) {
+                s->swallow--;
+                if (s->warming) {
+                    s->warming = 0;
+                    if (s->internal_failed)
+                        prepared_warm_failed(s);
+                }
+                s->internal_failed = 0;
+            } else if (s->outstanding > 0) {
+                s->outstanding--;
+            }
+        }
+        if (drop) {
+            relay_move_server_scanned(s);
+            buf_consume(&s->rbuf, len);
+        } else {
+            s->scan += len;
+        }
+        if (prep)
+            prepared_emit_synthetic(s);
+    }
+    if (s->client) {
+        relay_move_server_scanned(s);
+        client_reads(w, s->client);
+    } else {
+        buf_consume(&s->rbuf, s->scan);
+        s->scan = 0;
+    }
+    /* Held client input goes on once earlier names are settled (resume_held_input). */
+    struct wp_client *c = s->client;
+    if (c && c->input_held && prepared_may_resume(s)) {
+        c->input_held = 0;
+        relay_client(w, c);
+    }
+}
+
+static void backend_answers(struct world *w, int i, int count, int fail)
+{
+    struct model *m = &w->models[i];
+    for (int n = 0; n < count && buf_unread(&m->inbound) > 0; n++)
+        model_answer_one(m, &w->servers[i]->rbuf, fail && n == 0);
+    relay_server(w, w->servers[i]);
+    /* What warmpool queued itself (e.g. DEALLOCATE ALL after a failed warm-up) goes
+       out as server_kick_write would send it. */
+    if (buf_unread(&w->servers[i]->wbuf))
+        world_flush_to_backend(w, i);
+}
+
+/* ---- world setup and teardown ---- */
+
+static struct wp_server *new_server(struct world *w, int i)
+{
+    struct wp_server *s = calloc(1, sizeof *s);
+    if (!s)
+        abort();
+    s->pool = w->pool;
+    s->id = (uint64_t)i; /* names it in traces */
+    s->fd = w->devnull;
+    s->tx_status = 'I';
+    /* SV_CLOSED keeps server_kick_write from writing wbuf anywhere: the model reads it. */
+    s->state = SV_CLOSED;
+    serverset_init(&s->stmts);
+    list_init(&s->node);
+    list_push_tail(&w->pool->idle, &s->node);
+    return s;
+}
+
+static void free_server(struct world *w, int i)
+{
+    struct wp_server *s = w->servers[i];
+    prepared_save_warm(s);
+    prepared_server_forget(s);
+    buf_free(&s->rbuf);
+    buf_free(&s->wbuf);
+    list_remove(&s->node);
+    free(s);
+    model_free(&w->models[i]);
+    w->servers[i] = NULL;
+}
+
+static struct wp_client *new_client(struct world *w)
+{
+    struct wp_client *c = calloc(1, sizeof *c);
+    if (!c)
+        abort();
+    c->pool = w->pool;
+    c->state = CL_IDLE;
+    c->fd = -1;
+    return c;
+}
+
+static void free_client(struct wp_client *c)
+{
+    prepared_client_forget(c);
+    buf_free(&c->rbuf);
+    buf_free(&c->wbuf);
+    free(c);
+}
+
+static void unlink_pair(struct wp_client *c)
+{
+    if (c->server)
+        c->server->client = NULL;
+    c->server = NULL;
+    c->scan = 0;
+    c->input_held = 0;
+}
+
+/* A protocol violation closes the client; its backend cannot be trusted either. */
+static void close_client_link(struct world *w, struct wp_client *c)
+{
+    struct wp_server *s = c->server;
+    int k = client_index(w, c);
+    unlink_pair(c);
+    free_client(c);
+    w->clients[k] = new_client(w);
+    w->sent_sync[k] = w->got_ready[k] = w->discarding[k] = w->ext_open[k] = 0;
+    for (int i = 0; i < w->nservers; i++) {
+        if (w->servers[i] == s) {
+            free_server(w, i);
+            w->servers[i] = new_server(w, i);
+            w->models[i].tx = 'I';
+        }
+    }
+}
+
+static void world_init(struct world *w, uint8_t setup)
+{
+    memset(w, 0, sizeof *w);
+    w->cfg.max_prepared_statements = 1 + (setup & 3);
+    w->cfg.warm_prepared_statements = 2;
+    w->cfg.max_packet_size = 1 << 20;
+    w->cfg.pkt_buf = 4096;
+    wp_rt.cfg = &w->cfg;
+    list_init(&wp_rt.pools);
+    list_init(&wp_rt.clients);
+    if (registry_init(&wp_rt.registry) < 0)
+        abort();
+    w->devnull = open("/dev/null", O_WRONLY);
+    w->pool = calloc(1, sizeof *w->pool);
+    if (!w->pool || w->devnull < 0)
+        abort();
+    w->pool->settings.pool_mode = (setup & 8) ? WP_MODE_STATEMENT : WP_MODE_TRANSACTION;
+    list_init(&w->pool->idle);
+    list_init(&w->pool->active);
+    list_init(&w->pool->busy);
+    list_init(&w->pool->waiting);
+    list_init(&w->pool->welcoming);
+    w->nservers = 1 + ((setup >> 2) & 1);
+    for (int i = 0; i < w->nservers; i++) {
+        w->servers[i] = new_server(w, i);
+        w->models[i].tx = 'I';
+        w->models[i].skipped_query = &w->skipped_query;
+        w->models[i].self = w->models;
+    }
+    for (int k = 0; k < NCLIENTS; k++)
+        w->clients[k] = new_client(w);
+}
+
+static void world_free(struct world *w)
+{
+    for (int k = 0; k < NCLIENTS; k++) {
+        unlink_pair(w->clients[k]);
+        free_client(w->clients[k]);
+    }
+    for (int i = 0; i < w->nservers; i++)
+        free_server(w, i);
+    prepared_pool_forget(w->pool);
+    free(w->pool);
+    if (wp_rt.registry.count != 0)
+        abort(); /* a reference nobody holds any more kept an entry alive */
+    registry_free(&wp_rt.registry);
+    close(w->devnull);
+    buf_cache_clear();
+}
+
+/* ---- invariants ---- */
+
+struct holder_count {
+    struct wp_stmt *stmt;
+    int n;
+};
+
+struct census {
+    struct holder_count *v;
+    int n, cap;
+};
+
+static void count_holder(struct census *cs, struct wp_stmt *stmt)
+{
+    for (int i = 0; i < cs->n; i++)
+        if (cs->v[i].stmt == stmt) {
+            cs->v[i].n++;
+            return;
+        }
+    if (cs->n == cs->cap) {
+        cs->cap = cs->cap ? cs->cap * 2 : 32;
+        cs->v = realloc(cs->v, (size_t)cs->cap * sizeof *cs->v);
+        if (!cs->v)
+            abort();
+    }
+    cs->v[cs->n++] = (struct holder_count){stmt, 1};
+}
+
+static int in_registry(const struct wp_stmt *stmt)
+{
+    const struct wp_registry *reg = &wp_rt.registry;
+    for (struct wp_stmt *e = reg->buckets[stmt->hash & (reg->nbuckets - 1)]; e; e = e->hash_next)
+        if (e == stmt)
+            return 1;
+    return 0;
+}
+
+static int set_has(const struct wp_server_set *set, const struct wp_stmt *stmt)
+{
+    for (size_t b = 0; b < set->nbuckets; b++)
+        for (const struct wp_set_node *n = set->buckets[b]; n; n = n->hash_next)
+            if (n->stmt == stmt)
+                return 1;
+    return 0;
+}
+
+/* The LRU list and the hash hold the same nodes, and no more than the limit. */
+static void check_server_set(const struct wp_server_set *set, struct census *cs)
+{
+    size_t n = 0;
+    for (const struct wp_set_node *node = set->lru.lru_next; node != &set->lru;
+         node = node->lru_next) {
+        if (node->lru_next->lru_prev != node || !set_has(set, node->stmt) || ++n > set->count)
+            abort();
+        count_holder(cs, node->stmt);
+    }
+    if (n != set->count || set->count > (size_t)wp_rt.cfg->max_prepared_statements)
+        abort();
+}
+
+static void check_references(struct world *w)
+{
+    struct census cs = {0};
+    for (int k = 0; k < NCLIENTS; k++) {
+        const struct wp_name_map *map = &w->clients[k]->stmts;
+        size_t n = 0;
+        for (size_t b = 0; b < map->nbuckets; b++)
+            for (const struct wp_name_entry *e = map->buckets[b]; e; e = e->next, n++) {
+                if (namemap_get(map, e->name) != e->stmt)
+                    abort();
+                count_holder(&cs, e->stmt);
+            }
+        if (n != map->count)
+            abort();
+    }
+    for (int i = 0; i < w->nservers; i++) {
+        struct wp_server *s = w->servers[i];
+        check_server_set(&s->stmts, &cs);
+        for (uint32_t j = 0; j < s->pending.count; j++) {
+            struct wp_pending *item =
+                &s->pending.items[(s->pending.head + j) & (s->pending.cap - 1)];
+            if (item->stmt)
+                count_holder(&cs, item->stmt);
+        }
+    }
+    for (int j = 0; j < w->pool->nwarm; j++)
+        count_holder(&cs, w->pool->warm[j]);
+    for (int j = 0; j < cs.n; j++) {
+        struct wp_stmt *stmt = cs.v[j].stmt;
+        if (stmt->refs != cs.v[j].n || (!stmt->retired && !in_registry(stmt)) ||
+            (stmt->retired && in_registry(stmt)))
+            abort();
+    }
+    /* Every registry entry is held by someone, and the count is right. */
+    size_t in_buckets = 0;
+    for (size_t b = 0; b < wp_rt.registry.nbuckets; b++)
+        for (struct wp_stmt *e = wp_rt.registry.buckets[b]; e; e = e->hash_next) {
+            in_buckets++;
+            int held = 0;
+            for (int j = 0; j < cs.n; j++)
+                held |= cs.v[j].stmt == e;
+            if (!held || e->refs <= 0)
+                abort();
+        }
+    if (in_buckets != wp_rt.registry.count)
+        abort();
+    free(cs.v);
+}
+
+/* A quiet backend has every statement warmpool believes it has. */
+static void check_quiet_backends(struct world *w)
+{
+    if (w->raw_injected)
+        return;
+    for (int i = 0; i < w->nservers; i++) {
+        struct wp_server *s = w->servers[i];
+        if (s->pending.count || s->swallow || buf_unread(&w->models[i].inbound) ||
+            buf_unread(&s->wbuf))
+            continue;
+        for (const struct wp_set_node *node = s->stmts.lru.lru_next; node != &s->stmts.lru;
+             node = node->lru_next)
+            if (model_find(&w->models[i], node->stmt->name) < 0)
+                abort();
+        struct wp_client *c = s->client;
+        if (c && !c->input_held && buf_unread(&c->rbuf) == 0 && !w->skipped_query) {
+            int k = client_index(w, c);
+            if (w->sent_sync[k] != w->got_ready[k])
+                abort();
+        }
+    }
+}
+
+/* ---- operations ---- */
+
+static const char *const names[] = {"", "s1", "s2", "s3", "wp_1", "wp_missing"};
+static const char *const queries[] = {"SELECT 1", "SELECT $1", "SELECT 2", "SELECT 1",
+                                      "-- warmpool: duplicate name\n)"};
+static const char *const simple[] = {
+    "SELECT 1",
+    "PREPARE s1 AS SELECT 1",
+    "EXECUTE s1",
+    "DEALLOCATE s1",
+    "DEALLOCATE ALL",
+    "DISCARD ALL",
+    "PREPARE wp_1 AS SELECT 2",
+    "EXECUTE wp_1",
+    "BEGIN",
+    "COMMIT",
+    "CREATE TABLE t()",
+    "PREPARE s2(int) AS SELECT $1",
+    "EXECUTE s2(1)",
+    "DEALLOCATE wp_2",
+    "",
+    "ROLLBACK",
+};
+
+#define PICK(list, b) list[(b) % (sizeof list / sizeof list[0])]
+
+static void put_named(struct wp_buf *out, char type, char kind, const char *name)
+{
+    uint8_t h[6] = {(uint8_t)type, 0, 0, 0, 0, (uint8_t)kind};
+    proto_put_u32(h + 1, (uint32_t)(4 + 1 + strlen(name) + 1));
+    buf_append(out, h, 6);
+    buf_append(out, name, strlen(name) + 1);
+}
+
+static void put_bind(struct wp_buf *out, const char *name)
+{
+    static const uint8_t tail[6] = {0, 0, 0, 0, 0, 0}; /* no formats, params, results */
+    uint8_t h[5] = {'B'};
+    proto_put_u32(h + 1, (uint32_t)(4 + 1 + strlen(name) + 1 + sizeof tail));
+    buf_append(out, h, 5);
+    buf_append(out, "", 1);
+    buf_append(out, name, strlen(name) + 1);
+    buf_append(out, tail, sizeof tail);
+}
+
+static void put_raw(struct wp_buf *out, struct input *in, uint8_t type)
+{
+    uint8_t n = take(in) & 63;
+    uint8_t h[5] = {type};
+    proto_put_u32(h + 1, 4u + n);
+    buf_append(out, h, 5);
+    for (uint8_t i = 0; i < n; i++) {
+        uint8_t b = take(in);
+        buf_append(out, &b, 1);
+    }
+}
+
+/* One client message from the input; returns its type. */
+static uint8_t client_message(struct wp_buf *out, struct input *in)
+{
+    uint8_t op = take(in), arg = take(in);
+    switch (op % 9) {
+    case 0: {
+        static const uint32_t oid = 23;
+        const char *q = PICK(queries, arg >> 3);
+        proto_put_parse(out, PICK(names, arg), q, strchr(q, '$') ? 1 : 0, &oid);
+        return 'P';
+    }
+    case 1:
+        put_bind(out, PICK(names, arg));
+        return 'B';
+    case 2:
+        put_named(out, 'D', (arg & 8) ? 'P' : 'S', PICK(names, arg));
+        return 'D';
+    case 3: {
+        static const uint8_t exec[] = {'E', 0, 0, 0, 9, 0, 0, 0, 0, 0};
+        buf_append(out, exec, sizeof exec);
+        return 'E';
+    }
+    case 4:
+        put_named(out, 'C', (arg & 8) ? 'P' : 'S', PICK(names, arg));
+        return 'C';
+    case 5:
+        proto_put_simple(out, 'S');
+        return 'S';
+    case 6:
+        proto_put_simple(out, 'H');
+        return 'H';
+    case 7:
+        proto_put_query(out, PICK(simple, arg));
+        return 'Q';
+    default: {
+        static const uint8_t types[] = {'P', 'B', 'D', 'C', 'Q', 'E'};
+        uint8_t type = PICK(types, arg);
+        put_raw(out, in, type);
+        return type;
+    }
+    }
+}
+
+/*
+ * Count Sync/Query messages the client wrote, from its rbuf before relaying. A Query
+ * inside an extended-protocol batch (no Sync since its last Parse/Bind/…) is skipped
+ * by PostgreSQL after an error in that batch and then gets no ReadyForQuery; warmpool
+ * drops its synthetic answer the same way, so the count stops applying.
+ */
+static void count_requests(struct world *w, int k, const struct wp_buf *b, size_t from)
+{
+    size_t off = from;
+    for (;;) {
+        uint8_t type;
+        uint32_t len;
+        if (proto_scan_header(buf_head(b) + off, buf_unread(b) - off, UINT32_MAX, &type, &len) !=
+                PROTO_HEADER ||
+            buf_unread(b) - off < len)
+            return;
+        if (type == 'S' || type == 'Q')
+            w->sent_sync[k]++;
+        if (type == 'Q' && w->ext_open[k])
+            w->skipped_query = 1;
+        if (strchr("PBDECH", type))
+            w->ext_open[k] = 1;
+        else if (type == 'S')
+            w->ext_open[k] = 0;
+        off += len;
+    }
+}
+
+/*
+ * A client pipelining past its own DISCARD ALL is left out: warmpool learns that the
+ * backend dropped its statements only from the CommandComplete, so a Bind of a name
+ * sent before that answer names a statement the backend no longer has (a known
+ * limitation, see README.md). Clients here wait for that answer.
+ */
+static void op_send(struct world *w, struct input *in, int k)
+{
+    struct wp_client *c = w->clients[k];
+    if (w->discarding[k] && w->got_ready[k] < w->sent_sync[k])
+        return;
+    w->discarding[k] = 0;
+    /* Offsets from the first unread byte: appending may move the bytes. */
+    size_t from = buf_unread(&c->rbuf);
+    int count = 1 + (take(in) & 7);
+    for (int i = 0; i < count && !w->discarding[k]; i++) {
+        size_t at = buf_unread(&c->rbuf);
+        if (client_message(&c->rbuf, in) == 'Q' && buf_unread(&c->rbuf) - at == 17 &&
+            memcmp(buf_head(&c->rbuf) + at + 5, "DISCARD ALL", 11) == 0)
+            w->discarding[k] = 1;
+    }
+    count_requests(w, k, &c->rbuf, from);
+    relay_client(w, c);
+}
+
+static int at_release_point(const struct world *w, int i)
+{
+    const struct wp_server *s = w->servers[i];
+    return s->pending.count == 0 && s->outstanding == 0 && s->swallow == 0 && s->tx_status == 'I' &&
+           buf_unread(&w->models[i].inbound) == 0 &&
+           (!s->client || (buf_unread(&s->client->rbuf) == 0 && !s->client->input_held));
+}
+
+/* Link client k to backend i, releasing what each held when both are at rest. */
+static void op_link(struct world *w, int k, int i)
+{
+    struct wp_client *c = w->clients[k];
+    struct wp_server *s = w->servers[i];
+    if (c->server == s)
+        return;
+    if (c->server) {
+        int j = 0;
+        while (w->servers[j] != c->server)
+            j++;
+        if (!at_release_point(w, j))
+            return;
+    }
+    if (!at_release_point(w, i))
+        return; /* busy, or still warming up: the pool would not lend it */
+    if (s->client)
+        unlink_pair(s->client);
+    unlink_pair(c);
+    c->server = s;
+    s->client = c;
+    relay_client(w, c);
+}
+
+static void op_raw_backend(struct world *w, struct input *in, int i)
+{
+    static const uint8_t types[] = {'1', '2', '3', 'E', 'Z', 'T', 'n', 't', 'D', 'C', 's', 'I'};
+    uint8_t pick = take(in);
+    uint8_t type = PICK(types, pick);
+    struct wp_buf *out = &w->servers[i]->rbuf;
+    w->raw_injected = 1;
+    switch (pick >> 4) {
+    case 0: /* ErrorResponse without a SQLSTATE */
+        buf_append(out, "E\0\0\0\x1eSERROR\0Mno sqlstate here\0\0", 31);
+        break;
+    case 1: /* ErrorResponse without any field */
+        buf_append(out, "E\0\0\0\x05\0", 6);
+        break;
+    case 2: /* ErrorResponse with an unterminated field */
+        buf_append(out,
+                   "E\0\0\0\x0a"
+                   "C0A000",
+                   11);
+        break;
+    case 3:
+        buf_append(out, "Z\0\0\0\x05", 5);
+        buf_append(out, (const char *)&"ITE"[take(in) % 3], 1);
+        break;
+    case 4: /* CommandComplete without its terminator */
+        buf_append(out,
+                   "C\0\0\0\x0b"
+                   "DISCARD",
+                   12);
+        break;
+    default:
+        if (type == 'Z') {
+            buf_append(out, "Z\0\0\0\x05I", 6);
+        } else {
+            put_raw(out, in, type);
+        }
+        break;
+    }
+    relay_server(w, w->servers[i]);
+}
+
+static void op_close_server(struct world *w, int i)
+{
+    struct wp_server *s = w->servers[i];
+    if (s->client)
+        return; /* only idle backends are closed here */
+    free_server(w, i);
+    w->servers[i] = new_server(w, i);
+    w->models[i].tx = 'I';
+    if (prepared_warm_server(w->servers[i]))
+        world_flush_to_backend(w, i);
+}
+
+static void op_client_leaves(struct world *w, int k)
+{
+    struct wp_client *c = w->clients[k];
+    if (c->server)
+        return;
+    free_client(c);
+    w->clients[k] = new_client(w);
+    w->sent_sync[k] = w->got_ready[k] = w->discarding[k] = w->ext_open[k] = 0;
+}
+
+static void step(struct world *w, struct input *in)
+{
+    uint8_t op = take(in);
+    int k = (op >> 4) & 1, i = ((op >> 5) & 1) % w->nservers;
+    switch (op & 15) {
+    case 0:
+    case 1:
+    case 2:
+        op_send(w, in, k);
+        break;
+    case 3:
+    case 4:
+        backend_answers(w, i, 1, 0);
+        break;
+    case 5:
+        backend_answers(w, i, 64, 0);
+        break;
+    case 6:
+        backend_answers(w, i, 1, 1);
+        break;
+    case 7:
+    case 8:
+        op_link(w, k, i);
+        break;
+    case 9:
+        op_raw_backend(w, in, i);
+        break;
+    case 10:
+        op_close_server(w, i);
+        break;
+    case 11:
+        op_client_leaves(w, k);
+        break;
+    default:
+        /* Answer everything on every backend (a quiet point). */
+        for (int j = 0; j < w->nservers; j++)
+            backend_answers(w, j, 256, 0);
+        break;
+    }
+    check_references(w);
+    check_quiet_backends(w);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1 || size > 4096)
+        return 0;
+    struct world w;
+    struct input in = {data + 1, size - 1};
+    world_init(&w, data[0]);
+    while (in.left > 0)
+        step(&w, &in);
+    world_free(&w);
+    return 0;
+}

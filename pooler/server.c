@@ -381,6 +381,14 @@ void server_abandon(struct wp_server *s)
         s->copy_in = 0;
     }
     if (s->in_extended) {
+        /* A bare Sync would commit the client's unsynced implicit transaction: make
+           the batch fail first (a Parse that cannot parse), so the Sync rolls it back. */
+        static const char poison[] = "\0warmpool: client left before Sync, rolling back";
+        uint8_t header[5] = {'P'};
+        proto_put_u32(header + 1, (uint32_t)(4 + sizeof poison + 2));
+        buf_append(&s->wbuf, header, 5);
+        buf_append(&s->wbuf, poison, sizeof poison);
+        buf_append(&s->wbuf, "\0\0", 2); /* no parameter types */
         proto_put_simple(&s->wbuf, 'S');
         s->outstanding++;
         s->in_extended = 0;

@@ -380,6 +380,9 @@ def check_invariants(run, workers=(), instances=("md5", "scram")):
 
 # ---------------------------------------------------------------- the wire protocol by hand
 
+_salted = {}
+
+
 class RawClient:
     """A client speaking the v3 protocol itself, for misbehaving on purpose."""
 
@@ -459,8 +462,11 @@ class RawClient:
 
     def _scram_final(self, password, server_first):
         attrs = dict(kv.split("=", 1) for kv in server_first.decode().split(","))
-        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]),
-                                     int(attrs["i"]))
+        key = (password, attrs["s"], int(attrs["i"]))
+        if key not in _salted:  # 4096 rounds per attempt would make storms client-bound
+            _salted[key] = hashlib.pbkdf2_hmac("sha256", password.encode(),
+                                               base64.b64decode(attrs["s"]), int(attrs["i"]))
+        salted = _salted[key]
         client_key = hmac.new(salted, b"Client Key", "sha256").digest()
         stored = hashlib.sha256(client_key).digest()
         final_bare = f"c=biws,r={attrs['r']}"

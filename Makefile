@@ -16,7 +16,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_SRC = $(wildcard tests/integration/*.c)
 ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
-.PHONY: all test unit integration demo bench clean asan format format-check deps fuzz
+.PHONY: all test unit integration demo bench clean asan format format-check deps fuzz faults faults-asan
 
 all: warmpool
 
@@ -49,6 +49,14 @@ itests: $(ITEST_BIN)
 # The binary under test is $(BUILD)/warmpool, so `make asan` tests the ASan build.
 integration: $(BUILD)/warmpool $(ITEST_BIN)
 	BUILD=$(BUILD) WARMPOOL=$(CURDIR)/$(BUILD)/warmpool tests/integration/run.sh
+
+# Fault injection (tests/faults/README.md): kills, restarts, freezes, hostile clients.
+faults: $(BUILD)/warmpool
+	WARMPOOL=$(CURDIR)/$(BUILD)/warmpool tests/faults/run.sh $(FAULTS)
+
+faults-asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+		LDFLAGS="-fsanitize=address,undefined" faults
 
 # The one command that runs every test (README, .ci/run).
 test: unit integration

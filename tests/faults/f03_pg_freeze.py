@@ -4,10 +4,8 @@ freeze but none hangs past it, the pooler keeps accepting clients meanwhile, and
 client completes transactions again afterwards."""
 import os
 import signal
-import threading
 import time
 
-import psycopg
 
 from faultlib import (RawClient, check, check_invariants, finish, log, pg_children,
                       postmaster_pid, start_workers, stop_workers, wait_progress)

@@ -13,7 +13,7 @@ import time
 
 import psycopg
 
-from faultlib import (RawClient, check, check_invariants, finish, log, pg_query,
+from faultlib import (RawClient, check, check_invariants, finish, pg_query,
                       pooler_backends, pooler_dsn, start_workers, stop_workers, wait_progress)
 
 RUN = "f04"

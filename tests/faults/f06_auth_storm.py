@@ -9,13 +9,13 @@ import random
 import threading
 import time
 
-from faultlib import (RawClient, check, check_invariants, finish, log, pooler_pid, rss_kb,
-                      start_workers, stop_workers, wait_progress)
+from faultlib import (ASAN_SLACK_KB, RawClient, check, check_invariants, finish, log,
+                      pooler_pid, rss_kb, start_workers, stop_workers, wait_progress)
 
 RUN = "f06"
 ATTEMPTS = 5000
 THREADS = 8
-GROWTH_KB = 4 * 1024
+GROWTH_KB = 4 * 1024 + ASAN_SLACK_KB
 
 outcomes = {}
 done = 0

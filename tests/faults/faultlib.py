@@ -33,6 +33,7 @@ INSTANCES = {
     "scram": (int(ENV["FT_WP_SCRAM_PORT"]), int(ENV["FT_WP_SCRAM_PID"])),
 }
 USER, PASSWORD, DB = "wpuser", "wppass", "wpfault"
+ASAN_SLACK_KB = int(ENV.get("FT_ASAN_SLACK_KB", "0"))  # RSS allowance under ASan
 HANG_S = 30  # a single request outstanding this long is a hang
 T0 = time.monotonic()
 

@@ -185,8 +185,8 @@ start_warmpool() { # NAME PORT
         exit 1
     fi
     # Small ASan quarantine so that RSS measures what the pooler holds, not what it
-    # freed recently (ignored by a build without ASan).
-    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16 \
+    # freed recently (ignored by a build without ASan); FT_ASAN_SLACK_KB covers it.
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4 \
         "$WARMPOOL" -c "$tmp/$name.ini" 2>"$tmp/$name.log" 3>&- &
     wp_names+=("$name") wp_pids+=($!)
     for _ in $(seq 100); do
@@ -204,6 +204,10 @@ start_warmpool md5 "$md5port"
 start_warmpool scram "$scramport"
 say "== warmpool md5 on $md5port (pid ${wp_pids[0]}), scram on $scramport (pid ${wp_pids[1]})"
 
+# Under ASan, RSS bounds allow for the quarantine and the allocator's caches.
+asan_slack=0
+ldd "$WARMPOOL" 2>/dev/null | grep -q libasan && asan_slack=$((8 * 1024))
+export FT_ASAN_SLACK_KB=$asan_slack
 export FT_ROOT=$root FT_TMP=$tmp FT_PG_DIR=$tmp/pg FT_PG_PORT=$pgport
 export FT_WP_MD5_PORT=$md5port FT_WP_MD5_PID=${wp_pids[0]} FT_WP_MD5_LOG=$tmp/md5.log
 export FT_WP_SCRAM_PORT=$scramport FT_WP_SCRAM_PID=${wp_pids[1]} FT_WP_SCRAM_LOG=$tmp/scram.log

@@ -1,7 +1,9 @@
 """f01_backend_kill — backends die under the pooler: pg_terminate_backend() of a backend
 running a long query, of a backend inside an open transaction (between statements and
-right before COMMIT), then `kill -9` of a backend, which makes PostgreSQL restart every
-backend (crash recovery), all while 8 ledger workers run."""
+right before COMMIT), of every idle pooled backend at once, then `kill -9` of a backend,
+which makes PostgreSQL restart every backend (crash recovery), all while 8 ledger
+workers run."""
+import os
 import signal
 import threading
 import time
@@ -78,6 +80,26 @@ def mid_transaction(finish_with):
     check(n == 0, f"mid-transaction: nothing of the killed transaction was committed ({n} rows)")
 
 
+def idle_backends_killed():
+    """Every idle pooled backend terminated at once: the pooler must notice (their
+    sockets close) and not lend a dead one to the next clients."""
+    rows = pooler_backends("backend_type = 'client backend' AND state = 'idle'")
+    for pid, *_ in rows:
+        terminate(pid)
+    check(len(rows) > 0, f"idle pooled backends: terminated {len(rows)} at once")
+    time.sleep(1)
+    errors = []
+    for i in range(10):
+        try:
+            with psycopg.connect(pooler_dsn(), autocommit=True) as c:
+                v = c.execute("SELECT %s::int", (i,)).fetchone()[0]
+                if v != i:
+                    errors.append(f"got {v} for {i}")
+        except psycopg.Error as e:
+            errors.append(f"{e.sqlstate} {e}")
+    check(not errors, f"idle pooled backends: the next 10 new clients are served ({errors})")
+
+
 def kill9(ws):
     rows = pooler_backends("backend_type = 'client backend' AND state <> 'idle'") or \
         pooler_backends("backend_type = 'client backend'")
@@ -85,7 +107,6 @@ def kill9(ws):
         return
     pid = rows[0][0]
     log(f"kill -9 backend {pid}: PostgreSQL restarts every backend")
-    import os
     os.kill(pid, signal.SIGKILL)
     time.sleep(1)
     check(pg_wait_ready(60), "kill -9: PostgreSQL is back after crash recovery")
@@ -102,6 +123,7 @@ def main():
     mid_transaction("commit")
     before = time.monotonic()
     check(wait_progress(ws, before, need=2, limit=30), "workers unaffected by the terminations")
+    idle_backends_killed()
     kill9(ws)
     time.sleep(2)
     stop_workers(ws, dog)

@@ -92,12 +92,28 @@ def pooler_dsn(inst="md5", db=DB, **extra):
 def pg_admin():
     """A superuser connection straight to PostgreSQL (unix socket), never the pooler."""
     return psycopg.connect(host=PG_DIR, port=PG_PORT, user="postgres", dbname=DB,
-                           autocommit=True, connect_timeout=10)
+                           autocommit=True, connect_timeout=30)
 
 
-def pg_query(sql, params=None):
-    with pg_admin() as c:
-        return c.execute(sql, params).fetchall()
+_admin = None
+
+
+def pg_query(sql, params=None, attempts=3):
+    """Run one statement on the cached superuser connection, reconnecting when a fault
+    (restart, crash recovery) or a busy machine broke it."""
+    global _admin
+    for attempt in range(attempts):
+        try:
+            if _admin is None or _admin.closed:
+                _admin = pg_admin()
+            return _admin.execute(sql, params).fetchall()
+        except psycopg.OperationalError:
+            if _admin is not None:
+                _admin.close()
+            _admin = None
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def pg_wait_ready(limit=60):

@@ -174,6 +174,7 @@ max_packet_size = 64MB
 [databases]
 wpfault = host=127.0.0.1 port=$pgport dbname=wpfault
 small = host=127.0.0.1 port=$pgport dbname=wpfault max_pool_size=2
+fresh = host=127.0.0.1 port=$pgport dbname=wpfault max_pool_size=2
 INI
 }
 

@@ -1,10 +1,13 @@
 """f05_slow_reader — a client that never reads its results: it asks for ~1.1 GB
-(SELECT g, repeat('x', 1000) FROM generate_series(1, 1100000) g), reads 1 MB, then stops
-reading with the socket open. The backend must end up blocked writing (backpressure
-reached PostgreSQL), the pooler's RSS must stay within 64 MB of where it was, and the
-other clients of the same pool must keep completing queries. Then the stuck client closes
-and its backend must stop running the query (cancelled or closed) within 20 s. Done once
-in autocommit and once inside BEGIN."""
+(SELECT g, repeat('x', 1000) FROM generate_series(1, 1100000) g: a wide column rather
+than `SELECT * FROM generate_series(1, 54000000)`, which PostgreSQL would first
+materialise to disk), reads 1 MB, then stops reading with the socket open. The backend
+must end up blocked writing (backpressure reached PostgreSQL), the pooler's RSS must
+stay within 64 MB of where it was, and the other clients of the same pool must keep
+completing queries. Then the stuck client closes, and its backend must stop running the
+query within 20 s, cancelled and kept by the pool (the pooler must keep draining it:
+PostgreSQL ignores a cancel while blocked writing). Done once in autocommit and once
+inside BEGIN."""
 import time
 
 from faultlib import (RawClient, check, check_invariants, finish, log, pooler_backends,
@@ -54,6 +57,7 @@ def one_stuck_client(ws, tag, in_txn):
           f"{tag}: the other clients of the pool keep completing queries meanwhile")
     still = stuck_backend(tag)
     check(still and still[0][1] == "active", f"{tag}: the query is still pending (client stuck)")
+    backend = still[0][0] if still else None
     c.close()
     closed = time.monotonic()
     while time.monotonic() - closed < 20:
@@ -65,6 +69,10 @@ def one_stuck_client(ws, tag, in_txn):
     check(not rows or rows[0][1] != "active",
           f"{tag}: after the client closed, its backend stopped the query "
           f"({time.monotonic() - closed:.1f} s; now {rows[0][1] if rows else 'gone'})")
+    # Cancelled and kept, rather than stuck in its write until a timeout closes it:
+    # the pooler must go on reading (and dropping) its output for the cancel to land.
+    kept = pooler_backends(f"pid = {backend}") if backend else []
+    check(bool(kept), f"{tag}: the backend ({backend}) was cancelled and kept, not closed")
 
 
 def main():

@@ -13,6 +13,7 @@ Cases call ok()/fail() and end with finish(), which exits 1 if anything failed.
 import base64
 import hashlib
 import hmac
+import json
 import os
 import random
 import socket
@@ -335,6 +336,35 @@ def pooler_serves(inst):
         return f"SELECT 1 failed: {e}"
 
 
+def pooler_pools(inst):
+    """The pooler's own view of its pools: GET /pools on its stats socket."""
+    path = os.path.join(ENV["FT_TMP"], f"{inst}.stats")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(b"GET /pools HTTP/1.1\r\nHost: warmpool\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return json.loads(data.split(b"\r\n\r\n", 1)[1])["pools"]
+
+
+def pooler_unsettled(inst, limit=15.0):
+    """Pools that still count clients, waiting clients, or backends that are not idle
+    once every client has gone ([] when all settled within `limit` s)."""
+    deadline = time.monotonic() + limit
+    while True:
+        bad = []
+        for p in pooler_pools(inst):
+            cl, sv = p["clients"], p["servers"]
+            busy = {k: sv[k] for k in ("active", "connecting", "resetting", "draining") if sv[k]}
+            if any(cl.values()) or busy or sv["total"] > p["max_pool_size"]:
+                bad.append(f"{p['database']}: clients {cl}, servers {sv}")
+        if not bad or time.monotonic() > deadline:
+            return bad
+        time.sleep(0.25)
+
+
 def no_idle_in_transaction(limit=10.0):
     deadline = time.monotonic() + limit
     while True:
@@ -386,6 +416,10 @@ def check_invariants(run, workers=(), instances=("md5", "scram")):
           + (f": {bad[:5]}" if bad else ""))
     hangs = sum(w.hangs for w in workers)
     check(hangs == 0, f"invariant: no worker request hung ({hangs} hangs)")
+    for inst in instances:
+        bad = pooler_unsettled(inst)
+        check(not bad, f"invariant: warmpool {inst} counts no client and no busy backend "
+              f"once all clients left ({bad or 'none'})")
     left = no_idle_in_transaction()
     check(not left, f"invariant: no idle-in-transaction backend of the pooler ({left})")
     if workers:

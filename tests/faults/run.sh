@@ -170,6 +170,7 @@ client_login_timeout = 10s
 idle_transaction_timeout = 60s
 server_check_delay = 10s
 max_packet_size = 64MB
+stats_socket = $tmp/$1.stats
 
 [databases]
 wpfault = host=127.0.0.1 port=$pgport dbname=wpfault

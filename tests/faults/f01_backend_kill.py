@@ -83,11 +83,24 @@ def mid_transaction(finish_with):
 def idle_backends_killed():
     """Every idle pooled backend terminated at once: the pooler must notice (their
     sockets close) and not lend a dead one to the next clients."""
+    def sleeper():  # 6 at once grow the pool beyond what the busy workers hold
+        with psycopg.connect(pooler_dsn(), autocommit=True) as c:
+            c.execute("SELECT pg_sleep(0.5)")
+
+    extra = [threading.Thread(target=sleeper) for _ in range(6)]
+    for t in extra:
+        t.start()
+    for t in extra:
+        t.join(30)
     rows = pooler_backends("backend_type = 'client backend' AND state = 'idle'")
     for pid, *_ in rows:
         terminate(pid)
     check(len(rows) > 0, f"idle pooled backends: terminated {len(rows)} at once")
-    time.sleep(1)
+    pids = ",".join(str(r[0]) for r in rows) or "0"
+    deadline = time.monotonic() + 15  # SIGTERM is handled when the backend gets to it
+    while pooler_backends(f"pid IN ({pids})") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
     errors = []
     for i in range(10):
         try:

@@ -17,7 +17,7 @@ ITEST_SRC = $(wildcard tests/integration/*.c)
 ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
 .PHONY: all test unit integration demo bench clean asan format format-check deps fuzz \
-	fuzz-build fuzz-regress
+	fuzz-build fuzz-regress faults faults-asan
 
 all: warmpool
 
@@ -51,9 +51,17 @@ itests: $(ITEST_BIN)
 integration: $(BUILD)/warmpool $(ITEST_BIN)
 	BUILD=$(BUILD) WARMPOOL=$(CURDIR)/$(BUILD)/warmpool tests/integration/run.sh
 
+# Fault injection (tests/faults/README.md): kills, restarts, freezes, hostile clients.
+faults: $(BUILD)/warmpool
+	WARMPOOL=$(CURDIR)/$(BUILD)/warmpool tests/faults/run.sh $(FAULTS)
+
+faults-asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+		LDFLAGS="-fsanitize=address,undefined" faults
+
 # The one command that runs every test (README, .ci/run). fuzz-regress replays the
 # checked-in fuzz inputs (the cve-* regressions among them) once: about 20 s with the build.
-test: unit integration fuzz-regress
+test: unit integration faults fuzz-regress
 
 demo:
 	scripts/install-deps.sh

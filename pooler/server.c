@@ -371,6 +371,17 @@ void server_abandon(struct wp_server *s)
     s->client = NULL;
     server_set_state(s, SV_DRAINING);
     s->drain_started_ms = wp_now_ms();
+    /* Output read for the client has no reader now, and reading was paused while the
+       client was slow to take it: drop it and read on. Otherwise a backend blocked
+       writing a big result never sees the cancel (PostgreSQL ignores cancels while
+       blocked in a write to its client) and is only closed by the drain timeout. */
+    buf_consume(&s->rbuf, s->scan);
+    s->scan = 0;
+    s->msg_discard = 1; /* the rest of a message in flight goes nowhere either */
+    if (s->read_paused && s->ev_read) {
+        s->read_paused = 0;
+        event_add(s->ev_read, NULL);
+    }
     if (s->close_when_quiet) {
         server_close(s, "client left in the middle of a message");
         return;
@@ -385,6 +396,14 @@ void server_abandon(struct wp_server *s)
         s->copy_in = 0;
     }
     if (s->in_extended) {
+        /* A bare Sync would commit the client's unsynced implicit transaction: make
+           the batch fail first (a Parse that cannot parse), so the Sync rolls it back. */
+        static const char poison[] = "\0warmpool: client left before Sync, rolling back";
+        uint8_t header[5] = {'P'};
+        proto_put_u32(header + 1, (uint32_t)(4 + sizeof poison + 2));
+        buf_append(&s->wbuf, header, 5);
+        buf_append(&s->wbuf, poison, sizeof poison);
+        buf_append(&s->wbuf, "\0\0", 2); /* no parameter types */
         proto_put_simple(&s->wbuf, 'S');
         s->outstanding++;
         s->in_extended = 0;

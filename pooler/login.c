@@ -76,6 +76,14 @@ static void protocol_violation(struct wp_client *c, const char *message)
     client_send_error(c, "FATAL", "08P01", message);
 }
 
+/* A startup packet over a bound (54000) or malformed (08P01): FATAL, then close. */
+static void bad_startup(struct wp_client *c, const char *sqlstate, const char *message)
+{
+    log_warn("C-%llu %s: bad startup packet (%s): %s", (unsigned long long)c->id, c->addr, sqlstate,
+             message);
+    client_send_error(c, "FATAL", sqlstate, message);
+}
+
 static const struct wp_user_secret *find_secret(const struct wp_client *c)
 {
     return auth_userlist_find(&wp_rt.users, c->user);
@@ -292,7 +300,7 @@ static int startup_packet(struct wp_client *c)
     char err[256];
     /* The parser wants NUL-terminated strings inside the packet; it checks that. */
     if (proto_parse_startup(buf_head(&c->rbuf), (uint32_t)len, &st, err, sizeof err) < 0) {
-        protocol_violation(c, err);
+        bad_startup(c, st.sqlstate, err);
         return 0;
     }
     switch (st.kind) {

@@ -216,8 +216,12 @@ static void refuse_by_hba(struct wp_client *c, const char *what, int line)
         *colon = '\0'; /* the address without the client's port, as PostgreSQL shows it */
     snprintf(msg, sizeof msg, "%s for host \"%s\", user \"%s\", database \"%s\"", what, host,
              c->user, c->dbname);
-    log_warn("C-%llu %s/%s@%s: %s (auth_hba_file line %d)", (unsigned long long)c->id, c->dbname,
-             c->user, c->addr, what, line);
+    if (line > 0)
+        log_warn("C-%llu %s/%s@%s: %s (auth_hba_file line %d)", (unsigned long long)c->id,
+                 c->dbname, c->user, c->addr, what, line);
+    else
+        log_warn("C-%llu %s/%s@%s: %s", (unsigned long long)c->id, c->dbname, c->user, c->addr,
+                 what);
     client_send_error(c, "FATAL", "28000", msg);
 }
 

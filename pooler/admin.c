@@ -299,7 +299,11 @@ void admin_command(struct wp_buf *out, const char *user, const char *sql)
         if (trim_command(text) == 0)
             n = split_words(text, words, ADMIN_MAX_WORDS);
     }
-    if (n == 0) {
+    if (!admin_may_connect(user)) {
+        /* Checked on every command, not only at login: a RELOAD that took the user out
+           of admin_users/stats_users ends its rights in sessions already open. */
+        answer_error(out, "42501", "permission denied: not an admin or stats user");
+    } else if (n == 0) {
         proto_put_simple(out, 'I'); /* EmptyQueryResponse */
     } else if (n < 0) {
         answer_error(out, "42601", "syntax error: one console command per query, see SHOW HELP");

@@ -617,6 +617,7 @@ static const struct cfg_row cfg_rows[] = {
     {"max_client_conn", CK_INT, C(max_client_conn), "100", 1},
     {"auth_type", CK_AUTH, C(auth_type), "md5", 1},
     {"auth_file", CK_STR, C(auth_file), "", 1},
+    {"auth_hba_file", CK_STR, C(auth_hba_file), "", 1},
     {"admin_users", CK_LIST, C(admin_users), "", 1},
     {"stats_users", CK_LIST, C(stats_users), "", 1},
     {"pool_mode", CK_MODE, P(pool_mode), "session", 1},

@@ -95,6 +95,7 @@ static const struct key_def keys[] = {
     {"max_client_conn", K_INT, CFG(max_client_conn), IN_GLOBAL, 1, INT_MAX},
     {"auth_type", K_AUTH, CFG(auth_type), IN_GLOBAL, 0, 0},
     {"auth_file", K_PATH, CFG(auth_file), IN_GLOBAL, 0, 0},
+    {"auth_hba_file", K_PATH, CFG(auth_hba_file), IN_GLOBAL, 0, 0},
     {"admin_users", K_LIST, CFG(admin_users), IN_GLOBAL, 0, 0},
     {"stats_users", K_LIST, CFG(stats_users), IN_GLOBAL, 0, 0},
 

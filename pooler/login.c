@@ -76,6 +76,14 @@ static void protocol_violation(struct wp_client *c, const char *message)
     client_send_error(c, "FATAL", "08P01", message);
 }
 
+/* A startup packet over a bound (54000) or malformed (08P01): FATAL, then close. */
+static void bad_startup(struct wp_client *c, const char *sqlstate, const char *message)
+{
+    log_warn("C-%llu %s: bad startup packet (%s): %s", (unsigned long long)c->id, c->addr, sqlstate,
+             message);
+    client_send_error(c, "FATAL", sqlstate, message);
+}
+
 static const struct wp_user_secret *find_secret(const struct wp_client *c)
 {
     return auth_userlist_find(&wp_rt.users, c->user);
@@ -136,10 +144,10 @@ static int start_scram(struct wp_client *c, const struct wp_user_secret *secret)
     return proto_put_auth(&c->wbuf, 10, mechanisms, sizeof mechanisms);
 }
 
-static void start_auth(struct wp_client *c)
+static void start_auth(struct wp_client *c, int auth_type)
 {
     const struct wp_user_secret *secret = find_secret(c);
-    switch (wp_rt.cfg->auth_type) {
+    switch (auth_type) {
     case WP_AUTH_TRUST:
         finish_login(c);
         return;
@@ -199,6 +207,60 @@ static int take_startup_params(struct wp_client *c, const struct proto_startup *
     return 0;
 }
 
+static void refuse_by_hba(struct wp_client *c, const char *what, int line)
+{
+    char host[64], msg[512];
+    snprintf(host, sizeof host, "%s", c->addr);
+    char *colon = strcmp(host, "unix") == 0 ? NULL : strrchr(host, ':');
+    if (colon)
+        *colon = '\0'; /* the address without the client's port, as PostgreSQL shows it */
+    snprintf(msg, sizeof msg, "%s for host \"%s\", user \"%s\", database \"%s\"", what, host,
+             c->user, c->dbname);
+    if (line > 0)
+        log_warn("C-%llu %s/%s@%s: %s (auth_hba_file line %d)", (unsigned long long)c->id,
+                 c->dbname, c->user, c->addr, what, line);
+    else
+        log_warn("C-%llu %s/%s@%s: %s", (unsigned long long)c->id, c->dbname, c->user, c->addr,
+                 what);
+    client_send_error(c, "FATAL", "28000", msg);
+}
+
+/* The auth type for this client: auth_type, or the method of its first auth_hba_file
+   rule. -1 when the client was refused (error sent). */
+static int choose_auth_type(struct wp_client *c)
+{
+    if (!wp_rt.hba.loaded)
+        return wp_rt.cfg->auth_type;
+    struct hba_peer peer;
+    /* TLS: wire client_tls_in_use() when client TLS lands */
+    int is_tls = 0;
+    const struct hba_rule *rule = NULL;
+    if (hba_peer_from_addr(c->addr, is_tls, &peer) == 0)
+        rule = hba_match(&wp_rt.hba, &peer, c->dbname, c->user);
+    if (!rule) {
+        refuse_by_hba(c, "no hba entry", 0);
+        return -1;
+    }
+    switch (rule->method) {
+    case HBA_TRUST:
+        return WP_AUTH_TRUST;
+    case HBA_MD5:
+        return WP_AUTH_MD5;
+    case HBA_SCRAM:
+        return WP_AUTH_SCRAM;
+    case HBA_PASSWORD:
+        return WP_AUTH_PLAIN;
+    case HBA_REJECT:
+        refuse_by_hba(c, "hba rejects connection", rule->line);
+        return -1;
+    case HBA_CERT:
+        refuse_by_hba(c, "cert authentication is not available (client TLS is not supported yet)",
+                      rule->line);
+        return -1;
+    }
+    return -1;
+}
+
 static void handle_startup(struct wp_client *c, const struct proto_startup *st)
 {
     c->user = strdup(st->user);
@@ -212,6 +274,10 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
     /* A client asking for 3.x (x > 0) or protocol options learns we speak 3.0. */
     proto_put_negotiate_version(&c->wbuf, st);
     c->is_admin = admin_is_console_db(c->dbname);
+    /* Access rules first, so refused hosts learn nothing about which databases exist. */
+    int auth_type = choose_auth_type(c);
+    if (auth_type < 0)
+        return;
     c->db = c->is_admin ? NULL : config_find_db(wp_rt.cfg, c->dbname);
     if (!c->db && !c->is_admin) {
         char msg[256];
@@ -221,7 +287,7 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
         client_send_error(c, "FATAL", "3D000", msg);
         return;
     }
-    start_auth(c);
+    start_auth(c, auth_type);
 }
 
 /* One startup-phase packet; returns 1 to go on reading packets, 0 to stop. */
@@ -238,7 +304,7 @@ static int startup_packet(struct wp_client *c)
     char err[256];
     /* The parser wants NUL-terminated strings inside the packet; it checks that. */
     if (proto_parse_startup(buf_head(&c->rbuf), (uint32_t)len, &st, err, sizeof err) < 0) {
-        protocol_violation(c, err);
+        bad_startup(c, st.sqlstate, err);
         return 0;
     }
     switch (st.kind) {

@@ -90,6 +90,34 @@ static int load_userlist(const struct wp_config *cfg, struct wp_userlist *out)
     return 0;
 }
 
+/* auth_hba_file into *out (an empty rule set without the key). At startup a broken
+   file refuses to start; on reload the caller keeps the rules it has. */
+static int load_hba(const struct wp_config *cfg, struct wp_hba *out)
+{
+    char err[4096];
+    memset(out, 0, sizeof *out);
+    if (!cfg->auth_hba_file)
+        return 0;
+    if (hba_load(cfg->auth_hba_file, out, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        log_error("auth_hba_file rejected:\n%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reload: new rules for new logins, or the previous ones when the file is broken. */
+static void reload_hba(const struct wp_config *cfg)
+{
+    struct wp_hba hba;
+    if (load_hba(cfg, &hba) < 0) {
+        log_error("auth_hba_file %s: keeping the previous rules", cfg->auth_hba_file);
+        return;
+    }
+    hba_free(&wp_rt.hba);
+    wp_rt.hba = hba;
+}
+
 /* Pools whose database forces a user can be opened and warmed before any client. */
 static void prefill_pools(void)
 {
@@ -132,6 +160,7 @@ static void reload(void)
     auth_userlist_free(&wp_rt.users);
     wp_rt.users = users;
     login_forget_cached_keys();
+    reload_hba(cfg);
     log_set_verbose(cfg->verbose);
     configure_logging(cfg);
     if (log_open(cfg->logfile) < 0)
@@ -215,6 +244,7 @@ static void free_everything(void)
         pool_free(list_entry(wp_rt.pools.next, struct wp_pool, node));
     login_forget_cached_keys();
     auth_userlist_free(&wp_rt.users);
+    hba_free(&wp_rt.hba);
     while (retired) {
         struct retired_config *r = retired;
         retired = r->next;
@@ -329,7 +359,7 @@ int main(int argc, char **argv)
     if (registry_init(&wp_rt.registry) < 0)
         return 1;
     wp_rt.cfg = cfg;
-    if (load_userlist(cfg, &wp_rt.users) < 0) {
+    if (load_userlist(cfg, &wp_rt.users) < 0 || load_hba(cfg, &wp_rt.hba) < 0) {
         free_everything();
         return 1;
     }

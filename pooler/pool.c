@@ -18,6 +18,7 @@
 #include "warmpool/client.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
+#include "warmpool/pool_limits.h"
 #include "warmpool/relay.h"
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
@@ -154,28 +155,32 @@ static int oldest_wait_ms(struct wp_pool *pool, int64_t now)
     return (int)(now - c->wait_started_ms);
 }
 
-static int cap_to_db(const struct wp_pool *pool, int limit)
-{
-    int db_max = pool->settings.max_db_connections;
-    return db_max > 0 && limit > db_max ? db_max : limit;
-}
-
-/* How many servers the pool may open now: reserve only once a client waited for it. */
-static int server_limit(struct wp_pool *pool, int64_t now)
+/* How many servers the pool may hold: reserve only once a client waited for it. */
+static int own_limit(struct wp_pool *pool, int64_t now)
 {
     int limit = pool->settings.max_pool_size;
     if (pool->settings.reserve_pool_size > 0 &&
         oldest_wait_ms(pool, now) >= wp_rt.cfg->reserve_pool_timeout)
         limit += pool->settings.reserve_pool_size;
-    return cap_to_db(pool, limit);
+    return limit;
 }
 
-/* Above this (a reload lowered a size) servers are closed as soon as they are free.
-   Reserve servers themselves stay until server_idle_timeout, so that a pool under
-   steady pressure does not close and reopen them over and over. */
-static int shrink_limit(const struct wp_pool *pool)
+/* The same, within the room max_db_connections / max_user_connections leave it. */
+static int server_limit(struct wp_pool *pool, int64_t now)
 {
-    return cap_to_db(pool, pool->settings.max_pool_size + pool->settings.reserve_pool_size);
+    int limit = own_limit(pool, now);
+    int room = limits_room_for(pool);
+    return room < limit - pool->nservers ? pool->nservers + room : limit;
+}
+
+/* Above the pool's size (a reload lowered it) or a shared limit, servers are closed
+   as soon as they are free. Reserve servers themselves stay until
+   server_idle_timeout, so that a pool under steady pressure does not close and
+   reopen them over and over. */
+static int above_limits(const struct wp_pool *pool)
+{
+    return pool->nservers > pool->settings.max_pool_size + pool->settings.reserve_pool_size ||
+           limits_room(pool) < 0;
 }
 
 static void link_server(struct wp_server *s, struct wp_client *c)
@@ -308,7 +313,7 @@ void pool_server_ready(struct wp_server *s)
         server_close(s, "retired");
         return;
     }
-    if (pool->nservers > shrink_limit(pool)) {
+    if (above_limits(pool)) {
         server_close(s, "pool is above its size limit");
         return;
     }
@@ -316,6 +321,8 @@ void pool_server_ready(struct wp_server *s)
         server_close(s, "server_lifetime reached");
         return;
     }
+    if (limits_hand_over(s))
+        return;
     if (!pool->paused && !list_empty(&pool->waiting)) {
         lend_to_waiter(pool, s);
         return;
@@ -392,13 +399,10 @@ void pool_set_params(struct wp_pool *pool, const struct wp_params *params)
     }
 }
 
-void pool_launch_if_needed(struct wp_pool *pool)
+/* Open servers up to the limits; 1 when clients still need one that a shared limit
+   (max_db_connections, max_user_connections) keeps the pool from opening. */
+static int launch_within_limits(struct wp_pool *pool, int64_t now)
 {
-    if (wp_rt.shutting_down)
-        return;
-    int64_t now = wp_now_ms();
-    if (now < pool->retry_after_ms)
-        return;
     int limit = server_limit(pool, now);
     /* Clients whose server is being checked already have one coming. */
     int want = pool->nwaiting - pool->nchecking + (list_empty(&pool->welcoming) ? 0 : 1);
@@ -406,10 +410,23 @@ void pool_launch_if_needed(struct wp_pool *pool)
         int below_min = pool->nservers < pool->settings.min_pool_size;
         int needed = want > pool->nconnecting;
         if (pool->nservers >= limit || (!below_min && !needed))
-            break;
+            return needed && pool->nservers < own_limit(pool, now);
         if (!server_connect(pool))
-            break;
+            return 0;
     }
+}
+
+void pool_launch_if_needed(struct wp_pool *pool)
+{
+    if (wp_rt.shutting_down)
+        return;
+    int64_t now = wp_now_ms();
+    if (now < pool->retry_after_ms)
+        return;
+    /* Blocked by a shared limit: an idle server of another pool makes room, once. */
+    if (launch_within_limits(pool, now) && !pool->paused && limits_room(pool) <= 0 &&
+        limits_reclaim_idle(pool))
+        launch_within_limits(pool, now);
 }
 
 /* Why an idle server should go now, or NULL: above a pool size lowered by a reload,
@@ -417,7 +434,7 @@ void pool_launch_if_needed(struct wp_pool *pool)
 static const char *idle_close_reason(struct wp_pool *pool, const struct wp_server *s, int64_t now)
 {
     int64_t idle_timeout = pool->settings.server_idle_timeout;
-    if (pool->nservers > shrink_limit(pool))
+    if (above_limits(pool))
         return "pool is above its size limit";
     if (lifetime_over(s, now) && take_recycle_turn(pool, now))
         return "server_lifetime reached";

@@ -76,6 +76,29 @@ static void note_param(struct proto_startup *out, const char *name, const char *
         out->database = value;
 }
 
+/* Names and values have bounds of their own, well below the packet's 10000 bytes. */
+static int check_param_size(const uint8_t *name, const uint8_t *name_end, const uint8_t *value,
+                            const uint8_t *value_end, struct proto_startup *out, char *err,
+                            size_t errlen)
+{
+    size_t name_len = (size_t)(name_end - name), value_len = (size_t)(value_end - value);
+    int ident =
+        strcmp((const char *)name, "user") == 0 || strcmp((const char *)name, "database") == 0;
+    memcpy(out->sqlstate, "54000", 6);
+    if (name_len > PROTO_MAX_STARTUP_NAME)
+        return fail(err, errlen, "startup parameter name too long (%zu bytes, at most %d)",
+                    name_len, PROTO_MAX_STARTUP_NAME);
+    if (ident && value_len > PROTO_MAX_IDENT)
+        return fail(err, errlen, "%s name too long (%zu bytes, at most %d)", (const char *)name,
+                    value_len, PROTO_MAX_IDENT);
+    if (value_len > PROTO_MAX_STARTUP_VALUE)
+        return fail(err, errlen,
+                    "value of startup parameter \"%s\" too long (%zu bytes, at most %d)",
+                    (const char *)name, value_len, PROTO_MAX_STARTUP_VALUE);
+    memcpy(out->sqlstate, "08P01", 6);
+    return 0;
+}
+
 /*
  * name\0value\0 ... \0 from offset 8 to exactly len. An empty name is the
  * terminator, so it must be the packet's last byte.
@@ -106,6 +129,8 @@ static int parse_params(const uint8_t *buf, uint32_t len, struct proto_startup *
         if (out->nparams == PROTO_MAX_STARTUP_PARAMS)
             return fail(err, errlen, "invalid startup packet: more than %d parameters",
                         PROTO_MAX_STARTUP_PARAMS);
+        if (check_param_size(p, name_end, value, value_end, out, err, errlen) < 0)
+            return -1;
         note_param(out, (const char *)p, (const char *)value);
         p = value_end + 1;
     }
@@ -131,6 +156,7 @@ int proto_parse_startup(const uint8_t *buf, uint32_t len, struct proto_startup *
                         size_t errlen)
 {
     memset(out, 0, sizeof(*out));
+    memcpy(out->sqlstate, "08P01", 6);
     if (err && errlen)
         err[0] = '\0';
     if (len < 8 || len > PROTO_MAX_STARTUP_LEN)

@@ -35,6 +35,7 @@ enum scan_result {
     SCAN_TERMINATE,    /* client sent Terminate */
     SCAN_TX_FORBIDDEN, /* statement mode: the client opened a transaction block */
     SCAN_ERROR,
+    SCAN_TOO_LARGE, /* a client message declared longer than max_packet_size */
 };
 
 static size_t client_input_limit(void)
@@ -175,7 +176,7 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
         if (r == PROTO_NEED_MORE)
             return SCAN_MORE;
         if (r == PROTO_BAD_LENGTH)
-            return SCAN_ERROR;
+            return proto_length_too_large(p) ? SCAN_TOO_LARGE : SCAN_ERROR;
         if (type == 'X')
             return SCAN_TERMINATE;
         note_request_start(c, type, p, avail, len);
@@ -263,7 +264,9 @@ static int acquire_server(struct wp_client *c)
     if (r == PROTO_NEED_MORE)
         return 0;
     if (r == PROTO_BAD_LENGTH) {
-        protocol_violation(c, "invalid message length");
+        protocol_violation(c, proto_length_too_large(buf_head(&c->rbuf))
+                                  ? "message too large"
+                                  : "invalid message length");
         return 0;
     }
     if (type == 'X') {
@@ -314,8 +317,8 @@ void relay_client_input(struct wp_client *c)
         return;
     }
     enum scan_result r = scan_client(c, s);
-    if (r == SCAN_ERROR) {
-        protocol_violation(c, "invalid message length");
+    if (r == SCAN_ERROR || r == SCAN_TOO_LARGE) {
+        protocol_violation(c, r == SCAN_ERROR ? "invalid message length" : "message too large");
         return;
     }
     if (relay_flush_to_server(s) < 0) {

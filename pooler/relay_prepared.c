@@ -592,9 +592,12 @@ static void collect_describe(struct wp_server *s, struct wp_pending *head, uint8
 static int invalidates_descriptions(uint8_t type, const uint8_t *msg, uint32_t len)
 {
     if (type == 'C') {
+        /* Bounded by the message: a tag without its NUL must not be read past. */
         const char *tag = (const char *)msg + 5;
-        return strncmp(tag, "CREATE", 6) == 0 || strncmp(tag, "ALTER", 5) == 0 ||
-               strncmp(tag, "DROP", 4) == 0;
+        size_t tag_len = strnlen(tag, len - 5);
+        return (tag_len >= 6 && memcmp(tag, "CREATE", 6) == 0) ||
+               (tag_len >= 5 && memcmp(tag, "ALTER", 5) == 0) ||
+               (tag_len >= 4 && memcmp(tag, "DROP", 4) == 0);
     }
     const char *code = proto_error_field(msg + 5, len - 5, 'C');
     return code && strcmp(code, "0A000") == 0;

@@ -73,9 +73,10 @@ struct wp_config {
     int max_client_conn;   /* default 100 */
 
     /* auth */
-    int auth_type;      /* enum wp_auth_type, default md5 */
-    char *auth_file;    /* userlist.txt; NULL when unset */
-    char **admin_users; /* NULL-terminated, from a comma list */
+    int auth_type;       /* enum wp_auth_type, default md5 */
+    char *auth_file;     /* userlist.txt; NULL when unset */
+    char *auth_hba_file; /* pg_hba.conf subset (hba.c); NULL = every client uses auth_type */
+    char **admin_users;  /* NULL-terminated, from a comma list */
     char **stats_users;
 
     /* pools (global defaults; all fields set) */

@@ -19,6 +19,9 @@
 
 #define PROTO_MAX_STARTUP_LEN 10000u /* PostgreSQL's own limit */
 #define PROTO_MAX_STARTUP_PARAMS 64
+#define PROTO_MAX_STARTUP_NAME 63    /* bytes of a parameter name (NAMEDATALEN - 1) */
+#define PROTO_MAX_STARTUP_VALUE 4096 /* bytes of a parameter value */
+#define PROTO_MAX_IDENT 63           /* bytes of user and database (NAMEDATALEN - 1) */
 
 /* Big-endian helpers. */
 static inline uint32_t proto_get_u32(const uint8_t *p)
@@ -65,6 +68,12 @@ static inline enum proto_scan proto_scan_header(const uint8_t *buf, size_t avail
     return PROTO_HEADER;
 }
 
+/* After PROTO_BAD_LENGTH: was the declared length too large (else below 4)? */
+static inline int proto_length_too_large(const uint8_t *buf)
+{
+    return proto_get_u32(buf + 1) >= 4;
+}
+
 /* Startup-phase packet (no type byte). */
 enum proto_startup_kind {
     PROTO_STARTUP_V3,
@@ -85,6 +94,8 @@ struct proto_startup {
     /* PROTO_STARTUP_CANCEL */
     uint32_t cancel_pid;
     uint32_t cancel_key;
+    /* On a parse error: "08P01" (malformed) or "54000" (a name or value too long). */
+    char sqlstate[6];
 };
 
 /*
@@ -95,8 +106,11 @@ int64_t proto_startup_length(const uint8_t *buf, size_t avail);
 
 /*
  * Parse a complete startup-phase packet of `len` bytes. Returns 0, or -1 with a
- * human message in err (which a caller sends as SQLSTATE 08P01). Unsupported
- * protocol versions (other than 3.x) are errors.
+ * human message in err and its SQLSTATE in out->sqlstate (08P01, or 54000 for a
+ * parameter name over PROTO_MAX_STARTUP_NAME bytes, a value over
+ * PROTO_MAX_STARTUP_VALUE, or a user/database over PROTO_MAX_IDENT). More than
+ * PROTO_MAX_STARTUP_PARAMS parameters and unsupported protocol versions (other
+ * than 3.x) are 08P01.
  */
 int proto_parse_startup(const uint8_t *buf, uint32_t len, struct proto_startup *out, char *err,
                         size_t errlen);

@@ -9,6 +9,7 @@
 
 #include "warmpool/auth.h"
 #include "warmpool/config.h"
+#include "warmpool/hba.h"
 #include "warmpool/list.h"
 #include "warmpool/prepared.h"
 
@@ -19,6 +20,7 @@ struct wp_runtime {
     struct event_base *base;
     struct wp_config *cfg;
     struct wp_userlist users;
+    struct wp_hba hba;      /* auth_hba_file rules; hba.loaded = 0 when there is none */
     struct wp_list pools;   /* struct wp_pool.node */
     struct wp_list clients; /* struct wp_client.all */
     int nclients;

@@ -281,6 +281,28 @@ static void test_admin_commands(void **state)
     assert_string_equal(a.tag, "KILL");
 }
 
+/* Rights are checked per command: a user no longer listed (after a RELOAD) is refused
+   42501 for every command, SHOW included, also with arguments an admin would get a
+   syntax error for. */
+static void test_every_command_checks_rights(void **state)
+{
+    (void)state;
+    struct answer a;
+    static const char *const all[] = {"SHOW POOLS",  "SHOW HELP", "SHOW CONFIG", "PAUSE",
+                                      "PAUSE appdb", "RESUME",    "RELOAD",      "KILL appdb",
+                                      "SHUTDOWN",    "KILL",      "RELOAD now"};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        ask("stranger", all[i], &a);
+        assert_string_equal(a.types, "EZ");
+        assert_string_equal(a.sqlstate, "42501");
+        ask("monitor", all[i], &a);
+        if (strncmp(all[i], "SHOW", 4) != 0)
+            assert_string_equal(a.sqlstate, "42501");
+    }
+    assert_int_equal(pool.paused, 0);
+    assert_int_equal(reloads, 0);
+}
+
 /* Every SHOW CONFIG key exists in config.c with the default it claims. */
 static void test_config_defaults(void **state)
 {
@@ -335,9 +357,8 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_show_columns),
-        T(test_errors_and_permissions),
-        T(test_admin_commands),
+        T(test_show_columns),    T(test_errors_and_permissions),
+        T(test_admin_commands),  T(test_every_command_checks_rights),
         T(test_config_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -355,6 +355,83 @@ static void test_startup_param_limit(void **state)
     expect_startup_error(pkt, mk_many(pkt, PROTO_MAX_STARTUP_PARAMS + 1), "more than 64");
 }
 
+/* name\0value\0 for user=u plus one parameter `name` = `value_len` x's. */
+static uint32_t mk_sized(uint8_t *pkt, const char *name, size_t value_len)
+{
+    char body[8192];
+    size_t n = 0;
+    memcpy(body, "user\0u\0", 7);
+    n = 7;
+    memcpy(body + n, name, strlen(name) + 1);
+    n += strlen(name) + 1;
+    memset(body + n, 'x', value_len);
+    n += value_len;
+    body[n++] = '\0';
+    body[n++] = '\0';
+    return mk_startup(pkt, PROTO_V3, body, n);
+}
+
+static void expect_sized(const char *name, size_t value_len, const char *sqlstate)
+{
+    static uint8_t pkt[9000];
+    struct proto_startup st;
+    char err[256];
+    int rc = parse(pkt, mk_sized(pkt, name, value_len), &st, err);
+    if (!sqlstate) {
+        assert_int_equal(rc, 0);
+        return;
+    }
+    assert_int_equal(rc, -1);
+    assert_string_equal(st.sqlstate, sqlstate);
+    assert_non_null(strstr(err, "too long"));
+}
+
+/* Bounded names and values: the CVE shape of unchecked copies of startup strings. */
+static void test_startup_size_limits(void **state)
+{
+    (void)state;
+    char name[80];
+    memset(name, 'n', sizeof name);
+    name[PROTO_MAX_STARTUP_NAME] = '\0';
+    expect_sized(name, 1, NULL);
+    name[PROTO_MAX_STARTUP_NAME] = 'n';
+    name[PROTO_MAX_STARTUP_NAME + 1] = '\0';
+    expect_sized(name, 1, "54000");
+    expect_sized("application_name", PROTO_MAX_STARTUP_VALUE, NULL);
+    expect_sized("application_name", PROTO_MAX_STARTUP_VALUE + 1, "54000");
+    expect_sized("options", 5000, "54000");
+    expect_sized("database", PROTO_MAX_IDENT, NULL);
+    expect_sized("database", PROTO_MAX_IDENT + 1, "54000");
+    expect_sized("user", PROTO_MAX_IDENT + 1, "54000");
+    /* Malformed packets say 08P01. */
+    uint8_t pkt[1024];
+    struct proto_startup st;
+    char err[256];
+    assert_int_equal(parse(pkt, mk_many(pkt, PROTO_MAX_STARTUP_PARAMS + 1), &st, err), -1);
+    assert_string_equal(st.sqlstate, "08P01");
+}
+
+/* Lengths from unauthenticated peers: no value wraps, the limit holds at every size. */
+static void test_untrusted_lengths(void **state)
+{
+    (void)state;
+    static const uint32_t bad[] = {0xFFFFFFFFu, 0xFFFFFFFBu, 0x80000000u, 0x7FFFFFFFu, 8193, 0, 3};
+    uint8_t b[8] = {0};
+    uint8_t type;
+    uint32_t len;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hdr(b, 'p', bad[i]);
+        assert_int_equal(proto_scan_header(b, sizeof b, 8192, &type, &len), PROTO_BAD_LENGTH);
+        assert_int_equal(proto_length_too_large(b), bad[i] >= 4);
+        proto_put_u32(b, bad[i]);
+        if (bad[i] > PROTO_MAX_STARTUP_LEN || bad[i] < 8)
+            assert_int_equal(proto_startup_length(b, 4), -1);
+    }
+    hdr(b, 'p', 8191);
+    assert_int_equal(proto_scan_header(b, sizeof b, 8192, &type, &len), PROTO_HEADER);
+    assert_int_equal(len, 8192);
+}
+
 static void test_startup_error_buffer_edges(void **state)
 {
     (void)state;
@@ -374,17 +451,27 @@ static void test_startup_max_size_packet(void **state)
     static uint8_t pkt[PROTO_MAX_STARTUP_LEN];
     struct proto_startup st;
     char err[256];
-    size_t vlen = PROTO_MAX_STARTUP_LEN - 8 - 5 - 2; /* header, "user\0", two NULs */
-
-    memcpy(pkt + 8, "user", 5);
-    memset(pkt + 13, 'x', vlen);
-    pkt[13 + vlen] = '\0';
-    pkt[14 + vlen] = '\0';
-    assert_int_equal(14 + vlen + 1, PROTO_MAX_STARTUP_LEN);
+    /* user=u, then a, b, c with values under PROTO_MAX_STARTUP_VALUE that fill the
+       packet to exactly PROTO_MAX_STARTUP_LEN. */
+    size_t off = 8;
+    memcpy(pkt + off, "user\0u\0", 7);
+    off += 7;
+    size_t room = PROTO_MAX_STARTUP_LEN - off - 1 - 3 * 3; /* final NUL, "x\0" + value NUL */
+    size_t vlen[3] = {room / 3, room / 3, room - 2 * (room / 3)};
+    for (int i = 0; i < 3; i++) {
+        pkt[off++] = (uint8_t)('a' + i);
+        pkt[off++] = '\0';
+        memset(pkt + off, 'x', vlen[i]);
+        off += vlen[i];
+        pkt[off++] = '\0';
+    }
+    pkt[off++] = '\0';
+    assert_int_equal(off, PROTO_MAX_STARTUP_LEN);
     proto_put_u32(pkt, PROTO_MAX_STARTUP_LEN);
     proto_put_u32(pkt + 4, PROTO_V3);
     assert_int_equal(parse(pkt, PROTO_MAX_STARTUP_LEN, &st, err), 0);
-    assert_int_equal(strlen(st.user), vlen);
+    assert_int_equal(st.nparams, 4);
+    assert_int_equal(strlen(st.values[3]), vlen[2]);
 }
 
 /* ---- proto_error_field -------------------------------------------------------- */
@@ -734,6 +821,8 @@ int main(void)
         cmocka_unit_test(test_put_parse_close),
         cmocka_unit_test(test_put_appends_after_unread),
         cmocka_unit_test(test_put_too_large_leaves_buffer),
+        cmocka_unit_test(test_startup_size_limits),
+        cmocka_unit_test(test_untrusted_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, free_copy);
 }

@@ -464,6 +464,30 @@ static void test_client_first_nul_and_size(void **state)
 }
 
 /* Output buffers that are too small give -1, not a truncated or overflowing message. */
+/* Overlong attributes inside the size limit: a long user name in n= (ignored, but
+   copied as part of client-first-bare) and a client-final over the limit. */
+static void test_overlong_attributes(void **state)
+{
+    (void)state;
+    struct scram_keys keys;
+    struct scram_state st;
+    char msg[SCRAM_MAX_CLIENT_MSG + 2], out[SCRAM_SERVER_FIRST_MAX], err[128];
+    assert_int_equal(scram_parse_secret(PG_SECRET, &keys), 0);
+    size_t n = (size_t)snprintf(msg, sizeof msg, "n,,n=");
+    memset(msg + n, 'u', 900);
+    n += 900;
+    n += (size_t)snprintf(msg + n, sizeof msg - n, ",r=abc");
+    assert_true(n <= SCRAM_MAX_CLIENT_MSG);
+    expect_first_fails(&keys, msg, n);
+    /* client-final-message longer than the limit, after a good first message. */
+    start(&st, &keys, "n,,n=,r=abc", out, sizeof out);
+    memset(msg, 'c', sizeof msg);
+    char final_out[SCRAM_SERVER_FINAL_MAX];
+    assert_true(scram_handle_client_final(&st, msg, SCRAM_MAX_CLIENT_MSG + 1, final_out,
+                                          sizeof final_out, err, sizeof err) < 0);
+    assert_int_equal(st.step, 2);
+}
+
 static void test_small_output_buffers(void **state)
 {
     (void)state;
@@ -667,6 +691,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b64_known),
+        cmocka_unit_test(test_overlong_attributes),
         cmocka_unit_test(test_b64_roundtrip_binary),
         cmocka_unit_test(test_b64_rejects),
         cmocka_unit_test(test_parse_pg_secret),

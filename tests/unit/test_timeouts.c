@@ -231,6 +231,15 @@ static void test_reword_refuses_others(void **state)
     /* No terminator: malformed, left alone. */
     len = build_error(msg, cancel, 0);
     assert_int_equal(timeouts_reword_cancel(&out, msg, (uint32_t)len, 1000), -1);
+    /* A backend error with no fields at all, or without SQLSTATE: not ours, no crash. */
+    static const uint8_t empty[] = {'E', 0, 0, 0, 5, 0};
+    assert_int_equal(timeouts_reword_cancel(&out, empty, sizeof empty, 1000), -1);
+    static const uint8_t bare[] = {'E', 0, 0, 0, 4};
+    assert_int_equal(timeouts_reword_cancel(&out, bare, sizeof bare, 1000), -1);
+    static const char *const no_code[] = {"SFATAL", "Mterminating connection", NULL};
+    len = build_error(msg, no_code, 1);
+    assert_int_equal(timeouts_reword_cancel(&out, msg, (uint32_t)len, 1000), -1);
+    assert_int_equal(out.len, 0);
     /* Not an ErrorResponse at all. */
     len = build_error(msg, cancel, 1);
     msg[0] = 'N';

@@ -9,7 +9,8 @@ TLS (libpq 17 does that; the libpq here does not).
                                                  first answer byte and any SQLSTATE
   tls_probe.py cancel-in-tls PORT USER PASSWORD DB CAFILE
       logs in over TLS (md5), runs pg_sleep(30), cancels it with a CancelRequest sent
-      inside a second TLS connection, prints the SQLSTATE the query ended with
+      inside a second TLS connection, prints the SQLSTATE the query ended with;
+      CAFILE "-" does the same without TLS
 """
 import hashlib
 import socket
@@ -57,6 +58,8 @@ def connect(port):
 
 
 def start_tls(port, cafile):
+    if cafile == "-":
+        return connect(port)
     sock = connect(port)
     sock.sendall(SSL_REQUEST)
     answer = read_exact(sock, 1)

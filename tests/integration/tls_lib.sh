@@ -16,10 +16,11 @@ tl_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WARMPOOL=${WARMPOOL:-$tl_root/warmpool}
 TL_DIR=$(mktemp -d /tmp/warmpool-tls.XXXXXX)
 chmod 755 "$TL_DIR" # PostgreSQL (user postgres) reads certificates from here in t51
-tl_names=() tl_atexit=()
+tl_names=() tl_atexit=() tl_why=
 
 tl_fail() {
-    echo "FAIL: $*" >&2
+    tl_why="FAIL: $*"
+    echo "$tl_why" >&2
     exit 1
 }
 tl_ok() { echo "ok: $*"; }
@@ -145,9 +146,10 @@ tl_cleanup() {
     if [ "$rc" != 0 ]; then
         for name in "${tl_names[@]}"; do
             echo "-- tail of $name's log" >&2
-            tail -n 20 "$(tl_log "$name")" >&2 2>/dev/null
+            tail -n 12 "$(tl_log "$name")" >&2 2>/dev/null
         done
         echo "-- kept $TL_DIR" >&2
+        [ -n "$tl_why" ] && echo "$tl_why" >&2 # again, after the logs
     else
         rm -rf "$TL_DIR"
     fi

@@ -69,6 +69,11 @@ static void server_pause_read(struct wp_server *s, int paused)
         event_active(s->ev_read, EV_READ, 0);
 }
 
+void relay_resume_server_read(struct wp_server *s)
+{
+    server_pause_read(s, 0);
+}
+
 /* TLS: a write waiting for input must not spin on a writable socket; a read waiting
    for writability needs the write event. */
 static int tls_write_event(const struct wp_tls *t, int done)
@@ -531,6 +536,9 @@ static void release_server(struct wp_server *s)
     s->pool->xact_count++;
     /* The release point requires an empty input buffer: nothing is left to relay. */
     buf_release_if_empty(&c->rbuf); /* a client between transactions holds no buffer */
+    /* With TLS the client may still be sending bytes already copied out of the
+       server's buffer; that must not keep the server's input paused. */
+    server_pause_read(s, 0);
     pool_server_ready(s);
 }
 

@@ -404,6 +404,7 @@ void server_on_quiet(struct wp_server *s)
 void server_abandon(struct wp_server *s)
 {
     s->client = NULL;
+    relay_resume_server_read(s); /* it may have been paused for the client; drain it */
     server_set_state(s, SV_DRAINING);
     s->drain_started_ms = wp_now_ms();
     if (s->close_when_quiet) {

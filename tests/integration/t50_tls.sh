@@ -18,7 +18,7 @@
 # a broken certificate file on reload is logged and the running one stays.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/tls_lib.sh"
+. "$here/lib_tls.sh"
 
 if [ "${WP_DIRECT:-0}" = 1 ]; then
     echo "skip: tests warmpool's own TLS (WP_DIRECT=1)"

@@ -17,7 +17,7 @@
 # client a clear error quickly instead of a hang.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/tls_lib.sh"
+. "$here/lib_tls.sh"
 
 if [ "${WP_DIRECT:-0}" = 1 ]; then
     echo "skip: tests warmpool's backend TLS (WP_DIRECT=1)"

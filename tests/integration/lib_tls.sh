@@ -1,5 +1,5 @@
 #!/bin/bash
-# tls_lib.sh — helpers for the TLS tests (t50_tls.sh, t51_backend_tls.sh). Sourced.
+# lib_tls.sh — helpers for the TLS tests (t50_tls.sh, t51_backend_tls.sh). Sourced.
 #
 #   tl_ca NAME                      a CA: $TL_DIR/NAME.key, NAME.crt
 #   tl_issue CA NAME CN [SAN]       a certificate signed by CA: NAME.key (0600), NAME.crt

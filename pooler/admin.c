@@ -341,8 +341,9 @@ void admin_welcome(struct wp_client *c)
     proto_put_backend_key(&c->wbuf, c->cancel_pid, c->cancel_key);
     proto_put_ready(&c->wbuf, 'I');
     c->state = CL_IDLE;
-    log_info("C-%llu %s/%s@%s: admin console login", (unsigned long long)c->id, c->dbname, c->user,
-             c->addr);
+    char tls[96];
+    log_info("C-%llu %s/%s@%s: admin console login, %s%s", (unsigned long long)c->id, c->dbname,
+             c->user, c->addr, c->tls ? "TLS " : "no TLS", tls_describe(c->tls, tls, sizeof tls));
     client_kick_write(c);
     if (c->state != CL_CLOSING && buf_unread(&c->rbuf) > 0)
         admin_input(c);

@@ -26,6 +26,7 @@
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
+#include "warmpool/tls.h"
 
 #define MAX_COLS 32
 #define CELL 96
@@ -399,7 +400,7 @@ static const char *server_state(const struct wp_server *s, int64_t now_ms)
 static void server_row(struct rows *r, const struct wp_server *s, int64_t now_ms)
 {
     const struct wp_pool *pool = s->pool;
-    char host[256], lhost[64], connected[64], used[64], ptr[32], link[32];
+    char host[256], lhost[64], connected[64], used[64], ptr[32], link[32], tls[96];
     int lport;
     const char *h = s->conn ? PQhost(s->conn) : conn_value(pool->db, "host");
     const char *p = s->conn ? PQport(s->conn) : conn_value(pool->db, "port");
@@ -429,7 +430,7 @@ static void server_row(struct rows *r, const struct wp_server *s, int64_t now_ms
     cell_str(r, ptr);
     cell_str(r, link);
     cell_int(r, s->backend_pid);
-    cell_str(r, s->conn && PQsslInUse(s->conn) ? PQsslAttribute(s->conn, "protocol") : "");
+    cell_str(r, tls_describe(s->tls, tls, sizeof tls));
     cell_str(r, s->client ? client_app(s->client) : "");
     cell_int(r, (long long)s->stmts.count);
     rows_end_row(r);
@@ -472,7 +473,7 @@ static const char *client_state(const struct wp_client *c)
 
 static void client_row(struct rows *r, const struct wp_client *c, int64_t now_ms)
 {
-    char host[64], lhost[64], connected[64], active[64], ptr[32], link[32];
+    char host[64], lhost[64], connected[64], active[64], ptr[32], link[32], tls[96];
     int port, lport;
     split_addr(c->addr, host, sizeof host, &port);
     local_addr(c->fd, lhost, sizeof lhost, &lport);
@@ -500,7 +501,7 @@ static void client_row(struct rows *r, const struct wp_client *c, int64_t now_ms
     cell_str(r, ptr);
     cell_str(r, link);
     cell_int(r, 0);
-    cell_str(r, "");
+    cell_str(r, tls_describe(c->tls, tls, sizeof tls));
     cell_str(r, client_app(c));
     cell_int(r, (long long)c->stmts.count);
     rows_end_row(r);
@@ -592,7 +593,18 @@ static int show_databases(struct wp_buf *out, int64_t now_ms)
 
 /* ---------------------------------------------------------------- SHOW CONFIG */
 
-enum cfg_kind { CK_STR, CK_LIST, CK_INT, CK_OCTAL, CK_BOOL, CK_MODE, CK_AUTH, CK_DUR, CK_SIZE };
+enum cfg_kind {
+    CK_STR,
+    CK_LIST,
+    CK_INT,
+    CK_OCTAL,
+    CK_BOOL,
+    CK_MODE,
+    CK_AUTH,
+    CK_SSLMODE,
+    CK_DUR,
+    CK_SIZE
+};
 
 struct cfg_row {
     const char *key;
@@ -620,6 +632,12 @@ static const struct cfg_row cfg_rows[] = {
     {"auth_hba_file", CK_STR, C(auth_hba_file), "", 1},
     {"admin_users", CK_LIST, C(admin_users), "", 1},
     {"stats_users", CK_LIST, C(stats_users), "", 1},
+    {"client_tls_sslmode", CK_SSLMODE, C(client_tls_sslmode), "disable", 1},
+    {"client_tls_key_file", CK_STR, C(client_tls_key_file), "", 1},
+    {"client_tls_cert_file", CK_STR, C(client_tls_cert_file), "", 1},
+    {"client_tls_ca_file", CK_STR, C(client_tls_ca_file), "", 1},
+    {"client_tls_protocols", CK_STR, C(client_tls_protocols), "secure", 1},
+    {"client_tls_ciphers", CK_STR, C(client_tls_ciphers), "default", 1},
     {"pool_mode", CK_MODE, P(pool_mode), "session", 1},
     {"min_pool_size", CK_INT, P(min_pool_size), "0", 1},
     {"max_pool_size", CK_INT, P(max_pool_size), "20", 1},
@@ -681,7 +699,7 @@ static void format_list(char *out, size_t len, char *const *list)
 
 const char *admin_config_value(const struct wp_config *cfg, int i, char *out, size_t len)
 {
-    static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain"};
+    static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain", "cert"};
     static const char *const dur_names[] = {"ms", "s", "min", "h", "d"};
     static const int64_t dur_factors[] = {1, 1000, 60000, 3600000, 86400000};
     static const char *const size_names[] = {"", "kB", "MB", "GB"};
@@ -710,7 +728,13 @@ const char *admin_config_value(const struct wp_config *cfg, int i, char *out, si
         break;
     case CK_AUTH: {
         int a = *(const int *)field;
-        snprintf(out, len, "%s", a >= 0 && a < 4 ? auth_names[a] : "unknown");
+        snprintf(out, len, "%s", a >= 0 && a <= WP_AUTH_CERT ? auth_names[a] : "unknown");
+        break;
+    }
+    case CK_SSLMODE: {
+        int m = *(const int *)field;
+        snprintf(out, len, "%s",
+                 m >= 0 && m <= WP_SSLMODE_VERIFY_FULL ? tls_sslmode_names[m] : "unknown");
         break;
     }
     case CK_DUR:

@@ -22,6 +22,7 @@
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
+#include "warmpool/tls.h"
 
 /* Stop reading a client that has this much unforwarded input. */
 #define CLIENT_INPUT_LIMIT(cfg) ((size_t)(cfg)->pkt_buf * 4)
@@ -127,7 +128,10 @@ void client_close(struct wp_client *c, const char *reason)
         server_abandon(s);
     }
     /* Best effort: deliver what warmpool itself still had to say (a FATAL). */
-    if (buf_unread(&c->wbuf) > 0) {
+    if (c->tls) {
+        tls_close(c->tls, &c->wbuf);
+        c->tls = NULL;
+    } else if (buf_unread(&c->wbuf) > 0) {
         ssize_t ignored = write(c->fd, buf_head(&c->wbuf), buf_unread(&c->wbuf));
         (void)ignored;
     }
@@ -146,10 +150,30 @@ void client_pause_read(struct wp_client *c, int paused)
     if (c->state == CL_CLOSING || c->read_paused == paused)
         return;
     c->read_paused = paused;
-    if (paused)
+    if (paused) {
         event_del(c->ev_read);
+        return;
+    }
+    event_add(c->ev_read, NULL);
+    /* Input already decrypted inside OpenSSL would not wake the loop. */
+    if (c->tls && tls_has_pending(c->tls))
+        event_active(c->ev_read, EV_READ, 0);
+}
+
+int client_is_unix(const struct wp_client *c)
+{
+    return strcmp(c->addr, "unix") == 0;
+}
+
+static void arm_write(struct wp_client *c, int want)
+{
+    if (c->write_armed == want)
+        return;
+    c->write_armed = want;
+    if (want)
+        event_add(c->ev_write, NULL);
     else
-        event_add(c->ev_read, NULL);
+        event_del(c->ev_write);
 }
 
 void client_kick_write(struct wp_client *c)
@@ -199,12 +223,47 @@ int client_refuse_request(struct wp_client *c, const char *sqlstate, const char 
     return 0;
 }
 
+static long read_tls(struct wp_client *c)
+{
+    int more;
+    long n = tls_read(c->tls, &c->rbuf, (size_t)wp_rt.cfg->pkt_buf, &more);
+    if (more && !c->read_paused)
+        event_active(c->ev_read, EV_READ, 0); /* come back for the rest */
+    if (n == 0 && c->tls->read_wants_write)
+        arm_write(c, 1);
+    return n;
+}
+
 static int read_input(struct wp_client *c)
 {
-    long n = buf_read_fd(&c->rbuf, c->fd, (size_t)wp_rt.cfg->pkt_buf);
+    long n = c->tls ? read_tls(c) : buf_read_fd(&c->rbuf, c->fd, (size_t)wp_rt.cfg->pkt_buf);
     if (n > 0 && c->pool)
         c->pool->bytes_in += (uint64_t)n;
     return n > 0 ? 1 : (int)n;
+}
+
+static void read_and_dispatch(struct wp_client *c);
+
+int client_start_tls(struct wp_client *c)
+{
+    c->tls = tls_accept(c->fd);
+    return c->tls ? 0 : -1;
+}
+
+static void handshake_step(struct wp_client *c)
+{
+    char err[256];
+    int rc = tls_handshake(c->tls, err, sizeof err);
+    if (rc < 0) {
+        log_warn("C-%llu %s: %s", (unsigned long long)c->id, c->addr, err);
+        client_close(c, "TLS handshake failed");
+        return;
+    }
+    arm_write(c, c->tls->read_wants_write);
+    if (rc == 1) {
+        log_debug("C-%llu %s: TLS handshake done", (unsigned long long)c->id, c->addr);
+        read_and_dispatch(c); /* the startup packet may be inside OpenSSL already */
+    }
 }
 
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
@@ -212,6 +271,22 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct wp_client *c = arg;
+    if (c->tls) {
+        if (!c->tls->established) {
+            handshake_step(c);
+            return;
+        }
+        if (c->tls->write_wants_read) {
+            client_kick_write(c);
+            if (c->state == CL_CLOSING)
+                return;
+        }
+    }
+    read_and_dispatch(c);
+}
+
+static void read_and_dispatch(struct wp_client *c)
+{
     int rc = read_input(c);
     if (rc < 0) {
         client_close(c, "client disconnected");
@@ -247,7 +322,20 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    relay_client_writable(arg);
+    struct wp_client *c = arg;
+    if (c->tls) {
+        if (!c->tls->established) {
+            handshake_step(c);
+            return;
+        }
+        if (c->tls->read_wants_write) {
+            c->tls->read_wants_write = 0;
+            read_and_dispatch(c);
+            if (c->state == CL_CLOSING)
+                return;
+        }
+    }
+    relay_client_writable(c);
 }
 
 /* Login done and the pool knows its parameters: send them, a key, and ReadyForQuery. */
@@ -270,7 +358,9 @@ void client_welcome(struct wp_client *c)
     proto_put_backend_key(&c->wbuf, c->cancel_pid, c->cancel_key);
     proto_put_ready(&c->wbuf, 'I');
     c->state = CL_IDLE;
-    log_info("C-%llu %s/%s@%s: login", (unsigned long long)c->id, c->dbname, c->user, c->addr);
+    char tls[96];
+    log_info("C-%llu %s/%s@%s: login, %s%s", (unsigned long long)c->id, c->dbname, c->user, c->addr,
+             c->tls ? "TLS " : "no TLS", tls_describe(c->tls, tls, sizeof tls));
     client_kick_write(c);
     buf_release_if_empty(&c->rbuf); /* logged in and idle: no buffer until it speaks */
     if (c->state != CL_CLOSING && buf_unread(&c->rbuf) > 0)

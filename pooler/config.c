@@ -32,6 +32,7 @@
 
 #include "warmpool/config.h"
 #include "warmpool/log.h"
+#include "warmpool/tls.h"
 
 /* Long enough for any sane connection string. A longer line is reported rather
    than silently split in two, which is what inih does with a full buffer. */
@@ -56,6 +57,7 @@ enum kind {
     K_BOOL,     /* int 0/1 */
     K_MODE,     /* int, enum wp_pool_mode */
     K_AUTH,     /* int, enum wp_auth_type */
+    K_SSLMODE,  /* int, enum wp_sslmode */
     K_DURATION, /* int64_t milliseconds */
     K_SIZE,     /* int64_t bytes */
 };
@@ -98,6 +100,12 @@ static const struct key_def keys[] = {
     {"auth_hba_file", K_PATH, CFG(auth_hba_file), IN_GLOBAL, 0, 0},
     {"admin_users", K_LIST, CFG(admin_users), IN_GLOBAL, 0, 0},
     {"stats_users", K_LIST, CFG(stats_users), IN_GLOBAL, 0, 0},
+    {"client_tls_sslmode", K_SSLMODE, CFG(client_tls_sslmode), IN_GLOBAL, 0, 0},
+    {"client_tls_key_file", K_PATH, CFG(client_tls_key_file), IN_GLOBAL, 0, 0},
+    {"client_tls_cert_file", K_PATH, CFG(client_tls_cert_file), IN_GLOBAL, 0, 0},
+    {"client_tls_ca_file", K_PATH, CFG(client_tls_ca_file), IN_GLOBAL, 0, 0},
+    {"client_tls_protocols", K_STR, CFG(client_tls_protocols), IN_GLOBAL, 0, 0},
+    {"client_tls_ciphers", K_STR, CFG(client_tls_ciphers), IN_GLOBAL, 0, 0},
 
     {"pool_mode", K_MODE, POOL(pool_mode), IN_ALL, 0, 0},
     {"min_pool_size", K_INT, POOL(min_pool_size), IN_ALL, 0, INT_MAX},
@@ -152,7 +160,7 @@ static const struct key_def keys[] = {
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
 static const char *const mode_names[] = {"session", "transaction", "statement", NULL};
-static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain", NULL};
+static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain", "cert", NULL};
 
 static int find_key(const char *name, unsigned where)
 {
@@ -471,7 +479,9 @@ static const char *kind_hint(enum kind kind)
     case K_MODE:
         return "is not a pool mode (session, transaction, statement)";
     case K_AUTH:
-        return "is not an auth type (trust, md5, scram-sha-256, plain)";
+        return "is not an auth type (trust, md5, scram-sha-256, plain, cert)";
+    case K_SSLMODE:
+        return "is not an sslmode (disable, allow, prefer, require, verify-ca, verify-full)";
     case K_DURATION:
         return "is not a duration (e.g. 250ms, 5s, 10min, 1h, 2d; bare number = seconds)";
     case K_SIZE:
@@ -494,6 +504,8 @@ static int parse_number(const struct key_def *k, const char *value, int64_t *v)
         return parse_enum(value, mode_names, v);
     case K_AUTH:
         return parse_enum(value, auth_names, v);
+    case K_SSLMODE:
+        return parse_enum(value, tls_sslmode_names, v);
     case K_DURATION:
         return config_parse_duration(value, v);
     case K_SIZE:
@@ -1146,6 +1158,27 @@ static void validate_pool_sizes(struct loader *ld, const struct wp_pool_settings
                s->min_pool_size, s->max_pool_size);
 }
 
+static void validate_tls(struct loader *ld)
+{
+    const struct wp_config *cfg = ld->cfg;
+    int mode = cfg->client_tls_sslmode;
+    unsigned mask;
+    char why[160];
+    if (tls_parse_protocols(cfg->client_tls_protocols, &mask, why, sizeof why) < 0)
+        report(ld, key_line(ld, "client_tls_protocols"), "client_tls_protocols: %s", why);
+    if (mode != WP_SSLMODE_DISABLE && (!cfg->client_tls_key_file || !cfg->client_tls_cert_file))
+        report(ld, key_line(ld, "client_tls_sslmode"),
+               "client_tls_sslmode %s needs client_tls_key_file and client_tls_cert_file",
+               tls_sslmode_names[mode]);
+    if (mode >= WP_SSLMODE_VERIFY_CA && !cfg->client_tls_ca_file)
+        report(ld, key_line(ld, "client_tls_sslmode"),
+               "client_tls_sslmode %s needs client_tls_ca_file to verify client certificates",
+               tls_sslmode_names[mode]);
+    if (cfg->auth_type == WP_AUTH_CERT && (mode == WP_SSLMODE_DISABLE || !cfg->client_tls_ca_file))
+        report(ld, key_line(ld, "auth_type"),
+               "auth_type cert needs client_tls_sslmode (not disable) and client_tls_ca_file");
+}
+
 static void validate_globals(struct loader *ld)
 {
     const struct wp_config *cfg = ld->cfg;
@@ -1153,7 +1186,8 @@ static void validate_globals(struct loader *ld)
     validate_pool_sizes(
         ld, &cfg->pool,
         key_line(ld, key_set(ld, "min_pool_size") ? "min_pool_size" : "max_pool_size"), "");
-    if (cfg->auth_type != WP_AUTH_TRUST && !cfg->auth_file)
+    validate_tls(ld);
+    if (cfg->auth_type != WP_AUTH_TRUST && cfg->auth_type != WP_AUTH_CERT && !cfg->auth_file)
         report(ld, key_line(ld, "auth_type"), "auth_type %s needs auth_file%s",
                auth_names[cfg->auth_type],
                key_set(ld, "auth_type") ? "" : " (md5 is the default; auth_type = trust has none)");
@@ -1219,6 +1253,9 @@ static void set_defaults(struct loader *ld)
     cfg->auth_type = WP_AUTH_MD5;
     cfg->admin_users = split_list("");
     cfg->stats_users = split_list("");
+    cfg->client_tls_sslmode = WP_SSLMODE_DISABLE;
+    cfg->client_tls_protocols = dup_str(ld, "secure");
+    cfg->client_tls_ciphers = dup_str(ld, "default");
 
     cfg->pool.pool_mode = WP_MODE_SESSION;
     cfg->pool.min_pool_size = 0;

@@ -16,6 +16,7 @@
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
 #include "warmpool/scram.h"
+#include "warmpool/tls.h"
 
 /* Before authentication nobody gets to send big messages. */
 #define LOGIN_MAX_MESSAGE 8192
@@ -144,12 +145,36 @@ static int start_scram(struct wp_client *c, const struct wp_user_secret *secret)
     return proto_put_auth(&c->wbuf, 10, mechanisms, sizeof mechanisms);
 }
 
+/* auth_type = cert: a verified client certificate whose CommonName is the user. */
+static void cert_login(struct wp_client *c)
+{
+    const char *cn = client_tls_peer_cn(c);
+    char msg[256];
+    if (!client_tls_in_use(c) || !cn) {
+        log_warn("C-%llu %s/%s@%s: certificate authentication: no verified client certificate",
+                 (unsigned long long)c->id, c->dbname, c->user, c->addr);
+        client_send_error(c, "FATAL", "28000", "connection requires a valid client certificate");
+        return;
+    }
+    if (strcmp(cn, c->user) != 0) {
+        log_warn("C-%llu %s/%s@%s: certificate authentication failed: certificate is for \"%s\"",
+                 (unsigned long long)c->id, c->dbname, c->user, c->addr, cn);
+        snprintf(msg, sizeof msg, "certificate authentication failed for user \"%s\"", c->user);
+        client_send_error(c, "FATAL", "28000", msg);
+        return;
+    }
+    finish_login(c);
+}
+
 static void start_auth(struct wp_client *c, int auth_type)
 {
     const struct wp_user_secret *secret = find_secret(c);
     switch (auth_type) {
     case WP_AUTH_TRUST:
         finish_login(c);
+        return;
+    case WP_AUTH_CERT:
+        cert_login(c);
         return;
     case WP_AUTH_PLAIN:
         c->auth_method = METHOD_PLAIN;
@@ -232,8 +257,7 @@ static int choose_auth_type(struct wp_client *c)
     if (!wp_rt.hba.loaded)
         return wp_rt.cfg->auth_type;
     struct hba_peer peer;
-    /* TLS: wire client_tls_in_use() when client TLS lands */
-    int is_tls = 0;
+    int is_tls = client_tls_in_use(c);
     const struct hba_rule *rule = NULL;
     if (hba_peer_from_addr(c->addr, is_tls, &peer) == 0)
         rule = hba_match(&wp_rt.hba, &peer, c->dbname, c->user);
@@ -254,9 +278,7 @@ static int choose_auth_type(struct wp_client *c)
         refuse_by_hba(c, "hba rejects connection", rule->line);
         return -1;
     case HBA_CERT:
-        refuse_by_hba(c, "cert authentication is not available (client TLS is not supported yet)",
-                      rule->line);
-        return -1;
+        return WP_AUTH_CERT;
     }
     return -1;
 }
@@ -267,6 +289,12 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
     c->dbname = strdup(st->database);
     if (!c->user || !c->dbname) {
         client_send_error(c, "FATAL", "53200", "out of memory");
+        return;
+    }
+    if (wp_rt.cfg->client_tls_sslmode >= WP_SSLMODE_REQUIRE && !c->tls && !client_is_unix(c)) {
+        log_warn("C-%llu %s/%s@%s: refused: client_tls_sslmode requires TLS",
+                 (unsigned long long)c->id, c->dbname, c->user, c->addr);
+        client_send_error(c, "FATAL", "28000", "SSL required");
         return;
     }
     if (take_startup_params(c, st) < 0)
@@ -290,6 +318,26 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
     start_auth(c, auth_type);
 }
 
+/* SSLRequest with TLS on: answer 'S' in the clear, then hand the socket to OpenSSL.
+   The handshake runs from the client's events (client.c); returns 0 (stop here). */
+static int accept_tls(struct wp_client *c)
+{
+    if (buf_unread(&c->rbuf) > 0) {
+        /* Bytes sent before the handshake would be taken as if they were protected. */
+        protocol_violation(c, "received unencrypted data after SSL request");
+        return 0;
+    }
+    buf_append(&c->wbuf, "S", 1);
+    client_kick_write(c);
+    if (c->state == CL_CLOSING)
+        return 0;
+    if (buf_unread(&c->wbuf) > 0 || client_start_tls(c) < 0) {
+        client_close(c, "cannot start TLS");
+        return 0;
+    }
+    return 0;
+}
+
 /* One startup-phase packet; returns 1 to go on reading packets, 0 to stop. */
 static int startup_packet(struct wp_client *c)
 {
@@ -311,6 +359,12 @@ static int startup_packet(struct wp_client *c)
     case PROTO_STARTUP_SSL:
     case PROTO_STARTUP_GSSENC:
         buf_consume(&c->rbuf, (size_t)len);
+        if (c->tls) {
+            protocol_violation(c, "unexpected encryption request inside TLS");
+            return 0;
+        }
+        if (st.kind == PROTO_STARTUP_SSL && tls_client_available() && !client_is_unix(c))
+            return accept_tls(c);
         buf_append(&c->wbuf, "N", 1);
         client_kick_write(c);
         return c->state != CL_CLOSING;

@@ -21,6 +21,7 @@
 #include "warmpool/server.h"
 #include "warmpool/stats_http.h"
 #include "warmpool/timeouts.h"
+#include "warmpool/tls.h"
 #include "warmpool/workpool.h"
 
 #define WARMPOOL_VERSION "0.1.0"
@@ -147,7 +148,13 @@ static void reload(void)
         return;
     }
     struct retired_config *old = calloc(1, sizeof *old);
-    if (!old) {
+    char err[512];
+    if (!old || tls_client_setup(cfg, err, sizeof err) < 0) {
+        if (old)
+            log_error("configuration %s rejected, keeping the running one and its TLS "
+                      "certificates: %s",
+                      cfg->path, err);
+        free(old);
         auth_userlist_free(&users);
         config_free(cfg);
         free(cfg);
@@ -255,6 +262,7 @@ static void free_everything(void)
     config_free(wp_rt.cfg);
     free(wp_rt.cfg);
     registry_free(&wp_rt.registry);
+    tls_client_shutdown();
     buf_cache_clear();
 }
 
@@ -363,6 +371,13 @@ int main(int argc, char **argv)
         free_everything();
         return 1;
     }
+    char err[512];
+    if (tls_client_setup(cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        log_error("%s: %s", path, err);
+        free_everything();
+        return 1;
+    }
     if (check_only) {
         printf("%s: configuration is valid\n", path);
         free_everything();
@@ -374,7 +389,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "warmpool: cannot open logfile %s: %s\n", cfg->logfile, strerror(errno));
         return 1;
     }
-    char err[512];
     if (daemonize && !cfg->logfile && !cfg->syslog) {
         fprintf(stderr, "warmpool: -d needs logfile or syslog = 1 (stderr is closed)\n");
         return 1;

@@ -23,6 +23,7 @@
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
+#include "warmpool/tls.h"
 
 #define SERVER_MAX_MESSAGE 0x7fffffffu
 /* ParameterStatus bodies larger than this are passed through unread. */
@@ -59,10 +60,26 @@ static void server_pause_read(struct wp_server *s, int paused)
     if (s->read_paused == paused || !s->ev_read)
         return;
     s->read_paused = paused;
-    if (paused)
+    if (paused) {
         event_del(s->ev_read);
-    else
-        event_add(s->ev_read, NULL);
+        return;
+    }
+    event_add(s->ev_read, NULL);
+    /* Input already decrypted inside OpenSSL would not wake the loop. */
+    if (s->tls && tls_has_pending(s->tls))
+        event_active(s->ev_read, EV_READ, 0);
+}
+
+void relay_resume_server_read(struct wp_server *s)
+{
+    server_pause_read(s, 0);
+}
+
+/* TLS: a write waiting for input must not spin on a writable socket; a read waiting
+   for writability needs the write event. */
+static int tls_write_event(const struct wp_tls *t, int done)
+{
+    return (!done && !t->write_wants_read) || t->read_wants_write;
 }
 
 void relay_move_client_scanned(struct wp_client *c, struct wp_server *s)
@@ -238,10 +255,14 @@ static int write_own_then_theirs(int fd, struct wp_buf *own_buf, struct wp_buf *
 int relay_flush_to_server(struct wp_server *s)
 {
     struct wp_client *c = s->client;
-    int done = write_own_then_theirs(s->fd, &s->wbuf, c ? &c->rbuf : NULL, c ? &c->scan : NULL);
+    int done;
+    if (s->tls)
+        done = tls_write(s->tls, &s->wbuf, c ? &c->rbuf : NULL, c ? &c->scan : NULL);
+    else
+        done = write_own_then_theirs(s->fd, &s->wbuf, c ? &c->rbuf : NULL, c ? &c->scan : NULL);
     if (done < 0)
         return -1;
-    set_write_armed(s->ev_write, &s->write_armed, !done);
+    set_write_armed(s->ev_write, &s->write_armed, s->tls ? tls_write_event(s->tls, done) : !done);
     if (c)
         client_pause_read(c, !done && buf_unread(&c->rbuf) >= client_input_limit());
     return done;
@@ -471,10 +492,14 @@ static enum scan_result scan_server(struct wp_server *s)
 int relay_flush_to_client(struct wp_client *c)
 {
     struct wp_server *s = c->server;
-    int done = write_own_then_theirs(c->fd, &c->wbuf, s ? &s->rbuf : NULL, s ? &s->scan : NULL);
+    int done;
+    if (c->tls)
+        done = tls_write(c->tls, &c->wbuf, s ? &s->rbuf : NULL, s ? &s->scan : NULL);
+    else
+        done = write_own_then_theirs(c->fd, &c->wbuf, s ? &s->rbuf : NULL, s ? &s->scan : NULL);
     if (done < 0)
         return -1;
-    set_write_armed(c->ev_write, &c->write_armed, !done);
+    set_write_armed(c->ev_write, &c->write_armed, c->tls ? tls_write_event(c->tls, done) : !done);
     if (s)
         server_pause_read(s, !done);
     if (done)
@@ -514,6 +539,9 @@ static void release_server(struct wp_server *s)
     s->pool->xact_count++;
     /* The release point requires an empty input buffer: nothing is left to relay. */
     buf_release_if_empty(&c->rbuf); /* a client between transactions holds no buffer */
+    /* With TLS the client may still be sending bytes already copied out of the
+       server's buffer; that must not keep the server's input paused. */
+    server_pause_read(s, 0);
     pool_server_ready(s);
 }
 

@@ -23,6 +23,7 @@
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
+#include "warmpool/tls.h"
 
 static struct wp_list closed_servers = {&closed_servers, &closed_servers};
 
@@ -174,6 +175,17 @@ static void connect_done(struct wp_server *s)
         server_close(s, "out of memory");
         return;
     }
+    /* With TLS, libpq's SSL object carries the bytes from here on. */
+    if (PQsslInUse(s->conn)) {
+        SSL *ssl = PQsslStruct(s->conn, "OpenSSL");
+        s->tls = ssl ? tls_wrap_backend(ssl) : NULL;
+        if (!s->tls) {
+            server_close(s, ssl ? "out of memory" : "libpq gave no OpenSSL object");
+            return;
+        }
+        if (tls_has_pending(s->tls))
+            event_active(s->ev_read, EV_READ, 0);
+    }
     capture_params(s);
     s->created_ms = s->last_used_ms = wp_now_ms();
     s->lifetime_ms = timeouts_jitter_lifetime(pool->settings.server_lifetime, (uint32_t)random());
@@ -273,6 +285,8 @@ void server_close(struct wp_server *s, const char *reason)
     if (s->ev_write)
         event_free(s->ev_write);
     s->ev_read = s->ev_write = NULL;
+    tls_free(s->tls); /* the SSL itself is libpq's, freed by PQfinish */
+    s->tls = NULL;
     if (s->conn) {
         /* PQfinish sends Terminate; fine on a socket that is still ours. */
         PQfinish(s->conn);
@@ -300,9 +314,22 @@ void server_kick_write(struct wp_server *s)
         server_close(s, "write to server failed");
 }
 
+static long read_tls(struct wp_server *s)
+{
+    int more;
+    long n = tls_read(s->tls, &s->rbuf, (size_t)wp_rt.cfg->pkt_buf, &more);
+    if (more && !s->read_paused)
+        event_active(s->ev_read, EV_READ, 0); /* come back for the rest */
+    if (n == 0 && s->tls->read_wants_write && !s->write_armed) {
+        s->write_armed = 1;
+        event_add(s->ev_write, NULL);
+    }
+    return n;
+}
+
 static int read_input(struct wp_server *s)
 {
-    long n = buf_read_fd(&s->rbuf, s->fd, (size_t)wp_rt.cfg->pkt_buf);
+    long n = s->tls ? read_tls(s) : buf_read_fd(&s->rbuf, s->fd, (size_t)wp_rt.cfg->pkt_buf);
     if (n > 0)
         s->pool->bytes_out += (uint64_t)n;
     return n > 0 ? 1 : (int)n;
@@ -311,7 +338,7 @@ static int read_input(struct wp_server *s)
 int server_input_pending(const struct wp_server *s)
 {
     uint8_t byte;
-    if (s->fd < 0 || buf_unread(&s->rbuf) > 0)
+    if (s->fd < 0 || buf_unread(&s->rbuf) > 0 || (s->tls && tls_has_pending(s->tls)))
         return 1;
     ssize_t n = recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
@@ -322,6 +349,11 @@ static void on_server_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct wp_server *s = arg;
+    if (s->tls && s->tls->write_wants_read) {
+        server_kick_write(s);
+        if (s->state == SV_CLOSED)
+            return;
+    }
     int rc = read_input(s);
     if (rc < 0) {
         server_close(s, "server closed the connection");
@@ -335,7 +367,14 @@ static void on_server_write(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    server_kick_write(arg);
+    struct wp_server *s = arg;
+    if (s->tls && s->tls->read_wants_write) {
+        s->tls->read_wants_write = 0;
+        on_server_read(fd, EV_READ, s);
+        if (s->state == SV_CLOSED)
+            return;
+    }
+    server_kick_write(s);
 }
 
 /* Nothing outstanding and no client: roll back, reset, or go back to the pool. */
@@ -369,6 +408,7 @@ void server_on_quiet(struct wp_server *s)
 void server_abandon(struct wp_server *s)
 {
     s->client = NULL;
+    relay_resume_server_read(s); /* it may have been paused for the client; drain it */
     server_set_state(s, SV_DRAINING);
     s->drain_started_ms = wp_now_ms();
     /* Output read for the client has no reader now, and reading was paused while the

@@ -13,6 +13,7 @@
 #include "warmpool/params.h"
 #include "warmpool/prepared.h"
 #include "warmpool/stats.h"
+#include "warmpool/tls.h"
 
 struct event;
 struct wp_pool;
@@ -40,6 +41,7 @@ struct wp_client {
     int write_armed;
     int read_paused;
     enum wp_client_state state;
+    struct wp_tls *tls; /* NULL on a plain connection; see client_tls_in_use() */
 
     char *user;
     char *dbname;
@@ -71,6 +73,22 @@ struct wp_client {
     int input_held;               /* stop after a Sync until earlier name changes are settled */
 };
 
+/* The client talks TLS (the handshake is done). */
+static inline int client_tls_in_use(const struct wp_client *c)
+{
+    return c->tls && c->tls->established;
+}
+
+/* CommonName of the client certificate, if one was sent and verified against
+   client_tls_ca_file; NULL otherwise. */
+static inline const char *client_tls_peer_cn(const struct wp_client *c)
+{
+    return c->tls ? c->tls->peer_cn : NULL;
+}
+
+/* Connected over the unix socket (TLS is never required there). */
+int client_is_unix(const struct wp_client *c);
+
 void client_accept(int fd, const char *addr);
 void client_close(struct wp_client *client, const char *reason);
 /* Send ErrorResponse (FATAL closes after flush). */
@@ -94,6 +112,8 @@ const char *client_state_name(enum wp_client_state state);
 void client_reap(void);
 /* Login phase input (startup packet, password exchange): login.c. */
 void login_input(struct wp_client *client);
+/* SSLRequest accepted: the TLS handshake runs before the next packet (client.c). */
+int client_start_tls(struct wp_client *client);
 void login_forget_cached_keys(void);
 
 #endif

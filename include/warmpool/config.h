@@ -16,7 +16,7 @@ enum wp_pool_mode {
     WP_MODE_TRANSACTION,
     WP_MODE_STATEMENT
 };
-enum wp_auth_type { WP_AUTH_TRUST, WP_AUTH_MD5, WP_AUTH_SCRAM, WP_AUTH_PLAIN };
+enum wp_auth_type { WP_AUTH_TRUST, WP_AUTH_MD5, WP_AUTH_SCRAM, WP_AUTH_PLAIN, WP_AUTH_CERT };
 
 #define WP_UNSET (-1)
 
@@ -78,6 +78,14 @@ struct wp_config {
     char *auth_hba_file; /* pg_hba.conf subset (hba.c); NULL = every client uses auth_type */
     char **admin_users;  /* NULL-terminated, from a comma list */
     char **stats_users;
+
+    /* TLS toward clients (tls.c); the backend side is in the [databases] strings */
+    int client_tls_sslmode;    /* enum wp_sslmode, default disable */
+    char *client_tls_key_file; /* NULL when unset */
+    char *client_tls_cert_file;
+    char *client_tls_ca_file;
+    char *client_tls_protocols; /* default "secure" (TLS 1.2 and 1.3) */
+    char *client_tls_ciphers;   /* default "default" (OpenSSL's list) */
 
     /* pools (global defaults; all fields set) */
     struct wp_pool_settings pool;

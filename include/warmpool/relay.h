@@ -23,6 +23,9 @@ int relay_release_point(const struct wp_server *server);
 void relay_try_release(struct wp_server *server);
 /* The client socket became writable again. */
 void relay_client_writable(struct wp_client *client);
+/* The server no longer waits for its client to take bytes (released or abandoned):
+   read from it again. */
+void relay_resume_server_read(struct wp_server *server);
 
 /* Bytes scanned but not yet written go into the peer-bound buffer of warmpool's own
    bytes, so that what warmpool appends next follows them in order. */

@@ -35,6 +35,7 @@ struct wp_server {
     enum wp_server_state state;
     PGconn *conn;
     int fd;
+    struct wp_tls *tls; /* libpq's SSL when the backend talks TLS, else NULL */
     struct event *ev_read, *ev_write;
     int write_armed;
     int read_paused;

@@ -559,7 +559,58 @@ static void test_bad_pool_mode(void **state)
                  "(session, transaction, statement)");
     load_text(&l, "[warmpool]\nauth_file = x\nauth_type = hba\n");
     expect_error(&l, 3,
-                 "auth_type: \"hba\" is not an auth type (trust, md5, scram-sha-256, plain)");
+                 "auth_type: \"hba\" is not an auth type (trust, md5, scram-sha-256, plain, cert)");
+}
+
+/* client_tls_*: enum and list parsing, and the rules between them. */
+static void test_tls_keys(void **state)
+{
+    (void)state;
+    struct loaded l;
+    load_ok(&l, TRUST "client_tls_sslmode = verify-full\nclient_tls_key_file = k.pem\n"
+                      "client_tls_cert_file = c.pem\nclient_tls_ca_file = ca.pem\n"
+                      "client_tls_protocols = tlsv1.3\nclient_tls_ciphers = HIGH\n");
+    assert_int_equal(l.cfg.client_tls_sslmode, 5);
+    assert_string_equal(l.cfg.client_tls_key_file, "k.pem");
+    assert_string_equal(l.cfg.client_tls_ca_file, "ca.pem");
+    assert_string_equal(l.cfg.client_tls_protocols, "tlsv1.3");
+    config_free(&l.cfg);
+    load_ok(&l, TRUST);
+    assert_int_equal(l.cfg.client_tls_sslmode, 0);
+    assert_null(l.cfg.client_tls_cert_file);
+    assert_string_equal(l.cfg.client_tls_protocols, "secure");
+    assert_string_equal(l.cfg.client_tls_ciphers, "default");
+    config_free(&l.cfg);
+
+    load_text(&l, TRUST "client_tls_sslmode = always\n");
+    expect_error(&l, 3,
+                 "client_tls_sslmode: \"always\" is not an sslmode (disable, allow, prefer, "
+                 "require, verify-ca, verify-full)");
+    load_text(&l, TRUST "client_tls_sslmode = require\nclient_tls_key_file = k.pem\n");
+    expect_error(&l, 3,
+                 "client_tls_sslmode require needs client_tls_key_file and "
+                 "client_tls_cert_file");
+    load_text(&l, TRUST "client_tls_sslmode = verify-ca\nclient_tls_key_file = k.pem\n"
+                        "client_tls_cert_file = c.pem\n");
+    expect_error(&l, 3,
+                 "client_tls_sslmode verify-ca needs client_tls_ca_file to verify "
+                 "client certificates");
+    load_text(&l, TRUST "client_tls_protocols = tlsv1.2, sslv3\n");
+    expect_error(&l, 3,
+                 "client_tls_protocols: unknown protocol \"sslv3\" (use tlsv1.0, "
+                 "tlsv1.1, tlsv1.2, tlsv1.3, secure or all)");
+    load_text(&l, "[warmpool]\nauth_type = cert\n");
+    expect_error(&l, 2,
+                 "auth_type cert needs client_tls_sslmode (not disable) and "
+                 "client_tls_ca_file");
+    /* cert needs no auth_file */
+    load_ok(&l, "[warmpool]\nauth_type = cert\nclient_tls_sslmode = require\n"
+                "client_tls_key_file = k\nclient_tls_cert_file = c\nclient_tls_ca_file = ca\n");
+    assert_int_equal(l.cfg.auth_type, WP_AUTH_CERT);
+    config_free(&l.cfg);
+    /* They are [warmpool] keys, not libpq ones. */
+    load_text(&l, TRUST "[databases]\nx = host=h client_tls_sslmode=require\n");
+    expect_error(&l, 4, "database \"x\": client_tls_sslmode can only be set in [warmpool]");
 }
 
 static void test_bad_libpq_keyword(void **state)
@@ -1079,6 +1130,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unknown_section),
         cmocka_unit_test(test_bad_pool_mode),
         cmocka_unit_test(test_bad_libpq_keyword),
+        cmocka_unit_test(test_tls_keys),
         cmocka_unit_test(test_line_without_equals),
         cmocka_unit_test(test_key_outside_section),
         cmocka_unit_test(test_several_errors),

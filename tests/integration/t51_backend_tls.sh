@@ -1,0 +1,148 @@
+#!/bin/bash
+# t51_backend_tls — issue 5, acceptance 1: TLS between warmpool and PostgreSQL.
+#
+# A private PostgreSQL (scripts/pg-throwaway.sh) gets ssl = on with a certificate from
+# a test CA, and a pg_hba.conf that admits the test user over TCP only with TLS
+# (hostssl; hostnossl is rejected). A private warmpool (plain to its clients) has:
+#   tls    sslmode=require                         (transaction mode, health check
+#                                                   before every lend: internal
+#                                                   queries go through TLS too)
+#   verify sslmode=verify-full sslrootcert=CA host=localhost
+#   nossl  sslmode=require to run.sh's PostgreSQL, which has no TLS
+# Asserts: queries work and pg_stat_ssl shows ssl = true for the pooler's backends
+# (and none without); SHOW SERVERS has the tls column; session parameters synced by
+# warmpool's internal SET arrive; pgbench -M prepared with 0 failures; a 50 MB result
+# and COPY in cross the TLS backend intact; a cancel reaches a TLS backend; the
+# verify-full entry works; sslmode=require against a server without TLS gives the
+# client a clear error quickly instead of a hang.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib_tls.sh"
+
+if [ "${WP_DIRECT:-0}" = 1 ]; then
+    echo "skip: tests warmpool's backend TLS (WP_DIRECT=1)"
+    exit 0
+fi
+PY=/usr/bin/python3
+pgs=$TL_DIR/pg
+
+tl_ca ca
+tl_issue ca server localhost "DNS:localhost,IP:127.0.0.1"
+pgs_port=$("$tl_root/scripts/pg-throwaway.sh" start "$pgs") || tl_fail "cannot start PostgreSQL"
+tl_atexit+=("'$tl_root/scripts/pg-throwaway.sh' stop '$pgs'")
+direct() {
+    PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 \
+        -h "$pgs" -p "$pgs_port" "$@"
+}
+install -o postgres -m 600 "$TL_DIR/server.key" "$pgs/data/server.key"
+install -o postgres -m 644 "$TL_DIR/server.crt" "$pgs/data/server.crt"
+cat >>"$pgs/data/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+CONF
+hba=$pgs/data/pg_hba.conf
+{
+    echo "hostnossl all $WP_USER 127.0.0.1/32 reject"
+    echo "hostssl all $WP_USER 127.0.0.1/32 scram-sha-256"
+    cat "$hba"
+} >"$hba.new"
+cat "$hba.new" >"$hba"
+direct -U postgres -d postgres -c "CREATE ROLE $WP_USER LOGIN PASSWORD '$WP_PASSWORD'" \
+    -c "CREATE DATABASE t51 OWNER $WP_USER" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+got=$(PGPASSWORD=$WP_PASSWORD PGCONNECT_TIMEOUT=10 psql -X -At "host=127.0.0.1 port=$pgs_port \
+    user=$WP_USER dbname=t51 sslmode=require" -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") ||
+    tl_fail "PostgreSQL with ssl = on does not take TLS logins"
+[ "$got" = t ] || tl_fail "direct TLS login: pg_stat_ssl says '$got'"
+if PGPASSWORD=$WP_PASSWORD PGCONNECT_TIMEOUT=10 psql -X -At "host=127.0.0.1 port=$pgs_port \
+    user=$WP_USER dbname=t51 sslmode=disable" -c "SELECT 1" >/dev/null 2>&1; then
+    tl_fail "PostgreSQL let $WP_USER in without TLS (pg_hba.conf not applied)"
+fi
+pgbench -i -q -s 2 -h "$pgs" -p "$pgs_port" -U "$WP_USER" t51 >/dev/null 2>&1 ||
+    tl_fail "pgbench -i failed"
+tl_ok "PostgreSQL on $pgs_port: ssl = on, $WP_USER admitted over TCP only with TLS"
+
+printf '"%s" "%s"\n"admin" "adminpass"\n' "$WP_USER" "$WP_PASSWORD" >"$TL_DIR/users.txt"
+tl_start main "auth_type = md5
+auth_file = $TL_DIR/users.txt
+admin_users = admin
+pool_mode = transaction
+max_pool_size = 4
+server_check_delay = 0
+server_login_retry = 200ms
+
+[databases]
+tls = host=127.0.0.1 port=$pgs_port dbname=t51 sslmode=require
+verify = host=localhost port=$pgs_port dbname=t51 sslmode=verify-full sslrootcert=$TL_DIR/ca.crt
+nossl = host=127.0.0.1 port=$PG_PORT dbname=wptest sslmode=require"
+port=$(tl_port main)
+wp() { # DB [psql args]: plain client through warmpool
+    local db=$1
+    shift
+    PGPASSWORD=$WP_PASSWORD PGCONNECT_TIMEOUT=10 psql -X -q -At -v ON_ERROR_STOP=1 \
+        "host=127.0.0.1 port=$port user=$WP_USER dbname=$db sslmode=disable" "$@"
+}
+
+got=$(wp tls -c "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()") ||
+    tl_fail "query through the sslmode=require backend failed"
+case $got in "t|TLSv1."*) ;; *) tl_fail "pg_stat_ssl for the pooler's backend: '$got'" ;; esac
+tl_ok "through warmpool: the backend's pg_stat_ssl row says $got"
+
+got=$(PGOPTIONS="-c work_mem=7MB" wp tls -c "SHOW work_mem")
+[ "$got" = 7MB ] || tl_fail "startup option synced by warmpool's internal SET: work_mem '$got'"
+tl_ok "warmpool's internal parameter SET reaches the TLS backend (work_mem = 7MB)"
+
+rc=0
+PGPASSWORD=$WP_PASSWORD PGCONNECT_TIMEOUT=10 PGSSLMODE=disable pgbench -n -M prepared -c 8 -j 2 \
+    -T 5 -h 127.0.0.1 -p "$port" -U "$WP_USER" tls >"$TL_DIR/pgbench.out" 2>&1 || rc=$?
+processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TL_DIR/pgbench.out")
+failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$TL_DIR/pgbench.out")
+if [ "$rc" != 0 ] || [ -z "$processed" ] || [ "$processed" = 0 ] || [ "$failed" != 0 ]; then
+    tail -n 20 "$TL_DIR/pgbench.out" >&2
+    tl_fail "pgbench -M prepared to TLS backends: exit $rc, processed '$processed', failed '$failed'"
+fi
+tl_ok "pgbench -M prepared -c 8 -T 5 to TLS backends (check query before every lend): $processed transactions, 0 failed"
+
+pids=$(direct -U postgres -d t51 -c "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+    FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+    WHERE a.usename = '$WP_USER' AND a.datname = 't51'")
+read -r with_ssl without_ssl <<<"${pids/|/ }"
+[ "$with_ssl" -gt 0 ] && [ "$without_ssl" = 0 ] ||
+    tl_fail "pooler backends: $with_ssl with TLS, $without_ssl without (want >0 and 0)"
+tl_ok "pg_stat_ssl: all $with_ssl of the pooler's backends use TLS"
+
+servers=$(PGPASSWORD=adminpass psql -X -q -At -F '|' "host=127.0.0.1 port=$port user=admin \
+    dbname=warmpool sslmode=disable" -c "SHOW SERVERS")
+echo "$servers" | grep '|tls|' | grep -qE '\|TLSv1\.[23]/[A-Z0-9_-]+\|' ||
+    tl_fail "SHOW SERVERS has no TLS value for the tls pool's backends: $servers"
+tl_ok "SHOW SERVERS tls column: $(echo "$servers" | grep -oE 'TLSv1\.[23]/[A-Z0-9_-]+' | head -n 1)"
+
+big="SELECT i, repeat(md5(i::text), 32) FROM generate_series(1, 50000) i"
+want=$(direct -U "$WP_USER" -d t51 -c "$big" | md5sum)
+[ "$(wp tls -c "$big" | md5sum)" = "$want" ] || tl_fail "the 50 MB result from a TLS backend differs"
+direct -U "$WP_USER" -d t51 -c "COPY (SELECT i, md5(i::text) FROM generate_series(1, 300000) i) TO STDOUT" \
+    >"$TL_DIR/copy.tsv"
+wp tls -c "CREATE TABLE t51_copy (i int, t text)" -c "\\copy t51_copy FROM '$TL_DIR/copy.tsv'"
+got=$(direct -U "$WP_USER" -d t51 -c "SELECT count(*), sum(i), md5(string_agg(t, ',' ORDER BY i)) FROM t51_copy")
+want=$(direct -U "$WP_USER" -d t51 -c "SELECT count(*), sum(i), md5(string_agg(md5(i::text), ',' ORDER BY i)) FROM generate_series(1, 300000) i")
+[ "$got" = "$want" ] || tl_fail "COPY in to a TLS backend: '$got', want '$want'"
+tl_ok "a 50 MB result and $(wc -c <"$TL_DIR/copy.tsv") bytes of COPY in cross the TLS backend intact"
+
+state=$($PY "$here/tls_probe.py" cancel-in-tls "$port" "$WP_USER" "$WP_PASSWORD" tls -)
+[ "$state" = 57014 ] || tl_fail "cancel of a query on a TLS backend: '$state', want 57014"
+tl_ok "a cancel reaches the TLS backend (57014)"
+
+got=$(wp verify -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") ||
+    tl_fail "sslmode=verify-full backend entry failed"
+[ "$got" = t ] || tl_fail "verify-full backend: pg_stat_ssl '$got'"
+tl_ok "backend sslmode=verify-full sslrootcert=CA host=localhost works"
+
+start=$(date +%s)
+if out=$(timeout 60 bash -c "$(declare -f wp); port=$port WP_USER=$WP_USER WP_PASSWORD=$WP_PASSWORD wp nossl -c 'SELECT 1'" 2>&1); then
+    tl_fail "sslmode=require to a server without TLS succeeded"
+fi
+took=$(($(date +%s) - start))
+echo "$out" | grep -q "server does not support SSL, but SSL was required" ||
+    tl_fail "sslmode=require to a server without TLS: unclear error after ${took}s: $out"
+tl_ok "sslmode=require to a server without TLS: the client gets \"$(echo "$out" | grep -o 'server does not support SSL[^\n]*' | head -n 1)\" (${took}s)"

@@ -51,7 +51,7 @@ expect "28000 hba rejects connection for host \"127.0.0.1\", user \"$WP_USER\", 
     "reject rule" "$(connect "$WP_USER" "$WP_PASSWORD" wpload)"
 expect "28000 no hba entry for host \"127.0.0.1\", user \"$WP_USER\", database \"dead\"" \
     "no matching rule" "$(connect "$WP_USER" "$WP_PASSWORD" dead)"
-expect "28000 cert authentication is not available" "cert rule" "$(connect "$WP_USER" "$WP_PASSWORD" two)"
+expect "28000 connection requires a valid client certificate" "cert rule without TLS" "$(connect "$WP_USER" "$WP_PASSWORD" two)"
 expect "28000 no hba entry for host \"127.0.0.1\", user \"$WP_USER\", database \"warmpool\"" \
     "plain user, console over TCP" "$(connect "$WP_USER" "$WP_PASSWORD" warmpool)"
 ok "TCP: md5 rule, reject rule, no rule, cert rule each answered as configured (28000 / 28P01)"

@@ -660,7 +660,7 @@ static uint64_t normalize(const char *sql, size_t len, char *out, size_t outlen)
  * literals, so a cheap "shape" hash comes first: the text with the digits of numbers
  * and the contents of plain '…' strings skipped, every other byte kept. Two texts of
  * the same shape normalise alike, so a small cache from shape to fingerprint answers
- * almost every query for ~10 instructions a byte. Texts where skipping could fall out
+ * almost every query for a few instructions a byte. Texts where skipping could fall out
  * of step with the real lexer (dollar quotes, quoted identifiers, comments, escape
  * strings, backslashes) have no shape and are always normalised in full.
  */
@@ -713,7 +713,67 @@ static void shape_init_classes(void)
     shape_classes['/'] = SC_SLASH;
 }
 
-/* 0 = no shape (normalise in full). One table lookup per byte on the common path. */
+#define SWAR_ONES 0x0101010101010101ULL
+#define SWAR_LOW7 0x7f7f7f7f7f7f7f7fULL
+#define SWAR_HIGH 0x8080808080808080ULL
+
+/* Bit 7 set in each byte of w that must take the byte-by-byte path: '"' to '9' (quotes,
+   dollar, dash, slash, digits, and some harmless punctuation), backslash, NUL and
+   non-ASCII. Each byte is tested on its own: no carry crosses a byte. */
+static uint64_t shape_special_bytes(uint64_t w)
+{
+    uint64_t low = w & SWAR_LOW7;
+    uint64_t from_dquote = low + SWAR_ONES * (0x7f - 0x21); /* bit 7: byte >= 0x22 */
+    uint64_t to_nine = ~(low + SWAR_ONES * (0x7f - 0x39));  /* bit 7: byte <= 0x39 */
+    uint64_t bs = w ^ (SWAR_ONES * '\\');
+    uint64_t is_bs = ~(((bs & SWAR_LOW7) + SWAR_LOW7) | bs | SWAR_LOW7);
+    uint64_t is_nul = ~((low + SWAR_LOW7) | w | SWAR_LOW7);
+    return ((from_dquote & to_nine) | is_bs | is_nul | w) & SWAR_HIGH;
+}
+
+/* Eight (or fewer, zero-padded: text bytes here are never 0) plain bytes at once. */
+static uint64_t shape_mix(uint64_t h, uint64_t word)
+{
+    h = (h ^ word) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+static uint64_t load_le64(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+/* Runs of plain bytes go eight at a time; returns how many bytes it took from i. The
+   grouping restarts after every byte taken one by one, so it depends only on the text
+   between literals: texts of one shape still hash alike. */
+static size_t shape_take_plain(const unsigned char *s, size_t len, size_t i, uint64_t *h,
+                               int *prev_ident)
+{
+    size_t start = i;
+    while (len - i >= 8) {
+        uint64_t w = load_le64(s + i);
+        uint64_t special = shape_special_bytes(w);
+        size_t plain = special ? (size_t)__builtin_ctzll(special) / 8 : 8;
+        if (plain == 0)
+            break;
+        if (plain < 8)
+            w &= (1ULL << (8 * plain)) - 1;
+        *h = shape_mix(*h, w);
+        *prev_ident = shape_classes[s[i + plain - 1]] == SC_IDENT;
+        i += plain;
+        if (plain < 8)
+            break;
+    }
+    return i - start;
+}
+
+/* 0 = no shape (normalise in full). Plain runs eight bytes a step, the rest one table
+   lookup per byte. */
 static uint64_t shape_hash(const char *text, size_t len)
 {
     static int ready;
@@ -726,9 +786,12 @@ static uint64_t shape_hash(const char *text, size_t len)
     int prev_ident = 0;
     size_t i = 0;
     while (i < len) {
+        i += shape_take_plain(s, len, i, &h, &prev_ident);
+        if (i >= len)
+            break;
         unsigned char c = s[i];
         unsigned char k = shape_classes[c];
-        if (k <= SC_IDENT) { /* the common case: a byte kept as it is */
+        if (k <= SC_IDENT) { /* a byte kept as it is */
             prev_ident = k;
             h = FNV_STEP(h, c);
             i++;

@@ -67,12 +67,11 @@ void client_accept(int fd, const char *addr)
     c->login_started_ms = wp_now_ms();
     list_init(&c->node);
     c->ev_read = event_new(wp_rt.base, fd, EV_READ | EV_PERSIST, on_client_read, c);
-    c->ev_write = event_new(wp_rt.base, fd, EV_WRITE | EV_PERSIST, on_client_write, c);
-    if (!c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) < 0) {
+    /* ev_write is made on first need (client_arm_write): most clients never fill
+       their socket, and an idle client should stay small. */
+    if (!c->ev_read || event_add(c->ev_read, NULL) < 0) {
         if (c->ev_read)
             event_free(c->ev_read);
-        if (c->ev_write)
-            event_free(c->ev_write);
         close(fd);
         free(c);
         return;
@@ -136,7 +135,9 @@ void client_close(struct wp_client *c, const char *reason)
         (void)ignored;
     }
     event_free(c->ev_read);
-    event_free(c->ev_write);
+    if (c->ev_write)
+        event_free(c->ev_write);
+    c->ev_read = c->ev_write = NULL;
     close(c->fd);
     c->fd = -1;
     list_remove(&c->all);
@@ -165,10 +166,17 @@ int client_is_unix(const struct wp_client *c)
     return strcmp(c->addr, "unix") == 0;
 }
 
-static void arm_write(struct wp_client *c, int want)
+void client_arm_write(struct wp_client *c, int want)
 {
-    if (c->write_armed == want)
+    if (c->write_armed == want || c->state == CL_CLOSING)
         return;
+    if (want && !c->ev_write) {
+        c->ev_write = event_new(wp_rt.base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
+        if (!c->ev_write) {
+            client_close(c, "out of memory");
+            return;
+        }
+    }
     c->write_armed = want;
     if (want)
         event_add(c->ev_write, NULL);
@@ -230,7 +238,7 @@ static long read_tls(struct wp_client *c)
     if (more && !c->read_paused)
         event_active(c->ev_read, EV_READ, 0); /* come back for the rest */
     if (n == 0 && c->tls->read_wants_write)
-        arm_write(c, 1);
+        client_arm_write(c, 1);
     return n;
 }
 
@@ -259,7 +267,7 @@ static void handshake_step(struct wp_client *c)
         client_close(c, "TLS handshake failed");
         return;
     }
-    arm_write(c, c->tls->read_wants_write);
+    client_arm_write(c, c->tls->read_wants_write);
     if (rc == 1) {
         log_debug("C-%llu %s: TLS handshake done", (unsigned long long)c->id, c->addr);
         read_and_dispatch(c); /* the startup packet may be inside OpenSSL already */

@@ -459,7 +459,9 @@ static enum scan_result scan_server(struct wp_server *s)
             return SCAN_MORE;
         }
         int drop = s->swallow > 0 || !s->client;
-        if (prep && prepared_server_message(s, type, p, len))
+        /* With nothing pending only CommandComplete and ErrorResponse concern it. */
+        if (prep && (s->pending.count > 0 || type == 'C' || type == 'E') &&
+            prepared_server_message(s, type, p, len))
             drop = 1;
         if (s->swallow > 0 && type == 'C' && avail >= len)
             prepared_internal_command(s, p, len); /* a reset query may drop statements */
@@ -482,7 +484,7 @@ static enum scan_result scan_server(struct wp_server *s)
         else if (type == 'G' && !drop)
             s->copy_in = 1;
         take_bytes(s, len, avail, drop);
-        if (prep)
+        if (prep && s->pending.count > 0)
             prepared_emit_synthetic(s);
         if (next != SCAN_MORE)
             return next;
@@ -499,7 +501,7 @@ int relay_flush_to_client(struct wp_client *c)
         done = write_own_then_theirs(c->fd, &c->wbuf, s ? &s->rbuf : NULL, s ? &s->scan : NULL);
     if (done < 0)
         return -1;
-    set_write_armed(c->ev_write, &c->write_armed, c->tls ? tls_write_event(c->tls, done) : !done);
+    client_arm_write(c, c->tls ? tls_write_event(c->tls, done) : !done);
     if (s)
         server_pause_read(s, !done);
     if (done)

@@ -105,6 +105,8 @@ void client_linked(struct wp_client *client);
 /* The first backend's parameters are known: finish the login. */
 void client_welcome(struct wp_client *client);
 void client_kick_write(struct wp_client *client);
+/* Watch (or stop watching) the client's socket for room to write. */
+void client_arm_write(struct wp_client *client, int want);
 void client_pause_read(struct wp_client *client, int paused);
 struct wp_client *client_find_by_cancel_key(uint32_t pid, uint32_t key);
 const char *client_state_name(enum wp_client_state state);

@@ -26,11 +26,6 @@
 
 #define MAX_NAME 1024
 
-int prepared_active(const struct wp_server *s)
-{
-    return s->pool->settings.pool_mode != WP_MODE_SESSION && wp_rt.cfg->max_prepared_statements > 0;
-}
-
 /* ---- output helpers ---- */
 
 /*

@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "warmpool/pool.h"
+#include "warmpool/runtime.h"
+#include "warmpool/server.h"
+
 struct wp_client;
 struct wp_server;
 
@@ -24,7 +28,11 @@ enum prep_input {
 };
 
 /* Does this backend's traffic go through the prepared layer? */
-int prepared_active(const struct wp_server *s);
+static inline int prepared_active(const struct wp_server *s)
+{
+    /* called for every relayed message: inline */
+    return s->pool->settings.pool_mode != WP_MODE_SESSION && wp_rt.cfg->max_prepared_statements > 0;
+}
 /* Client message header at the scan position. */
 enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s, uint8_t type,
                                         uint32_t len);

@@ -11,6 +11,12 @@ TLS (libpq 17 does that; the libpq here does not).
       logs in over TLS (md5), runs pg_sleep(30), cancels it with a CancelRequest sent
       inside a second TLS connection, prints the SQLSTATE the query ended with;
       CAFILE "-" does the same without TLS
+  tls_probe.py slow-reader PORT USER DB BYTES WAIT
+      logs in over TLS (trust, certificate not checked) with a 4 kB receive buffer, asks
+      for one row of BYTES bytes, reads nothing for WAIT seconds, then reads the answer;
+      prints "complete" when the row, CommandComplete and ReadyForQuery all arrived,
+      else "E <SQLSTATE> <message>" or "closed after N bytes". BYTES 0 sends no query:
+      it prints what the idle client is sent after WAIT seconds
 """
 import hashlib
 import socket
@@ -131,6 +137,42 @@ def cancel_in_tls(port, user, password, db, cafile):
             return
 
 
+def slow_reader(port, user, db, nbytes, wait):
+    sock = socket.socket()
+    # Set before connecting, so the window the client announces stays small: most of
+    # the answer has to wait on the pooler's side.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(SSL_REQUEST)
+    if read_exact(sock, 1) != b"S":
+        raise RuntimeError("SSLRequest refused")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    tls = ctx.wrap_socket(sock, server_hostname="localhost")
+    login_md5(tls, user, "", db)
+    if nbytes > 0:
+        query = ("SELECT repeat('x', %d)" % nbytes).encode() + b"\0"
+        tls.sendall(b"Q" + struct.pack("!i", len(query) + 4) + query)
+    time.sleep(wait)
+    got, row_ok = 0, False
+    try:
+        while True:
+            kind, body = read_message(tls)
+            got += 5 + len(body)
+            if kind == b"D":
+                row_ok = struct.unpack("!i", body[2:6])[0] == nbytes
+            elif kind == b"E":
+                print("E", error_field(body, b"C"), error_field(body, b"M"))
+                return
+            elif kind == b"Z":
+                print("complete" if row_ok else "no full row before ReadyForQuery")
+                return
+    except (EOFError, OSError, ssl.SSLError):
+        print("closed after %d bytes" % got)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "plain-startup":
@@ -139,6 +181,8 @@ def main():
         stuffed(int(args[0]))
     elif cmd == "cancel-in-tls":
         cancel_in_tls(int(args[0]), args[1], args[2], args[3], args[4])
+    elif cmd == "slow-reader":
+        slow_reader(int(args[0]), args[1], args[2], int(args[3]), float(args[4]))
     else:
         sys.exit("unknown command " + cmd)
 

@@ -195,6 +195,14 @@ static int parse_type(const char *s, enum hba_type *out)
 static const char *const method_names[] = {"trust",         "reject",   "md5",
                                            "scram-sha-256", "password", "cert"};
 
+int hba_first_line_with(const struct wp_hba *hba, enum hba_method method)
+{
+    for (int i = 0; i < hba->n; i++)
+        if (hba->rules[i].method == method)
+            return hba->rules[i].line;
+    return 0;
+}
+
 const char *hba_method_name(enum hba_method method)
 {
     return (unsigned)method < 6 ? method_names[method] : "?";
@@ -297,6 +305,12 @@ static int parse_rule(char **f, int n, struct hba_rule *r, const char **why)
         return -1;
     if (parse_method(f[n - 1], &r->method) < 0) {
         *why = "invalid method (expected trust, reject, md5, scram-sha-256, password or cert)";
+        return -1;
+    }
+    /* As in PostgreSQL: elsewhere no certificate can have been sent, the rule would
+       only ever refuse, and that is better said when the file is read. */
+    if (r->method == HBA_CERT && r->type != HBA_HOSTSSL) {
+        *why = "cert authentication is only supported on hostssl lines";
         return -1;
     }
     return 0;

@@ -104,6 +104,20 @@ static int load_hba(const struct wp_config *cfg, struct wp_hba *out)
         log_error("auth_hba_file rejected:\n%s", err);
         return -1;
     }
+    /* A cert rule needs a certificate to have been asked for, and warmpool asks for
+       one exactly when client_tls_ca_file is set (as PostgreSQL does with
+       ssl_ca_file). Without it every cert login would be refused: say so now. */
+    int line = hba_first_line_with(out, HBA_CERT);
+    if (line > 0 && (cfg->client_tls_sslmode == WP_SSLMODE_DISABLE || !cfg->client_tls_ca_file)) {
+        snprintf(err, sizeof err,
+                 "%s:%d: cert needs client_tls_sslmode other than disable and "
+                 "client_tls_ca_file (client certificates are only asked for when it is set)",
+                 cfg->auth_hba_file, line);
+        fprintf(stderr, "%s\n", err);
+        log_error("auth_hba_file rejected:\n%s", err);
+        hba_free(out);
+        return -1;
+    }
     return 0;
 }
 

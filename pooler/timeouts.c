@@ -170,14 +170,15 @@ int timeouts_server_error(struct wp_server *s, const uint8_t *msg, uint32_t len)
 
 static int between_transactions(const struct wp_client *c)
 {
-    if (buf_unread(&c->rbuf) > 0)
+    /* Output still on its way (with TLS, possibly after the server was released) is
+       part of the transaction: a FATAL now would cut the answer short. */
+    if (buf_unread(&c->rbuf) > 0 || client_output_pending(c))
         return 0;
     if (c->state == CL_IDLE)
         return 1;
     const struct wp_server *s = c->server;
     return c->state == CL_ACTIVE && s && s->tx_status == 'I' && s->outstanding == 0 &&
-           s->swallow == 0 && !s->in_extended && !s->copy_in && s->scan == 0 &&
-           buf_unread(&c->wbuf) == 0;
+           s->swallow == 0 && !s->in_extended && !s->copy_in && s->scan == 0;
 }
 
 static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
@@ -186,7 +187,8 @@ static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
     k->logging_in = c->state <= CL_WELCOME;
     k->login_started_ms = c->login_started_ms;
     k->idle_since_ms = c->last_active_ms > c->answered_ms ? c->last_active_ms : c->answered_ms;
-    int quiet_client = buf_unread(&c->rbuf) == 0 && buf_unread(&c->wbuf) == 0;
+    /* A client still being sent its last answer is not idle: the wait is its reading. */
+    int quiet_client = buf_unread(&c->rbuf) == 0 && !client_output_pending(c);
     if (c->state == CL_IDLE) {
         k->idle = quiet_client;
         return;

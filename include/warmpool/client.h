@@ -86,6 +86,14 @@ static inline const char *client_tls_peer_cn(const struct wp_client *c)
     return c->tls ? c->tls->peer_cn : NULL;
 }
 
+/* warmpool still has bytes to deliver to the client. With TLS, wbuf alone does not
+   say: tls_write moves it (and relayed backend output) into tls->out at once, and a
+   server is released while that is still being sent to a slow reader. */
+static inline int client_output_pending(const struct wp_client *c)
+{
+    return buf_unread(&c->wbuf) > 0 || (c->tls && buf_unread(&c->tls->out) > 0);
+}
+
 /* Connected over the unix socket (TLS is never required there). */
 int client_is_unix(const struct wp_client *c);
 

@@ -6,7 +6,7 @@
  *   DATABASE  all, or a comma-separated list of names ("quoted" names are literal)
  *   USER      all, or a comma-separated list of names
  *   ADDRESS   (not for local) all, or an IPv4/IPv6 address with an optional /prefix
- *   METHOD    trust | reject | md5 | scram-sha-256 | password | cert
+ *   METHOD    trust | reject | md5 | scram-sha-256 | password | cert (hostssl only)
  * `#` starts a comment; blank lines are ignored. The first rule that matches decides.
  * Pure code: parsing and matching, no sockets, no global state.
  */
@@ -61,6 +61,9 @@ int hba_peer_from_addr(const char *addr, int is_tls, struct hba_peer *out);
    with SQLSTATE 28000). */
 const struct hba_rule *hba_match(const struct wp_hba *hba, const struct hba_peer *peer,
                                  const char *database, const char *user);
+
+/* The line of the first rule with this method, or 0 when no rule has it. */
+int hba_first_line_with(const struct wp_hba *hba, enum hba_method method);
 
 const char *hba_method_name(enum hba_method method);
 

@@ -1,9 +1,10 @@
 #!/bin/bash
-# lib_tls.sh — helpers for the TLS tests (t50_tls.sh, t51_backend_tls.sh). Sourced.
+# lib_tls.sh — helpers for the TLS tests (t50_tls.sh … t53_tls_client_idle.sh). Sourced.
 #
 #   tl_ca NAME                      a CA: $TL_DIR/NAME.key, NAME.crt
 #   tl_issue CA NAME CN [SAN]       a certificate signed by CA: NAME.key (0600), NAME.crt
-#   tl_start NAME INI_BODY          a private warmpool with that ini ($TL_DIR/NAME.ini);
+#   tl_start NAME INI_BODY          a private warmpool with that ini ($TL_DIR/NAME.ini;
+#                                   unix socket in $TL_SOCKET_DIR if set, else none);
 #                                   sets TL_PORT_<NAME>, TL_PID_<NAME>, TL_LOG_<NAME>
 #   tl_psql NAME CONNINFO [psql args...]   psql through that instance (host=localhost)
 #   tl_stop_all                     SIGINT every instance, fail on a bad exit status or a
@@ -57,7 +58,7 @@ tl_start() { # NAME INI_BODY ([warmpool] lines after listen/log settings, then s
 [warmpool]
 listen_addr = 127.0.0.1
 listen_port = $port
-unix_socket_dir =
+unix_socket_dir = ${TL_SOCKET_DIR:-}
 logfile = $log
 $2
 INI

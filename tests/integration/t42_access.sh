@@ -3,7 +3,8 @@
 # input from unauthenticated and authenticated clients. A private warmpool
 # (lib_private_warmpool.sh) with an hba file:
 #   unix socket: trust; console: admin and monitor by md5; wptest: md5 (a SCRAM rule for
-#   user scramuser first); wpload: reject; two: cert; dead: no rule at all.
+#   user scramuser first); wpload: reject; dead: no rule at all. (cert rules need TLS:
+#   t52_tls_hba.sh.)
 # Checks: each rule's effect and SQLSTATE 28000 with PostgreSQL's wording; a broken hba
 # file on SIGHUP keeps the previous rules, a good one applies; a stats user gets 42501
 # for every admin command; client N+1 over max_client_conn gets 53300; oversized or
@@ -21,7 +22,6 @@ host    warmpool,pgbouncer  admin,monitor  127.0.0.1/32  md5
 host    wptest              scramuser      127.0.0.1/32  scram-sha-256
 host    wptest              all            127.0.0.1/32  md5
 host    wpload              all            127.0.0.1/32  $1
-host    two                 all            127.0.0.1/32  cert
 host    dead                all            10.0.0.0/8    trust
 HBA
 }
@@ -51,10 +51,9 @@ expect "28000 hba rejects connection for host \"127.0.0.1\", user \"$WP_USER\", 
     "reject rule" "$(connect "$WP_USER" "$WP_PASSWORD" wpload)"
 expect "28000 no hba entry for host \"127.0.0.1\", user \"$WP_USER\", database \"dead\"" \
     "no matching rule" "$(connect "$WP_USER" "$WP_PASSWORD" dead)"
-expect "28000 connection requires a valid client certificate" "cert rule without TLS" "$(connect "$WP_USER" "$WP_PASSWORD" two)"
 expect "28000 no hba entry for host \"127.0.0.1\", user \"$WP_USER\", database \"warmpool\"" \
     "plain user, console over TCP" "$(connect "$WP_USER" "$WP_PASSWORD" warmpool)"
-ok "TCP: md5 rule, reject rule, no rule, cert rule each answered as configured (28000 / 28P01)"
+ok "TCP: md5 rule, reject rule, no rule each answered as configured (28000 / 28P01)"
 
 # ---------------------------------------------------------------- admin console rights
 pw_admin -c "SHOW VERSION" | grep -q "^warmpool " || fail "admin over TCP with the md5 rule"

@@ -14,7 +14,12 @@
 # warmpool's internal SET arrive; pgbench -M prepared with 0 failures; a 50 MB result
 # and COPY in cross the TLS backend intact; a cancel reaches a TLS backend; the
 # verify-full entry works; sslmode=require against a server without TLS gives the
-# client a clear error quickly instead of a hang.
+# client a clear error quickly instead of a hang. A fourth warmpool (dead: one
+# backend, no periodic check): its idle TLS backend terminated, the next query gets a
+# fresh one; a 1 MB request that reaches warmpool while it is stopped, with the
+# backend killed before warmpool resumes and writes it, ends in a clear error or a
+# fresh backend's answer within 60 s (libpq reports hard TLS write errors as success,
+# so only the read that follows can notice), three rounds; the pool recovers.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib_tls.sh"
@@ -146,3 +151,80 @@ took=$(($(date +%s) - start))
 echo "$out" | grep -q "server does not support SSL, but SSL was required" ||
     tl_fail "sslmode=require to a server without TLS: unclear error after ${took}s: $out"
 tl_ok "sslmode=require to a server without TLS: the client gets \"$(echo "$out" | grep -o 'server does not support SSL[^\n]*' | head -n 1)\" (${took}s)"
+
+# ---------------------------------------------------------------- a TLS backend that died
+# libpq's TLS write path reports a hard write error (EPIPE/ECONNRESET) as success and
+# keeps the error for later, so warmpool notices a dead TLS backend on its next read,
+# not on the write. That read follows at once (the socket is readable with EOF/RST),
+# so a client whose request went into a dead backend must get a clear error, or a
+# fresh backend must answer; never a hang. max_pool_size = 1 and no periodic check, so
+# the one backend is the one killed.
+tl_start dead "auth_type = md5
+auth_file = $TL_DIR/users.txt
+pool_mode = transaction
+max_pool_size = 1
+server_check_delay = 1h
+server_login_retry = 200ms
+
+[databases]
+tls = host=127.0.0.1 port=$pgs_port dbname=t51 sslmode=require"
+dport=$(tl_port dead) dpid=$(tl_pid dead)
+dwp() { PGPASSWORD=$WP_PASSWORD PGCONNECT_TIMEOUT=10 psql -X -q -At "host=127.0.0.1 port=$dport \
+    user=$WP_USER dbname=tls sslmode=disable" "$@"; }
+wait_gone() { # PID: until PostgreSQL no longer lists that backend
+    for _ in $(seq 100); do
+        [ "$(direct -U postgres -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE pid = $1")" = 0 ] && return 0
+        sleep 0.1
+    done
+    tl_fail "backend $1 still there 10 s after pg_terminate_backend"
+}
+# A clean answer, or an error that says the backend went away.
+judge() { # WHAT RC OUTPUT WANT
+    if [ "$2" = 124 ]; then tl_fail "$1: no answer within 60 s (hang)"; fi
+    if [ "$2" = 0 ] && [ "$3" = "$4" ]; then echo fresh; return; fi
+    echo "$3" | grep -qE "server connection lost|terminating connection due to administrator command|server closed the connection" ||
+        tl_fail "$1: exit $2 and neither the answer nor a clear error: $3"
+    echo "error: $(echo "$3" | grep -oE 'server connection lost|terminating connection due to administrator command|server closed the connection' | head -n 1)"
+}
+
+pid=$(dwp -c "SELECT pg_backend_pid()")
+direct -U postgres -d postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
+wait_gone "$pid"
+rc=0
+out=$(timeout 60 bash -c "$(declare -f dwp); dport=$dport WP_USER=$WP_USER WP_PASSWORD=$WP_PASSWORD dwp -c 'SELECT 41 + 1'" 2>&1) || rc=$?
+how=$(judge "query after the idle TLS backend was terminated" "$rc" "$out" 42)
+tl_ok "idle TLS backend terminated, then a query: $how"
+
+# The request reaches warmpool while it is stopped, the backend dies after it, and
+# warmpool resumes: it sees the request first and writes it (1 MB, several writes)
+# into the dead TLS connection.
+big=$(head -c 1000000 /dev/zero | tr '\0' x)
+for round in 1 2 3; do
+    fifo=$TL_DIR/fifo.$round
+    mkfifo "$fifo"
+    (
+        rc=0
+        timeout 60 bash -c "$(declare -f dwp); dport=$dport WP_USER=$WP_USER WP_PASSWORD=$WP_PASSWORD dwp" \
+            <"$fifo" >"$fifo.out" 2>&1 || rc=$?
+        echo "$rc" >"$fifo.rc"
+    ) &
+    reader=$!
+    exec 7>"$fifo"
+    echo "SELECT pg_backend_pid();" >&7
+    for _ in $(seq 100); do [ -s "$fifo.out" ] && break; sleep 0.1; done
+    pid=$(head -n 1 "$fifo.out")
+    [ -n "$pid" ] || tl_fail "round $round: no backend pid from the held session"
+    kill -STOP "$dpid"
+    echo "SELECT length('$big');" >&7
+    direct -U postgres -d postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
+    wait_gone "$pid"
+    kill -CONT "$dpid"
+    exec 7>&-
+    wait "$reader" || true
+    out=$(tail -n +2 "$fifo.out")
+    how=$(judge "round $round: 1 MB query written while the TLS backend died" "$(cat "$fifo.rc")" "$out" 1000000)
+    tl_ok "round $round: a 1 MB request into a TLS backend that died meanwhile: $how"
+done
+got=$(dwp -c "SELECT 'alive'") || tl_fail "the pool did not recover after its TLS backend died"
+[ "$got" = alive ] || tl_fail "after the dead backends: '$got'"
+tl_ok "the pool serves again afterwards"

@@ -11,6 +11,17 @@ TLS (libpq 17 does that; the libpq here does not).
       logs in over TLS (md5), runs pg_sleep(30), cancels it with a CancelRequest sent
       inside a second TLS connection, prints the SQLSTATE the query ended with;
       CAFILE "-" does the same without TLS
+  tls_probe.py auth PORT USER DB CAFILE [CERT KEY]
+      sends a startup packet (over TLS verified against CAFILE, with the client
+      certificate CERT/KEY if given; CAFILE "-" for no TLS) and prints the first answer:
+      "R <code> [<SASL mechanisms>]" for an authentication request (0 = logged in
+      without a password), "E <SQLSTATE> <message>", or "tls-error <reason>"
+  tls_probe.py slow-reader PORT USER DB BYTES WAIT
+      logs in over TLS (trust, certificate not checked) with a 4 kB receive buffer, asks
+      for one row of BYTES bytes, reads nothing for WAIT seconds, then reads the answer;
+      prints "complete" when the row, CommandComplete and ReadyForQuery all arrived,
+      else "E <SQLSTATE> <message>" or "closed after N bytes". BYTES 0 sends no query:
+      it prints what the idle client is sent after WAIT seconds
 """
 import hashlib
 import socket
@@ -131,6 +142,71 @@ def cancel_in_tls(port, user, password, db, cafile):
             return
 
 
+def first_auth_answer(port, user, db, cafile, cert=None, key=None):
+    try:
+        if cafile == "-":
+            sock = connect(port)
+        else:
+            sock = connect(port)
+            sock.sendall(SSL_REQUEST)
+            if read_exact(sock, 1) != b"S":
+                print("tls-error SSLRequest refused")
+                return
+            ctx = ssl.create_default_context(cafile=cafile)
+            if cert:
+                ctx.load_cert_chain(cert, key)
+            sock = ctx.wrap_socket(sock, server_hostname="localhost")
+        sock.sendall(startup_packet(user, db))
+        kind, body = read_message(sock)
+    except (ssl.SSLError, EOFError, OSError) as e:
+        print("tls-error", str(e).replace("\n", " ")[:120])
+        return
+    if kind == b"R":
+        code = struct.unpack("!i", body[:4])[0]
+        mechs = [m.decode() for m in body[4:].split(b"\0") if m] if code == 10 else []
+        print(" ".join(["R", str(code)] + mechs))
+    elif kind == b"E":
+        print("E", error_field(body, b"C"), error_field(body, b"M"))
+    else:
+        print("unexpected %r" % kind)
+
+
+def slow_reader(port, user, db, nbytes, wait):
+    sock = socket.socket()
+    # Set before connecting, so the window the client announces stays small: most of
+    # the answer has to wait on the pooler's side.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(SSL_REQUEST)
+    if read_exact(sock, 1) != b"S":
+        raise RuntimeError("SSLRequest refused")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    tls = ctx.wrap_socket(sock, server_hostname="localhost")
+    login_md5(tls, user, "", db)
+    if nbytes > 0:
+        query = ("SELECT repeat('x', %d)" % nbytes).encode() + b"\0"
+        tls.sendall(b"Q" + struct.pack("!i", len(query) + 4) + query)
+    time.sleep(wait)
+    got, row_ok = 0, False
+    try:
+        while True:
+            kind, body = read_message(tls)
+            got += 5 + len(body)
+            if kind == b"D":
+                row_ok = struct.unpack("!i", body[2:6])[0] == nbytes
+            elif kind == b"E":
+                print("E", error_field(body, b"C"), error_field(body, b"M"))
+                return
+            elif kind == b"Z":
+                print("complete" if row_ok else "no full row before ReadyForQuery")
+                return
+    except (EOFError, OSError, ssl.SSLError):
+        print("closed after %d bytes" % got)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "plain-startup":
@@ -139,6 +215,10 @@ def main():
         stuffed(int(args[0]))
     elif cmd == "cancel-in-tls":
         cancel_in_tls(int(args[0]), args[1], args[2], args[3], args[4])
+    elif cmd == "auth":
+        first_auth_answer(int(args[0]), args[1], args[2], args[3], *args[4:6])
+    elif cmd == "slow-reader":
+        slow_reader(int(args[0]), args[1], args[2], int(args[3]), float(args[4]))
     else:
         sys.exit("unknown command " + cmd)
 

@@ -1,7 +1,7 @@
 /*
  * Unit tests for hba.c: rule syntax (types, lists, quoting, CIDR v4/v6, comments),
- * first-match-wins, hostssl/hostnossl against the TLS flag, local vs TCP, and
- * parse errors that name file:line.
+ * first-match-wins, hostssl/hostnossl against the TLS flag, local vs TCP, cert only
+ * on hostssl lines, and parse errors that name file:line.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,7 +24,7 @@ static const char rules_text[] = "# comment line\n"
                                  "hostnossl all      bob    all           reject\n"
                                  "host    \"all\"    carol  192.168.1.7   password\n"
                                  "host    all        all    ::1/128       trust\n"
-                                 "host    all        dave   2001:db8::/32 cert\n";
+                                 "hostssl all        dave   2001:db8::/32 cert\n";
 
 static struct wp_hba load_rules(void)
 {
@@ -105,9 +105,10 @@ static void test_ipv6(void **state)
     const struct hba_rule *r = match(&hba, "::1:6000", 0, "db", "zed");
     assert_non_null(r);
     assert_int_equal(r->line, 8);
-    r = match(&hba, "2001:db8:1::5:6000", 0, "db", "dave");
+    r = match(&hba, "2001:db8:1::5:6000", 1, "db", "dave");
     assert_non_null(r);
     assert_int_equal(r->method, HBA_CERT);
+    assert_null(match(&hba, "2001:db8:1::5:6000", 0, "db", "dave")); /* hostssl */
     assert_null(match(&hba, "2001:db9::5:6000", 0, "db", "dave"));
     /* IPv4-mapped addresses are matched as IPv4 */
     r = match(&hba, "::ffff:10.1.1.1:6000", 0, "app", "alice");
@@ -153,6 +154,11 @@ static void test_errors(void **state)
     expect_error("host \"app all all trust\n", "f.conf:1: unterminated");
     expect_error("host app,,b all all trust\n", "f.conf:1: empty name");
     expect_error("host app, all all trust\n", "f.conf:1: empty name");
+    /* cert can only ever succeed over TLS, as in PostgreSQL */
+    expect_error("host all all all cert\n", "f.conf:1: cert authentication is only supported on "
+                                            "hostssl lines");
+    expect_error("local all all cert\n", "f.conf:1: cert authentication is only supported");
+    expect_error("hostnossl all all all cert\n", "f.conf:1: cert authentication is only");
     /* every broken line is listed */
     struct wp_hba hba;
     char err[512];
@@ -191,6 +197,20 @@ static void test_bad_peer(void **state)
     assert_int_equal(hba_method_name(HBA_SCRAM)[0], 's');
 }
 
+static void test_first_line_with(void **state)
+{
+    (void)state;
+    struct wp_hba hba = load_rules();
+    assert_int_equal(hba_first_line_with(&hba, HBA_CERT), 9);
+    assert_int_equal(hba_first_line_with(&hba, HBA_TRUST), 3);
+    assert_int_equal(hba_first_line_with(&hba, HBA_MD5), 4);
+    hba_free(&hba);
+    char err[256];
+    assert_int_equal(hba_parse("host all all all md5\n", "h", &hba, err, sizeof err), 0);
+    assert_int_equal(hba_first_line_with(&hba, HBA_CERT), 0);
+    hba_free(&hba);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_bad_peer),
+        cmocka_unit_test(test_first_line_with),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -148,10 +148,17 @@ int limits_room_for(const struct wp_pool *pool)
     return room;
 }
 
+/* No shared limit applies to this pool: nothing to share (the common case, checked
+   on every release before walking the pools). */
+static int unlimited(const struct wp_pool *pool)
+{
+    return db_limit(pool) <= 0 && user_limit(pool) <= 0;
+}
+
 int limits_hand_over(struct wp_server *s)
 {
     struct wp_pool *pool = s->pool;
-    if (wp_rt.shutting_down)
+    if (wp_rt.shutting_down || unlimited(pool))
         return 0;
     struct wp_pool *to = starved_sibling(pool);
     if (!to)
@@ -167,6 +174,8 @@ int limits_hand_over(struct wp_server *s)
 
 int limits_reclaim_idle(struct wp_pool *pool)
 {
+    if (unlimited(pool))
+        return 0;
     for (struct wp_list *n = wp_rt.pools.next; n != &wp_rt.pools; n = n->next) {
         struct wp_pool *other = list_entry(n, struct wp_pool, node);
         if (!shares_limit(pool, other) || other->nwaiting > 0 || list_empty(&other->idle))

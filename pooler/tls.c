@@ -305,6 +305,21 @@ static void io_error(SSL *ssl, int rc, const char *during, char *err, size_t err
     ERR_clear_error();
 }
 
+/* After an SSL call returned rc <= 0: 1 when it only has to wait — for the direction
+   it was working in (`waits_on`), or for the other one, noted in *wants_other — and 0
+   on a real error. */
+static int ssl_blocked(SSL *ssl, int rc, int waits_on, int *wants_other)
+{
+    int e = SSL_get_error(ssl, rc);
+    if (e == waits_on)
+        return 1;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        *wants_other = 1;
+        return 1;
+    }
+    return 0;
+}
+
 int tls_handshake(struct wp_tls *t, char *err, size_t errlen)
 {
     ERR_clear_error();
@@ -316,16 +331,10 @@ int tls_handshake(struct wp_tls *t, char *err, size_t errlen)
         t->peer_cn = verified_cn(t->ssl);
         return 1;
     }
-    switch (SSL_get_error(t->ssl, rc)) {
-    case SSL_ERROR_WANT_READ:
+    if (ssl_blocked(t->ssl, rc, SSL_ERROR_WANT_READ, &t->read_wants_write))
         return 0;
-    case SSL_ERROR_WANT_WRITE:
-        t->read_wants_write = 1;
-        return 0;
-    default:
-        io_error(t->ssl, rc, "TLS handshake failed", err, errlen);
-        return -1;
-    }
+    io_error(t->ssl, rc, "TLS handshake failed", err, errlen);
+    return -1;
 }
 
 int tls_has_pending(const struct wp_tls *t)
@@ -347,16 +356,10 @@ long tls_read(struct wp_tls *t, struct wp_buf *b, size_t room, int *more)
         *more = SSL_has_pending(t->ssl);
         return n;
     }
-    switch (SSL_get_error(t->ssl, n)) {
-    case SSL_ERROR_WANT_READ:
+    if (ssl_blocked(t->ssl, n, SSL_ERROR_WANT_READ, &t->read_wants_write))
         return 0;
-    case SSL_ERROR_WANT_WRITE:
-        t->read_wants_write = 1;
-        return 0;
-    default:
-        ERR_clear_error();
-        return -1;
-    }
+    ERR_clear_error();
+    return -1;
 }
 
 /* Move own bytes and the scanned range of theirs into t->out. */
@@ -399,16 +402,10 @@ int tls_write(struct wp_tls *t, struct wp_buf *own, struct wp_buf *theirs, size_
             buf_consume(&t->out, (size_t)n);
             continue;
         }
-        switch (SSL_get_error(t->ssl, n)) {
-        case SSL_ERROR_WANT_WRITE:
+        if (ssl_blocked(t->ssl, n, SSL_ERROR_WANT_WRITE, &t->write_wants_read))
             return 0;
-        case SSL_ERROR_WANT_READ:
-            t->write_wants_read = 1;
-            return 0;
-        default:
-            ERR_clear_error();
-            return -1;
-        }
+        ERR_clear_error();
+        return -1;
     }
 }
 

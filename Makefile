@@ -17,7 +17,7 @@ ITEST_SRC = $(wildcard tests/integration/*.c)
 ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
 .PHONY: all test unit integration demo bench clean asan format format-check deps fuzz \
-	fuzz-build fuzz-regress faults faults-asan
+	fuzz-build fuzz-regress faults faults-asan valgrind faults-valgrind
 
 all: warmpool
 
@@ -58,6 +58,22 @@ faults: $(BUILD)/warmpool
 faults-asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" faults
+
+# Every warmpool process of the integration suite (and of the fault suite) under valgrind
+# memcheck: tests/valgrind/warmpool.sh wraps the binary, tests/valgrind/check.sh fails the
+# run on a memory error or a definite/indirect leak, tests/valgrind.supp lists the
+# library noise. VALGRIND_TESTS / FAULTS restrict the run to the named tests.
+VALGRIND_BUILD = build-valgrind
+VALGRIND_MAKE = $(MAKE) BUILD=$(VALGRIND_BUILD) CFLAGS="-O1 -g" LDFLAGS=
+VALGRIND_ENV = WP_VALGRIND=1 BUILD=$(VALGRIND_BUILD) WARMPOOL=$(CURDIR)/$(VALGRIND_BUILD)/warmpool
+
+valgrind:
+	$(VALGRIND_MAKE) $(VALGRIND_BUILD)/warmpool itests
+	$(VALGRIND_ENV) tests/integration/run.sh $(VALGRIND_TESTS)
+
+faults-valgrind:
+	$(VALGRIND_MAKE) $(VALGRIND_BUILD)/warmpool
+	$(VALGRIND_ENV) tests/faults/run.sh $(FAULTS)
 
 # The one command that runs every test (README, .ci/run). fuzz-regress replays the
 # checked-in fuzz inputs (the cve-* regressions among them) once: about 20 s with the build.
@@ -133,6 +149,6 @@ deps:
 	scripts/install-deps.sh
 
 clean:
-	rm -rf build build-asan build-fuzz warmpool
+	rm -rf build build-asan build-fuzz build-valgrind warmpool
 
 include packaging/Makefile.inc

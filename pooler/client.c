@@ -366,6 +366,9 @@ void client_welcome(struct wp_client *c)
     proto_put_backend_key(&c->wbuf, c->cancel_pid, c->cancel_key);
     proto_put_ready(&c->wbuf, 'I');
     c->state = CL_IDLE;
+    /* Idleness counts from this answer, not from the password message: the wait for
+       the pool's first backend may have lasted longer than client_idle_timeout. */
+    c->answered_ms = wp_now_ms();
     char tls[96];
     log_info("C-%llu %s/%s@%s: login, %s%s", (unsigned long long)c->id, c->dbname, c->user, c->addr,
              c->tls ? "TLS " : "no TLS", tls_describe(c->tls, tls, sizeof tls));

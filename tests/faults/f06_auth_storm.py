@@ -9,7 +9,8 @@ import random
 import threading
 import time
 
-from faultlib import (ASAN_SLACK_KB, RawClient, check, check_invariants, finish, log,
+from faultlib import (ASAN_SLACK_KB, RawClient, check, check_invariants, check_memory,
+                      finish, log,
                       pooler_pid, rss_kb, start_workers, stop_workers, wait_progress)
 
 RUN = "f06"
@@ -97,10 +98,10 @@ def main():
     check(not bad, f"every attempt got 28P01 or a clean close (others: {bad or 'none'})")
     for inst in pids:
         if base is None:
-            check(False, f"{inst}: RSS measured")
+            check_memory(False, f"{inst}: RSS measured")
             continue
         grew = max(peak[inst], end[inst]) - base[inst]
-        check(grew < GROWTH_KB, f"{inst}: RSS {base[inst]} kB after 1000 attempts, peak "
+        check_memory(grew < GROWTH_KB, f"{inst}: RSS {base[inst]} kB after 1000 attempts, peak "
               f"{peak[inst]} kB, end {end[inst]} kB: growth {grew} kB < {GROWTH_KB} kB")
     check(wait_progress(ws_all, start, need=20, limit=5) or
           all(w.ok_after(start) > 0 for w in ws_all),

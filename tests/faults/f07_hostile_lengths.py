@@ -15,7 +15,8 @@ import time
 
 import psycopg
 
-from faultlib import (ENV, INSTANCES, RawClient, check, check_invariants, finish, log,
+from faultlib import (ENV, INSTANCES, RawClient, check, check_invariants, check_memory,
+                      finish, log,
                       outcome_of_refusal, pooler_dsn, pooler_pid, rss_kb,
                       start_workers, stop_workers, wait_progress)
 
@@ -102,7 +103,7 @@ def half_sent_big_query(inst):
         sent += len(chunk)
     time.sleep(2)
     grew = rss_kb(pid) - base
-    check(grew < RSS_BOUND_KB, f"{inst}: 8 MB of a 60 MB Query sent and stalled: RSS grew "
+    check_memory(grew < RSS_BOUND_KB, f"{inst}: 8 MB of a 60 MB Query sent and stalled: RSS grew "
           f"{grew} kB (< {RSS_BOUND_KB} kB), the message is streamed")
     c.close()
     # A backend that got part of a message cannot be lent again; PostgreSQL shows it as
@@ -128,8 +129,8 @@ def main():
         pid = pooler_pid(inst)
         rss, peak = rss_kb(pid), vm_kb(pid, "VmPeak")
         log(f"{inst}: RSS {base[inst][0]} -> {rss} kB, VmPeak {base[inst][1]} -> {peak} kB")
-        check(rss - base[inst][0] < RSS_BOUND_KB, f"{inst}: RSS grew {rss - base[inst][0]} kB")
-        check(peak - base[inst][1] < PEAK_BOUND_KB,
+        check_memory(rss - base[inst][0] < RSS_BOUND_KB, f"{inst}: RSS grew {rss - base[inst][0]} kB")
+        check_memory(peak - base[inst][1] < PEAK_BOUND_KB,
               f"{inst}: VmPeak grew {peak - base[inst][1]} kB: no 1 GiB allocation")
     half_sent_big_query("md5")
     try:

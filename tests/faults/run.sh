@@ -13,6 +13,9 @@
 #   --keep  keep the temp dir (logs, PostgreSQL data) even when everything passed
 #   -v      print every case's output, not only failing ones
 # Environment: WARMPOOL (default ./warmpool) is the binary under test.
+#   WP_VALGRIND=1 runs both poolers under valgrind (tests/valgrind/warmpool.sh), scales
+#   the waits on them, skips the RSS bounds (valgrind's own memory) and fails the run on
+#   a memory error or definite/indirect leak (`make faults-valgrind`).
 set -eu
 
 cd "$(dirname "$0")/../.."
@@ -28,7 +31,7 @@ for a in "$@"; do
     case $a in
     --keep) keep=1 ;;
     -v) verbose=1 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $a" >&2; exit 2 ;;
     *) only+=("${a%.py}") ;;
     esac
@@ -45,18 +48,39 @@ failed=()
 exec 3>&1
 say() { printf '%s\n' "$*" >&3; }
 
+WP_VALGRIND=${WP_VALGRIND:-0}
+slow=1
+if [ "$WP_VALGRIND" = 1 ]; then
+    command -v valgrind >/dev/null || { echo "run.sh: WP_VALGRIND=1 needs valgrind (scripts/install-deps.sh)" >&2; exit 1; }
+    export WP_VALGRIND WP_VALGRIND_BIN=$WARMPOOL WP_VALGRIND_DIR=$tmp/valgrind
+    WARMPOOL=$root/tests/valgrind/warmpool.sh
+    mkdir -p "$WP_VALGRIND_DIR"
+    slow=6
+    CASE_LIMIT=$((CASE_LIMIT * 3))
+fi
+
+# Valgrind reports of the warmpool processes that ended since the last call.
+valgrind_check() { # LABEL
+    local report
+    [ "$WP_VALGRIND" = 1 ] || return 0
+    report=$("$root/tests/valgrind/check.sh" "$WP_VALGRIND_DIR") && return 0
+    say "FAIL valgrind($1):"
+    printf '%s\n' "$report" | sed 's/^/    /' >&3
+    failed+=("valgrind($1)")
+}
+
 stop_warmpools() {
     local i pid st n
     for i in "${!wp_pids[@]}"; do
         pid=${wp_pids[$i]}
         kill -0 "$pid" 2>/dev/null || continue
         kill -INT "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do
+        for _ in $(seq $((100 * slow))); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
         if kill -0 "$pid" 2>/dev/null; then
-            say "FAIL shutdown(${wp_names[$i]}): still running 10 s after SIGINT; killed"
+            say "FAIL shutdown(${wp_names[$i]}): still running $((10 * slow)) s after SIGINT; killed"
             failed+=("shutdown(${wp_names[$i]})")
             kill -KILL "$pid" 2>/dev/null || true
         fi
@@ -68,6 +92,7 @@ stop_warmpools() {
         fi
     done
     wp_pids=()
+    valgrind_check "poolers at shutdown"
     for n in "${wp_names[@]}"; do
         if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/$n.log" 2>/dev/null; then
             say "FAIL sanitizer($n): see $tmp/$n.log"
@@ -191,12 +216,12 @@ start_warmpool() { # NAME PORT
     ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4 \
         "$WARMPOOL" -c "$tmp/$name.ini" 2>"$tmp/$name.log" 3>&- &
     wp_names+=("$name") wp_pids+=($!)
-    for _ in $(seq 100); do
+    for _ in $(seq $((100 * slow))); do
         kill -0 "${wp_pids[-1]}" 2>/dev/null || { say "FAIL start($name)"; log_tails; exit 1; }
         pg_isready -q -h 127.0.0.1 -p "$port" -U wpuser -d wpfault -t 1 && return 0
         sleep 0.1
     done
-    say "FAIL start($name): not accepting on 127.0.0.1:$port after 10 s"
+    say "FAIL start($name): not accepting on 127.0.0.1:$port after $((10 * slow)) s"
     exit 1
 }
 
@@ -205,6 +230,7 @@ write_ini scram "$scramport" scram-sha-256
 start_warmpool md5 "$md5port"
 start_warmpool scram "$scramport"
 say "== warmpool md5 on $md5port (pid ${wp_pids[0]}), scram on $scramport (pid ${wp_pids[1]})"
+valgrind_check "startup (warmpool --check)"
 
 # Under ASan, RSS bounds allow for the quarantine and the allocator's caches.
 asan_slack=0

@@ -9,12 +9,15 @@
 #              dead (a port nothing listens on)
 # Sets PW_DIR PW_PORT PW_HTTP_PORT PW_SOCK PW_INI PW_LOG PW_PID. Extra [warmpool] lines
 # can be passed in PW_EXTRA. pw_stop (also run at exit) stops it with SIGINT.
+# Under WP_VALGRIND=1 (tests/valgrind/warmpool.sh) the start and stop waits are 6x longer.
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 WARMPOOL=${WARMPOOL:-$root/warmpool}
 PY=/usr/bin/python3
 STATS_CLIENT="$PY $here/stats_client.py"
+pw_slow=1
+[ "${WP_VALGRIND:-0}" = 1 ] && pw_slow=6
 
 fail() {
     echo "FAIL: $*" >&2
@@ -36,7 +39,7 @@ PY
 pw_stop() {
     if [ -n "${PW_PID:-}" ] && kill -0 "$PW_PID" 2>/dev/null; then
         kill -INT "$PW_PID" 2>/dev/null || true
-        for _ in $(seq 100); do
+        for _ in $(seq $((100 * pw_slow))); do
             kill -0 "$PW_PID" 2>/dev/null || break
             sleep 0.1
         done
@@ -82,7 +85,7 @@ dead = host=127.0.0.1 port=$PW_DEAD_PORT dbname=wptest connect_timeout=2
 INI
     "$WARMPOOL" -c "$PW_INI" 2>"$PW_LOG" &
     PW_PID=$!
-    for _ in $(seq 100); do
+    for _ in $(seq $((100 * pw_slow))); do
         kill -0 "$PW_PID" 2>/dev/null || fail "private warmpool exited at startup"
         if pg_isready -q -h 127.0.0.1 -p "$PW_PORT" -t 1; then
             [ -S "$PW_SOCK" ] && return 0
@@ -93,7 +96,7 @@ INI
         fi
         sleep 0.1
     done
-    fail "private warmpool not ready after 10 s"
+    fail "private warmpool not ready after $((10 * pw_slow)) s"
 }
 
 # psql through the private warmpool: pw_psql USER PASSWORD DB [psql args...]

@@ -18,6 +18,8 @@ WARMPOOL=${WARMPOOL:-$tl_root/warmpool}
 TL_DIR=$(mktemp -d /tmp/warmpool-tls.XXXXXX)
 chmod 755 "$TL_DIR" # PostgreSQL (user postgres) reads certificates from here in t51
 tl_names=() tl_atexit=() tl_why=
+tl_slow=1 # WP_VALGRIND=1: warmpool runs under valgrind; its start and stop take longer
+[ "${WP_VALGRIND:-0}" = 1 ] && tl_slow=6
 
 tl_fail() {
     tl_why="FAIL: $*"
@@ -70,7 +72,7 @@ INI
     printf -v "TL_PORT_$name" '%s' "$port"
     printf -v "TL_PID_$name" '%s' "$pid"
     printf -v "TL_LOG_$name" '%s' "$log"
-    for _ in $(seq 150); do
+    for _ in $(seq $((150 * tl_slow))); do
         kill -0 "$pid" 2>/dev/null || tl_fail "warmpool $name exited at startup: $(tail -n 5 "$log" "$TL_DIR/$name.stderr" 2>&1)"
         # A TCP connect is enough: the startup packet is the tests' business.
         if /usr/bin/python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; then
@@ -78,7 +80,7 @@ INI
         fi
         sleep 0.1
     done
-    tl_fail "warmpool $name not accepting on 127.0.0.1:$port after 15 s"
+    tl_fail "warmpool $name not accepting on 127.0.0.1:$port after $((15 * tl_slow)) s"
 }
 
 tl_port() { local v="TL_PORT_$1"; echo "${!v}"; }
@@ -99,11 +101,11 @@ tl_reload() {
     log=$(tl_log "$name")
     before=$(grep -c 'configuration reloaded\|rejected' "$log" || true)
     kill -HUP "$(tl_pid "$name")"
-    for _ in $(seq 100); do
+    for _ in $(seq $((100 * tl_slow))); do
         [ "$(grep -c 'configuration reloaded\|rejected' "$log" || true)" -gt "$before" ] && return 0
         sleep 0.1
     done
-    tl_fail "$name did not log a reload within 10 s of SIGHUP"
+    tl_fail "$name did not log a reload within $((10 * tl_slow)) s of SIGHUP"
 }
 
 tl_stop_all() {
@@ -113,13 +115,13 @@ tl_stop_all() {
         [ -n "$pid" ] || continue
         printf -v "TL_PID_$name" '%s' ""
         kill -INT "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do
+        for _ in $(seq $((100 * tl_slow))); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
         if kill -0 "$pid" 2>/dev/null; then
             kill -KILL "$pid" 2>/dev/null || true
-            echo "FAIL: warmpool $name still running 10 s after SIGINT" >&2
+            echo "FAIL: warmpool $name still running $((10 * tl_slow)) s after SIGINT" >&2
             bad=1
         fi
         st=0

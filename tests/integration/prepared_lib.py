@@ -39,6 +39,9 @@ PG_HOST = ENV.get("PG_HOST", "")  # unix socket directory of PostgreSQL (trust)
 PG_PORT = int(ENV.get("PG_PORT", "5432"))
 PG_SUPERUSER = ENV.get("PG_SUPERUSER", "postgres")
 WARMPOOL = ENV.get("WARMPOOL") or os.path.join(ROOT, "warmpool")
+# WP_VALGRIND=1: $WARMPOOL runs the pooler under valgrind; waits on its start and stop
+# are this many times longer.
+SLOW = 6 if ENV.get("WP_VALGRIND", "0") == "1" else 1
 if not os.path.isabs(WARMPOOL):
     WARMPOOL = os.path.join(ROOT, WARMPOOL)
 
@@ -230,7 +233,7 @@ class Warmpool:
         self.proc = subprocess.Popen([WARMPOOL, "-c", self.ini], stdout=self.stderr,
                                      stderr=self.stderr, stdin=subprocess.DEVNULL)
         at_exit(self.stop)
-        deadline = time.time() + 10
+        deadline = time.time() + 10 * SLOW
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 fail(f"warmpool ({self.label}) exited at startup with {self.proc.returncode}:"
@@ -242,7 +245,7 @@ class Warmpool:
                 return self
             except OSError:
                 time.sleep(0.05)
-        fail(f"warmpool ({self.label}) not accepting after 10 s")
+        fail(f"warmpool ({self.label}) not accepting after {10 * SLOW} s")
 
     def log_text(self):
         out = ""
@@ -304,11 +307,12 @@ class Warmpool:
                  f"{where}; log tail:\n{self.log_tail()}")
         proc.send_signal(signal.SIGINT)
         try:
-            rc = proc.wait(10)
+            rc = proc.wait(10 * SLOW)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            fail(f"warmpool ({self.label}) still running 10 s after SIGINT (killed){where}")
+            fail(f"warmpool ({self.label}) still running {10 * SLOW} s after SIGINT (killed)"
+                 f"{where}")
         if rc != 0:
             fail(f"warmpool ({self.label}) exited {rc} after SIGINT{where}; log tail:\n"
                  f"{self.log_tail()}")

@@ -13,6 +13,10 @@
 #   --keep    after the tests, keep everything running and print how to reach it
 #   -v        print every test's output, not only failing ones
 # Environment: BUILD (default build) holds itests/<name>; WARMPOOL (default ./warmpool).
+#   WP_VALGRIND=1 runs every warmpool process (these five, the tests' private ones and
+#   `warmpool --check`) under valgrind through tests/valgrind/warmpool.sh, scales the
+#   time limits, and fails the run on any memory error or definite/indirect leak
+#   (`make valgrind`; tests skip the few assertions valgrind cannot meet).
 set -eu
 
 cd "$(dirname "$0")/../.."
@@ -21,6 +25,7 @@ here=$root/tests/integration
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$root/$BUILD ;; esac
 WARMPOOL=${WARMPOOL:-$root/warmpool}
+case $WARMPOOL in /*) ;; *) WARMPOOL=$root/$WARMPOOL ;; esac
 export WARMPOOL # private instances in tests use the same binary
 
 direct=0 keep=0 verbose=0 only=()
@@ -29,7 +34,7 @@ for a in "$@"; do
     --direct) direct=1 ;;
     --keep) keep=1 ;;
     -v) verbose=1 ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $a" >&2; exit 2 ;;
     *) only+=("${a%.*}") ;;
     esac
@@ -45,9 +50,33 @@ wp_names=() wp_pids=() test_pid=
 failed=()
 declare -A dead=() # index in wp_pids -> 1 once reported dead
 
+# Under valgrind the pooler runs 20-50 times slower: every wait on it is scaled.
+WP_VALGRIND=${WP_VALGRIND:-0}
+slow=1
+if [ "$WP_VALGRIND" = 1 ] && [ "$direct" = 0 ]; then
+    command -v valgrind >/dev/null || { echo "run.sh: WP_VALGRIND=1 needs valgrind (scripts/install-deps.sh)" >&2; exit 1; }
+    export WP_VALGRIND WP_VALGRIND_BIN=$WARMPOOL WP_VALGRIND_DIR=$tmp/valgrind
+    export WARMPOOL=$root/tests/valgrind/warmpool.sh
+    mkdir -p "$WP_VALGRIND_DIR"
+    slow=6
+else
+    WP_VALGRIND=0
+fi
+export WP_VALGRIND
+
 # fd 3 is the terminal even while a test's output is redirected (traps can fire then).
 exec 3>&1
 say() { printf '%s\n' "$*" >&3; }
+
+# Valgrind reports of the warmpool processes that ended since the last call.
+valgrind_check() { # LABEL
+    local report
+    [ "$WP_VALGRIND" = 1 ] || return 0
+    report=$("$root/tests/valgrind/check.sh" "$WP_VALGRIND_DIR") && return 0
+    say "FAIL valgrind($1):"
+    printf '%s\n' "$report" | sed 's/^/    /' >&3
+    failed+=("valgrind($1)")
+}
 
 stop_warmpools() {
     local i pid st n
@@ -56,12 +85,12 @@ stop_warmpools() {
         pid=${wp_pids[$i]}
         kill -0 "$pid" 2>/dev/null || continue
         kill -INT "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do
+        for _ in $(seq $((100 * slow))); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
         if kill -0 "$pid" 2>/dev/null; then
-            say "FAIL shutdown(${wp_names[$i]}): still running 10 s after SIGINT; killed"
+            say "FAIL shutdown(${wp_names[$i]}): still running $((10 * slow)) s after SIGINT; killed"
             failed+=("shutdown(${wp_names[$i]})")
             kill -KILL "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -75,6 +104,7 @@ stop_warmpools() {
         fi
     done
     wp_pids=()
+    valgrind_check "harness instances at shutdown"
     # Under `make asan` the pooler reports memory errors and leaks on stderr (its log).
     for n in "${wp_names[@]}"; do
         if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/$n.log" 2>/dev/null; then
@@ -167,7 +197,7 @@ start_warmpool() { # NAME
     fi
     "$WARMPOOL" -c "$tmp/$name.ini" 2>"$tmp/$name.log" 3>&- &
     wp_names+=("$name") wp_pids+=($!)
-    for _ in $(seq 100); do
+    for _ in $(seq $((100 * slow))); do
         if ! kill -0 "${wp_pids[-1]}" 2>/dev/null; then
             dead[$((${#wp_pids[@]} - 1))]=1
             say "FAIL start($name): warmpool exited at startup; log:"
@@ -178,7 +208,7 @@ start_warmpool() { # NAME
         pg_isready -q -h 127.0.0.1 -p "$port" -U wpuser -d wptest -t 1 && return 0
         sleep 0.1
     done
-    say "FAIL start($name): warmpool not accepting on 127.0.0.1:$port after 10 s"
+    say "FAIL start($name): warmpool not accepting on 127.0.0.1:$port after $((10 * slow)) s"
     failed+=("start($name)")
 }
 
@@ -240,6 +270,7 @@ run_one() { # NAME -> exit status of the test
         return 127
     fi
     case $name in t09*) limit=240 ;; esac
+    [ "$WP_VALGRIND" = 1 ] && limit=$((limit * 3))
     # In the background so that Ctrl-C reaches the trap at once (bash defers traps
     # until a foreground child ends); `timeout` turns a hang into a failure.
     timeout -k 5 "$limit" "${cmd[@]}" 3>&- &
@@ -267,6 +298,7 @@ check_alive() { # AFTER
     done
 }
 check_alive "startup"
+valgrind_check "startup (warmpool --check)"
 
 passed=0
 for name in "${all[@]}"; do
@@ -285,6 +317,7 @@ for name in "${all[@]}"; do
         if [ "$verbose" = 1 ]; then sed 's/^/    /' "$tmp/$name.out"; else tail -n 25 "$tmp/$name.out" | sed 's/^/    /'; fi
     fi
     check_alive "$name"
+    valgrind_check "$name"
 done
 
 if [ "$keep" = 1 ]; then

@@ -10,6 +10,9 @@
  *     untouched by the cancel meant for the first client and by a CancelRequest that
  *     carries its own process id with a wrong secret key;
  *   - afterwards no backend still runs the cancelled pg_sleep (checked directly).
+ * Under valgrind (WP_VALGRIND=1) the pooler may take longer than 0.5 s to lend the query
+ * a backend, and a cancel for a client that has none yet is ignored; so the cancel waits
+ * until PostgreSQL shows the query running, and the 2 s bound is not checked.
  */
 #include "itest.h"
 
@@ -18,13 +21,36 @@
 struct canceller {
     PGcancel *cancel;
     int delay_ms, ok;
+    const char *running; /* valgrind: cancel once this query text runs on a backend */
     char err[256];
 };
+
+/* Valgrind only: wait (60 s at most) until PostgreSQL runs `sql`. */
+static void wait_until_running(const char *sql)
+{
+    PGconn *direct = CONNECT_DIRECT();
+    const char *params[1] = {sql};
+    double until = itest_now() + 60;
+    for (;;) {
+        PGresult *r = QUERYP(direct,
+                             "SELECT count(*) FROM pg_stat_activity"
+                             " WHERE state = 'active' AND query = $1",
+                             1, params);
+        int running = atoi(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (running || itest_now() > until)
+            break;
+        itest_sleep_ms(20);
+    }
+    PQfinish(direct);
+}
 
 static void *cancel_main(void *arg)
 {
     struct canceller *k = arg;
     itest_sleep_ms(k->delay_ms);
+    if (k->running)
+        wait_until_running(k->running);
     k->ok = PQcancel(k->cancel, k->err, sizeof k->err);
     return NULL;
 }
@@ -32,7 +58,7 @@ static void *cancel_main(void *arg)
 /* Run `sql` (a long pg_sleep) on `c`, cancel it after 0.5 s; returns seconds taken. */
 static double cancelled_query(PGconn *c, const char *sql)
 {
-    struct canceller k = {PQgetCancel(c), 500, 0, ""};
+    struct canceller k = {PQgetCancel(c), 500, 0, itest_valgrind() ? sql : NULL, ""};
     pthread_t t;
     CHECK(k.cancel != NULL, "PQgetCancel returned NULL");
     pthread_create(&t, NULL, cancel_main, &k);
@@ -47,7 +73,11 @@ static double cancelled_query(PGconn *c, const char *sql)
           "%s: got %s, SQLSTATE %s (%s), want error 57014 (after %.2f s)", sql,
           PQresStatus(PQresultStatus(r)), state ? state : "-", PQresultErrorMessage(r), secs);
     PQclear(r);
-    CHECK(secs < 2.0, "%s took %.2f s to end after a cancel at 0.5 s, want < 2 s", sql, secs);
+    if (itest_valgrind())
+        itest_note("valgrind: %s ended %.2f s after it was sent; the 2 s bound is not checked", sql,
+                   secs);
+    else
+        CHECK(secs < 2.0, "%s took %.2f s to end after a cancel at 0.5 s, want < 2 s", sql, secs);
     return secs;
 }
 

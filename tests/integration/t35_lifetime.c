@@ -7,13 +7,17 @@
  * backend pids as the pool holds at once, and none of the first backends still in use
  * in the last 3 s of the run); the first backends were not all replaced at once (their
  * last sightings are spread out); a direct sampler never sees more than 10 backends.
+ * Under valgrind a backend login takes seconds while ten clients keep the pooler busy,
+ * so a 20 s run sees only a few backends: it checks that the first one was retired and
+ * replaced, not the count or the spread.
  */
 #include "itest.h"
 
 #include <pthread.h>
 
 #define CLIENTS 10
-#define SECONDS 10.0
+/* Under valgrind the run is twice as long (see replaced_under_valgrind). */
+#define SECONDS (itest_valgrind() ? 20.0 : 10.0)
 #define MAX_SEEN 4096
 
 struct sighting {
@@ -86,25 +90,25 @@ static void *sampler_main(void *arg)
     return NULL;
 }
 
-int main(void)
+static void replaced_under_valgrind(void)
 {
-    if (itest_direct()) {
-        itest_note("skipped: server_lifetime is warmpool's");
-        return 0;
-    }
-    pthread_t clients[CLIENTS], sampler;
-    long long most = 0;
-    start = itest_now();
-    pthread_create(&sampler, NULL, sampler_main, &most);
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_create(&clients[i], NULL, client_main, NULL);
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_join(clients[i], NULL);
-    stop_sampler = 1;
-    pthread_join(sampler, NULL);
+    itest_note("valgrind: backends open too slowly for the count (> %d) and spread checks",
+               2 * CLIENTS);
+    CHECK(nseen >= 2 && seen[0].last < SECONDS - 3.0,
+          "%d distinct backends; the first (opened at %.2f s) was last used at %.2f s of a "
+          "%.0f s run with server_lifetime = 2s",
+          nseen, seen[0].first, seen[0].last, SECONDS);
+    itest_ok("the first backend was retired at %.2f s and replaced (%d distinct backends)",
+             seen[0].last, nseen);
+}
 
-    CHECK(errors == 0, "%d client errors, the first: %s", errors, first_error);
-    itest_ok("10 clients for %.0f s: 0 errors", SECONDS);
+/* Backends were retired and replaced, the first ones not all at once. */
+static void check_replacements(void)
+{
+    if (itest_valgrind()) {
+        replaced_under_valgrind();
+        return;
+    }
     CHECK(nseen > 2 * CLIENTS, "only %d distinct backends in %.0f s with a 2 s lifetime", nseen,
           SECONDS);
     /* The first backends (in order of first sighting) were opened together. */
@@ -124,6 +128,28 @@ int main(void)
           hi - lo);
     itest_ok("the %d first backends were retired over %.2f s, not all at once", first_batch,
              hi - lo);
+}
+
+int main(void)
+{
+    if (itest_direct()) {
+        itest_note("skipped: server_lifetime is warmpool's");
+        return 0;
+    }
+    pthread_t clients[CLIENTS], sampler;
+    long long most = 0;
+    start = itest_now();
+    pthread_create(&sampler, NULL, sampler_main, &most);
+    for (int i = 0; i < CLIENTS; i++)
+        pthread_create(&clients[i], NULL, client_main, NULL);
+    for (int i = 0; i < CLIENTS; i++)
+        pthread_join(clients[i], NULL);
+    stop_sampler = 1;
+    pthread_join(sampler, NULL);
+
+    CHECK(errors == 0, "%d client errors, the first: %s", errors, first_error);
+    itest_ok("10 clients for %.0f s: 0 errors", SECONDS);
+    check_replacements();
     CHECK(most <= 10, "PostgreSQL showed %lld backends of the pool, max_pool_size is 10", most);
     itest_ok("never more than %lld backends of the pool (max 10)", most);
     return 0;

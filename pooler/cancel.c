@@ -9,6 +9,7 @@
 #include "warmpool/cancel.h"
 #include "warmpool/client.h"
 #include "warmpool/log.h"
+#include "warmpool/pool.h"
 #include "warmpool/relay.h"
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
@@ -76,5 +77,9 @@ void cancel_request(uint32_t pid, uint32_t key)
     if (c->server && c->server->outstanding > 0) {
         stats_cancel(c->pool);
         cancel_server(c->server);
+    } else if (c->state == CL_WAITING && client_request_buffered(c)) {
+        /* Still queued for a backend: it never runs, and says so as PostgreSQL would. */
+        stats_cancel(c->pool);
+        pool_refuse_waiter(c, "57014", "canceling statement due to user request");
     }
 }

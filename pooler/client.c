@@ -206,24 +206,38 @@ void client_send_error(struct wp_client *c, const char *severity, const char *sq
     client_kick_write(c);
 }
 
-int client_refuse_request(struct wp_client *c, const char *sqlstate, const char *message)
+/* Bytes of the whole request at the head of the input (a Query or FunctionCall, or
+   extended messages through their Sync), or 0 when it is not all buffered. */
+static size_t buffered_request_length(const struct wp_client *c)
 {
     const uint8_t *p = buf_head(&c->rbuf);
     size_t avail = buf_unread(&c->rbuf), off = 0;
     uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
     if (c->state == CL_CLOSING || c->server || c->scan > 0 || c->msg_left > 0)
-        return -1;
+        return 0;
     for (;;) {
         uint8_t type;
         uint32_t len;
         if (proto_scan_header(p + off, avail - off, max_len, &type, &len) != PROTO_HEADER ||
             avail - off < len || type == 'X')
-            return -1;
+            return 0;
         off += len;
         /* As after any error, PostgreSQL would skip the rest up to Sync. */
         if (type == 'Q' || type == 'F' || type == 'S')
-            break;
+            return off;
     }
+}
+
+int client_request_buffered(const struct wp_client *c)
+{
+    return buffered_request_length(c) > 0;
+}
+
+int client_refuse_request(struct wp_client *c, const char *sqlstate, const char *message)
+{
+    size_t off = buffered_request_length(c);
+    if (off == 0)
+        return -1;
     buf_consume(&c->rbuf, off);
     proto_put_error(&c->wbuf, "ERROR", sqlstate, message);
     proto_put_ready(&c->wbuf, 'I');

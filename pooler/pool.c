@@ -350,7 +350,11 @@ void pool_server_closed(struct wp_pool *pool, struct wp_server *s)
    it sent after that request is served as usual (and may wait again, at the tail). */
 static void refuse_first_waiter(struct wp_pool *pool, const char *sqlstate, const char *text)
 {
-    struct wp_client *c = list_entry(pool->waiting.next, struct wp_client, node);
+    pool_refuse_waiter(list_entry(pool->waiting.next, struct wp_client, node), sqlstate, text);
+}
+
+void pool_refuse_waiter(struct wp_client *c, const char *sqlstate, const char *text)
+{
     pool_cancel_wait(c);
     c->state = CL_IDLE;
     if (client_refuse_request(c, sqlstate, text) < 0) {

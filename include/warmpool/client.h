@@ -106,6 +106,8 @@ void client_send_error(struct wp_client *client, const char *severity, const cha
    messages through their Sync) with ERROR + ReadyForQuery instead of running it; the
    client stays connected. -1 when the whole request is not buffered yet. */
 int client_refuse_request(struct wp_client *client, const char *sqlstate, const char *message);
+/* Is the whole request at the head of the input buffered (what refuse would answer)? */
+int client_request_buffered(const struct wp_client *client);
 /* Queue the SET that makes the linked backend match this client's parameters. */
 void client_sync_params(struct wp_client *client);
 /* The pool linked a server: start relaying. */

@@ -62,6 +62,9 @@ void pool_refresh_settings(struct wp_pool *pool);
 /* A client needs a backend: link one now (returns 1) or queue the client (0). */
 int pool_request_server(struct wp_pool *pool, struct wp_client *client);
 void pool_cancel_wait(struct wp_client *client);
+/* A waiting client's request gets ERROR sqlstate instead of a server (FATAL when the
+   request is not all buffered); what it sent after that request is served as usual. */
+void pool_refuse_waiter(struct wp_client *client, const char *sqlstate, const char *text);
 /* A server finished with its client, or finished connecting/resetting: lend or park it. */
 void pool_server_ready(struct wp_server *server);
 /* A server is gone (closed); adjust counts and maybe open another. */

@@ -9,10 +9,12 @@
  *   - meanwhile a second client runs `SELECT pg_sleep(2.5)`: it must finish normally,
  *     untouched by the cancel meant for the first client and by a CancelRequest that
  *     carries its own process id with a wrong secret key;
- *   - afterwards no backend still runs the cancelled pg_sleep (checked directly).
+ *   - afterwards no backend still runs the cancelled pg_sleep (checked directly);
+ *   - a query queued for a backend (WP_DB_ONE, its one backend held by another client's
+ *     transaction) is answered 57014 by a cancel, and the connection then works.
  * Under valgrind (WP_VALGRIND=1) the pooler may take longer than 0.5 s to lend the query
- * a backend, and a cancel for a client that has none yet is ignored; so the cancel waits
- * until PostgreSQL shows the query running, and the 2 s bound is not checked.
+ * a backend, and a cancel for a client still queued ends its query before it runs; so the cancel
+ * waits until PostgreSQL shows the query running, and the 2 s bound is not checked.
  */
 #include "itest.h"
 
@@ -107,6 +109,46 @@ static long long still_sleeping(PGconn *direct)
                              " AND query LIKE 'SELECT pg_sleep(30) AS t07%'");
 }
 
+/*
+ * Through WP_DB_ONE (one backend): while H holds the backend in a transaction, W's
+ * query queues for it; cancelling W answers it with 57014 without waiting for H, and
+ * W's connection then works once the backend is free. Direct PostgreSQL has no queue.
+ */
+static void cancel_while_queued(void)
+{
+    if (itest_direct()) {
+        itest_note("--direct: no queue to cancel from; skipped");
+        return;
+    }
+    const char *db = itest_env("WP_DB_ONE", "one");
+    PGconn *h = CONNECT(db);
+    PGconn *w = CONNECT(db);
+    EXEC(h, "BEGIN");
+    CHECK(QUERY_INT(h, "SELECT 7") == 7, "H inside its transaction");
+    CHECK(PQsendQuery(w, "SELECT 'w ran' AS t07_w"), "PQsendQuery on W");
+    itest_sleep_ms(itest_valgrind() ? 2000 : 300); /* W is queued: H keeps the backend */
+    PGcancel *k = PQgetCancel(w);
+    char err[256] = "";
+    CHECK(PQcancel(k, err, sizeof err) == 1, "PQcancel for the queued W: %s", err);
+    PQfreeCancel(k);
+    PGresult *r = PQgetResult(w);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR && state && strcmp(state, "57014") == 0,
+          "queued query after a cancel: got %s, SQLSTATE %s (%s), want error 57014",
+          PQresStatus(PQresultStatus(r)), state ? state : "-", PQresultErrorMessage(r));
+    PQclear(r);
+    CHECK(PQgetResult(w) == NULL, "extra result on W");
+    CHECK(PQtransactionStatus(h) == PQTRANS_INTRANS, "H's transaction was disturbed");
+    itest_ok("a query queued for the only backend, cancelled: 57014 while H still holds it");
+    EXEC(h, "COMMIT");
+    PGresult *again = QUERY(w, "SELECT 'w ran' AS t07_w");
+    CHECK_STR(PQgetvalue(again, 0, 0), "w ran", "W's next query");
+    PQclear(again);
+    itest_ok("W's connection then runs its next query normally");
+    PQfinish(h);
+    PQfinish(w);
+}
+
 int main(void)
 {
     PGconn *direct = CONNECT_DIRECT();
@@ -153,6 +195,7 @@ int main(void)
 
     CHECK(still_sleeping(direct) == 0, "a cancelled pg_sleep(30) still runs on a backend");
     itest_ok("no backend still runs a cancelled pg_sleep (checked directly)");
+    cancel_while_queued();
     PQfinish(a);
     PQfinish(b);
     PQfinish(direct);

@@ -53,7 +53,7 @@ static int has_name_effect(const struct wp_pending *item)
 static void push(struct wp_server *s, uint8_t type, uint8_t action, struct wp_stmt *stmt,
                  const char *client_name)
 {
-    struct wp_pending item = {type, action, stmt, NULL, 0};
+    struct wp_pending item = {.type = type, .action = action, .stmt = stmt};
     if (stmt)
         registry_ref(stmt);
     if (client_name)
@@ -70,8 +70,10 @@ static void release_item(struct wp_server *s, struct wp_pending *item)
     if (item->stmt)
         registry_unref(&wp_rt.registry, item->stmt);
     free(item->client_name);
+    free(item->error_reply);
     item->stmt = NULL;
     item->client_name = NULL;
+    item->error_reply = NULL;
 }
 
 /* ---- client → backend ---- */
@@ -147,17 +149,25 @@ static void answer_in_order(struct wp_server *s, uint8_t type, struct wp_stmt *s
  * A name the client already uses: the backend must fail this request itself, so that
  * it aborts the transaction and skips to Sync exactly as PostgreSQL would. It gets a
  * request that cannot succeed; its error is replaced by the one PostgreSQL gives.
+ * The query parses but names a column that cannot exist (no FROM): it fails in
+ * parse analysis, after PostgreSQL's aborted-transaction check, so in a failed
+ * transaction the backend answers 25P02 as it would to the client's own request.
  */
+#define DUPLICATE_QUERY "SELECT warmpool_duplicate_name"
+
 static void put_duplicate_error(struct wp_server *s, int sql_level, const char *client_name)
 {
     char text[MAX_NAME + 64];
     snprintf(text, sizeof text, "prepared statement \"%.*s\" already exists", MAX_NAME,
              client_name);
     if (sql_level)
-        proto_put_query(&s->wbuf, "PREPARE wp_duplicate AS -- warmpool: duplicate name\n)");
+        proto_put_query(&s->wbuf, "PREPARE wp_duplicate AS " DUPLICATE_QUERY);
     else
-        proto_put_parse(&s->wbuf, "wp_duplicate", "-- warmpool: duplicate name\n)", 0, NULL);
-    struct wp_pending item = {sql_level ? 'Q' : 'P', PENDING_FORWARD, NULL, strdup(text), 1};
+        proto_put_parse(&s->wbuf, "wp_duplicate", DUPLICATE_QUERY, 0, NULL);
+    struct wp_pending item = {.type = sql_level ? 'Q' : 'P',
+                              .action = PENDING_FORWARD,
+                              .client_name = strdup(text),
+                              .own_error = 1};
     pending_push(&s->pending, &item);
 }
 
@@ -203,7 +213,8 @@ static void push_missing(struct wp_server *s, uint8_t type, const char *client_n
     char text[MAX_NAME + 64];
     snprintf(text, sizeof text, "prepared statement \"%.*s\" does not exist", MAX_NAME,
              client_name);
-    struct wp_pending item = {type, PENDING_FORWARD, NULL, strdup(text), 1};
+    struct wp_pending item = {
+        .type = type, .action = PENDING_FORWARD, .client_name = strdup(text), .own_error = 1};
     pending_push(&s->pending, &item);
 }
 
@@ -274,7 +285,7 @@ static enum prep_input on_close(struct wp_client *c, struct wp_server *s, const 
 /* Answer a simple query in order: CommandComplete(tag), then ReadyForQuery. */
 static void answer_query_in_order(struct wp_server *s, const char *tag)
 {
-    struct wp_pending item = {'q', PENDING_SYNTH, NULL, strdup(tag), 0};
+    struct wp_pending item = {.type = 'q', .action = PENDING_SYNTH, .client_name = strdup(tag)};
     pending_push(&s->pending, &item);
     prepared_emit_synthetic(s);
 }
@@ -556,6 +567,40 @@ static void on_extended_error(struct wp_server *s)
         s->ext_skipping = 1;
 }
 
+/*
+ * warmpool's own PREPARE before a Bind, Describe or EXECUTE failed (in a transaction
+ * that had already failed: 25P02). Its answer is swallowed, so the request behind it
+ * fails on the missing `wp_<n>`; that request gets this error instead, which is what
+ * PostgreSQL sends for the client's own statement.
+ */
+static void keep_error_for_next(struct wp_server *s, const uint8_t *msg, uint32_t len)
+{
+    if (s->pending.count < 2)
+        return;
+    struct wp_pending *next = pending_at(&s->pending, 1);
+    free(next->error_reply);
+    next->error_reply = malloc(len);
+    if (next->error_reply)
+        memcpy(next->error_reply, msg, len);
+}
+
+static void emit_kept_error(struct wp_server *s, const struct wp_pending *head)
+{
+    struct wp_client *c = s->client;
+    if (!c)
+        return;
+    relay_move_server_scanned(s);
+    buf_append(&c->wbuf, head->error_reply, proto_get_u32(head->error_reply + 1) + 1);
+}
+
+/* In a failed transaction PostgreSQL refuses the client's request with 25P02 before
+   it looks at names (EXECUTE, DEALLOCATE, PREPARE, Parse): the backend's own answer. */
+static int is_aborted_tx_error(const uint8_t *msg, uint32_t len)
+{
+    const char *code = proto_error_field(msg + 5, len - 5, 'C');
+    return code && strcmp(code, "25P02") == 0;
+}
+
 /* Replace the backend's error for a request warmpool made fail on purpose. */
 static void emit_own_error(struct wp_server *s, const struct wp_pending *head)
 {
@@ -623,9 +668,11 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
         return 0;
     int drop = head->action == PENDING_SKIP;
     if (head->type == 'Q' && drop && type != 'Z') {
-        if (type == 'E')
+        if (type == 'E') {
             undo_request(s, head); /* the backend does not have it after all */
-        return 1;                  /* warmpool's own PREPARE: its whole answer goes */
+            keep_error_for_next(s, msg, len);
+        }
+        return 1; /* warmpool's own PREPARE: its whole answer goes */
     }
     switch (type) {
     case '1':
@@ -658,9 +705,11 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
         if (head->stmt && (head->type == 'B' || head->type == 'D') &&
             invalidates_descriptions(type, msg, len))
             registry_retire(&wp_rt.registry, head->stmt); /* next Parse gets a fresh one */
-        drop = head->own_error;
-        if (drop)
+        drop = (head->own_error && !is_aborted_tx_error(msg, len)) || head->error_reply;
+        if (head->own_error && drop)
             emit_own_error(s, head);
+        else if (head->error_reply)
+            emit_kept_error(s, head);
         if (head->type == 'Q' && head->client_name)
             undo_request(s, head); /* the client's PREPARE failed */
         if (head->type == 'Q' || head->type == 'F')

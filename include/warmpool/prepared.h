@@ -134,6 +134,8 @@ struct wp_pending {
     struct wp_stmt *stmt; /* P, D(S), B: referenced entry (holds a reference) */
     char *client_name;    /* P: the client's name for it, to undo on failure */
     int own_error;        /* the backend's error is replaced by client_name's text */
+    uint8_t *error_reply; /* B, D, Q after an injected PREPARE that failed: its whole
+                             ErrorResponse, sent instead of this request's error */
 };
 
 struct wp_pending_queue {

@@ -190,10 +190,15 @@ static void model_query(struct model *m, struct wp_buf *out, const char *sql, in
         proto_put_error(out, "ERROR", fail ? "0A000" : "42601", "syntax error (model)");
         if (m->tx == 'T')
             m->tx = 'E';
-    } else if (m->tx == 'E' && strcmp(sql, "ROLLBACK") != 0) {
+    } else if (m->tx == 'E' && strcmp(sql, "ROLLBACK") != 0 && strcmp(sql, "COMMIT") != 0) {
         proto_put_error(out, "ERROR", "25P02", "current transaction is aborted");
+    } else if (m->tx == 'E') {
+        m->tx = 'I'; /* COMMIT of a failed transaction rolls it back */
+        proto_put_command_complete(out, "ROLLBACK");
     } else if (word_after(sql, "PREPARE ", name, sizeof name)) {
-        if (model_add(m, name) < 0)
+        if (strstr(sql, "warmpool_duplicate_name"))
+            model_error(m, out, "42703", "column does not exist", "");
+        else if (model_add(m, name) < 0)
             model_error(m, out, "42P05", "already exists", name);
         else
             proto_put_command_complete(out, "PREPARE");
@@ -276,10 +281,14 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
         m->skipping = 1;
     } else if (type == 'P') {
         const char *query = body + strlen(body) + 1;
-        if (body[0] && model_find(m, body) >= 0)
-            model_error(m, out, "42P05", "already exists", body);
-        else if ((size_t)(query - body) <= n && strstr(query, "\n)"))
+        if ((size_t)(query - body) <= n && strstr(query, "\n)"))
             model_error(m, out, "42601", "syntax error at or near \")\"", "");
+        else if (m->tx == 'E')
+            model_error(m, out, "25P02", "current transaction is aborted", "");
+        else if ((size_t)(query - body) <= n && strstr(query, "warmpool_duplicate_name"))
+            model_error(m, out, "42703", "column does not exist", ""); /* parse analysis */
+        else if (body[0] && model_find(m, body) >= 0)
+            model_error(m, out, "42P05", "already exists", body);
         else {
             if (body[0])
                 model_add(m, body);
@@ -289,6 +298,11 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
         const char *name = stmt_name(type, b, n);
         if (name && *name && model_find(m, name) < 0) {
             model_error(m, out, "26000", "does not exist", name);
+        } else if (m->tx == 'E' && !name) {
+            model_error(m, out, "34000", "portal does not exist", "");
+        } else if (m->tx == 'E' && (type == 'B' || !strstr(name, "1"))) {
+            /* Bind, or Describe of a statement that returns rows (see below) */
+            model_error(m, out, "25P02", "current transaction is aborted", "");
         } else if (type == 'B') {
             proto_put_simple(out, '2');
         } else {
@@ -301,6 +315,8 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
             else
                 proto_put_row_description(out, 1, col);
         }
+    } else if (type == 'E' && m->tx == 'E') {
+        model_error(m, out, "34000", "portal does not exist", ""); /* gone with the abort */
     } else if (type == 'E') {
         static const char *const val[] = {"1"};
         proto_put_data_row(out, 1, val);
@@ -422,6 +438,42 @@ static void relay_client(struct world *w, struct wp_client *c)
     client_reads(w, c);
 }
 
+static const char *error_code(const uint8_t *msg, uint32_t len)
+{
+    const char *code = proto_error_field(msg + 5, len - 5, 'C');
+    return code ? code : "";
+}
+
+/*
+ * warmpool replaced a backend error by its own (a name the client already uses, or
+ * one it does not have). PostgreSQL refuses requests in a failed transaction (25P02)
+ * before it looks at their names: then the client must get 25P02 too.
+ */
+static void check_replaced_error(struct world *w, struct wp_client *c, size_t from,
+                                 const uint8_t *backend_error, uint32_t len)
+{
+    if (w->raw_injected || strcmp(error_code(backend_error, len), "25P02") != 0)
+        return;
+    const uint8_t *last = NULL;
+    uint32_t last_len = 0;
+    for (size_t off = from; off < buf_unread(&c->wbuf);) {
+        uint8_t type;
+        uint32_t n;
+        if (proto_scan_header(buf_head(&c->wbuf) + off, buf_unread(&c->wbuf) - off, UINT32_MAX,
+                              &type, &n) != PROTO_HEADER)
+            abort();
+        if (type == 'E') {
+            last = buf_head(&c->wbuf) + off;
+            last_len = n;
+        }
+        off += n;
+    }
+    if (last && strcmp(error_code(last, last_len), "25P02") != 0) {
+        fprintf(stderr, "backend said 25P02, client got %s\n", error_code(last, last_len));
+        abort();
+    }
+}
+
 /* relay.c's scan_server for whole messages already in s->rbuf. */
 static void relay_server(struct world *w, struct wp_server *s)
 {
@@ -439,8 +491,12 @@ static void relay_server(struct world *w, struct wp_server *s)
         trace("<-", (int)(s->id), p, len);
         int prep = s->swallow == 0;
         int drop = s->swallow > 0 || !s->client;
-        if (prep && prepared_server_message(s, type, p, len))
+        size_t client_had = s->client ? buf_unread(&s->client->wbuf) : 0;
+        if (prep && prepared_server_message(s, type, p, len)) {
             drop = 1;
+            if (type == 'E' && s->client)
+                check_replaced_error(w, s->client, client_had, p, len);
+        }
         if (s->swallow > 0 && type == 'C')
             prepared_internal_command(s, p, len);
         if (type == 'E' && s->swallow > 0)
@@ -759,7 +815,7 @@ static void check_quiet_backends(struct world *w)
 
 static const char *const names[] = {"", "s1", "s2", "s3", "wp_1", "wp_missing"};
 static const char *const queries[] = {"SELECT 1", "SELECT $1", "SELECT 2", "SELECT 1",
-                                      "-- warmpool: duplicate name\n)"};
+                                      "SELECT warmpool_duplicate_name"};
 static const char *const simple[] = {
     "SELECT 1",
     "PREPARE s1 AS SELECT 1",

@@ -391,6 +391,10 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
         ensure_prepared(s, stmt);
         put_execute(s, stmt, &sp);
         result = PREP_DONE;
+        /* A PREPARE injected for it may fail (in a failed transaction): what follows
+           would already be rewritten for a statement the backend does not have. */
+        if (s->name_effects > 0)
+            c->input_held = 1;
         break;
     case SQLPREP_DEALLOCATE:
         namemap_remove(&c->stmts, &wp_rt.registry, sp.name);
@@ -536,6 +540,32 @@ static void undo_request(struct wp_server *s, struct wp_pending *item)
         namemap_put(&c->stmts, &wp_rt.registry, item->client_name, item->stmt);
 }
 
+/*
+ * A PREPARE query that created stmt failed (its own unit, not undone with an extended
+ * batch). Eviction Closes of stmt queued behind it were made while warmpool thought
+ * the backend had it: if the backend skips one, there is nothing to put back.
+ */
+static void forget_later_evictions(struct wp_server *s, const struct wp_stmt *stmt)
+{
+    for (uint32_t i = 1; i < s->pending.count; i++) {
+        struct wp_pending *item = pending_at(&s->pending, i);
+        if (item->stmt != stmt)
+            continue;
+        if (item->type == 'C' && item->action == PENDING_SKIP)
+            release_item(s, item); /* its answer is still swallowed */
+        else if (item->type == 'P' || (item->type == 'Q' && item->action == PENDING_SKIP))
+            break; /* prepared again: later Closes are about that copy */
+    }
+}
+
+/* A PREPARE query that created stmt failed: the backend does not have it. */
+static void undo_prepare_query(struct wp_server *s, struct wp_pending *head)
+{
+    undo_request(s, head);
+    if (head->stmt)
+        forget_later_evictions(s, head->stmt);
+}
+
 static void pop_and_release(struct wp_server *s)
 {
     struct wp_pending *head = pending_head(&s->pending);
@@ -669,7 +699,7 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
     int drop = head->action == PENDING_SKIP;
     if (head->type == 'Q' && drop && type != 'Z') {
         if (type == 'E') {
-            undo_request(s, head); /* the backend does not have it after all */
+            undo_prepare_query(s, head); /* the backend does not have it after all */
             keep_error_for_next(s, msg, len);
         }
         return 1; /* warmpool's own PREPARE: its whole answer goes */
@@ -711,7 +741,7 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
         else if (head->error_reply)
             emit_kept_error(s, head);
         if (head->type == 'Q' && head->client_name)
-            undo_request(s, head); /* the client's PREPARE failed */
+            undo_prepare_query(s, head); /* the client's PREPARE failed */
         if (head->type == 'Q' || head->type == 'F')
             return drop;
         on_extended_error(s);

@@ -800,13 +800,18 @@ static void check_quiet_backends(struct world *w)
             continue;
         for (const struct wp_set_node *node = s->stmts.lru.lru_next; node != &s->stmts.lru;
              node = node->lru_next)
-            if (model_find(&w->models[i], node->stmt->name) < 0)
+            if (model_find(&w->models[i], node->stmt->name) < 0) {
+                fprintf(stderr, "S%d is quiet without %s\n", i, node->stmt->name);
                 abort();
+            }
         struct wp_client *c = s->client;
         if (c && !c->input_held && buf_unread(&c->rbuf) == 0 && !w->skipped_query) {
             int k = client_index(w, c);
-            if (w->sent_sync[k] != w->got_ready[k])
+            if (w->sent_sync[k] != w->got_ready[k]) {
+                fprintf(stderr, "client %d: %d Sync/Query, %d ReadyForQuery\n", k,
+                        w->sent_sync[k], w->got_ready[k]);
                 abort();
+            }
         }
     }
 }

@@ -631,6 +631,20 @@ static int is_aborted_tx_error(const uint8_t *msg, uint32_t len)
     return code && strcmp(code, "25P02") == 0;
 }
 
+/*
+ * The Parse warmpool injected before a SQL EXECUTE of a protocol-level statement
+ * failed: the client gets its error for the EXECUTE, but the backend now ignores
+ * everything up to a Sync, the EXECUTE too. A Sync ends that; its ReadyForQuery
+ * answers the EXECUTE. (Input after the EXECUTE is held until then.)
+ */
+static void end_skip_before_execute(struct wp_server *s)
+{
+    undo_request(s, pending_head(&s->pending));
+    pop_and_release(s);
+    proto_put_simple(&s->wbuf, 'S');
+    server_kick_write(s);
+}
+
 /* Replace the backend's error for a request warmpool made fail on purpose. */
 static void emit_own_error(struct wp_server *s, const struct wp_pending *head)
 {
@@ -744,6 +758,11 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
             undo_prepare_query(s, head); /* the client's PREPARE failed */
         if (head->type == 'Q' || head->type == 'F')
             return drop;
+        if (head->action == PENDING_SKIP && head->type == 'P' && s->pending.count > 1 &&
+            pending_at(&s->pending, 1)->type == 'Q') {
+            end_skip_before_execute(s);
+            return drop;
+        }
         on_extended_error(s);
         return drop;
     case 'Z':

@@ -8,6 +8,7 @@
  * pops its request; answers to warmpool's own requests are dropped; synthetic
  * answers are emitted when their request reaches the head of the queue.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,43 @@ static void put_duplicate_error(struct wp_server *s, int sql_level, const char *
     pending_push(&s->pending, &item);
 }
 
+/* The linked backend's transaction has failed, and nothing in flight can change that:
+   PostgreSQL now refuses every statement but COMMIT/ROLLBACK with 25P02. */
+static int tx_failed(const struct wp_server *s)
+{
+    return s->tx_status == 'E' && s->pending.count == 0 && s->swallow == 0;
+}
+
+/* Might this query be COMMIT/ROLLBACK, which PostgreSQL still parses in a failed
+   transaction? A leading comment counts as maybe. */
+static int may_end_transaction(const char *query, size_t len)
+{
+    static const char *const words[] = {"commit", "end", "rollback", "abort"};
+    size_t i = 0;
+    while (i < len && strchr(" \t\r\n", query[i]))
+        i++;
+    if (i < len && (query[i] == '-' || query[i] == '/'))
+        return 1;
+    for (int w = 0; w < 4; w++) {
+        size_t wl = strlen(words[w]);
+        if (len - i >= wl && strncasecmp(query + i, words[w], wl) == 0 &&
+            (len - i == wl || !(isalnum((unsigned char)query[i + wl]) || query[i + wl] == '_')))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * A Parse warmpool would answer itself (the backend has the statement) in a failed
+ * transaction: PostgreSQL refuses it with 25P02 and skips to Sync. The backend is
+ * given a Parse that it refuses the same way; its error goes to the client as is.
+ */
+static void put_refused_parse(struct wp_server *s)
+{
+    proto_put_parse(&s->wbuf, "wp_duplicate", DUPLICATE_QUERY, 0, NULL);
+    push(s, 'P', PENDING_FORWARD, NULL, NULL);
+}
+
 static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const uint8_t *msg,
                                 uint32_t len)
 {
@@ -191,6 +229,13 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
     struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &parse);
     if (!stmt)
         return PREP_ERROR;
+    if (tx_failed(s) && serverset_touch(&s->stmts, stmt) &&
+        !may_end_transaction(parse.query, parse.query_len)) {
+        put_refused_parse(s);
+        registry_unref(&wp_rt.registry, stmt);
+        buf_consume(&c->rbuf, len);
+        return PREP_DONE;
+    }
     namemap_put(&c->stmts, &wp_rt.registry, parse.name, stmt);
     if (serverset_touch(&s->stmts, stmt)) {
         s->pool->prepared_hits++;
@@ -305,6 +350,10 @@ static void put_execute(struct wp_server *s, struct wp_stmt *stmt, const struct 
 static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
                                       const struct sqlprep *sp)
 {
+    if (tx_failed(s)) {
+        answer_query_in_order(s, "PREPARE"); /* 25P02 in a failed transaction */
+        return PREP_LOCAL;
+    }
     if (namemap_get(&c->stmts, sp->name)) {
         put_duplicate_error(s, 1, sp->name);
         return PREP_DONE;
@@ -397,11 +446,13 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
             c->input_held = 1;
         break;
     case SQLPREP_DEALLOCATE:
-        namemap_remove(&c->stmts, &wp_rt.registry, sp.name);
+        if (!tx_failed(s)) /* else refused (25P02): the name stays */
+            namemap_remove(&c->stmts, &wp_rt.registry, sp.name);
         answer_query_in_order(s, "DEALLOCATE");
         break;
     case SQLPREP_DEALLOCATE_ALL:
-        namemap_clear(&c->stmts, &wp_rt.registry);
+        if (!tx_failed(s))
+            namemap_clear(&c->stmts, &wp_rt.registry);
         answer_query_in_order(s, "DEALLOCATE ALL");
         break;
     case SQLPREP_NONE:

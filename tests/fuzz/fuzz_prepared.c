@@ -973,9 +973,11 @@ static void op_send(struct world *w, struct input *in, int k)
 static int at_release_point(const struct world *w, int i)
 {
     const struct wp_server *s = w->servers[i];
+    /* relay.c's in_extended: not inside a client's unsynced extended batch either */
     return s->pending.count == 0 && s->outstanding == 0 && s->swallow == 0 && s->tx_status == 'I' &&
-           buf_unread(&w->models[i].inbound) == 0 &&
-           (!s->client || (buf_unread(&s->client->rbuf) == 0 && !s->client->input_held));
+           buf_unread(&w->models[i].inbound) == 0 && !w->models[i].skipping &&
+           (!s->client || (buf_unread(&s->client->rbuf) == 0 && !s->client->input_held &&
+                           !w->ext_open[client_index(w, s->client)]));
 }
 
 /* Link client k to backend i, releasing what each held when both are at rest. */
@@ -1069,6 +1071,8 @@ static void step(struct world *w, struct input *in)
 {
     uint8_t op = take(in);
     int k = (op >> 4) & 1, i = ((op >> 5) & 1) % w->nservers;
+    if (tracing > 0)
+        fprintf(stderr, "-- op %d client %d backend %d\n", op & 15, k, i);
     switch (op & 15) {
     case 0:
     case 1:

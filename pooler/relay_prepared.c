@@ -43,6 +43,8 @@ int prepared_active(const struct wp_server *s)
  */
 static int has_name_effect(const struct wp_pending *item)
 {
+    if (item->type == 'q')
+        return 1; /* applied when answered */
     if (item->own_error)
         return 0;
     if (item->stmt && (item->type == 'P' || item->type == 'Q' ||
@@ -327,10 +329,22 @@ static enum prep_input on_close(struct wp_client *c, struct wp_server *s, const 
 
 /* ---- SQL-level PREPARE / EXECUTE / DEALLOCATE ---- */
 
-/* Answer a simple query in order: CommandComplete(tag), then ReadyForQuery. */
-static void answer_query_in_order(struct wp_server *s, const char *tag)
+/*
+ * Answer a simple query in order: CommandComplete(tag), then ReadyForQuery. What it
+ * does to the client's names (PREPARE: client_name → stmt; DEALLOCATE: client_name
+ * goes; DEALLOCATE ALL: all go) happens only then, and not in a failed transaction,
+ * where PostgreSQL refuses it with 25P02 (nor when an earlier error in an unsynced
+ * batch makes the backend skip it). Input waits for the answer (see on_query).
+ */
+static void answer_query_in_order(struct wp_server *s, const char *tag, struct wp_stmt *stmt,
+                                  const char *client_name)
 {
-    struct wp_pending item = {.type = 'q', .action = PENDING_SYNTH, .client_name = strdup(tag)};
+    struct wp_pending item = {.type = 'q', .action = PENDING_SYNTH, .stmt = stmt, .tag = tag};
+    if (stmt)
+        registry_ref(stmt);
+    if (client_name)
+        item.client_name = strdup(client_name);
+    s->name_effects++;
     pending_push(&s->pending, &item);
     prepared_emit_synthetic(s);
 }
@@ -350,10 +364,6 @@ static void put_execute(struct wp_server *s, struct wp_stmt *stmt, const struct 
 static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
                                       const struct sqlprep *sp)
 {
-    if (tx_failed(s)) {
-        answer_query_in_order(s, "PREPARE"); /* 25P02 in a failed transaction */
-        return PREP_LOCAL;
-    }
     if (namemap_get(&c->stmts, sp->name)) {
         put_duplicate_error(s, 1, sp->name);
         return PREP_DONE;
@@ -362,12 +372,12 @@ static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
     struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &key);
     if (!stmt)
         return PREP_ERROR;
-    namemap_put(&c->stmts, &wp_rt.registry, sp->name, stmt);
     enum prep_input result = PREP_LOCAL;
     if (serverset_touch(&s->stmts, stmt)) {
         s->pool->prepared_hits++;
-        answer_query_in_order(s, "PREPARE");
+        answer_query_in_order(s, "PREPARE", stmt, sp->name);
     } else {
+        namemap_put(&c->stmts, &wp_rt.registry, sp->name, stmt);
         evict_for_one_more(s);
         put_prepare(s, stmt, PENDING_FORWARD, sp->name);
         s->pool->prepared_misses++;
@@ -431,33 +441,27 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
     switch (sp.kind) {
     case SQLPREP_PREPARE:
         result = on_sql_prepare(c, s, &sp);
-        /* Like a Sync after a Parse: until the backend answers, a request naming the
-           statement would already be rewritten for a PREPARE that may yet fail. */
-        if (result == PREP_DONE && s->name_effects > 0)
-            c->input_held = 1;
         break;
     case SQLPREP_EXECUTE:
         ensure_prepared(s, stmt);
         put_execute(s, stmt, &sp);
         result = PREP_DONE;
-        /* A PREPARE injected for it may fail (in a failed transaction): what follows
-           would already be rewritten for a statement the backend does not have. */
-        if (s->name_effects > 0)
-            c->input_held = 1;
         break;
     case SQLPREP_DEALLOCATE:
-        if (!tx_failed(s)) /* else refused (25P02): the name stays */
-            namemap_remove(&c->stmts, &wp_rt.registry, sp.name);
-        answer_query_in_order(s, "DEALLOCATE");
+        answer_query_in_order(s, "DEALLOCATE", NULL, sp.name);
         break;
     case SQLPREP_DEALLOCATE_ALL:
-        if (!tx_failed(s))
-            namemap_clear(&c->stmts, &wp_rt.registry);
-        answer_query_in_order(s, "DEALLOCATE ALL");
+        answer_query_in_order(s, "DEALLOCATE ALL", NULL, NULL);
         break;
     case SQLPREP_NONE:
         break;
     }
+    /* Like a Sync after a Parse: until the backend answers, what follows would see
+       names (or be rewritten for statements) that a failure may yet undo — a PREPARE
+       that fails, one injected for an EXECUTE, a DEALLOCATE refused in a failed
+       transaction. */
+    if (s->name_effects > 0)
+        c->input_held = 1;
     buf_consume(&c->rbuf, len);
     return result;
 pass:
@@ -539,6 +543,17 @@ int prepared_needs_body(uint8_t type)
     return type == 'E' || type == 'C' || type == 't' || type == 'T' || type == 'n';
 }
 
+/* A SQL PREPARE (of a statement the backend has) or DEALLOCATE [ALL] succeeded. */
+static void apply_to_names(struct wp_client *c, const struct wp_pending *item)
+{
+    if (strcmp(item->tag, "PREPARE") == 0)
+        namemap_put(&c->stmts, &wp_rt.registry, item->client_name, item->stmt);
+    else if (strcmp(item->tag, "DEALLOCATE") == 0)
+        namemap_remove(&c->stmts, &wp_rt.registry, item->client_name);
+    else
+        namemap_clear(&c->stmts, &wp_rt.registry);
+}
+
 static void emit(struct wp_server *s, const struct wp_pending *item)
 {
     struct wp_client *c = s->client;
@@ -547,12 +562,14 @@ static void emit(struct wp_server *s, const struct wp_pending *item)
     relay_move_server_scanned(s);
     switch (item->type) {
     case 'q':
-        if (s->tx_status == 'E')
+        if (s->tx_status == 'E') {
             proto_put_error(&c->wbuf, "ERROR", "25P02",
                             "current transaction is aborted, commands ignored until end of "
                             "transaction block");
-        else
-            proto_put_command_complete(&c->wbuf, item->client_name);
+        } else {
+            apply_to_names(c, item);
+            proto_put_command_complete(&c->wbuf, item->tag);
+        }
         proto_put_ready(&c->wbuf, s->tx_status);
         break;
     default:

@@ -95,6 +95,30 @@ struct model {
     struct model *self;    /* models[0], to name this one in traces */
 };
 
+/*
+ * What the client can tell from its answers alone: the statement names it holds, as
+ * PostgreSQL would hold them for it (a Parse answered ParseComplete, a PREPARE answered
+ * CommandComplete… created a name; a refused one did not). Compared with warmpool's
+ * map of the client's names whenever all its requests are answered.
+ */
+#define VIEW_NAMES 16
+#define VIEW_REQS 1024
+
+struct view_req {
+    uint8_t type;
+    uint8_t effect; /* Q: 1 adds name, 2 removes it, 3 clears all; C: 2 removes name */
+    char name[16];
+};
+
+struct client_view {
+    int off;    /* raw client messages: no longer checked */
+    int failed; /* an extended request failed: the rest up to Sync gets no answer */
+    char names[VIEW_NAMES][16];
+    int nnames;
+    struct view_req reqs[VIEW_REQS];
+    int head, tail;
+};
+
 struct world {
     struct wp_config cfg;
     struct wp_pool *pool;
@@ -108,6 +132,7 @@ struct world {
     int ext_open[NCLIENTS];   /* extended messages sent since the client's last Sync */
     int discarding[NCLIENTS]; /* sent DISCARD ALL: waits for its answer (see op_send) */
     int devnull;
+    struct client_view views[NCLIENTS];
 };
 
 static int model_find(const struct model *m, const char *name)
@@ -352,6 +377,113 @@ static int client_index(const struct world *w, const struct wp_client *c)
     abort();
 }
 
+static int view_find(const struct client_view *v, const char *name)
+{
+    for (int i = 0; i < v->nnames; i++)
+        if (strcmp(v->names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static void view_apply(struct client_view *v, int effect, const char *name)
+{
+    int i = view_find(v, name);
+    if (effect == 1 && i < 0 && v->nnames < VIEW_NAMES)
+        snprintf(v->names[v->nnames++], sizeof v->names[0], "%s", name);
+    else if (effect == 2 && i >= 0)
+        memcpy(v->names[i], v->names[--v->nnames], sizeof v->names[0]);
+    else if (effect == 3)
+        v->nnames = 0;
+}
+
+/* A client request, from the bytes it sent. */
+static void view_request(struct client_view *v, uint8_t type, const uint8_t *msg, uint32_t len)
+{
+    if (v->off)
+        return;
+    if (v->tail == VIEW_REQS) {
+        v->off = 1;
+        return;
+    }
+    struct view_req *r = &v->reqs[v->tail++];
+    memset(r, 0, sizeof *r);
+    r->type = type;
+    const char *body = (const char *)msg + 5;
+    size_t n = len - 5;
+    char text[64] = "";
+    if (n > 0 && memchr(body, 0, n))
+        snprintf(text, sizeof text, "%s", body);
+    if (type == 'P' && text[0]) {
+        r->effect = 1;
+        snprintf(r->name, sizeof r->name, "%s", text);
+    } else if (type == 'C' && text[0] == 'S' && text[1]) {
+        r->effect = 2;
+        snprintf(r->name, sizeof r->name, "%s", text + 1);
+    } else if (type == 'Q') {
+        char word[16] = "";
+        sscanf(text, "%*s %15[^ (]", word);
+        if (strcmp(text, "DEALLOCATE ALL") == 0 || strcmp(text, "DISCARD ALL") == 0)
+            r->effect = 3;
+        else if (strncmp(text, "PREPARE ", 8) == 0)
+            r->effect = 1;
+        else if (strncmp(text, "DEALLOCATE ", 11) == 0)
+            r->effect = 2;
+        snprintf(r->name, sizeof r->name, "%s", word);
+    }
+}
+
+/* One message the client received: which request it answers, and what it did. */
+static void view_answer(struct client_view *v, uint8_t t)
+{
+    if (v->off)
+        return;
+    while (v->head < v->tail && (v->reqs[v->head].type == 'H' ||
+                                 (v->failed && v->reqs[v->head].type != 'S')))
+        v->head++;
+    if (v->head == v->tail) {
+        fprintf(stderr, "client got '%c' with nothing asked\n", t);
+        abort();
+    }
+    struct view_req *r = &v->reqs[v->head];
+    int done = 1;
+    if (r->type == 'P' || r->type == 'C')
+        view_apply(v, t == '1' || t == '3' ? r->effect : 0, r->name);
+    else if (r->type == 'D')
+        done = t != 't';
+    else if (r->type == 'E')
+        done = t != 'D';
+    else if (r->type == 'S' || r->type == 'Q')
+        done = t == 'Z';
+    if (r->type == 'Q' && t == 'C')
+        view_apply(v, r->effect, r->name);
+    if (t == 'E' && r->type != 'Q' && r->type != 'S')
+        v->failed = 1;
+    if (t == 'Z')
+        v->failed = 0;
+    if (done)
+        v->head++;
+}
+
+/* All the client's requests answered: warmpool's names for it are the ones it made. */
+static void check_client_view(struct world *w, int k)
+{
+    struct client_view *v = &w->views[k];
+    const struct wp_name_map *map = &w->clients[k]->stmts;
+    if (v->off || w->raw_injected || w->skipped_query || v->head != v->tail)
+        return;
+    int same = (int)map->count == v->nnames;
+    for (int i = 0; same && i < v->nnames; i++)
+        same = namemap_get(map, v->names[i]) != NULL;
+    if (!same) {
+        fprintf(stderr, "client %d holds %d names by its answers, warmpool %zu:", k, v->nnames,
+                map->count);
+        for (int i = 0; i < v->nnames; i++)
+            fprintf(stderr, " %s", v->names[i]);
+        fputc('\n', stderr);
+        abort();
+    }
+}
+
 /* What the client received: well-framed messages; count ReadyForQuery and look at errors. */
 static void client_reads(struct world *w, struct wp_client *c)
 {
@@ -367,6 +499,8 @@ static void client_reads(struct world *w, struct wp_client *c)
             abort(); /* warmpool handed the client a broken message */
         const uint8_t *msg = buf_head(&c->wbuf);
         trace("=> client", k, msg, len);
+        if (!w->raw_injected) /* raw backend bytes answer nothing in particular */
+            view_answer(&w->views[k], type);
         if (type == 'Z') {
             if (len != 6)
                 abort();
@@ -375,7 +509,8 @@ static void client_reads(struct world *w, struct wp_client *c)
         if (type == 'E' && !w->raw_injected) {
             const char *text = proto_error_field(msg + 5, len - 5, 'M');
             const char *wp = text && strstr(text, "(backend)") ? strstr(text, "\"wp_") : NULL;
-            if (wp && wp[4] >= '0' && wp[4] <= '9') {
+            size_t digits = wp ? strspn(wp + 4, "0123456789") : 0;
+            if (digits > 0 && wp[4 + digits] == '"') { /* "wp_<n>", not a client's own */
                 /* a statement warmpool believed prepared was not there */
                 fprintf(stderr, "client %d got: %s\n", k, text);
                 abort();
@@ -627,6 +762,7 @@ static void close_client_link(struct world *w, struct wp_client *c)
     free_client(c);
     w->clients[k] = new_client(w);
     w->sent_sync[k] = w->got_ready[k] = w->discarding[k] = w->ext_open[k] = 0;
+    memset(&w->views[k], 0, sizeof w->views[k]);
     for (int i = 0; i < w->nservers; i++) {
         if (w->servers[i] == s) {
             free_server(w, i);
@@ -879,6 +1015,8 @@ static void put_raw(struct wp_buf *out, struct input *in, uint8_t type)
     }
 }
 
+static int sent_raw; /* client_message made a raw (possibly malformed) message */
+
 /* One client message from the input; returns its type. */
 static uint8_t client_message(struct wp_buf *out, struct input *in)
 {
@@ -917,6 +1055,7 @@ static uint8_t client_message(struct wp_buf *out, struct input *in)
         static const uint8_t types[] = {'P', 'B', 'D', 'C', 'Q', 'E'};
         uint8_t type = PICK(types, arg);
         put_raw(out, in, type);
+        sent_raw = 1;
         return type;
     }
     }
@@ -938,6 +1077,7 @@ static void count_requests(struct world *w, int k, const struct wp_buf *b, size_
                 PROTO_HEADER ||
             buf_unread(b) - off < len)
             return;
+        view_request(&w->views[k], type, buf_head(b) + off, len);
         if (type == 'S' || type == 'Q')
             w->sent_sync[k]++;
         if (type == 'Q' && w->ext_open[k])
@@ -971,6 +1111,9 @@ static void op_send(struct world *w, struct input *in, int k)
             memcmp(buf_head(&c->rbuf) + at + 5, "DISCARD ALL", 11) == 0)
             w->discarding[k] = 1;
     }
+    if (sent_raw)
+        w->views[k].off = 1;
+    sent_raw = 0;
     count_requests(w, k, &c->rbuf, from);
     relay_client(w, c);
 }
@@ -1070,6 +1213,7 @@ static void op_client_leaves(struct world *w, int k)
     free_client(c);
     w->clients[k] = new_client(w);
     w->sent_sync[k] = w->got_ready[k] = w->discarding[k] = w->ext_open[k] = 0;
+    memset(&w->views[k], 0, sizeof w->views[k]);
 }
 
 static void step(struct world *w, struct input *in)
@@ -1115,6 +1259,8 @@ static void step(struct world *w, struct input *in)
     }
     check_references(w);
     check_quiet_backends(w);
+    for (int c = 0; c < NCLIENTS; c++)
+        check_client_view(w, c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

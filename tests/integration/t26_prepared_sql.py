@@ -159,6 +159,13 @@ STEPS = [
     ("A", "EXECUTE ab(10)"),                        # still there
     ("A", [Bind("pab", [11]), Execute(), Sync()]),  # 26000: closed
     ("A", "EXECUTE ab2(12)"),
+    # pipelined behind the failing query: warmpool cannot know yet that it will fail
+    ("A", "BEGIN"),
+    ("A", [Query("SELECT 1/0"), Query("DEALLOCATE ab"), Query("DEALLOCATE ALL"),
+           Query("PREPARE ax AS SELECT 'bx' AS r")]),
+    ("A", "ROLLBACK"),
+    ("A", "EXECUTE ab(13)"),                        # still there
+    ("A", "EXECUTE ax"),                            # 26000: never created
 ]
 
 

@@ -300,6 +300,12 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
         /* Ignored until Sync, a Query too (then it gets no ReadyForQuery: the harness
            expects that only for a client's Query inside its own unsynced batch, see
            count_requests); Flush has no answer. */
+    } else if (type == 'Q' && (n == 0 || strlen(body) + 1 != n)) {
+        /* bytes after the string's NUL (or none): PostgreSQL's pq_getmsgend refuses it */
+        proto_put_error(out, "ERROR", "08P01", "invalid message format (model)");
+        if (m->tx == 'T')
+            m->tx = 'E';
+        proto_put_ready(out, m->tx);
     } else if (type == 'Q') {
         model_query(m, out, body, fail);
     } else if (fail && type != 'C' && m->tx != 'E') {

@@ -8,6 +8,7 @@
  * pops its request; answers to warmpool's own requests are dropped; synthetic
  * answers are emitted when their request reaches the head of the queue.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@
  */
 static int has_name_effect(const struct wp_pending *item)
 {
+    if (item->type == 'q')
+        return 1; /* applied when answered */
     if (item->own_error)
         return 0;
     if (item->stmt && (item->type == 'P' || item->type == 'Q' ||
@@ -48,7 +51,7 @@ static int has_name_effect(const struct wp_pending *item)
 static void push(struct wp_server *s, uint8_t type, uint8_t action, struct wp_stmt *stmt,
                  const char *client_name)
 {
-    struct wp_pending item = {type, action, stmt, NULL, 0};
+    struct wp_pending item = {.type = type, .action = action, .stmt = stmt};
     if (stmt)
         registry_ref(stmt);
     if (client_name)
@@ -65,8 +68,10 @@ static void release_item(struct wp_server *s, struct wp_pending *item)
     if (item->stmt)
         registry_unref(&wp_rt.registry, item->stmt);
     free(item->client_name);
+    free(item->error_reply);
     item->stmt = NULL;
     item->client_name = NULL;
+    item->error_reply = NULL;
 }
 
 /* ---- client → backend ---- */
@@ -142,18 +147,63 @@ static void answer_in_order(struct wp_server *s, uint8_t type, struct wp_stmt *s
  * A name the client already uses: the backend must fail this request itself, so that
  * it aborts the transaction and skips to Sync exactly as PostgreSQL would. It gets a
  * request that cannot succeed; its error is replaced by the one PostgreSQL gives.
+ * The query parses but names a column that cannot exist (no FROM): it fails in
+ * parse analysis, after PostgreSQL's aborted-transaction check, so in a failed
+ * transaction the backend answers 25P02 as it would to the client's own request.
  */
+#define DUPLICATE_QUERY "SELECT warmpool_duplicate_name"
+
 static void put_duplicate_error(struct wp_server *s, int sql_level, const char *client_name)
 {
     char text[MAX_NAME + 64];
     snprintf(text, sizeof text, "prepared statement \"%.*s\" already exists", MAX_NAME,
              client_name);
     if (sql_level)
-        proto_put_query(&s->wbuf, "PREPARE wp_duplicate AS -- warmpool: duplicate name\n)");
+        proto_put_query(&s->wbuf, "PREPARE wp_duplicate AS " DUPLICATE_QUERY);
     else
-        proto_put_parse(&s->wbuf, "wp_duplicate", "-- warmpool: duplicate name\n)", 0, NULL);
-    struct wp_pending item = {sql_level ? 'Q' : 'P', PENDING_FORWARD, NULL, strdup(text), 1};
+        proto_put_parse(&s->wbuf, "wp_duplicate", DUPLICATE_QUERY, 0, NULL);
+    struct wp_pending item = {.type = sql_level ? 'Q' : 'P',
+                              .action = PENDING_FORWARD,
+                              .client_name = strdup(text),
+                              .own_error = 1};
     pending_push(&s->pending, &item);
+}
+
+/* The linked backend's transaction has failed, and nothing in flight can change that:
+   PostgreSQL now refuses every statement but COMMIT/ROLLBACK with 25P02. */
+static int tx_failed(const struct wp_server *s)
+{
+    return s->tx_status == 'E' && s->pending.count == 0 && s->swallow == 0;
+}
+
+/* Might this query be COMMIT/ROLLBACK, which PostgreSQL still parses in a failed
+   transaction? A leading comment counts as maybe. */
+static int may_end_transaction(const char *query, size_t len)
+{
+    static const char *const words[] = {"commit", "end", "rollback", "abort"};
+    size_t i = 0;
+    while (i < len && strchr(" \t\r\n", query[i]))
+        i++;
+    if (i < len && (query[i] == '-' || query[i] == '/'))
+        return 1;
+    for (int w = 0; w < 4; w++) {
+        size_t wl = strlen(words[w]);
+        if (len - i >= wl && strncasecmp(query + i, words[w], wl) == 0 &&
+            (len - i == wl || !(isalnum((unsigned char)query[i + wl]) || query[i + wl] == '_')))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * A Parse warmpool would answer itself (the backend has the statement) in a failed
+ * transaction: PostgreSQL refuses it with 25P02 and skips to Sync. The backend is
+ * given a Parse that it refuses the same way; its error goes to the client as is.
+ */
+static void put_refused_parse(struct wp_server *s)
+{
+    proto_put_parse(&s->wbuf, "wp_duplicate", DUPLICATE_QUERY, 0, NULL);
+    push(s, 'P', PENDING_FORWARD, NULL, NULL);
 }
 
 static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const uint8_t *msg,
@@ -176,6 +226,13 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
     struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &parse);
     if (!stmt)
         return PREP_ERROR;
+    if (tx_failed(s) && serverset_touch(&s->stmts, stmt) &&
+        !may_end_transaction(parse.query, parse.query_len)) {
+        put_refused_parse(s);
+        registry_unref(&wp_rt.registry, stmt);
+        buf_consume(&c->rbuf, len);
+        return PREP_DONE;
+    }
     namemap_put(&c->stmts, &wp_rt.registry, parse.name, stmt);
     if (serverset_touch(&s->stmts, stmt)) {
         s->pool->prepared_hits++;
@@ -198,7 +255,8 @@ static void push_missing(struct wp_server *s, uint8_t type, const char *client_n
     char text[MAX_NAME + 64];
     snprintf(text, sizeof text, "prepared statement \"%.*s\" does not exist", MAX_NAME,
              client_name);
-    struct wp_pending item = {type, PENDING_FORWARD, NULL, strdup(text), 1};
+    struct wp_pending item = {
+        .type = type, .action = PENDING_FORWARD, .client_name = strdup(text), .own_error = 1};
     pending_push(&s->pending, &item);
 }
 
@@ -266,10 +324,22 @@ static enum prep_input on_close(struct wp_client *c, struct wp_server *s, const 
 
 /* ---- SQL-level PREPARE / EXECUTE / DEALLOCATE ---- */
 
-/* Answer a simple query in order: CommandComplete(tag), then ReadyForQuery. */
-static void answer_query_in_order(struct wp_server *s, const char *tag)
+/*
+ * Answer a simple query in order: CommandComplete(tag), then ReadyForQuery. What it
+ * does to the client's names (PREPARE: client_name → stmt; DEALLOCATE: client_name
+ * goes; DEALLOCATE ALL: all go) happens only then, and not in a failed transaction,
+ * where PostgreSQL refuses it with 25P02 (nor when an earlier error in an unsynced
+ * batch makes the backend skip it). Input waits for the answer (see on_query).
+ */
+static void answer_query_in_order(struct wp_server *s, const char *tag, struct wp_stmt *stmt,
+                                  const char *client_name)
 {
-    struct wp_pending item = {'q', PENDING_SYNTH, NULL, strdup(tag), 0};
+    struct wp_pending item = {.type = 'q', .action = PENDING_SYNTH, .stmt = stmt, .tag = tag};
+    if (stmt)
+        registry_ref(stmt);
+    if (client_name)
+        item.client_name = strdup(client_name);
+    s->name_effects++;
     pending_push(&s->pending, &item);
     prepared_emit_synthetic(s);
 }
@@ -297,12 +367,12 @@ static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
     struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &key);
     if (!stmt)
         return PREP_ERROR;
-    namemap_put(&c->stmts, &wp_rt.registry, sp->name, stmt);
     enum prep_input result = PREP_LOCAL;
     if (serverset_touch(&s->stmts, stmt)) {
         s->pool->prepared_hits++;
-        answer_query_in_order(s, "PREPARE");
+        answer_query_in_order(s, "PREPARE", stmt, sp->name);
     } else {
+        namemap_put(&c->stmts, &wp_rt.registry, sp->name, stmt);
         evict_for_one_more(s);
         put_prepare(s, stmt, PENDING_FORWARD, sp->name);
         s->pool->prepared_misses++;
@@ -366,10 +436,6 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
     switch (sp.kind) {
     case SQLPREP_PREPARE:
         result = on_sql_prepare(c, s, &sp);
-        /* Like a Sync after a Parse: until the backend answers, a request naming the
-           statement would already be rewritten for a PREPARE that may yet fail. */
-        if (result == PREP_DONE && s->name_effects > 0)
-            c->input_held = 1;
         break;
     case SQLPREP_EXECUTE:
         ensure_prepared(s, stmt);
@@ -377,16 +443,20 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
         result = PREP_DONE;
         break;
     case SQLPREP_DEALLOCATE:
-        namemap_remove(&c->stmts, &wp_rt.registry, sp.name);
-        answer_query_in_order(s, "DEALLOCATE");
+        answer_query_in_order(s, "DEALLOCATE", NULL, sp.name);
         break;
     case SQLPREP_DEALLOCATE_ALL:
-        namemap_clear(&c->stmts, &wp_rt.registry);
-        answer_query_in_order(s, "DEALLOCATE ALL");
+        answer_query_in_order(s, "DEALLOCATE ALL", NULL, NULL);
         break;
     case SQLPREP_NONE:
         break;
     }
+    /* Like a Sync after a Parse: until the backend answers, what follows would see
+       names (or be rewritten for statements) that a failure may yet undo — a PREPARE
+       that fails, one injected for an EXECUTE, a DEALLOCATE refused in a failed
+       transaction. */
+    if (s->name_effects > 0)
+        c->input_held = 1;
     buf_consume(&c->rbuf, len);
     return result;
 pass:
@@ -468,6 +538,17 @@ int prepared_needs_body(uint8_t type)
     return type == 'E' || type == 'C' || type == 't' || type == 'T' || type == 'n';
 }
 
+/* A SQL PREPARE (of a statement the backend has) or DEALLOCATE [ALL] succeeded. */
+static void apply_to_names(struct wp_client *c, const struct wp_pending *item)
+{
+    if (strcmp(item->tag, "PREPARE") == 0)
+        namemap_put(&c->stmts, &wp_rt.registry, item->client_name, item->stmt);
+    else if (strcmp(item->tag, "DEALLOCATE") == 0)
+        namemap_remove(&c->stmts, &wp_rt.registry, item->client_name);
+    else
+        namemap_clear(&c->stmts, &wp_rt.registry);
+}
+
 static void emit(struct wp_server *s, const struct wp_pending *item)
 {
     struct wp_client *c = s->client;
@@ -476,12 +557,14 @@ static void emit(struct wp_server *s, const struct wp_pending *item)
     relay_move_server_scanned(s);
     switch (item->type) {
     case 'q':
-        if (s->tx_status == 'E')
+        if (s->tx_status == 'E') {
             proto_put_error(&c->wbuf, "ERROR", "25P02",
                             "current transaction is aborted, commands ignored until end of "
                             "transaction block");
-        else
-            proto_put_command_complete(&c->wbuf, item->client_name);
+        } else {
+            apply_to_names(c, item);
+            proto_put_command_complete(&c->wbuf, item->tag);
+        }
         proto_put_ready(&c->wbuf, s->tx_status);
         break;
     default:
@@ -520,6 +603,32 @@ static void undo_request(struct wp_server *s, struct wp_pending *item)
         namemap_put(&c->stmts, &wp_rt.registry, item->client_name, item->stmt);
 }
 
+/*
+ * A PREPARE query that created stmt failed (its own unit, not undone with an extended
+ * batch). Eviction Closes of stmt queued behind it were made while warmpool thought
+ * the backend had it: if the backend skips one, there is nothing to put back.
+ */
+static void forget_later_evictions(struct wp_server *s, const struct wp_stmt *stmt)
+{
+    for (uint32_t i = 1; i < s->pending.count; i++) {
+        struct wp_pending *item = pending_at(&s->pending, i);
+        if (item->stmt != stmt)
+            continue;
+        if (item->type == 'C' && item->action == PENDING_SKIP)
+            release_item(s, item); /* its answer is still swallowed */
+        else if (item->type == 'P' || (item->type == 'Q' && item->action == PENDING_SKIP))
+            break; /* prepared again: later Closes are about that copy */
+    }
+}
+
+/* A PREPARE query that created stmt failed: the backend does not have it. */
+static void undo_prepare_query(struct wp_server *s, struct wp_pending *head)
+{
+    undo_request(s, head);
+    if (head->stmt)
+        forget_later_evictions(s, head->stmt);
+}
+
 static void pop_and_release(struct wp_server *s)
 {
     struct wp_pending *head = pending_head(&s->pending);
@@ -549,6 +658,54 @@ static void on_extended_error(struct wp_server *s)
     /* No Sync sent yet: what the client sends until then is ignored by the backend. */
     if (!sync_sent)
         s->ext_skipping = 1;
+}
+
+/*
+ * warmpool's own PREPARE before a Bind, Describe or EXECUTE failed (in a transaction
+ * that had already failed: 25P02). Its answer is swallowed, so the request behind it
+ * fails on the missing `wp_<n>`; that request gets this error instead, which is what
+ * PostgreSQL sends for the client's own statement.
+ */
+static void keep_error_for_next(struct wp_server *s, const uint8_t *msg, uint32_t len)
+{
+    if (s->pending.count < 2)
+        return;
+    struct wp_pending *next = pending_at(&s->pending, 1);
+    free(next->error_reply);
+    next->error_reply = malloc(len);
+    if (next->error_reply)
+        memcpy(next->error_reply, msg, len);
+}
+
+static void emit_kept_error(struct wp_server *s, const struct wp_pending *head)
+{
+    struct wp_client *c = s->client;
+    if (!c)
+        return;
+    relay_move_server_scanned(s);
+    buf_append(&c->wbuf, head->error_reply, proto_get_u32(head->error_reply + 1) + 1);
+}
+
+/* In a failed transaction PostgreSQL refuses the client's request with 25P02 before
+   it looks at names (EXECUTE, DEALLOCATE, PREPARE, Parse): the backend's own answer. */
+static int is_aborted_tx_error(const uint8_t *msg, uint32_t len)
+{
+    const char *code = proto_error_field(msg + 5, len - 5, 'C');
+    return code && strcmp(code, "25P02") == 0;
+}
+
+/*
+ * The Parse warmpool injected before a SQL EXECUTE of a protocol-level statement
+ * failed: the client gets its error for the EXECUTE, but the backend now ignores
+ * everything up to a Sync, the EXECUTE too. A Sync ends that; its ReadyForQuery
+ * answers the EXECUTE. (Input after the EXECUTE is held until then.)
+ */
+static void end_skip_before_execute(struct wp_server *s)
+{
+    undo_request(s, pending_head(&s->pending));
+    pop_and_release(s);
+    proto_put_simple(&s->wbuf, 'S');
+    server_kick_write(s);
 }
 
 /* Replace the backend's error for a request warmpool made fail on purpose. */
@@ -618,9 +775,11 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
         return 0;
     int drop = head->action == PENDING_SKIP;
     if (head->type == 'Q' && drop && type != 'Z') {
-        if (type == 'E')
-            undo_request(s, head); /* the backend does not have it after all */
-        return 1;                  /* warmpool's own PREPARE: its whole answer goes */
+        if (type == 'E') {
+            undo_prepare_query(s, head); /* the backend does not have it after all */
+            keep_error_for_next(s, msg, len);
+        }
+        return 1; /* warmpool's own PREPARE: its whole answer goes */
     }
     switch (type) {
     case '1':
@@ -653,13 +812,20 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
         if (head->stmt && (head->type == 'B' || head->type == 'D') &&
             invalidates_descriptions(type, msg, len))
             registry_retire(&wp_rt.registry, head->stmt); /* next Parse gets a fresh one */
-        drop = head->own_error;
-        if (drop)
+        drop = (head->own_error && !is_aborted_tx_error(msg, len)) || head->error_reply;
+        if (head->own_error && drop)
             emit_own_error(s, head);
+        else if (head->error_reply)
+            emit_kept_error(s, head);
         if (head->type == 'Q' && head->client_name)
-            undo_request(s, head); /* the client's PREPARE failed */
+            undo_prepare_query(s, head); /* the client's PREPARE failed */
         if (head->type == 'Q' || head->type == 'F')
             return drop;
+        if (head->action == PENDING_SKIP && head->type == 'P' && s->pending.count > 1 &&
+            pending_at(&s->pending, 1)->type == 'Q') {
+            end_skip_before_execute(s);
+            return drop;
+        }
         on_extended_error(s);
         return drop;
     case 'Z':

@@ -92,8 +92,31 @@ struct model {
     struct wp_buf inbound; /* frontend messages warmpool sent, not yet answered */
     int skipping;          /* an error in the extended protocol: ignore until Sync */
     char tx;               /* 'I', 'T' or 'E' */
-    int *skipped_query;    /* a Query was ignored: it gets no ReadyForQuery */
     struct model *self;    /* models[0], to name this one in traces */
+};
+
+/*
+ * What the client can tell from its answers alone: the statement names it holds, as
+ * PostgreSQL would hold them for it (a Parse answered ParseComplete, a PREPARE answered
+ * CommandComplete… created a name; a refused one did not). Compared with warmpool's
+ * map of the client's names whenever all its requests are answered.
+ */
+#define VIEW_NAMES 16
+#define VIEW_REQS 1024
+
+struct view_req {
+    uint8_t type;
+    uint8_t effect; /* Q: 1 adds name, 2 removes it, 3 clears all; C: 2 removes name */
+    char name[16];
+};
+
+struct client_view {
+    int off;    /* raw client messages: no longer checked */
+    int failed; /* an extended request failed: the rest up to Sync gets no answer */
+    char names[VIEW_NAMES][16];
+    int nnames;
+    struct view_req reqs[VIEW_REQS];
+    int head, tail;
 };
 
 struct world {
@@ -109,6 +132,7 @@ struct world {
     int ext_open[NCLIENTS];   /* extended messages sent since the client's last Sync */
     int discarding[NCLIENTS]; /* sent DISCARD ALL: waits for its answer (see op_send) */
     int devnull;
+    struct client_view views[NCLIENTS];
 };
 
 static int model_find(const struct model *m, const char *name)
@@ -186,14 +210,21 @@ static void model_query(struct model *m, struct wp_buf *out, const char *sql, in
 {
     char name[256];
     m->skipping = 0;
-    if (fail || strstr(sql, "\n)")) {
+    /* PostgreSQL's order: syntax, then the failed transaction, then the rest. */
+    int exits = strcmp(sql, "ROLLBACK") == 0 || strcmp(sql, "COMMIT") == 0;
+    if (strstr(sql, "\n)") || (fail && (m->tx != 'E' || exits))) {
         proto_put_error(out, "ERROR", fail ? "0A000" : "42601", "syntax error (model)");
         if (m->tx == 'T')
             m->tx = 'E';
-    } else if (m->tx == 'E' && strcmp(sql, "ROLLBACK") != 0) {
+    } else if (m->tx == 'E' && !exits) {
         proto_put_error(out, "ERROR", "25P02", "current transaction is aborted");
+    } else if (m->tx == 'E') {
+        m->tx = 'I'; /* COMMIT of a failed transaction rolls it back */
+        proto_put_command_complete(out, "ROLLBACK");
     } else if (word_after(sql, "PREPARE ", name, sizeof name)) {
-        if (model_add(m, name) < 0)
+        if (strstr(sql, "warmpool_duplicate_name"))
+            model_error(m, out, "42703", "column does not exist", "");
+        else if (model_add(m, name) < 0)
             model_error(m, out, "42P05", "already exists", name);
         else
             proto_put_command_complete(out, "PREPARE");
@@ -266,20 +297,31 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
         m->skipping = 0;
         proto_put_ready(out, m->tx);
     } else if (m->skipping || type == 'H') {
-        /* Ignored until Sync, a Query too (and then it gets no ReadyForQuery);
-           Flush has no answer. */
-        *m->skipped_query |= type == 'Q';
+        /* Ignored until Sync, a Query too (then it gets no ReadyForQuery: the harness
+           expects that only for a client's Query inside its own unsynced batch, see
+           count_requests); Flush has no answer. */
+    } else if (type == 'Q' && (n == 0 || strlen(body) + 1 != n)) {
+        /* bytes after the string's NUL (or none): PostgreSQL's pq_getmsgend refuses it */
+        proto_put_error(out, "ERROR", "08P01", "invalid message format (model)");
+        if (m->tx == 'T')
+            m->tx = 'E';
+        proto_put_ready(out, m->tx);
     } else if (type == 'Q') {
         model_query(m, out, body, fail);
-    } else if (fail) {
-        proto_put_error(out, "ERROR", "0A000", "cached plan must not change result type");
+    } else if (fail && type != 'C' && m->tx != 'E') {
+        /* A Close never fails; in a failed transaction the 25P02 below comes first. */
+        proto_put_error(out, "ERROR", "0A000", "cached plan must not change result type (model)");
         m->skipping = 1;
     } else if (type == 'P') {
         const char *query = body + strlen(body) + 1;
-        if (body[0] && model_find(m, body) >= 0)
-            model_error(m, out, "42P05", "already exists", body);
-        else if ((size_t)(query - body) <= n && strstr(query, "\n)"))
+        if ((size_t)(query - body) <= n && strstr(query, "\n)"))
             model_error(m, out, "42601", "syntax error at or near \")\"", "");
+        else if (m->tx == 'E')
+            model_error(m, out, "25P02", "current transaction is aborted", "");
+        else if ((size_t)(query - body) <= n && strstr(query, "warmpool_duplicate_name"))
+            model_error(m, out, "42703", "column does not exist", ""); /* parse analysis */
+        else if (body[0] && model_find(m, body) >= 0)
+            model_error(m, out, "42P05", "already exists", body);
         else {
             if (body[0])
                 model_add(m, body);
@@ -289,6 +331,11 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
         const char *name = stmt_name(type, b, n);
         if (name && *name && model_find(m, name) < 0) {
             model_error(m, out, "26000", "does not exist", name);
+        } else if (m->tx == 'E' && !name) {
+            model_error(m, out, "34000", "portal does not exist", "");
+        } else if (m->tx == 'E' && (type == 'B' || !strstr(name, "1"))) {
+            /* Bind, or Describe of a statement that returns rows (see below) */
+            model_error(m, out, "25P02", "current transaction is aborted", "");
         } else if (type == 'B') {
             proto_put_simple(out, '2');
         } else {
@@ -301,6 +348,8 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
             else
                 proto_put_row_description(out, 1, col);
         }
+    } else if (type == 'E' && m->tx == 'E') {
+        model_error(m, out, "34000", "portal does not exist", ""); /* gone with the abort */
     } else if (type == 'E') {
         static const char *const val[] = {"1"};
         proto_put_data_row(out, 1, val);
@@ -334,6 +383,113 @@ static int client_index(const struct world *w, const struct wp_client *c)
     abort();
 }
 
+static int view_find(const struct client_view *v, const char *name)
+{
+    for (int i = 0; i < v->nnames; i++)
+        if (strcmp(v->names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static void view_apply(struct client_view *v, int effect, const char *name)
+{
+    int i = view_find(v, name);
+    if (effect == 1 && i < 0 && v->nnames < VIEW_NAMES)
+        snprintf(v->names[v->nnames++], sizeof v->names[0], "%s", name);
+    else if (effect == 2 && i >= 0)
+        memcpy(v->names[i], v->names[--v->nnames], sizeof v->names[0]);
+    else if (effect == 3)
+        v->nnames = 0;
+}
+
+/* A client request, from the bytes it sent. */
+static void view_request(struct client_view *v, uint8_t type, const uint8_t *msg, uint32_t len)
+{
+    if (v->off)
+        return;
+    if (v->tail == VIEW_REQS) {
+        v->off = 1;
+        return;
+    }
+    struct view_req *r = &v->reqs[v->tail++];
+    memset(r, 0, sizeof *r);
+    r->type = type;
+    const char *body = (const char *)msg + 5;
+    size_t n = len - 5;
+    char text[64] = "";
+    if (n > 0 && memchr(body, 0, n))
+        snprintf(text, sizeof text, "%s", body);
+    if (type == 'P' && text[0]) {
+        r->effect = 1;
+        snprintf(r->name, sizeof r->name, "%s", text);
+    } else if (type == 'C' && text[0] == 'S' && text[1]) {
+        r->effect = 2;
+        snprintf(r->name, sizeof r->name, "%s", text + 1);
+    } else if (type == 'Q') {
+        char word[16] = "";
+        sscanf(text, "%*s %15[^ (]", word);
+        if (strcmp(text, "DEALLOCATE ALL") == 0 || strcmp(text, "DISCARD ALL") == 0)
+            r->effect = 3;
+        else if (strncmp(text, "PREPARE ", 8) == 0)
+            r->effect = 1;
+        else if (strncmp(text, "DEALLOCATE ", 11) == 0)
+            r->effect = 2;
+        snprintf(r->name, sizeof r->name, "%s", word);
+    }
+}
+
+/* One message the client received: which request it answers, and what it did. */
+static void view_answer(struct client_view *v, uint8_t t)
+{
+    if (v->off)
+        return;
+    while (v->head < v->tail && (v->reqs[v->head].type == 'H' ||
+                                 (v->failed && v->reqs[v->head].type != 'S')))
+        v->head++;
+    if (v->head == v->tail) {
+        fprintf(stderr, "client got '%c' with nothing asked\n", t);
+        abort();
+    }
+    struct view_req *r = &v->reqs[v->head];
+    int done = 1;
+    if (r->type == 'P' || r->type == 'C')
+        view_apply(v, t == '1' || t == '3' ? r->effect : 0, r->name);
+    else if (r->type == 'D')
+        done = t != 't';
+    else if (r->type == 'E')
+        done = t != 'D';
+    else if (r->type == 'S' || r->type == 'Q')
+        done = t == 'Z';
+    if (r->type == 'Q' && t == 'C')
+        view_apply(v, r->effect, r->name);
+    if (t == 'E' && r->type != 'Q' && r->type != 'S')
+        v->failed = 1;
+    if (t == 'Z')
+        v->failed = 0;
+    if (done)
+        v->head++;
+}
+
+/* All the client's requests answered: warmpool's names for it are the ones it made. */
+static void check_client_view(struct world *w, int k)
+{
+    struct client_view *v = &w->views[k];
+    const struct wp_name_map *map = &w->clients[k]->stmts;
+    if (v->off || w->raw_injected || w->skipped_query || v->head != v->tail)
+        return;
+    int same = (int)map->count == v->nnames;
+    for (int i = 0; same && i < v->nnames; i++)
+        same = namemap_get(map, v->names[i]) != NULL;
+    if (!same) {
+        fprintf(stderr, "client %d holds %d names by its answers, warmpool %zu:", k, v->nnames,
+                map->count);
+        for (int i = 0; i < v->nnames; i++)
+            fprintf(stderr, " %s", v->names[i]);
+        fputc('\n', stderr);
+        abort();
+    }
+}
+
 /* What the client received: well-framed messages; count ReadyForQuery and look at errors. */
 static void client_reads(struct world *w, struct wp_client *c)
 {
@@ -349,6 +505,8 @@ static void client_reads(struct world *w, struct wp_client *c)
             abort(); /* warmpool handed the client a broken message */
         const uint8_t *msg = buf_head(&c->wbuf);
         trace("=> client", k, msg, len);
+        if (!w->raw_injected) /* raw backend bytes answer nothing in particular */
+            view_answer(&w->views[k], type);
         if (type == 'Z') {
             if (len != 6)
                 abort();
@@ -357,7 +515,8 @@ static void client_reads(struct world *w, struct wp_client *c)
         if (type == 'E' && !w->raw_injected) {
             const char *text = proto_error_field(msg + 5, len - 5, 'M');
             const char *wp = text && strstr(text, "(backend)") ? strstr(text, "\"wp_") : NULL;
-            if (wp && wp[4] >= '0' && wp[4] <= '9') {
+            size_t digits = wp ? strspn(wp + 4, "0123456789") : 0;
+            if (digits > 0 && wp[4 + digits] == '"') { /* "wp_<n>", not a client's own */
                 /* a statement warmpool believed prepared was not there */
                 fprintf(stderr, "client %d got: %s\n", k, text);
                 abort();
@@ -422,6 +581,47 @@ static void relay_client(struct world *w, struct wp_client *c)
     client_reads(w, c);
 }
 
+static const char *error_code(const uint8_t *msg, uint32_t len)
+{
+    const char *code = proto_error_field(msg + 5, len - 5, 'C');
+    return code ? code : "";
+}
+
+/*
+ * warmpool replaced a backend error by its own wording (a name the client already
+ * uses, or one it does not have). PostgreSQL refuses requests in a failed transaction
+ * (25P02) before it looks at their names: then the client must get 25P02 too.
+ */
+static void check_replaced_error(struct world *w, struct wp_client *c, size_t from,
+                                 const uint8_t *backend_error, uint32_t len)
+{
+    if (w->raw_injected || strcmp(error_code(backend_error, len), "25P02") != 0)
+        return;
+    const uint8_t *last = NULL;
+    uint32_t last_len = 0;
+    for (size_t off = from; off < buf_unread(&c->wbuf);) {
+        uint8_t type;
+        uint32_t n;
+        if (proto_scan_header(buf_head(&c->wbuf) + off, buf_unread(&c->wbuf) - off, UINT32_MAX,
+                              &type, &n) != PROTO_HEADER)
+            abort();
+        if (type == 'E') {
+            last = buf_head(&c->wbuf) + off;
+            last_len = n;
+        }
+        off += n;
+    }
+    /* A backend error passed on in its place (an injected PREPARE's, which is what
+       aborted the transaction) is fine; warmpool's own wording is not. */
+    const char *text = last ? proto_error_field(last + 5, last_len - 5, 'M') : NULL;
+    if (text && (strstr(text, "(backend)") || strstr(text, "(model)")))
+        return;
+    if (last && strcmp(error_code(last, last_len), "25P02") != 0) {
+        fprintf(stderr, "backend said 25P02, client got %s\n", error_code(last, last_len));
+        abort();
+    }
+}
+
 /* relay.c's scan_server for whole messages already in s->rbuf. */
 static void relay_server(struct world *w, struct wp_server *s)
 {
@@ -439,8 +639,12 @@ static void relay_server(struct world *w, struct wp_server *s)
         trace("<-", (int)(s->id), p, len);
         int prep = s->swallow == 0;
         int drop = s->swallow > 0 || !s->client;
-        if (prep && prepared_server_message(s, type, p, len))
+        size_t client_had = s->client ? buf_unread(&s->client->wbuf) : 0;
+        if (prep && prepared_server_message(s, type, p, len)) {
             drop = 1;
+            if (type == 'E' && s->client)
+                check_replaced_error(w, s->client, client_had, p, len);
+        }
         if (s->swallow > 0 && type == 'C')
             prepared_internal_command(s, p, len);
         if (type == 'E' && s->swallow > 0)
@@ -564,6 +768,7 @@ static void close_client_link(struct world *w, struct wp_client *c)
     free_client(c);
     w->clients[k] = new_client(w);
     w->sent_sync[k] = w->got_ready[k] = w->discarding[k] = w->ext_open[k] = 0;
+    memset(&w->views[k], 0, sizeof w->views[k]);
     for (int i = 0; i < w->nservers; i++) {
         if (w->servers[i] == s) {
             free_server(w, i);
@@ -599,7 +804,6 @@ static void world_init(struct world *w, uint8_t setup)
     for (int i = 0; i < w->nservers; i++) {
         w->servers[i] = new_server(w, i);
         w->models[i].tx = 'I';
-        w->models[i].skipped_query = &w->skipped_query;
         w->models[i].self = w->models;
     }
     for (int k = 0; k < NCLIENTS; k++)
@@ -744,13 +948,18 @@ static void check_quiet_backends(struct world *w)
             continue;
         for (const struct wp_set_node *node = s->stmts.lru.lru_next; node != &s->stmts.lru;
              node = node->lru_next)
-            if (model_find(&w->models[i], node->stmt->name) < 0)
+            if (model_find(&w->models[i], node->stmt->name) < 0) {
+                fprintf(stderr, "S%d is quiet without %s\n", i, node->stmt->name);
                 abort();
+            }
         struct wp_client *c = s->client;
         if (c && !c->input_held && buf_unread(&c->rbuf) == 0 && !w->skipped_query) {
             int k = client_index(w, c);
-            if (w->sent_sync[k] != w->got_ready[k])
+            if (w->sent_sync[k] != w->got_ready[k]) {
+                fprintf(stderr, "client %d: %d Sync/Query, %d ReadyForQuery\n", k,
+                        w->sent_sync[k], w->got_ready[k]);
                 abort();
+            }
         }
     }
 }
@@ -759,7 +968,7 @@ static void check_quiet_backends(struct world *w)
 
 static const char *const names[] = {"", "s1", "s2", "s3", "wp_1", "wp_missing"};
 static const char *const queries[] = {"SELECT 1", "SELECT $1", "SELECT 2", "SELECT 1",
-                                      "-- warmpool: duplicate name\n)"};
+                                      "SELECT warmpool_duplicate_name"};
 static const char *const simple[] = {
     "SELECT 1",
     "PREPARE s1 AS SELECT 1",
@@ -812,6 +1021,8 @@ static void put_raw(struct wp_buf *out, struct input *in, uint8_t type)
     }
 }
 
+static int sent_raw; /* client_message made a raw (possibly malformed) message */
+
 /* One client message from the input; returns its type. */
 static uint8_t client_message(struct wp_buf *out, struct input *in)
 {
@@ -850,6 +1061,7 @@ static uint8_t client_message(struct wp_buf *out, struct input *in)
         static const uint8_t types[] = {'P', 'B', 'D', 'C', 'Q', 'E'};
         uint8_t type = PICK(types, arg);
         put_raw(out, in, type);
+        sent_raw = 1;
         return type;
     }
     }
@@ -871,6 +1083,7 @@ static void count_requests(struct world *w, int k, const struct wp_buf *b, size_
                 PROTO_HEADER ||
             buf_unread(b) - off < len)
             return;
+        view_request(&w->views[k], type, buf_head(b) + off, len);
         if (type == 'S' || type == 'Q')
             w->sent_sync[k]++;
         if (type == 'Q' && w->ext_open[k])
@@ -904,6 +1117,9 @@ static void op_send(struct world *w, struct input *in, int k)
             memcmp(buf_head(&c->rbuf) + at + 5, "DISCARD ALL", 11) == 0)
             w->discarding[k] = 1;
     }
+    if (sent_raw)
+        w->views[k].off = 1;
+    sent_raw = 0;
     count_requests(w, k, &c->rbuf, from);
     relay_client(w, c);
 }
@@ -911,9 +1127,11 @@ static void op_send(struct world *w, struct input *in, int k)
 static int at_release_point(const struct world *w, int i)
 {
     const struct wp_server *s = w->servers[i];
+    /* relay.c's in_extended: not inside a client's unsynced extended batch either */
     return s->pending.count == 0 && s->outstanding == 0 && s->swallow == 0 && s->tx_status == 'I' &&
-           buf_unread(&w->models[i].inbound) == 0 &&
-           (!s->client || (buf_unread(&s->client->rbuf) == 0 && !s->client->input_held));
+           buf_unread(&w->models[i].inbound) == 0 && !w->models[i].skipping &&
+           (!s->client || (buf_unread(&s->client->rbuf) == 0 && !s->client->input_held &&
+                           !w->ext_open[client_index(w, s->client)]));
 }
 
 /* Link client k to backend i, releasing what each held when both are at rest. */
@@ -1001,12 +1219,15 @@ static void op_client_leaves(struct world *w, int k)
     free_client(c);
     w->clients[k] = new_client(w);
     w->sent_sync[k] = w->got_ready[k] = w->discarding[k] = w->ext_open[k] = 0;
+    memset(&w->views[k], 0, sizeof w->views[k]);
 }
 
 static void step(struct world *w, struct input *in)
 {
     uint8_t op = take(in);
     int k = (op >> 4) & 1, i = ((op >> 5) & 1) % w->nservers;
+    if (tracing > 0)
+        fprintf(stderr, "-- op %d client %d backend %d\n", op & 15, k, i);
     switch (op & 15) {
     case 0:
     case 1:
@@ -1044,6 +1265,8 @@ static void step(struct world *w, struct input *in)
     }
     check_references(w);
     check_quiet_backends(w);
+    for (int c = 0; c < NCLIENTS; c++)
+        check_client_view(w, c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

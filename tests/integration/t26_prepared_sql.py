@@ -17,8 +17,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prepared_lib import (DIRECT, PASSWORD, PG_PORT, USER, Bind, Execute, Parse, Query,  # noqa: E402
-                          Raw, Sync, Warmpool, check, fail, fmt, main, make_db, note, ok)
+from prepared_lib import (DIRECT, PASSWORD, PG_PORT, USER, Bind, Close, Describe, Execute,  # noqa: E402
+                          Parse, Query, Raw, Sync, Warmpool, check, fail, fmt, main, make_db, note, ok)
 
 DB = "wpprep_sql"
 
@@ -110,6 +110,62 @@ STEPS = [
     ("on", 1),
     ("A", "EXPLAIN (COSTS OFF) EXECUTE low(4)"),
     ("A", "CREATE TEMP TABLE ctas AS EXECUTE low(5)"),
+    # A failed transaction on a backend that lacks A's statements (prepared on the
+    # other one): each request gets 25P02 as from PostgreSQL, never 26000 about
+    # warmpool's wp_<n> or 42P05, and nothing is created or dropped.
+    ("on", 0),
+    ("A", "PREPARE ab(int) AS SELECT $1 + 100 AS r"),
+    ("A", [Parse("pab", "SELECT $1::int + 200 AS r"), Sync()]),
+    ("on", 1),
+    ("A", "BEGIN"),
+    ("A", "SELECT 1/0"),
+    ("A", [Bind("ab", [1]), Execute(), Sync()]),        # SQL-prepared, protocol Bind
+    ("A", [Describe("S", "ab"), Sync()]),
+    ("A", "EXECUTE ab(2)"),
+    ("A", [Bind("pab", [3]), Execute(), Sync()]),       # protocol-prepared
+    ("A", [Describe("S", "pab"), Sync()]),
+    ("A", "EXECUTE pab(4)"),
+    ("A", "PREPARE ab AS SELECT 0"),                    # a name A uses: 25P02 first
+    ("A", [Parse("pab", "SELECT 0"), Sync()]),
+    ("A", "EXECUTE wp_1"),
+    ("A", [Bind("nosuch", []), Execute(), Sync()]),     # 26000: looked up first
+    ("A", "ROLLBACK"),
+    ("A", "EXECUTE ab(5)"),
+    ("A", [Bind("pab", [6]), Execute(), Sync()]),
+    # pipelined: the Bind is sent before the failure is known
+    ("on", 0),
+    ("A", "PREPARE ab2(int) AS SELECT $1 * 1000 AS r"),
+    ("on", 1),
+    ("A", "BEGIN"),
+    ("A", [Query("SELECT 1/0"), Bind("ab2", [7]), Execute(), Sync(), Query("EXECUTE ab2(8)")]),
+    ("A", "ROLLBACK"),
+    ("A", "EXECUTE ab2(9)"),
+    # Statements the backend has (for B): A's Parse/PREPARE of the same text are answered
+    # by warmpool, DEALLOCATE too; in a failed transaction they are refused (25P02) and
+    # change no name, as on PostgreSQL. A protocol Close still works there.
+    ("B", "PREPARE bx AS SELECT 'bx' AS r"),
+    ("B", [Parse("pbx", "SELECT 'pbx' AS r"), Sync()]),
+    ("A", "BEGIN"),
+    ("A", "SELECT 1/0"),
+    ("A", "PREPARE ax AS SELECT 'bx' AS r"),
+    ("A", [Parse("pax", "SELECT 'pbx' AS r"), Sync()]),
+    ("A", [Parse("rb", "ROLLBACK"), Sync()]),       # allowed in a failed transaction
+    ("A", "DEALLOCATE ab"),
+    ("A", "DEALLOCATE ALL"),
+    ("A", [Close("S", "pab"), Sync()]),
+    ("A", "ROLLBACK"),
+    ("A", "EXECUTE ax"),                            # 26000: never created
+    ("A", [Bind("pax", []), Execute(), Sync()]),    # 26000
+    ("A", "EXECUTE ab(10)"),                        # still there
+    ("A", [Bind("pab", [11]), Execute(), Sync()]),  # 26000: closed
+    ("A", "EXECUTE ab2(12)"),
+    # pipelined behind the failing query: warmpool cannot know yet that it will fail
+    ("A", "BEGIN"),
+    ("A", [Query("SELECT 1/0"), Query("DEALLOCATE ab"), Query("DEALLOCATE ALL"),
+           Query("PREPARE ax AS SELECT 'bx' AS r")]),
+    ("A", "ROLLBACK"),
+    ("A", "EXECUTE ab(13)"),                        # still there
+    ("A", "EXECUTE ax"),                            # 26000: never created
 ]
 
 

@@ -833,7 +833,8 @@ static struct wp_stmt markers[64];
 
 static void push_marker(struct wp_pending_queue *q, int i)
 {
-    struct wp_pending item = {(uint8_t)('A' + i % 26), (uint8_t)(i % 3), &markers[i], NULL, 0};
+    struct wp_pending item = {
+        .type = (uint8_t)('A' + i % 26), .action = (uint8_t)(i % 3), .stmt = &markers[i]};
     assert_int_equal(pending_push(q, &item), 0);
 }
 
@@ -933,7 +934,8 @@ static void test_pending_keeps_fields(void **state)
     (void)state;
     struct wp_pending_queue q = {0};
     char *name = heap_copy("client_stmt", 12);
-    struct wp_pending item = {'P', PENDING_SYNTH, &markers[5], name, 0};
+    struct wp_pending item = {
+        .type = 'P', .action = PENDING_SYNTH, .stmt = &markers[5], .client_name = name};
     assert_int_equal(pending_push(&q, &item), 0);
     memset(&item, 0, sizeof item); /* the queue holds a copy of the item */
     struct wp_pending *head = pending_head(&q);

@@ -147,6 +147,7 @@ pool_mode = transaction
 max_pool_size = $POOL_SIZE
 max_client_conn = 5000
 logfile = $1/warmpool.log
+pidfile = $1/warmpool.pid
 [databases]
 bench = host=127.0.0.1 port=$PG_PORT dbname=bench password=benchpw
 EOF
@@ -184,11 +185,12 @@ wp_launch() { # DIR PORT [WRAPPER...]
     (ulimit -n "$NOFILE"; exec "$@" "$WARMPOOL" -c "$dir/warmpool.ini") >"$dir/stdout.log" 2>&1 &
     LAUNCH_PID=$!
     POOLER_PID=$LAUNCH_PID
-    # strace forks the pooler as its child; valgrind runs it in-process.
+    # strace forks the pooler as its child; valgrind runs it in-process. The pooler's
+    # own pidfile names it (a child list read too early can name another process).
     if [ "${1:-}" = strace ]; then
         POOLER_PID=
         while [ "$i" -lt 100 ] && [ -z "$POOLER_PID" ]; do
-            POOLER_PID=$(pgrep -P "$LAUNCH_PID" | head -n 1 || true)
+            [ -s "$dir/warmpool.pid" ] && POOLER_PID=$(cat "$dir/warmpool.pid")
             alive "$LAUNCH_PID" || break
             sleep 0.1; i=$((i + 1))
         done

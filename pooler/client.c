@@ -288,11 +288,19 @@ static void handshake_step(struct wp_client *c)
     }
 }
 
+static void client_readable(struct wp_client *c);
+
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct wp_client *c = arg;
+    wp_clock_hold(1); /* one clock reading for the whole callback */
+    client_readable(arg);
+    wp_clock_hold(0);
+}
+
+static void client_readable(struct wp_client *c)
+{
     if (c->tls) {
         if (!c->tls->established) {
             handshake_step(c);

@@ -67,11 +67,15 @@ static void release_item(struct wp_server *s, struct wp_pending *item)
         s->name_effects--;
     if (item->stmt)
         registry_unref(&wp_rt.registry, item->stmt);
-    free(item->client_name);
-    free(item->error_reply);
+    if (item->client_name) { /* rare: most items own no strings (hot path) */
+        free(item->client_name);
+        item->client_name = NULL;
+    }
+    if (item->error_reply) {
+        free(item->error_reply);
+        item->error_reply = NULL;
+    }
     item->stmt = NULL;
-    item->client_name = NULL;
-    item->error_reply = NULL;
 }
 
 /* ---- client → backend ---- */

@@ -344,11 +344,19 @@ int server_input_pending(const struct wp_server *s)
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+static void server_readable(struct wp_server *s);
+
 static void on_server_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct wp_server *s = arg;
+    wp_clock_hold(1); /* one clock reading for the whole callback */
+    server_readable(arg);
+    wp_clock_hold(0);
+}
+
+static void server_readable(struct wp_server *s)
+{
     if (s->tls && s->tls->write_wants_read) {
         server_kick_write(s);
         if (s->state == SV_CLOSED)

@@ -20,6 +20,7 @@
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
+#include "warmpool/timeouts.h"
 
 /* Raw statement text kept for the slow-query log when log_parameters = 1. */
 #define STATS_RAW_MAX 4096
@@ -273,9 +274,7 @@ void stats_pool_free(struct wp_pool *pool)
 
 int64_t stats_now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return wp_now_us();
 }
 
 static void count_error_class(struct wp_pool_stats *ps, const char *sqlstate)

@@ -33,11 +33,23 @@
 
 static struct event *tick_event;
 
-int64_t wp_now_ms(void)
+static int clock_held;
+int64_t wp_clock_held_us;
+
+int64_t wp_clock_read_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    if (clock_held)
+        wp_clock_held_us = us;
+    return us;
+}
+
+void wp_clock_hold(int on)
+{
+    clock_held = on;
+    wp_clock_held_us = 0;
 }
 
 /* ---- pure rules ---- */

@@ -759,9 +759,11 @@ static int invalidates_descriptions(uint8_t type, const uint8_t *msg, uint32_t l
     return code && strcmp(code, "0A000") == 0;
 }
 
-int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *msg, uint32_t len)
+/* DISCARD/DEALLOCATE ALL, DDL and 0A000 errors change what statements mean, whoever
+   sent them. */
+static void note_statement_effects(struct wp_server *s, uint8_t type, const uint8_t *msg,
+                                   uint32_t len)
 {
-    struct wp_pending *head = pending_head(&s->pending);
     /* Tags that matter start with A, C or D; SELECT/INSERT/UPDATE/BEGIN… cost one test. */
     uint8_t tag0 = type == 'C' && len > 5 ? msg[5] : 0;
     if (tag0 == 'D' && command_clears_statements(msg, len)) {
@@ -775,6 +777,50 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
         registry_retire_scope(&wp_rt.registry, s->pool);
     else if (type == 'E' && invalidates_descriptions(type, msg, len))
         registry_drop_all_describes(&wp_rt.registry);
+}
+
+/* ErrorResponse for the request at the head: 1 when the client must not see it. */
+static int on_request_error(struct wp_server *s, struct wp_pending *head, const uint8_t *msg,
+                            uint32_t len)
+{
+    if (head->stmt && (head->type == 'B' || head->type == 'D') &&
+        invalidates_descriptions('E', msg, len))
+        registry_retire(&wp_rt.registry, head->stmt); /* next Parse gets a fresh one */
+    int drop = (head->own_error && !is_aborted_tx_error(msg, len)) || head->error_reply;
+    if (head->own_error && drop)
+        emit_own_error(s, head);
+    else if (head->error_reply)
+        emit_kept_error(s, head);
+    if (head->type == 'Q' && head->client_name)
+        undo_prepare_query(s, head); /* the client's PREPARE failed */
+    if (head->type == 'Q' || head->type == 'F')
+        return drop;
+    if (head->action == PENDING_SKIP && head->type == 'P' && s->pending.count > 1 &&
+        pending_at(&s->pending, 1)->type == 'Q') {
+        end_skip_before_execute(s);
+        return drop;
+    }
+    on_extended_error(s);
+    return drop;
+}
+
+/* ReadyForQuery: everything up to its Sync/Query/FunctionCall is answered. */
+static int on_ready(struct wp_server *s)
+{
+    struct wp_pending *head;
+    s->ext_skipping = 0;
+    while ((head = pending_head(&s->pending)) && head->type != 'S' && head->type != 'Q' &&
+           head->type != 'F')
+        pop_and_release(s);
+    int drop = head && head->action == PENDING_SKIP;
+    pop_and_release(s);
+    return drop;
+}
+
+int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *msg, uint32_t len)
+{
+    struct wp_pending *head = pending_head(&s->pending);
+    note_statement_effects(s, type, msg, len);
     if (!head)
         return 0;
     int drop = head->action == PENDING_SKIP;
@@ -813,33 +859,9 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
             pop_and_release(s);
         return 0;
     case 'E':
-        if (head->stmt && (head->type == 'B' || head->type == 'D') &&
-            invalidates_descriptions(type, msg, len))
-            registry_retire(&wp_rt.registry, head->stmt); /* next Parse gets a fresh one */
-        drop = (head->own_error && !is_aborted_tx_error(msg, len)) || head->error_reply;
-        if (head->own_error && drop)
-            emit_own_error(s, head);
-        else if (head->error_reply)
-            emit_kept_error(s, head);
-        if (head->type == 'Q' && head->client_name)
-            undo_prepare_query(s, head); /* the client's PREPARE failed */
-        if (head->type == 'Q' || head->type == 'F')
-            return drop;
-        if (head->action == PENDING_SKIP && head->type == 'P' && s->pending.count > 1 &&
-            pending_at(&s->pending, 1)->type == 'Q') {
-            end_skip_before_execute(s);
-            return drop;
-        }
-        on_extended_error(s);
-        return drop;
+        return on_request_error(s, head, msg, len);
     case 'Z':
-        s->ext_skipping = 0;
-        while ((head = pending_head(&s->pending)) && head->type != 'S' && head->type != 'Q' &&
-               head->type != 'F')
-            pop_and_release(s);
-        drop = head && head->action == PENDING_SKIP;
-        pop_and_release(s);
-        return drop;
+        return on_ready(s);
     default:
         return 0;
     }

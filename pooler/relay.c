@@ -430,6 +430,13 @@ static void take_bytes(struct wp_server *s, uint32_t len, size_t avail, int drop
     s->msg_discard = drop;
 }
 
+/* Rows and row descriptions for a client, with no request of the prepared-statement
+   layer pending (it reads descriptions to answer Describe): nothing to look at. */
+static int passes_untouched(const struct wp_server *s, uint8_t type)
+{
+    return (type == 'D' || type == 'T') && s->client && s->swallow == 0 && s->pending.count == 0;
+}
+
 static enum scan_result scan_server(struct wp_server *s)
 {
     for (;;) {
@@ -451,6 +458,10 @@ static enum scan_result scan_server(struct wp_server *s)
             return SCAN_MORE;
         if (r == PROTO_BAD_LENGTH || (type == 'Z' && len != 6))
             return SCAN_ERROR;
+        if (passes_untouched(s, type)) {
+            take_bytes(s, len, avail, 0);
+            continue;
+        }
         int prep = s->swallow == 0 && prepared_active(s);
         if ((needs_whole_body(s, type, len) || (prep && prepared_needs_body(type))) &&
             avail < len) {
@@ -459,8 +470,11 @@ static enum scan_result scan_server(struct wp_server *s)
             return SCAN_MORE;
         }
         int drop = s->swallow > 0 || !s->client;
-        /* With nothing pending only CommandComplete and ErrorResponse concern it. */
-        if (prep && (s->pending.count > 0 || type == 'C' || type == 'E') &&
+        /* With nothing pending only CommandComplete and ErrorResponse concern it, and
+           the ReadyForQuery that answers a counted plain Query. */
+        if (prep &&
+            (s->pending.count > 0 || type == 'C' || type == 'E' ||
+             (type == 'Z' && s->plain_queries > 0)) &&
             prepared_server_message(s, type, p, len))
             drop = 1;
         if (s->swallow > 0 && type == 'C' && avail >= len)
@@ -517,7 +531,8 @@ int relay_release_point(const struct wp_server *s)
     return s->tx_status == 'I' && s->outstanding == 0 && s->swallow == 0 && !s->in_extended &&
            !s->copy_in && s->cancel_pending == 0 && c->msg_left == 0 && c->scan == 0 &&
            /* a message still arriving will want this backend anyway */
-           buf_unread(&c->rbuf) == 0 && buf_unread(&s->wbuf) == 0 && s->pending.count == 0;
+           buf_unread(&c->rbuf) == 0 && buf_unread(&s->wbuf) == 0 && s->pending.count == 0 &&
+           s->plain_queries == 0;
 }
 
 /* The client's input waited for its earlier statement names to settle; go on. */

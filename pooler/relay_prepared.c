@@ -78,6 +78,19 @@ static void release_item(struct wp_server *s, struct wp_pending *item)
     item->stmt = NULL;
 }
 
+/*
+ * A Query the layer does not rewrite, with nothing pending: counted instead of queued
+ * (the usual simple-protocol transaction then costs no queue traffic). Counted ones
+ * precede everything queued later, so their answers come first.
+ */
+static void push_plain_query(struct wp_server *s)
+{
+    if (s->pending.count == 0)
+        s->plain_queries++;
+    else
+        push(s, 'Q', PENDING_FORWARD, NULL, NULL);
+}
+
 /* ---- client → backend ---- */
 
 static int put_close(struct wp_buf *out, const char *name)
@@ -177,7 +190,7 @@ static void put_duplicate_error(struct wp_server *s, int sql_level, const char *
    PostgreSQL now refuses every statement but COMMIT/ROLLBACK with 25P02. */
 static int tx_failed(const struct wp_server *s)
 {
-    return s->tx_status == 'E' && s->pending.count == 0 && s->swallow == 0;
+    return s->tx_status == 'E' && s->pending.count == 0 && s->plain_queries == 0 && s->swallow == 0;
 }
 
 /* Might this query be COMMIT/ROLLBACK, which PostgreSQL still parses in a failed
@@ -464,7 +477,7 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
     buf_consume(&c->rbuf, len);
     return result;
 pass:
-    push(s, 'Q', PENDING_FORWARD, NULL, NULL);
+    push_plain_query(s);
     return PREP_PASS;
 }
 
@@ -516,7 +529,7 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
         return on_close(c, s, msg, len);
     case 'Q':
         if (!whole) {
-            push(s, 'Q', PENDING_FORWARD, NULL, NULL);
+            push_plain_query(s);
             return PREP_PASS;
         }
         return on_query(c, s, msg, len);
@@ -536,11 +549,6 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
 }
 
 /* ---- backend → client ---- */
-
-int prepared_needs_body(uint8_t type)
-{
-    return type == 'E' || type == 'C' || type == 't' || type == 'T' || type == 'n';
-}
 
 /* A SQL PREPARE (of a statement the backend has) or DEALLOCATE [ALL] succeeded. */
 static void apply_to_names(struct wp_client *c, const struct wp_pending *item)
@@ -580,6 +588,8 @@ static void emit(struct wp_server *s, const struct wp_pending *item)
 void prepared_emit_synthetic(struct wp_server *s)
 {
     struct wp_pending *head;
+    if (s->plain_queries > 0)
+        return; /* their answers come first */
     while ((head = pending_head(&s->pending)) && head->action == PENDING_SYNTH) {
         emit(s, head);
         release_item(s, head);
@@ -821,6 +831,11 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
 {
     struct wp_pending *head = pending_head(&s->pending);
     note_statement_effects(s, type, msg, len);
+    if (s->plain_queries > 0) { /* an answer to a counted plain Query */
+        if (type == 'Z')
+            s->plain_queries--;
+        return 0;
+    }
     if (!head)
         return 0;
     int drop = head->action == PENDING_SKIP;
@@ -873,6 +888,7 @@ void prepared_server_forget(struct wp_server *s)
     while ((head = pending_head(&s->pending)))
         pop_and_release(s);
     pending_free(&s->pending);
+    s->plain_queries = 0;
     serverset_clear(&s->stmts, &wp_rt.registry);
     buf_free(&s->describe);
 }

@@ -45,7 +45,10 @@ void prepared_internal_command(struct wp_server *s, const uint8_t *msg, uint32_t
 /* Emit synthetic answers now at the head of the queue. */
 void prepared_emit_synthetic(struct wp_server *s);
 /* Backend message types whose whole body the layer needs. */
-int prepared_needs_body(uint8_t type);
+static inline int prepared_needs_body(uint8_t type)
+{
+    return type == 'E' || type == 'C' || type == 't' || type == 'T' || type == 'n';
+}
 /* A client without a backend: answer Parse/Describe/Sync batches of known statements
    locally. Returns 1 when it consumed input (call again), 0 when a backend is needed. */
 int prepared_answer_locally(struct wp_client *c);

@@ -60,6 +60,7 @@ struct wp_server {
     size_t scan;          /* rbuf bytes scanned and ready for the client */
     struct wp_server_set stmts;      /* warmpool statements prepared here */
     struct wp_pending_queue pending; /* requests awaiting answers (transaction mode) */
+    uint32_t plain_queries;          /* plain Queries sent before everything in pending */
     struct wp_buf describe;          /* a Describe answer being collected for the cache */
     int name_effects;                /* pending requests that change a client's statement names */
     int ext_skipping;                /* backend ignores extended messages until the next Sync */

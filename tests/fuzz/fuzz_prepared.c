@@ -943,7 +943,7 @@ static void check_quiet_backends(struct world *w)
         return;
     for (int i = 0; i < w->nservers; i++) {
         struct wp_server *s = w->servers[i];
-        if (s->pending.count || s->swallow || buf_unread(&w->models[i].inbound) ||
+        if (s->pending.count || s->plain_queries || s->swallow || buf_unread(&w->models[i].inbound) ||
             buf_unread(&s->wbuf))
             continue;
         for (const struct wp_set_node *node = s->stmts.lru.lru_next; node != &s->stmts.lru;
@@ -1128,7 +1128,7 @@ static int at_release_point(const struct world *w, int i)
 {
     const struct wp_server *s = w->servers[i];
     /* relay.c's in_extended: not inside a client's unsynced extended batch either */
-    return s->pending.count == 0 && s->outstanding == 0 && s->swallow == 0 && s->tx_status == 'I' &&
+    return s->pending.count == 0 && s->plain_queries == 0 && s->outstanding == 0 && s->swallow == 0 && s->tx_status == 'I' &&
            buf_unread(&w->models[i].inbound) == 0 && !w->models[i].skipping &&
            (!s->client || (buf_unread(&s->client->rbuf) == 0 && !s->client->input_held &&
                            !w->ext_open[client_index(w, s->client)]));

@@ -12,6 +12,10 @@
 # PostgreSQL and PgBouncer run as the postgres user when we are root (both refuse root).
 
 export PGPASSWORD=benchpw
+# As warmpool's systemd unit does: GnuTLS (loaded by libpq through libldap, never used
+# here) does not initialise itself at load. Every process of the run gets it alike;
+# PgBouncer does not load GnuTLS, so it changes nothing for it.
+export GNUTLS_NO_IMPLICIT_INIT=1
 CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

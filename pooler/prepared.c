@@ -481,31 +481,19 @@ void serverset_clear(struct wp_server_set *set, struct wp_registry *reg)
 
 /* ---- pending request queues ---- */
 
-int pending_push(struct wp_pending_queue *q, const struct wp_pending *item)
+int pending_grow(struct wp_pending_queue *q)
 {
-    if (q->count == q->cap) {
-        uint32_t cap = q->cap ? q->cap * 2 : 16;
-        struct wp_pending *items = malloc(cap * sizeof *items);
-        if (!items)
-            return -1;
-        for (uint32_t i = 0; i < q->count; i++)
-            items[i] = q->items[(q->head + i) & (q->cap - 1)];
-        free(q->items);
-        q->items = items;
-        q->head = 0;
-        q->cap = cap;
-    }
-    q->items[(q->head + q->count) & (q->cap - 1)] = *item;
-    q->count++;
+    uint32_t cap = q->cap ? q->cap * 2 : 16;
+    struct wp_pending *items = malloc(cap * sizeof *items);
+    if (!items)
+        return -1;
+    for (uint32_t i = 0; i < q->count; i++)
+        items[i] = q->items[(q->head + i) & (q->cap - 1)];
+    free(q->items);
+    q->items = items;
+    q->head = 0;
+    q->cap = cap;
     return 0;
-}
-
-void pending_pop(struct wp_pending_queue *q)
-{
-    if (!q->count)
-        return;
-    q->head = (q->head + 1) & (q->cap - 1);
-    q->count--;
 }
 
 void pending_free(struct wp_pending_queue *q)

@@ -498,7 +498,7 @@ static enum scan_result scan_server(struct wp_server *s)
         else if (type == 'G' && !drop)
             s->copy_in = 1;
         take_bytes(s, len, avail, drop);
-        if (prep && s->pending.count > 0)
+        if (prep && prepared_synthetic_due(s))
             prepared_emit_synthetic(s);
         if (next != SCAN_MORE)
             return next;

@@ -144,7 +144,17 @@ struct wp_pending_queue {
     uint32_t head, count, cap; /* ring buffer, cap a power of two */
 };
 
-int pending_push(struct wp_pending_queue *q, const struct wp_pending *item);
+/* Make room for one more request (the queue is full). -1 when out of memory. */
+int pending_grow(struct wp_pending_queue *q);
+/* Append a request (copied). Inline: several per extended-protocol transaction. */
+static inline int pending_push(struct wp_pending_queue *q, const struct wp_pending *item)
+{
+    if (q->count == q->cap && pending_grow(q) < 0)
+        return -1;
+    q->items[(q->head + q->count) & (q->cap - 1)] = *item;
+    q->count++;
+    return 0;
+}
 static inline struct wp_pending *pending_head(struct wp_pending_queue *q)
 {
     return q->count ? &q->items[q->head] : NULL;
@@ -155,7 +165,13 @@ static inline struct wp_pending *pending_at(struct wp_pending_queue *q, uint32_t
     return &q->items[(q->head + i) & (q->cap - 1)];
 }
 /* Remove the head; the caller has taken over (or released) its references. */
-void pending_pop(struct wp_pending_queue *q);
+static inline void pending_pop(struct wp_pending_queue *q)
+{
+    if (!q->count)
+        return;
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+}
 void pending_free(struct wp_pending_queue *q);
 
 #endif

@@ -44,6 +44,12 @@ int prepared_may_resume(const struct wp_server *s);
 void prepared_internal_command(struct wp_server *s, const uint8_t *msg, uint32_t len);
 /* Emit synthetic answers now at the head of the queue. */
 void prepared_emit_synthetic(struct wp_server *s);
+/* Is a synthetic answer at the head of the queue, due now? (per message: inline) */
+static inline int prepared_synthetic_due(struct wp_server *s)
+{
+    return s->pending.count > 0 && s->plain_queries == 0 &&
+           pending_head(&s->pending)->action == PENDING_SYNTH;
+}
 /* Backend message types whose whole body the layer needs. */
 static inline int prepared_needs_body(uint8_t type)
 {

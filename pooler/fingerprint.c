@@ -14,6 +14,10 @@
  */
 #include <string.h>
 
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 #include "warmpool/fingerprint.h"
 
 enum tok_kind {
@@ -713,30 +717,7 @@ static void shape_init_classes(void)
     shape_classes['/'] = SC_SLASH;
 }
 
-#define SWAR_ONES 0x0101010101010101ULL
-#define SWAR_LOW7 0x7f7f7f7f7f7f7f7fULL
-#define SWAR_HIGH 0x8080808080808080ULL
-
-/* Bit 7 set in each byte of w that must take the byte-by-byte path: '"' to '9' (quotes,
-   dollar, dash, slash, digits, and some harmless punctuation), backslash, NUL and
-   non-ASCII. Each byte is tested on its own: no carry crosses a byte. */
-static uint64_t shape_special_bytes(uint64_t w)
-{
-    uint64_t low = w & SWAR_LOW7;
-    uint64_t from_dquote = low + SWAR_ONES * (0x7f - 0x21); /* bit 7: byte >= 0x22 */
-    uint64_t to_nine = ~(low + SWAR_ONES * (0x7f - 0x39));  /* bit 7: byte <= 0x39 */
-    uint64_t bs = w ^ (SWAR_ONES * '\\');
-    uint64_t is_bs = ~(((bs & SWAR_LOW7) + SWAR_LOW7) | bs | SWAR_LOW7);
-    uint64_t is_nul = ~((low + SWAR_LOW7) | w | SWAR_LOW7);
-    return ((from_dquote & to_nine) | is_bs | is_nul | w) & SWAR_HIGH;
-}
-
-/* Eight (or fewer, zero-padded: text bytes here are never 0) plain bytes at once. */
-static uint64_t shape_mix(uint64_t h, uint64_t word)
-{
-    h = (h ^ word) * 0x9e3779b97f4a7c15ULL;
-    return h ^ (h >> 29);
-}
+#define SHAPE_MIX_MUL 0x9e3779b97f4a7c15ULL
 
 static uint64_t load_le64(const unsigned char *p)
 {
@@ -748,32 +729,131 @@ static uint64_t load_le64(const unsigned char *p)
     return w;
 }
 
-/* Runs of plain bytes go eight at a time; returns how many bytes it took from i. The
-   grouping restarts after every byte taken one by one, so it depends only on the text
-   between literals: texts of one shape still hash alike. */
-static size_t shape_take_plain(const unsigned char *s, size_t len, size_t i, uint64_t *h,
-                               int *prev_ident)
+#define SWAR_ONES 0x0101010101010101ULL
+#define SWAR_LOW7 0x7f7f7f7f7f7f7f7fULL
+#define SWAR_HIGH 0x8080808080808080ULL
+
+/*
+ * Plain bytes are hashed a chunk at a time. A byte is plain unless it is '"' to '9'
+ * (quotes, dollar, dash, slash, digits, and some harmless punctuation), backslash, NUL
+ * or non-ASCII: those take the byte-by-byte path. Over the SHAPE_CHUNK bytes at p,
+ * shape_plain_prefix(p) counts the plain bytes at the start, shape_digit_prefix(p, skip)
+ * the ASCII digits from p[skip] on, and shape_mix_chunk mixes in a chunk of plain bytes.
+ */
+#if defined(__SSE2__) && defined(__x86_64__)
+#define SHAPE_CHUNK 16
+
+static unsigned shape_plain_prefix(const unsigned char *p)
 {
-    size_t start = i;
-    while (len - i >= 8) {
-        uint64_t w = load_le64(s + i);
-        uint64_t special = shape_special_bytes(w);
-        size_t plain = special ? (size_t)__builtin_ctzll(special) / 8 : 8;
-        if (plain == 0)
-            break;
-        if (plain < 8)
-            w &= (1ULL << (8 * plain)) - 1;
-        *h = shape_mix(*h, w);
-        *prev_ident = shape_classes[s[i + plain - 1]] == SC_IDENT;
-        i += plain;
-        if (plain < 8)
-            break;
-    }
-    return i - start;
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m128i ascii = _mm_cmpgt_epi8(v, _mm_setzero_si128()); /* signed: 0x01..0x7f */
+    /* '"'..'9' moved to the bottom of the signed range, then one compare */
+    __m128i low = _mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - '"')));
+    __m128i punct = _mm_cmplt_epi8(low, _mm_set1_epi8((char)(0x80 + '9' + 1 - '"')));
+    __m128i bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    __m128i plain = _mm_andnot_si128(_mm_or_si128(punct, bs), ascii);
+    return (unsigned)__builtin_ctz(~(unsigned)_mm_movemask_epi8(plain));
 }
 
-/* 0 = no shape (normalise in full). Plain runs eight bytes a step, the rest one table
-   lookup per byte. */
+static unsigned shape_digit_prefix(const unsigned char *p, unsigned skip)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m128i low = _mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - '0')));
+    __m128i digit = _mm_cmplt_epi8(low, _mm_set1_epi8((char)(0x80 + 10)));
+    return (unsigned)__builtin_ctz(~((unsigned)_mm_movemask_epi8(digit) >> skip));
+}
+
+/* Both words multiplied in, then one shift: one-to-one in h and in each word. */
+static uint64_t shape_mix_chunk(uint64_t h, const unsigned char *p)
+{
+    h = ((h ^ load_le64(p)) * SHAPE_MIX_MUL ^ load_le64(p + 8)) * SHAPE_MIX_MUL;
+    return h ^ (h >> 29);
+}
+#else
+#define SHAPE_CHUNK 8
+
+/* Bit 7 set in each byte of w that is not plain. Each byte is tested on its own: no
+   carry crosses a byte. */
+static uint64_t shape_special_bytes(uint64_t w)
+{
+    uint64_t low = w & SWAR_LOW7;
+    uint64_t from_dquote = low + SWAR_ONES * (0x7f - 0x21); /* bit 7: byte >= 0x22 */
+    uint64_t to_nine = ~(low + SWAR_ONES * (0x7f - 0x39));  /* bit 7: byte <= 0x39 */
+    uint64_t bs = w ^ (SWAR_ONES * '\\');
+    uint64_t is_bs = ~(((bs & SWAR_LOW7) + SWAR_LOW7) | bs | SWAR_LOW7);
+    uint64_t is_nul = ~((low + SWAR_LOW7) | w | SWAR_LOW7);
+    return ((from_dquote & to_nine) | is_bs | is_nul | w) & SWAR_HIGH;
+}
+
+static unsigned shape_plain_prefix(const unsigned char *p)
+{
+    uint64_t special = shape_special_bytes(load_le64(p));
+    return special ? (unsigned)__builtin_ctzll(special) / 8 : 8;
+}
+
+static unsigned shape_digit_prefix(const unsigned char *p, unsigned skip)
+{
+    uint64_t x = load_le64(p) ^ (SWAR_ONES * '0'); /* digits: 0 to 9 */
+    uint64_t other = (((x & SWAR_LOW7) + SWAR_ONES * (0x80 - 10)) | x) & SWAR_HIGH;
+    other = other >> (8 * skip) | ~(~0ULL >> (8 * skip)); /* skipped: end of the digits */
+    return other ? (unsigned)__builtin_ctzll(other) / 8 : 8;
+}
+
+/* One-to-one in h and in the word. */
+static uint64_t shape_mix_chunk(uint64_t h, const unsigned char *p)
+{
+    h = (h ^ load_le64(p)) * SHAPE_MIX_MUL;
+    return h ^ (h >> 29);
+}
+#endif
+
+/* Index of the first byte at or after i that is not an ASCII digit, or len. Near the end
+   the text's last chunk is tested, from i on: nothing past len is read. */
+static size_t shape_skip_digits(const unsigned char *s, size_t len, size_t i)
+{
+    for (; i + SHAPE_CHUNK <= len; i += SHAPE_CHUNK) {
+        unsigned n = shape_digit_prefix(s + i, 0);
+        if (n < SHAPE_CHUNK)
+            return i + n;
+    }
+    if (len >= SHAPE_CHUNK && i < len)
+        return i + shape_digit_prefix(s + len - SHAPE_CHUNK, (unsigned)(i + SHAPE_CHUNK - len));
+    while (i < len && shape_classes[s[i]] == SC_DIGIT)
+        i++;
+    return i;
+}
+
+/* Takes the run of plain bytes at i and returns the index past it: whole chunks mixed in
+   at once, then the rest byte by byte. Chunks count from the start of the run and are
+   only taken whole, so the cut depends on the run alone, never on how far the text goes
+   on after it (when fewer than a chunk's bytes are left, none can be whole): texts of one
+   shape hash alike. Near the end the byte loop may also take punctuation the chunk test
+   leaves to the caller; the caller would hash it the same way. */
+static size_t shape_take_plain(const unsigned char *s, size_t len, size_t i, uint64_t *h)
+{
+    unsigned n = 0;
+    while (i + SHAPE_CHUNK <= len && (n = shape_plain_prefix(s + i)) == SHAPE_CHUNK) {
+        *h = shape_mix_chunk(*h, s + i);
+        i += SHAPE_CHUNK;
+    }
+    if (i + SHAPE_CHUNK <= len) {
+        for (size_t end = i + n; i < end; i++)
+            *h = FNV_STEP(*h, s[i]);
+        return i;
+    }
+    for (; i < len && shape_classes[s[i]] <= SC_IDENT; i++)
+        *h = FNV_STEP(*h, s[i]);
+    return i;
+}
+
+/* Whether a digit or quote at i is glued to a name or number before it: t1, E'', 1'x'. */
+static int shape_glued(const unsigned char *s, size_t i)
+{
+    return i > 0 && (shape_classes[s[i - 1]] == SC_IDENT || shape_classes[s[i - 1]] == SC_DIGIT);
+}
+
+/* 0 = no shape (normalise in full). Plain runs a chunk a step, the rest one table lookup
+   per byte. */
 static uint64_t shape_hash(const char *text, size_t len)
 {
     static int ready;
@@ -783,49 +863,35 @@ static uint64_t shape_hash(const char *text, size_t len)
     }
     const unsigned char *s = (const unsigned char *)text;
     uint64_t h = 0xcbf29ce484222325ULL;
-    int prev_ident = 0;
     size_t i = 0;
-    while (i < len) {
-        i += shape_take_plain(s, len, i, &h, &prev_ident);
-        if (i >= len)
-            break;
+    while ((i = shape_take_plain(s, len, i, &h)) < len) {
         unsigned char c = s[i];
         unsigned char k = shape_classes[c];
-        if (k <= SC_IDENT) { /* a byte kept as it is */
-            prev_ident = k;
+        if (k <= SC_IDENT || (k == SC_DIGIT && shape_glued(s, i))) { /* kept as it is */
             h = FNV_STEP(h, c);
             i++;
             continue;
         }
         switch (k) {
         case SC_DIGIT:
-            if (prev_ident) { /* part of a name: t1, col2 */
-                h = FNV_STEP(h, c);
-                i++;
-                continue;
-            }
-            while (i < len && shape_classes[s[i]] == SC_DIGIT)
-                i++;
+            i = shape_skip_digits(s, len, i);
             /* 0x1F, 1e5, 0b1: letters glued to digits are the lexer's business */
-            if (i < len && shape_ident_char(s[i]))
+            if (i < len && shape_classes[s[i]] == SC_IDENT)
                 return 0;
-            prev_ident = 1;
             h = FNV_STEP(h, SHAPE_NUMBER);
             continue;
         case SC_QUOTE:
-            if (prev_ident)
+            if (shape_glued(s, i))
                 return 0; /* E'', B'', X'', U&'' and friends */
             i = shape_skip_string(text, len, i);
             if (i == 0)
                 return 0;
-            prev_ident = 0;
             h = FNV_STEP(h, SHAPE_STRING);
             continue;
         case SC_DASH:
         case SC_SLASH:
-            if (i + 1 < len && s[i + 1] == (shape_classes[c] == SC_DASH ? '-' : '*'))
+            if (i + 1 < len && s[i + 1] == (k == SC_DASH ? '-' : '*'))
                 return 0; /* a comment */
-            prev_ident = 0;
             h = FNV_STEP(h, c);
             i++;
             continue;

@@ -237,6 +237,43 @@ static void test_hash_spread(void **state)
     }
 }
 
+/* The shape cache hashes plain text a chunk (8 or 16 bytes) at a time: put literals,
+   glued digits, quotes and comments on both sides of the chunk boundaries and near the
+   end of the text. A wrong cache hit shows as a hash that differs from the normaliser's. */
+static void test_shape_boundaries(void **state)
+{
+    (void)state;
+    static const char pad[] = "SELECT abalance_from_pgbench_accounts_where_aid_is";
+    static const char *pairs[][2] = {
+        /* literals of any length: one fingerprint */
+        {" = 7;", " = 123456789012345678;"},
+        {" ='' AND b = 'x'", " ='abcdefghijklmnopq' AND b = ''"},
+        {" = 1.5", " = 22.75"},
+        /* placeholders, quoted names, comments and E'' strings are never literals */
+        {" $1", " $2"},
+        {" \"1\"", " \"2\""},
+        {"x1 = 1", "x2 = 1"},
+        {"\xc3\xa9"
+         "1",
+         "\xc3\xa9"
+         "2"},
+        {" -- '\nb\n'", " -- '\nc\n'"},
+        {" /* '*/ b '", " /* '*/ c '"},
+        {" E'\\'', b, '", " E'\\'', c, '"},
+    };
+    char a[160], b[160];
+    for (int n = 0; n <= 40; n++) {
+        for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
+            snprintf(a, sizeof a, "%.*s%s", n, pad, pairs[k][0]);
+            snprintf(b, sizeof b, "%.*s%s", n, pad, pairs[k][1]);
+            if (k < 3)
+                expect_same(a, b);
+            else
+                expect_different(a, b);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_empty_and_odd),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_hash_spread),
+        cmocka_unit_test(test_shape_boundaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

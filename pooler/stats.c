@@ -280,11 +280,6 @@ void stats_pool_free(struct wp_pool *pool)
     pool->stats = NULL;
 }
 
-int64_t stats_now_us(void)
-{
-    return wp_now_us();
-}
-
 static void count_error_class(struct wp_pool_stats *ps, const char *sqlstate)
 {
     char code[3] = {'?', '?', '\0'};

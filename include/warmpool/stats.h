@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "warmpool/timeouts.h"
+
 struct wp_pool;
 struct wp_client;
 
@@ -208,7 +210,10 @@ struct wp_client_stats {
 /* ---------------------------------------------------------------- hooks */
 
 /* Monotonic clock in µs, for the hooks' now_us arguments. */
-int64_t stats_now_us(void);
+static inline int64_t stats_now_us(void)
+{
+    return wp_now_us();
+}
 
 /*
  * A client request starts: a Query, or the first extended-protocol message after the

@@ -97,6 +97,7 @@ void pool_refresh_settings(struct wp_pool *pool)
     const struct wp_db_config *old = pool->db;
     const struct wp_db_config *db = config_find_db(cfg, pool->dbname);
     int64_t old_lifetime = pool->settings.server_lifetime;
+    limits_refresh(cfg);
     if (db)
         pool->db = db;
     config_effective(cfg, pool->db, config_find_user(cfg, pool->user), &pool->settings);

@@ -27,11 +27,32 @@
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 
-static int user_limit(const struct wp_pool *pool)
+/* Whether the configuration in force gives any user a max_user_connections limit.
+   Without one (the default) no pool's user needs looking up on every lend and
+   release; limits_refresh() keeps it current. */
+static int user_limits_set;
+
+void limits_refresh(const struct wp_config *cfg)
+{
+    int any = cfg->max_user_connections > 0;
+    for (int i = 0; i < cfg->nusers && !any; i++)
+        any = cfg->users[i].max_user_connections > 0;
+    user_limits_set = any;
+}
+
+/* The pool's max_user_connections. Out of line, as is every path here taken only
+   under a limit: the common path, no limit at all, then saves no registers. */
+__attribute__((noinline)) static int configured_user_limit(const struct wp_pool *pool)
 {
     const struct wp_user_config *u = config_find_user(wp_rt.cfg, pool->user);
     return u && u->max_user_connections != WP_UNSET ? u->max_user_connections
                                                     : wp_rt.cfg->max_user_connections;
+}
+
+/* 0 or less: no limit. */
+static int user_limit(const struct wp_pool *pool)
+{
+    return user_limits_set ? configured_user_limit(pool) : 0;
 }
 
 static int db_limit(const struct wp_pool *pool)
@@ -62,10 +83,11 @@ static int count_servers(const struct wp_pool *pool,
     return total;
 }
 
-int limits_room(const struct wp_pool *pool)
+/* limits_room() when a limit may apply. */
+__attribute__((noinline)) static int room_under_limits(const struct wp_pool *pool)
 {
-    int room = INT_MAX;
     int db_max = db_limit(pool), user_max = user_limit(pool);
+    int room = INT_MAX;
     if (db_max > 0)
         room = db_max - count_servers(pool, same_db);
     if (user_max > 0) {
@@ -74,6 +96,13 @@ int limits_room(const struct wp_pool *pool)
             room = user_room;
     }
     return room;
+}
+
+int limits_room(const struct wp_pool *pool)
+{
+    if (db_limit(pool) <= 0 && !user_limits_set)
+        return INT_MAX; /* the default: nothing to count */
+    return room_under_limits(pool);
 }
 
 /* Clients of `pool` that no server (open, coming or being checked) will serve; the
@@ -155,11 +184,10 @@ static int unlimited(const struct wp_pool *pool)
     return db_limit(pool) <= 0 && user_limit(pool) <= 0;
 }
 
-int limits_hand_over(struct wp_server *s)
+/* limits_hand_over() once a limit applies. */
+__attribute__((noinline)) static int hand_over(struct wp_server *s)
 {
     struct wp_pool *pool = s->pool;
-    if (wp_rt.shutting_down || unlimited(pool))
-        return 0;
     struct wp_pool *to = starved_sibling(pool);
     if (!to)
         return 0;
@@ -170,6 +198,13 @@ int limits_hand_over(struct wp_server *s)
     server_close(s, "shared connection limit: another pool is waiting");
     pool_launch_if_needed(to);
     return 1;
+}
+
+int limits_hand_over(struct wp_server *s)
+{
+    if (wp_rt.shutting_down || unlimited(s->pool))
+        return 0;
+    return hand_over(s);
 }
 
 int limits_reclaim_idle(struct wp_pool *pool)

@@ -3,10 +3,12 @@
  * (include/warmpool/stats.h).
  *
  * Everything here runs on the event loop thread and is called from the relay's hot
- * path, so the per-query work is a handful of increments, one histogram bucket, one
- * hash lookup in the pool's top-statements table and a short scan of the client's
- * N+1 slots. Text work (normalising a statement) happens once per statement per pool,
- * when it first enters the table; log lines are formatted only when they are written.
+ * path, so the per-query work is a handful of increments, one histogram bucket, at
+ * most one hash lookup in the pool's top-statements table (none when the client
+ * repeats its previous statement: its entry's place is remembered) and a short scan
+ * of the client's N+1 slots. Text work (normalising a statement) happens once per
+ * statement per pool, when it first enters the table; log lines are formatted only
+ * when they are written.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,13 +256,19 @@ int top_resize(struct stats_top *t, int cap)
 
 /* ---------------------------------------------------------------- per pool */
 
+/* Out of line: the hooks, which all start with stats_of(), then save no registers
+   for a call made once per pool. */
+__attribute__((noinline)) static struct wp_pool_stats *first_stats(struct wp_pool *pool)
+{
+    pool->stats = calloc(1, sizeof *pool->stats);
+    return pool->stats;
+}
+
 struct wp_pool_stats *stats_of(struct wp_pool *pool)
 {
     if (!pool)
         return NULL;
-    if (!pool->stats)
-        pool->stats = calloc(1, sizeof *pool->stats);
-    return pool->stats;
+    return pool->stats ? pool->stats : first_stats(pool);
 }
 
 void stats_pool_free(struct wp_pool *pool)
@@ -270,11 +278,6 @@ void stats_pool_free(struct wp_pool *pool)
     top_free(&pool->stats->top);
     free(pool->stats);
     pool->stats = NULL;
-}
-
-int64_t stats_now_us(void)
-{
-    return wp_now_us();
 }
 
 static void count_error_class(struct wp_pool_stats *ps, const char *sqlstate)
@@ -310,28 +313,48 @@ static struct stats_top *top_of(struct wp_pool_stats *ps)
     return &ps->top;
 }
 
-/* First sight of a statement in this pool: keep its normalised text. */
-static void remember_statement(struct wp_pool_stats *ps, uint64_t fp, const char *sql, size_t len)
+/* First sight of a statement (e is NULL), or of its text: keep the normalised text.
+   Returns the entry, NULL when memory ran out. */
+static struct stats_top_entry *add_statement(struct stats_top *t, struct stats_top_entry *e,
+                                             uint64_t fp, const char *sql, size_t len)
 {
-    struct stats_top *t = top_of(ps);
-    if (!t || t->cap == 0)
-        return;
-    struct stats_top_entry *e = top_find(t, fp);
-    if (e && (e->text[0] || !sql))
-        return;
     char text[STATS_TEXT_MAX];
     text[0] = '\0';
     if (sql)
         fingerprint_normalize(sql, len, text, sizeof text);
-    if (e) {
-        char *copy = strdup(text);
-        if (copy) {
-            free(e->text);
-            e->text = copy;
-        }
-        return;
+    if (!e)
+        return top_add(t, fp, text);
+    char *copy = strdup(text);
+    if (copy) {
+        free(e->text);
+        e->text = copy;
     }
-    top_add(t, fp, text);
+    return e;
+}
+
+/* fp's entry, looked for first where the client last saw its statement's: the
+   hint is right unless another statement took that place since (eviction, a resize
+   after a reload). NULL when fp is not in the table. */
+static struct stats_top_entry *find_hinted(struct stats_top *t, uint32_t hint, uint64_t fp)
+{
+    if (hint && hint <= (uint32_t)t->n && t->entries[hint - 1].fp == fp)
+        return &t->entries[hint - 1];
+    return top_find(t, fp);
+}
+
+/* The statement's entry in the pool's table, added on first sight; NULL when the
+   table is off or memory ran out. */
+static struct stats_top_entry *remember_statement(struct wp_pool_stats *ps,
+                                                  const struct wp_client_stats *cs, uint64_t fp,
+                                                  const char *sql, size_t len)
+{
+    struct stats_top *t = top_of(ps);
+    if (!t || t->cap == 0)
+        return NULL;
+    struct stats_top_entry *e = find_hinted(t, cs->top_hint, fp);
+    if (e && (e->text[0] || !sql))
+        return e;
+    return add_statement(t, e, fp, sql, len);
 }
 
 static void keep_raw_text(struct wp_client_stats *cs, const char *sql, size_t len)
@@ -364,8 +387,9 @@ void stats_query_start(struct wp_pool *pool, struct wp_client_stats *cs, const c
         fp = fingerprint_hash(sql, sql_len);
     cs->fp = fp;
     struct wp_pool_stats *ps = stats_of(pool);
-    if (fp && ps)
-        remember_statement(ps, fp, sql, sql_len);
+    struct stats_top_entry *e = fp && ps ? remember_statement(ps, cs, fp, sql, sql_len) : NULL;
+    if (e)
+        cs->top_hint = (uint32_t)(e - ps->top.entries) + 1;
     if (sql_len > 0 && cfg && cfg->log_parameters && cfg->log_slow_queries_ms > 0)
         keep_raw_text(cs, sql, sql_len);
 }
@@ -551,7 +575,7 @@ static void detect_nplus1(struct wp_pool *pool, struct wp_client *c, struct wp_c
 static void note_statement(struct wp_pool_stats *ps, const struct wp_client_stats *cs,
                            int64_t server_us)
 {
-    struct stats_top_entry *e = cs->fp ? top_find(&ps->top, cs->fp) : NULL;
+    struct stats_top_entry *e = cs->fp ? find_hinted(&ps->top, cs->top_hint, cs->fp) : NULL;
     if (!e)
         return; /* evicted while it ran, or the table is off */
     e->calls++;

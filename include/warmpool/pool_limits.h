@@ -7,8 +7,13 @@
 #ifndef WARMPOOL_POOL_LIMITS_H
 #define WARMPOOL_POOL_LIMITS_H
 
+struct wp_config;
 struct wp_pool;
 struct wp_server;
+
+/* The configuration in force is `cfg` (at start and after a reload): note which
+   limits it sets. pool_refresh_settings() calls it, before any pool uses them. */
+void limits_refresh(const struct wp_config *cfg);
 
 /* How many more servers `pool` may open under the shared limits (INT_MAX when none
    applies; negative when a reload lowered a limit below what is open). */

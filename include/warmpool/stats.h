@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "warmpool/timeouts.h"
+
 struct wp_pool;
 struct wp_client;
 
@@ -188,8 +190,13 @@ struct wp_client_stats {
     int64_t xact_started_us;  /* 0: between transactions */
     int64_t wait_us;          /* waited for a backend before the query in flight */
     uint64_t fp;              /* fingerprint of the query in flight, 0 = unknown */
-    char sqlstate[6];         /* first error of the query in flight, "" = none */
-    char in_xact;             /* last ReadyForQuery said 'T' or 'E' */
+    /* Where the top-statements entry of the client's latest statement was (entries[]
+       index + 1, 0 = none): a hint, checked against the fingerprint before use, as
+       the table changes under it. Saves a lookup at the end of a query, and at the
+       start of one that repeats the previous statement. */
+    uint32_t top_hint;
+    char sqlstate[6]; /* first error of the query in flight, "" = none */
+    char in_xact;     /* last ReadyForQuery said 'T' or 'E' */
     /* N+1 detector: counts per fingerprint in the current group (one transaction, or
        one nplus1_window_ms outside transactions). */
     char group_is_xact;
@@ -203,7 +210,10 @@ struct wp_client_stats {
 /* ---------------------------------------------------------------- hooks */
 
 /* Monotonic clock in µs, for the hooks' now_us arguments. */
-int64_t stats_now_us(void);
+static inline int64_t stats_now_us(void)
+{
+    return wp_now_us();
+}
 
 /*
  * A client request starts: a Query, or the first extended-protocol message after the

@@ -469,6 +469,44 @@ static void test_top_table_follows_config(void **state)
     assert_int_equal(pool.stats->queries, 4);
 }
 
+/* Another client's statements evict or move the entry of a query in flight: its end
+   counts where the statement is now, or nowhere, never into another statement. */
+static void test_entry_changes_while_running(void **state)
+{
+    (void)state;
+    struct wp_client_stats other = {0};
+    const char *mine = "SELECT a FROM x WHERE id = 1", *theirs = "SELECT b FROM x";
+    cfg.stats_top_statements = 1;
+    stats_query_start(&pool, &cs, mine, strlen(mine), 0, 100);
+    stats_query_start(&pool, &other, theirs, strlen(theirs), 0, 110);
+    stats_query_end(&pool, NULL, &other, 'I', 120); /* evicted mine, took its place */
+    stats_query_end(&pool, NULL, &cs, 'I', 200);
+    struct wp_pool_stats *ps = pool.stats;
+    assert_int_equal(ps->queries, 2);
+    assert_null(entry_for(mine));
+    assert_int_equal(entry_for(theirs)->calls, 1);
+    assert_int_equal(entry_for(theirs)->total_us, 10);
+
+    /* A resize (reload) reorders the table under a running query. */
+    cfg.stats_top_statements = 5;
+    run(mine, 5, 'I');
+    run("SELECT c FROM x", 1000, 'I');
+    assert_ptr_equal(entry_for(mine), &ps->top.entries[1]);
+    stats_query_start(&pool, &cs, mine, strlen(mine), 0, 300);
+    cfg.stats_top_statements = 4; /* the table is now most total time first */
+    stats_query_start(&pool, &other, "SELECT d FROM x", 15, 0, 310);
+    stats_query_end(&pool, NULL, &other, 'I', 320);
+    stats_query_end(&pool, NULL, &cs, 'I', 350);
+    assert_int_equal(ps->top.cap, 4);
+    assert_ptr_equal(entry_for(mine), &ps->top.entries[2]);
+    assert_int_equal(entry_for(mine)->calls, 2);
+    assert_int_equal(entry_for(mine)->total_us, 55);
+    assert_int_equal(entry_for("SELECT c FROM x")->calls, 1);
+    assert_int_equal(entry_for("SELECT d FROM x")->calls, 1);
+    assert_int_equal(entry_for(theirs)->calls, 1);
+    stats_client_closed(&pool, NULL, &other);
+}
+
 static void test_cold_events(void **state)
 {
     (void)state;
@@ -603,6 +641,7 @@ int main(void)
         T(test_nplus1_window),
         T(test_slow_queries),
         T(test_top_table_follows_config),
+        T(test_entry_changes_while_running),
         T(test_cold_events),
         T(test_health),
         T(test_collect_and_counts),

@@ -64,6 +64,10 @@ EXACT_BROKEN=
 
 run_exact() {
     local kind mode tool tot1 n1 st1 per status
+    # Every backend login costs libpq a SCRAM key derivation (~30 M instructions): a
+    # pool that grows to a different size in the two runs would not cancel out. With
+    # min_pool_size = the pool size, each run opens exactly POOL_SIZE backends.
+    local MIN_POOL=$POOL_SIZE # seen by the config writers run_exact calls
     command -v valgrind >/dev/null || die "--exact needs valgrind"
     command -v strace >/dev/null || die "--exact needs strace"
     echo "target,mode,metric,clients,xacts_short,total_short,xacts_long,total_long,per_xact,status" >"$EXACT_CSV"

@@ -701,7 +701,7 @@ static size_t shape_skip_string(const char *s, size_t len, size_t i)
     return 0;
 }
 
-enum shape_class { SC_OTHER, SC_IDENT, SC_DIGIT, SC_QUOTE, SC_BAIL, SC_DASH, SC_SLASH };
+enum shape_class { SC_OTHER, SC_IDENT, SC_DIGIT, SC_QUOTE, SC_BAIL, SC_DASH, SC_SLASH, SC_DOLLAR };
 
 static unsigned char shape_classes[256];
 
@@ -712,7 +712,8 @@ static void shape_init_classes(void)
     for (int c = '0'; c <= '9'; c++)
         shape_classes[c] = SC_DIGIT;
     shape_classes['\''] = SC_QUOTE;
-    shape_classes['$'] = shape_classes['"'] = shape_classes['\\'] = shape_classes[0] = SC_BAIL;
+    shape_classes['"'] = shape_classes['\\'] = shape_classes[0] = SC_BAIL;
+    shape_classes['$'] = SC_DOLLAR;
     shape_classes['-'] = SC_DASH;
     shape_classes['/'] = SC_SLASH;
 }
@@ -852,6 +853,30 @@ static int shape_glued(const unsigned char *s, size_t i)
     return i > 0 && (shape_classes[s[i - 1]] == SC_IDENT || shape_classes[s[i - 1]] == SC_DIGIT);
 }
 
+/*
+ * '$' inside a name (a$b) or opening a parameter ($1, as in every extended-protocol
+ * query): kept as it is with the rest of the name or the parameter's digits. Returns
+ * the index after them, or 0 (no shape) where '$' may open a dollar quote ($$, $tag$),
+ * follows a number, or a parameter runs into a name ($1a).
+ */
+static size_t shape_dollar(const unsigned char *s, size_t len, size_t i, uint64_t *h)
+{
+    unsigned char before = i > 0 ? shape_classes[s[i - 1]] : SC_OTHER;
+    int in_name = before == SC_IDENT;
+    if (before == SC_DIGIT || (!in_name && (i + 1 >= len || shape_classes[s[i + 1]] != SC_DIGIT)))
+        return 0;
+    *h = FNV_STEP(*h, '$');
+    for (i++; i < len; i++) {
+        unsigned char k = shape_classes[s[i]];
+        if (k != SC_DIGIT && (!in_name || (k != SC_IDENT && k != SC_DOLLAR)))
+            break;
+        *h = FNV_STEP(*h, s[i]);
+    }
+    if (!in_name && i < len && (shape_classes[s[i]] == SC_IDENT || s[i] == '$'))
+        return 0;
+    return i;
+}
+
 /* 0 = no shape (normalise in full). Plain runs a chunk a step, the rest one table lookup
    per byte. */
 static uint64_t shape_hash(const char *text, size_t len)
@@ -887,6 +912,11 @@ static uint64_t shape_hash(const char *text, size_t len)
             if (i == 0)
                 return 0;
             h = FNV_STEP(h, SHAPE_STRING);
+            continue;
+        case SC_DOLLAR:
+            i = shape_dollar(s, len, i, &h);
+            if (i == 0)
+                return 0;
             continue;
         case SC_DASH:
         case SC_SLASH:

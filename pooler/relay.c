@@ -430,11 +430,16 @@ static void take_bytes(struct wp_server *s, uint32_t len, size_t avail, int drop
     s->msg_discard = drop;
 }
 
-/* Rows and row descriptions for a client, with no request of the prepared-statement
-   layer pending (it reads descriptions to answer Describe): nothing to look at. */
-static int passes_untouched(const struct wp_server *s, uint8_t type)
+/* Rows for a client (unless the prepared-statement layer is dropping a whole answer of
+   its own), and row descriptions with no request of that layer pending (it reads them
+   to answer Describe later): nothing to look at. */
+static int passes_untouched(struct wp_server *s, uint8_t type)
 {
-    return (type == 'D' || type == 'T') && s->client && s->swallow == 0 && s->pending.count == 0;
+    if (!s->client || s->swallow > 0 || (type != 'D' && type != 'T'))
+        return 0;
+    if (s->pending.count == 0)
+        return 1;
+    return type == 'D' && pending_head(&s->pending)->action != PENDING_SKIP;
 }
 
 static enum scan_result scan_server(struct wp_server *s)

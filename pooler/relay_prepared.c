@@ -927,10 +927,12 @@ static struct wp_stmt *batch_lookup(const struct wp_client *c, const struct loca
 static int plan_local(const struct wp_client *c, const struct local_batch *b, uint8_t type,
                       const uint8_t *msg, uint32_t len, struct local_item *item)
 {
-    item->type = type;
+    *item = (struct local_item){.type = type};
     if (type == 'S' || type == 'H')
         return 1;
     if (type == 'P') {
+        if (len <= 5 || msg[5] == '\0')
+            return 0; /* the unnamed statement is always the backend's */
         struct wp_parse_msg parse;
         if (prepared_parse_parse(msg + 5, len - 5, &parse) < 0 || !parse.name[0])
             return 0;
@@ -979,7 +981,8 @@ int prepared_answer_locally(struct wp_client *c)
 {
     const uint8_t *p = buf_head(&c->rbuf);
     size_t avail = buf_unread(&c->rbuf), off = 0;
-    struct local_batch batch = {0};
+    struct local_batch batch;
+    batch.n = 0; /* items are filled as they are planned (not zeroed: this runs per batch) */
     uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
     while (batch.n < LOCAL_BATCH_MAX) {
         uint8_t type;

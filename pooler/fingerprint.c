@@ -719,6 +719,7 @@ static void shape_init_classes(void)
 }
 
 #define SHAPE_MIX_MUL 0x9e3779b97f4a7c15ULL
+#define SHAPE_MIX_MUL2 0xd6e8feb86659fd93ULL
 
 static uint64_t load_le64(const unsigned char *p)
 {
@@ -728,6 +729,20 @@ static uint64_t load_le64(const unsigned char *p)
     w = __builtin_bswap64(w);
 #endif
     return w;
+}
+
+/*
+ * Eight plain bytes into the hash: one-to-one in h and in the word, and a difference in
+ * any bit of h ^ w reaches every bit of the result (two multiply-xorshift rounds). With
+ * one round a flipped high bit stayed a sparse, predictable difference that the next
+ * word could flip back, and texts of different shapes hashed alike (fuzz_fingerprint
+ * found "SELECT aaaaaaaa..." and "SELECT !aaaaaaa!..." sharing a shape).
+ */
+static uint64_t shape_mix_word(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * SHAPE_MIX_MUL;
+    h = (h ^ (h >> 32)) * SHAPE_MIX_MUL2;
+    return h ^ (h >> 29);
 }
 
 #define SWAR_ONES 0x0101010101010101ULL
@@ -764,11 +779,9 @@ static unsigned shape_digit_prefix(const unsigned char *p, unsigned skip)
     return (unsigned)__builtin_ctz(~((unsigned)_mm_movemask_epi8(digit) >> skip));
 }
 
-/* Both words multiplied in, then one shift: one-to-one in h and in each word. */
 static uint64_t shape_mix_chunk(uint64_t h, const unsigned char *p)
 {
-    h = ((h ^ load_le64(p)) * SHAPE_MIX_MUL ^ load_le64(p + 8)) * SHAPE_MIX_MUL;
-    return h ^ (h >> 29);
+    return shape_mix_word(shape_mix_word(h, load_le64(p)), load_le64(p + 8));
 }
 #else
 #define SHAPE_CHUNK 8
@@ -800,11 +813,9 @@ static unsigned shape_digit_prefix(const unsigned char *p, unsigned skip)
     return other ? (unsigned)__builtin_ctzll(other) / 8 : 8;
 }
 
-/* One-to-one in h and in the word. */
 static uint64_t shape_mix_chunk(uint64_t h, const unsigned char *p)
 {
-    h = (h ^ load_le64(p)) * SHAPE_MIX_MUL;
-    return h ^ (h >> 29);
+    return shape_mix_word(h, load_le64(p));
 }
 #endif
 

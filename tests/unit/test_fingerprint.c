@@ -279,6 +279,35 @@ static void test_shape_boundaries(void **state)
     }
 }
 
+/* fingerprint_hash(b) after fingerprint_hash(a) (and every text hashed before): a shape
+   cache answer that belongs to another text shows as a fingerprint other than b's own. */
+static void expect_own_fingerprint_after(const char *a, const char *b)
+{
+    fingerprint_hash(a, strlen(a));
+    if (fingerprint_hash(b, strlen(b)) != fingerprint_normalize(b, strlen(b), NULL, 0))
+        fail_msg("[%s] got a fingerprint not its own (after [%s])", b, a);
+}
+
+/* Texts a few flipped bits apart never share a shape: each pair of single-bit changes to
+   the bytes of one name, wherever they fall in the hash's chunks, checked against all
+   the variants before it. A one-round chunk mix failed this. */
+static void test_shape_two_flips(void **state)
+{
+    (void)state;
+    static const char base[] = "SELECT abcdefghijklmnopqrstuvwxyzABCDEF FROM t WHERE x = 1";
+    enum { FIRST = 7, LAST = 38, BITS = 7 };
+    char b[sizeof base];
+    for (int p = FIRST * BITS; p <= LAST * BITS + BITS - 1; p++) {
+        for (int q = p + 1; q <= LAST * BITS + BITS - 1; q++) {
+            memcpy(b, base, sizeof base);
+            b[p / BITS] ^= (char)(1 << (p % BITS));
+            b[q / BITS] ^= (char)(1 << (q % BITS));
+            if (b[p / BITS] != 0 && b[q / BITS] != 0)
+                expect_own_fingerprint_after(base, b);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_hash_spread),
         cmocka_unit_test(test_shape_boundaries),
+        cmocka_unit_test(test_shape_two_flips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

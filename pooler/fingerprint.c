@@ -731,25 +731,16 @@ static uint64_t load_le64(const unsigned char *p)
     return w;
 }
 
-/*
- * Eight plain bytes into the hash: one-to-one in h and in the word, and a difference in
- * any bit of h ^ w reaches every bit of the result (two multiply-xorshift rounds). With
- * one round a flipped high bit stayed a sparse, predictable difference that the next
- * word could flip back, and texts of different shapes hashed alike (fuzz_fingerprint
- * found "SELECT aaaaaaaa..." and "SELECT !aaaaaaa!..." sharing a shape).
- */
-static uint64_t shape_mix_word(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * SHAPE_MIX_MUL;
-    h = (h ^ (h >> 32)) * SHAPE_MIX_MUL2;
-    return h ^ (h >> 29);
-}
-
 #define SWAR_ONES 0x0101010101010101ULL
 #define SWAR_LOW7 0x7f7f7f7f7f7f7f7fULL
 #define SWAR_HIGH 0x8080808080808080ULL
 
 /*
+ * A chunk's mix must spread a difference in any of its bits over the whole result: with
+ * one multiply and one shift, a flipped high bit in one word stayed a sparse, predictable
+ * difference the next word could flip back, and texts of different shapes hashed alike
+ * (fuzz_fingerprint found 'SELECT  bcdefghij...' and 'SELECT ebcdefghhj...').
+ *
  * Plain bytes are hashed a chunk at a time. A byte is plain unless it is '"' to '9'
  * (quotes, dollar, dash, slash, digits, and some harmless punctuation), backslash, NUL
  * or non-ASCII: those take the byte-by-byte path. Over the SHAPE_CHUNK bytes at p,
@@ -779,9 +770,16 @@ static unsigned shape_digit_prefix(const unsigned char *p, unsigned skip)
     return (unsigned)__builtin_ctz(~((unsigned)_mm_movemask_epi8(digit) >> skip));
 }
 
+/* One 64x64->128 multiply of the state with the first word by the second, folded. The
+   constants keep both factors off zero: plain bytes never have bit 7 set, and K1 (and
+   the starting state ^ K0) have it in some byte. */
+__extension__ typedef unsigned __int128 shape_u128;
+
 static uint64_t shape_mix_chunk(uint64_t h, const unsigned char *p)
 {
-    return shape_mix_word(shape_mix_word(h, load_le64(p)), load_le64(p + 8));
+    shape_u128 product = (shape_u128)(h ^ load_le64(p) ^ 0xa0761d6478bd642fULL) *
+                         (load_le64(p + 8) ^ 0xe7037ed1a0b428dbULL);
+    return (uint64_t)product ^ (uint64_t)(product >> 64);
 }
 #else
 #define SHAPE_CHUNK 8
@@ -813,9 +811,12 @@ static unsigned shape_digit_prefix(const unsigned char *p, unsigned skip)
     return other ? (unsigned)__builtin_ctzll(other) / 8 : 8;
 }
 
+/* One-to-one in h and in the word; two multiply-xorshift rounds. */
 static uint64_t shape_mix_chunk(uint64_t h, const unsigned char *p)
 {
-    return shape_mix_word(h, load_le64(p));
+    h = (h ^ load_le64(p)) * SHAPE_MIX_MUL;
+    h = (h ^ (h >> 32)) * SHAPE_MIX_MUL2;
+    return h ^ (h >> 29);
 }
 #endif
 

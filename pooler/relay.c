@@ -338,6 +338,10 @@ void relay_client_input(struct wp_client *c)
         return;
     }
     enum scan_result r = scan_client(c, s);
+    if (s->out_of_memory) {
+        server_close(s, "out of memory");
+        return;
+    }
     if (r == SCAN_ERROR || r == SCAN_TOO_LARGE) {
         protocol_violation(c, r == SCAN_ERROR ? "invalid message length" : "message too large");
         return;

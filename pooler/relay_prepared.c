@@ -48,6 +48,25 @@ static int has_name_effect(const struct wp_pending *item)
     return item->client_name && (item->type == 'P' || item->type == '1' || item->type == '3');
 }
 
+/*
+ * Queue the answer a request expects; the item owns a reference to its stmt and its
+ * client_name. Out of memory (a copy of a name, or queue room) the queue would no longer
+ * match what the backend answers: the server is marked out_of_memory and relay.c closes
+ * it (its client gets 53200) once the message at hand is handled.
+ */
+static void queue_item(struct wp_server *s, struct wp_pending *item, int copy_failed)
+{
+    if (copy_failed || pending_push(&s->pending, item) < 0) {
+        if (item->stmt)
+            registry_unref(&wp_rt.registry, item->stmt);
+        free(item->client_name);
+        s->out_of_memory = 1;
+        return;
+    }
+    if (has_name_effect(item))
+        s->name_effects++;
+}
+
 static void push(struct wp_server *s, uint8_t type, uint8_t action, struct wp_stmt *stmt,
                  const char *client_name)
 {
@@ -56,9 +75,7 @@ static void push(struct wp_server *s, uint8_t type, uint8_t action, struct wp_st
         registry_ref(stmt);
     if (client_name)
         item.client_name = strdup(client_name);
-    if (has_name_effect(&item))
-        s->name_effects++;
-    pending_push(&s->pending, &item);
+    queue_item(s, &item, client_name && !item.client_name);
 }
 
 static void release_item(struct wp_server *s, struct wp_pending *item)
@@ -183,7 +200,7 @@ static void put_duplicate_error(struct wp_server *s, int sql_level, const char *
                               .action = PENDING_FORWARD,
                               .client_name = strdup(text),
                               .own_error = 1};
-    pending_push(&s->pending, &item);
+    queue_item(s, &item, !item.client_name);
 }
 
 /* The linked backend's transaction has failed, and nothing in flight can change that:
@@ -274,7 +291,7 @@ static void push_missing(struct wp_server *s, uint8_t type, const char *client_n
              client_name);
     struct wp_pending item = {
         .type = type, .action = PENDING_FORWARD, .client_name = strdup(text), .own_error = 1};
-    pending_push(&s->pending, &item);
+    queue_item(s, &item, !item.client_name);
 }
 
 /* Append msg with the NUL-terminated name at name_off replaced by new_name. */
@@ -356,8 +373,7 @@ static void answer_query_in_order(struct wp_server *s, const char *tag, struct w
         registry_ref(stmt);
     if (client_name)
         item.client_name = strdup(client_name);
-    s->name_effects++;
-    pending_push(&s->pending, &item);
+    queue_item(s, &item, client_name && !item.client_name);
     prepared_emit_synthetic(s);
 }
 

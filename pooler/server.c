@@ -278,7 +278,10 @@ void server_close(struct wp_server *s, const char *reason)
     server_set_state(s, SV_CLOSED);
     if (c) {
         c->server = NULL;
-        client_send_error(c, "FATAL", "08006", "server connection lost");
+        if (s->out_of_memory)
+            client_send_error(c, "FATAL", "53200", "out of memory");
+        else
+            client_send_error(c, "FATAL", "08006", "server connection lost");
     }
     if (s->ev_read)
         event_free(s->ev_read);

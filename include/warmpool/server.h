@@ -66,6 +66,7 @@ struct wp_server {
     int ext_skipping;                /* backend ignores extended messages until the next Sync */
     int warming;                     /* the internal batch in flight prepares warm statements */
     int needs_reset;                 /* run server_reset_query before the next client */
+    int out_of_memory;               /* relay_prepared lost track of a request: close it */
 
     int64_t connect_started_ms;
     int64_t created_ms;

@@ -14,12 +14,15 @@
 
 #define MAX_PIDS 16
 
+/* The pool's backends that are up and idle. One still starting up is left out: a
+   terminate that reaches it mid-startup may take effect only after it has answered its
+   first (health-check) query, which is another case than "all warm backends killed". */
 static int backend_pids(PGconn *direct, long long *pids)
 {
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT pid FROM pg_stat_activity WHERE datname = '%s' AND usename = '%s'"
-             " ORDER BY pid",
+             " AND state = 'idle' ORDER BY pid",
              WP_DB(), WP_USER());
     PGresult *r = QUERY(direct, sql);
     int n = PQntuples(r) < MAX_PIDS ? PQntuples(r) : MAX_PIDS;

@@ -55,14 +55,15 @@ void client_accept(int fd, const char *addr)
                  wp_rt.shutting_down ? "shutting down" : "max_client_conn reached");
         return;
     }
-    struct wp_client *c = calloc(1, sizeof *c);
+    size_t addr_size = strlen(addr) + 1;
+    struct wp_client *c = calloc(1, sizeof *c + addr_size);
     if (!c) {
         close(fd);
         return;
     }
     c->id = runtime_next_id();
     c->fd = fd;
-    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    memcpy(c->addr, addr, addr_size);
     c->state = CL_STARTUP;
     c->login_started_ms = wp_now_ms();
     list_init(&c->node);
@@ -89,8 +90,8 @@ static void client_free(struct wp_client *c)
     params_clear(&c->params);
     params_clear(&c->startup);
     free(c->scram);
-    free(c->user);
-    free(c->dbname);
+    free(c->stats.group); /* NULL unless a query ended after client_close */
+    free(c->user);        /* and dbname: one allocation (login.c) */
     free(c);
 }
 

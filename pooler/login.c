@@ -285,12 +285,16 @@ static int choose_auth_type(struct wp_client *c)
 
 static void handle_startup(struct wp_client *c, const struct proto_startup *st)
 {
-    c->user = strdup(st->user);
-    c->dbname = strdup(st->database);
-    if (!c->user || !c->dbname) {
+    /* One allocation holds both names (freed as c->user). */
+    size_t user_len = strlen(st->user), db_len = strlen(st->database);
+    c->user = malloc(user_len + db_len + 2);
+    if (!c->user) {
         client_send_error(c, "FATAL", "53200", "out of memory");
         return;
     }
+    memcpy(c->user, st->user, user_len + 1);
+    c->dbname = c->user + user_len + 1;
+    memcpy(c->dbname, st->database, db_len + 1);
     if (wp_rt.cfg->client_tls_sslmode >= WP_SSLMODE_REQUIRE && !c->tls && !client_is_unix(c)) {
         log_warn("C-%llu %s/%s@%s: refused: client_tls_sslmode requires TLS",
                  (unsigned long long)c->id, c->dbname, c->user, c->addr);

@@ -283,7 +283,7 @@ static int namemap_grow(struct wp_name_map *map)
     struct wp_name_entry **buckets = calloc(nbuckets, sizeof *buckets);
     if (!buckets)
         return map->buckets ? 0 : -1;
-    struct wp_name_map grown = {buckets, nbuckets, map->count};
+    struct wp_name_map grown = {buckets, (uint32_t)nbuckets, map->count};
     for (size_t i = 0; i < map->nbuckets; i++) {
         struct wp_name_entry *e = map->buckets[i];
         while (e) {

@@ -361,7 +361,7 @@ static void keep_raw_text(struct wp_client_stats *cs, const char *sql, size_t le
 {
     if (!cs->raw && !(cs->raw = malloc(STATS_RAW_MAX)))
         return;
-    cs->raw_len = len < STATS_RAW_MAX ? len : STATS_RAW_MAX;
+    cs->raw_len = (uint32_t)(len < STATS_RAW_MAX ? len : STATS_RAW_MAX);
     memcpy(cs->raw, sql, cs->raw_len);
 }
 
@@ -496,7 +496,7 @@ static void report_burst(struct wp_pool *pool, struct wp_client *c,
     const char *normal = statement_text(ps, slot->fp);
     sanitize(text, sizeof text, normal, strlen(normal));
     char scope[64];
-    if (cs->group_is_xact)
+    if (cs->group->is_xact)
         snprintf(scope, sizeof scope, "in one transaction");
     else
         snprintf(scope, sizeof scope, "within %lld ms",
@@ -510,21 +510,22 @@ static void report_burst(struct wp_pool *pool, struct wp_client *c,
 /* Close the current group: every statement repeated threshold times is one burst. */
 static void flush_group(struct wp_pool *pool, struct wp_client *c, struct wp_client_stats *cs)
 {
+    struct stats_nplus1_group *g = cs->group;
     int threshold = wp_rt.cfg ? wp_rt.cfg->nplus1_threshold : 0;
     for (int i = 0; i < STATS_NPLUS1_SLOTS; i++) {
-        struct stats_nplus1_slot *slot = &cs->slots[i];
+        struct stats_nplus1_slot *slot = &g->slots[i];
         if (slot->fp && threshold > 0 && slot->count >= (uint32_t)threshold)
             report_burst(pool, c, cs, slot);
     }
-    memset(cs->slots, 0, sizeof cs->slots);
-    cs->group_started_us = 0;
+    memset(g->slots, 0, sizeof g->slots);
+    g->started_us = 0;
 }
 
-static void count_in_group(struct wp_client_stats *cs, uint64_t fp, int64_t server_us)
+static void count_in_group(struct stats_nplus1_group *g, uint64_t fp, int64_t server_us)
 {
-    struct stats_nplus1_slot *slot = NULL, *fewest = &cs->slots[0];
+    struct stats_nplus1_slot *slot = NULL, *fewest = &g->slots[0];
     for (int i = 0; i < STATS_NPLUS1_SLOTS && !slot; i++) {
-        struct stats_nplus1_slot *s = &cs->slots[i];
+        struct stats_nplus1_slot *s = &g->slots[i];
         if (s->fp == fp || s->fp == 0)
             slot = s;
         else if (s->count < fewest->count)
@@ -552,20 +553,22 @@ static void detect_nplus1(struct wp_pool *pool, struct wp_client *c, struct wp_c
     const struct wp_config *cfg = wp_rt.cfg;
     if (!cfg || cfg->nplus1_threshold <= 0)
         return;
+    if (!cs->group && !(cs->group = calloc(1, sizeof *cs->group)))
+        return;
+    struct stats_nplus1_group *g = cs->group;
     int in_xact_after = tx_status == 'T' || tx_status == 'E';
     char is_xact = (char)(cs->in_xact || in_xact_after);
-    if (cs->group_started_us) {
+    if (g->started_us) {
         int64_t window_us = cfg->nplus1_window_ms * 1000;
-        if (cs->group_is_xact != is_xact ||
-            (!is_xact && started_us - cs->group_started_us > window_us))
+        if (g->is_xact != is_xact || (!is_xact && started_us - g->started_us > window_us))
             flush_group(pool, c, cs);
     }
-    if (!cs->group_started_us) {
-        cs->group_is_xact = is_xact;
-        cs->group_started_us = started_us > 0 ? started_us : 1;
+    if (!g->started_us) {
+        g->is_xact = is_xact;
+        g->started_us = started_us > 0 ? started_us : 1;
     }
     if (cs->fp)
-        count_in_group(cs, cs->fp, server_us);
+        count_in_group(g, cs->fp, server_us);
     if (is_xact && !in_xact_after)
         flush_group(pool, c, cs); /* the transaction just ended */
 }
@@ -631,8 +634,10 @@ void stats_client_closed(struct wp_pool *pool, struct wp_client *c, struct wp_cl
 {
     if (!cs)
         return;
-    if (cs->group_started_us)
+    if (cs->group && cs->group->started_us)
         flush_group(pool, c, cs);
+    free(cs->group);
+    cs->group = NULL;
     free(cs->raw);
     cs->raw = NULL;
     cs->raw_len = 0;

@@ -35,42 +35,43 @@ struct wp_client {
     struct wp_list all;  /* wp_rt.clients */
     struct wp_list node; /* pool->waiting or pool->welcoming */
     uint64_t id;
-    int fd;
-    char addr[64];
     struct event *ev_read, *ev_write;
-    int write_armed;
-    int read_paused;
-    enum wp_client_state state;
     struct wp_tls *tls; /* NULL on a plain connection; see client_tls_in_use() */
 
     char *user;
-    char *dbname;
+    char *dbname; /* in the same allocation as user */
     const struct wp_db_config *db;
     struct wp_pool *pool;
     struct wp_server *server;
     struct wp_params params;  /* the client's view of session parameters */
     struct wp_params startup; /* what it asked for at startup */
-    uint32_t cancel_pid, cancel_key;
 
     /* auth */
-    int auth_method;
-    uint8_t md5_salt[4];
     struct scram_state *scram;
     int64_t login_started_ms;
 
     struct wp_buf rbuf; /* bytes from the client */
     struct wp_buf wbuf; /* bytes warmpool sends the client itself (auth, errors) */
-    uint32_t msg_left;  /* bytes of the current client message still to pass */
     size_t scan;        /* rbuf offset up to which bytes are scanned and forwardable */
     int64_t wait_started_ms;
     int64_t xact_started_ms;
-    int64_t last_active_ms; /* last byte from the client */
-    int64_t answered_ms;    /* last ReadyForQuery that left it nothing outstanding */
-    int cancel_hold;        /* input waits while its backend's cancel is in flight (relay.c) */
-    int is_admin;
+    int64_t last_active_ms;       /* last byte from the client */
+    int64_t answered_ms;          /* last ReadyForQuery that left it nothing outstanding */
     struct wp_client_stats stats; /* stats.c: query timing, N+1 detector */
     struct wp_name_map stmts;     /* the client's statement names (transaction mode) */
-    int input_held;               /* stop after a Sync until earlier name changes are settled */
+
+    int fd;
+    enum wp_client_state state;
+    uint32_t cancel_pid, cancel_key;
+    uint32_t msg_left; /* bytes of the current client message still to pass */
+    int auth_method;
+    uint8_t md5_salt[4];
+    uint8_t write_armed;
+    uint8_t read_paused;
+    uint8_t cancel_hold; /* input waits while its backend's cancel is in flight (relay.c) */
+    uint8_t is_admin;
+    uint8_t input_held; /* stop after a Sync until earlier name changes are settled */
+    char addr[];        /* "host:port" or "unix", sized at accept (client_accept) */
 };
 
 /* The client talks TLS (the handshake is done). */

@@ -24,15 +24,15 @@ struct wp_param {
 struct wp_params_shared;
 
 struct wp_params {
-    int n;
     /* Order-independent digest of the settable (name, value) pairs: two sets with the
        same digest need no sync, which keeps the per-transaction check O(1). */
     uint64_t digest;
-    int cap; /* items are allocated as needed: idle clients stay small */
     struct wp_param *items;
     /* Non-NULL: items belong to an interned set shared with other views (read-only;
        the first change copies them). */
     struct wp_params_shared *shared;
+    int n;
+    int cap; /* items are allocated as needed: idle clients stay small */
 };
 
 /* Returns 0, or -1 when full or out of memory. Replaces an existing value. */

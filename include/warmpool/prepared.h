@@ -82,8 +82,8 @@ struct wp_name_entry {
 
 struct wp_name_map {
     struct wp_name_entry **buckets;
-    size_t nbuckets;
-    size_t count;
+    uint32_t nbuckets;
+    uint32_t count;
 };
 
 struct wp_stmt *namemap_get(const struct wp_name_map *map, const char *name);

@@ -185,6 +185,14 @@ struct wp_pool_stats *stats_of(struct wp_pool *pool);
 
 #define STATS_NPLUS1_SLOTS 8
 
+/* Counts per fingerprint in one group: one transaction, or one nplus1_window_ms
+   outside transactions. */
+struct stats_nplus1_group {
+    int64_t started_us; /* 0: no group open */
+    char is_xact;
+    struct stats_nplus1_slot slots[STATS_NPLUS1_SLOTS];
+};
+
 struct wp_client_stats {
     int64_t query_started_us; /* 0: no query in flight */
     int64_t xact_started_us;  /* 0: between transactions */
@@ -195,16 +203,14 @@ struct wp_client_stats {
        the table changes under it. Saves a lookup at the end of a query, and at the
        start of one that repeats the previous statement. */
     uint32_t top_hint;
+    uint32_t raw_len; /* bytes in raw (at most STATS_RAW_MAX) */
     char sqlstate[6]; /* first error of the query in flight, "" = none */
     char in_xact;     /* last ReadyForQuery said 'T' or 'E' */
-    /* N+1 detector: counts per fingerprint in the current group (one transaction, or
-       one nplus1_window_ms outside transactions). */
-    char group_is_xact;
-    int64_t group_started_us; /* 0: no group open */
-    struct stats_nplus1_slot slots[STATS_NPLUS1_SLOTS];
+    /* N+1 detector, allocated at the client's first query (idle clients stay small);
+       NULL before that, or when out of memory (no detection then). */
+    struct stats_nplus1_group *group;
     /* Raw text of the query in flight, kept only with log_parameters = 1. */
     char *raw;
-    size_t raw_len;
 };
 
 /* ---------------------------------------------------------------- hooks */

@@ -385,6 +385,21 @@ static void test_nplus1_in_transaction(void **state)
     assert_int_equal(ps->nplus1_bursts, 3);
 }
 
+/* The N+1 state is made at a client's first query and goes with the client: idle
+   clients that never ran one carry none (what 2 000 idle clients cost, PERFORMANCE.md). */
+static void test_nplus1_state_is_lazy(void **state)
+{
+    (void)state;
+    assert_null(cs.group);
+    run("SELECT 1", 10, 'I');
+    assert_non_null(cs.group);
+    stats_client_closed(&pool, NULL, &cs);
+    assert_null(cs.group);
+    cfg.nplus1_threshold = 0; /* detector off: nothing to keep */
+    run("SELECT 1", 10, 'I');
+    assert_null(cs.group);
+}
+
 static void test_nplus1_window(void **state)
 {
     (void)state;
@@ -639,6 +654,7 @@ int main(void)
         T(test_pipelined_and_waits),
         T(test_nplus1_in_transaction),
         T(test_nplus1_window),
+        T(test_nplus1_state_is_lazy),
         T(test_slow_queries),
         T(test_top_table_follows_config),
         T(test_entry_changes_while_running),

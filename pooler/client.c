@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,7 +57,7 @@ void client_accept(int fd, const char *addr)
         return;
     }
     size_t addr_size = strlen(addr) + 1;
-    struct wp_client *c = calloc(1, sizeof *c + addr_size);
+    struct wp_client *c = calloc(1, offsetof(struct wp_client, addr) + addr_size);
     if (!c) {
         close(fd);
         return;
@@ -91,7 +92,8 @@ static void client_free(struct wp_client *c)
     params_clear(&c->startup);
     free(c->scram);
     free(c->stats.group); /* NULL unless a query ended after client_close */
-    free(c->user);        /* and dbname: one allocation (login.c) */
+    if (!c->pool || c->user != c->pool->user)
+        free(c->user); /* and dbname: one allocation (login.c), or the pool's */
     free(c);
 }
 
@@ -149,9 +151,9 @@ void client_close(struct wp_client *c, const char *reason)
 
 void client_pause_read(struct wp_client *c, int paused)
 {
-    if (c->state == CL_CLOSING || c->read_paused == paused)
+    if (c->state == CL_CLOSING || c->read_paused == (paused != 0))
         return;
-    c->read_paused = paused;
+    c->read_paused = paused != 0;
     if (paused) {
         event_del(c->ev_read);
         return;
@@ -169,7 +171,7 @@ int client_is_unix(const struct wp_client *c)
 
 void client_arm_write(struct wp_client *c, int want)
 {
-    if (c->write_armed == want || c->state == CL_CLOSING)
+    if (c->write_armed == (want != 0) || c->state == CL_CLOSING)
         return;
     if (want && !c->ev_write) {
         c->ev_write = event_new(wp_rt.base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
@@ -178,7 +180,7 @@ void client_arm_write(struct wp_client *c, int want)
             return;
         }
     }
-    c->write_armed = want;
+    c->write_armed = want != 0;
     if (want)
         event_add(c->ev_write, NULL);
     else

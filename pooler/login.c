@@ -114,6 +114,11 @@ static void finish_login(struct wp_client *c)
         return;
     }
     c->pool = pool;
+    /* The pool holds the same two names for as long as the process runs (pools are
+       freed at exit, after every client): the client's own copy goes. */
+    free(c->user);
+    c->user = pool->user;
+    c->dbname = pool->dbname;
     if (pool->params_known) {
         client_welcome(c);
         return;
@@ -305,7 +310,7 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
         return;
     /* A client asking for 3.x (x > 0) or protocol options learns we speak 3.0. */
     proto_put_negotiate_version(&c->wbuf, st);
-    c->is_admin = admin_is_console_db(c->dbname);
+    c->is_admin = admin_is_console_db(c->dbname) != 0;
     /* Access rules first, so refused hosts learn nothing about which databases exist. */
     int auth_type = choose_auth_type(c);
     if (auth_type < 0)

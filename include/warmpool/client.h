@@ -38,8 +38,10 @@ struct wp_client {
     struct event *ev_read, *ev_write;
     struct wp_tls *tls; /* NULL on a plain connection; see client_tls_in_use() */
 
+    /* One allocation holds both until login puts the client in a pool; from then on
+       they are the pool's strings. */
     char *user;
-    char *dbname; /* in the same allocation as user */
+    char *dbname;
     const struct wp_db_config *db;
     struct wp_pool *pool;
     struct wp_server *server;
@@ -61,17 +63,17 @@ struct wp_client {
     struct wp_name_map stmts;     /* the client's statement names (transaction mode) */
 
     int fd;
-    enum wp_client_state state;
     uint32_t cancel_pid, cancel_key;
     uint32_t msg_left; /* bytes of the current client message still to pass */
-    int auth_method;
     uint8_t md5_salt[4];
-    uint8_t write_armed;
-    uint8_t read_paused;
-    uint8_t cancel_hold; /* input waits while its backend's cancel is in flight (relay.c) */
-    uint8_t is_admin;
-    uint8_t input_held; /* stop after a Sync until earlier name changes are settled */
-    char addr[];        /* "host:port" or "unix", sized at accept (client_accept) */
+    uint8_t state;       /* enum wp_client_state */
+    uint8_t auth_method; /* login.c's METHOD_* */
+    unsigned write_armed : 1;
+    unsigned read_paused : 1;
+    unsigned cancel_hold : 1; /* input waits while its backend's cancel is in flight (relay.c) */
+    unsigned is_admin : 1;
+    unsigned input_held : 1; /* stop after a Sync until earlier name changes are settled */
+    char addr[];             /* "host:port" or "unix", sized at accept (client_accept) */
 };
 
 /* The client talks TLS (the handshake is done). */

@@ -770,15 +770,18 @@ static unsigned shape_digit_prefix(const unsigned char *p, unsigned skip)
     return (unsigned)__builtin_ctz(~((unsigned)_mm_movemask_epi8(digit) >> skip));
 }
 
+__extension__ typedef unsigned __int128 shape_u128;
+
+#define SHAPE_CHUNK_K0 0xa0761d6478bd642fULL
+#define SHAPE_CHUNK_K1 0xe7037ed1a0b428dbULL
+
 /* One 64x64->128 multiply of the state with the first word by the second, folded. The
    constants keep both factors off zero: plain bytes never have bit 7 set, and K1 (and
    the starting state ^ K0) have it in some byte. */
-__extension__ typedef unsigned __int128 shape_u128;
-
 static uint64_t shape_mix_chunk(uint64_t h, const unsigned char *p)
 {
-    shape_u128 product = (shape_u128)(h ^ load_le64(p) ^ 0xa0761d6478bd642fULL) *
-                         (load_le64(p + 8) ^ 0xe7037ed1a0b428dbULL);
+    shape_u128 product =
+        (shape_u128)(h ^ load_le64(p) ^ SHAPE_CHUNK_K0) * (load_le64(p + 8) ^ SHAPE_CHUNK_K1);
     return (uint64_t)product ^ (uint64_t)(product >> 64);
 }
 #else

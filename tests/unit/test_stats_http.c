@@ -69,6 +69,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    stats_client_closed(&pools[0], NULL, &cs); /* frees the client's N+1 state */
     for (int i = 0; i < 2; i++)
         stats_pool_free(&pools[i]);
     return 0;

@@ -76,6 +76,18 @@ proc_status_kb() { # PID FIELD — e.g. VmRSS, VmHWM, in kB; "-" if gone
     awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo -
 }
 
+# Memory only this process pays for (USS: private clean + dirty pages) and its
+# proportional share of the pages it shares (PSS), in kB; "-" if gone. RSS counts every
+# shared library page the process has touched in full, however many others map it.
+uss_kb() { # PID
+    awk '$1 == "Private_Clean:" || $1 == "Private_Dirty:" { kb += $2; n++ }
+        END { print n ? kb : "-" }' "/proc/$1/smaps_rollup" 2>/dev/null || echo -
+}
+
+pss_kb() { # PID
+    awk '$1 == "Pss:" { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo -
+}
+
 fd_count() { # PID
     ls "/proc/$1/fd" 2>/dev/null | wc -l
 }

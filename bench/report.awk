@@ -42,6 +42,7 @@ NR == 1 { next }
     k = $1 SUBSEP $2 SUBSEP $3 SUBSEP $4
     kt = k SUBSEP $5
     if (!(k in seen)) { seen[k] = 1; order[++ncells] = k }
+    if ($5 == "floor") has_floor = 1
     rounds[k] = ($6 > rounds[k]) ? $6 : rounds[k]
     if (!(kt in status)) status[kt] = "ok"
     if ($7 != "ok") { status[kt] = $7; next }
@@ -65,6 +66,7 @@ END {
         figures(k, "direct");    dS = S; dT = TPS; dP = P99; dA = AVG
         figures(k, "pgbouncer"); bS = S; bT = TPS; bP = P99; bA = AVG; bC = CPU
         figures(k, "warmpool");  wS = S; wT = TPS; wP = P99; wA = AVG; wC = CPU
+        figures(k, "floor");     fS = S; fT = TPS; fA = AVG; fC = CPU
         rwd = ratio(wT, dT); rwb = ratio(wT, bT); rcpu = ratio(wC, bC)
         print f[1], f[2], f[3], f[4], rounds[k], dT, bT, wT, dP, bP, wP, dA, bA, wA, bC, wC,
               rwd, rwb, rcpu, dS, bS, wS > csv
@@ -77,16 +79,21 @@ END {
             cellmd(bC, bS), cellmd(wC, wS), cellmd(rcpu, "ok"))
         rows[f[1]] = rows[f[1]] md "\n"
         if (f[4] == 1 && dA != "")
-            added[f[1]] = added[f[1]] sprintf("| %s | %s | %s | %s | %s |\n",
+            added[f[1]] = added[f[1]] sprintf("| %s | %s | %s | %s | %s |%s\n",
                 label[f[2]], f[3], sprintf("%.0f", dA * 1000),
                 bA == "" ? "—" : sprintf("%+.0f", (bA - dA) * 1000),
-                wA == "" ? "—" : sprintf("%+.0f", (wA - dA) * 1000))
+                wA == "" ? "—" : sprintf("%+.0f", (wA - dA) * 1000),
+                !has_floor ? "" : fA == "" ? " — |" : sprintf(" %+.0f |", (fA - dA) * 1000))
+        if (has_floor && fS != "missing")
+            floor_rows[f[1]] = floor_rows[f[1]] sprintf("| %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                (f[2] in label) ? label[f[2]] : f[2], f[3], f[4], cellmd(fT, fS), cellmd(fC, fS),
+                cellmd(bC, bS), cellmd(wC, wS), cellmd(ratio(wC, fC), "ok"))
 
         if (f[1] == "matrix") {
             blk = f[2] " " f[3]
             if (!(blk in blocks)) { blocks[blk] = 1; border[++nblocks] = blk }
-            data[blk] = data[blk] sprintf("%s %s %s %s %s %s\n", f[4], nan(dT), nan(bT), nan(wT),
-                                          nan(bC), nan(wC))
+            data[blk] = data[blk] sprintf("%s %s %s %s %s %s %s %s\n", f[4], nan(dT), nan(bT),
+                                          nan(wT), nan(bC), nan(wC), nan(fT), nan(fC))
         }
     }
 
@@ -102,8 +109,19 @@ END {
     }
     if ("matrix" in added) {
         print "### Latency added over direct, 1 client (mean, µs)\n"
-        print "| workload | mode | direct mean µs | PgBouncer | warmpool |\n|---|---|---|---|---|"
+        print "| workload | mode | direct mean µs | PgBouncer | warmpool |" (has_floor ? " floor relay |" : "")
+        print "|---|---|---|---|---|" (has_floor ? "---|" : "")
         printf "%s\n", added["matrix"]
+    }
+    if ("matrix" in floor_rows) {
+        print "### Kernel floor: floor-relay beside the poolers\n"
+        print "floor-relay (bench/floor/relay.c) gives every client its own backend and does one" \
+              " read and one write per readiness event, nothing else: its CPU per transaction and" \
+              " added latency are what the kernel's loopback path costs any relay here. Its tps" \
+              " is not pooled (50 clients = 50 backends) and is not comparable.\n"
+        print "| workload | mode | clients | tps floor | CPU ms/1k xact floor | CPU PgB | CPU wp | CPU wp/floor |"
+        print "|---|---|---|---|---|---|---|---|"
+        printf "%s\n", floor_rows["matrix"]
     }
     if ("connect" in rows) {
         print "## Connect rate: pgbench -C (new connection per transaction)\n"
@@ -111,6 +129,7 @@ END {
     }
 
     # Columns: clients direct_tps pgbouncer_tps warmpool_tps pgbouncer_cpu warmpool_cpu
+    # floor_tps floor_cpu
     for (b = 1; b <= nblocks; b++)
         printf "# %s\n%s\n\n", border[b], data[border[b]] > dat
 }

@@ -14,10 +14,14 @@
 #   bench/run.sh --exact         callgrind instructions and strace system calls per
 #                                transaction of each pooler (difference of two run lengths)
 #   bench/run.sh --all           matrix, connect, storm and exact
+#   bench/run.sh --floor ...     also measure floor-relay (bench/floor/relay.c): a 1:1
+#                                relay doing only one read and one write per event, the
+#                                kernel's floor for any pooler's added latency and CPU
 # --storm/--connect/--exact run only that case unless --matrix (or --quick) is also given.
 # Knobs: --rounds N --duration S --clients "1 50" --modes "simple" --workloads "select-only
 # tpcb" --targets "direct pgbouncer warmpool" --pool N --keep (leave the temp dir).
-# Environment: WARMPOOL (default ./warmpool), PGBOUNCER (default /usr/sbin/pgbouncer).
+# Environment: WARMPOOL (default ./warmpool), PGBOUNCER (default /usr/sbin/pgbouncer),
+# FLOOR_RELAY (default build/floor-relay; `make bench` builds it).
 #
 # Output: bench/results/<stamp>-<label>/ with raw.csv (every run), summary.csv and
 # summary.md (medians and ratios), PNG plots, pgbench outputs (runs/); bench/results/latest
@@ -49,9 +53,10 @@ STORM_IDLE=15          # seconds the idle clients stay connected while RSS is re
 CONNECT_CLIENTS=20
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 WARMPOOL=${WARMPOOL:-$ROOT/warmpool}
+FLOOR_RELAY=${FLOOR_RELAY:-$ROOT/build/floor-relay}
 KEEP=0
 LABEL=
-DO_MATRIX=0 DO_STORM=0 DO_CONNECT=0 DO_EXACT=0
+DO_MATRIX=0 DO_STORM=0 DO_CONNECT=0 DO_EXACT=0 WITH_FLOOR=0
 
 ARGS=$*
 usage() { sed -n '2,/^set -eu/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -70,6 +75,7 @@ while [ $# -gt 0 ]; do
     --modes) MODES=$2; shift ;;
     --workloads) WORKLOADS=$2; shift ;;
     --targets) TARGETS=$2; shift ;;
+    --floor) WITH_FLOOR=1 ;;
     --pool) POOL_SIZE=$2; shift ;;
     --keep) KEEP=1 ;;
     -h | --help) usage 0 ;;
@@ -78,6 +84,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ $((DO_STORM + DO_CONNECT + DO_EXACT)) -gt 0 ] || DO_MATRIX=1
+case " $TARGETS " in *" floor "*) ;; *) [ "$WITH_FLOOR" = 0 ] || TARGETS="$TARGETS floor" ;; esac
 if [ -z "$LABEL" ]; then
     LABEL=$([ "$DO_MATRIX" = 1 ] && echo matrix || true)
     [ "$DO_CONNECT" = 1 ] && LABEL=${LABEL:+$LABEL-}connect
@@ -139,6 +146,9 @@ start_targets() {
         pgbouncer | warmpool)
             if start_pooler "$t" "$WORK/$t"; then ACTIVE="$ACTIVE $t"; fi
             ;;
+        floor)
+            if start_floor; then ACTIVE="$ACTIVE floor"; fi
+            ;;
         *) die "unknown target $t" ;;
         esac
     done
@@ -162,6 +172,24 @@ start_pooler() { # KIND DIR — sets T_PORT/T_PID[KIND] or notes why it cannot r
     fi
     T_PORT[$kind]=$port T_PID[$kind]=$POOLER_PID
     log "$kind pid $POOLER_PID on 127.0.0.1:$port (nofile $(awk '/open files/ { print $4 }' /proc/$POOLER_PID/limits))"
+}
+
+start_floor() { # sets T_PORT/T_PID[floor] or notes why it cannot run
+    local port
+    port=$(free_port)
+    if [ ! -x "$FLOOR_RELAY" ]; then
+        note "floor not measured: $FLOOR_RELAY is not built (make $ROOT/build/floor-relay)"
+        return 1
+    fi
+    "$FLOOR_RELAY" "$port" "$PG_PORT" 2>"$WORK/floor.log" &
+    T_PID[floor]=$!
+    BG_PIDS="$BG_PIDS ${T_PID[floor]}"
+    if ! wait_ready "$port" "${T_PID[floor]}" 10; then
+        note "floor not measured: it did not relay 'select 1' within 10 s"
+        return 1
+    fi
+    T_PORT[floor]=$port
+    log "floor relay pid ${T_PID[floor]} on 127.0.0.1:$port"
 }
 
 stop_target() { # KIND
@@ -264,9 +292,9 @@ run_connect() {
 # idle (pgbench \sleep) to read RSS, then 30 s of -S with all of them over a pool of 20.
 STORM_CSV=$RESULTS/storm.csv
 run_storm() {
-    local t pid port bg i rss0 rss_idle fds conn_s
+    local t pid port bg i rss0 rss_idle uss0 uss_idle pss_idle fds conn_s
     echo '\sleep '"$STORM_IDLE"' s' >"$WORK/idle.sql"
-    echo "target,clients,pool_size,duration_s,status,tps,lat_avg_ms,p50_ms,p99_ms,failed,conn_ms,cpu_ms_per_1k,rss_start_kb,rss_idle_kb,fds_idle,rss_peak_kb,note" >"$STORM_CSV"
+    echo "target,clients,pool_size,duration_s,status,tps,lat_avg_ms,p50_ms,p99_ms,failed,conn_ms,cpu_ms_per_1k,rss_start_kb,rss_idle_kb,fds_idle,rss_peak_kb,note,uss_start_kb,uss_idle_kb,pss_idle_kb" >"$STORM_CSV"
     [ "$NOFILE" -gt $((STORM_CLIENTS + 200)) ] ||
         note "storm: ulimit -n is $NOFILE, too low for $STORM_CLIENTS clients"
     note "storm: direct PostgreSQL is not measured ($STORM_CLIENTS backends would need max_connections > $STORM_CLIENTS)"
@@ -274,7 +302,7 @@ run_storm() {
         [ "$t" = direct ] && continue
         start_pooler "$t" "$WORK/storm-$t" || continue
         pid=${T_PID[$t]} port=${T_PORT[$t]}
-        rss0=$(proc_status_kb "$pid" VmRSS)
+        rss0=$(proc_status_kb "$pid" VmRSS) uss0=$(uss_kb "$pid")
         log "storm $t: connecting $STORM_CLIENTS idle clients"
         pgbench -h 127.0.0.1 -p "$port" -U bench -n -c "$STORM_CLIENTS" -j "$JOBS" -t 1 \
             -f "$WORK/idle.sql" bench >"$RESULTS/runs/storm-idle-$t.txt" 2>&1 &
@@ -287,6 +315,7 @@ run_storm() {
         conn_s=$((i / 10 + 1))
         sleep 1
         rss_idle=$(proc_status_kb "$pid" VmRSS) fds=$(fd_count "$pid")
+        uss_idle=$(uss_kb "$pid") pss_idle=$(pss_kb "$pid")
         alive "$bg" || note "storm $t: idle clients ended before RSS was read (see runs/storm-idle-$t.txt)"
         wait "$bg" || note "storm $t: idle pgbench failed: $(grep -m1 -E 'error|fatal' "$RESULTS/runs/storm-idle-$t.txt" || true)"
         log "storm $t: RSS ${rss0} kB at start, ${rss_idle} kB with $fds descriptors open; loading"
@@ -294,7 +323,7 @@ run_storm() {
         # pgbench's -T clock includes them, so add twice that to keep ~30 s of load.
         pgbench_measure "storm-$t" "$port" "$pid" "$STORM_CLIENTS" -S -M simple \
             -T $((STORM_DURATION + 2 * conn_s + 5))
-        echo "$t,$STORM_CLIENTS,$POOL_SIZE,$STORM_DURATION,$M_STATUS,$M_TPS,${M_AVG:-},$M_P50,$M_P99,$M_FAILED,${M_CONN:-},$M_CPU,$rss0,$rss_idle,$fds,$(proc_status_kb "$pid" VmHWM),${M_NOTE:-}" >>"$STORM_CSV"
+        echo "$t,$STORM_CLIENTS,$POOL_SIZE,$STORM_DURATION,$M_STATUS,$M_TPS,${M_AVG:-},$M_P50,$M_P99,$M_FAILED,${M_CONN:-},$M_CPU,$rss0,$rss_idle,$fds,$(proc_status_kb "$pid" VmHWM),$(echo "${M_NOTE:-}" | tr , ';'),$uss0,$uss_idle,$pss_idle" >>"$STORM_CSV"
         log "storm $t: tps=${M_TPS%.*} p99=$M_P99 ms failed=$M_FAILED $M_STATUS"
         stop_target "$t"
     done
@@ -323,11 +352,15 @@ machine_header() {
 storm_md() {
     echo "## Connection storm: $STORM_CLIENTS clients, pool $POOL_SIZE, -S simple, $STORM_DURATION s"
     echo
-    echo "| pooler | status | tps | p99 ms | failed | connect all ms | CPU ms/1k xact | RSS start MB | RSS $STORM_CLIENTS idle MB | RSS peak MB |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
-    awk -F, 'NR > 1 {
-        printf "| %s | %s | %.0f | %.1f | %s | %.0f | %s | %.1f | %.1f | %.1f |\n",
-            $1, $5, $6, $9, $10, $11, $12, $13 / 1024, $14 / 1024, $16 / 1024 }' "$STORM_CSV"
+    echo "| pooler | status | tps | p99 ms | failed | connect all ms | CPU ms/1k xact | RSS start MB | RSS $STORM_CLIENTS idle MB | RSS peak MB | USS start MB | USS $STORM_CLIENTS idle MB | PSS $STORM_CLIENTS idle MB |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    awk -F, 'function mb(kb) { return kb == "-" || kb == "" ? "—" : sprintf("%.2f", kb / 1024) }
+        NR > 1 {
+        printf "| %s | %s | %.0f | %.1f | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
+            $1, $5, $6, $9, $10, $11, $12, mb($13), mb($14), mb($16), mb($18), mb($19), mb($20) }' "$STORM_CSV"
+    echo
+    echo "RSS counts every page of a shared library the process has touched; USS (private"
+    echo "clean + dirty pages) is what the process alone costs; PSS adds its share of shared pages."
     echo
 }
 

@@ -669,6 +669,7 @@ static const struct cfg_row cfg_rows[] = {
     {"stats_top_statements", CK_INT, C(stats_top_statements), "1000", 1},
     {"nplus1_threshold", CK_INT, C(nplus1_threshold), "10", 1},
     {"nplus1_window_ms", CK_DUR, C(nplus1_window_ms), "1s", 1},
+    {"nplus1_log_interval_ms", CK_DUR, C(nplus1_log_interval_ms), "1min", 1},
     {"log_slow_queries_ms", CK_DUR, C(log_slow_queries_ms), "0", 1},
     {"log_parameters", CK_BOOL, C(log_parameters), "0", 1},
     {"logfile", CK_STR, C(logfile), "", 1},

@@ -144,6 +144,7 @@ static const struct key_def keys[] = {
     {"stats_top_statements", K_INT, CFG(stats_top_statements), IN_GLOBAL, 0, 1000000},
     {"nplus1_threshold", K_INT, CFG(nplus1_threshold), IN_GLOBAL, 0, INT_MAX},
     {"nplus1_window_ms", K_DURATION, CFG(nplus1_window_ms), IN_GLOBAL, DUR},
+    {"nplus1_log_interval_ms", K_DURATION, CFG(nplus1_log_interval_ms), IN_GLOBAL, DUR},
     {"log_slow_queries_ms", K_DURATION, CFG(log_slow_queries_ms), IN_GLOBAL, DUR},
     {"log_parameters", K_BOOL, CFG(log_parameters), IN_GLOBAL, 0, 1},
 
@@ -1290,6 +1291,7 @@ static void set_defaults(struct loader *ld)
     cfg->stats_top_statements = 1000;
     cfg->nplus1_threshold = 10;
     cfg->nplus1_window_ms = 1 * SEC_MS;
+    cfg->nplus1_log_interval_ms = 60 * SEC_MS;
     cfg->log_slow_queries_ms = 0;
     cfg->log_parameters = 0;
     cfg->verbose = 0;

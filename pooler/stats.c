@@ -476,6 +476,22 @@ static void log_slow_query(struct wp_pool *pool, struct wp_client *c,
 
 /* ---------------------------------------------------------------- N+1 detector */
 
+/* A code path that runs one query per row does it on every request: log its bursts
+   once per nplus1_log_interval_ms per statement and pool (all are counted), or a busy
+   application writes a warning per connection per window. 1 = log this one now. */
+static int burst_log_due(struct stats_top_entry *e, int64_t at_us)
+{
+    int64_t interval_us = wp_rt.cfg ? wp_rt.cfg->nplus1_log_interval_ms * 1000 : 0;
+    if (!e || interval_us <= 0)
+        return 1;
+    if (e->nplus1_logged_us && at_us - e->nplus1_logged_us < interval_us) {
+        e->nplus1_unlogged++;
+        return 0;
+    }
+    e->nplus1_logged_us = at_us > 0 ? at_us : 1;
+    return 1;
+}
+
 static void report_burst(struct wp_pool *pool, struct wp_client *c,
                          const struct wp_client_stats *cs, const struct stats_nplus1_slot *slot)
 {
@@ -489,6 +505,14 @@ static void report_burst(struct wp_pool *pool, struct wp_client *c,
     }
     if (e)
         e->nplus1++;
+    if (!burst_log_due(e, cs->group->started_us))
+        return;
+    char unlogged[96] = "";
+    if (e && e->nplus1_unlogged) {
+        snprintf(unlogged, sizeof unlogged, " (and %u more bursts of it since the last report)",
+                 e->nplus1_unlogged);
+        e->nplus1_unlogged = 0;
+    }
     char who[256], app[128], text[STATS_TEXT_MAX];
     identity(who, sizeof who, pool, c);
     const char *a = app_name(c);
@@ -501,9 +525,9 @@ static void report_burst(struct wp_pool *pool, struct wp_client *c,
     else
         snprintf(scope, sizeof scope, "within %lld ms",
                  (long long)(wp_rt.cfg ? wp_rt.cfg->nplus1_window_ms : 0));
-    log_warn("%s: N+1 pattern: statement executed %u times %s, %.3f ms in total, "
+    log_warn("%s: N+1 pattern: statement executed %u times %s, %.3f ms in total%s, "
              "application_name=\"%s\" fingerprint=%016llx: %s",
-             who, slot->count, scope, (double)slot->total_us / 1000.0, app,
+             who, slot->count, scope, (double)slot->total_us / 1000.0, unlogged, app,
              (unsigned long long)slot->fp, text);
 }
 

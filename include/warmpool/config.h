@@ -107,14 +107,15 @@ struct wp_config {
     int64_t max_packet_size;          /* default 1GB */
 
     /* observability (stats.c, stats_http.c) */
-    char *stats_socket;          /* unix socket path of the HTTP stats endpoint; NULL = off */
-    char *stats_listen;          /* "host:port" for a TCP stats endpoint; "" = off */
-    int stats_socket_mode;       /* default 0660 */
-    int stats_top_statements;    /* statements tracked per pool, default 1000; 0 = off */
-    int nplus1_threshold;        /* repeats that make an N+1 burst, default 10; 0 = off */
-    int64_t nplus1_window_ms;    /* grouping window outside transactions, default 1s */
-    int64_t log_slow_queries_ms; /* log queries slower than this; 0 = off (default) */
-    int log_parameters;          /* slow-query log shows the statement text as sent */
+    char *stats_socket;             /* unix socket path of the HTTP stats endpoint; NULL = off */
+    char *stats_listen;             /* "host:port" for a TCP stats endpoint; "" = off */
+    int stats_socket_mode;          /* default 0660 */
+    int stats_top_statements;       /* statements tracked per pool, default 1000; 0 = off */
+    int nplus1_threshold;           /* repeats that make an N+1 burst, default 10; 0 = off */
+    int64_t nplus1_window_ms;       /* grouping window outside transactions, default 1s */
+    int64_t nplus1_log_interval_ms; /* one N+1 log line per statement and pool per this, 60s */
+    int64_t log_slow_queries_ms;    /* log queries slower than this; 0 = off (default) */
+    int log_parameters;             /* slow-query log shows the statement text as sent */
 
     /* process */
     char *logfile; /* NULL = stderr */

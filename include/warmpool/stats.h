@@ -74,6 +74,10 @@ struct stats_top_entry {
     uint64_t calls, errors, nplus1;
     int64_t total_us, max_us;
     char *text; /* normalised, may be "" when the text was not available */
+    /* N+1 log rate limit: when a burst of this statement was last logged (clock of the
+       hooks, 0 = never) and how many bursts went unlogged since. */
+    int64_t nplus1_logged_us;
+    uint32_t nplus1_unlogged;
 };
 
 /* Fixed capacity, keyed by fingerprint; when full, a new statement replaces the

@@ -149,6 +149,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->stats_top_statements, 1000);
     assert_int_equal(c->nplus1_threshold, 10);
     assert_int_equal(c->nplus1_window_ms, 1000);
+    assert_int_equal(c->nplus1_log_interval_ms, 60000);
     assert_int_equal(c->log_slow_queries_ms, 0);
     assert_int_equal(c->log_parameters, 0);
     assert_null(c->logfile);
@@ -207,6 +208,7 @@ static const char full_file[] =
     "stats_top_statements = 50\n"
     "nplus1_threshold = 25\n"
     "nplus1_window_ms = 500ms\n"
+    "nplus1_log_interval_ms = 5min\n"
     "log_slow_queries_ms = 2s\n"
     "log_parameters = yes\n"
     "logfile = /var/log/warmpool.log\n"
@@ -274,6 +276,7 @@ static void test_full_file(void **state)
     assert_int_equal(c->stats_socket_mode, 0600);
     assert_int_equal(c->stats_top_statements, 50);
     assert_int_equal(c->nplus1_threshold, 25);
+    assert_int_equal(c->nplus1_log_interval_ms, 300000);
     assert_int_equal(c->nplus1_window_ms, 500);
     assert_int_equal(c->log_slow_queries_ms, 2000);
     assert_int_equal(c->log_parameters, 1);
@@ -284,7 +287,7 @@ static void test_full_file(void **state)
 
     assert_int_equal(c->ndbs, 2);
     const struct wp_db_config *app = db_named(c, "appdb");
-    assert_int_equal(app->line, 53);
+    assert_int_equal(app->line, 54);
     assert_int_equal(app->nconn, 3);
     assert_string_equal(app->conn_keys[0], "host");
     assert_string_equal(app->conn_values[0], "127.0.0.1");
@@ -310,7 +313,7 @@ static void test_full_file(void **state)
     assert_int_equal(c->nusers, 1);
     const struct wp_user_config *batch = config_find_user(c, "batch");
     assert_non_null(batch);
-    assert_int_equal(batch->line, 57);
+    assert_int_equal(batch->line, 58);
     assert_int_equal(batch->overrides.pool_mode, WP_MODE_STATEMENT);
     assert_int_equal(batch->max_user_connections, 5);
     config_free(&l.cfg);

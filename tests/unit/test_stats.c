@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "warmpool/client.h"
 #include "warmpool/fingerprint.h"
+#include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
@@ -400,6 +402,76 @@ static void test_nplus1_state_is_lazy(void **state)
     assert_null(cs.group);
 }
 
+/* Lines of the log file that contain needle. */
+static int count_lines_with(const char *path, const char *needle, char *last, size_t last_size)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strstr(line, needle)) {
+            n++;
+            snprintf(last, last_size, "%s", line);
+        }
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static void burst_in_transaction(const char *sql)
+{
+    run("BEGIN", 10, 'T');
+    for (int i = 0; i < 20; i++)
+        run(sql, 10, 'T');
+    run("COMMIT", 10, 'I');
+}
+
+/* Bursts are all counted, but one statement's are logged once per interval, with the
+   number left unlogged since. */
+static void test_nplus1_log_rate(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/warmpool-test-stats-XXXXXX", last[2048] = "";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(log_open(path), 0);
+    cfg.nplus1_log_interval_ms = 60000;
+    const char *sql = "SELECT * FROM items WHERE order_id = $1";
+    struct wp_pool_stats *ps = NULL;
+
+    for (int i = 0; i < 3; i++) {
+        burst_in_transaction(sql);
+        clock_us += 1000000;
+    }
+    ps = pool.stats;
+    assert_int_equal(ps->nplus1_bursts, 3);
+    assert_int_equal(entry_for(sql)->nplus1, 3);
+    assert_int_equal(count_lines_with(path, "N+1 pattern", last, sizeof last), 1);
+    assert_null(strstr(last, "more bursts"));
+
+    /* Another statement has its own allowance. */
+    burst_in_transaction("SELECT * FROM other WHERE id = $1");
+    assert_int_equal(count_lines_with(path, "N+1 pattern", last, sizeof last), 2);
+
+    /* Past the interval the next burst is logged, with the two that were not. */
+    clock_us += 60000000;
+    burst_in_transaction(sql);
+    assert_int_equal(count_lines_with(path, "N+1 pattern", last, sizeof last), 3);
+    assert_non_null(strstr(last, "(and 2 more bursts of it since the last report)"));
+    assert_int_equal(ps->nplus1_bursts, 5);
+
+    /* 0 logs every burst. */
+    cfg.nplus1_log_interval_ms = 0;
+    burst_in_transaction(sql);
+    burst_in_transaction(sql);
+    assert_int_equal(count_lines_with(path, "N+1 pattern", last, sizeof last), 5);
+
+    log_open(NULL);
+    unlink(path);
+}
+
 static void test_nplus1_window(void **state)
 {
     (void)state;
@@ -654,6 +726,7 @@ int main(void)
         T(test_pipelined_and_waits),
         T(test_nplus1_in_transaction),
         T(test_nplus1_window),
+        T(test_nplus1_log_rate),
         T(test_nplus1_state_is_lazy),
         T(test_slow_queries),
         T(test_top_table_follows_config),

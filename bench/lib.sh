@@ -72,6 +72,10 @@ cpu_ticks() { # PID — utime+stime of the whole process (all threads), "-" if g
     awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo -
 }
 
+user_ticks() { # PID — utime alone (the rest of cpu_ticks is time in the kernel)
+    awk '{ print $14 }' "/proc/$1/stat" 2>/dev/null || echo -
+}
+
 proc_status_kb() { # PID FIELD — e.g. VmRSS, VmHWM, in kB; "-" if gone
     awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo -
 }
@@ -266,18 +270,19 @@ pooler_log_tail() { # DIR — the last lines a pooler wrote, for error notes
 # One pgbench run against 127.0.0.1:PORT, -j min(JOBS, CLIENTS), with a per-transaction
 # log. PID is the pooler charged for CPU ("-" for direct). Sets M_TPS M_AVG M_P50 M_P99
 # (ms) M_XACTS M_FAILED M_CONN (initial connection time, ms) M_CPU (ms per 1 000
-# transactions) M_STATUS (ok|fails|hangs|crashed) and M_NOTE (first error line).
+# transactions; M_CPU_USER the user-space part of it) M_STATUS (ok|fails|hangs|crashed) and M_NOTE (first error line).
 pgbench_measure() {
     local tag=$1 port=$2 pid=$3 clients=$4 jobs t0=- t1=- rc=0
     shift 4
     jobs=$((clients < JOBS ? clients : JOBS))
     local txlog=$WORK/txlog out=$RESULTS/runs/$tag.txt
     rm -rf "$txlog"; mkdir -p "$txlog" "$RESULTS/runs"
-    [ "$pid" = - ] || t0=$(cpu_ticks "$pid")
+    local u0=- u1=-
+    [ "$pid" = - ] || { t0=$(cpu_ticks "$pid"); u0=$(user_ticks "$pid"); }
     timeout -k 10 "$PGBENCH_TIMEOUT" \
         pgbench -h 127.0.0.1 -p "$port" -U bench -n -c "$clients" -j "$jobs" \
         -l --log-prefix="$txlog/tx" "$@" bench >"$out" 2>&1 || rc=$?
-    [ "$pid" = - ] || t1=$(cpu_ticks "$pid")
+    [ "$pid" = - ] || { t1=$(cpu_ticks "$pid"); u1=$(user_ticks "$pid"); }
 
     M_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out")
     M_AVG=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
@@ -297,9 +302,13 @@ pgbench_measure() {
     M_P50=$1 M_P99=$2
     rm -rf "$txlog"
 
-    M_CPU=-
+    M_CPU=- M_CPU_USER=-
     if [ "$t0" != - ] && [ "$t1" != - ] && [ "$M_XACTS" -gt 0 ]; then
         M_CPU=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$M_XACTS" \
+            'BEGIN { printf "%.2f", d * 1000 / hz / n * 1000 }')
+    fi
+    if [ "$u0" != - ] && [ "$u1" != - ] && [ "$M_XACTS" -gt 0 ]; then
+        M_CPU_USER=$(awk -v d=$((u1 - u0)) -v hz="$CLK_TCK" -v n="$M_XACTS" \
             'BEGIN { printf "%.2f", d * 1000 / hz / n * 1000 }')
     fi
 

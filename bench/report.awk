@@ -24,16 +24,17 @@ function ratio(a, b) { return (a != "" && b != "" && b + 0 > 0) ? sprintf("%.2f"
 function fmt(x, f) { return x == "" ? "" : sprintf(f, x) }
 function cellmd(x, st) { return st == "missing" || (st == "ok" && x == "") ? "—" : st != "ok" ? st : x }
 
-# Figures for cell key k and target t: status S, medians TPS P99 AVG CPU.
+# Figures for cell key k and target t: status S, medians TPS P99 AVG CPU USR (user part).
 function figures(k, t,    kt) {
     kt = k SUBSEP t
     S = (kt in status) ? status[kt] : "missing"
-    TPS = P99 = AVG = CPU = ""
+    TPS = P99 = AVG = CPU = USR = ""
     if (S != "ok") return
     TPS = sprintf("%.0f", median(tps[kt]))
     P99 = fmt(median(p99[kt]), "%.2f")
     AVG = fmt(median(avg[kt]), "%.3f")
     CPU = fmt(median(cpu[kt]), "%.1f")
+    USR = fmt(median(usr[kt]), "%.1f")
 }
 
 BEGIN { OFS = "," }
@@ -50,6 +51,7 @@ NR == 1 { next }
     if ($11 != "-" && $11 != "") p99[kt] = p99[kt] " " $11
     if ($9 != "") avg[kt] = avg[kt] " " $9
     if ($15 != "-" && $15 != "") cpu[kt] = cpu[kt] " " $15
+    if ($18 != "-" && $18 != "") usr[kt] = usr[kt] " " $18
 }
 
 END {
@@ -59,17 +61,19 @@ END {
           "direct_lat_avg_ms,pgbouncer_lat_avg_ms,warmpool_lat_avg_ms," \
           "pgbouncer_cpu_ms_per_1k,warmpool_cpu_ms_per_1k," \
           "warmpool_over_direct_tps,warmpool_over_pgbouncer_tps,warmpool_over_pgbouncer_cpu," \
-          "direct_status,pgbouncer_status,warmpool_status" > csv
+          "direct_status,pgbouncer_status,warmpool_status," \
+          "pgbouncer_cpu_user_ms_per_1k,warmpool_cpu_user_ms_per_1k," \
+          "floor_tps,floor_lat_avg_ms,floor_cpu_ms_per_1k,floor_cpu_user_ms_per_1k,floor_status" > csv
 
     for (c = 1; c <= ncells; c++) {
         k = order[c]; split(k, f, SUBSEP)
         figures(k, "direct");    dS = S; dT = TPS; dP = P99; dA = AVG
-        figures(k, "pgbouncer"); bS = S; bT = TPS; bP = P99; bA = AVG; bC = CPU
-        figures(k, "warmpool");  wS = S; wT = TPS; wP = P99; wA = AVG; wC = CPU
-        figures(k, "floor");     fS = S; fT = TPS; fA = AVG; fC = CPU
+        figures(k, "pgbouncer"); bS = S; bT = TPS; bP = P99; bA = AVG; bC = CPU; bU = USR
+        figures(k, "warmpool");  wS = S; wT = TPS; wP = P99; wA = AVG; wC = CPU; wU = USR
+        figures(k, "floor");     fS = S; fT = TPS; fA = AVG; fC = CPU; fU = USR
         rwd = ratio(wT, dT); rwb = ratio(wT, bT); rcpu = ratio(wC, bC)
         print f[1], f[2], f[3], f[4], rounds[k], dT, bT, wT, dP, bP, wP, dA, bA, wA, bC, wC,
-              rwd, rwb, rcpu, dS, bS, wS > csv
+              rwd, rwb, rcpu, dS, bS, wS, bU, wU, fT, fA, fC, fU, fS > csv
 
         md = sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
             (f[2] in label) ? label[f[2]] : f[2], f[3], f[4],
@@ -89,6 +93,11 @@ END {
                 (f[2] in label) ? label[f[2]] : f[2], f[3], f[4], cellmd(fT, fS), cellmd(fC, fS),
                 cellmd(bC, bS), cellmd(wC, wS), cellmd(ratio(wC, fC), "ok"))
 
+        if (bU != "" || wU != "")
+            split_rows[f[1]] = split_rows[f[1]] sprintf("| %s | %s | %s | %s | %s | %s |%s\n",
+                (f[2] in label) ? label[f[2]] : f[2], f[3], f[4], user_kernel(bC, bU, bS),
+                user_kernel(wC, wU, wS), cellmd(ratio(wU, bU), "ok"),
+                has_floor ? " " user_kernel(fC, fU, fS) " |" : "")
         if (f[1] == "matrix") {
             blk = f[2] " " f[3]
             if (!(blk in blocks)) { blocks[blk] = 1; border[++nblocks] = blk }
@@ -123,6 +132,17 @@ END {
         print "|---|---|---|---|---|---|---|---|"
         printf "%s\n", floor_rows["matrix"]
     }
+    if ("matrix" in split_rows) {
+        print "### Where the pooler's CPU goes: user space / kernel, ms per 1 000 transactions\n"
+        print "From utime and stime in /proc/PID/stat, which the kernel samples at clock ticks:" \
+              " part of each system call's entry and exit is billed as user time (the floor" \
+              " relay, with next to nothing to do in user space, shows how much). The kernel part" \
+              " is the sockets' send/receive and epoll, the same system calls for every relay.\n"
+        print "| workload | mode | clients | PgBouncer user / kernel | warmpool user / kernel | user wp/PgB |" \
+              (has_floor ? " floor relay user / kernel |" : "")
+        print "|---|---|---|---|---|---|" (has_floor ? "---|" : "")
+        printf "%s\n", split_rows["matrix"]
+    }
     if ("connect" in rows) {
         print "## Connect rate: pgbench -C (new connection per transaction)\n"
         print head; printf "%s\n", rows["connect"]
@@ -135,3 +155,6 @@ END {
 }
 
 function nan(x) { return x == "" ? "NaN" : x }
+function user_kernel(c, u, st) {
+    return st != "ok" ? cellmd("", st) : (c == "" || u == "") ? "—" : sprintf("%.1f / %.1f", u, c - u)
+}

@@ -230,7 +230,7 @@ workload_args() {
 }
 
 RAW=$RESULTS/raw.csv
-echo "case,workload,mode,clients,target,round,status,tps,lat_avg_ms,p50_ms,p99_ms,xacts,failed,conn_ms,cpu_ms_per_1k,load1,note" >"$RAW"
+echo "case,workload,mode,clients,target,round,status,tps,lat_avg_ms,p50_ms,p99_ms,xacts,failed,conn_ms,cpu_ms_per_1k,load1,note,cpu_user_ms_per_1k" >"$RAW"
 
 # measure CASE WORKLOAD MODE CLIENTS ROUND TARGET [extra pgbench args]
 measure() {
@@ -240,7 +240,7 @@ measure() {
     load1=$(cut -d' ' -f1 /proc/loadavg)
     pgbench_measure "$c-$w-$m-c$n-r$r-$t" "${T_PORT[$t]}" "${T_PID[$t]}" "$n" \
         -M "$m" $(workload_args "$w") "$@"
-    echo "$c,$w,$m,$n,$t,$r,$M_STATUS,$M_TPS,${M_AVG:-},$M_P50,$M_P99,$M_XACTS,$M_FAILED,${M_CONN:-},$M_CPU,$load1,${M_NOTE:-}" >>"$RAW"
+    echo "$c,$w,$m,$n,$t,$r,$M_STATUS,$M_TPS,${M_AVG:-},$M_P50,$M_P99,$M_XACTS,$M_FAILED,${M_CONN:-},$M_CPU,$load1,$(echo "${M_NOTE:-}" | tr , ';'),$M_CPU_USER" >>"$RAW"
     log "$(printf '%-7s %-19s %-8s c=%-4s r%s %-9s tps=%-7.0f p99=%-8s cpu/1k=%-6s %s' \
         "$c" "$w" "$m" "$n" "$r" "$t" "$M_TPS" "$M_P99" "$M_CPU" "$M_STATUS")"
     [ "$M_STATUS" = ok ] || [ "$M_STATUS" = fails ] || drop_target "$t" "$M_STATUS: $M_NOTE"

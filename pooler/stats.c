@@ -478,17 +478,18 @@ static void log_slow_query(struct wp_pool *pool, struct wp_client *c,
 
 /* A code path that runs one query per row does it on every request: log its bursts
    once per nplus1_log_interval_ms per statement and pool (all are counted), or a busy
-   application writes a warning per connection per window. 1 = log this one now. */
-static int burst_log_due(struct stats_top_entry *e, int64_t at_us)
+   application writes a warning per connection per window. Statements the top table
+   does not hold share one allowance per pool. 1 = log this one now. */
+static int log_due(struct stats_log_limit *limit, int64_t at_us)
 {
     int64_t interval_us = wp_rt.cfg ? wp_rt.cfg->nplus1_log_interval_ms * 1000 : 0;
-    if (!e || interval_us <= 0)
+    if (!limit || interval_us <= 0)
         return 1;
-    if (e->nplus1_logged_us && at_us - e->nplus1_logged_us < interval_us) {
-        e->nplus1_unlogged++;
+    if (limit->logged_us && at_us - limit->logged_us < interval_us) {
+        limit->held++;
         return 0;
     }
-    e->nplus1_logged_us = at_us > 0 ? at_us : 1;
+    limit->logged_us = at_us > 0 ? at_us : 1;
     return 1;
 }
 
@@ -505,13 +506,14 @@ static void report_burst(struct wp_pool *pool, struct wp_client *c,
     }
     if (e)
         e->nplus1++;
-    if (!burst_log_due(e, cs->group->started_us))
+    struct stats_log_limit *limit = e ? &e->nplus1_log : ps ? &ps->nplus1_untracked_log : NULL;
+    if (!log_due(limit, cs->group->started_us))
         return;
-    char unlogged[96] = "";
-    if (e && e->nplus1_unlogged) {
-        snprintf(unlogged, sizeof unlogged, " (and %u more bursts of it since the last report)",
-                 e->nplus1_unlogged);
-        e->nplus1_unlogged = 0;
+    char unlogged[112] = "";
+    if (limit && limit->held) {
+        snprintf(unlogged, sizeof unlogged, " (and %u more bursts %s since the last report)",
+                 limit->held, e ? "of it" : "of untracked statements");
+        limit->held = 0;
     }
     char who[256], app[128], text[STATS_TEXT_MAX];
     identity(who, sizeof who, pool, c);

@@ -69,15 +69,19 @@ int64_t hist_quantile(const struct stats_hist *h, double q);
 
 #define STATS_TEXT_MAX 1024 /* normalised text kept per statement */
 
+/* A log line that comes at most once per interval: when it last came (clock of the
+   hooks, 0 = never) and how many were held back since. */
+struct stats_log_limit {
+    int64_t logged_us;
+    uint32_t held;
+};
+
 struct stats_top_entry {
     uint64_t fp; /* 0 = free slot */
     uint64_t calls, errors, nplus1;
     int64_t total_us, max_us;
-    char *text; /* normalised, may be "" when the text was not available */
-    /* N+1 log rate limit: when a burst of this statement was last logged (clock of the
-       hooks, 0 = never) and how many bursts went unlogged since. */
-    int64_t nplus1_logged_us;
-    uint32_t nplus1_unlogged;
+    char *text;                        /* normalised, may be "" when the text was not available */
+    struct stats_log_limit nplus1_log; /* its N+1 warnings */
 };
 
 /* Fixed capacity, keyed by fingerprint; when full, a new statement replaces the
@@ -165,6 +169,8 @@ struct wp_pool_stats {
     uint64_t servers_closed[STATS_CLOSE_REASONS];
     int last_connect; /* 0 = none yet, 1 = the last attempt worked, -1 = it failed */
     struct stats_nplus1_slot last_nplus1; /* the latest N+1 burst reported */
+    /* N+1 warnings of statements the top-statements table does not hold, together. */
+    struct stats_log_limit nplus1_untracked_log;
     struct stats_error_class error_classes[STATS_ERROR_CLASSES];
     int nerror_classes;
     uint64_t errors_unclassified; /* classes beyond the table */

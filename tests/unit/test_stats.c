@@ -472,6 +472,33 @@ static void test_nplus1_log_rate(void **state)
     unlink(path);
 }
 
+/* Without a top-statements entry (table off), a pool's bursts share one allowance. */
+static void test_nplus1_log_rate_untracked(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/warmpool-test-stats-XXXXXX", last[2048] = "";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(log_open(path), 0);
+    cfg.stats_top_statements = 0;
+    cfg.nplus1_log_interval_ms = 60000;
+
+    burst_in_transaction("SELECT * FROM a WHERE id = $1");
+    burst_in_transaction("SELECT * FROM b WHERE id = $1");
+    assert_null(entry_for("SELECT * FROM a WHERE id = $1"));
+    assert_int_equal(pool.stats->nplus1_bursts, 2);
+    assert_int_equal(count_lines_with(path, "N+1 pattern", last, sizeof last), 1);
+
+    clock_us += 60000000;
+    burst_in_transaction("SELECT * FROM c WHERE id = $1");
+    assert_int_equal(count_lines_with(path, "N+1 pattern", last, sizeof last), 2);
+    assert_non_null(strstr(last, "(and 1 more bursts of untracked statements since"));
+
+    log_open(NULL);
+    unlink(path);
+}
+
 static void test_nplus1_window(void **state)
 {
     (void)state;
@@ -727,6 +754,7 @@ int main(void)
         T(test_nplus1_in_transaction),
         T(test_nplus1_window),
         T(test_nplus1_log_rate),
+        T(test_nplus1_log_rate_untracked),
         T(test_nplus1_state_is_lazy),
         T(test_slow_queries),
         T(test_top_table_follows_config),

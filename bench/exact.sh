@@ -78,6 +78,10 @@ run_exact() {
             note "exact: warmpool not measured: $WARMPOOL is not built"
             continue
         fi
+        if [ "$kind" = floor ] && [ ! -x "$FLOOR_RELAY" ]; then
+            note "exact: floor not measured: $FLOOR_RELAY is not built"
+            continue
+        fi
         for mode in $EXACT_MODES; do
             for tool in callgrind strace; do
                 # A pooler that cannot start under one tool is not tried again.

@@ -221,16 +221,32 @@ wp_launch() { # DIR PORT [WRAPPER...]
     return 0
 }
 
+floor_launch() { # DIR PORT [WRAPPER...] — the floor relay (bench/floor/relay.c)
+    local dir=$1 port=$2 i=0
+    shift 2
+    mkdir -p "$dir"
+    (ulimit -n "$NOFILE"; exec "$@" "$FLOOR_RELAY" "$port" "$PG_PORT" "$dir/floor.pid") \
+        >"$dir/stdout.log" 2>&1 &
+    LAUNCH_PID=$! POOLER_PID=
+    while [ "$i" -lt 100 ] && [ -z "$POOLER_PID" ]; do
+        [ -s "$dir/floor.pid" ] && POOLER_PID=$(cat "$dir/floor.pid")
+        alive "$LAUNCH_PID" || break
+        sleep 0.1; i=$((i + 1))
+    done
+    [ -n "$POOLER_PID" ]
+}
+
 # Every launched pooler is registered as KIND:POOLER_PID:LAUNCH_PID so that the exit trap
 # can stop whatever is still running (pooler_stop_all).
 RUNNING_POOLERS=
 
-pooler_launch() { # pgbouncer|warmpool DIR PORT [WRAPPER...]
+pooler_launch() { # pgbouncer|warmpool|floor DIR PORT [WRAPPER...]
     local kind=$1 rc=0
     shift
     case $kind in
     pgbouncer) pgb_launch "$@" || rc=$? ;;
     warmpool) wp_launch "$@" || rc=$? ;;
+    floor) floor_launch "$@" || rc=$? ;;
     esac
     RUNNING_POOLERS="$RUNNING_POOLERS $kind:${POOLER_PID:-0}:$LAUNCH_PID"
     return $rc
@@ -241,7 +257,7 @@ pooler_stop() { # KIND POOLER_PID LAUNCH_PID
     # Both let valgrind/strace write their reports on the way out.
     local entry rest=
     case $1 in
-    pgbouncer) [ "$2" = 0 ] || stop_pid "$2" TERM ;;
+    pgbouncer | floor) [ "$2" = 0 ] || stop_pid "$2" TERM ;;
     warmpool) [ "$2" = 0 ] || stop_pid "$2" INT ;;
     esac
     # The launch job (runuser, strace, valgrind) ends with the pooler; make sure of it.

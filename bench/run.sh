@@ -143,11 +143,8 @@ start_targets() {
             T_PORT[direct]=$PG_PORT T_PID[direct]=-
             ACTIVE="$ACTIVE direct"
             ;;
-        pgbouncer | warmpool)
+        pgbouncer | warmpool | floor)
             if start_pooler "$t" "$WORK/$t"; then ACTIVE="$ACTIVE $t"; fi
-            ;;
-        floor)
-            if start_floor; then ACTIVE="$ACTIVE floor"; fi
             ;;
         *) die "unknown target $t" ;;
         esac
@@ -159,7 +156,11 @@ start_targets() {
 start_pooler() { # KIND DIR — sets T_PORT/T_PID[KIND] or notes why it cannot run
     local kind=$1 dir=$2 port bin
     port=$(free_port)
-    bin=$([ "$kind" = warmpool ] && echo "$WARMPOOL" || echo "$PGBOUNCER")
+    case $kind in
+    warmpool) bin=$WARMPOOL ;;
+    floor) bin=$FLOOR_RELAY ;;
+    *) bin=$PGBOUNCER ;;
+    esac
     if [ ! -x "$bin" ]; then
         note "$kind not measured: $bin is not built/installed"
         return 1
@@ -172,24 +173,6 @@ start_pooler() { # KIND DIR — sets T_PORT/T_PID[KIND] or notes why it cannot r
     fi
     T_PORT[$kind]=$port T_PID[$kind]=$POOLER_PID
     log "$kind pid $POOLER_PID on 127.0.0.1:$port (nofile $(awk '/open files/ { print $4 }' /proc/$POOLER_PID/limits))"
-}
-
-start_floor() { # sets T_PORT/T_PID[floor] or notes why it cannot run
-    local port
-    port=$(free_port)
-    if [ ! -x "$FLOOR_RELAY" ]; then
-        note "floor not measured: $FLOOR_RELAY is not built (make $ROOT/build/floor-relay)"
-        return 1
-    fi
-    "$FLOOR_RELAY" "$port" "$PG_PORT" 2>"$WORK/floor.log" &
-    T_PID[floor]=$!
-    BG_PIDS="$BG_PIDS ${T_PID[floor]}"
-    if ! wait_ready "$port" "${T_PID[floor]}" 10; then
-        note "floor not measured: it did not relay 'select 1' within 10 s"
-        return 1
-    fi
-    T_PORT[floor]=$port
-    log "floor relay pid ${T_PID[floor]} on 127.0.0.1:$port"
 }
 
 stop_target() { # KIND
@@ -299,7 +282,8 @@ run_storm() {
         note "storm: ulimit -n is $NOFILE, too low for $STORM_CLIENTS clients"
     note "storm: direct PostgreSQL is not measured ($STORM_CLIENTS backends would need max_connections > $STORM_CLIENTS)"
     for t in $TARGETS; do
-        [ "$t" = direct ] && continue
+        # The floor relay would open one backend per client.
+        [ "$t" = direct ] || [ "$t" = floor ] && continue
         start_pooler "$t" "$WORK/storm-$t" || continue
         pid=${T_PID[$t]} port=${T_PORT[$t]}
         rss0=$(proc_status_kb "$pid" VmRSS) uss0=$(uss_kb "$pid")
@@ -410,7 +394,7 @@ if [ $((DO_MATRIX + DO_CONNECT)) -gt 0 ]; then
     warm_up
     if [ "$DO_MATRIX" = 1 ]; then run_matrix; fi
     if [ "$DO_CONNECT" = 1 ]; then run_connect; fi
-    for t in pgbouncer warmpool; do
+    for t in pgbouncer warmpool floor; do
         if [ -n "${T_PID[$t]:-}" ]; then stop_target "$t"; fi
     done
 fi

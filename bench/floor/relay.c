@@ -9,7 +9,8 @@
  *
  * Not part of warmpool and not for production: no limits, no timeouts, no TLS.
  *
- * Usage: floor-relay LISTEN_PORT TARGET_PORT (both on 127.0.0.1)
+ * Usage: floor-relay LISTEN_PORT TARGET_PORT [PIDFILE]   (both ports on 127.0.0.1)
+ * SIGINT or SIGTERM ends it with exit status 0 (so strace and valgrind report).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +38,13 @@ struct side {
 };
 
 static int epfd;
+static volatile sig_atomic_t stopping;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
 
 static void watch(struct side *s, int op, uint32_t events)
 {
@@ -162,11 +170,14 @@ static int listen_on(int port)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s LISTEN_PORT TARGET_PORT\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s LISTEN_PORT TARGET_PORT [PIDFILE]\n", argv[0]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction stop = {.sa_handler = on_stop_signal}; /* no SA_RESTART: wake epoll */
+    sigaction(SIGINT, &stop, NULL);
+    sigaction(SIGTERM, &stop, NULL);
     int target_port = atoi(argv[2]);
     int listen_fd = listen_on(atoi(argv[1]));
     epfd = epoll_create1(0);
@@ -174,10 +185,15 @@ int main(int argc, char **argv)
         perror("listen");
         return 1;
     }
+    FILE *pidfile = argc == 4 ? fopen(argv[3], "w") : NULL;
+    if (pidfile) {
+        fprintf(pidfile, "%d\n", (int)getpid());
+        fclose(pidfile);
+    }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev);
     struct epoll_event events[MAX_EVENTS];
-    for (;;) {
+    while (!stopping) {
         int n = epoll_wait(epfd, events, MAX_EVENTS, -1);
         for (int i = 0; i < n; i++) {
             if (events[i].data.ptr == NULL)
@@ -188,4 +204,5 @@ int main(int argc, char **argv)
         while (nclosed > 0)
             free(closed[--nclosed]);
     }
+    return 0;
 }

@@ -419,6 +419,21 @@ static int count_lines_with(const char *path, const char *needle, char *last, si
     return n;
 }
 
+/* Send the log to a fresh file named by path (a mkstemp template). */
+static void log_to_temp_file(char *path)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(log_open(path), 0);
+}
+
+static void log_close_temp_file(const char *path)
+{
+    log_open(NULL);
+    unlink(path);
+}
+
 static void burst_in_transaction(const char *sql)
 {
     run("BEGIN", 10, 'T');
@@ -433,10 +448,7 @@ static void test_nplus1_log_rate(void **state)
 {
     (void)state;
     char path[] = "/tmp/warmpool-test-stats-XXXXXX", last[2048] = "";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(log_open(path), 0);
+    log_to_temp_file(path);
     cfg.nplus1_log_interval_ms = 60000;
     const char *sql = "SELECT * FROM items WHERE order_id = $1";
     struct wp_pool_stats *ps = NULL;
@@ -468,8 +480,7 @@ static void test_nplus1_log_rate(void **state)
     burst_in_transaction(sql);
     assert_int_equal(count_lines_with(path, "N+1 pattern", last, sizeof last), 5);
 
-    log_open(NULL);
-    unlink(path);
+    log_close_temp_file(path);
 }
 
 /* Without a top-statements entry (table off), a pool's bursts share one allowance. */
@@ -477,10 +488,7 @@ static void test_nplus1_log_rate_untracked(void **state)
 {
     (void)state;
     char path[] = "/tmp/warmpool-test-stats-XXXXXX", last[2048] = "";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(log_open(path), 0);
+    log_to_temp_file(path);
     cfg.stats_top_statements = 0;
     cfg.nplus1_log_interval_ms = 60000;
 
@@ -495,8 +503,7 @@ static void test_nplus1_log_rate_untracked(void **state)
     assert_int_equal(count_lines_with(path, "N+1 pattern", last, sizeof last), 2);
     assert_non_null(strstr(last, "(and 1 more bursts of untracked statements since"));
 
-    log_open(NULL);
-    unlink(path);
+    log_close_temp_file(path);
 }
 
 static void test_nplus1_window(void **state)

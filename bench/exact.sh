@@ -74,12 +74,8 @@ run_exact() {
     : >"$RESULTS/exact-syscalls.txt"
     for kind in $TARGETS; do
         [ "$kind" = direct ] && continue
-        if [ "$kind" = warmpool ] && [ ! -x "$WARMPOOL" ]; then
-            note "exact: warmpool not measured: $WARMPOOL is not built"
-            continue
-        fi
-        if [ "$kind" = floor ] && [ ! -x "$FLOOR_RELAY" ]; then
-            note "exact: floor not measured: $FLOOR_RELAY is not built"
+        if [ ! -x "$(target_bin "$kind")" ]; then
+            note "exact: $kind not measured: $(target_bin "$kind") is not built/installed"
             continue
         fi
         for mode in $EXACT_MODES; do

@@ -68,12 +68,13 @@ write_userlist() { # FILE — PgBouncer-format auth file with bench's SCRAM secr
 
 # ---------------------------------------------------------------- processes
 
-cpu_ticks() { # PID — utime+stime of the whole process (all threads), "-" if gone
-    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo -
+cpu_ticks() { # PID — "utime+stime utime" of the whole process (all threads), "- -" if gone
+    awk '{ print $14 + $15, $14 }' "/proc/$1/stat" 2>/dev/null || echo - -
 }
 
-user_ticks() { # PID — utime alone (the rest of cpu_ticks is time in the kernel)
-    awk '{ print $14 }' "/proc/$1/stat" 2>/dev/null || echo -
+per_1k_xact() { # TICKS_BEFORE TICKS_AFTER XACTS — CPU ms per 1 000 transactions, or "-"
+    if [ "$1" = - ] || [ "$2" = - ] || [ "$3" -le 0 ]; then echo -; return; fi
+    awk -v d=$(($2 - $1)) -v hz="$CLK_TCK" -v n="$3" 'BEGIN { printf "%.2f", d * 1000 / hz / n * 1000 }'
 }
 
 proc_status_kb() { # PID FIELD — e.g. VmRSS, VmHWM, in kB; "-" if gone
@@ -175,8 +176,22 @@ bench = host=127.0.0.1 port=$PG_PORT dbname=bench password=benchpw
 EOF
 }
 
+# POOLER_PID from the pidfile the launched process writes, waiting up to TENTHS tenths
+# of a second while LAUNCH_PID lives. The pidfile names the pooler itself even under a
+# wrapper (runuser, strace) that forks it.
+pid_from_file() { # FILE TENTHS
+    local i=0
+    POOLER_PID=
+    while [ "$i" -lt "$2" ]; do
+        [ -s "$1" ] && POOLER_PID=$(cat "$1") && return 0
+        alive "$LAUNCH_PID" || return 1
+        sleep 0.1; i=$((i + 1))
+    done
+    return 1
+}
+
 pgb_launch() { # DIR PORT [WRAPPER...]
-    local dir=$1 port=$2 i=0
+    local dir=$1 port=$2
     shift 2
     mkdir -p "$dir"
     write_userlist "$dir/userlist.txt"
@@ -189,17 +204,11 @@ pgb_launch() { # DIR PORT [WRAPPER...]
     as_pg sh -c 'ulimit -n "$0"; exec "$@"' "$NOFILE" "$@" "$PGBOUNCER" -q "$dir/pgbouncer.ini" \
         >"$dir/stdout.log" 2>&1 &
     LAUNCH_PID=$!
-    POOLER_PID=
-    while [ "$i" -lt 600 ]; do
-        [ -s "$dir/pgbouncer.pid" ] && POOLER_PID=$(cat "$dir/pgbouncer.pid") && return 0
-        alive "$LAUNCH_PID" || break
-        sleep 0.1; i=$((i + 1))
-    done
-    return 1
+    pid_from_file "$dir/pgbouncer.pid" 600
 }
 
 wp_launch() { # DIR PORT [WRAPPER...]
-    local dir=$1 port=$2 i=0
+    local dir=$1 port=$2
     shift 2
     mkdir -p "$dir"
     write_userlist "$dir/userlist.txt"
@@ -210,30 +219,19 @@ wp_launch() { # DIR PORT [WRAPPER...]
     # strace forks the pooler as its child; valgrind runs it in-process. The pooler's
     # own pidfile names it (a child list read too early can name another process).
     if [ "${1:-}" = strace ]; then
-        POOLER_PID=
-        while [ "$i" -lt 100 ] && [ -z "$POOLER_PID" ]; do
-            [ -s "$dir/warmpool.pid" ] && POOLER_PID=$(cat "$dir/warmpool.pid")
-            alive "$LAUNCH_PID" || break
-            sleep 0.1; i=$((i + 1))
-        done
-        [ -n "$POOLER_PID" ] || return 1
+        pid_from_file "$dir/warmpool.pid" 100 || return 1
     fi
     return 0
 }
 
 floor_launch() { # DIR PORT [WRAPPER...] — the floor relay (bench/floor/relay.c)
-    local dir=$1 port=$2 i=0
+    local dir=$1 port=$2
     shift 2
     mkdir -p "$dir"
     (ulimit -n "$NOFILE"; exec "$@" "$FLOOR_RELAY" "$port" "$PG_PORT" "$dir/floor.pid") \
         >"$dir/stdout.log" 2>&1 &
-    LAUNCH_PID=$! POOLER_PID=
-    while [ "$i" -lt 100 ] && [ -z "$POOLER_PID" ]; do
-        [ -s "$dir/floor.pid" ] && POOLER_PID=$(cat "$dir/floor.pid")
-        alive "$LAUNCH_PID" || break
-        sleep 0.1; i=$((i + 1))
-    done
-    [ -n "$POOLER_PID" ]
+    LAUNCH_PID=$!
+    pid_from_file "$dir/floor.pid" 100
 }
 
 # Every launched pooler is registered as KIND:POOLER_PID:LAUNCH_PID so that the exit trap
@@ -294,11 +292,11 @@ pgbench_measure() {
     local txlog=$WORK/txlog out=$RESULTS/runs/$tag.txt
     rm -rf "$txlog"; mkdir -p "$txlog" "$RESULTS/runs"
     local u0=- u1=-
-    [ "$pid" = - ] || { t0=$(cpu_ticks "$pid"); u0=$(user_ticks "$pid"); }
+    [ "$pid" = - ] || read -r t0 u0 < <(cpu_ticks "$pid")
     timeout -k 10 "$PGBENCH_TIMEOUT" \
         pgbench -h 127.0.0.1 -p "$port" -U bench -n -c "$clients" -j "$jobs" \
         -l --log-prefix="$txlog/tx" "$@" bench >"$out" 2>&1 || rc=$?
-    [ "$pid" = - ] || { t1=$(cpu_ticks "$pid"); u1=$(user_ticks "$pid"); }
+    [ "$pid" = - ] || read -r t1 u1 < <(cpu_ticks "$pid")
 
     M_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out")
     M_AVG=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
@@ -318,15 +316,8 @@ pgbench_measure() {
     M_P50=$1 M_P99=$2
     rm -rf "$txlog"
 
-    M_CPU=- M_CPU_USER=-
-    if [ "$t0" != - ] && [ "$t1" != - ] && [ "$M_XACTS" -gt 0 ]; then
-        M_CPU=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$M_XACTS" \
-            'BEGIN { printf "%.2f", d * 1000 / hz / n * 1000 }')
-    fi
-    if [ "$u0" != - ] && [ "$u1" != - ] && [ "$M_XACTS" -gt 0 ]; then
-        M_CPU_USER=$(awk -v d=$((u1 - u0)) -v hz="$CLK_TCK" -v n="$M_XACTS" \
-            'BEGIN { printf "%.2f", d * 1000 / hz / n * 1000 }')
-    fi
+    M_CPU=$(per_1k_xact "$t0" "$t1" "$M_XACTS")
+    M_CPU_USER=$(per_1k_xact "$u0" "$u1" "$M_XACTS")
 
     M_STATUS=ok
     if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then

@@ -153,14 +153,18 @@ start_targets() {
     log "targets: $ACTIVE"
 }
 
+target_bin() { # KIND — the executable a pooler target runs
+    case $1 in
+    warmpool) echo "$WARMPOOL" ;;
+    floor) echo "$FLOOR_RELAY" ;;
+    *) echo "$PGBOUNCER" ;;
+    esac
+}
+
 start_pooler() { # KIND DIR — sets T_PORT/T_PID[KIND] or notes why it cannot run
     local kind=$1 dir=$2 port bin
     port=$(free_port)
-    case $kind in
-    warmpool) bin=$WARMPOOL ;;
-    floor) bin=$FLOOR_RELAY ;;
-    *) bin=$PGBOUNCER ;;
-    esac
+    bin=$(target_bin "$kind")
     if [ ! -x "$bin" ]; then
         note "$kind not measured: $bin is not built/installed"
         return 1

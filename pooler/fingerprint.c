@@ -915,8 +915,12 @@ static uint64_t shape_hash(const char *text, size_t len)
         switch (k) {
         case SC_DIGIT:
             i = shape_skip_digits(s, len, i);
-            /* 0x1F, 1e5, 0b1: letters glued to digits are the lexer's business */
+            /* 0x1F, 1e5, 0b1: letters glued to digits are the lexer's business; so is a
+               name right after "1." (1.e5, 1._1$$…), where the lexer's view of the number
+               decides what the rest is (fuzz_fingerprint found a '$$' read both ways) */
             if (i < len && shape_classes[s[i]] == SC_IDENT)
+                return 0;
+            if (i + 1 < len && s[i] == '.' && shape_classes[s[i + 1]] == SC_IDENT)
                 return 0;
             h = FNV_STEP(h, SHAPE_NUMBER);
             continue;

@@ -74,7 +74,7 @@ void cancel_request(uint32_t pid, uint32_t key)
         return;
     }
     /* Only a backend busy for this client gets the cancel, never one it left. */
-    if (c->server && c->server->outstanding > 0) {
+    if (c->server && server_outstanding(c->server)) {
         stats_cancel(c->pool);
         cancel_server(c->server);
     } else if (c->state == CL_WAITING && client_request_buffered(c)) {

@@ -124,8 +124,9 @@ void client_close(struct wp_client *c, const char *reason)
     if (c->server) {
         struct wp_server *s = c->server;
         c->server = NULL;
-        /* A message only partly forwarded leaves the backend mid-message. */
-        if (c->msg_left > 0)
+        /* A message only partly forwarded, or scanned but not all written, leaves the
+           backend mid-message (or owing answers to bytes it never got). */
+        if (c->msg_left > 0 || c->scan > 0)
             s->close_when_quiet = 1;
         server_abandon(s);
     }
@@ -318,8 +319,31 @@ static void client_readable(struct wp_client *c)
     read_and_dispatch(c);
 }
 
+/*
+ * The input cap, checked at the one place client bytes are read once logged in: this
+ * many unconsumed bytes, more only while the message at the scan position is wanted
+ * whole (its length is within max_packet_size, or it would have been refused).
+ */
+static size_t input_limit(const struct wp_client *c)
+{
+    size_t limit = CLIENT_INPUT_LIMIT(wp_rt.cfg);
+    uint8_t type;
+    uint32_t len;
+    if (c->msg_left == 0 &&
+        proto_scan_header(buf_head(&c->rbuf) + c->scan, buf_unread(&c->rbuf) - c->scan,
+                          (uint32_t)wp_rt.cfg->max_packet_size, &type, &len) == PROTO_HEADER &&
+        c->scan + len > limit)
+        limit = c->scan + len;
+    return limit;
+}
+
 static void read_and_dispatch(struct wp_client *c)
 {
+    if (c->state >= CL_WELCOME && buf_unread(&c->rbuf) >= input_limit(c)) {
+        /* Whoever consumes input resumes reading (relay.c, client_linked). */
+        client_pause_read(c, 1);
+        return;
+    }
     int rc = read_input(c);
     if (rc < 0) {
         client_close(c, "client disconnected");
@@ -411,9 +435,12 @@ void client_sync_params(struct wp_client *c)
         return;
     struct wp_buf sql = {0};
     int n = params_build_sync(&c->params, &s->params, &sql);
-    if (n > 0 && buf_append(&sql, "", 1) == 0) {
-        server_queue_internal(s, (const char *)sql.data);
+    if (n > 0 && buf_append(&sql, "", 1) == 0 &&
+        server_queue_internal(s, (const char *)sql.data) == 0) {
         params_apply_sync(&c->params, &s->params);
+        /* The client's first message waits for the answer: if the sync fails, the
+           backend's settings are unknown and the client must not run on it. */
+        s->syncing_params = 1;
     }
     buf_free(&sql);
 }

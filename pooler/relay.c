@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -37,6 +39,7 @@ enum scan_result {
     SCAN_TX_FORBIDDEN, /* statement mode: the client opened a transaction block */
     SCAN_ERROR,
     SCAN_TOO_LARGE, /* a client message declared longer than max_packet_size */
+    SCAN_BAD_TYPE,  /* a client message of a type PostgreSQL does not accept */
 };
 
 static size_t client_input_limit(void)
@@ -103,32 +106,12 @@ void relay_move_server_scanned(struct wp_server *s)
 
 /* ---- client → server ---- */
 
-static void note_client_message(struct wp_server *s, uint8_t type)
+/* A client message goes to the backend (forwarded is 0 when the prepared layer sent
+   something else in its place and told the backend state itself). */
+static void note_client_message(struct wp_server *s, uint8_t type, int forwarded)
 {
-    switch (type) {
-    case 'Q':
-    case 'F':
-        s->outstanding++;
-        break;
-    case 'S':
-        s->outstanding++;
-        s->in_extended = 0;
-        break;
-    case 'P':
-    case 'B':
-    case 'D':
-    case 'E':
-    case 'C':
-    case 'H':
-        s->in_extended = 1;
-        break;
-    case 'c':
-    case 'f':
-        s->copy_in = 0;
-        break;
-    default:
-        break;
-    }
+    if (forwarded)
+        owed_sent(&s->owed, type);
     if (type == 'Q' || type == 'F' || type == 'S' || type == 'E')
         timeouts_request_sent(s); /* query_timeout counts from here */
 }
@@ -185,7 +168,7 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
             c->msg_left -= (uint32_t)take;
             continue;
         }
-        if (c->input_held)
+        if (c->input_held || c->bad_type)
             return SCAN_MORE;
         uint8_t type;
         uint32_t len;
@@ -196,6 +179,10 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
             return proto_length_too_large(p) ? SCAN_TOO_LARGE : SCAN_ERROR;
         if (type == 'X')
             return SCAN_TERMINATE;
+        if (!owed_frontend_type_valid(type)) {
+            c->bad_type = type; /* never forwarded: the backend would die of it */
+            return SCAN_BAD_TYPE;
+        }
         note_request_start(c, type, p, avail, len);
         if (prep) {
             enum prep_input in = prepared_client_message(c, s, type, len);
@@ -207,11 +194,11 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
                 continue; /* nothing reached the backend */
             if (in == PREP_HOLD)
                 c->input_held = 1;
-            note_client_message(s, type);
+            note_client_message(s, type, in != PREP_DONE);
             if (in == PREP_DONE)
                 continue;
         } else {
-            note_client_message(s, type);
+            note_client_message(s, type, 1);
         }
         c->msg_left = len;
     }
@@ -275,6 +262,38 @@ static void protocol_violation(struct wp_client *c, const char *what)
     client_send_error(c, "FATAL", "08P01", what);
 }
 
+/* PostgreSQL's answer to a message type it does not know: FATAL, to that client only. */
+static void refuse_message_type(struct wp_client *c, uint8_t type)
+{
+    char what[64];
+    snprintf(what, sizeof what, "invalid frontend message type %d", type);
+    protocol_violation(c, what);
+}
+
+/*
+ * A client message of an unknown type is next in the input. PostgreSQL reads in order:
+ * what came before it runs and is answered, then the connection ends with FATAL. So
+ * the refusal waits until the backend owes nothing and its answers reached the client;
+ * answers held back for want of a Flush are asked for with one (harmless).
+ */
+static void refuse_bad_type_when_answered(struct wp_server *s, int may_flush)
+{
+    struct wp_client *c = s->client;
+    if (!c || !c->bad_type)
+        return;
+    if (s->owed.count == 0 && s->scan == 0 && buf_unread(&s->wbuf) == 0 && c->scan == 0) {
+        refuse_message_type(c, c->bad_type);
+        return;
+    }
+    if (may_flush && s->owed.count > 0 && s->owed.unsynced) {
+        relay_move_client_scanned(c, s);
+        proto_put_simple(&s->wbuf, 'H');
+        owed_sent(&s->owed, 'H');
+    }
+    if (relay_flush_to_server(s) < 0)
+        server_close(s, "write to server failed");
+}
+
 /* No backend yet: decide whether the input needs one, and ask the pool. */
 static int acquire_server(struct wp_client *c)
 {
@@ -292,6 +311,10 @@ static int acquire_server(struct wp_client *c)
     }
     if (type == 'X') {
         client_close(c, "client sent Terminate");
+        return 0;
+    }
+    if (!owed_frontend_type_valid(type)) {
+        refuse_message_type(c, type);
         return 0;
     }
     if (c->state == CL_WAITING)
@@ -329,6 +352,12 @@ void relay_client_input(struct wp_client *c)
     if (!c->server && !acquire_server(c))
         return;
     struct wp_server *s = c->server;
+    if (s->syncing_params) {
+        /* The sync goes now; the client's input once it is answered. */
+        if (relay_flush_to_server(s) < 0)
+            server_close(s, "write to server failed");
+        return;
+    }
     if (s->cancel_pending > 0 && c->msg_left == 0) {
         /* PostgreSQL may deliver a cancel's signal late (it signals the backend and
            its process group): the next request waits until the cancel is done, so
@@ -340,6 +369,10 @@ void relay_client_input(struct wp_client *c)
     enum scan_result r = scan_client(c, s);
     if (s->out_of_memory) {
         server_close(s, "out of memory");
+        return;
+    }
+    if (r == SCAN_BAD_TYPE) {
+        refuse_bad_type_when_answered(s, 1);
         return;
     }
     if (r == SCAN_ERROR || r == SCAN_TOO_LARGE) {
@@ -358,11 +391,8 @@ void relay_client_input(struct wp_client *c)
         relay_try_release(c->server);
         return;
     }
-    if (r == SCAN_TERMINATE) {
-        if (c->scan > 0 || c->msg_left > 0)
-            s->close_when_quiet = 1; /* it will never get the rest */
+    if (r == SCAN_TERMINATE)
         client_close(c, "client sent Terminate");
-    }
 }
 
 /* ---- server → client ---- */
@@ -385,22 +415,88 @@ static void note_param_status(struct wp_server *s, const uint8_t *p, uint32_t le
         params_set(&s->client->params, name, value);
 }
 
+/*
+ * An internal query failed. Its statements ran in one implicit transaction, but which
+ * of them took effect is not for warmpool to guess: the backend is closed once quiet
+ * (vouch or close), except after warm statements, which prepared_warm_failed clears.
+ */
 static void note_internal_error(struct wp_server *s, const uint8_t *p, size_t avail, uint32_t len)
 {
     s->internal_failed = 1;
-    if (s->check_started_ms)
-        s->close_when_quiet = 1; /* failed server_check_query: never lend it */
+    if (!s->warming)
+        s->close_when_quiet = 1;
     if (avail < len)
         return;
     const char *msg = proto_error_field(p + 5, len - 5, 'M');
     log_warn("S-%llu %s/%s pid=%u: internal query failed: %s", (unsigned long long)s->id,
              s->pool->dbname, s->pool->user, s->backend_pid, msg ? msg : "(no message)");
+    if (s->syncing_params && !s->sync_error) {
+        s->sync_error = malloc(len);
+        if (s->sync_error)
+            memcpy(s->sync_error, p, len);
+    }
+}
+
+/* The client's parameters could not be set: refuse it as PostgreSQL refuses an invalid
+   startup parameter (FATAL, with the backend's SQLSTATE and message). */
+static void refuse_client_params(struct wp_server *s)
+{
+    struct wp_client *c = s->client;
+    const char *code = NULL, *msg = NULL;
+    uint32_t len = s->sync_error ? proto_get_u32((const uint8_t *)s->sync_error + 1) : 0;
+    if (len > 4) {
+        code = proto_error_field((const uint8_t *)s->sync_error + 5, len - 4, 'C');
+        msg = proto_error_field((const uint8_t *)s->sync_error + 5, len - 4, 'M');
+    }
+    if (c)
+        client_send_error(c, "FATAL", code ? code : "08006",
+                          msg ? msg : "could not apply the client's session parameters");
+    free(s->sync_error);
+    s->sync_error = NULL;
+}
+
+/* The parameter sync is answered: the client's input goes on, or the client is refused
+   (both once the scan is over: refusing closes the client and then the server). */
+static void note_params_synced(struct wp_server *s)
+{
+    s->syncing_params = 0;
+    s->params_outcome = s->internal_failed ? PARAMS_REFUSE : PARAMS_RESUME;
+}
+
+static void act_on_params_outcome(struct wp_server *s)
+{
+    int outcome = s->params_outcome;
+    s->params_outcome = 0;
+    if (outcome == PARAMS_REFUSE)
+        refuse_client_params(s);
+    else if (s->client)
+        relay_client_input(s->client);
+}
+
+/* The backend said something warmpool cannot account for: it is never lent again. */
+static void note_lost(struct wp_server *s, uint8_t type)
+{
+    if (s->close_when_quiet)
+        return;
+    s->close_when_quiet = 1;
+    log_warn("S-%llu %s/%s pid=%u: unexpected message '%c' from the server: closing it once "
+             "its client is done",
+             (unsigned long long)s->id, s->pool->dbname, s->pool->user, s->backend_pid,
+             type >= 32 && type < 127 ? type : '?');
+}
+
+static void feed_answer(struct wp_server *s, uint8_t type)
+{
+    owed_answer(&s->owed, type);
+    if (s->owed.lost)
+        note_lost(s, type);
 }
 
 /* ReadyForQuery: settle who it answered; returns what the caller must do next. */
 static enum scan_result note_ready(struct wp_server *s, const uint8_t *p)
 {
     s->tx_status = (char)p[5];
+    feed_answer(s, 'Z');
     if (s->swallow > 0) {
         s->swallow--;
         if (s->warming) {
@@ -408,9 +504,10 @@ static enum scan_result note_ready(struct wp_server *s, const uint8_t *p)
             if (s->internal_failed)
                 prepared_warm_failed(s);
         }
+        if (s->syncing_params)
+            note_params_synced(s);
         s->internal_failed = 0;
-    } else if (s->outstanding > 0) {
-        s->outstanding--;
+    } else {
         timeouts_request_answered(s);
     }
     /* Statement mode lends a backend for one statement: a transaction block cannot
@@ -420,7 +517,7 @@ static enum scan_result note_ready(struct wp_server *s, const uint8_t *p)
         return SCAN_TX_FORBIDDEN;
     if (s->client)
         return relay_release_point(s) ? SCAN_RELEASE : SCAN_MORE;
-    return s->outstanding == 0 && s->swallow == 0 ? SCAN_QUIET : SCAN_MORE;
+    return (owed_settled(&s->owed) && s->swallow == 0) || s->owed.lost ? SCAN_QUIET : SCAN_MORE;
 }
 
 static void take_bytes(struct wp_server *s, uint32_t len, size_t avail, int drop)
@@ -441,8 +538,11 @@ static int passes_untouched(struct wp_server *s, uint8_t type)
 {
     if (!s->client || s->swallow > 0 || (type != 'D' && type != 'T'))
         return 0;
-    if (s->pending.count == 0)
+    if (s->pending.count == 0) {
+        if (type == 'T')
+            feed_answer(s, type); /* it may answer a Describe */
         return 1;
+    }
     return type == 'D' && pending_head(&s->pending)->action != PENDING_SKIP;
 }
 
@@ -498,14 +598,16 @@ static enum scan_result scan_server(struct wp_server *s)
                               avail >= len ? proto_error_field(p + 5, len - 5, 'C') : NULL);
         if (!drop && s->client && type == 'Z')
             stats_query_end(s->pool, s->client, &s->client->stats, (char)p[5], stats_now_us());
-        if (type == 'Z')
+        if (type == 'Z') {
             next = note_ready(s, p);
-        else if (type == 'S' && avail >= len)
-            note_param_status(s, p, len, !drop);
-        else if (type == 'E' && s->swallow > 0)
-            note_internal_error(s, p, avail, len);
-        else if (type == 'G' && !drop)
-            s->copy_in = 1;
+        } else {
+            if (type != 'D')
+                feed_answer(s, type);
+            if (type == 'S' && avail >= len)
+                note_param_status(s, p, len, !drop);
+            else if (type == 'E' && s->swallow > 0)
+                note_internal_error(s, p, avail, len);
+        }
         take_bytes(s, len, avail, drop);
         if (prep && prepared_synthetic_due(s))
             prepared_emit_synthetic(s);
@@ -537,8 +639,8 @@ int relay_release_point(const struct wp_server *s)
     const struct wp_client *c = s->client;
     if (!c || s->pool->settings.pool_mode == WP_MODE_SESSION)
         return 0;
-    return s->tx_status == 'I' && s->outstanding == 0 && s->swallow == 0 && !s->in_extended &&
-           !s->copy_in && s->cancel_pending == 0 && c->msg_left == 0 && c->scan == 0 &&
+    return s->tx_status == 'I' && owed_settled(&s->owed) && s->swallow == 0 && !s->syncing_params &&
+           s->cancel_pending == 0 && c->msg_left == 0 && c->scan == 0 &&
            /* a message still arriving will want this backend anyway */
            buf_unread(&c->rbuf) == 0 && buf_unread(&s->wbuf) == 0 && s->pending.count == 0 &&
            s->plain_queries == 0;
@@ -630,6 +732,10 @@ void relay_server_input(struct wp_server *s)
             if (flushed)
                 relay_try_release(s);
             resume_held_input(s);
+            if (s->params_outcome)
+                act_on_params_outcome(s);
+            else if (flushed && s->client && s->client->bad_type)
+                refuse_bad_type_when_answered(s, 0);
             return;
         }
     }
@@ -647,6 +753,10 @@ void relay_client_writable(struct wp_client *c)
     struct wp_server *s = c->server;
     if (rc == 0 || !s)
         return;
+    if (c->bad_type) {
+        refuse_bad_type_when_answered(s, 0);
+        return;
+    }
     if (s->release_pending) {
         relay_try_release(s);
         return;

@@ -124,6 +124,7 @@ static void evict_for_one_more(struct wp_server *s)
         if (!victim)
             return;
         put_close(&s->wbuf, victim->name);
+        owed_sent(&s->owed, 'C');
         push(s, 'C', PENDING_SKIP, victim, NULL); /* to put it back if skipped */
         serverset_remove(&s->stmts, &wp_rt.registry, victim);
         s->pool->prepared_evictions++;
@@ -146,11 +147,11 @@ static void put_prepare(struct wp_server *s, struct wp_stmt *stmt, uint8_t actio
         proto_put_query(&s->wbuf, (const char *)sql.data);
         buf_free(&sql);
         push(s, 'Q', action, stmt, client_name);
-        if (action == PENDING_SKIP)
-            s->outstanding++; /* its ReadyForQuery is counted like the client's */
+        owed_sent(&s->owed, 'Q');
     } else {
         proto_put_parse(&s->wbuf, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
         push(s, 'P', action, stmt, client_name);
+        owed_sent(&s->owed, 'P');
     }
     serverset_add(&s->stmts, stmt);
 }
@@ -196,6 +197,7 @@ static void put_duplicate_error(struct wp_server *s, int sql_level, const char *
         proto_put_query(&s->wbuf, "PREPARE wp_duplicate AS " DUPLICATE_QUERY);
     else
         proto_put_parse(&s->wbuf, "wp_duplicate", DUPLICATE_QUERY, 0, NULL);
+    owed_sent(&s->owed, sql_level ? 'Q' : 'P');
     struct wp_pending item = {.type = sql_level ? 'Q' : 'P',
                               .action = PENDING_FORWARD,
                               .client_name = strdup(text),
@@ -237,6 +239,7 @@ static int may_end_transaction(const char *query, size_t len)
 static void put_refused_parse(struct wp_server *s)
 {
     proto_put_parse(&s->wbuf, "wp_duplicate", DUPLICATE_QUERY, 0, NULL);
+    owed_sent(&s->owed, 'P');
     push(s, 'P', PENDING_FORWARD, NULL, NULL);
 }
 
@@ -327,12 +330,14 @@ static enum prep_input on_named_use(struct wp_client *c, struct wp_server *s, ui
            statement on this backend (wp_<id>): ask for one that cannot exist, and
            give the client PostgreSQL's error under its own name. */
         put_renamed(&s->wbuf, msg, len, name_off, name_len, MISSING_NAME);
+        owed_sent(&s->owed, type);
         push_missing(s, type, name);
         buf_consume(&c->rbuf, len);
         return PREP_DONE;
     }
     ensure_prepared(s, stmt);
     put_renamed(&s->wbuf, msg, len, name_off, name_len, stmt->name);
+    owed_sent(&s->owed, type);
     /* Held so that a 0A000 (result shape changed) can retire it. */
     push(s, type, PENDING_FORWARD, stmt, NULL);
     buf_consume(&c->rbuf, len);
@@ -386,6 +391,7 @@ static void put_execute(struct wp_server *s, struct wp_stmt *stmt, const struct 
     buf_append(&sql, "", 1);
     proto_put_query(&s->wbuf, (const char *)sql.data);
     buf_free(&sql);
+    owed_sent(&s->owed, 'Q');
     push(s, 'Q', PENDING_FORWARD, NULL, NULL);
 }
 
@@ -460,6 +466,7 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
         snprintf(sql, sizeof sql, "%s " MISSING_NAME,
                  sp.kind == SQLPREP_EXECUTE ? "EXECUTE" : "DEALLOCATE");
         proto_put_query(&s->wbuf, sql);
+        owed_sent(&s->owed, 'Q');
         push_missing(s, 'Q', sp.name);
         buf_consume(&c->rbuf, len);
         return PREP_DONE;
@@ -735,6 +742,7 @@ static void end_skip_before_execute(struct wp_server *s)
     undo_request(s, pending_head(&s->pending));
     pop_and_release(s);
     proto_put_simple(&s->wbuf, 'S');
+    owed_sent(&s->owed, 'S');
     server_kick_write(s);
 }
 
@@ -1003,12 +1011,18 @@ int prepared_answer_locally(struct wp_client *c)
     while (batch.n < LOCAL_BATCH_MAX) {
         uint8_t type;
         uint32_t len;
-        if (proto_scan_header(p + off, avail - off, max_len, &type, &len) != PROTO_HEADER)
+        enum proto_scan r = proto_scan_header(p + off, avail - off, max_len, &type, &len);
+        if (r == PROTO_BAD_LENGTH)
+            return 0; /* the relay refuses it */
+        if (r == PROTO_NEED_MORE)
             return off > 0 ? -1 : 0;
         if (type != 'P' && type != 'D' && type != 'C' && type != 'S' && type != 'H')
             return 0;
         if (avail - off < len) {
-            if (buf_reserve(&c->rbuf, len - (avail - off)) < 0)
+            /* Waiting is bounded by the client's input cap; past it, a backend takes
+               the messages one by one. */
+            if (off + len > (size_t)wp_rt.cfg->pkt_buf * 4 ||
+                buf_reserve(&c->rbuf, len - (avail - off)) < 0)
                 return 0;
             return -1; /* wait for the rest of the batch */
         }
@@ -1092,6 +1106,7 @@ static int warm_one(struct wp_server *s, struct wp_stmt *stmt)
     if (!stmt->validated || stmt->sql_level || serverset_touch(&s->stmts, stmt))
         return 0;
     proto_put_parse(&s->wbuf, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
+    owed_sent(&s->owed, 'P');
     serverset_add(&s->stmts, stmt);
     return 1;
 }
@@ -1119,6 +1134,7 @@ int prepared_warm_server(struct wp_server *s)
         return 0;
     /* One Sync closes the batch: its ReadyForQuery ends the swallowed answer. */
     proto_put_simple(&s->wbuf, 'S');
+    owed_sent(&s->owed, 'S');
     s->swallow++;
     s->warming = 1;
     return 1;

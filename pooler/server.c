@@ -244,6 +244,8 @@ static void server_free(struct wp_server *s)
     buf_free(&s->rbuf);
     buf_free(&s->wbuf);
     params_clear(&s->params);
+    owed_free(&s->owed);
+    free(s->sync_error);
     free(s);
 }
 
@@ -305,6 +307,7 @@ int server_queue_internal(struct wp_server *s, const char *sql)
 {
     if (proto_put_query(&s->wbuf, sql) < 0)
         return -1;
+    owed_sent(&s->owed, 'Q');
     s->swallow++;
     return 0;
 }
@@ -391,11 +394,13 @@ static void on_server_write(evutil_socket_t fd, short what, void *arg)
 /* Nothing outstanding and no client: roll back, reset, or go back to the pool. */
 void server_on_quiet(struct wp_server *s)
 {
-    if (s->state == SV_CLOSED || s->client || s->outstanding > 0 || s->swallow > 0)
+    if (s->state == SV_CLOSED || s->client)
+        return;
+    if (!s->owed.lost && (!owed_settled(&s->owed) || s->swallow > 0))
         return;
     if (s->cancel_pending > 0)
         return; /* the cancel's completion calls back */
-    if (s->close_when_quiet || wp_rt.shutting_down == 2) {
+    if (s->close_when_quiet || s->owed.lost || wp_rt.shutting_down == 2) {
         server_close(s, s->close_when_quiet ? "not reusable" : "shutting down");
         return;
     }
@@ -437,16 +442,20 @@ void server_abandon(struct wp_server *s)
         server_close(s, "client left in the middle of a message");
         return;
     }
-    if (s->copy_in) {
+    if (s->owed.lost) {
+        server_close(s, "its state is unknown");
+        return;
+    }
+    if (s->owed.copy_in) {
         /* End the COPY so the backend answers with an error and ReadyForQuery. */
         static const char reason[] = "client disconnected during COPY";
         uint8_t header[5] = {'f'};
         proto_put_u32(header + 1, (uint32_t)(4 + sizeof reason));
         buf_append(&s->wbuf, header, 5);
         buf_append(&s->wbuf, reason, sizeof reason);
-        s->copy_in = 0;
+        owed_sent(&s->owed, 'f');
     }
-    if (s->in_extended) {
+    if (s->owed.unsynced) {
         /* A bare Sync would commit the client's unsynced implicit transaction: make
            the batch fail first (a Parse that cannot parse), so the Sync rolls it back. */
         static const char poison[] = "\0warmpool: client left before Sync, rolling back";
@@ -456,10 +465,10 @@ void server_abandon(struct wp_server *s)
         buf_append(&s->wbuf, poison, sizeof poison);
         buf_append(&s->wbuf, "\0\0", 2); /* no parameter types */
         proto_put_simple(&s->wbuf, 'S');
-        s->outstanding++;
-        s->in_extended = 0;
+        owed_sent(&s->owed, 'P');
+        owed_sent(&s->owed, 'S');
     }
-    if (s->outstanding > 0)
+    if (server_outstanding(s))
         cancel_server(s);
     server_kick_write(s);
     server_on_quiet(s);

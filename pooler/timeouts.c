@@ -163,8 +163,8 @@ void timeouts_request_answered(struct wp_server *s)
     s->timeout_cancel = 0;
     /* Requests pipelined behind it start running now (an Execute not yet followed by
        its Sync counts: the backend runs it all the same). */
-    s->query_started_ms = s->outstanding > 0 || s->in_extended ? now : 0;
-    if (s->outstanding == 0 && s->client)
+    s->query_started_ms = server_outstanding(s) || s->owed.unsynced ? now : 0;
+    if (!server_outstanding(s) && s->client)
         s->client->answered_ms = now;
 }
 
@@ -189,8 +189,8 @@ static int between_transactions(const struct wp_client *c)
     if (c->state == CL_IDLE)
         return 1;
     const struct wp_server *s = c->server;
-    return c->state == CL_ACTIVE && s && s->tx_status == 'I' && s->outstanding == 0 &&
-           s->swallow == 0 && !s->in_extended && !s->copy_in && s->scan == 0;
+    return c->state == CL_ACTIVE && s && s->tx_status == 'I' && owed_settled(&s->owed) &&
+           s->swallow == 0 && s->scan == 0;
 }
 
 static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
@@ -211,10 +211,10 @@ static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
     k->running = s->query_started_ms > 0;
     k->query_started_ms = s->query_started_ms;
     k->cancel_sent = s->timeout_cancel > 0;
-    k->idle = quiet_client && !k->running && s->outstanding == 0 && s->swallow == 0 &&
+    k->idle = quiet_client && !k->running && !server_outstanding(s) && s->swallow == 0 &&
               s->cancel_pending == 0 && s->scan == 0;
     /* Extended messages without their Sync hold an implicit transaction open. */
-    k->in_transaction = s->tx_status != 'I' || s->in_extended;
+    k->in_transaction = s->tx_status != 'I' || s->owed.unsynced;
 }
 
 static void cancel_for_timeout(struct wp_client *c, int64_t limit)

@@ -68,6 +68,8 @@ struct wp_client {
     uint8_t md5_salt[4];
     uint8_t state;       /* enum wp_client_state */
     uint8_t auth_method; /* login.c's METHOD_* */
+    uint8_t bad_type;    /* a message of this type is next: refused once all before it
+                            is answered (relay.c) */
     unsigned write_armed : 1;
     unsigned read_paused : 1;
     unsigned cancel_hold : 1; /* input waits while its backend's cancel is in flight (relay.c) */

@@ -10,6 +10,7 @@
 
 #include "warmpool/buf.h"
 #include "warmpool/list.h"
+#include "warmpool/owed.h"
 #include "warmpool/params.h"
 #include "warmpool/prepared.h"
 
@@ -26,6 +27,8 @@ enum wp_server_state {
     SV_DRAINING,  /* client gone; discarding until the backend is quiet */
     SV_CLOSED,
 };
+
+enum { PARAMS_RESUME = 1, PARAMS_REFUSE = 2 };
 
 struct wp_server {
     struct wp_list node; /* pool list for its state */
@@ -46,19 +49,20 @@ struct wp_server {
     uint32_t backend_pid;
 
     /* protocol tracking */
-    int outstanding;      /* client Sync/Query/FunctionCall sent, ReadyForQuery not yet seen */
-    int swallow;          /* internal queries whose responses are dropped */
-    int in_extended;      /* extended-protocol messages sent since the last Sync */
-    int copy_in;          /* backend is in COPY IN */
-    int internal_failed;  /* an internal query reported an error */
-    char tx_status;       /* from the last ReadyForQuery */
-    uint32_t msg_left;    /* bytes of the current backend message still to pass */
-    int msg_discard;      /* ...and whether they are dropped */
-    int cancel_pending;   /* cancels in flight on the workpool */
-    int close_when_quiet; /* close instead of reuse once drained */
-    int release_pending;  /* release once the client has all bytes */
-    size_t scan;          /* rbuf bytes scanned and ready for the client */
-    struct wp_server_set stmts;      /* warmpool statements prepared here */
+    struct wp_owed owed;        /* what the backend still owes, from what it was sent and said */
+    int swallow;                /* internal queries whose responses are dropped */
+    int internal_failed;        /* an internal query reported an error */
+    int syncing_params;         /* the client's parameter sync is in flight: its input waits */
+    char *sync_error;           /* the sync's ErrorResponse (a copy), for the client */
+    int params_outcome;         /* PARAMS_RESUME or PARAMS_REFUSE once the sync is answered */
+    char tx_status;             /* from the last ReadyForQuery */
+    uint32_t msg_left;          /* bytes of the current backend message still to pass */
+    int msg_discard;            /* ...and whether they are dropped */
+    int cancel_pending;         /* cancels in flight on the workpool */
+    int close_when_quiet;       /* close instead of reuse once drained */
+    int release_pending;        /* release once the client has all bytes */
+    size_t scan;                /* rbuf bytes scanned and ready for the client */
+    struct wp_server_set stmts; /* warmpool statements prepared here */
     struct wp_pending_queue pending; /* requests awaiting answers (transaction mode) */
     uint32_t plain_queries;          /* plain Queries sent before everything in pending */
     struct wp_buf describe;          /* a Describe answer being collected for the cache */
@@ -77,6 +81,12 @@ struct wp_server {
     int64_t timeout_cancel;   /* query_timeout (ms) that cancelled that request; 0 = none */
     int64_t check_started_ms; /* server_check_query in flight since; 0 = none */
 };
+
+/* Requests of the client's (not warmpool's own) still waiting for a ReadyForQuery. */
+static inline int server_outstanding(const struct wp_server *s)
+{
+    return (int)s->owed.ready > s->swallow;
+}
 
 struct wp_server *server_connect(struct wp_pool *pool);
 void server_close(struct wp_server *server, const char *reason);

@@ -568,8 +568,8 @@ static void relay_client(struct world *w, struct wp_client *c)
             continue;
         if (in == PREP_HOLD)
             c->input_held = 1;
-        if (type == 'Q' || type == 'S' || type == 'F')
-            s->outstanding++;
+        if (in != PREP_DONE)
+            owed_sent(&s->owed, type);
         if (in == PREP_DONE)
             continue;
         c->scan += len;
@@ -649,6 +649,8 @@ static void relay_server(struct world *w, struct wp_server *s)
             prepared_internal_command(s, p, len);
         if (type == 'E' && s->swallow > 0)
             s->internal_failed = 1;
+        if (type != 'D')
+            owed_answer(&s->owed, type);
         if (type == 'Z') {
             s->tx_status = (char)p[5];
             if (s->swallow > 0) {
@@ -659,8 +661,6 @@ static void relay_server(struct world *w, struct wp_server *s)
                         prepared_warm_failed(s);
                 }
                 s->internal_failed = 0;
-            } else if (s->outstanding > 0) {
-                s->outstanding--;
             }
         }
         if (drop) {
@@ -725,6 +725,7 @@ static void free_server(struct world *w, int i)
     prepared_server_forget(s);
     buf_free(&s->rbuf);
     buf_free(&s->wbuf);
+    owed_free(&s->owed);
     list_remove(&s->node);
     free(s);
     model_free(&w->models[i]);
@@ -1128,7 +1129,7 @@ static int at_release_point(const struct world *w, int i)
 {
     const struct wp_server *s = w->servers[i];
     /* relay.c's in_extended: not inside a client's unsynced extended batch either */
-    return s->pending.count == 0 && s->plain_queries == 0 && s->outstanding == 0 && s->swallow == 0 && s->tx_status == 'I' &&
+    return s->pending.count == 0 && s->plain_queries == 0 && owed_settled(&s->owed) && s->swallow == 0 && s->tx_status == 'I' &&
            buf_unread(&w->models[i].inbound) == 0 && !w->models[i].skipping &&
            (!s->client || (buf_unread(&s->client->rbuf) == 0 && !s->client->input_held &&
                            !w->ext_open[client_index(w, s->client)]));

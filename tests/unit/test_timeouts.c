@@ -258,25 +258,25 @@ static void test_request_clock(void **state)
     memset(&s, 0, sizeof s);
     memset(&c, 0, sizeof c);
     s.client = &c;
-    s.outstanding = 1;
+    s.owed.ready = 1;
     timeouts_request_sent(&s);
     int64_t started = s.query_started_ms;
     assert_true(started > 0);
-    s.outstanding = 2;
+    s.owed.ready = 2;
     timeouts_request_sent(&s); /* pipelined: the clock keeps the first start */
     assert_int_equal(s.query_started_ms, started);
     s.timeout_cancel = 1000;
-    s.outstanding = 1; /* the relay decremented for a ReadyForQuery */
+    s.owed.ready = 1; /* the relay decremented for a ReadyForQuery */
     timeouts_request_answered(&s);
     assert_true(s.query_started_ms >= started);
     assert_int_equal(s.timeout_cancel, 0);
     assert_int_equal(c.answered_ms, 0);
-    s.outstanding = 0;
+    s.owed.ready = 0;
     timeouts_request_answered(&s);
     assert_int_equal(s.query_started_ms, 0);
     assert_true(c.answered_ms >= started);
     /* An Execute sent after the last Sync keeps the clock running. */
-    s.in_extended = 1;
+    s.owed.unsynced = 1;
     timeouts_request_answered(&s);
     assert_true(s.query_started_ms > 0);
 }

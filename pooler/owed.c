@@ -109,7 +109,11 @@ void owed_sent(struct wp_owed *o, uint8_t type)
         break;
     case 'Q':
     case 'F':
+        /* A Query ends the implicit transaction of extended messages before it (it
+           commits them, or its error rolls them back): unless the backend skips it,
+           it is a boundary as good as a Sync. */
         push(o, type);
+        o->unsynced = 0;
         break;
     case 'c':
     case 'f':

@@ -455,7 +455,7 @@ void server_abandon(struct wp_server *s)
         buf_append(&s->wbuf, reason, sizeof reason);
         owed_sent(&s->owed, 'f');
     }
-    if (s->owed.unsynced) {
+    if (s->owed.unsynced || s->owed.skipping) {
         /* A bare Sync would commit the client's unsynced implicit transaction: make
            the batch fail first (a Parse that cannot parse), so the Sync rolls it back. */
         static const char poison[] = "\0warmpool: client left before Sync, rolling back";

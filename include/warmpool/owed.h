@@ -28,7 +28,7 @@ struct wp_owed {
     uint32_t count;   /* requests in the ring */
     uint32_t cap;     /* a power of two, or 0 before the first request */
     uint32_t ready;   /* Sync/Query/FunctionCall in the ring: ReadyForQuery still to come */
-    uint8_t unsynced; /* extended-protocol messages sent since the last Sync */
+    uint8_t unsynced; /* extended-protocol messages sent since the last Sync or Query */
     uint8_t skipping; /* an extended request failed before any Sync was sent: the
                          backend ignores all but Sync */
     uint8_t copy_in;  /* the backend is in COPY IN and the client has not ended it */
@@ -46,7 +46,7 @@ void owed_free(struct wp_owed *o);
    protocol goes (the transaction status is the ReadyForQuery's to tell). */
 static inline int owed_settled(const struct wp_owed *o)
 {
-    return o->count == 0 && !o->unsynced && !o->copy_in && !o->lost;
+    return o->count == 0 && !o->unsynced && !o->skipping && !o->copy_in && !o->lost;
 }
 
 /* Frontend message types PostgreSQL accepts after startup. */

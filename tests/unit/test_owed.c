@@ -113,6 +113,13 @@ static void test_query_after_unsynced_batch(void **state)
     /* Without an error, a Query after unsynced extended messages runs and answers. */
     expect_owing_after(">PBEQS<12CCZ", 1);
     expect_settled_after(">PBEQS<12CCZ Z");
+    /* ... and ends their implicit transaction: no Sync is owed after it (warmpool's
+       own Parse before a SQL EXECUTE of a protocol-level statement). */
+    expect_settled_after(">PQ<1CZ");
+    expect_settled_after(">PBEQ<12CCZ");
+    /* Unless the Parse failed: then the Query was skipped and a Sync is needed. */
+    expect_owing_after(">PQ<E", 0);
+    expect_settled_after(">PQ<E >S<Z");
 }
 
 static void test_copy_in(void **state)

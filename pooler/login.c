@@ -62,12 +62,22 @@ static const struct scram_keys *keys_for_plain(const char *user, const char *pas
     return &k->keys;
 }
 
+static const struct wp_user_secret *find_secret(const struct wp_client *c)
+{
+    return auth_userlist_find(&wp_rt.users, c->user);
+}
+
+/* The client always gets PostgreSQL's one message; only the log says why. */
 static void fail_auth(struct wp_client *c)
 {
+    const struct wp_user_secret *secret = find_secret(c);
+    const char *why = !secret                       ? " (user not in auth_file)"
+                      : !auth_secret_usable(secret) ? " (empty secret in auth_file)"
+                                                    : "";
     char msg[256];
     snprintf(msg, sizeof msg, "password authentication failed for user \"%s\"", c->user);
-    log_warn("C-%llu %s/%s@%s: password authentication failed", (unsigned long long)c->id,
-             c->dbname, c->user, c->addr);
+    log_warn("C-%llu %s/%s@%s: password authentication failed%s", (unsigned long long)c->id,
+             c->dbname, c->user, c->addr, why);
     client_send_error(c, "FATAL", "28P01", msg);
 }
 
@@ -83,11 +93,6 @@ static void bad_startup(struct wp_client *c, const char *sqlstate, const char *m
     log_warn("C-%llu %s: bad startup packet (%s): %s", (unsigned long long)c->id, c->addr, sqlstate,
              message);
     client_send_error(c, "FATAL", sqlstate, message);
-}
-
-static const struct wp_user_secret *find_secret(const struct wp_client *c)
-{
-    return auth_userlist_find(&wp_rt.users, c->user);
 }
 
 /* Authenticated: pick the pool, then welcome now or when its first backend is up. */
@@ -135,15 +140,16 @@ static int start_scram(struct wp_client *c, const struct wp_user_secret *secret)
     if (!c->scram)
         return -1;
     const struct scram_keys *cached = NULL;
-    if (secret && secret->kind == WP_SECRET_PLAIN)
+    /* An empty secret must not become keys: they would prove the empty password. */
+    if (auth_secret_usable(secret) && secret->kind == WP_SECRET_PLAIN)
         cached = keys_for_plain(secret->user, secret->secret);
     if (cached) {
         c->scram->keys = *cached;
-    } else if (!secret || secret->kind != WP_SECRET_SCRAM ||
+    } else if (!auth_secret_usable(secret) || secret->kind != WP_SECRET_SCRAM ||
                auth_scram_keys(secret, &c->scram->keys) < 0) {
         /* Unknown user or unusable secret: run the exchange with keys derived from
            the name, stable across tries, so the answer does not reveal which users
-           exist; it fails at the proof. */
+           exist or which have no password; it fails at the proof. */
         scram_mock_keys(c->user, &c->scram->keys);
     }
     static const char mechanisms[] = "SCRAM-SHA-256\0";
@@ -444,7 +450,8 @@ static void scram_final(struct wp_client *c, const uint8_t *body, size_t body_le
         protocol_violation(c, err);
         return;
     }
-    if (rc == 0 || !find_secret(c)) {
+    /* Checked again here: a reload may have emptied or removed the secret since. */
+    if (rc == 0 || !auth_secret_usable(find_secret(c))) {
         fail_auth(c);
         return;
     }

@@ -2,6 +2,10 @@
  * login — the startup phase of a client: SSL/GSSENC refusal, CancelRequest, the v3
  * startup packet, and the password exchange (trust, cleartext, md5, SCRAM-SHA-256)
  * against the auth file. Ends by handing the client to its pool.
+ *
+ * Nothing before authentication depends on whether the user or the database exists:
+ * unknown users get a full exchange that fails like a wrong password, and the database
+ * is looked up only once the client has proved who it is (PostgreSQL's order).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +99,16 @@ static void bad_startup(struct wp_client *c, const char *sqlstate, const char *m
     client_send_error(c, "FATAL", sqlstate, message);
 }
 
+/* After AuthenticationOk, as PostgreSQL answers an authenticated client. */
+static void refuse_unknown_database(struct wp_client *c)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->dbname);
+    log_warn("C-%llu %s/%s@%s: unknown database", (unsigned long long)c->id, c->dbname, c->user,
+             c->addr);
+    client_send_error(c, "FATAL", "3D000", msg);
+}
+
 /* Authenticated: pick the pool, then welcome now or when its first backend is up. */
 static void finish_login(struct wp_client *c)
 {
@@ -111,6 +125,13 @@ static void finish_login(struct wp_client *c)
     c->scram = NULL;
     if (c->is_admin) {
         admin_welcome(c);
+        return;
+    }
+    /* Looked up now, in the configuration of this moment (a reload may have come
+       during the password exchange). */
+    c->db = config_find_db(wp_rt.cfg, c->dbname);
+    if (!c->db) {
+        refuse_unknown_database(c);
         return;
     }
     struct wp_pool *pool = pool_get(c->db, c->dbname, c->user);
@@ -317,19 +338,11 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
     /* A client asking for 3.x (x > 0) or protocol options learns we speak 3.0. */
     proto_put_negotiate_version(&c->wbuf, st);
     c->is_admin = admin_is_console_db(c->dbname) != 0;
-    /* Access rules first, so refused hosts learn nothing about which databases exist. */
+    /* Whether the database exists is told only after authentication (finish_login),
+       as PostgreSQL does: before it, nobody learns which databases exist. */
     int auth_type = choose_auth_type(c);
     if (auth_type < 0)
         return;
-    c->db = c->is_admin ? NULL : config_find_db(wp_rt.cfg, c->dbname);
-    if (!c->db && !c->is_admin) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->dbname);
-        log_warn("C-%llu %s/%s@%s: unknown database", (unsigned long long)c->id, c->dbname, c->user,
-                 c->addr);
-        client_send_error(c, "FATAL", "3D000", msg);
-        return;
-    }
     start_auth(c, auth_type);
 }
 

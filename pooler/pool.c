@@ -423,15 +423,20 @@ static int launch_within_limits(struct wp_pool *pool, int64_t now)
 
 void pool_launch_if_needed(struct wp_pool *pool)
 {
-    if (wp_rt.shutting_down)
+    /* A connect that fails at once closes its server inside this call, and that close
+       asks for a launch again: with server_login_retry = 0 that would recurse without
+       end. The loop here decides; the janitor's next tick tries again. */
+    if (wp_rt.shutting_down || pool->launching)
         return;
     int64_t now = wp_now_ms();
     if (now < pool->retry_after_ms)
         return;
+    pool->launching = 1;
     /* Blocked by a shared limit: an idle server of another pool makes room, once. */
     if (launch_within_limits(pool, now) && !pool->paused && limits_room(pool) <= 0 &&
         limits_reclaim_idle(pool))
         launch_within_limits(pool, now);
+    pool->launching = 0;
 }
 
 /* Why an idle server should go now, or NULL: above a pool size lowered by a reload,
@@ -492,12 +497,14 @@ static void close_stuck_busy(struct wp_pool *pool, int64_t now)
         }
         if (!why)
             return;
-        int connecting = s->state == SV_CONNECTING;
-        server_close(s, why);
-        if (connecting) {
+        if (s->state == SV_CONNECTING) {
+            /* Before the close, whose relaunch must see server_login_retry. */
+            log_warn("S-%llu %s/%s: connect failed: %s", (unsigned long long)s->id, pool->dbname,
+                     pool->user, why);
             stats_timeout(pool, STATS_TIMEOUT_SERVER_CONNECT);
             pool_connect_failed(pool, "08006", "timeout while connecting to the server");
         }
+        server_close(s, why);
     }
 }
 

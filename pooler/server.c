@@ -133,6 +133,8 @@ struct wp_server *server_connect(struct wp_pool *pool)
     s->conn = PQconnectStartParams(keys, values, 0);
     if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD || arm_connect_event(s, EV_WRITE) < 0) {
         const char *msg = s->conn ? PQerrorMessage(s->conn) : "out of memory";
+        log_warn("S-%llu %s/%s: connect failed: %s", (unsigned long long)s->id, pool->dbname,
+                 pool->user, msg);
         pool_connect_failed(pool, "08006", msg);
         server_close(s, "connect failed");
         return NULL;
@@ -231,8 +233,10 @@ static void on_connect_poll(evutil_socket_t fd, short what, void *arg)
         size_t len = strlen(copy);
         while (len > 0 && copy[len - 1] == '\n')
             copy[--len] = '\0';
-        server_close(s, "connect failed");
+        /* The pool first: the close may launch again, and server_login_retry must
+           already hold then. */
         pool_connect_failed(pool, connect_sqlstate(copy), copy);
+        server_close(s, "connect failed");
         return;
     }
     }

@@ -367,10 +367,27 @@ void pool_refuse_waiter(struct wp_client *c, const char *sqlstate, const char *t
         relay_client_input(c);
 }
 
-static void fail_clients(struct wp_pool *pool, const char *sqlstate, const char *message)
+/* What clients are told when the pool cannot log in to its server: a fixed text per
+   SQLSTATE. libpq's own text names socket paths, host names and the server's database
+   names; it stays in the log and in last_error, which only operators see. */
+static const char *login_failure_text(const char *sqlstate)
 {
-    char text[512];
-    snprintf(text, sizeof text, "server login failed: %s", message);
+    static const struct {
+        const char *sqlstate, *text;
+    } texts[] = {
+        {"28P01", "server login failed: password authentication failed"},
+        {"3D000", "server login failed: database does not exist"},
+        {"53300", "server login failed: too many connections"},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (strcmp(sqlstate, texts[i].sqlstate) == 0)
+            return texts[i].text;
+    return "server login failed: could not connect to the server";
+}
+
+static void fail_clients(struct wp_pool *pool, const char *sqlstate)
+{
+    const char *text = login_failure_text(sqlstate);
     while (!list_empty(&pool->welcoming)) {
         struct wp_client *c = list_entry(pool->welcoming.next, struct wp_client, node);
         list_remove(&c->node);
@@ -390,7 +407,7 @@ void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char 
     /* Nobody can be served while the pool has no backend at all: say why now
        rather than let clients hang. Others wait for the servers that exist. */
     if (pool->nservers - pool->nconnecting <= 0) {
-        fail_clients(pool, sqlstate, message);
+        fail_clients(pool, sqlstate);
     }
 }
 

@@ -281,6 +281,11 @@ const struct wp_user_secret *auth_userlist_find(const struct wp_userlist *list, 
     return NULL;
 }
 
+int auth_secret_usable(const struct wp_user_secret *secret)
+{
+    return secret && secret->secret && secret->secret[0] != '\0';
+}
+
 /* ---- secrets ---- */
 
 /* PostgreSQL's rule: exactly "md5" + 32 lowercase hex digits, anything else is plaintext. */
@@ -333,7 +338,7 @@ int auth_md5_check(const struct wp_user_secret *secret, const uint8_t salt[4], c
     char stored[36], expected[36];
     int ok = 0;
 
-    if (!secret || !secret->secret || !response || secret->secret[0] == '\0')
+    if (!auth_secret_usable(secret) || !response)
         return 0;
     if (secret->kind == WP_SECRET_PLAIN) {
         if (md5_hex2(secret->secret, strlen(secret->secret), secret->user, strlen(secret->user),
@@ -386,7 +391,7 @@ int auth_plain_check(const struct wp_user_secret *secret, const char *password)
     int ok = 0;
 
     /* An empty password never logs in, as in PostgreSQL. */
-    if (!secret || !secret->secret || !password || !*secret->secret || !*password)
+    if (!auth_secret_usable(secret) || !password || !*password)
         return 0;
     switch (secret->kind) {
     case WP_SECRET_PLAIN:
@@ -407,7 +412,7 @@ int auth_scram_keys(const struct wp_user_secret *secret, struct scram_keys *out)
 {
     uint8_t salt[SCRAM_PLAIN_SALT_LEN];
 
-    if (!secret || !secret->secret || !*secret->secret)
+    if (!auth_secret_usable(secret))
         return -1;
     if (secret->kind == WP_SECRET_SCRAM)
         return scram_parse_secret(secret->secret, out);

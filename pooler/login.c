@@ -2,6 +2,10 @@
  * login — the startup phase of a client: SSL/GSSENC refusal, CancelRequest, the v3
  * startup packet, and the password exchange (trust, cleartext, md5, SCRAM-SHA-256)
  * against the auth file. Ends by handing the client to its pool.
+ *
+ * Nothing before authentication depends on whether the user or the database exists:
+ * unknown users get a full exchange that fails like a wrong password, and the database
+ * is looked up only once the client has proved who it is (PostgreSQL's order).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,12 +66,22 @@ static const struct scram_keys *keys_for_plain(const char *user, const char *pas
     return &k->keys;
 }
 
+static const struct wp_user_secret *find_secret(const struct wp_client *c)
+{
+    return auth_userlist_find(&wp_rt.users, c->user);
+}
+
+/* The client always gets PostgreSQL's one message; only the log says why. */
 static void fail_auth(struct wp_client *c)
 {
+    const struct wp_user_secret *secret = find_secret(c);
+    const char *why = !secret                       ? " (user not in auth_file)"
+                      : !auth_secret_usable(secret) ? " (empty secret in auth_file)"
+                                                    : "";
     char msg[256];
     snprintf(msg, sizeof msg, "password authentication failed for user \"%s\"", c->user);
-    log_warn("C-%llu %s/%s@%s: password authentication failed", (unsigned long long)c->id,
-             c->dbname, c->user, c->addr);
+    log_warn("C-%llu %s/%s@%s: password authentication failed%s", (unsigned long long)c->id,
+             c->dbname, c->user, c->addr, why);
     client_send_error(c, "FATAL", "28P01", msg);
 }
 
@@ -85,9 +99,14 @@ static void bad_startup(struct wp_client *c, const char *sqlstate, const char *m
     client_send_error(c, "FATAL", sqlstate, message);
 }
 
-static const struct wp_user_secret *find_secret(const struct wp_client *c)
+/* After AuthenticationOk, as PostgreSQL answers an authenticated client. */
+static void refuse_unknown_database(struct wp_client *c)
 {
-    return auth_userlist_find(&wp_rt.users, c->user);
+    char msg[256];
+    snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->dbname);
+    log_warn("C-%llu %s/%s@%s: unknown database", (unsigned long long)c->id, c->dbname, c->user,
+             c->addr);
+    client_send_error(c, "FATAL", "3D000", msg);
 }
 
 /* Authenticated: pick the pool, then welcome now or when its first backend is up. */
@@ -106,6 +125,13 @@ static void finish_login(struct wp_client *c)
     c->scram = NULL;
     if (c->is_admin) {
         admin_welcome(c);
+        return;
+    }
+    /* Looked up now, in the configuration of this moment (a reload may have come
+       during the password exchange). */
+    c->db = config_find_db(wp_rt.cfg, c->dbname);
+    if (!c->db) {
+        refuse_unknown_database(c);
         return;
     }
     struct wp_pool *pool = pool_get(c->db, c->dbname, c->user);
@@ -135,15 +161,16 @@ static int start_scram(struct wp_client *c, const struct wp_user_secret *secret)
     if (!c->scram)
         return -1;
     const struct scram_keys *cached = NULL;
-    if (secret && secret->kind == WP_SECRET_PLAIN)
+    /* An empty secret must not become keys: they would prove the empty password. */
+    if (auth_secret_usable(secret) && secret->kind == WP_SECRET_PLAIN)
         cached = keys_for_plain(secret->user, secret->secret);
     if (cached) {
         c->scram->keys = *cached;
-    } else if (!secret || secret->kind != WP_SECRET_SCRAM ||
+    } else if (!auth_secret_usable(secret) || secret->kind != WP_SECRET_SCRAM ||
                auth_scram_keys(secret, &c->scram->keys) < 0) {
         /* Unknown user or unusable secret: run the exchange with keys derived from
            the name, stable across tries, so the answer does not reveal which users
-           exist; it fails at the proof. */
+           exist or which have no password; it fails at the proof. */
         scram_mock_keys(c->user, &c->scram->keys);
     }
     static const char mechanisms[] = "SCRAM-SHA-256\0";
@@ -311,19 +338,11 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
     /* A client asking for 3.x (x > 0) or protocol options learns we speak 3.0. */
     proto_put_negotiate_version(&c->wbuf, st);
     c->is_admin = admin_is_console_db(c->dbname) != 0;
-    /* Access rules first, so refused hosts learn nothing about which databases exist. */
+    /* Whether the database exists is told only after authentication (finish_login),
+       as PostgreSQL does: before it, nobody learns which databases exist. */
     int auth_type = choose_auth_type(c);
     if (auth_type < 0)
         return;
-    c->db = c->is_admin ? NULL : config_find_db(wp_rt.cfg, c->dbname);
-    if (!c->db && !c->is_admin) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->dbname);
-        log_warn("C-%llu %s/%s@%s: unknown database", (unsigned long long)c->id, c->dbname, c->user,
-                 c->addr);
-        client_send_error(c, "FATAL", "3D000", msg);
-        return;
-    }
     start_auth(c, auth_type);
 }
 
@@ -444,7 +463,8 @@ static void scram_final(struct wp_client *c, const uint8_t *body, size_t body_le
         protocol_violation(c, err);
         return;
     }
-    if (rc == 0 || !find_secret(c)) {
+    /* Checked again here: a reload may have emptied or removed the secret since. */
+    if (rc == 0 || !auth_secret_usable(find_secret(c))) {
         fail_auth(c);
         return;
     }

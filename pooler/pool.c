@@ -367,10 +367,27 @@ void pool_refuse_waiter(struct wp_client *c, const char *sqlstate, const char *t
         relay_client_input(c);
 }
 
-static void fail_clients(struct wp_pool *pool, const char *sqlstate, const char *message)
+/* What clients are told when the pool cannot log in to its server: a fixed text per
+   SQLSTATE. libpq's own text names socket paths, host names and the server's database
+   names; it stays in the log and in last_error, which only operators see. */
+static const char *login_failure_text(const char *sqlstate)
 {
-    char text[512];
-    snprintf(text, sizeof text, "server login failed: %s", message);
+    static const struct {
+        const char *sqlstate, *text;
+    } texts[] = {
+        {"28P01", "server login failed: password authentication failed"},
+        {"3D000", "server login failed: database does not exist"},
+        {"53300", "server login failed: too many connections"},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (strcmp(sqlstate, texts[i].sqlstate) == 0)
+            return texts[i].text;
+    return "server login failed: could not connect to the server";
+}
+
+static void fail_clients(struct wp_pool *pool, const char *sqlstate)
+{
+    const char *text = login_failure_text(sqlstate);
     while (!list_empty(&pool->welcoming)) {
         struct wp_client *c = list_entry(pool->welcoming.next, struct wp_client, node);
         list_remove(&c->node);
@@ -390,7 +407,7 @@ void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char 
     /* Nobody can be served while the pool has no backend at all: say why now
        rather than let clients hang. Others wait for the servers that exist. */
     if (pool->nservers - pool->nconnecting <= 0) {
-        fail_clients(pool, sqlstate, message);
+        fail_clients(pool, sqlstate);
     }
 }
 
@@ -423,15 +440,20 @@ static int launch_within_limits(struct wp_pool *pool, int64_t now)
 
 void pool_launch_if_needed(struct wp_pool *pool)
 {
-    if (wp_rt.shutting_down)
+    /* A connect that fails at once closes its server inside this call, and that close
+       asks for a launch again: with server_login_retry = 0 that would recurse without
+       end. The loop here decides; the janitor's next tick tries again. */
+    if (wp_rt.shutting_down || pool->launching)
         return;
     int64_t now = wp_now_ms();
     if (now < pool->retry_after_ms)
         return;
+    pool->launching = 1;
     /* Blocked by a shared limit: an idle server of another pool makes room, once. */
     if (launch_within_limits(pool, now) && !pool->paused && limits_room(pool) <= 0 &&
         limits_reclaim_idle(pool))
         launch_within_limits(pool, now);
+    pool->launching = 0;
 }
 
 /* Why an idle server should go now, or NULL: above a pool size lowered by a reload,
@@ -492,12 +514,14 @@ static void close_stuck_busy(struct wp_pool *pool, int64_t now)
         }
         if (!why)
             return;
-        int connecting = s->state == SV_CONNECTING;
-        server_close(s, why);
-        if (connecting) {
+        if (s->state == SV_CONNECTING) {
+            /* Before the close, whose relaunch must see server_login_retry. */
+            log_warn("S-%llu %s/%s: connect failed: %s", (unsigned long long)s->id, pool->dbname,
+                     pool->user, why);
             stats_timeout(pool, STATS_TIMEOUT_SERVER_CONNECT);
             pool_connect_failed(pool, "08006", "timeout while connecting to the server");
         }
+        server_close(s, why);
     }
 }
 

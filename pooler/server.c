@@ -113,6 +113,8 @@ static int arm_connect_event(struct wp_server *s, short what)
     return event_add(s->ev_write, NULL);
 }
 
+static void connect_failed(struct wp_server *s, const char *libpq_text);
+
 struct wp_server *server_connect(struct wp_pool *pool)
 {
     struct wp_server *s = calloc(1, sizeof *s);
@@ -132,9 +134,7 @@ struct wp_server *server_connect(struct wp_pool *pool)
     server_set_state(s, SV_CONNECTING);
     s->conn = PQconnectStartParams(keys, values, 0);
     if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD || arm_connect_event(s, EV_WRITE) < 0) {
-        const char *msg = s->conn ? PQerrorMessage(s->conn) : "out of memory";
-        pool_connect_failed(pool, "08006", msg);
-        server_close(s, "connect failed");
+        connect_failed(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
         return NULL;
     }
     log_debug("S-%llu %s/%s: connecting", (unsigned long long)s->id, pool->dbname, pool->user);
@@ -158,9 +158,41 @@ static const char *connect_sqlstate(const char *message)
         return "28P01";
     if (strstr(message, "does not exist") && strstr(message, "database"))
         return "3D000";
-    if (strstr(message, "too many clients") || strstr(message, "remaining connection slots"))
+    /* "too many clients already", "too many connections for role|database", and
+       "remaining connection slots are reserved …": all 53300 in PostgreSQL. */
+    if (strstr(message, "too many clients") || strstr(message, "too many connections") ||
+        strstr(message, "remaining connection slots"))
         return "53300";
     return "08006";
+}
+
+/* libpq's text on one line, without the trailing newline (it has a line per host
+   tried, and hints indented with a tab). */
+static void one_line(const char *libpq_text, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", libpq_text);
+    size_t len = strlen(out);
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
+        out[--len] = '\0';
+    for (char *p = out; *p; p++)
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
+}
+
+/* A connect or login failed. libpq's text names socket paths, host names and the
+   server's database names: it goes to the log and to the pool's last_error (for
+   operators); clients get only a fixed text for the inferred SQLSTATE (pool.c).
+   The pool learns of the failure before the close, which may start a new connect:
+   by then server_login_retry must hold. */
+static void connect_failed(struct wp_server *s, const char *libpq_text)
+{
+    struct wp_pool *pool = s->pool;
+    char text[1024];
+    one_line(libpq_text, text, sizeof text);
+    log_warn("S-%llu %s/%s: connect failed: %s", (unsigned long long)s->id, pool->dbname,
+             pool->user, text);
+    pool_connect_failed(pool, connect_sqlstate(text), text);
+    server_close(s, "connect failed");
 }
 
 static void connect_done(struct wp_server *s)
@@ -221,20 +253,9 @@ static void on_connect_poll(evutil_socket_t fd, short what, void *arg)
         connect_done(s);
         return;
     case PGRES_POLLING_FAILED:
-    default: {
-        const char *msg = PQerrorMessage(s->conn);
-        log_warn("S-%llu %s/%s: connect failed: %s", (unsigned long long)s->id, s->pool->dbname,
-                 s->pool->user, msg);
-        struct wp_pool *pool = s->pool;
-        char copy[256];
-        snprintf(copy, sizeof copy, "%s", msg);
-        size_t len = strlen(copy);
-        while (len > 0 && copy[len - 1] == '\n')
-            copy[--len] = '\0';
-        server_close(s, "connect failed");
-        pool_connect_failed(pool, connect_sqlstate(copy), copy);
+    default:
+        connect_failed(s, PQerrorMessage(s->conn));
         return;
-    }
     }
 }
 

@@ -31,6 +31,11 @@ int auth_userlist_load_string(const char *name, const char *text, size_t len,
                               struct wp_userlist *out, char *err, size_t errlen);
 void auth_userlist_free(struct wp_userlist *list);
 const struct wp_user_secret *auth_userlist_find(const struct wp_userlist *list, const char *user);
+/*
+ * Can this entry ever log anyone in by password? NULL (no such user) and an empty secret
+ * ("") cannot, whatever the method: every password check and the SCRAM exchange ask this.
+ */
+int auth_secret_usable(const struct wp_user_secret *secret);
 
 enum wp_secret_kind auth_secret_kind(const char *secret);
 

@@ -37,9 +37,10 @@ struct wp_pool {
 
     struct wp_params params; /* ParameterStatus set of a real backend */
     int params_known;
-    char last_error[256]; /* last connect failure, for waiting clients */
+    char last_error[256]; /* last connect failure (libpq's text), for operators only */
     char last_sqlstate[6];
     int64_t retry_after_ms;  /* no new connects before this (server_login_retry) */
+    int launching;           /* in pool_launch_if_needed: a failed connect's close waits */
     int64_t last_recycle_ms; /* last server_lifetime close: at most one per tick */
     int paused;
 
@@ -69,7 +70,9 @@ void pool_refuse_waiter(struct wp_client *client, const char *sqlstate, const ch
 void pool_server_ready(struct wp_server *server);
 /* A server is gone (closed); adjust counts and maybe open another. */
 void pool_server_closed(struct wp_pool *pool, struct wp_server *server);
-/* A connect failed: record the error, fail welcome waiters and retry after backoff. */
+/* A connect failed: record the error (message: for the operator, never sent to
+   clients), fail welcome waiters with a fixed text for sqlstate, and hold new connects
+   for server_login_retry. Call it before closing the server, whose close may launch. */
 void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char *message);
 /* First server params arrive: welcome every waiting client. */
 void pool_set_params(struct wp_pool *pool, const struct wp_params *params);

@@ -4,6 +4,10 @@ and raw protocol input a hostile client could send.
 
   connect HOST PORT USER PASSWORD DB [SQL]
         connect with libpq (psycopg); print "ok <first value>" or "<SQLSTATE> <message>"
+  trace HOST PORT USER PASSWORD DB
+        log in (trust, cleartext, md5 or SCRAM-SHA-256, an empty password sent as is) and
+        print the authentication requests seen, then what connect prints:
+        "auth 10 11 -> 28P01 password authentication failed for user ..."
   hold HOST PORT USER PASSWORD DB N
         hold N connections open, then print what connection N+1 gets (as connect does)
   raw HOST PORT USER PASSWORD DB CASE
@@ -21,7 +25,9 @@ and raw protocol input a hostile client could send.
           toolarge    after login (md5), a Query declaring max_packet_size + 1 bytes
                       (max_packet_size from the environment variable MAX_PACKET_SIZE)
 """
+import base64
 import hashlib
+import hmac
 import os
 import socket
 import struct
@@ -36,13 +42,13 @@ def libpq_connect(host, port, user, password, db):
                            connect_timeout=10)
 
 
-def cmd_connect(host, port, user, password, db, sql="SELECT 1"):
+def cmd_connect(host, port, user, password, db, sql="SELECT 1", trace=None):
     """Raw protocol, so that a refused login shows its SQLSTATE (libpq keeps it from
     connection errors)."""
     s = socket.create_connection((host, int(port)), timeout=15)
     try:
         s.sendall(startup_packet([(b"user", user.encode()), (b"database", db.encode())]))
-        err = login(s, user, password)
+        err = login(s, user, password, trace)
         if err:
             return err
         s.sendall(message(b"Q", sql.encode() + b"\0"))
@@ -132,8 +138,33 @@ def expect_auth_request(s):
     return struct.unpack("!I", body[:4])[0], body[4:]
 
 
-def login(s, user, password):
-    """trust, cleartext or md5 up to ReadyForQuery: None, or the error text."""
+class Scram:
+    """Client side of SCRAM-SHA-256 without channel binding; any password, even ""."""
+
+    def __init__(self, password):
+        self.password = password.encode()
+        self.bare = "n=,r=" + base64.b64encode(os.urandom(18)).decode()
+
+    def first(self):
+        data = ("n,," + self.bare).encode()
+        return b"SCRAM-SHA-256\0" + struct.pack("!I", len(data)) + data
+
+    def final(self, server_first):
+        fields = dict(f.split("=", 1) for f in server_first.split(","))
+        salted = hashlib.pbkdf2_hmac("sha256", self.password, base64.b64decode(fields["s"]),
+                                     int(fields["i"]))
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        without_proof = "c=biws,r=" + fields["r"]
+        signed = ",".join((self.bare, server_first, without_proof)).encode()
+        signature = hmac.new(hashlib.sha256(client_key).digest(), signed, hashlib.sha256).digest()
+        proof = bytes(k ^ g for k, g in zip(client_key, signature))
+        return (without_proof + ",p=" + base64.b64encode(proof).decode()).encode()
+
+
+def login(s, user, password, trace=None):
+    """trust, cleartext, md5 or SCRAM up to ReadyForQuery: None, or the error text.
+    The authentication request codes seen are appended to trace."""
+    scram = None
     while True:
         kind, body = read_message(s)
         if kind is None:
@@ -145,7 +176,16 @@ def login(s, user, password):
         if kind != b"R":
             continue
         code = struct.unpack("!I", body[:4])[0]
-        if code == 3:
+        if trace is not None:
+            trace.append(code)
+        if code == 10:
+            scram = Scram(password)
+            s.sendall(message(b"p", scram.first()))
+        elif code == 11:
+            s.sendall(message(b"p", scram.final(body[4:].decode())))
+        elif code == 12:
+            pass  # the server's signature; not checked here
+        elif code == 3:
             s.sendall(message(b"p", password.encode() + b"\0"))
         elif code == 5:
             inner = hashlib.md5(password.encode() + user.encode()).hexdigest()
@@ -217,6 +257,10 @@ def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "connect":
         print(cmd_connect(*args))
+    elif cmd == "trace":
+        seen = []
+        outcome = cmd_connect(*args, trace=seen)
+        print("auth %s -> %s" % (" ".join(str(code) for code in seen), outcome))
     elif cmd == "hold":
         print(cmd_hold(*args))
     elif cmd == "raw":

@@ -11,7 +11,10 @@
  *   - libpq logs in with the right password and reaches the real database as the user;
  *   - a wrong password fails with SQLSTATE 28P01 and "password authentication failed"
  *     (trust: logs in regardless);
- *   - an unknown database fails with 3D000 and a message naming it;
+ *   - an unknown database gets the same first authentication request as a known one;
+ *     with a wrong password, or as an unknown user, it fails with 28P01 as for a known
+ *     database; only with the right password (or trust) does it fail with 3D000 and a
+ *     message naming it, as PostgreSQL answers (it authenticates first);
  *   - an unknown user fails with 28P01 or 28000 (not trust);
  *   - a client that logged in first keeps working after each failure.
  * Also: a login over the unix socket in WP_SOCKET_DIR works (main target).
@@ -42,11 +45,11 @@ static void conninfo(char *buf, size_t cap, const char *port, const char *user,
 }
 
 /* The first authentication request code after a raw startup (-1: none/error). */
-static int first_auth_request(const char *port, char *mechs, size_t cap)
+static int first_auth_request(const char *port, const char *db, char *mechs, size_t cap)
 {
     char pkt[256], type, body[512];
-    size_t n = itest_startup(pkt, sizeof pkt, 196608, "user", WP_USER(), "database", WP_DB(),
-                             (char *)NULL);
+    size_t n =
+        itest_startup(pkt, sizeof pkt, 196608, "user", WP_USER(), "database", db, (char *)NULL);
     size_t len;
     int fd = itest_tcp_connect(__FILE__, __LINE__, WP_HOST(), port);
     CHECK(itest_send(fd, pkt, n) == 0, "send startup: %s", strerror(errno));
@@ -55,7 +58,7 @@ static int first_auth_request(const char *port, char *mechs, size_t cap)
     CHECK(r == ITEST_RAW_MSG, "no reply to a startup packet on port %s (%s)", port,
           r == ITEST_RAW_TIMEOUT ? "timeout" : "closed");
     if (type == 'E')
-        FAIL("startup on port %s answered with error %s: %s", port,
+        FAIL("startup for database %s on port %s answered with error %s: %s", db, port,
              itest_error_field(body, len, 'C'), itest_error_field(body, len, 'M'));
     CHECK(type == 'R' && len >= 4, "startup on port %s answered with message '%c'", port, type);
     int code = (int)itest_get32(body);
@@ -80,12 +83,34 @@ static void expect_login_error(const char *label, const char *ci, const char *st
     itest_ok("%s: %s -> %s", label, what, state);
 }
 
+/* As PostgreSQL: whether a database exists is told only to a client that authenticated.
+   Before that, an unknown database gets the same request and the same refusal. */
+static void check_unknown_database(const char *label, const char *port, int code, int trust)
+{
+    char ci[1024], mechs[256];
+    int unknown_code = first_auth_request(port, "t08_nosuchdb", mechs, sizeof mechs);
+    CHECK(unknown_code == code, "%s: unknown database: first auth request %d, want %d as for %s",
+          label, unknown_code, code, WP_DB());
+    itest_ok("%s: unknown database: auth request %d, as for a known one", label, code);
+    if (!trust) {
+        conninfo(ci, sizeof ci, port, WP_USER(), "not-the-password", "t08_nosuchdb");
+        expect_login_error(label, ci, "28P01", "password authentication failed",
+                           "unknown database, wrong password");
+        conninfo(ci, sizeof ci, port, "t08_nosuchuser", "whatever", "t08_nosuchdb");
+        expect_login_error(label, ci, "28P01", "password authentication failed",
+                           "unknown database, unknown user");
+    }
+    conninfo(ci, sizeof ci, port, WP_USER(), WP_PASSWORD(), "t08_nosuchdb");
+    expect_login_error(label, ci, "3D000", "database \"t08_nosuchdb\" does not exist",
+                       "unknown database, right password");
+}
+
 static void check_target(const char *label, const char *method, const char *port)
 {
     char ci[1024], mechs[256];
     int trust = strcmp(method, "trust") == 0;
 
-    int code = first_auth_request(port, mechs, sizeof mechs);
+    int code = first_auth_request(port, WP_DB(), mechs, sizeof mechs);
     if (strcmp(method, "md5") == 0)
         CHECK(code == 5, "%s: first auth request is %d, want 5 (MD5Password)", label, code);
     else if (strcmp(method, "scram-sha-256") == 0)
@@ -120,8 +145,7 @@ static void check_target(const char *label, const char *method, const char *port
         conninfo(ci, sizeof ci, port, "t08_nosuchuser", "whatever", WP_DB());
         expect_login_error(label, ci, "28P01 28000", NULL, "unknown user");
     }
-    conninfo(ci, sizeof ci, port, WP_USER(), WP_PASSWORD(), "t08_nosuchdb");
-    expect_login_error(label, ci, "3D000", "t08_nosuchdb", "unknown database");
+    check_unknown_database(label, port, code, trust);
 }
 
 int main(void)

@@ -240,6 +240,22 @@ static void test_scram_keys_from_secret(void **state)
     assert_int_equal(auth_scram_keys(&empty, &a), -1);
 }
 
+/* The one rule every password method asks: no entry, or "", never logs in. */
+static void test_secret_usable(void **state)
+{
+    (void)state;
+    struct wp_user_secret plain = make_secret("alice", "secret");
+    struct wp_user_secret scram = make_secret("bob", PG_SCRAM_SECRET);
+    struct wp_user_secret empty = make_secret("eve", "");
+    struct wp_user_secret missing = {"mallory", NULL, WP_SECRET_PLAIN};
+
+    assert_int_equal(auth_secret_usable(&plain), 1);
+    assert_int_equal(auth_secret_usable(&scram), 1);
+    assert_int_equal(auth_secret_usable(&empty), 0);
+    assert_int_equal(auth_secret_usable(&missing), 0);
+    assert_int_equal(auth_secret_usable(NULL), 0);
+}
+
 static void test_random(void **state)
 {
     (void)state;
@@ -466,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_secret_kind),
         cmocka_unit_test(test_plain_check),
         cmocka_unit_test(test_scram_keys_from_secret),
+        cmocka_unit_test(test_secret_usable),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_userlist_load),
         cmocka_unit_test(test_userlist_empty_file),

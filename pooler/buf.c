@@ -50,8 +50,16 @@ void buf_cache_clear(void)
         free(cache[--cached].data);
 }
 
+static int fail(struct wp_buf *b)
+{
+    b->failed = 1;
+    return -1;
+}
+
 int buf_reserve(struct wp_buf *b, size_t extra)
 {
+    if (b->failed)
+        return -1; /* nothing goes after a lost piece */
     if (b->cap - b->len >= extra)
         return 0;
     if (!b->data && take_cached(b, extra))
@@ -62,17 +70,17 @@ int buf_reserve(struct wp_buf *b, size_t extra)
     }
     size_t need = buf_unread(b) + extra;
     if (need < extra)
-        return -1; /* overflow */
+        return fail(b); /* overflow */
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need) {
-        if (cap > SIZE_MAX / 2)
-            return -1;
+        if (cap > SIZE_MAX / 4)
+            return fail(b); /* cap has 63 bits */
         cap *= 2;
     }
     buf_compact(b);
     uint8_t *data = realloc(b->data, cap);
     if (!data)
-        return -1;
+        return fail(b);
     b->data = data;
     b->cap = cap;
     return 0;
@@ -131,4 +139,5 @@ void buf_free(struct wp_buf *b)
     free(b->data);
     b->data = NULL;
     b->pos = b->len = b->cap = 0;
+    b->failed = 0;
 }

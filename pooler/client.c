@@ -134,7 +134,7 @@ void client_close(struct wp_client *c, const char *reason)
     if (c->tls) {
         tls_close(c->tls, &c->wbuf);
         c->tls = NULL;
-    } else if (buf_unread(&c->wbuf) > 0) {
+    } else if (buf_unread(&c->wbuf) > 0 && !buf_failed(&c->wbuf)) {
         ssize_t ignored = write(c->fd, buf_head(&c->wbuf), buf_unread(&c->wbuf));
         (void)ignored;
     }

@@ -40,6 +40,7 @@ enum scan_result {
     SCAN_ERROR,
     SCAN_TOO_LARGE, /* a client message declared longer than max_packet_size */
     SCAN_BAD_TYPE,  /* a client message of a type PostgreSQL does not accept */
+    SCAN_NO_MEMORY, /* a buffer or the statement registry could not grow */
 };
 
 static size_t client_input_limit(void)
@@ -190,6 +191,8 @@ static enum scan_result scan_client(struct wp_client *c, struct wp_server *s)
                 return SCAN_MORE;
             if (in == PREP_ERROR)
                 return SCAN_ERROR;
+            if (in == PREP_NO_MEMORY)
+                return SCAN_NO_MEMORY;
             if (in == PREP_LOCAL)
                 continue; /* nothing reached the backend */
             if (in == PREP_HOLD)
@@ -243,6 +246,10 @@ int relay_flush_to_server(struct wp_server *s)
 {
     struct wp_client *c = s->client;
     int done;
+    if (buf_failed(&s->wbuf)) {
+        s->out_of_memory = 1; /* server_close tells the client 53200 */
+        return -1;
+    }
     if (s->tls)
         done = tls_write(s->tls, &s->wbuf, c ? &c->rbuf : NULL, c ? &c->scan : NULL);
     else
@@ -377,6 +384,12 @@ void relay_client_input(struct wp_client *c)
     }
     if (r == SCAN_ERROR || r == SCAN_TOO_LARGE) {
         protocol_violation(c, r == SCAN_ERROR ? "invalid message length" : "message too large");
+        return;
+    }
+    if (r == SCAN_NO_MEMORY || buf_failed(&c->rbuf)) {
+        log_warn("C-%llu %s/%s@%s: out of memory", (unsigned long long)c->id, c->dbname, c->user,
+                 c->addr);
+        client_send_error(c, "FATAL", "53200", "out of memory");
         return;
     }
     if (relay_flush_to_server(s) < 0) {
@@ -620,6 +633,8 @@ int relay_flush_to_client(struct wp_client *c)
 {
     struct wp_server *s = c->server;
     int done;
+    if (buf_failed(&c->wbuf))
+        return -1; /* part of what it was to be told is lost: it is closed */
     if (c->tls)
         done = tls_write(c->tls, &c->wbuf, s ? &s->rbuf : NULL, s ? &s->scan : NULL);
     else
@@ -706,7 +721,8 @@ void relay_server_input(struct wp_server *s)
             return;
         enum scan_result r = scan_server(s);
         if (r == SCAN_ERROR) {
-            server_close(s, "invalid message from server");
+            s->out_of_memory = buf_failed(&s->rbuf) || buf_failed(&s->wbuf);
+            server_close(s, s->out_of_memory ? "out of memory" : "invalid message from server");
             return;
         }
         int flushed = flush_scanned(s);

@@ -262,7 +262,7 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
     }
     struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &parse);
     if (!stmt)
-        return PREP_ERROR;
+        return PREP_NO_MEMORY;
     if (tx_failed(s) && serverset_touch(&s->stmts, stmt) &&
         !may_end_transaction(parse.query, parse.query_len)) {
         put_refused_parse(s);
@@ -405,7 +405,7 @@ static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
     struct wp_parse_msg key = {sp->name, sp->rest, sp->rest_len, 0, NULL, 1, s->pool};
     struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &key);
     if (!stmt)
-        return PREP_ERROR;
+        return PREP_NO_MEMORY;
     enum prep_input result = PREP_LOCAL;
     if (serverset_touch(&s->stmts, stmt)) {
         s->pool->prepared_hits++;
@@ -528,7 +528,7 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
     }
     if (whole && avail < len) {
         if (buf_reserve(&c->rbuf, len - avail) < 0)
-            return PREP_ERROR;
+            return PREP_NO_MEMORY;
         return PREP_WAIT;
     }
     switch (type) {

@@ -12,12 +12,18 @@
 
 struct wp_buf {
     uint8_t *data;
-    size_t pos; /* first unconsumed byte */
-    size_t len; /* one past the last byte */
-    size_t cap;
+    size_t pos;        /* first unconsumed byte */
+    size_t len;        /* one past the last byte */
+    size_t cap : 63;   /* bytes allocated */
+    size_t failed : 1; /* an allocation failed: bytes were lost (see buf_failed) */
 };
 
-/* Make room for `extra` more bytes at the end; returns 0, or -1 when out of memory. */
+/*
+ * Make room for `extra` more bytes at the end; returns 0, or -1 when out of memory.
+ * A failure is sticky: the buffer is marked failed until buf_free, so that code which
+ * builds output without checking each append is caught once, where the buffer is
+ * flushed (a failed buffer is never sent: its connection is closed with 53200).
+ */
 int buf_reserve(struct wp_buf *b, size_t extra);
 int buf_append(struct wp_buf *b, const void *data, size_t n);
 /* Move unconsumed bytes to the front so the tail has room. */
@@ -36,6 +42,13 @@ void buf_release_if_empty(struct wp_buf *b);
 long buf_read_fd(struct wp_buf *b, int fd, size_t room);
 /* Free the block cache (at exit). */
 void buf_cache_clear(void);
+
+/* An append or reservation failed since the last buf_free: its contents are not what
+   was meant to be in it. */
+static inline int buf_failed(const struct wp_buf *b)
+{
+    return b->failed;
+}
 
 static inline size_t buf_unread(const struct wp_buf *b)
 {

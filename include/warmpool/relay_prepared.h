@@ -19,12 +19,13 @@ struct wp_client;
 struct wp_server;
 
 enum prep_input {
-    PREP_PASS,  /* forward the message unchanged (its request is queued) */
-    PREP_DONE,  /* handled: consumed from the client buffer, something went on */
-    PREP_LOCAL, /* handled: consumed and answered by warmpool alone */
-    PREP_WAIT,  /* the whole message is needed first */
-    PREP_HOLD,  /* forward it (a Sync), then read nothing more until resumed */
-    PREP_ERROR, /* malformed message: protocol violation */
+    PREP_PASS,      /* forward the message unchanged (its request is queued) */
+    PREP_DONE,      /* handled: consumed from the client buffer, something went on */
+    PREP_LOCAL,     /* handled: consumed and answered by warmpool alone */
+    PREP_WAIT,      /* the whole message is needed first */
+    PREP_HOLD,      /* forward it (a Sync), then read nothing more until resumed */
+    PREP_ERROR,     /* malformed message: protocol violation */
+    PREP_NO_MEMORY, /* out of memory: the client gets 53200 */
 };
 
 /* Does this backend's traffic go through the prepared layer? */

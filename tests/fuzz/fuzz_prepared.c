@@ -560,7 +560,7 @@ static void relay_client(struct world *w, struct wp_client *c)
         enum prep_input in = prepared_client_message(c, s, type, len);
         if (in == PREP_WAIT)
             break;
-        if (in == PREP_ERROR) {
+        if (in == PREP_ERROR || in == PREP_NO_MEMORY) {
             close_client_link(w, c);
             return;
         }

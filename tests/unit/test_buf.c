@@ -159,6 +159,9 @@ static void test_reserve_overflow_guard(void **state)
     assert_int_equal(buf_reserve(&b, SIZE_MAX / 2 + 2), -1);
     assert_null(b.data);
     assert_int_equal(b.cap, 0);
+    assert_true(buf_failed(&b));
+    buf_free(&b);
+    assert_false(buf_failed(&b));
 
     fill(&b, 20);
     buf_consume(&b, 5);
@@ -171,6 +174,28 @@ static void test_reserve_overflow_guard(void **state)
     assert_ptr_equal(b.data, data);
     assert_int_equal(b.cap, 256);
     expect_sequence(&b, 5, 15);
+    buf_free(&b);
+}
+
+/* After a failed allocation nothing more goes in, small or not, and the flag stays
+   until buf_free: output built without checking every append is caught at flush. */
+static void test_failure_is_sticky(void **state)
+{
+    (void)state;
+    struct wp_buf b = {0};
+    fill(&b, 10);
+    assert_false(buf_failed(&b));
+    assert_int_equal(buf_append(&b, "x", SIZE_MAX - 10), -1);
+    assert_true(buf_failed(&b));
+    assert_int_equal(buf_append(&b, "y", 1), -1); /* room or not */
+    assert_int_equal(buf_reserve(&b, 1000), -1);
+    expect_sequence(&b, 0, 10); /* what was there stays readable */
+    buf_consume(&b, 10);
+    buf_release_if_empty(&b);
+    assert_true(buf_failed(&b));
+    buf_free(&b);
+    assert_false(buf_failed(&b));
+    assert_int_equal(buf_append(&b, "ok", 2), 0);
     buf_free(&b);
 }
 
@@ -207,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_reserve_reuses_consumed_prefix),
         cmocka_unit_test(test_reserve_grows_keeping_unread),
         cmocka_unit_test(test_reserve_overflow_guard),
+        cmocka_unit_test(test_failure_is_sticky),
         cmocka_unit_test(test_reset_and_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

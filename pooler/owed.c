@@ -79,7 +79,7 @@ static void pop(struct wp_owed *o)
     drop_leading_copy_ends(o);
 }
 
-void owed_sent(struct wp_owed *o, uint8_t type)
+void owed_sent_slow(struct wp_owed *o, uint8_t type)
 {
     if (o->skipping && type != 'S')
         return; /* the backend ignores it */
@@ -203,7 +203,7 @@ static int answer_fits(struct wp_owed *o, uint8_t type, uint8_t head)
     }
 }
 
-void owed_answer(struct wp_owed *o, uint8_t type)
+void owed_answer_slow(struct wp_owed *o, uint8_t type)
 {
     uint8_t head = o->count ? *slot(o, 0) : 0;
     if (!answer_fits(o, type, head)) {

@@ -35,10 +35,9 @@ struct wp_owed {
     uint8_t lost;     /* an answer did not match, or memory ran out: state unknown */
 };
 
-/* A message was written to the backend. */
-void owed_sent(struct wp_owed *o, uint8_t type);
-/* A message (any type but DataRow) was read from the backend. */
-void owed_answer(struct wp_owed *o, uint8_t type);
+/* The general cases of owed_sent and owed_answer (below, inline for the hot path). */
+void owed_sent_slow(struct wp_owed *o, uint8_t type);
+void owed_answer_slow(struct wp_owed *o, uint8_t type);
 void owed_reset(struct wp_owed *o);
 void owed_free(struct wp_owed *o);
 
@@ -47,6 +46,69 @@ void owed_free(struct wp_owed *o);
 static inline int owed_settled(const struct wp_owed *o)
 {
     return o->count == 0 && !o->unsynced && !o->skipping && !o->copy_in && !o->lost;
+}
+
+/* A message was written to the backend. Inline: a request with room in the ring, in
+   no COPY or skip, costs a store and a few flags. */
+static inline void owed_sent(struct wp_owed *o, uint8_t type)
+{
+    int ready = type == 'S' || type == 'Q' || type == 'F';
+    int extended = type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C';
+    if (o->skipping || o->copy_in || o->count == o->cap || !(ready || extended)) {
+        owed_sent_slow(o, type);
+        return;
+    }
+    o->ring[(o->head + o->count) & (o->cap - 1)] = type;
+    o->count++;
+    o->ready += (uint32_t)ready;
+    o->unsynced = (uint8_t)extended; /* Sync and Query are boundaries */
+}
+
+/* What the oldest request must be for this answer to settle it ('?' = it settles
+   none and leaves the FIFO alone whatever the head), or 0 for the general case. */
+static inline uint8_t owed_settles(uint8_t type, uint8_t head)
+{
+    switch (type) {
+    case '1':
+        return 'P';
+    case '2':
+        return 'B';
+    case 'n':
+        return 'D';
+    case 'Z':
+        return head == 'S' || head == 'Q' || head == 'F' ? head : 0;
+    case 'C':
+    case 'T':
+        return head == 'Q' ? '?' : type == 'C' ? 'E' : 'D';
+    case 'N':
+    case 'S':
+    case 'A':
+        return '?';
+    default:
+        return 0;
+    }
+}
+
+/* A message (any type but DataRow) was read from the backend. Inline: the answers of
+   an ordinary request cost a switch and, at its end, a pop. */
+static inline void owed_answer(struct wp_owed *o, uint8_t type)
+{
+    uint8_t head = o->count ? o->ring[o->head] : 0;
+    uint8_t want = owed_settles(type, head);
+    if (want == '?' && head)
+        return; /* part of the head's answer */
+    if (!head || want != head) {
+        owed_answer_slow(o, type);
+        return;
+    }
+    uint32_t next = (o->head + 1) & (o->cap - 1);
+    if (o->count > 1 && (o->ring[next] == 'c' || o->ring[next] == 'f')) {
+        owed_answer_slow(o, type); /* markers behind it go too */
+        return;
+    }
+    o->ready -= (uint32_t)(head == 'S' || head == 'Q' || head == 'F');
+    o->head = next;
+    o->count--;
 }
 
 /* Frontend message types PostgreSQL accepts after startup. */

@@ -185,6 +185,50 @@ static void test_ring_grows_in_order(void **state)
     owed_free(&o);
 }
 
+static int same_state(const struct wp_owed *a, const struct wp_owed *b)
+{
+    if (a->count != b->count || a->ready != b->ready || a->unsynced != b->unsynced ||
+        a->skipping != b->skipping || a->copy_in != b->copy_in || a->lost != b->lost)
+        return 0;
+    for (uint32_t i = 0; i < a->count; i++)
+        if (a->ring[(a->head + i) & (a->cap - 1)] != b->ring[(b->head + i) & (b->cap - 1)])
+            return 0;
+    return 1;
+}
+
+/* The inline fast paths must do exactly what the general code does. */
+static void test_inline_matches_general(void **state)
+{
+    (void)state;
+    static const char sent[] = "PBDECHSQFdcf";
+    static const char answers[] = "123tnTCIsGHVZEDNSAdcWK";
+    uint32_t seed = 12345;
+    for (int round = 0; round < 200; round++) {
+        struct wp_owed fast = {0}, slow = {0};
+        for (int step = 0; step < 500; step++) {
+            seed = seed * 1103515245u + 12345u;
+            uint32_t r = seed >> 8;
+            uint8_t type;
+            if (r % 2) {
+                type = (uint8_t)sent[(r / 2) % (sizeof sent - 1)];
+                owed_sent(&fast, type);
+                owed_sent_slow(&slow, type);
+            } else {
+                type = (uint8_t)answers[(r / 2) % (sizeof answers - 1)];
+                owed_answer(&fast, type);
+                owed_answer_slow(&slow, type);
+            }
+            if (!same_state(&fast, &slow))
+                fail_msg("round %d step %d: '%c' leaves the inline and general states apart", round,
+                         step, type);
+            if (fast.lost)
+                break; /* nothing after that matters */
+        }
+        owed_free(&fast);
+        owed_free(&slow);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_stray_copy_messages),
         cmocka_unit_test(test_mismatch_is_lost),
         cmocka_unit_test(test_ring_grows_in_order),
+        cmocka_unit_test(test_inline_matches_general),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -445,6 +445,12 @@ void server_on_quiet(struct wp_server *s)
 void server_abandon(struct wp_server *s)
 {
     s->client = NULL;
+    /* A parameter sync in flight was for this client: its outcome must not reach the
+       next one (a failed sync closes the backend anyway: note_internal_error). */
+    s->syncing_params = 0;
+    s->params_outcome = 0;
+    free(s->sync_error);
+    s->sync_error = NULL;
     relay_resume_server_read(s); /* it may have been paused for the client; drain it */
     server_set_state(s, SV_DRAINING);
     s->drain_started_ms = wp_now_ms();

@@ -340,7 +340,7 @@ void admin_welcome(struct wp_client *c)
     auth_random(&c->cancel_key, sizeof c->cancel_key);
     proto_put_backend_key(&c->wbuf, c->cancel_pid, c->cancel_key);
     proto_put_ready(&c->wbuf, 'I');
-    c->state = CL_IDLE;
+    client_set_state(c, CL_IDLE);
     char tls[96];
     log_info("C-%llu %s/%s@%s: admin console login, %s%s", (unsigned long long)c->id, c->dbname,
              c->user, c->addr, c->tls ? "TLS " : "no TLS", tls_describe(c->tls, tls, sizeof tls));

@@ -65,7 +65,7 @@ void client_accept(int fd, const char *addr)
     c->id = runtime_next_id();
     c->fd = fd;
     memcpy(c->addr, addr, addr_size);
-    c->state = CL_STARTUP;
+    client_set_state(c, CL_STARTUP);
     c->login_started_ms = wp_now_ms();
     list_init(&c->node);
     c->ev_read = event_new(wp_rt.base, fd, EV_READ | EV_PERSIST, on_client_read, c);
@@ -120,7 +120,7 @@ void client_close(struct wp_client *c, const char *reason)
     if (c->state == CL_WAITING)
         pool_cancel_wait(c);
     list_remove(&c->node);
-    c->state = CL_CLOSING;
+    client_set_state(c, CL_CLOSING);
     if (c->server) {
         struct wp_server *s = c->server;
         c->server = NULL;
@@ -414,7 +414,7 @@ void client_welcome(struct wp_client *c)
     auth_random(&c->cancel_key, sizeof c->cancel_key);
     proto_put_backend_key(&c->wbuf, c->cancel_pid, c->cancel_key);
     proto_put_ready(&c->wbuf, 'I');
-    c->state = CL_IDLE;
+    client_set_state(c, CL_IDLE);
     /* Idleness counts from this answer, not from the password message: the wait for
        the pool's first backend may have lasted longer than client_idle_timeout. */
     c->answered_ms = wp_now_ms();

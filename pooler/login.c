@@ -149,7 +149,7 @@ static void finish_login(struct wp_client *c)
         client_welcome(c);
         return;
     }
-    c->state = CL_WELCOME;
+    client_set_state(c, CL_WELCOME);
     list_push_tail(&pool->welcoming, &c->node);
     client_kick_write(c);
     pool_launch_if_needed(pool);
@@ -229,7 +229,7 @@ static void start_auth(struct wp_client *c, int auth_type)
         }
         break;
     }
-    c->state = CL_AUTH;
+    client_set_state(c, CL_AUTH);
     client_kick_write(c);
 }
 

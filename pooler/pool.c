@@ -189,7 +189,7 @@ static void link_server(struct wp_server *s, struct wp_client *c)
     server_set_state(s, SV_ACTIVE);
     s->client = c;
     c->server = s;
-    c->state = CL_ACTIVE;
+    client_set_state(c, CL_ACTIVE);
     if (s->pool->settings.pool_mode == WP_MODE_SESSION || wp_rt.cfg->server_reset_query_always)
         s->needs_reset = 1;
 }
@@ -274,7 +274,7 @@ int pool_request_server(struct wp_pool *pool, struct wp_client *c)
             return 1;
         }
     }
-    c->state = CL_WAITING;
+    client_set_state(c, CL_WAITING);
     c->wait_started_ms = wp_now_ms();
     list_push_tail(&pool->waiting, &c->node);
     pool->nwaiting++;
@@ -333,6 +333,38 @@ void pool_server_ready(struct wp_server *s)
         server_close(s, "shutting down");
 }
 
+void pool_server_opening(struct wp_pool *pool)
+{
+    pool->nservers++;
+    pool->nconnecting++;
+}
+
+void pool_server_connected(struct wp_pool *pool)
+{
+    pool->nconnecting--;
+}
+
+void pool_file_server(struct wp_server *s)
+{
+    struct wp_pool *pool = s->pool;
+    list_remove(&s->node);
+    switch (s->state) {
+    case SV_IDLE:
+        list_push_head(&pool->idle, &s->node);
+        break;
+    case SV_ACTIVE:
+        list_push_tail(&pool->active, &s->node);
+        break;
+    case SV_CONNECTING:
+    case SV_RESETTING:
+    case SV_DRAINING:
+        list_push_tail(&pool->busy, &s->node);
+        break;
+    case SV_CLOSED:
+        break;
+    }
+}
+
 void pool_server_closed(struct wp_pool *pool, struct wp_server *s)
 {
     if (s->check_started_ms)
@@ -357,7 +389,7 @@ static void refuse_first_waiter(struct wp_pool *pool, const char *sqlstate, cons
 void pool_refuse_waiter(struct wp_client *c, const char *sqlstate, const char *text)
 {
     pool_cancel_wait(c);
-    c->state = CL_IDLE;
+    client_set_state(c, CL_IDLE);
     if (client_refuse_request(c, sqlstate, text) < 0) {
         client_send_error(c, "FATAL", sqlstate, text);
         return;

@@ -678,7 +678,7 @@ static void release_server(struct wp_server *s)
     c->input_held = 0; /* nothing is pending any more */
     c->server = NULL;
     s->client = NULL;
-    c->state = CL_IDLE;
+    client_set_state(c, CL_IDLE);
     s->pool->xact_count++;
     /* The release point requires an empty input buffer: nothing is left to relay. */
     buf_release_if_empty(&c->rbuf); /* a client between transactions holds no buffer */

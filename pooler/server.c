@@ -36,24 +36,8 @@ const char *server_state_name(enum wp_server_state state)
 
 void server_set_state(struct wp_server *s, enum wp_server_state state)
 {
-    struct wp_pool *pool = s->pool;
-    list_remove(&s->node);
     s->state = state;
-    switch (state) {
-    case SV_IDLE:
-        list_push_head(&pool->idle, &s->node);
-        break;
-    case SV_ACTIVE:
-        list_push_tail(&pool->active, &s->node);
-        break;
-    case SV_CONNECTING:
-    case SV_RESETTING:
-    case SV_DRAINING:
-        list_push_tail(&pool->busy, &s->node);
-        break;
-    case SV_CLOSED:
-        break;
-    }
+    pool_file_server(s); /* the pool's lists follow the state */
 }
 
 static void on_server_read(evutil_socket_t fd, short what, void *arg);
@@ -129,8 +113,7 @@ struct wp_server *server_connect(struct wp_pool *pool)
     s->connect_started_ms = wp_now_ms();
     list_init(&s->node);
     serverset_init(&s->stmts);
-    pool->nservers++;
-    pool->nconnecting++;
+    pool_server_opening(pool);
     server_set_state(s, SV_CONNECTING);
     s->conn = PQconnectStartParams(keys, values, 0);
     if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD || arm_connect_event(s, EV_WRITE) < 0) {
@@ -221,7 +204,7 @@ static void connect_done(struct wp_server *s)
     capture_params(s);
     s->created_ms = s->last_used_ms = wp_now_ms();
     s->lifetime_ms = timeouts_jitter_lifetime(pool->settings.server_lifetime, (uint32_t)random());
-    pool->nconnecting--;
+    pool_server_connected(pool);
     stats_server_opened(pool);
     log_info("S-%llu %s/%s pid=%u: connected", (unsigned long long)s->id, pool->dbname, pool->user,
              s->backend_pid);
@@ -290,7 +273,7 @@ void server_close(struct wp_server *s, const char *reason)
     struct wp_pool *pool = s->pool;
     stats_server_closed(pool, reason);
     if (s->state == SV_CONNECTING)
-        pool->nconnecting--;
+        pool_server_connected(pool); /* no longer connecting, closed below */
     if (s->backend_pid)
         log_info("S-%llu %s/%s pid=%u: closing: %s", (unsigned long long)s->id, pool->dbname,
                  pool->user, s->backend_pid, reason);

@@ -103,6 +103,13 @@ static inline int client_output_pending(const struct wp_client *c)
 int client_is_unix(const struct wp_client *c);
 
 void client_accept(int fd, const char *addr);
+
+/* Every change of a client's state goes through here: one place to watch them (it
+   runs twice per transaction, so it stays inline and does nothing else). */
+static inline void client_set_state(struct wp_client *c, enum wp_client_state state)
+{
+    c->state = (uint8_t)state;
+}
 void client_close(struct wp_client *client, const char *reason);
 /* Send ErrorResponse (FATAL closes after flush). */
 void client_send_error(struct wp_client *client, const char *severity, const char *sqlstate,

@@ -70,6 +70,11 @@ void pool_refuse_waiter(struct wp_client *client, const char *sqlstate, const ch
 void pool_server_ready(struct wp_server *server);
 /* A server is gone (closed); adjust counts and maybe open another. */
 void pool_server_closed(struct wp_pool *pool, struct wp_server *server);
+/* The pool's counters and lists change here only: a server is being opened, has
+   connected, or changed state (server_set_state). */
+void pool_server_opening(struct wp_pool *pool);
+void pool_server_connected(struct wp_pool *pool);
+void pool_file_server(struct wp_server *server);
 /* A connect failed: record the error (message: for the operator, never sent to
    clients), fail welcome waiters with a fixed text for sqlstate, and hold new connects
    for server_login_retry. Call it before closing the server, whose close may launch. */

@@ -214,7 +214,7 @@ static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
     k->idle = quiet_client && !k->running && !server_outstanding(s) && s->swallow == 0 &&
               s->cancel_pending == 0 && s->scan == 0;
     /* Extended messages without their Sync hold an implicit transaction open. */
-    k->in_transaction = s->tx_status != 'I' || s->owed.unsynced;
+    k->in_transaction = s->tx_status != 'I' || s->owed.unsynced || s->owed.skipping;
 }
 
 static void cancel_for_timeout(struct wp_client *c, int64_t limit)

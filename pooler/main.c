@@ -1,5 +1,6 @@
 /*
- * main — command line, configuration load and reload, signals, and the event loop.
+ * main — command line, configuration load and reload, signals, startup and teardown.
+ * The state all of it works on is the runtime's (runtime.c).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -26,30 +27,12 @@
 
 #define WARMPOOL_VERSION "0.1.0"
 
-struct wp_runtime wp_rt;
-
 /* Configs replaced by a reload stay until exit: pools and clients may point into them. */
 struct retired_config {
     struct retired_config *next;
     struct wp_config *cfg;
 };
 static struct retired_config *retired;
-static struct event *reap_event;
-
-void runtime_schedule_reap(void)
-{
-    if (reap_event)
-        event_active(reap_event, EV_TIMEOUT, 0);
-}
-
-static void on_reap(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    client_reap();
-    server_reap();
-}
 
 static void usage(FILE *out)
 {
@@ -294,7 +277,10 @@ static int run(void)
         signals[i] = evsignal_new(wp_rt.base, signos[i], on_signal, NULL);
         event_add(signals[i], NULL);
     }
-    reap_event = event_new(wp_rt.base, -1, 0, on_reap, NULL);
+    if (runtime_start_reaper() < 0) {
+        log_error("cannot start: out of memory");
+        return 1;
+    }
     if (listener_start(err, sizeof err) < 0) {
         fprintf(stderr, "warmpool: %s\n", err);
         log_error("%s", err);
@@ -321,8 +307,7 @@ static int run(void)
     stats_http_stop();
     for (int i = 0; signos[i]; i++)
         event_free(signals[i]);
-    event_free(reap_event);
-    reap_event = NULL;
+    runtime_stop_reaper();
     free_everything();
     event_base_free(wp_rt.base);
     log_info("warmpool stopped");
@@ -376,11 +361,8 @@ int main(int argc, char **argv)
     struct wp_config *cfg = load_config(path);
     if (!cfg)
         return 1;
-    list_init(&wp_rt.pools);
-    list_init(&wp_rt.clients);
-    if (registry_init(&wp_rt.registry) < 0)
+    if (runtime_init(cfg) < 0)
         return 1;
-    wp_rt.cfg = cfg;
     if (load_userlist(cfg, &wp_rt.users) < 0 || load_hba(cfg, &wp_rt.hba) < 0) {
         free_everything();
         return 1;

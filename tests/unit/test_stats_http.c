@@ -24,11 +24,6 @@
 #include "warmpool/stats.h"
 #include "warmpool/stats_http.h"
 
-struct wp_runtime wp_rt;
-void runtime_schedule_reap(void)
-{
-}
-
 static struct wp_config cfg;
 static struct wp_pool pools[2];
 static struct wp_client_stats cs;

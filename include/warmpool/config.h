@@ -125,7 +125,6 @@ struct wp_config {
     int syslog;            /* default 0 */
     char *syslog_ident;    /* default "warmpool" */
     char *syslog_facility; /* default "daemon"; validated with log_facility_from_name */
-    int workers;           /* default 1 */
 
     struct wp_db_config *dbs;
     int ndbs;

@@ -114,8 +114,9 @@ static void finish_login(struct wp_client *c)
         return;
     }
     c->pool = pool;
-    /* The pool holds the same two names for as long as the process runs (pools are
-       freed at exit, after every client): the client's own copy goes. */
+    pool_hold(pool);
+    /* The pool, which the client holds, outlives it: its two names replace the
+       client's own copy. */
     free(c->user);
     c->user = pool->user;
     c->dbname = pool->dbname;

@@ -10,6 +10,9 @@
  * socket) runs server_check_query before it is lent: the waiting client gets it
  * when the check answers, or another server if the check fails, never the dead one.
  * Lifetime, idle and size limits close servers only while they are not in use.
+ *
+ * The pool itself stays while a client or a not yet freed server holds it (pool_hold),
+ * and goes server_idle_timeout after the last one let go (pool_expired).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +130,7 @@ struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, cons
     list_init(&pool->busy);
     list_init(&pool->waiting);
     list_init(&pool->welcoming);
+    pool->unused_since_ms = wp_now_ms();
     pool_refresh_settings(pool);
     list_push_tail(&wp_rt.pools, &pool->node);
     log_info("pool %s/%s: created (%s mode, max %d)", dbname, user,
@@ -138,6 +142,9 @@ struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, cons
 void pool_free(struct wp_pool *pool)
 {
     prepared_pool_forget(pool);
+    /* Nothing holds a statement of this pool any more (no client, no server, no warm
+       list); should one survive, a later pool at the same address must not find it. */
+    registry_retire_scope(&wp_rt.registry, pool);
     stats_pool_free(pool);
     list_remove(&pool->node);
     params_clear(&pool->params);
@@ -146,6 +153,30 @@ void pool_free(struct wp_pool *pool)
     free(pool->backend_user);
     free(pool->backend_password);
     free(pool);
+}
+
+void pool_hold(struct wp_pool *pool)
+{
+    pool->holders++;
+}
+
+void pool_drop(struct wp_pool *pool)
+{
+    if (--pool->holders == 0)
+        pool->unused_since_ms = wp_now_ms();
+}
+
+/* Pools made for a client's first login (any name through a `*` entry, any user)
+   would pile up: one nobody holds goes after server_idle_timeout unused, which is
+   when its last server would have gone too (0 keeps it, as it keeps servers). Not
+   while min_pool_size asks for servers, nor while paused (a new pool of the same
+   name would come back unpaused). Its counters go with it. */
+static int pool_expired(const struct wp_pool *pool, int64_t now)
+{
+    int64_t timeout = pool->settings.server_idle_timeout;
+    return pool->holders == 0 && pool->nservers == 0 && !pool->paused &&
+           pool->settings.min_pool_size == 0 && timeout > 0 &&
+           now - pool->unused_since_ms >= timeout;
 }
 
 static int oldest_wait_ms(struct wp_pool *pool, int64_t now)
@@ -521,6 +552,12 @@ static void expire_waiters(struct wp_pool *pool, int64_t now)
 
 void pool_maintain(struct wp_pool *pool, int64_t now)
 {
+    if (pool_expired(pool, now)) {
+        log_info("pool %s/%s: freed after %lld ms unused", pool->dbname, pool->user,
+                 (long long)(now - pool->unused_since_ms));
+        pool_free(pool);
+        return;
+    }
     close_expired_idle(pool, now);
     close_stuck_busy(pool, now);
     expire_waiters(pool, now);

@@ -122,6 +122,7 @@ struct wp_server *server_connect(struct wp_pool *pool)
     build_conninfo(pool, keys, values, 80);
     s->id = runtime_next_id();
     s->pool = pool;
+    pool_hold(pool);
     s->fd = -1;
     s->tx_status = 'I';
     s->connect_started_ms = wp_now_ms();
@@ -244,6 +245,7 @@ static void server_free(struct wp_server *s)
     buf_free(&s->rbuf);
     buf_free(&s->wbuf);
     params_clear(&s->params);
+    pool_drop(s->pool);
     free(s);
 }
 

@@ -43,7 +43,7 @@ struct wp_client {
     char *user;
     char *dbname;
     const struct wp_db_config *db;
-    struct wp_pool *pool;
+    struct wp_pool *pool; /* held (pool_hold) from login until the client is freed */
     struct wp_server *server;
     struct wp_params params;  /* the client's view of session parameters */
     struct wp_params startup; /* what it asked for at startup */

@@ -90,6 +90,21 @@ static const struct wp_user_secret *find_secret(const struct wp_client *c)
     return auth_userlist_find(&wp_rt.users, c->user);
 }
 
+/* The client's [databases] entry in the configuration in force, or NULL after telling
+   it that there is none. */
+static const struct wp_db_config *known_database(struct wp_client *c)
+{
+    const struct wp_db_config *db = config_find_db(wp_rt.cfg, c->dbname);
+    if (db)
+        return db;
+    char msg[256];
+    snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->dbname);
+    log_warn("C-%llu %s/%s@%s: unknown database", (unsigned long long)c->id, c->dbname, c->user,
+             c->addr);
+    client_send_error(c, "FATAL", "3D000", msg);
+    return NULL;
+}
+
 /* Authenticated: pick the pool, then welcome now or when its first backend is up. */
 static void finish_login(struct wp_client *c)
 {
@@ -99,6 +114,11 @@ static void finish_login(struct wp_client *c)
         client_send_error(c, "FATAL", "42501", "not allowed to use the admin console");
         return;
     }
+    /* Looked up again: a reload during the password exchange may have replaced the
+       configuration (and freed the old one) or removed the database. */
+    const struct wp_db_config *db = NULL;
+    if (!c->is_admin && !(db = known_database(c)))
+        return;
     proto_put_auth(&c->wbuf, 0, NULL, 0);
     if (c->scram)
         scram_state_clear(c->scram);
@@ -108,7 +128,7 @@ static void finish_login(struct wp_client *c)
         admin_welcome(c);
         return;
     }
-    struct wp_pool *pool = pool_get(c->db, c->dbname, c->user);
+    struct wp_pool *pool = pool_get(db, c->dbname, c->user);
     if (!pool) {
         client_send_error(c, "FATAL", "53200", "out of memory");
         return;
@@ -316,15 +336,8 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
     int auth_type = choose_auth_type(c);
     if (auth_type < 0)
         return;
-    c->db = c->is_admin ? NULL : config_find_db(wp_rt.cfg, c->dbname);
-    if (!c->db && !c->is_admin) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "database \"%s\" does not exist", c->dbname);
-        log_warn("C-%llu %s/%s@%s: unknown database", (unsigned long long)c->id, c->dbname, c->user,
-                 c->addr);
-        client_send_error(c, "FATAL", "3D000", msg);
+    if (!c->is_admin && !known_database(c))
         return;
-    }
     start_auth(c, auth_type);
 }
 

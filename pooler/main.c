@@ -27,13 +27,6 @@
 
 #define WARMPOOL_VERSION "0.1.0"
 
-/* Configs replaced by a reload stay until exit: pools and clients may point into them. */
-struct retired_config {
-    struct retired_config *next;
-    struct wp_config *cfg;
-};
-static struct retired_config *retired;
-
 static void usage(FILE *out)
 {
     fprintf(out, "usage: warmpool [-d] [-v] [--check] -c FILE\n"
@@ -144,23 +137,18 @@ static void reload(void)
         free(cfg);
         return;
     }
-    struct retired_config *old = calloc(1, sizeof *old);
     char err[512];
-    if (!old || tls_client_setup(cfg, err, sizeof err) < 0) {
-        if (old)
-            log_error("configuration %s rejected, keeping the running one and its TLS "
-                      "certificates: %s",
-                      cfg->path, err);
-        free(old);
+    if (tls_client_setup(cfg, err, sizeof err) < 0) {
+        log_error("configuration %s rejected, keeping the running one and its TLS "
+                  "certificates: %s",
+                  cfg->path, err);
         auth_userlist_free(&users);
         config_free(cfg);
         free(cfg);
         return;
     }
-    old->cfg = wp_rt.cfg;
-    old->next = retired;
-    retired = old;
-    wp_rt.cfg = cfg;
+    /* The old configuration stays while pools point into it (runtime.c). */
+    runtime_install_config(cfg);
     auth_userlist_free(&wp_rt.users);
     wp_rt.users = users;
     login_forget_cached_keys();
@@ -249,15 +237,12 @@ static void free_everything(void)
     login_forget_cached_keys();
     auth_userlist_free(&wp_rt.users);
     hba_free(&wp_rt.hba);
-    while (retired) {
-        struct retired_config *r = retired;
-        retired = r->next;
-        config_free(r->cfg);
-        free(r->cfg);
-        free(r);
-    }
-    config_free(wp_rt.cfg);
-    free(wp_rt.cfg);
+    /* Every pool is gone, and with them their holds on configurations. */
+    if (wp_rt.cfg)
+        runtime_config_drop(wp_rt.cfg);
+    wp_rt.cfg = NULL;
+    if (wp_rt.nconfigs != 0)
+        log_error("%d configurations still held at exit", wp_rt.nconfigs);
     registry_free(&wp_rt.registry);
     tls_client_shutdown();
     buf_cache_clear();

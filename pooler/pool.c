@@ -94,20 +94,37 @@ static void refresh_lifetimes(struct wp_pool *pool)
         }
 }
 
+/* The pool's entry now comes from the configuration in force, which it holds; it lets
+   go of the one it had (which may be freed). An entry a reload removed stays in use,
+   and so does the old configuration it belongs to. */
+static void take_db(struct wp_pool *pool, const struct wp_db_config *db)
+{
+    struct wp_config *was = pool->db_cfg;
+    pool->db = db;
+    if (was == wp_rt.cfg)
+        return;
+    runtime_config_hold(wp_rt.cfg);
+    pool->db_cfg = wp_rt.cfg;
+    if (was)
+        runtime_config_drop(was);
+}
+
 void pool_refresh_settings(struct wp_pool *pool)
 {
     const struct wp_config *cfg = wp_rt.cfg;
     const struct wp_db_config *old = pool->db;
     const struct wp_db_config *db = config_find_db(cfg, pool->dbname);
     int64_t old_lifetime = pool->settings.server_lifetime;
+    /* Compared now: once let go, the old entry may be freed with its configuration. */
+    int conninfo_changed = db && old && db != old && !same_conninfo(old, db);
     limits_refresh(cfg);
     if (db)
-        pool->db = db;
+        take_db(pool, db);
     config_effective(cfg, pool->db, config_find_user(cfg, pool->user), &pool->settings);
     choose_backend_login(pool);
     if (pool->settings.server_lifetime != old_lifetime)
         refresh_lifetimes(pool);
-    if (old && old != pool->db && !same_conninfo(old, pool->db)) {
+    if (conninfo_changed) {
         log_info("pool %s/%s: connection string changed; retiring its servers", pool->dbname,
                  pool->user);
         retire_servers(pool);
@@ -125,6 +142,8 @@ struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, cons
     pool->dbname = strdup(dbname);
     pool->user = strdup(user);
     pool->db = db;
+    runtime_config_hold(wp_rt.cfg);
+    pool->db_cfg = wp_rt.cfg;
     list_init(&pool->idle);
     list_init(&pool->active);
     list_init(&pool->busy);
@@ -147,6 +166,8 @@ void pool_free(struct wp_pool *pool)
     registry_retire_scope(&wp_rt.registry, pool);
     stats_pool_free(pool);
     list_remove(&pool->node);
+    if (pool->db_cfg)
+        runtime_config_drop(pool->db_cfg);
     params_clear(&pool->params);
     free(pool->dbname);
     free(pool->user);

@@ -5,8 +5,14 @@
  * The reaper: closed clients and servers wait in their module's graveyard until the
  * callback that closed them has returned (a caller several frames up may still hold
  * the pointer); a zero-delay event then frees them.
+ *
+ * Configurations are reference counted. A reload installs a new one, but a pool keeps
+ * pointing into the one its `[databases]` entry came from when the new file no longer
+ * has that entry; the old configuration lives until the last such pool is freed.
+ * wp_rt.nconfigs counts those alive (/metrics), so a leak shows.
  */
 #include <event2/event.h>
+#include <stdlib.h>
 
 #include "warmpool/client.h"
 #include "warmpool/runtime.h"
@@ -18,8 +24,32 @@ int runtime_init(struct wp_config *cfg)
 {
     list_init(&wp_rt.pools);
     list_init(&wp_rt.clients);
-    wp_rt.cfg = cfg;
+    runtime_install_config(cfg);
     return registry_init(&wp_rt.registry);
+}
+
+void runtime_config_hold(struct wp_config *cfg)
+{
+    if (cfg->refs++ == 0)
+        wp_rt.nconfigs++;
+}
+
+void runtime_config_drop(struct wp_config *cfg)
+{
+    if (--cfg->refs > 0)
+        return;
+    wp_rt.nconfigs--;
+    config_free(cfg);
+    free(cfg);
+}
+
+void runtime_install_config(struct wp_config *cfg)
+{
+    struct wp_config *old = wp_rt.cfg;
+    runtime_config_hold(cfg);
+    wp_rt.cfg = cfg;
+    if (old)
+        runtime_config_drop(old);
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)

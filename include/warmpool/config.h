@@ -130,6 +130,10 @@ struct wp_config {
     int ndbs;
     struct wp_user_config *users;
     int nusers;
+
+    /* Holders (runtime.c): the runtime while this is the configuration in force, and
+       every pool whose `db` points into it. Freed when the last one lets go. */
+    int refs;
 };
 
 /*

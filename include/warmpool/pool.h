@@ -20,6 +20,7 @@ struct wp_pool {
     char *dbname;        /* database name clients ask for */
     char *user;          /* client user name */
     const struct wp_db_config *db;
+    struct wp_config *db_cfg; /* the configuration db points into, held (runtime.h) */
     struct wp_pool_settings settings;
     /* backend login */
     char *backend_user;
@@ -59,6 +60,7 @@ struct wp_pool {
 };
 
 struct wp_pool *pool_find(const char *dbname, const char *user);
+/* db must be an entry of the configuration in force (wp_rt.cfg). */
 struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, const char *user);
 void pool_free(struct wp_pool *pool);
 /* A client logged in to the pool, or a server of it was made (pool_hold); that client

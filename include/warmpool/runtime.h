@@ -19,7 +19,8 @@ struct event;
 
 struct wp_runtime {
     struct event_base *base;
-    struct wp_config *cfg;
+    struct wp_config *cfg; /* in force; held (runtime_install_config) */
+    int nconfigs;          /* configurations in memory: cfg and replaced ones still held */
     struct wp_userlist users;
     struct wp_hba hba;      /* auth_hba_file rules; hba.loaded = 0 when there is none */
     struct wp_list pools;   /* struct wp_pool.node */
@@ -39,9 +40,15 @@ static inline uint64_t runtime_next_id(void)
     return ++wp_rt.next_id;
 }
 
-/* Empty lists, the prepared-statement registry, and cfg as the configuration in
-   force; -1 when out of memory. */
+/* Empty lists, the prepared-statement registry, and cfg (allocated, as from a load)
+   installed as the configuration in force; -1 when out of memory. */
 int runtime_init(struct wp_config *cfg);
+/* cfg becomes the configuration in force; the previous one is dropped. */
+void runtime_install_config(struct wp_config *cfg);
+/* A configuration is freed (config_free and free) when its last holder drops it:
+   pools point into the one they were made with until a reload gives them another. */
+void runtime_config_hold(struct wp_config *cfg);
+void runtime_config_drop(struct wp_config *cfg);
 /* The reaper's event on wp_rt.base (made once the base exists; freed before it). */
 int runtime_start_reaper(void);
 void runtime_stop_reaper(void);

@@ -546,7 +546,7 @@ static void test_prometheus_format(void **state)
     memset(&b, 0, sizeof b);
     assert_int_equal(stats_render_prometheus(&b, 1000000), 0);
     text = to_str(&b);
-    assert_int_equal(check_prometheus(text, &pc), 5);
+    assert_int_equal(check_prometheus(text, &pc), 6);
     assert_non_null(strstr(text, "warmpool_pools 0\n"));
     buf_free(&b);
 }

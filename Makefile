@@ -96,8 +96,8 @@ asan:
 		LDFLAGS="-fsanitize=address,undefined" test
 
 # libFuzzer targets (clang). The pooler is compiled once with coverage and sanitizers
-# into build-fuzz/libwarmpool.a; each tests/fuzz/fuzz_<t>.c links against it (the
-# harnesses that need wp_rt define it, as the unit tests do).
+# into build-fuzz/libwarmpool.a; each tests/fuzz/fuzz_<t>.c links against it (wp_rt
+# comes from runtime.c in the library; harnesses fill it in, as the unit tests do).
 #   make fuzz           build every target and run each FUZZ_SECONDS on its seeds plus
 #                       a scratch corpus in build-fuzz/corpus/<t>
 #   make fuzz-regress   build every target and run it once over each checked-in input

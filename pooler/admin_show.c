@@ -675,7 +675,6 @@ static const struct cfg_row cfg_rows[] = {
     {"logfile", CK_STR, C(logfile), "", 1},
     {"pidfile", CK_STR, C(pidfile), "", 0},
     {"verbose", CK_INT, C(verbose), "0", 1},
-    {"workers", CK_INT, C(workers), "1", 0},
 };
 
 static void format_unit(char *out, size_t len, int64_t v, const char *const *names,

@@ -94,6 +94,8 @@ static void client_free(struct wp_client *c)
     free(c->stats.group); /* NULL unless a query ended after client_close */
     if (!c->pool || c->user != c->pool->user)
         free(c->user); /* and dbname: one allocation (login.c), or the pool's */
+    if (c->pool)
+        pool_drop(c->pool);
     free(c);
 }
 

@@ -155,10 +155,25 @@ static const struct key_def keys[] = {
     {"syslog", K_BOOL, CFG(syslog), IN_GLOBAL, 0, 1},
     {"syslog_ident", K_STR, CFG(syslog_ident), IN_GLOBAL, 0, 0},
     {"syslog_facility", K_STR, CFG(syslog_facility), IN_GLOBAL, 0, 0},
-    {"workers", K_INT, CFG(workers), IN_GLOBAL, 1, 256},
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
+
+/* Keys an earlier version documented but that never did anything. Files that set
+   them to the one value matching what warmpool really does still load (an upgrade
+   should not break on `workers = 1`); any other value is refused, so that no key is
+   accepted and then ignored. */
+struct fixed_key {
+    const char *name;
+    const char *only; /* the accepted value */
+    const char *why;  /* the message for any other */
+};
+
+static const struct fixed_key fixed_keys[] = {
+    {"workers", "1", "only 1 is supported in this version"},
+};
+
+#define NFIXED ((int)(sizeof fixed_keys / sizeof fixed_keys[0]))
 
 static const char *const mode_names[] = {"session", "transaction", "statement", NULL};
 static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain", "cert", NULL};
@@ -193,6 +208,7 @@ struct loader {
     const char *section_label; /* "warmpool" or "pgbouncer", for messages */
     int global_line;           /* first [warmpool] header: where to blame unset defaults */
     int key_line[NKEYS];       /* line each [warmpool] key was set on, 0 = default */
+    int fixed_line[NFIXED];    /* the same for fixed_keys */
     char *err;
     size_t errlen, errused;
     int nerrors, ndropped;
@@ -570,10 +586,30 @@ static bool set_value(struct loader *ld, const struct key_def *k, void *base, co
 
 /* ---------------------------------------------------------------- [warmpool] */
 
+/* A fixed key: true when `name` is one (reported if its value is not the accepted one). */
+static bool parse_fixed_key(struct loader *ld, const char *name, const char *value)
+{
+    for (int i = 0; i < NFIXED; i++) {
+        const struct fixed_key *k = &fixed_keys[i];
+        if (strcasecmp(k->name, name) != 0)
+            continue;
+        if (ld->fixed_line[i])
+            report(ld, ld->lineno, "duplicate key \"%s\" (already set on line %d)", name,
+                   ld->fixed_line[i]);
+        else if (strcmp(skip_space(value), k->only) != 0)
+            report(ld, ld->lineno, "%s: %s", k->name, k->why);
+        ld->fixed_line[i] = ld->lineno;
+        return true;
+    }
+    return false;
+}
+
 static void parse_global_key(struct loader *ld, const char *name, const char *value)
 {
     int i = find_key(name, IN_GLOBAL);
 
+    if (i < 0 && parse_fixed_key(ld, name, value))
+        return;
     if (i < 0) {
         report(ld, ld->lineno, "unknown key \"%s\" in [%s]", name, ld->section_label);
         return;
@@ -1299,7 +1335,6 @@ static void set_defaults(struct loader *ld)
     cfg->syslog = 0;
     cfg->syslog_ident = dup_str(ld, "warmpool");
     cfg->syslog_facility = dup_str(ld, "daemon");
-    cfg->workers = 1;
 
     if (!cfg->admin_users || !cfg->stats_users || !cfg->ignore_startup_parameters)
         ld->oom = true;

@@ -1,6 +1,15 @@
 /*
  * listener — TCP and unix-domain listen sockets. Accepts in batches and hands each
  * new fd to the client module; knows nothing about the protocol.
+ *
+ * When accept() fails for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+ * ENOMEM), the connection stays in the kernel's listen queue and the socket stays
+ * readable: retrying at once would spin the loop and write a log line per turn. So
+ * every accepting socket — ours and the stats endpoint's, which registers with
+ * listener_watch_accepts() — stops being watched for ACCEPT_PAUSE_MS, then is tried
+ * again. Such a pause is logged when it starts and then at most once per
+ * ACCEPT_LOG_INTERVAL_MS with the number of failed attempts, and the first accept
+ * that works again says how long it took.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,9 +29,19 @@
 #include "warmpool/listener.h"
 #include "warmpool/log.h"
 #include "warmpool/runtime.h"
+#include "warmpool/timeouts.h"
 
 #define MAX_LISTENERS 8
 #define ACCEPTS_PER_EVENT 64
+/* A fixed pause, not "until a connection closes": descriptors also come back when
+   backends close, ENFILE and memory are limits of the whole system, and no single
+   event here says that room is back. One second bounds both the wasted wake-ups and
+   the extra wait of the clients queued meanwhile (they are not refused: they wait in
+   the listen queue). */
+#define ACCEPT_PAUSE_MS 1000
+#define ACCEPT_LOG_INTERVAL_MS 10000
+/* Our listen sockets plus the stats endpoint's. */
+#define MAX_WATCHES (MAX_LISTENERS + 8)
 
 struct listen_sock {
     int fd;
@@ -31,10 +50,26 @@ struct listen_sock {
     char path[108];
     dev_t dev; /* the unix socket file we created: unlinked at stop only if still ours */
     ino_t ino;
+    char addr[64]; /* "host:port" of a TCP socket, for log lines */
 };
 
 static struct listen_sock listeners[MAX_LISTENERS];
 static int nlisteners;
+
+/* Every accepting event, and whether it is one of ours (listener_pause applies). */
+struct accept_watch {
+    struct event *ev;
+    int ours;
+};
+
+static struct accept_watch watches[MAX_WATCHES];
+static int nwatches;
+static int paused_by_caller;       /* listener_pause() */
+static struct event *resume_timer; /* pending while accepting is paused for resources */
+static int out_of_resources;       /* that pause is on */
+/* The current run of failures: since when, how many, how many since the last line. */
+static int64_t failing_since_ms, failure_logged_ms;
+static unsigned failures_total, failures_unlogged;
 
 void listener_describe_peer(const struct sockaddr_storage *ss, char *out, size_t len)
 {
@@ -55,6 +90,129 @@ void listener_describe_peer(const struct sockaddr_storage *ss, char *out, size_t
         snprintf(out, len, "%s", host);
 }
 
+static void describe_listener(struct listen_sock *ls)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    snprintf(ls->addr, sizeof ls->addr, "listener");
+    if (!ls->is_unix && getsockname(ls->fd, (struct sockaddr *)&ss, &len) == 0)
+        listener_describe_peer(&ss, ls->addr, sizeof ls->addr);
+}
+
+/* What log lines call the socket. */
+static const char *listener_name(const struct listen_sock *ls)
+{
+    return ls->is_unix ? ls->path : ls->addr;
+}
+
+/* ---------------------------------------------------------------- pausing */
+
+static void apply_watch(const struct accept_watch *w)
+{
+    if (out_of_resources || (w->ours && paused_by_caller))
+        event_del(w->ev);
+    else
+        event_add(w->ev, NULL);
+}
+
+static void apply_watches(void)
+{
+    for (int i = 0; i < nwatches; i++)
+        apply_watch(&watches[i]);
+}
+
+static void watch_add(struct event *ev, int ours)
+{
+    if (nwatches == MAX_WATCHES)
+        return; /* then only this socket keeps accepting through a shortage */
+    watches[nwatches] = (struct accept_watch){ev, ours};
+    apply_watch(&watches[nwatches]);
+    nwatches++;
+}
+
+static void watch_remove(struct event *ev)
+{
+    for (int i = 0; i < nwatches; i++) {
+        if (watches[i].ev != ev)
+            continue;
+        watches[i] = watches[--nwatches];
+        break;
+    }
+    /* The timer lives as long as something may be paused by it. */
+    if (nwatches == 0 && resume_timer) {
+        event_free(resume_timer);
+        resume_timer = NULL;
+        out_of_resources = 0;
+    }
+}
+
+void listener_watch_accepts(struct event *ev)
+{
+    watch_add(ev, 0);
+}
+
+void listener_unwatch_accepts(struct event *ev)
+{
+    watch_remove(ev);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    out_of_resources = 0;
+    apply_watches();
+}
+
+static void log_failures(int err, const char *who, int64_t now)
+{
+    if (failures_total == 1)
+        log_warn("%s: accept failed: %s; not accepting on any listener for %d ms at a time "
+                 "(new connections wait in the listen queue)",
+                 who, strerror(err), ACCEPT_PAUSE_MS);
+    else if (now - failure_logged_ms >= ACCEPT_LOG_INTERVAL_MS)
+        log_warn("%s: accept still failing: %s (%u failed attempts in the last %lld ms, "
+                 "%u since %lld ms ago)",
+                 who, strerror(err), failures_unlogged, (long long)(now - failure_logged_ms),
+                 failures_total, (long long)(now - failing_since_ms));
+    else
+        return;
+    failure_logged_ms = now;
+    failures_unlogged = 0;
+}
+
+int listener_accept_failed(int err, const char *who)
+{
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+        return 0;
+    int64_t now = wp_now_ms();
+    if (failures_total++ == 0)
+        failing_since_ms = now;
+    failures_unlogged++;
+    log_failures(err, who, now);
+    if (!resume_timer)
+        resume_timer = event_new(wp_rt.base, -1, 0, on_resume, NULL);
+    struct timeval pause = {ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000};
+    if (!resume_timer || event_add(resume_timer, &pause) < 0)
+        return 1; /* no timer, no pause: better a busy loop than a deaf pooler */
+    out_of_resources = 1;
+    apply_watches();
+    return 1;
+}
+
+/* An accept worked: end of a run of failures, if there was one. */
+static void note_accept_worked(const char *who)
+{
+    if (failures_total == 0)
+        return;
+    log_info("%s: accepting connections again after %u failed attempts over %lld ms", who,
+             failures_total, (long long)(wp_now_ms() - failing_since_ms));
+    failures_total = failures_unlogged = 0;
+}
+
+/* ---------------------------------------------------------------- accepting */
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
@@ -64,10 +222,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         socklen_t sslen = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_warn("accept failed: %s", strerror(errno));
+            int err = errno;
+            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR &&
+                !listener_accept_failed(err, listener_name(ls)))
+                log_warn("%s: accept failed: %s", listener_name(ls), strerror(err));
             return;
         }
+        note_accept_worked(listener_name(ls));
         if (!ls->is_unix) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -92,12 +253,14 @@ static int add_listener(int fd, int is_unix, const char *path, const struct stat
     snprintf(ls->path, sizeof ls->path, "%s", path ? path : "");
     ls->dev = st ? st->st_dev : 0;
     ls->ino = st ? st->st_ino : 0;
+    describe_listener(ls);
     ls->ev = event_new(wp_rt.base, fd, EV_READ | EV_PERSIST, on_accept, ls);
     if (!ls->ev || event_add(ls->ev, NULL) < 0) {
         snprintf(err, (size_t)errlen, "cannot watch listen socket");
         close(fd);
         return -1;
     }
+    watch_add(ls->ev, 1);
     nlisteners++;
     return 0;
 }
@@ -201,17 +364,14 @@ int listener_start(char *err, int errlen)
 
 void listener_pause(int paused)
 {
-    for (int i = 0; i < nlisteners; i++) {
-        if (paused)
-            event_del(listeners[i].ev);
-        else
-            event_add(listeners[i].ev, NULL);
-    }
+    paused_by_caller = paused != 0;
+    apply_watches();
 }
 
 void listener_stop(void)
 {
     for (int i = 0; i < nlisteners; i++) {
+        watch_remove(listeners[i].ev);
         event_free(listeners[i].ev);
         close(listeners[i].fd);
         /* A newer warmpool may have renamed its socket over ours: leave that one. */

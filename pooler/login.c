@@ -128,20 +128,21 @@ static void finish_login(struct wp_client *c)
         return;
     }
     /* Looked up now, in the configuration of this moment (a reload may have come
-       during the password exchange). */
-    c->db = config_find_db(wp_rt.cfg, c->dbname);
-    if (!c->db) {
+       during the password exchange, and freed the configuration it began in). */
+    const struct wp_db_config *db = config_find_db(wp_rt.cfg, c->dbname);
+    if (!db) {
         refuse_unknown_database(c);
         return;
     }
-    struct wp_pool *pool = pool_get(c->db, c->dbname, c->user);
+    struct wp_pool *pool = pool_get(db, c->dbname, c->user);
     if (!pool) {
         client_send_error(c, "FATAL", "53200", "out of memory");
         return;
     }
     c->pool = pool;
-    /* The pool holds the same two names for as long as the process runs (pools are
-       freed at exit, after every client): the client's own copy goes. */
+    pool_hold(pool);
+    /* The pool, which the client holds, outlives it: its two names replace the
+       client's own copy. */
     free(c->user);
     c->user = pool->user;
     c->dbname = pool->dbname;

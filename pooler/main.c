@@ -1,5 +1,6 @@
 /*
- * main — command line, configuration load and reload, signals, and the event loop.
+ * main — command line, configuration load and reload, signals, startup and teardown.
+ * The state all of it works on is the runtime's (runtime.c).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -25,31 +26,6 @@
 #include "warmpool/workpool.h"
 
 #define WARMPOOL_VERSION "0.1.0"
-
-struct wp_runtime wp_rt;
-
-/* Configs replaced by a reload stay until exit: pools and clients may point into them. */
-struct retired_config {
-    struct retired_config *next;
-    struct wp_config *cfg;
-};
-static struct retired_config *retired;
-static struct event *reap_event;
-
-void runtime_schedule_reap(void)
-{
-    if (reap_event)
-        event_active(reap_event, EV_TIMEOUT, 0);
-}
-
-static void on_reap(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    client_reap();
-    server_reap();
-}
 
 static void usage(FILE *out)
 {
@@ -161,23 +137,18 @@ static void reload(void)
         free(cfg);
         return;
     }
-    struct retired_config *old = calloc(1, sizeof *old);
     char err[512];
-    if (!old || tls_client_setup(cfg, err, sizeof err) < 0) {
-        if (old)
-            log_error("configuration %s rejected, keeping the running one and its TLS "
-                      "certificates: %s",
-                      cfg->path, err);
-        free(old);
+    if (tls_client_setup(cfg, err, sizeof err) < 0) {
+        log_error("configuration %s rejected, keeping the running one and its TLS "
+                  "certificates: %s",
+                  cfg->path, err);
         auth_userlist_free(&users);
         config_free(cfg);
         free(cfg);
         return;
     }
-    old->cfg = wp_rt.cfg;
-    old->next = retired;
-    retired = old;
-    wp_rt.cfg = cfg;
+    /* The old configuration stays while pools point into it (runtime.c). */
+    runtime_install_config(cfg);
     auth_userlist_free(&wp_rt.users);
     wp_rt.users = users;
     login_forget_cached_keys();
@@ -266,15 +237,12 @@ static void free_everything(void)
     login_forget_cached_keys();
     auth_userlist_free(&wp_rt.users);
     hba_free(&wp_rt.hba);
-    while (retired) {
-        struct retired_config *r = retired;
-        retired = r->next;
-        config_free(r->cfg);
-        free(r->cfg);
-        free(r);
-    }
-    config_free(wp_rt.cfg);
-    free(wp_rt.cfg);
+    /* Every pool is gone, and with them their holds on configurations. */
+    if (wp_rt.cfg)
+        runtime_config_drop(wp_rt.cfg);
+    wp_rt.cfg = NULL;
+    if (wp_rt.nconfigs != 0)
+        log_error("%d configurations still held at exit", wp_rt.nconfigs);
     registry_free(&wp_rt.registry);
     tls_client_shutdown();
     buf_cache_clear();
@@ -294,7 +262,10 @@ static int run(void)
         signals[i] = evsignal_new(wp_rt.base, signos[i], on_signal, NULL);
         event_add(signals[i], NULL);
     }
-    reap_event = event_new(wp_rt.base, -1, 0, on_reap, NULL);
+    if (runtime_start_reaper() < 0) {
+        log_error("cannot start: out of memory");
+        return 1;
+    }
     if (listener_start(err, sizeof err) < 0) {
         fprintf(stderr, "warmpool: %s\n", err);
         log_error("%s", err);
@@ -321,8 +292,7 @@ static int run(void)
     stats_http_stop();
     for (int i = 0; signos[i]; i++)
         event_free(signals[i]);
-    event_free(reap_event);
-    reap_event = NULL;
+    runtime_stop_reaper();
     free_everything();
     event_base_free(wp_rt.base);
     log_info("warmpool stopped");
@@ -376,11 +346,8 @@ int main(int argc, char **argv)
     struct wp_config *cfg = load_config(path);
     if (!cfg)
         return 1;
-    list_init(&wp_rt.pools);
-    list_init(&wp_rt.clients);
-    if (registry_init(&wp_rt.registry) < 0)
+    if (runtime_init(cfg) < 0)
         return 1;
-    wp_rt.cfg = cfg;
     if (load_userlist(cfg, &wp_rt.users) < 0 || load_hba(cfg, &wp_rt.hba) < 0) {
         free_everything();
         return 1;

@@ -10,6 +10,9 @@
  * socket) runs server_check_query before it is lent: the waiting client gets it
  * when the check answers, or another server if the check fails, never the dead one.
  * Lifetime, idle and size limits close servers only while they are not in use.
+ *
+ * The pool itself stays while a client or a not yet freed server holds it (pool_hold),
+ * and goes server_idle_timeout after the last one let go (pool_expired).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,20 +94,37 @@ static void refresh_lifetimes(struct wp_pool *pool)
         }
 }
 
+/* The pool's entry now comes from the configuration in force, which it holds; it lets
+   go of the one it had (which may be freed). An entry a reload removed stays in use,
+   and so does the old configuration it belongs to. */
+static void take_db(struct wp_pool *pool, const struct wp_db_config *db)
+{
+    struct wp_config *was = pool->db_cfg;
+    pool->db = db;
+    if (was == wp_rt.cfg)
+        return;
+    runtime_config_hold(wp_rt.cfg);
+    pool->db_cfg = wp_rt.cfg;
+    if (was)
+        runtime_config_drop(was);
+}
+
 void pool_refresh_settings(struct wp_pool *pool)
 {
     const struct wp_config *cfg = wp_rt.cfg;
     const struct wp_db_config *old = pool->db;
     const struct wp_db_config *db = config_find_db(cfg, pool->dbname);
     int64_t old_lifetime = pool->settings.server_lifetime;
+    /* Compared now: once let go, the old entry may be freed with its configuration. */
+    int conninfo_changed = db && old && db != old && !same_conninfo(old, db);
     limits_refresh(cfg);
     if (db)
-        pool->db = db;
+        take_db(pool, db);
     config_effective(cfg, pool->db, config_find_user(cfg, pool->user), &pool->settings);
     choose_backend_login(pool);
     if (pool->settings.server_lifetime != old_lifetime)
         refresh_lifetimes(pool);
-    if (old && old != pool->db && !same_conninfo(old, pool->db)) {
+    if (conninfo_changed) {
         log_info("pool %s/%s: connection string changed; retiring its servers", pool->dbname,
                  pool->user);
         retire_servers(pool);
@@ -122,11 +142,14 @@ struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, cons
     pool->dbname = strdup(dbname);
     pool->user = strdup(user);
     pool->db = db;
+    runtime_config_hold(wp_rt.cfg);
+    pool->db_cfg = wp_rt.cfg;
     list_init(&pool->idle);
     list_init(&pool->active);
     list_init(&pool->busy);
     list_init(&pool->waiting);
     list_init(&pool->welcoming);
+    pool->unused_since_ms = wp_now_ms();
     pool_refresh_settings(pool);
     list_push_tail(&wp_rt.pools, &pool->node);
     log_info("pool %s/%s: created (%s mode, max %d)", dbname, user,
@@ -138,14 +161,43 @@ struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, cons
 void pool_free(struct wp_pool *pool)
 {
     prepared_pool_forget(pool);
+    /* Nothing holds a statement of this pool any more (no client, no server, no warm
+       list); should one survive, a later pool at the same address must not find it. */
+    registry_retire_scope(&wp_rt.registry, pool);
     stats_pool_free(pool);
     list_remove(&pool->node);
+    if (pool->db_cfg)
+        runtime_config_drop(pool->db_cfg);
     params_clear(&pool->params);
     free(pool->dbname);
     free(pool->user);
     free(pool->backend_user);
     free(pool->backend_password);
     free(pool);
+}
+
+void pool_hold(struct wp_pool *pool)
+{
+    pool->holders++;
+}
+
+void pool_drop(struct wp_pool *pool)
+{
+    if (--pool->holders == 0)
+        pool->unused_since_ms = wp_now_ms();
+}
+
+/* Pools made for a client's first login (any name through a `*` entry, any user)
+   would pile up: one nobody holds goes after server_idle_timeout unused, which is
+   when its last server would have gone too (0 keeps it, as it keeps servers). Not
+   while min_pool_size asks for servers, nor while paused (a new pool of the same
+   name would come back unpaused). Its counters go with it. */
+static int pool_expired(const struct wp_pool *pool, int64_t now)
+{
+    int64_t timeout = pool->settings.server_idle_timeout;
+    return pool->holders == 0 && pool->nservers == 0 && !pool->paused &&
+           pool->settings.min_pool_size == 0 && timeout > 0 &&
+           now - pool->unused_since_ms >= timeout;
 }
 
 static int oldest_wait_ms(struct wp_pool *pool, int64_t now)
@@ -577,6 +629,12 @@ static void expire_waiters(struct wp_pool *pool, int64_t now)
 
 void pool_maintain(struct wp_pool *pool, int64_t now)
 {
+    if (pool_expired(pool, now)) {
+        log_info("pool %s/%s: freed after %lld ms unused", pool->dbname, pool->user,
+                 (long long)(now - pool->unused_since_ms));
+        pool_free(pool);
+        return;
+    }
     close_expired_idle(pool, now);
     close_stuck_busy(pool, now);
     expire_waiters(pool, now);

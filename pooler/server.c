@@ -108,6 +108,7 @@ struct wp_server *server_connect(struct wp_pool *pool)
     build_conninfo(pool, keys, values, 80);
     s->id = runtime_next_id();
     s->pool = pool;
+    pool_hold(pool);
     s->fd = -1;
     s->tx_status = 'I';
     s->connect_started_ms = wp_now_ms();
@@ -250,6 +251,7 @@ static void server_free(struct wp_server *s)
     params_clear(&s->params);
     owed_free(&s->owed);
     free(s->sync_error);
+    pool_drop(s->pool);
     free(s);
 }
 

@@ -562,8 +562,11 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         socklen_t sslen = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_warn("stats endpoint: accept failed: %s", strerror(errno));
+            int err = errno;
+            /* Out of descriptors: pause with the pooler's listeners, not spin. */
+            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR &&
+                !listener_accept_failed(err, "stats endpoint"))
+                log_warn("stats endpoint: accept failed: %s", strerror(err));
             return;
         }
         if (nconns >= HTTP_MAX_CONNS) {
@@ -607,6 +610,7 @@ static int add_listener(int fd, const char *path, char *err, size_t errlen)
         close(fd);
         return -1;
     }
+    listener_watch_accepts(l->ev);
     nlisteners++;
     return 0;
 }
@@ -680,6 +684,7 @@ static int listen_tcp(const char *spec, char *err, size_t errlen)
 static void close_listeners(void)
 {
     for (int i = 0; i < nlisteners; i++) {
+        listener_unwatch_accepts(listeners[i].ev);
         event_free(listeners[i].ev);
         close(listeners[i].fd);
         /* In a rolling restart the new warmpool has bound its own socket at this path

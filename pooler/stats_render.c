@@ -387,6 +387,16 @@ static void prom_globals(struct out *o)
     prom_family(o, "warmpool_max_client_connections", "gauge", "max_client_conn.");
     out_printf(o, "warmpool_max_client_connections %d\n",
                wp_rt.cfg ? wp_rt.cfg->max_client_conn : 0);
+    int npools = 0;
+    for (const struct wp_list *n = wp_rt.pools.next; n && n != &wp_rt.pools; n = n->next)
+        npools++;
+    prom_family(o, "warmpool_pools", "gauge",
+                "Pools in memory; unused ones go after server_idle_timeout.");
+    out_printf(o, "warmpool_pools %d\n", npools);
+    prom_family(o, "warmpool_configurations", "gauge",
+                "Configurations in memory: the one in force and replaced ones a pool still "
+                "uses.");
+    out_printf(o, "warmpool_configurations %d\n", wp_rt.nconfigs);
     prom_family(o, "warmpool_login_timeouts_total", "counter",
                 "Clients closed by client_login_timeout before they had a pool.");
     out_printf(o, "warmpool_login_timeouts_total %llu\n",

@@ -19,7 +19,6 @@ struct event;
 struct wp_pool;
 struct wp_server;
 struct scram_state;
-struct wp_db_config;
 
 enum wp_client_state {
     CL_STARTUP, /* reading the startup packet */
@@ -42,8 +41,7 @@ struct wp_client {
        they are the pool's strings. */
     char *user;
     char *dbname;
-    const struct wp_db_config *db;
-    struct wp_pool *pool;
+    struct wp_pool *pool; /* held (pool_hold) from login until the client is freed */
     struct wp_server *server;
     struct wp_params params;  /* the client's view of session parameters */
     struct wp_params startup; /* what it asked for at startup */

@@ -125,12 +125,15 @@ struct wp_config {
     int syslog;            /* default 0 */
     char *syslog_ident;    /* default "warmpool" */
     char *syslog_facility; /* default "daemon"; validated with log_facility_from_name */
-    int workers;           /* default 1 */
 
     struct wp_db_config *dbs;
     int ndbs;
     struct wp_user_config *users;
     int nusers;
+
+    /* Holders (runtime.c): the runtime while this is the configuration in force, and
+       every pool whose `db` points into it. Freed when the last one lets go. */
+    int refs;
 };
 
 /*

@@ -20,6 +20,7 @@ struct wp_pool {
     char *dbname;        /* database name clients ask for */
     char *user;          /* client user name */
     const struct wp_db_config *db;
+    struct wp_config *db_cfg; /* the configuration db points into, held (runtime.h) */
     struct wp_pool_settings settings;
     /* backend login */
     char *backend_user;
@@ -34,6 +35,10 @@ struct wp_pool {
     int nconnecting;
     int nwaiting;
     int nchecking; /* servers running server_check_query for a waiting client */
+    /* Clients in the pool and servers of it not yet freed (closed ones included, for
+       they still point here): while any, the pool stays. */
+    int holders;
+    int64_t unused_since_ms; /* when holders last fell to 0 */
 
     struct wp_params params; /* ParameterStatus set of a real backend */
     int params_known;
@@ -56,8 +61,14 @@ struct wp_pool {
 };
 
 struct wp_pool *pool_find(const char *dbname, const char *user);
+/* db must be an entry of the configuration in force (wp_rt.cfg). */
 struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, const char *user);
 void pool_free(struct wp_pool *pool);
+/* A client logged in to the pool, or a server of it was made (pool_hold); that client
+   or server is freed (pool_drop). A pool nobody holds is freed by pool_maintain once
+   it has been unused for its server_idle_timeout. */
+void pool_hold(struct wp_pool *pool);
+void pool_drop(struct wp_pool *pool);
 void pool_refresh_settings(struct wp_pool *pool);
 
 /* A client needs a backend: link one now (returns 1) or queue the client (0). */
@@ -81,7 +92,9 @@ void pool_file_server(struct wp_server *server);
 void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char *message);
 /* First server params arrive: welcome every waiting client. */
 void pool_set_params(struct wp_pool *pool, const struct wp_params *params);
-/* Periodic: keep min_pool_size, reserve, idle and lifetime limits, wait timeouts. */
+/* Periodic: keep min_pool_size, reserve, idle and lifetime limits, wait timeouts.
+   Frees the pool when it has been unused long enough (see pool_hold): callers walk
+   wp_rt.pools with list_for_each_safe and do not touch the pool afterwards. */
 void pool_maintain(struct wp_pool *pool, int64_t now_ms);
 /* Open more servers if clients wait and the limits allow. */
 void pool_launch_if_needed(struct wp_pool *pool);

@@ -1,6 +1,7 @@
 /*
  * runtime — the process-wide state the event loop works on: the event base, the
- * active configuration and auth file, every pool and client. One instance, `wp_rt`.
+ * active configuration and auth file, every pool and client. One instance, `wp_rt`,
+ * defined in pooler/runtime.c with the helpers below; main.c fills it at startup.
  */
 #ifndef WARMPOOL_RUNTIME_H
 #define WARMPOOL_RUNTIME_H
@@ -18,14 +19,15 @@ struct event;
 
 struct wp_runtime {
     struct event_base *base;
-    struct wp_config *cfg;
+    struct wp_config *cfg; /* in force; held (runtime_install_config) */
+    int nconfigs;          /* configurations in memory: cfg and replaced ones still held */
     struct wp_userlist users;
     struct wp_hba hba;      /* auth_hba_file rules; hba.loaded = 0 when there is none */
     struct wp_list pools;   /* struct wp_pool.node */
     struct wp_list clients; /* struct wp_client.all */
     int nclients;
     struct wp_registry registry; /* prepared statements of every pool */
-    struct event *ev_reap;
+    struct event *ev_reap;       /* runtime_schedule_reap() */
     uint64_t next_id;
     int shutting_down; /* 1 = graceful (SIGTERM), 2 = fast */
     int64_t shutdown_deadline_ms;
@@ -38,6 +40,18 @@ static inline uint64_t runtime_next_id(void)
     return ++wp_rt.next_id;
 }
 
+/* Empty lists, the prepared-statement registry, and cfg (allocated, as from a load)
+   installed as the configuration in force; -1 when out of memory. */
+int runtime_init(struct wp_config *cfg);
+/* cfg becomes the configuration in force; the previous one is dropped. */
+void runtime_install_config(struct wp_config *cfg);
+/* A configuration is freed (config_free and free) when its last holder drops it:
+   pools point into the one they were made with until a reload gives them another. */
+void runtime_config_hold(struct wp_config *cfg);
+void runtime_config_drop(struct wp_config *cfg);
+/* The reaper's event on wp_rt.base (made once the base exists; freed before it). */
+int runtime_start_reaper(void);
+void runtime_stop_reaper(void);
 /* Free closed connections once no callback frame can still hold them. */
 void runtime_schedule_reap(void);
 /* Re-read the configuration now, as SIGHUP does (admin console RELOAD). */

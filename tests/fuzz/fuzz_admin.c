@@ -27,11 +27,6 @@
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
 
-struct wp_runtime wp_rt;
-void runtime_schedule_reap(void)
-{
-}
-
 static int reloads;
 void runtime_reload(void)
 {

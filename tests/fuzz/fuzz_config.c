@@ -95,8 +95,8 @@ static void check_config(const struct wp_config *cfg)
 {
     check_settings(&cfg->pool);
     if (cfg->listen_port < 1 || cfg->listen_port > 65535 || cfg->max_client_conn < 1 ||
-        cfg->max_prepared_statements < 0 || cfg->pkt_buf < 4096 || cfg->workers < 1 ||
-        !cfg->admin_users || !cfg->stats_users || !cfg->ignore_startup_parameters)
+        cfg->max_prepared_statements < 0 || cfg->pkt_buf < 4096 || !cfg->admin_users ||
+        !cfg->stats_users || !cfg->ignore_startup_parameters)
         abort();
     for (int i = 0; i < cfg->ndbs; i++)
         check_db(cfg, &cfg->dbs[i]);

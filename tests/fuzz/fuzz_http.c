@@ -26,11 +26,6 @@
 #include "warmpool/runtime.h"
 #include "warmpool/stats_http.h"
 
-/* main.c's globals: an empty pooler (no pools, no clients) to render. */
-struct wp_runtime wp_rt;
-void runtime_schedule_reap(void)
-{
-}
 static struct wp_config cfg;
 
 static void init_world(void)

@@ -44,11 +44,6 @@
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 
-struct wp_runtime wp_rt;
-void runtime_schedule_reap(void)
-{
-}
-
 #define NCLIENTS 2
 #define NSERVERS 2
 #define MODEL_MAX_NAMES 64

@@ -23,10 +23,6 @@
 #include "warmpool/runtime.h"
 #include "warmpool/stats.h"
 
-struct wp_runtime wp_rt;
-void runtime_schedule_reap(void)
-{
-}
 static int reloads;
 void runtime_reload(void)
 {

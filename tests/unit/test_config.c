@@ -155,7 +155,6 @@ static void test_defaults(void **state)
     assert_null(c->logfile);
     assert_null(c->pidfile);
     assert_int_equal(c->verbose, 0);
-    assert_int_equal(c->workers, 1);
     assert_int_equal(c->ndbs, 0);
     assert_null(c->dbs);
     assert_int_equal(c->nusers, 0);
@@ -214,7 +213,7 @@ static const char full_file[] =
     "logfile = /var/log/warmpool.log\n"
     "pidfile = /run/warmpool/warmpool.pid\n"
     "verbose = 2\n"
-    "workers = 4\n"
+    "workers = 1\n"
     "\n"
     "[databases]\n"
     "appdb = host=127.0.0.1 port=5432 dbname=appdb\n"
@@ -283,7 +282,6 @@ static void test_full_file(void **state)
     assert_string_equal(c->logfile, "/var/log/warmpool.log");
     assert_string_equal(c->pidfile, "/run/warmpool/warmpool.pid");
     assert_int_equal(c->verbose, 2);
-    assert_int_equal(c->workers, 4);
 
     assert_int_equal(c->ndbs, 2);
     const struct wp_db_config *app = db_named(c, "appdb");
@@ -698,9 +696,13 @@ static void test_validation(void **state)
     expect_error(&l, 3, "auth_type plain needs auth_file");
     load_text(&l, TRUST "unix_socket_dir =\nlisten_addr =\n");
     expect_error(&l, 4, "listen_addr and unix_socket_dir are both empty: nothing to listen on");
-    load_text(&l, TRUST "workers = 0\nverbose = 3\n");
-    expect_error(&l, 3, "workers: \"0\" is too small (minimum 1)");
+    load_text(&l, TRUST "workers = 4\nverbose = 3\n");
+    expect_error(&l, 3, "workers: only 1 is supported in this version");
     expect_error(&l, 4, "verbose: \"3\" is too large (maximum 2)");
+    load_text(&l, TRUST "workers = 0\n");
+    expect_error(&l, 3, "workers: only 1 is supported in this version");
+    load_text(&l, TRUST "workers = 1\nWorkers = 1\n");
+    expect_error(&l, 4, "duplicate key \"Workers\" (already set on line 3)");
     static const char *const bad_listen[] = {"9127",  "localhost", ":9127", "h:0",    "h:65536",
                                              "h:12x", "::1:9127",  "[::1]", "[]:9127"};
     for (size_t i = 0; i < sizeof bad_listen / sizeof bad_listen[0]; i++) {

@@ -19,12 +19,6 @@
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 
-/* main.c's globals, which the pool code reads. */
-struct wp_runtime wp_rt;
-void runtime_schedule_reap(void)
-{
-}
-
 #define NPOOLS 3
 
 static struct wp_config cfg;

@@ -23,12 +23,6 @@
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
 
-/* main.c's globals, which stats.c reads. */
-struct wp_runtime wp_rt;
-void runtime_schedule_reap(void)
-{
-}
-
 static struct wp_config cfg;
 static struct wp_pool pool;
 static struct wp_client_stats cs;

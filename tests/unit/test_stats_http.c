@@ -24,11 +24,6 @@
 #include "warmpool/stats.h"
 #include "warmpool/stats_http.h"
 
-struct wp_runtime wp_rt;
-void runtime_schedule_reap(void)
-{
-}
-
 static struct wp_config cfg;
 static struct wp_pool pools[2];
 static struct wp_client_stats cs;
@@ -512,6 +507,7 @@ static void test_prometheus_format(void **state)
     /* Values from fill_stats, with the label escaping of the odd pool. */
     static const char *const want[] = {
         "warmpool_info{version=\"",
+        "warmpool_pools 2\n",
         "warmpool_queries_total{database=\"appdb\",user=\"app\"} 3\n",
         "warmpool_transactions_total{database=\"appdb\",user=\"app\"} 3\n",
         "warmpool_query_errors_total{database=\"appdb\",user=\"app\"} 1\n",
@@ -549,7 +545,9 @@ static void test_prometheus_format(void **state)
     list_init(&wp_rt.pools);
     memset(&b, 0, sizeof b);
     assert_int_equal(stats_render_prometheus(&b, 1000000), 0);
-    assert_int_equal(check_prometheus(to_str(&b), &pc), 4);
+    text = to_str(&b);
+    assert_int_equal(check_prometheus(text, &pc), 6);
+    assert_non_null(strstr(text, "warmpool_pools 0\n"));
     buf_free(&b);
 }
 

@@ -21,12 +21,6 @@
 #include "warmpool/server.h"
 #include "warmpool/timeouts.h"
 
-/* main.c is not in the library: the runtime it owns. */
-struct wp_runtime wp_rt;
-void runtime_schedule_reap(void)
-{
-}
-
 static struct wp_pool_settings settings(int64_t query, int64_t idle_tx, int64_t client_idle)
 {
     struct wp_pool_settings s;

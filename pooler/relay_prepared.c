@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "warmpool/client.h"
+#include "warmpool/fingerprint.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/prepared.h"
@@ -24,6 +25,7 @@
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/sqlprep.h"
+#include "warmpool/stats.h"
 
 #define MAX_NAME 1024
 
@@ -748,11 +750,15 @@ static void emit(struct wp_server *s, const struct wp_pending *item)
             proto_put_error(&c->wbuf, "ERROR", "25P02",
                             "current transaction is aborted, commands ignored until end of "
                             "transaction block");
+            stats_query_error(s->pool, &c->stats, "25P02");
         } else {
             apply_to_names(c, item);
             proto_put_command_complete(&c->wbuf, item->tag);
         }
         proto_put_ready(&c->wbuf, s->tx_status);
+        /* relay.c ends a request's timing at the backend's ReadyForQuery; this one is
+           warmpool's, and the backend sends none for the query */
+        stats_query_end(s->pool, c, &c->stats, s->tx_status, stats_now_us());
         break;
     default:
         proto_put_simple(&c->wbuf, (char)item->type);
@@ -872,7 +878,10 @@ static void emit_kept_error(struct wp_server *s, const struct wp_pending *head)
     if (!c)
         return;
     relay_move_server_scanned(s);
-    buf_append(&c->wbuf, head->error_reply, proto_get_u32(head->error_reply + 1) + 1);
+    uint32_t len = proto_get_u32(head->error_reply + 1) + 1;
+    buf_append(&c->wbuf, head->error_reply, len);
+    /* in place of the backend's error for this request, which relay.c does not see */
+    stats_query_error(s->pool, &c->stats, proto_error_field(head->error_reply + 5, len - 5, 'C'));
 }
 
 /*
@@ -936,6 +945,7 @@ static void emit_own_error(struct wp_server *s, const struct wp_pending *head, i
     for (int i = 0; i < index && text[strlen(text) + 1] != '\0'; i++)
         text += strlen(text) + 1;
     proto_put_error(&c->wbuf, "ERROR", head->own_error, text);
+    stats_query_error(s->pool, &c->stats, head->own_error);
 }
 
 static int command_clears_statements(const uint8_t *msg, uint32_t len)
@@ -1154,8 +1164,20 @@ static int plan_local(const struct wp_client *c, const struct local_batch *b, ui
     return 0;
 }
 
+/* stats: a batch answered here is a request like one a backend answers (relay.c times
+   those from their first message to the ReadyForQuery); a Parse first names it. */
+static void start_local_request(struct wp_client *c, const struct local_batch *b)
+{
+    struct wp_stmt *stmt = b->items[0].type == 'P' ? b->items[0].stmt : NULL;
+    if (stmt && !stmt->fingerprint)
+        stmt->fingerprint = fingerprint_hash(stmt->query, stmt->query_len);
+    stats_query_start(c->pool, &c->stats, stmt ? stmt->query : NULL, stmt ? stmt->query_len : 0,
+                      stmt ? stmt->fingerprint : 0, stats_now_us());
+}
+
 static void run_local(struct wp_client *c, const struct local_batch *b)
 {
+    start_local_request(c, b);
     for (int i = 0; i < b->n; i++) {
         const struct local_item *item = &b->items[i];
         switch (item->type) {
@@ -1173,6 +1195,7 @@ static void run_local(struct wp_client *c, const struct local_batch *b)
             break;
         case 'S':
             proto_put_ready(&c->wbuf, 'I');
+            stats_query_end(c->pool, c, &c->stats, 'I', stats_now_us());
             break;
         default:
             break;

@@ -43,6 +43,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/stats.h"
 
 struct wp_runtime wp_rt;
 void runtime_schedule_reap(void)
@@ -750,6 +751,7 @@ static struct wp_client *new_client(struct world *w)
 
 static void free_client(struct wp_client *c)
 {
+    stats_client_closed(c->pool, c, &c->stats); /* synthetic answers count queries */
     prepared_client_forget(c);
     buf_free(&c->rbuf);
     buf_free(&c->wbuf);
@@ -825,6 +827,7 @@ static void world_free(struct world *w)
     for (int i = 0; i < w->nservers; i++)
         free_server(w, i);
     prepared_pool_forget(w->pool);
+    stats_pool_free(w->pool);
     free(w->pool);
     if (wp_rt.registry.count != 0)
         abort(); /* a reference nobody holds any more kept an entry alive */

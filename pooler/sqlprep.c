@@ -236,6 +236,29 @@ static enum tok_kind scan_word(struct lexer *lx)
     return T_WORD;
 }
 
+/*
+ * A number: digits [. digits] [e [+-] digits]. What follows starts a new token, as
+ * PostgreSQL up to 14 reads it ("1x$a$" is 1 and the name x$a$, "1e'…'" is 1 and
+ * E'…'); 15 refuses such junk after a number, so either way nothing is hidden.
+ */
+static void skip_number(struct lexer *lx)
+{
+    while (is_digit(at(lx, lx->pos)))
+        lx->pos++;
+    if (at(lx, lx->pos) == '.' && at(lx, lx->pos + 1) != '.') /* 1..9 is 1 and .. */
+        for (lx->pos++; is_digit(at(lx, lx->pos));)
+            lx->pos++;
+    if (at(lx, lx->pos) != 'e' && at(lx, lx->pos) != 'E')
+        return;
+    size_t i = lx->pos + 1;
+    if (at(lx, i) == '+' || at(lx, i) == '-')
+        i++;
+    if (!is_digit(at(lx, i)))
+        return;
+    for (lx->pos = i; is_digit(at(lx, lx->pos));)
+        lx->pos++;
+}
+
 static enum tok_kind scan_token(struct lexer *lx)
 {
     unsigned char c = at(lx, lx->pos);
@@ -262,10 +285,10 @@ static enum tok_kind scan_token(struct lexer *lx)
     }
     if (is_ident_start(c))
         return scan_word(lx);
-    lx->pos++;
-    if (is_digit(c) || (c == '.' && is_digit(at(lx, lx->pos))))
-        while ((is_ident_char(at(lx, lx->pos)) && at(lx, lx->pos) != '$') || at(lx, lx->pos) == '.')
-            lx->pos++; /* a number, with whatever junk PostgreSQL would refuse after it */
+    if (is_digit(c) || (c == '.' && is_digit(at(lx, lx->pos + 1))))
+        skip_number(lx);
+    else
+        lx->pos++;
     return T_OTHER;
 }
 

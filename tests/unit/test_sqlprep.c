@@ -400,6 +400,10 @@ static void test_scan_uses(void **state)
     expect_uses("explain analyze create table t as execute y",
                 "explain analyze create table t as execute <y>");
     expect_uses("execute y; execute y", "execute <y>; execute <y>");
+    /* junk after a number starts a new token (PostgreSQL 14; 15 refuses the text) */
+    expect_uses("select 1x$a$; execute y; select 1x$a$", "select 1x$a$; execute <y>; select 1x$a$");
+    expect_uses("select 1E'\\' , '; execute y; --'", "select 1E'\\' , '; execute <y>; --'");
+    expect_uses("select 1.5e-3, .5e1, 1..2; execute y", "select 1.5e-3, .5e1, 1..2; execute <y>");
     /* a line comment ends at \r too */
     expect_uses("select 1 --\r; execute y", "select 1 --\r; execute <y>");
 }

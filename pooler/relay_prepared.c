@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "warmpool/client.h"
+#include "warmpool/fingerprint.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/prepared.h"
@@ -24,6 +25,7 @@
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/sqlprep.h"
+#include "warmpool/stats.h"
 
 #define MAX_NAME 1024
 
@@ -179,30 +181,57 @@ static void answer_in_order(struct wp_server *s, uint8_t type, struct wp_stmt *s
 }
 
 /*
- * A name the client already uses: the backend must fail this request itself, so that
- * it aborts the transaction and skips to Sync exactly as PostgreSQL would. It gets a
- * request that cannot succeed; its error is replaced by the one PostgreSQL gives.
- * The query parses but names a column that cannot exist (no FROM): it fails in
- * parse analysis, after PostgreSQL's aborted-transaction check, so in a failed
- * transaction the backend answers 25P02 as it would to the client's own request.
+ * Queue a request warmpool made to fail: the client gets an error in warmpool's
+ * wording instead of the backend's, with this SQLSTATE and texts[k] when the backend's
+ * error names stand-in k (see own_error_index), texts[0] for the others.
  */
-#define DUPLICATE_QUERY "SELECT warmpool_duplicate_name"
+static void queue_own_error(struct wp_server *s, uint8_t type, const char *sqlstate,
+                            const char *const texts[], int n)
+{
+    size_t size = 1;
+    for (int i = 0; i < n; i++)
+        size += strlen(texts[i]) + 1;
+    char *list = malloc(size), *end = list;
+    for (int i = 0; list && i < n; i++) {
+        size_t len = strlen(texts[i]) + 1;
+        memcpy(end, texts[i], len);
+        end += len;
+    }
+    if (list)
+        *end = '\0'; /* an empty text ends the list */
+    struct wp_pending item = {
+        .type = type, .action = PENDING_FORWARD, .client_name = list, .own_error = sqlstate};
+    queue_item(s, &item, !list);
+}
+
+/*
+ * A request the backend must fail itself (a name the client already uses, one
+ * warmpool refuses), so that it aborts the transaction and skips to Sync exactly as
+ * PostgreSQL would for the client's own; the client gets warmpool's error (sqlstate,
+ * text) instead. The query parses but names a column that cannot exist (no FROM): it
+ * fails in parse analysis, after PostgreSQL's aborted-transaction check, so in a
+ * failed transaction the backend answers 25P02 as it would to the client's request.
+ */
+#define FAILING_COLUMN "warmpool_duplicate_name"
+#define FAILING_QUERY "SELECT " FAILING_COLUMN
+
+static void put_failing_request(struct wp_server *s, int sql_level, const char *sqlstate,
+                                const char *text)
+{
+    if (sql_level)
+        proto_put_query(&s->wbuf, "PREPARE wp_duplicate AS " FAILING_QUERY);
+    else
+        proto_put_parse(&s->wbuf, "wp_duplicate", FAILING_QUERY, 0, NULL);
+    owed_sent(&s->owed, sql_level ? 'Q' : 'P');
+    queue_own_error(s, sql_level ? 'Q' : 'P', sqlstate, &text, 1);
+}
 
 static void put_duplicate_error(struct wp_server *s, int sql_level, const char *client_name)
 {
     char text[MAX_NAME + 64];
     snprintf(text, sizeof text, "prepared statement \"%.*s\" already exists", MAX_NAME,
              client_name);
-    if (sql_level)
-        proto_put_query(&s->wbuf, "PREPARE wp_duplicate AS " DUPLICATE_QUERY);
-    else
-        proto_put_parse(&s->wbuf, "wp_duplicate", DUPLICATE_QUERY, 0, NULL);
-    owed_sent(&s->owed, sql_level ? 'Q' : 'P');
-    struct wp_pending item = {.type = sql_level ? 'Q' : 'P',
-                              .action = PENDING_FORWARD,
-                              .client_name = strdup(text),
-                              .own_error = 1};
-    queue_item(s, &item, !item.client_name);
+    put_failing_request(s, sql_level, "42P05", text);
 }
 
 /* The linked backend's transaction has failed, and nothing in flight can change that:
@@ -238,9 +267,74 @@ static int may_end_transaction(const char *query, size_t len)
  */
 static void put_refused_parse(struct wp_server *s)
 {
-    proto_put_parse(&s->wbuf, "wp_duplicate", DUPLICATE_QUERY, 0, NULL);
+    proto_put_parse(&s->wbuf, "wp_duplicate", FAILING_QUERY, 0, NULL);
     owed_sent(&s->owed, 'P');
     push(s, 'P', PENDING_FORWARD, NULL, NULL);
+}
+
+/* ---- SQL text that names prepared statements ---- */
+
+/* How the backend will read '…' strings in the client's next text: as its
+   standard_conforming_strings says, unless an answer still on its way may change it. */
+static enum sqlprep_strings strings_mode(const struct wp_client *c, const struct wp_server *s)
+{
+    const char *setting = params_get(&c->params, "standard_conforming_strings");
+    if (!setting || s->owed.count > 0 || s->pending.count > 0 || s->plain_queries > 0)
+        return SQLPREP_STRINGS_EITHER;
+    return strcmp(setting, "off") == 0 ? SQLPREP_STRINGS_BACKSLASH : SQLPREP_STRINGS_STANDARD;
+}
+
+static const char *command_word(enum sqlprep_kind kind)
+{
+    return kind == SQLPREP_PREPARE ? "PREPARE" : kind == SQLPREP_EXECUTE ? "EXECUTE" : "DEALLOCATE";
+}
+
+/*
+ * Why warmpool will not run this text (a simple Query's; a Parse's when in_parse), or
+ * NULL. What it cannot map could reach, or leave behind, a statement of another client
+ * of the backend: so it never goes there.
+ */
+static const char *refusal(const struct wp_server *s, const struct sqlprep_scan *scan, int in_parse,
+                           char *why, size_t size)
+{
+    char what[128];
+    if (scan->malformed)
+        return NULL; /* PostgreSQL refuses all of it itself */
+    if (scan->ambiguous)
+        snprintf(what, sizeof what,
+                 "naming prepared statements in text that "
+                 "standard_conforming_strings on and off read differently");
+    else if (scan->unreadable)
+        snprintf(what, sizeof what, "a prepared statement name written as U&\"...\"");
+    else if (in_parse && scan->first != SQLPREP_NONE)
+        snprintf(what, sizeof what, "%s in the extended query protocol", command_word(scan->first));
+    else if (!in_parse && scan->defines > 0 && scan->statements > 1)
+        snprintf(what, sizeof what, "%s inside a multi-statement query",
+                 command_word(scan->first_define));
+    else if (scan->uses_overflow)
+        snprintf(what, sizeof what, "more than %d EXECUTEs in one query", SQLPREP_USES_MAX);
+    else
+        return NULL;
+    snprintf(why, size, "%s is not supported in %s pooling mode", what,
+             s->pool->settings.pool_mode == WP_MODE_STATEMENT ? "statement" : "transaction");
+    return why;
+}
+
+/* A Parse whose text is PREPARE, EXECUTE or DEALLOCATE: the backend would run it under
+   the client's names, which are not the backend's. Refused (1) with 0A000. */
+static int refuse_parse_text(struct wp_client *c, struct wp_server *s,
+                             const struct wp_parse_msg *parse)
+{
+    if (!sqlprep_mentions(parse->query, parse->query_len))
+        return 0;
+    struct sqlprep_scan scan;
+    char why[256];
+    sqlprep_scan(parse->query, parse->query_len, strings_mode(c, s), &scan);
+    if (!refusal(s, &scan, 1, why, sizeof why))
+        return 0;
+    relay_move_client_scanned(c, s);
+    put_failing_request(s, 0, "0A000", why);
+    return 1;
 }
 
 static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const uint8_t *msg,
@@ -250,6 +344,10 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
     if (prepared_parse_parse(msg + 5, len - 5, &parse) < 0)
         return PREP_ERROR;
     parse.scope = s->pool;
+    if (refuse_parse_text(c, s, &parse)) {
+        buf_consume(&c->rbuf, len);
+        return PREP_DONE;
+    }
     if (parse.name[0] == '\0') {
         push(s, 'P', PENDING_FORWARD, NULL, NULL);
         return PREP_PASS;
@@ -290,11 +388,10 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
 static void push_missing(struct wp_server *s, uint8_t type, const char *client_name)
 {
     char text[MAX_NAME + 64];
+    const char *texts[] = {text};
     snprintf(text, sizeof text, "prepared statement \"%.*s\" does not exist", MAX_NAME,
              client_name);
-    struct wp_pending item = {
-        .type = type, .action = PENDING_FORWARD, .client_name = strdup(text), .own_error = 1};
-    queue_item(s, &item, !item.client_name);
+    queue_own_error(s, type, "26000", texts, 1);
 }
 
 /* Append msg with the NUL-terminated name at name_off replaced by new_name. */
@@ -382,19 +479,6 @@ static void answer_query_in_order(struct wp_server *s, const char *tag, struct w
     prepared_emit_synthetic(s);
 }
 
-static void put_execute(struct wp_server *s, struct wp_stmt *stmt, const struct sqlprep *sp)
-{
-    struct wp_buf sql = {0};
-    buf_append(&sql, "EXECUTE ", 8);
-    buf_append(&sql, stmt->name, strlen(stmt->name));
-    buf_append(&sql, sp->rest, sp->rest_len);
-    buf_append(&sql, "", 1);
-    proto_put_query(&s->wbuf, (const char *)sql.data);
-    buf_free(&sql);
-    owed_sent(&s->owed, 'Q');
-    push(s, 'Q', PENDING_FORWARD, NULL, NULL);
-}
-
 static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
                                       const struct sqlprep *sp)
 {
@@ -421,76 +505,168 @@ static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
     return result;
 }
 
-/* Does this Query start like one of the commands sqlprep knows? */
-static int looks_like_sqlprep(const uint8_t *text, size_t n)
+/* A query that is one DEALLOCATE [ALL] or PREPARE. */
+static enum prep_input on_sql_command(struct wp_client *c, struct wp_server *s,
+                                      const struct sqlprep *sp)
 {
-    size_t i = 0;
-    while (i < n && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
-        i++;
-    if (i >= n)
-        return 0;
-    switch (text[i] | 0x20) { /* one test for the usual SELECT/INSERT/… */
-    case 'p':
-    case 'e':
-    case 'd':
-        break;
-    case '-' | 0x20:
-    case '/' | 0x20:
-        return 1; /* a comment first: let sqlprep look behind it */
+    switch (sp->kind) {
+    case SQLPREP_PREPARE:
+        return on_sql_prepare(c, s, sp);
+    case SQLPREP_DEALLOCATE:
+        if (!namemap_get(&c->stmts, sp->name)) {
+            /* Not the client's: never a statement of another client or warmpool's. */
+            proto_put_query(&s->wbuf, "DEALLOCATE " MISSING_NAME);
+            owed_sent(&s->owed, 'Q');
+            push_missing(s, 'Q', sp->name);
+            return PREP_DONE;
+        }
+        answer_query_in_order(s, "DEALLOCATE", NULL, sp->name);
+        return PREP_LOCAL;
     default:
-        return 0;
+        answer_query_in_order(s, "DEALLOCATE ALL", NULL, NULL);
+        return PREP_LOCAL;
     }
-    static const char *const words[] = {"prepare", "execute", "deallocate"};
-    for (int w = 0; w < 3; w++) {
-        size_t wl = strlen(words[w]);
-        if (n - i >= wl && strncasecmp((const char *)text + i, words[w], wl) == 0)
-            return 1;
+}
+
+/* Make sure the backend has the client's statements the query uses. SQL-level ones
+   first: a Parse injected for another that fails makes the backend skip everything up
+   to a Sync, and the Parses must come last for that (see end_skip_before_query). */
+static void prepare_uses(struct wp_client *c, struct wp_server *s, const struct sqlprep_scan *scan)
+{
+    for (int sql_level = 1; sql_level >= 0; sql_level--)
+        for (int i = 0; i < scan->nuses; i++) {
+            const struct sqlprep_use *use = &scan->uses[i];
+            struct wp_stmt *stmt = use->after_clear ? NULL : namemap_get(&c->stmts, use->name);
+            int again = 0;
+            for (int j = 0; j < i && !again; j++)
+                again = strcmp(scan->uses[j].name, scan->uses[i].name) == 0;
+            if (stmt && stmt->sql_level == sql_level && !again)
+                ensure_prepared(s, stmt);
+        }
+}
+
+/* Position of name among the missing names so far; added when new. */
+static int missing_index(const char **missing, int *n, const char *name)
+{
+    for (int i = 0; i < *n; i++)
+        if (strcmp(missing[i], name) == 0)
+            return i;
+    missing[*n] = name;
+    return (*n)++;
+}
+
+/*
+ * The query with every name it EXECUTEs replaced: by the backend's name of the
+ * client's statement, or, for a name the client does not hold, by MISSING_NAME_<k>, a
+ * name no backend has (k tells the client's name in its error). Spaces around it keep
+ * it from running into the bytes next to it: EXECUTE"y"1 must not become wp_51.
+ * Returns how many missing names (listed in missing), -1 when out of memory.
+ */
+static int rewrite_uses(struct wp_client *c, const char *text, size_t text_len,
+                        const struct sqlprep_scan *scan, struct wp_buf *sql, const char **missing)
+{
+    int nmissing = 0, failed = 0;
+    size_t done = 0;
+    for (int i = 0; i < scan->nuses; i++) {
+        const struct sqlprep_use *use = &scan->uses[i];
+        /* after a DEALLOCATE ALL of the same query the client holds no name */
+        struct wp_stmt *stmt = use->after_clear ? NULL : namemap_get(&c->stmts, use->name);
+        char stand_in[32];
+        if (!stmt)
+            snprintf(stand_in, sizeof stand_in, MISSING_NAME "_%d",
+                     missing_index(missing, &nmissing, use->name));
+        const char *name = stmt ? stmt->name : stand_in;
+        failed |= buf_append(sql, text + done, use->offset - done) < 0;
+        failed |= buf_append(sql, " ", 1) < 0 || buf_append(sql, name, strlen(name)) < 0 ||
+                  buf_append(sql, " ", 1) < 0;
+        done = use->offset + use->len;
     }
-    return 0;
+    failed |= buf_append(sql, text + done, text_len - done) < 0;
+    failed |= buf_append(sql, "", 1) < 0;
+    return failed ? -1 : nmissing;
+}
+
+/* EXECUTE name anywhere in the query (also in EXPLAIN, CREATE TABLE AS): the name is
+   always the client's, never a statement another client left on this backend. */
+static enum prep_input on_sql_uses(struct wp_client *c, struct wp_server *s, const char *text,
+                                   size_t text_len, const struct sqlprep_scan *scan)
+{
+    prepare_uses(c, s, scan);
+    struct wp_buf sql = {0};
+    const char *missing[SQLPREP_USES_MAX];
+    int nmissing = rewrite_uses(c, text, text_len, scan, &sql, missing);
+    if (nmissing >= 0) {
+        proto_put_query(&s->wbuf, (const char *)sql.data);
+        owed_sent(&s->owed, 'Q');
+    }
+    buf_free(&sql);
+    if (nmissing < 0) {
+        s->out_of_memory = 1; /* relay.c closes the backend */
+        return PREP_DONE;
+    }
+    if (nmissing == 0) {
+        push(s, 'Q', PENDING_FORWARD, NULL, NULL);
+        return PREP_DONE;
+    }
+    char texts[SQLPREP_USES_MAX][SQLPREP_NAME_MAX + 40];
+    const char *list[SQLPREP_USES_MAX];
+    for (int i = 0; i < nmissing; i++) {
+        snprintf(texts[i], sizeof texts[i], "prepared statement \"%s\" does not exist", missing[i]);
+        list[i] = texts[i];
+    }
+    queue_own_error(s, 'Q', "26000", list, nmissing);
+    return PREP_DONE;
+}
+
+enum query_plan {
+    QUERY_PASS,    /* nothing to map: forwarded as it is */
+    QUERY_REFUSE,  /* 0A000 (see refusal) */
+    QUERY_COMMAND, /* one PREPARE or DEALLOCATE [ALL] */
+    QUERY_USES,    /* EXECUTEs to rewrite */
+};
+
+/* What to do with a query that may name prepared statements. A DEALLOCATE ALL among
+   other statements goes to the backend: its answer clears the backend's set and the
+   client's names (note_statement_effects). A malformed text, or one PREPARE or
+   DEALLOCATE that PostgreSQL reports as a syntax error, goes as it is. */
+static enum query_plan plan_query(const struct wp_server *s, const struct sqlprep_scan *scan,
+                                  char *why, size_t size)
+{
+    if (refusal(s, scan, 0, why, size))
+        return QUERY_REFUSE;
+    if (scan->malformed)
+        return QUERY_PASS;
+    enum sqlprep_kind kind = scan->statements == 1 ? scan->command.kind : SQLPREP_NONE;
+    if (kind == SQLPREP_PREPARE || kind == SQLPREP_DEALLOCATE || kind == SQLPREP_DEALLOCATE_ALL)
+        return QUERY_COMMAND;
+    return scan->nuses > 0 ? QUERY_USES : QUERY_PASS;
 }
 
 static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const uint8_t *msg,
                                 uint32_t len)
 {
-    struct sqlprep sp;
-    sqlprep_parse((const char *)msg + 5, len - 6, &sp);
-    if (sp.kind == SQLPREP_NONE)
-        goto pass;
-    struct wp_stmt *stmt = namemap_get(&c->stmts, sp.name);
-    if ((sp.kind == SQLPREP_EXECUTE || sp.kind == SQLPREP_DEALLOCATE) && !stmt) {
-        if (strncmp(sp.name, "wp_", 3) != 0)
-            goto pass; /* the backend answers "does not exist" itself */
-        /* Never let a client reach warmpool's own statements by their names. */
-        relay_move_client_scanned(c, s);
-        char sql[64];
-        snprintf(sql, sizeof sql, "%s " MISSING_NAME,
-                 sp.kind == SQLPREP_EXECUTE ? "EXECUTE" : "DEALLOCATE");
-        proto_put_query(&s->wbuf, sql);
-        owed_sent(&s->owed, 'Q');
-        push_missing(s, 'Q', sp.name);
-        buf_consume(&c->rbuf, len);
-        return PREP_DONE;
+    const char *text = (const char *)msg + 5;
+    size_t text_len = len > 5 ? len - 6 : 0;
+    struct sqlprep_scan scan;
+    char why[256];
+    enum query_plan plan = QUERY_PASS;
+    /* Most queries mention no PREPARE/EXECUTE/DEALLOCATE: one pass over the bytes. */
+    if (len > 5 && msg[len - 1] == '\0' && sqlprep_mentions(text, text_len)) {
+        sqlprep_scan(text, text_len, strings_mode(c, s), &scan);
+        plan = plan_query(s, &scan, why, sizeof why);
+    }
+    if (plan == QUERY_PASS) {
+        push_plain_query(s);
+        return PREP_PASS;
     }
     relay_move_client_scanned(c, s);
-    enum prep_input result = PREP_LOCAL;
-    switch (sp.kind) {
-    case SQLPREP_PREPARE:
-        result = on_sql_prepare(c, s, &sp);
-        break;
-    case SQLPREP_EXECUTE:
-        ensure_prepared(s, stmt);
-        put_execute(s, stmt, &sp);
-        result = PREP_DONE;
-        break;
-    case SQLPREP_DEALLOCATE:
-        answer_query_in_order(s, "DEALLOCATE", NULL, sp.name);
-        break;
-    case SQLPREP_DEALLOCATE_ALL:
-        answer_query_in_order(s, "DEALLOCATE ALL", NULL, NULL);
-        break;
-    case SQLPREP_NONE:
-        break;
-    }
+    enum prep_input result = PREP_DONE;
+    if (plan == QUERY_REFUSE)
+        put_failing_request(s, 1, "0A000", why);
+    else if (plan == QUERY_COMMAND)
+        result = on_sql_command(c, s, &scan.command);
+    else
+        result = on_sql_uses(c, s, text, text_len, &scan);
     /* Like a Sync after a Parse: until the backend answers, what follows would see
        names (or be rewritten for statements) that a failure may yet undo — a PREPARE
        that fails, one injected for an EXECUTE, a DEALLOCATE refused in a failed
@@ -499,14 +675,12 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
         c->input_held = 1;
     buf_consume(&c->rbuf, len);
     return result;
-pass:
-    push_plain_query(s);
-    return PREP_PASS;
 }
 
+/* A Query is read whole too: a PREPARE or EXECUTE may come after any ';'. */
 static int needs_whole(uint8_t type)
 {
-    return type == 'P' || type == 'B' || type == 'D' || type == 'C';
+    return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q';
 }
 
 enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s, uint8_t type,
@@ -518,15 +692,7 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
         return PREP_PASS;
     }
     const uint8_t *msg = buf_head(&c->rbuf) + c->scan;
-    int whole = needs_whole(type);
-    if (type == 'Q') {
-        /* Only queries that may be PREPARE/EXECUTE/DEALLOCATE are read whole. */
-        size_t seen = (avail < len ? avail : len) - 5;
-        if (seen < 16 && avail < len)
-            return PREP_WAIT;
-        whole = looks_like_sqlprep(msg + 5, seen);
-    }
-    if (whole && avail < len) {
+    if (needs_whole(type) && avail < len) {
         if (buf_reserve(&c->rbuf, len - avail) < 0)
             return PREP_NO_MEMORY;
         return PREP_WAIT;
@@ -551,10 +717,6 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
     case 'C':
         return on_close(c, s, msg, len);
     case 'Q':
-        if (!whole) {
-            push_plain_query(s);
-            return PREP_PASS;
-        }
         return on_query(c, s, msg, len);
     case 'S':
         s->ext_skipping = 0;
@@ -596,11 +758,15 @@ static void emit(struct wp_server *s, const struct wp_pending *item)
             proto_put_error(&c->wbuf, "ERROR", "25P02",
                             "current transaction is aborted, commands ignored until end of "
                             "transaction block");
+            stats_query_error(s->pool, &c->stats, "25P02");
         } else {
             apply_to_names(c, item);
             proto_put_command_complete(&c->wbuf, item->tag);
         }
         proto_put_ready(&c->wbuf, s->tx_status);
+        /* relay.c ends a request's timing at the backend's ReadyForQuery; this one is
+           warmpool's, and the backend sends none for the query */
+        stats_query_end(s->pool, c, &c->stats, s->tx_status, stats_now_us());
         break;
     default:
         proto_put_simple(&c->wbuf, (char)item->type);
@@ -720,41 +886,75 @@ static void emit_kept_error(struct wp_server *s, const struct wp_pending *head)
     if (!c)
         return;
     relay_move_server_scanned(s);
-    buf_append(&c->wbuf, head->error_reply, proto_get_u32(head->error_reply + 1) + 1);
-}
-
-/* In a failed transaction PostgreSQL refuses the client's request with 25P02 before
-   it looks at names (EXECUTE, DEALLOCATE, PREPARE, Parse): the backend's own answer. */
-static int is_aborted_tx_error(const uint8_t *msg, uint32_t len)
-{
-    const char *code = proto_error_field(msg + 5, len - 5, 'C');
-    return code && strcmp(code, "25P02") == 0;
+    uint32_t len = proto_get_u32(head->error_reply + 1) + 1;
+    buf_append(&c->wbuf, head->error_reply, len);
+    /* in place of the backend's error for this request, which relay.c does not see */
+    stats_query_error(s->pool, &c->stats, proto_error_field(head->error_reply + 5, len - 5, 'C'));
 }
 
 /*
  * The Parse warmpool injected before a SQL EXECUTE of a protocol-level statement
  * failed: the client gets its error for the EXECUTE, but the backend now ignores
- * everything up to a Sync, the EXECUTE too. A Sync ends that; its ReadyForQuery
- * answers the EXECUTE. (Input after the EXECUTE is held until then.)
+ * everything up to a Sync: the other Parses and Closes injected for that query, and
+ * the query. A Sync ends that; its ReadyForQuery answers the query. Returns 0 when the
+ * failed Parse was not for a query. (Input after the query is held until then.)
  */
-static void end_skip_before_execute(struct wp_server *s)
+static int end_skip_before_query(struct wp_server *s)
 {
-    undo_request(s, pending_head(&s->pending));
-    pop_and_release(s);
+    struct wp_pending_queue *q = &s->pending;
+    uint32_t n = 1;
+    while (n < q->count && pending_at(q, n)->action == PENDING_SKIP &&
+           (pending_at(q, n)->type == 'P' || pending_at(q, n)->type == 'C'))
+        n++;
+    if (n == q->count || pending_at(q, n)->type != 'Q')
+        return 0;
+    for (uint32_t i = n; i-- > 0;)
+        undo_request(s, pending_at(q, i)); /* newest first, as on_extended_error does */
+    for (uint32_t i = 0; i < n; i++)
+        pop_and_release(s);
     proto_put_simple(&s->wbuf, 'S');
     owed_sent(&s->owed, 'S');
     server_kick_write(s);
+    return 1;
+}
+
+/*
+ * Is the backend's error the one warmpool made happen: the failing query (column
+ * FAILING_COLUMN), or a name no backend has (MISSING_NAME, MISSING_NAME_<k>)? Then
+ * which of the item's texts replaces it. -1 for any other error, which the client gets
+ * as it is: 25P02 (PostgreSQL refuses requests in a failed transaction before it looks
+ * at names), or the error of another statement of the same query.
+ */
+static int own_error_index(const struct wp_pending *item, const uint8_t *msg, uint32_t len)
+{
+    if (!item->own_error)
+        return -1;
+    const char *code = proto_error_field(msg + 5, len - 5, 'C');
+    const char *text = proto_error_field(msg + 5, len - 5, 'M');
+    if (!code || !text)
+        return -1;
+    if (strcmp(code, "42703") == 0 && strstr(text, FAILING_COLUMN))
+        return 0;
+    const char *stand_in = strcmp(code, "26000") == 0 ? strstr(text, MISSING_NAME) : NULL;
+    if (!stand_in)
+        return -1;
+    stand_in += strlen(MISSING_NAME);
+    long k = *stand_in == '_' ? strtol(stand_in + 1, NULL, 10) : 0;
+    return k > 0 && k < SQLPREP_USES_MAX ? (int)k : 0;
 }
 
 /* Replace the backend's error for a request warmpool made fail on purpose. */
-static void emit_own_error(struct wp_server *s, const struct wp_pending *head)
+static void emit_own_error(struct wp_server *s, const struct wp_pending *head, int index)
 {
     struct wp_client *c = s->client;
     if (!c)
         return;
     relay_move_server_scanned(s);
-    int missing = strstr(head->client_name, "does not exist") != NULL;
-    proto_put_error(&c->wbuf, "ERROR", missing ? "26000" : "42P05", head->client_name);
+    const char *text = head->client_name;
+    for (int i = 0; i < index && text[strlen(text) + 1] != '\0'; i++)
+        text += strlen(text) + 1;
+    proto_put_error(&c->wbuf, "ERROR", head->own_error, text);
+    stats_query_error(s->pool, &c->stats, head->own_error);
 }
 
 static int command_clears_statements(const uint8_t *msg, uint32_t len)
@@ -820,20 +1020,18 @@ static int on_request_error(struct wp_server *s, struct wp_pending *head, const 
     if (head->stmt && (head->type == 'B' || head->type == 'D') &&
         invalidates_descriptions('E', msg, len))
         registry_retire(&wp_rt.registry, head->stmt); /* next Parse gets a fresh one */
-    int drop = (head->own_error && !is_aborted_tx_error(msg, len)) || head->error_reply;
-    if (head->own_error && drop)
-        emit_own_error(s, head);
+    int own = own_error_index(head, msg, len);
+    int drop = own >= 0 || head->error_reply;
+    if (own >= 0)
+        emit_own_error(s, head, own);
     else if (head->error_reply)
         emit_kept_error(s, head);
     if (head->type == 'Q' && head->client_name)
         undo_prepare_query(s, head); /* the client's PREPARE failed */
     if (head->type == 'Q' || head->type == 'F')
         return drop;
-    if (head->action == PENDING_SKIP && head->type == 'P' && s->pending.count > 1 &&
-        pending_at(&s->pending, 1)->type == 'Q') {
-        end_skip_before_execute(s);
+    if (head->action == PENDING_SKIP && head->type == 'P' && end_skip_before_query(s))
         return drop;
-    }
     on_extended_error(s);
     return drop;
 }
@@ -975,8 +1173,20 @@ static int plan_local(const struct wp_client *c, const struct local_batch *b, ui
     return 0;
 }
 
+/* stats: a batch answered here is a request like one a backend answers (relay.c times
+   those from their first message to the ReadyForQuery); a Parse first names it. */
+static void start_local_request(struct wp_client *c, const struct local_batch *b)
+{
+    struct wp_stmt *stmt = b->items[0].type == 'P' ? b->items[0].stmt : NULL;
+    if (stmt && !stmt->fingerprint)
+        stmt->fingerprint = fingerprint_hash(stmt->query, stmt->query_len);
+    stats_query_start(c->pool, &c->stats, stmt ? stmt->query : NULL, stmt ? stmt->query_len : 0,
+                      stmt ? stmt->fingerprint : 0, stats_now_us());
+}
+
 static void run_local(struct wp_client *c, const struct local_batch *b)
 {
+    start_local_request(c, b);
     for (int i = 0; i < b->n; i++) {
         const struct local_item *item = &b->items[i];
         switch (item->type) {
@@ -994,6 +1204,7 @@ static void run_local(struct wp_client *c, const struct local_batch *b)
             break;
         case 'S':
             proto_put_ready(&c->wbuf, 'I');
+            stats_query_end(c->pool, c, &c->stats, 'I', stats_now_us());
             break;
         default:
             break;

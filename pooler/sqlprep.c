@@ -1,272 +1,649 @@
 /*
- * sqlprep — recognise SQL-level prepared-statement commands (see
- * include/warmpool/sqlprep.h). Conservative: when in doubt, SQLPREP_NONE.
+ * sqlprep — where a SQL text names prepared statements (see include/warmpool/sqlprep.h).
+ *
+ * The lexer follows PostgreSQL's scan.l where it matters for finding statements and
+ * names: what a quote, comment or dollar quote hides, where a word ends, ';'. Tokens
+ * it does not need (numbers, operators) are cut coarsely; that cannot move a statement
+ * boundary. Wherever it cannot follow PostgreSQL — a quote or comment that does not
+ * end, a zero-length quoted name, a NUL byte — PostgreSQL refuses the whole text
+ * before running any of it, and the scan says so (malformed).
+ *
+ * On top, a few rules of PostgreSQL's grammar: PrepareStmt, DeallocateStmt,
+ * ExecuteStmt (also inside ExplainStmt and CREATE TABLE … AS EXECUTE), and PREPARE
+ * TRANSACTION, which is two-phase commit and names no statement.
  */
-#include <ctype.h>
 #include <string.h>
-#include <strings.h>
 
 #include "warmpool/sqlprep.h"
 
-struct cursor {
-    const char *p, *end;
+enum tok_kind {
+    T_END,
+    T_SEMI,
+    T_OPEN,
+    T_CLOSE,
+    T_WORD,   /* unquoted identifier or keyword */
+    T_QIDENT, /* "quoted identifier" */
+    T_UIDENT, /* U&"identifier" (Unicode escapes: not decoded here) */
+    T_STRING, /* any string constant, dollar quotes included */
+    T_OTHER,  /* numbers, parameters, operators, punctuation */
 };
 
-static void skip_space(struct cursor *cur)
+struct token {
+    enum tok_kind kind;
+    size_t start, end;
+};
+
+struct lexer {
+    const char *text;
+    size_t len, pos;
+    int backslash_strings; /* standard_conforming_strings off: '\' escapes inside '…' */
+    int setting_matters;   /* a '\' in '…', or U&'…': the other setting reads it otherwise */
+    int broken;            /* PostgreSQL refuses the whole text */
+};
+
+/* ---------------------------------------------------------------- characters */
+
+static int is_space(unsigned char c)
 {
-    while (cur->p < cur->end && isspace((unsigned char)*cur->p))
-        cur->p++;
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-/* Whitespace and comments before the first keyword ("--" to end of line, nested
-   block comments); 0 when a block comment does not end. */
-static int skip_leading_comments(struct cursor *cur)
+static int is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* PostgreSQL's ident_start; bytes of multibyte characters count as letters. */
+static int is_ident_start(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+static int is_ident_char(unsigned char c)
+{
+    return is_ident_start(c) || is_digit(c) || c == '$';
+}
+
+/* Keywords and unquoted names fold ASCII letters only, whatever the locale. */
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
+/* The byte at i, or 0 past the end (the text holds no NUL: see sqlprep_scan). */
+static unsigned char at(const struct lexer *lx, size_t i)
+{
+    return i < lx->len ? (unsigned char)lx->text[i] : 0;
+}
+
+/* ---------------------------------------------------------------- lexer */
+
+static void fail(struct lexer *lx)
+{
+    lx->broken = 1;
+    lx->pos = lx->len;
+}
+
+/* A block comment at pos; they nest, and each star-slash closes the innermost (scan.l's
+   xc state). */
+static void skip_block_comment(struct lexer *lx)
+{
+    int depth = 0;
+    while (lx->pos < lx->len) {
+        if (at(lx, lx->pos) == '/' && at(lx, lx->pos + 1) == '*') {
+            depth++;
+            lx->pos += 2;
+        } else if (at(lx, lx->pos) == '*' && at(lx, lx->pos + 1) == '/') {
+            lx->pos += 2;
+            if (--depth == 0)
+                return;
+        } else {
+            lx->pos++;
+        }
+    }
+    fail(lx); /* unterminated comment */
+}
+
+/* Whitespace and comments. Outside quotes a comment starts wherever "--" or slash-star
+   does, also inside what would otherwise be an operator. */
+static void skip_blank(struct lexer *lx)
 {
     for (;;) {
-        skip_space(cur);
-        if (cur->end - cur->p >= 2 && cur->p[0] == '-' && cur->p[1] == '-') {
-            while (cur->p < cur->end && *cur->p != '\n')
-                cur->p++;
-            continue;
+        while (is_space(at(lx, lx->pos)))
+            lx->pos++;
+        if (at(lx, lx->pos) == '-' && at(lx, lx->pos + 1) == '-') {
+            while (lx->pos < lx->len && at(lx, lx->pos) != '\n' && at(lx, lx->pos) != '\r')
+                lx->pos++;
+        } else if (at(lx, lx->pos) == '/' && at(lx, lx->pos + 1) == '*') {
+            skip_block_comment(lx);
+        } else {
+            return;
         }
-        if (cur->end - cur->p < 2 || cur->p[0] != '/' || cur->p[1] != '*')
-            return 1;
-        int depth = 0;
-        while (cur->p < cur->end) {
-            if (cur->end - cur->p >= 2 && cur->p[0] == '/' && cur->p[1] == '*') {
-                depth++;
-                cur->p += 2;
-            } else if (cur->end - cur->p >= 2 && cur->p[0] == '*' && cur->p[1] == '/') {
-                cur->p += 2;
-                if (--depth == 0)
-                    break;
-            } else {
-                cur->p++;
-            }
-        }
-        if (depth > 0)
-            return 0;
     }
 }
 
-static int is_ident_start(char c)
+/* A string constant whose opening quote is at pos: '' is a quote inside it; with
+   escapes (E'…', or '…' with standard_conforming_strings off) '\' takes the next byte
+   along. Without escapes a '\' is a plain byte, read otherwise by the other setting. */
+static void skip_string(struct lexer *lx, int escapes)
 {
-    return isalpha((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
+    for (size_t i = lx->pos + 1; i < lx->len; i++) {
+        char c = lx->text[i];
+        if (c == '\\') {
+            if (escapes)
+                i++;
+            else
+                lx->setting_matters = 1;
+        } else if (c == '\'') {
+            if (at(lx, i + 1) != '\'') {
+                lx->pos = i + 1;
+                return;
+            }
+            i++;
+        }
+    }
+    fail(lx); /* unterminated string */
 }
 
-static int is_ident_char(char c)
+/* B'…' and X'…' end at the first quote (scan.l's xb/xh states know no '' or '\'). */
+static void skip_bit_string(struct lexer *lx)
 {
-    return is_ident_start(c) || isdigit((unsigned char)c) || c == '$';
+    const char *close = memchr(lx->text + lx->pos + 1, '\'', lx->len - lx->pos - 1);
+    if (!close)
+        fail(lx);
+    else
+        lx->pos = (size_t)(close - lx->text) + 1;
 }
 
-/* Match a keyword followed by a non-identifier character. */
-static int take_keyword(struct cursor *cur, const char *word)
+/* "…" at pos, "" being a quote inside; a zero-length one is an error. */
+static void skip_quoted_ident(struct lexer *lx)
+{
+    size_t i = lx->pos + 1;
+    while (i < lx->len && (lx->text[i] != '"' || at(lx, i + 1) == '"'))
+        i += lx->text[i] == '"' ? 2 : 1;
+    if (i >= lx->len || i == lx->pos + 1)
+        fail(lx);
+    else
+        lx->pos = i + 1;
+}
+
+/* Length of a dollar-quote delimiter ($$ or $tag$) at i, 0 when there is none. */
+static size_t dollar_delimiter(const struct lexer *lx, size_t i)
+{
+    size_t j = i + 1;
+    if (is_ident_start(at(lx, j)))
+        while (is_ident_start(at(lx, j)) || is_digit(at(lx, j)))
+            j++;
+    return at(lx, j) == '$' ? j + 1 - i : 0;
+}
+
+/* '$' at pos: a dollar-quoted string (it ends at the same delimiter), a parameter, or
+   a lone '$'. Inside a word a '$' is part of it and never gets here. */
+static enum tok_kind scan_dollar(struct lexer *lx)
+{
+    size_t delim = dollar_delimiter(lx, lx->pos);
+    if (!delim) {
+        lx->pos++;
+        while (is_digit(at(lx, lx->pos)))
+            lx->pos++;
+        return T_OTHER;
+    }
+    const char *body = lx->text + lx->pos + delim;
+    const char *close = memmem(body, lx->len - lx->pos - delim, lx->text + lx->pos, delim);
+    if (!close)
+        fail(lx); /* unterminated dollar-quoted string */
+    else
+        lx->pos = (size_t)(close - lx->text) + delim;
+    return T_STRING;
+}
+
+/* U&'…' or U&"…" at pos (the caller saw U&, then a quote). */
+static enum tok_kind scan_unicode_quote(struct lexer *lx)
+{
+    lx->pos += 2;
+    if (at(lx, lx->pos) == '"') {
+        skip_quoted_ident(lx);
+        return T_UIDENT;
+    }
+    /* Backslashes are Unicode escapes here, never quote escapes; with
+       standard_conforming_strings off PostgreSQL refuses U&'…' outright. */
+    lx->setting_matters = 1;
+    if (lx->backslash_strings)
+        fail(lx);
+    else
+        skip_string(lx, 0);
+    return T_STRING;
+}
+
+/* A word at pos, or a string constant with a prefix letter (E'…', N'…', B'…', X'…',
+   U&'…', U&"…"): those take the letter only where a word would start. */
+static enum tok_kind scan_word(struct lexer *lx)
+{
+    char first = ascii_lower((char)at(lx, lx->pos));
+    unsigned char next = at(lx, lx->pos + 1);
+    if (next == '\'' && (first == 'e' || first == 'n' || first == 'b' || first == 'x')) {
+        lx->pos++;
+        if (first == 'b' || first == 'x')
+            skip_bit_string(lx);
+        else
+            skip_string(lx, first == 'e' || lx->backslash_strings);
+        return T_STRING;
+    }
+    if (first == 'u' && next == '&' && (at(lx, lx->pos + 2) == '\'' || at(lx, lx->pos + 2) == '"'))
+        return scan_unicode_quote(lx);
+    while (is_ident_char(at(lx, lx->pos)))
+        lx->pos++;
+    return T_WORD;
+}
+
+/*
+ * A number: digits [. digits] [e [+-] digits]. What follows starts a new token, as
+ * PostgreSQL up to 14 reads it ("1x$a$" is 1 and the name x$a$, "1e'…'" is 1 and
+ * E'…'); 15 refuses such junk after a number, so either way nothing is hidden.
+ */
+static void skip_number(struct lexer *lx)
+{
+    while (is_digit(at(lx, lx->pos)))
+        lx->pos++;
+    if (at(lx, lx->pos) == '.' && at(lx, lx->pos + 1) != '.') /* 1..9 is 1 and .. */
+        for (lx->pos++; is_digit(at(lx, lx->pos));)
+            lx->pos++;
+    if (at(lx, lx->pos) != 'e' && at(lx, lx->pos) != 'E')
+        return;
+    size_t i = lx->pos + 1;
+    if (at(lx, i) == '+' || at(lx, i) == '-')
+        i++;
+    if (!is_digit(at(lx, i)))
+        return;
+    for (lx->pos = i; is_digit(at(lx, lx->pos));)
+        lx->pos++;
+}
+
+static enum tok_kind scan_token(struct lexer *lx)
+{
+    unsigned char c = at(lx, lx->pos);
+    switch (c) {
+    case ';':
+        lx->pos++;
+        return T_SEMI;
+    case '(':
+        lx->pos++;
+        return T_OPEN;
+    case ')':
+        lx->pos++;
+        return T_CLOSE;
+    case '\'':
+        skip_string(lx, lx->backslash_strings);
+        return T_STRING;
+    case '"':
+        skip_quoted_ident(lx);
+        return T_QIDENT;
+    case '$':
+        return scan_dollar(lx);
+    default:
+        break;
+    }
+    if (is_ident_start(c))
+        return scan_word(lx);
+    if (is_digit(c) || (c == '.' && is_digit(at(lx, lx->pos + 1))))
+        skip_number(lx);
+    else
+        lx->pos++;
+    return T_OTHER;
+}
+
+static void next_token(struct lexer *lx, struct token *t)
+{
+    skip_blank(lx);
+    t->start = lx->pos;
+    t->kind = lx->pos < lx->len ? scan_token(lx) : T_END;
+    if (lx->broken)
+        t->kind = T_END;
+    t->end = lx->pos;
+}
+
+/* ---------------------------------------------------------------- statements */
+
+struct reader {
+    struct lexer lx;
+    struct token tok;      /* the current token */
+    size_t last_token_end; /* end of the statement's last token so far */
+    int cleared;           /* a DEALLOCATE ALL came before */
+    struct sqlprep_scan *out;
+};
+
+static int in_statement(const struct reader *rd)
+{
+    return rd->tok.kind != T_SEMI && rd->tok.kind != T_END;
+}
+
+static void advance(struct reader *rd)
+{
+    next_token(&rd->lx, &rd->tok);
+    if (in_statement(rd))
+        rd->last_token_end = rd->tok.end;
+}
+
+/* Is the current token this keyword (lower case)? */
+static int is_word(const struct reader *rd, const char *word)
 {
     size_t n = strlen(word);
-    if ((size_t)(cur->end - cur->p) < n || strncasecmp(cur->p, word, n) != 0)
+    if (rd->tok.kind != T_WORD || rd->tok.end - rd->tok.start != n)
         return 0;
-    if (cur->p + n < cur->end && is_ident_char(cur->p[n]))
-        return 0;
-    cur->p += n;
-    skip_space(cur);
+    for (size_t i = 0; i < n; i++)
+        if (ascii_lower(rd->lx.text[rd->tok.start + i]) != word[i])
+            return 0;
     return 1;
 }
 
-/* An identifier, folded to lower case unless double-quoted ("" inside = one "). */
-static int take_identifier(struct cursor *cur, char *out, size_t outlen)
+/* Over a parenthesised list, to the token after its ')'; 0 when it does not close
+   inside the statement. */
+static int skip_parens(struct reader *rd)
 {
+    int depth = 0;
+    do {
+        if (rd->tok.kind == T_OPEN)
+            depth++;
+        else if (rd->tok.kind == T_CLOSE)
+            depth--;
+        advance(rd);
+    } while (depth > 0 && in_statement(rd));
+    return depth == 0;
+}
+
+/* The name the token stands for, as PostgreSQL stores it: unquoted folded, "" inside
+   quotes one quote, cut to SQLPREP_IDENT_MAX bytes on a UTF-8 character boundary. */
+static void decode_name(const struct reader *rd, char *out)
+{
+    const char *p = rd->lx.text + rd->tok.start, *end = rd->lx.text + rd->tok.end;
+    int quoted = rd->tok.kind == T_QIDENT;
     size_t n = 0;
-    if (cur->p < cur->end && *cur->p == '"') {
-        cur->p++;
-        while (cur->p < cur->end) {
-            if (*cur->p == '"') {
-                if (cur->p + 1 < cur->end && cur->p[1] == '"') {
-                    cur->p++;
-                } else {
-                    cur->p++;
-                    break;
-                }
-            }
-            if (n + 1 >= outlen)
-                return 0;
-            out[n++] = *cur->p++;
-        }
-    } else {
-        if (cur->p >= cur->end || !is_ident_start(*cur->p))
-            return 0;
-        while (cur->p < cur->end && is_ident_char(*cur->p)) {
-            if (n + 1 >= outlen)
-                return 0;
-            out[n++] = (char)tolower((unsigned char)*cur->p++);
-        }
+    if (quoted) {
+        p++;
+        end--;
     }
-    /* PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes, on a character
-       boundary; names must match what it would have stored. */
+    for (; p < end && n < SQLPREP_NAME_MAX; p++) {
+        if (quoted && *p == '"')
+            p++; /* the first of "" */
+        out[n++] = quoted ? *p : ascii_lower(*p);
+    }
     if (n > SQLPREP_IDENT_MAX) {
+        /* a UTF-8 character has at most 3 continuation bytes (more: invalid text,
+           which PostgreSQL refuses anyway) */
         n = SQLPREP_IDENT_MAX;
-        while (n > 0 && ((unsigned char)out[n] & 0xc0) == 0x80)
+        while (n > SQLPREP_IDENT_MAX - 3 && ((unsigned char)out[n] & 0xc0) == 0x80)
             n--;
     }
     out[n] = '\0';
-    skip_space(cur);
-    return n > 0;
 }
 
-/* Is the quote at p an E'' string (backslash escapes)? Needs the byte before. */
-static int is_escape_string(const char *start, const char *p)
+/* The current token as a statement name: 1 decoded into name, 0 not a name (a syntax
+   error for PostgreSQL), -1 a name sqlprep cannot decode. */
+static int take_name(struct reader *rd, char *name)
 {
-    if (p == start || (p[-1] != 'E' && p[-1] != 'e'))
+    if (rd->tok.kind == T_UIDENT) {
+        rd->out->unreadable = 1;
+        return -1;
+    }
+    if (rd->tok.kind != T_WORD && rd->tok.kind != T_QIDENT)
         return 0;
-    return p - 1 == start || !is_ident_char(p[-2]);
+    decode_name(rd, name);
+    return 1;
 }
 
-/* Skip a quoted section starting at p (', ", or $tag$); returns the byte after it,
-   or NULL when it does not end. */
-static const char *skip_quoted(const char *start, const char *p, const char *end)
+static void note_statement_kind(struct reader *rd, enum sqlprep_kind kind)
 {
-    char q = *p;
-    if (q == '\'' || q == '"') {
-        int escapes = q == '\'' && is_escape_string(start, p);
-        for (p++; p < end; p++) {
-            if (escapes && *p == '\\' && p + 1 < end) {
-                p++;
-                continue;
-            }
-            if (*p == q) {
-                if (p + 1 < end && p[1] == q) {
-                    p++;
-                    continue;
-                }
-                return p + 1;
-            }
-        }
-        return NULL;
+    struct sqlprep_scan *out = rd->out;
+    if (out->first == SQLPREP_NONE)
+        out->first = kind;
+    if (kind == SQLPREP_EXECUTE)
+        return;
+    out->defines++;
+    if (out->first_define == SQLPREP_NONE)
+        out->first_define = kind;
+}
+
+/* EXECUTE at the current token: records the name it uses; cmd gets the statement
+   when it is exactly EXECUTE name [(args)]. */
+static void read_execute(struct reader *rd, struct sqlprep *cmd)
+{
+    struct sqlprep_scan *out = rd->out;
+    note_statement_kind(rd, SQLPREP_EXECUTE);
+    advance(rd);
+    char name[SQLPREP_NAME_MAX];
+    if (take_name(rd, name) <= 0)
+        return;
+    if (out->nuses == SQLPREP_USES_MAX) {
+        out->uses_overflow = 1;
+    } else {
+        struct sqlprep_use *use = &out->uses[out->nuses++];
+        use->offset = rd->tok.start;
+        use->len = rd->tok.end - rd->tok.start;
+        use->after_clear = rd->cleared;
+        memcpy(use->name, name, strlen(name) + 1);
     }
-    /* '$' inside an identifier (x$1) or a parameter ($1) does not open a quote. */
-    if (p > start && is_ident_char(p[-1]))
-        return p + 1;
-    const char *tag_end = p + 1;
-    while (tag_end < end && is_ident_char(*tag_end) && *tag_end != '$')
-        tag_end++;
-    if (tag_end >= end || *tag_end != '$' || (tag_end > p + 1 && isdigit((unsigned char)p[1])))
-        return p + 1;
-    size_t tag_len = (size_t)(tag_end - p) + 1;
-    for (const char *s = tag_end + 1; s + tag_len <= end; s++)
-        if (memcmp(s, p, tag_len) == 0)
-            return s + tag_len;
-    return NULL;
+    advance(rd);
+    const char *rest = rd->lx.text + rd->tok.start;
+    if (rd->tok.kind == T_OPEN && !skip_parens(rd))
+        return;
+    if (in_statement(rd))
+        return;
+    cmd->kind = SQLPREP_EXECUTE;
+    memcpy(cmd->name, name, strlen(name) + 1);
+    cmd->rest = rest;
 }
 
-/* Length of the statement without trailing spaces and one ';'; 0 when the text holds
-   another statement, a comment, or an unterminated quote. */
-static size_t single_statement_length(const char *start, const char *end)
+/* PREPARE at the current token. */
+static void read_prepare(struct reader *rd, struct sqlprep *cmd)
 {
-    const char *p = start, *stmt_end = end;
-    while (p < end) {
-        if (*p == '\'' || *p == '"' || *p == '$') {
-            p = skip_quoted(start, p, end);
-            if (!p)
-                return 0;
-            continue;
-        }
-        if ((*p == '-' && p + 1 < end && p[1] == '-') || (*p == '/' && p + 1 < end && p[1] == '*'))
-            return 0;
-        if (*p == ';') {
-            stmt_end = p;
-            for (p++; p < end; p++)
-                if (!isspace((unsigned char)*p))
-                    return 0;
-            break;
-        }
-        p++;
+    advance(rd);
+    if (is_word(rd, "transaction")) {
+        struct reader probe = *rd;
+        advance(&probe);
+        if (probe.tok.kind == T_STRING)
+            return; /* PREPARE TRANSACTION 'gid': two-phase commit */
     }
-    while (stmt_end > start && isspace((unsigned char)stmt_end[-1]))
-        stmt_end--;
-    return (size_t)(stmt_end - start);
+    note_statement_kind(rd, SQLPREP_PREPARE);
+    if (take_name(rd, cmd->name) <= 0)
+        return;
+    advance(rd);
+    const char *rest = rd->lx.text + rd->tok.start;
+    if (rd->tok.kind == T_OPEN && !skip_parens(rd))
+        return;
+    if (!is_word(rd, "as"))
+        return;
+    advance(rd);
+    if (!in_statement(rd))
+        return;
+    cmd->kind = SQLPREP_PREPARE;
+    cmd->rest = rest;
 }
 
-/* A parenthesised list, quotes inside skipped; the cursor ends after ')'. */
-static int skip_parens(struct cursor *cur)
+/* DEALLOCATE at the current token: [PREPARE] name | ALL, and nothing after. ALL
+   names no statement (the relay learns from its answer that the names are gone). */
+static void read_deallocate(struct reader *rd, struct sqlprep *cmd)
 {
-    const char *start = cur->p;
+    advance(rd);
+    if (is_word(rd, "prepare")) {
+        /* "DEALLOCATE prepare" deallocates a statement called prepare */
+        struct reader probe = *rd;
+        advance(&probe);
+        if (probe.tok.kind == T_WORD || probe.tok.kind == T_QIDENT || probe.tok.kind == T_UIDENT)
+            *rd = probe;
+    }
+    if (is_word(rd, "all")) {
+        advance(rd);
+        if (in_statement(rd)) {
+            note_statement_kind(rd, SQLPREP_DEALLOCATE); /* a syntax error */
+            return;
+        }
+        rd->out->clears++;
+        rd->cleared = 1;
+        cmd->kind = SQLPREP_DEALLOCATE_ALL;
+        return;
+    }
+    note_statement_kind(rd, SQLPREP_DEALLOCATE);
+    if (take_name(rd, cmd->name) <= 0)
+        return;
+    advance(rd);
+    if (!in_statement(rd))
+        cmd->kind = SQLPREP_DEALLOCATE;
+}
+
+/* CREATE [GLOBAL|LOCAL] [TEMP|TEMPORARY|UNLOGGED] TABLE … AS EXECUTE name: the first
+   AS outside parentheses is the one (names before it cannot be an unquoted AS). */
+static void read_create(struct reader *rd)
+{
+    advance(rd);
+    /* in any order and number: PostgreSQL checks the grammar */
+    while (is_word(rd, "global") || is_word(rd, "local") || is_word(rd, "temp") ||
+           is_word(rd, "temporary") || is_word(rd, "unlogged"))
+        advance(rd);
+    if (!is_word(rd, "table"))
+        return;
     int depth = 0;
-    while (cur->p < cur->end) {
-        char c = *cur->p;
-        if (c == '\'' || c == '"' || c == '$') {
-            const char *after = skip_quoted(start, cur->p, cur->end);
-            if (!after)
-                return 0;
-            cur->p = after;
-            continue;
-        }
-        cur->p++;
-        if (c == '(')
+    for (advance(rd); in_statement(rd); advance(rd)) {
+        if (rd->tok.kind == T_OPEN)
             depth++;
-        else if (c == ')' && --depth == 0) {
-            skip_space(cur);
+        else if (rd->tok.kind == T_CLOSE)
+            depth--;
+        else if (depth == 0 && is_word(rd, "as"))
+            break;
+    }
+    if (!in_statement(rd))
+        return;
+    advance(rd);
+    struct sqlprep ignored = {0};
+    if (is_word(rd, "execute"))
+        read_execute(rd, &ignored);
+}
+
+/* EXPLAIN [(options) | ANALYZE | VERBOSE …] followed by EXECUTE or CREATE TABLE AS. */
+static void read_explain(struct reader *rd)
+{
+    advance(rd);
+    if (rd->tok.kind == T_OPEN && !skip_parens(rd))
+        return;
+    while (is_word(rd, "analyze") || is_word(rd, "analyse") || is_word(rd, "verbose"))
+        advance(rd);
+    struct sqlprep ignored = {0};
+    if (is_word(rd, "execute"))
+        read_execute(rd, &ignored);
+    else if (is_word(rd, "create"))
+        read_create(rd);
+}
+
+/* One statement from its first token up to its ';' (or the end). */
+static void read_statement(struct reader *rd, struct sqlprep *cmd)
+{
+    if (is_word(rd, "prepare"))
+        read_prepare(rd, cmd);
+    else if (is_word(rd, "deallocate"))
+        read_deallocate(rd, cmd);
+    else if (is_word(rd, "execute"))
+        read_execute(rd, cmd);
+    else if (is_word(rd, "explain"))
+        read_explain(rd);
+    else if (is_word(rd, "create"))
+        read_create(rd);
+    while (in_statement(rd))
+        advance(rd);
+    /* EXECUTE name without arguments: rest is empty, at the end of the statement */
+    const char *last = rd->lx.text + rd->last_token_end;
+    if (cmd->rest)
+        cmd->rest_len = last > cmd->rest ? (size_t)(last - cmd->rest) : 0;
+}
+
+/* One reading of the text; returns whether the other setting could read it otherwise. */
+static int read_text(const char *sql, size_t len, int backslash_strings, struct sqlprep_scan *out)
+{
+    memset(out, 0, sizeof *out);
+    struct reader rd = {.lx = {.text = sql, .len = len, .backslash_strings = backslash_strings},
+                        .out = out};
+    if (len > 0 && memchr(sql, '\0', len)) {
+        out->malformed = 1; /* PostgreSQL refuses such a Query or Parse message */
+        return 0;
+    }
+    for (advance(&rd); rd.tok.kind != T_END; advance(&rd)) {
+        if (rd.tok.kind == T_SEMI)
+            continue; /* an empty statement */
+        struct sqlprep cmd = {0};
+        out->statements++;
+        read_statement(&rd, &cmd);
+        if (out->statements == 1 && cmd.kind != SQLPREP_NONE)
+            out->command = cmd;
+        if (rd.tok.kind == T_END)
+            break;
+    }
+    out->malformed = rd.lx.broken;
+    return rd.lx.setting_matters;
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+int sqlprep_mentions(const char *sql, size_t len)
+{
+    static const char *const words[] = {"prepare", "execute", "deallocate"};
+    for (size_t i = 0; i < len; i++) {
+        char c = ascii_lower(sql[i]);
+        int w = c == 'p' ? 0 : c == 'e' ? 1 : c == 'd' ? 2 : -1;
+        if (w < 0)
+            continue;
+        size_t n = strlen(words[w]), k = 1;
+        while (k < n && i + k < len && ascii_lower(sql[i + k]) == words[w][k])
+            k++;
+        if (k == n)
             return 1;
-        }
     }
     return 0;
 }
 
-static void parse_prepare(struct cursor *cur, struct sqlprep *out)
+static int same_uses(const struct sqlprep_scan *a, const struct sqlprep_scan *b)
 {
-    if (!take_identifier(cur, out->name, sizeof out->name))
-        return;
-    const char *rest = cur->p;
-    if (cur->p < cur->end && *cur->p == '(' && !skip_parens(cur))
-        return;
-    if (!take_keyword(cur, "as") || cur->p == cur->end)
-        return;
-    out->rest = rest;
-    out->rest_len = (size_t)(cur->end - rest);
-    out->kind = SQLPREP_PREPARE;
+    for (int i = 0; i < a->nuses; i++)
+        if (a->uses[i].offset != b->uses[i].offset || a->uses[i].len != b->uses[i].len ||
+            a->uses[i].after_clear != b->uses[i].after_clear ||
+            strcmp(a->uses[i].name, b->uses[i].name) != 0)
+            return 0;
+    return 1;
 }
 
-static void parse_execute(struct cursor *cur, struct sqlprep *out)
+/* Do two readings name the same statements at the same places? */
+static int same_meaning(const struct sqlprep_scan *a, const struct sqlprep_scan *b)
 {
-    if (!take_identifier(cur, out->name, sizeof out->name))
-        return;
-    const char *rest = cur->p;
-    if (cur->p < cur->end && (*cur->p != '(' || !skip_parens(cur) || cur->p != cur->end))
-        return;
-    out->rest = rest;
-    out->rest_len = (size_t)(cur->end - rest);
-    out->kind = SQLPREP_EXECUTE;
+    return a->statements == b->statements && a->first == b->first &&
+           a->first_define == b->first_define && a->defines == b->defines &&
+           a->clears == b->clears && a->unreadable == b->unreadable && a->nuses == b->nuses &&
+           a->uses_overflow == b->uses_overflow && same_uses(a, b) &&
+           a->command.kind == b->command.kind && a->command.rest == b->command.rest &&
+           a->command.rest_len == b->command.rest_len &&
+           strcmp(a->command.name, b->command.name) == 0;
 }
 
-static void parse_deallocate(struct cursor *cur, struct sqlprep *out)
+void sqlprep_scan(const char *sql, size_t len, enum sqlprep_strings strings,
+                  struct sqlprep_scan *out)
 {
-    struct cursor after_prepare = *cur;
-    /* "DEALLOCATE prepare" names a statement called prepare. */
-    if (take_keyword(&after_prepare, "prepare") && after_prepare.p < after_prepare.end)
-        *cur = after_prepare;
-    struct cursor probe = *cur;
-    if (take_keyword(&probe, "all") && probe.p == probe.end) {
-        out->kind = SQLPREP_DEALLOCATE_ALL;
+    int setting_matters = read_text(sql, len, strings == SQLPREP_STRINGS_BACKSLASH, out);
+    if (strings != SQLPREP_STRINGS_EITHER || !setting_matters)
+        return;
+    struct sqlprep_scan other;
+    read_text(sql, len, 1, &other);
+    /* A reading PostgreSQL refuses runs nothing: only the other one can run. */
+    if (out->malformed || other.malformed) {
+        if (out->malformed && !other.malformed)
+            *out = other;
         return;
     }
-    if (take_identifier(cur, out->name, sizeof out->name) && cur->p == cur->end)
-        out->kind = SQLPREP_DEALLOCATE;
+    if (!same_meaning(out, &other))
+        out->ambiguous = 1;
 }
 
 void sqlprep_parse(const char *sql, size_t len, struct sqlprep *out)
 {
-    memset(out, 0, sizeof *out);
-    if (memchr(sql, '\0', len))
-        return; /* PostgreSQL refuses such a Query message too */
-    struct cursor cur = {sql, sql + len};
-    if (!skip_leading_comments(&cur))
-        return;
-    size_t stmt_len = single_statement_length(cur.p, cur.end);
-    if (stmt_len == 0)
-        return;
-    cur.end = cur.p + stmt_len;
-    if (take_keyword(&cur, "prepare"))
-        parse_prepare(&cur, out);
-    else if (take_keyword(&cur, "execute"))
-        parse_execute(&cur, out);
-    else if (take_keyword(&cur, "deallocate"))
-        parse_deallocate(&cur, out);
+    struct sqlprep_scan scan;
+    sqlprep_scan(sql, len, SQLPREP_STRINGS_STANDARD, &scan);
+    if (scan.statements == 1 && !scan.malformed && !scan.unreadable)
+        *out = scan.command;
+    else
+        memset(out, 0, sizeof *out);
 }

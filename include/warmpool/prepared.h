@@ -131,12 +131,14 @@ enum wp_pending_action {
 struct wp_pending {
     uint8_t type;   /* request: P B D E C S Q F; synthetic answers: '1' '3', 'q' (simple query) */
     uint8_t action; /* enum wp_pending_action */
-    struct wp_stmt *stmt; /* P, D(S), B: referenced entry (holds a reference) */
-    char *client_name;    /* P, q: the client's name for it (undo on failure; q applies it) */
-    int own_error;        /* the backend's error is replaced by client_name's text */
-    uint8_t *error_reply; /* B, D, Q after an injected PREPARE that failed: its whole
-                             ErrorResponse, sent instead of this request's error */
-    const char *tag;      /* 'q': PREPARE, DEALLOCATE or DEALLOCATE ALL (a literal) */
+    struct wp_stmt *stmt;  /* P, D(S), B: referenced entry (holds a reference) */
+    char *client_name;     /* P, q: the client's name for it (undo on failure; q applies it);
+                              with own_error, the texts of the errors that may replace the
+                              backend's, each NUL-terminated, an empty one after the last */
+    const char *own_error; /* SQLSTATE of warmpool's error for a request made to fail */
+    uint8_t *error_reply;  /* B, D, Q after an injected PREPARE that failed: its whole
+                              ErrorResponse, sent instead of this request's error */
+    const char *tag;       /* 'q': PREPARE, DEALLOCATE or DEALLOCATE ALL (a literal) */
 };
 
 struct wp_pending_queue {

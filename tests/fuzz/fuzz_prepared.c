@@ -43,6 +43,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/stats.h"
 
 #define NCLIENTS 2
 #define NSERVERS 2
@@ -194,11 +195,17 @@ static const char *word_after(const char *sql, const char *verb, char *name, siz
         return NULL;
     const char *p = sql + vl;
     size_t n = 0;
+    while (*p == ' ') /* warmpool spaces the names it writes into an EXECUTE */
+        p++;
     while (*p && *p != ' ' && *p != '(' && n + 1 < len)
         name[n++] = *p++;
     name[n] = '\0';
     return p;
 }
+
+/* PostgreSQL's error for warmpool's query that must fail: warmpool rewords it only
+   when it names that column. */
+#define DUPLICATE_COLUMN_ERROR "column \"warmpool_duplicate_name\" does not exist"
 
 /* A simple Query: the whole answer through ReadyForQuery. */
 static void model_query(struct model *m, struct wp_buf *out, const char *sql, int fail)
@@ -218,7 +225,7 @@ static void model_query(struct model *m, struct wp_buf *out, const char *sql, in
         proto_put_command_complete(out, "ROLLBACK");
     } else if (word_after(sql, "PREPARE ", name, sizeof name)) {
         if (strstr(sql, "warmpool_duplicate_name"))
-            model_error(m, out, "42703", "column does not exist", "");
+            model_error(m, out, "42703", DUPLICATE_COLUMN_ERROR, "");
         else if (model_add(m, name) < 0)
             model_error(m, out, "42P05", "already exists", name);
         else
@@ -314,7 +321,7 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
         else if (m->tx == 'E')
             model_error(m, out, "25P02", "current transaction is aborted", "");
         else if ((size_t)(query - body) <= n && strstr(query, "warmpool_duplicate_name"))
-            model_error(m, out, "42703", "column does not exist", ""); /* parse analysis */
+            model_error(m, out, "42703", DUPLICATE_COLUMN_ERROR, ""); /* parse analysis */
         else if (body[0] && model_find(m, body) >= 0)
             model_error(m, out, "42P05", "already exists", body);
         else {
@@ -740,6 +747,7 @@ static struct wp_client *new_client(struct world *w)
 
 static void free_client(struct wp_client *c)
 {
+    stats_client_closed(c->pool, c, &c->stats); /* synthetic answers count queries */
     prepared_client_forget(c);
     buf_free(&c->rbuf);
     buf_free(&c->wbuf);
@@ -815,6 +823,7 @@ static void world_free(struct world *w)
     for (int i = 0; i < w->nservers; i++)
         free_server(w, i);
     prepared_pool_forget(w->pool);
+    stats_pool_free(w->pool);
     free(w->pool);
     if (wp_rt.registry.count != 0)
         abort(); /* a reference nobody holds any more kept an entry alive */

@@ -12,6 +12,7 @@
  * ExecuteStmt (also inside ExplainStmt and CREATE TABLE … AS EXECUTE), and PREPARE
  * TRANSACTION, which is two-phase commit and names no statement.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "warmpool/sqlprep.h"
@@ -581,19 +582,46 @@ static int read_text(const char *sql, size_t len, int backslash_strings, struct 
 
 /* ---------------------------------------------------------------- entry points */
 
-int sqlprep_mentions(const char *sql, size_t len)
+/* One of the three words starts at sql[i] (at least 7 bytes are there). */
+static int word_at(const char *sql, size_t len, size_t i)
 {
     static const char *const words[] = {"prepare", "execute", "deallocate"};
-    for (size_t i = 0; i < len; i++) {
-        char c = ascii_lower(sql[i]);
-        int w = c == 'p' ? 0 : c == 'e' ? 1 : c == 'd' ? 2 : -1;
-        if (w < 0)
-            continue;
-        size_t n = strlen(words[w]), k = 1;
-        while (k < n && i + k < len && ascii_lower(sql[i + k]) == words[w][k])
+    for (int w = 0; w < 3; w++) {
+        size_t n = w == 2 ? 10 : 7, k = 0;
+        while (k < n && i + k < len && (sql[i + k] | 0x20) == words[w][k])
             k++;
         if (k == n)
             return 1;
+    }
+    return 0;
+}
+
+/*
+ * Every simple Query passes here in transaction mode, so this is a Horspool search
+ * for the three 7-byte words at once: it looks at the last byte of a 7-byte window
+ * and, unless that byte ends one of them ('e' or 'c'), jumps as far as the words
+ * allow (7 for a byte none of them has). `b | 0x20` is b's lower case for a letter and
+ * never turns anything else into one of the letters looked at.
+ */
+int sqlprep_mentions(const char *sql, size_t len)
+{
+    static uint8_t shift[256];
+    if (!shift[0]) {
+        static const char *const words[] = {"prepare", "execute", "dealloc"};
+        for (int b = 0; b < 256; b++)
+            shift[b] = 7;
+        for (int w = 0; w < 3; w++)
+            for (int j = 0; j < 6; j++) {
+                uint8_t b = (uint8_t)words[w][j];
+                if (shift[b] > 6 - j)
+                    shift[b] = (uint8_t)(6 - j);
+            }
+    }
+    for (size_t i = 0; i + 7 <= len;) {
+        uint8_t last = (uint8_t)(sql[i + 6] | 0x20);
+        if ((last == 'e' || last == 'c') && word_at(sql, len, i))
+            return 1;
+        i += shift[last];
     }
     return 0;
 }

@@ -596,6 +596,48 @@ static void test_mentions(void **state)
     assert_false(sqlprep_mentions("preparE", 6));
 }
 
+/* The obvious search, to check the fast one against. */
+static int mentions_slowly(const char *sql, size_t len)
+{
+    static const char *const words[] = {"prepare", "execute", "deallocate"};
+    for (size_t i = 0; i < len; i++)
+        for (int w = 0; w < 3; w++) {
+            size_t n = strlen(words[w]), k = 0;
+            while (k < n && i + k < len && (sql[i + k] | 0x20) == words[w][k])
+                k++;
+            if (k == n)
+                return 1;
+        }
+    return 0;
+}
+
+/* Random texts over an alphabet rich in the words' letters, words planted at random
+   places, any case: the fast search agrees with the obvious one. */
+static void test_mentions_matches_naive(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "prepaexcutdlonPREXCUTDALO _;'\"\n\x80\xc5@[`{";
+    static const char *const words[] = {"PREPARE", "execute", "DeAlLoCaTe", "dealloc"};
+    uint32_t seed = 7;
+    char text[64];
+    for (int round = 0; round < 200000; round++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t len = (seed >> 16) % sizeof text;
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            text[i] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+        }
+        seed = seed * 1103515245u + 12345u;
+        const char *w = words[(seed >> 16) % 4];
+        size_t at = (seed >> 8) % (sizeof text), wl = strlen(w);
+        if ((seed & 1) && at + wl <= len)
+            memcpy(text + at, w, wl);
+        if (sqlprep_mentions(text, len) != mentions_slowly(text, len))
+            fail_msg("round %d: \"%.*s\" gives %d", round, (int)len, text,
+                     sqlprep_mentions(text, len));
+    }
+}
+
 /* ---- found bugs: each fails until sqlprep.c is fixed ---- */
 
 /* parse_prepare compares "as" with strncasecmp(p, "as", 2) when one byte is left, so
@@ -704,6 +746,7 @@ int main(void)
         cmocka_unit_test(test_scan_malformed),
         cmocka_unit_test(test_scan_strings_setting),
         cmocka_unit_test(test_mentions),
+        cmocka_unit_test(test_mentions_matches_naive),
         cmocka_unit_test(test_bug_prepare_as_reads_past_len),
         cmocka_unit_test(test_bug_prepare_as_must_be_a_keyword),
         cmocka_unit_test(test_bug_prepare_types_without_as),

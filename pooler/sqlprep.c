@@ -12,7 +12,6 @@
  * ExecuteStmt (also inside ExplainStmt and CREATE TABLE … AS EXECUTE), and PREPARE
  * TRANSACTION, which is two-phase commit and names no statement.
  */
-#include <stdint.h>
 #include <string.h>
 
 #include "warmpool/sqlprep.h"
@@ -582,49 +581,85 @@ static int read_text(const char *sql, size_t len, int backslash_strings, struct 
 
 /* ---------------------------------------------------------------- entry points */
 
-/* One of the three words starts at sql[i] (at least 7 bytes are there). */
-static int word_at(const char *sql, size_t len, size_t i)
+/* `word` (lower case, n bytes) is at sql[start], in any case. */
+static int word_is_at(const char *sql, size_t len, size_t start, const char *word, size_t n)
 {
-    static const char *const words[] = {"prepare", "execute", "deallocate"};
-    for (int w = 0; w < 3; w++) {
-        size_t n = w == 2 ? 10 : 7, k = 0;
-        while (k < n && i + k < len && (sql[i + k] | 0x20) == words[w][k])
-            k++;
-        if (k == n)
-            return 1;
+    if (len - start < n)
+        return 0;
+    for (size_t k = 0; k < n; k++)
+        if ((sql[start + k] | 0x20) != word[k])
+            return 0;
+    return 1;
+}
+
+/* Does one of the three words have its anchor at sql[i] — execute's x, prepare's first
+   p, deallocate's d? `b | 0x20` is b's lower case for a letter and never turns
+   anything else into one of these letters. */
+static int word_anchored_at(const char *sql, size_t len, size_t i)
+{
+    switch (sql[i] | 0x20) {
+    case 'x':
+        return i > 0 && word_is_at(sql, len, i - 1, "execute", 7);
+    case 'p':
+        return word_is_at(sql, len, i, "prepare", 7);
+    case 'd':
+        return word_is_at(sql, len, i, "deallocate", 10);
+    default:
+        return 0;
     }
+}
+
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+
+/* Bits set for the bytes of sql[at..at+16) that hold an anchor letter. */
+static unsigned anchors_in_16(const char *sql, size_t at)
+{
+    __m128i v = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(sql + at)),
+                             _mm_set1_epi8(0x20));
+    __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('x')), _mm_cmpeq_epi8(v, _mm_set1_epi8('p'))),
+        _mm_cmpeq_epi8(v, _mm_set1_epi8('d')));
+    return (unsigned)_mm_movemask_epi8(hit);
+}
+
+static int anchored_in(const char *sql, size_t len, size_t at, unsigned mask)
+{
+    for (; mask; mask &= mask - 1)
+        if (word_anchored_at(sql, len, at + (size_t)__builtin_ctz(mask)))
+            return 1;
     return 0;
 }
 
-/*
- * Every simple Query passes here in transaction mode, so this is a Horspool search
- * for the three 7-byte words at once: it looks at the last byte of a 7-byte window
- * and, unless that byte ends one of them ('e' or 'c'), jumps as far as the words
- * allow (7 for a byte none of them has). `b | 0x20` is b's lower case for a letter and
- * never turns anything else into one of the letters looked at.
- */
+/* Every simple Query passes here in transaction mode: 16 bytes at a time, and only
+   the places holding an anchor letter are looked at more closely. The last block
+   overlaps the one before it rather than being copied. */
 int sqlprep_mentions(const char *sql, size_t len)
 {
-    static uint8_t shift[256];
-    if (!shift[0]) {
-        static const char *const words[] = {"prepare", "execute", "dealloc"};
-        for (int b = 0; b < 256; b++)
-            shift[b] = 7;
-        for (int w = 0; w < 3; w++)
-            for (int j = 0; j < 6; j++) {
-                uint8_t b = (uint8_t)words[w][j];
-                if (shift[b] > 6 - j)
-                    shift[b] = (uint8_t)(6 - j);
-            }
+    size_t at = 0;
+    if (len < 16) {
+        for (; at < len; at++)
+            if (word_anchored_at(sql, len, at))
+                return 1;
+        return 0;
     }
-    for (size_t i = 0; i + 7 <= len;) {
-        uint8_t last = (uint8_t)(sql[i + 6] | 0x20);
-        if ((last == 'e' || last == 'c') && word_at(sql, len, i))
+    for (; at + 16 <= len; at += 16)
+        if (anchored_in(sql, len, at, anchors_in_16(sql, at)))
             return 1;
-        i += shift[last];
-    }
+    if (at == len)
+        return 0;
+    size_t from = len - 16; /* bytes before `at` were looked at already */
+    return anchored_in(sql, len, from, anchors_in_16(sql, from) & ~((1u << (at - from)) - 1));
+}
+#else
+int sqlprep_mentions(const char *sql, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (word_anchored_at(sql, len, i))
+            return 1;
     return 0;
 }
+#endif
 
 static int same_uses(const struct sqlprep_scan *a, const struct sqlprep_scan *b)
 {

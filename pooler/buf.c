@@ -50,18 +50,21 @@ void buf_cache_clear(void)
         free(cache[--cached].data);
 }
 
+/* The buffer claims no room from now on, so that every later reservation takes the
+   slow path below and fails there: the check costs nothing while all is well. */
 static int fail(struct wp_buf *b)
 {
     b->failed = 1;
+    b->cap = b->len;
     return -1;
 }
 
 int buf_reserve(struct wp_buf *b, size_t extra)
 {
-    if (b->failed)
-        return -1; /* nothing goes after a lost piece */
     if (b->cap - b->len >= extra)
         return 0;
+    if (b->failed)
+        return -1; /* nothing goes after a lost piece */
     if (!b->data && take_cached(b, extra))
         return 0;
     if (b->pos > 0 && b->cap - buf_unread(b) >= extra) {

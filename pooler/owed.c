@@ -11,6 +11,11 @@
 
 #define OWED_FIRST_CAP 8u
 
+const uint8_t owed_request_kind[256] = {
+    ['S'] = OWED_READY,    ['Q'] = OWED_READY,    ['F'] = OWED_READY,    ['P'] = OWED_EXTENDED,
+    ['B'] = OWED_EXTENDED, ['D'] = OWED_EXTENDED, ['E'] = OWED_EXTENDED, ['C'] = OWED_EXTENDED,
+};
+
 static int answers_with_ready(uint8_t type)
 {
     return type == 'S' || type == 'Q' || type == 'F';

@@ -498,7 +498,7 @@ static void note_lost(struct wp_server *s, uint8_t type)
              type >= 32 && type < 127 ? type : '?');
 }
 
-static void feed_answer(struct wp_server *s, uint8_t type)
+__attribute__((always_inline)) static inline void feed_answer(struct wp_server *s, uint8_t type)
 {
     owed_answer(&s->owed, type);
     if (s->owed.lost)

@@ -597,13 +597,15 @@ static int word_is_at(const char *sql, size_t len, size_t start, const char *wor
    anything else into one of these letters. */
 static int word_anchored_at(const char *sql, size_t len, size_t i)
 {
+    /* The neighbouring letter first: most anchors in ordinary SQL stop there. */
     switch (sql[i] | 0x20) {
     case 'x':
-        return i > 0 && word_is_at(sql, len, i - 1, "execute", 7);
+        return i > 0 && (sql[i - 1] | 0x20) == 'e' && word_is_at(sql, len, i - 1, "execute", 7);
     case 'p':
-        return word_is_at(sql, len, i, "prepare", 7);
+        return i + 1 < len && (sql[i + 1] | 0x20) == 'r' && word_is_at(sql, len, i, "prepare", 7);
     case 'd':
-        return word_is_at(sql, len, i, "deallocate", 10);
+        return i + 1 < len && (sql[i + 1] | 0x20) == 'e' &&
+               word_is_at(sql, len, i, "deallocate", 10);
     default:
         return 0;
     }

@@ -48,65 +48,58 @@ static inline int owed_settled(const struct wp_owed *o)
     return o->count == 0 && !o->unsynced && !o->skipping && !o->copy_in && !o->lost;
 }
 
+/* What owed_sent does with a frontend message type (owed.c fills the table). */
+enum { OWED_READY = 1 /* S Q F */, OWED_EXTENDED = 2 /* P B D E C */ };
+extern const uint8_t owed_request_kind[256];
+
 /* A message was written to the backend. Inline: a request with room in the ring, in
-   no COPY or skip, costs a store and a few flags. */
+   no COPY or skip, costs a table look-up, a store and a few flags. */
 static inline void owed_sent(struct wp_owed *o, uint8_t type)
 {
-    int ready = type == 'S' || type == 'Q' || type == 'F';
-    int extended = type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C';
-    if (o->skipping || o->copy_in || o->count == o->cap || !(ready || extended)) {
+    uint8_t kind = owed_request_kind[type];
+    if (!kind || o->skipping || o->copy_in || o->count == o->cap) {
         owed_sent_slow(o, type);
         return;
     }
     o->ring[(o->head + o->count) & (o->cap - 1)] = type;
     o->count++;
-    o->ready += (uint32_t)ready;
-    o->unsynced = (uint8_t)extended; /* Sync and Query are boundaries */
+    o->ready += kind & OWED_READY;
+    o->unsynced = kind >> 1; /* Sync and Query are boundaries */
 }
 
-/* What the oldest request must be for this answer to settle it ('?' = it settles
-   none and leaves the FIFO alone whatever the head), or 0 for the general case. */
-static inline uint8_t owed_settles(uint8_t type, uint8_t head)
+/* The answer settles the head request, as it does for ordinary traffic: a
+   ReadyForQuery its Sync/Query, BindComplete its Bind, CommandComplete its Execute,
+   ParseComplete its Parse. Everything else is owed_answer_slow's. */
+static inline int owed_settles_head(uint8_t type, uint8_t head)
 {
     switch (type) {
-    case '1':
-        return 'P';
-    case '2':
-        return 'B';
-    case 'n':
-        return 'D';
     case 'Z':
-        return head == 'S' || head == 'Q' || head == 'F' ? head : 0;
+        return head == 'S' || head == 'Q' || head == 'F';
+    case '2':
+        return head == 'B';
     case 'C':
-    case 'T':
-        return head == 'Q' ? '?' : type == 'C' ? 'E' : 'D';
-    case 'N':
-    case 'S':
-    case 'A':
-        return '?';
+        return head == 'E';
+    case '1':
+        return head == 'P';
     default:
         return 0;
     }
 }
 
-/* A message (any type but DataRow) was read from the backend. Inline: the answers of
-   an ordinary request cost a switch and, at its end, a pop. */
+/* A message (any type but DataRow) was read from the backend. Inline: the answers
+   of a simple Query before its ReadyForQuery cost two tests, a settling answer a pop. */
 static inline void owed_answer(struct wp_owed *o, uint8_t type)
 {
     uint8_t head = o->count ? o->ring[o->head] : 0;
-    uint8_t want = owed_settles(type, head);
-    if (want == '?' && head)
-        return; /* part of the head's answer */
-    if (!head || want != head) {
-        owed_answer_slow(o, type);
-        return;
-    }
+    if (head == 'Q' && (type == 'T' || type == 'C' || type == 'S' || type == 'N'))
+        return; /* rows, tags, parameters and notices of a simple Query */
     uint32_t next = (o->head + 1) & (o->cap - 1);
-    if (o->count > 1 && (o->ring[next] == 'c' || o->ring[next] == 'f')) {
+    if (!owed_settles_head(type, head) ||
+        (o->count > 1 && (o->ring[next] == 'c' || o->ring[next] == 'f'))) {
         owed_answer_slow(o, type); /* markers behind it go too */
         return;
     }
-    o->ready -= (uint32_t)(head == 'S' || head == 'Q' || head == 'F');
+    o->ready -= (uint32_t)(type == 'Z');
     o->head = next;
     o->count--;
 }

@@ -1359,6 +1359,15 @@ void prepared_warm_failed(struct wp_server *s)
     server_kick_write(s);
 }
 
+void prepared_abandon_batch(struct wp_server *s)
+{
+    /* A backend skipping to the Sync ignores the Parse: then it gets no answer. */
+    if (!s->ext_skipping)
+        push(s, 'P', PENDING_SKIP, NULL, NULL);
+    s->ext_skipping = 0;
+    push(s, 'S', PENDING_FORWARD, NULL, NULL);
+}
+
 int prepared_may_resume(const struct wp_server *s)
 {
     return s->name_effects == 0;

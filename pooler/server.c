@@ -479,6 +479,8 @@ void server_abandon(struct wp_server *s)
         proto_put_simple(&s->wbuf, 'S');
         owed_sent(&s->owed, 'P');
         owed_sent(&s->owed, 'S');
+        if (prepared_active(s))
+            prepared_abandon_batch(s);
     }
     if (server_outstanding(s))
         cancel_server(s);

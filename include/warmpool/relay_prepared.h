@@ -41,6 +41,10 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
 int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *msg, uint32_t len);
 /* Client input held after a Sync may go on now. */
 int prepared_may_resume(const struct wp_server *s);
+/* The client left in the middle of an extended batch: server_abandon sends a Parse
+   that fails and a Sync. Their answers must be matched with them, not with the
+   client's requests still queued before them. */
+void prepared_abandon_batch(struct wp_server *s);
 /* CommandComplete of warmpool's own query (e.g. a DISCARD ALL reset). */
 void prepared_internal_command(struct wp_server *s, const uint8_t *msg, uint32_t len);
 /* Emit synthetic answers now at the head of the queue. */

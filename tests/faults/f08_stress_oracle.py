@@ -31,7 +31,7 @@ FT_* environment):
   FT_STRESS_KNOWN_DIFFS=1  also generate what docs/ARCHITECTURE.md lists as a known
                          difference from PostgreSQL (a named Parse pipelined in a failed
                          transaction)
-  FT_STRESS_BUDGET=S     seconds after which clients stop (default 120; x3 on valgrind)
+  FT_STRESS_BUDGET=S     seconds after which clients stop (default 90; x3 on valgrind)
   FT_STRESS_IDS=3,7      run only these client ids (same sequences as in the full run;
                          to study one client's failure without the others)
   FT_STRESS_TRACE=1      print every message each client sends and receives
@@ -109,7 +109,7 @@ def config():
     cfg["scale"] = float(cfg["scale"])
     cfg["clients"] = int(cfg["clients"])
     cfg["ids"] = [int(x) for x in cfg["ids"].split(",") if x.strip()] or list(range(cfg["clients"]))
-    budget = float(cfg["budget"]) if cfg["budget"] else 120.0 * (3 if fl.VALGRIND else 1)
+    budget = float(cfg["budget"]) if cfg["budget"] else 90.0 * (3 if fl.VALGRIND else 1)
     cfg["budget"] = budget
     excl = {c for c in cfg["exclude"].replace(" ", "").split(",") if c}
     only = {c for c in cfg["only"].replace(" ", "").split(",") if c}

@@ -1542,18 +1542,21 @@ class Client(threading.Thread):
                               f"{show(pending[i]) if i < len(pending) else 'nothing more'} "
                               f"then FATAL 08P01, got {show(got)}")
             i += 1
+        self.expect_close("after FATAL 08P01")
+        self.conn.close()
+        self.conn = self.m = None
+
+    def expect_close(self, when):
+        """Nothing more may come: only the close."""
         try:
             t, body = self.conn.read_msg()
-            raise Failure("mismatch", f"a message after FATAL 08P01: "
-                          f"{show(decode(t.decode('latin-1'), body))}")
+            raise Failure("mismatch", f"a message {when}: {show(decode(t.decode('latin-1'), body))}")
         except EOFError:
             pass
         except socket.timeout:
-            raise Failure("hang", "the connection stayed open after FATAL 08P01")
+            raise Failure("hang", f"the connection stayed open {when}")
         except OSError:
             pass
-        self.conn.close()
-        self.conn = self.m = None
 
     # -- the run
     def pick(self):
@@ -1594,6 +1597,7 @@ class Client(threading.Thread):
                 self.exchange()
                 self.put(fe(b"X"), "X")
                 self.push()
+                self.expect_close("after Terminate")
         except Failure as e:
             self.record(e.kind, e.detail)
             self.drop(uncertain=True)

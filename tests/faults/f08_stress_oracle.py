@@ -1729,8 +1729,9 @@ def main():
         targets = [(("127.0.0.1", port), "small"), (("127.0.0.1", port), "tiny")]
     for addr, db in targets:
         try:
+            t = time.monotonic()
             good, msgs = fresh_client(addr, db)
-            check(good, f"a fresh client of {db} is served ({msgs})")
+            check(good, f"a fresh client of {db} is served in {time.monotonic() - t:.1f} s ({msgs})")
         except (OSError, EOFError, Failure) as e:
             check(False, f"a fresh client of {db} is served ({type(e).__name__}: {e})")
     check_invariants(RUN)

@@ -698,6 +698,7 @@ class Conn(RawClient):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.rbuf, self.rpos, self.app = bytearray(), 0, app
         self.buf = b""
+        self.nsent = 0
 
     def startup(self, user=fl.USER, db=fl.DB):
         body = struct.pack("!I", 196608)
@@ -727,9 +728,13 @@ class Conn(RawClient):
         self.rpos = p + 1 + n
         return t, body
 
+    def send(self, data):
+        self.nsent += 1  # login messages: one per call
+        self.sock.sendall(data)
+
     def login_full(self, user, db):
         """Log in; returns (ParameterStatus dict, BackendKeyData (pid, key), messages
-        read) or raises Failure."""
+        read, ReadyForQuery status) or raises Failure."""
         self.startup(user, db)
         params, key, nread = {}, None, 0
         while True:
@@ -825,7 +830,7 @@ class Client(threading.Thread):
             raise Failure("hang", "no answer to the login within 30 s")
         except EOFError:
             raise Failure("closed", "connection closed during login")
-        self.sent += 2
+        self.sent += self.conn.nsent
         self.recv += nread
         self.key = key
         self.hist_sent.append(f"startup(application_name={app})")

@@ -201,6 +201,7 @@ stats_socket = $tmp/$1.stats
 wpfault = host=127.0.0.1 port=$pgport dbname=wpfault
 small = host=127.0.0.1 port=$pgport dbname=wpfault max_pool_size=2
 fresh = host=127.0.0.1 port=$pgport dbname=wpfault max_pool_size=2
+tiny = host=127.0.0.1 port=$pgport dbname=wpfault max_pool_size=1
 INI
 }
 
@@ -236,6 +237,12 @@ valgrind_check "startup (warmpool --check)"
 asan_slack=0
 ldd "$WARMPOOL" 2>/dev/null | grep -q libasan && asan_slack=$((8 * 1024))
 export FT_ASAN_SLACK_KB=$asan_slack
+# f08_stress_oracle runs 1/5 of its full size under ASan or valgrind (FT_STRESS_SCALE
+# set by the caller wins).
+if [ -z "${FT_STRESS_SCALE:-}" ] && { [ "$asan_slack" -gt 0 ] || [ "$WP_VALGRIND" = 1 ]; }; then
+    FT_STRESS_SCALE=0.2
+fi
+export FT_STRESS_SCALE=${FT_STRESS_SCALE:-1}
 export FT_ROOT=$root FT_TMP=$tmp FT_PG_DIR=$tmp/pg FT_PG_PORT=$pgport
 export FT_WP_MD5_PORT=$md5port FT_WP_MD5_PID=${wp_pids[0]} FT_WP_MD5_LOG=$tmp/md5.log
 export FT_WP_SCRAM_PORT=$scramport FT_WP_SCRAM_PID=${wp_pids[1]} FT_WP_SCRAM_LOG=$tmp/scram.log

@@ -172,7 +172,7 @@ static void refuse_message_type(struct wp_client *c, uint8_t type)
 static void refuse_bad_type_when_answered(struct wp_server *s, int may_flush)
 {
     struct wp_client *c = s->client;
-    if (!c || !c->bad_type)
+    if (!c || !c->bad_type_next)
         return;
     if (s->owed.count == 0 && s->scan == 0 && buf_unread(&s->wbuf) == 0 && c->scan == 0) {
         refuse_message_type(c, c->bad_type);
@@ -423,7 +423,7 @@ void relay_server_input(struct wp_server *s)
             resume_held_input(s);
             if (s->params_outcome)
                 act_on_params_outcome(s);
-            else if (flushed && s->client && s->client->bad_type)
+            else if (flushed && s->client && s->client->bad_type_next)
                 refuse_bad_type_when_answered(s, 0);
             return;
         }
@@ -442,7 +442,7 @@ void relay_client_writable(struct wp_client *c)
     struct wp_server *s = c->server;
     if (rc == 0 || !s)
         return;
-    if (c->bad_type) {
+    if (c->bad_type_next) {
         refuse_bad_type_when_answered(s, 0);
         return;
     }

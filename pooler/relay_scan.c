@@ -108,7 +108,7 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             c->msg_left -= (uint32_t)take;
             continue;
         }
-        if (c->input_held || c->bad_type)
+        if (c->input_held || c->bad_type_next)
             return RELAY_SCAN_MORE;
         uint8_t type;
         uint32_t len;
@@ -121,6 +121,7 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             return RELAY_SCAN_TERMINATE;
         if (!owed_frontend_type_valid(type)) {
             c->bad_type = type; /* never forwarded: the backend would die of it */
+            c->bad_type_next = 1;
             return RELAY_SCAN_BAD_TYPE;
         }
         note_request_start(c, type, p, avail, len);

@@ -26,7 +26,7 @@ enum relay_scan {
     RELAY_SCAN_ERROR,
     RELAY_SCAN_TOO_LARGE, /* a client message declared longer than max_packet_size */
     RELAY_SCAN_BAD_TYPE,  /* a client message of a type PostgreSQL does not accept (the
-                             scan stops before it and sets client->bad_type) */
+                             scan stops before it and sets client->bad_type_next) */
     RELAY_SCAN_NO_MEMORY, /* a buffer or the statement registry could not grow */
 };
 

@@ -672,7 +672,7 @@ static void refuse_client(struct world *w, struct wp_client *c)
 static void refuse_when_answered(struct world *w, struct wp_server *s, int may_flush)
 {
     struct wp_client *c = s->client;
-    if (!c || !c->bad_type)
+    if (!c || !c->bad_type_next)
         return;
     if (s->owed.count == 0 && s->scan == 0 && buf_unread(&s->wbuf) == 0 && c->scan == 0) {
         refuse_client(w, c);
@@ -795,7 +795,7 @@ static int after_server_scan(struct world *w, int i, enum relay_scan r)
         resume_held_input(w, s);
         if (w->servers[i] != s)
             return 0;
-        if (s->client && s->client->bad_type)
+        if (s->client && s->client->bad_type_next)
             refuse_when_answered(w, s, 0);
         return w->servers[i] == s;
     }
@@ -1156,7 +1156,7 @@ static void check_owed(const struct world *w, int i)
         abort();
     }
     const struct wp_client *c = s->client;
-    if (c && c->bad_type) {
+    if (c && c->bad_type_next) {
         fprintf(stderr, "client %d: type %d never refused, its backend is quiet\n",
                 client_index(w, c), c->bad_type);
         abort();

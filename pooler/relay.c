@@ -166,25 +166,29 @@ static void refuse_message_type(struct wp_client *c, uint8_t type)
 /*
  * A client message of an unknown type is next in the input. PostgreSQL reads in order:
  * what came before it runs and is answered, then the connection ends with FATAL. So
- * the refusal waits until the backend owes nothing and its answers reached the client;
- * answers held back for want of a Flush are asked for with one (harmless).
+ * what came before is written first (answers held back for want of a Flush are asked
+ * for with one, harmless), and the refusal waits until the backend owes nothing and
+ * its answers reached the client. It must not wait for the last bytes written to be
+ * answered: they may get no answer at all (a Flush, requests skipped after an error),
+ * and then nothing would call here again. (If they are not all written yet, closing
+ * the client closes the backend once quiet, see client_close.)
  */
 static void refuse_bad_type_when_answered(struct wp_server *s, int may_flush)
 {
     struct wp_client *c = s->client;
     if (!c || !c->bad_type_next)
         return;
-    if (s->owed.count == 0 && s->scan == 0 && buf_unread(&s->wbuf) == 0 && c->scan == 0) {
-        refuse_message_type(c, c->bad_type);
-        return;
-    }
     if (may_flush && s->owed.count > 0 && s->owed.unsynced) {
         relay_move_client_scanned(c, s);
         proto_put_simple(&s->wbuf, 'H');
         owed_sent(&s->owed, 'H');
     }
-    if (relay_flush_to_server(s) < 0)
+    if (relay_flush_to_server(s) < 0) {
         server_close(s, "write to server failed");
+        return;
+    }
+    if (s->owed.count == 0 && s->scan == 0)
+        refuse_message_type(c, c->bad_type);
 }
 
 /* No backend yet: decide whether the input needs one, and ask the pool. */

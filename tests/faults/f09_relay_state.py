@@ -17,7 +17,9 @@ kept a backend from ever being released:
   5. a client that leaves while what it sent is only partly written to the backend:
      the backend is closed at once, not left to the drain timeout;
   6. unknown message types the refusal must not wait on: a type byte of 0 (it was
-     taken for "no unknown type" and the client hung with its Parse never written).
+     taken for "no unknown type" and the client hung with its Parse never written),
+     and 'z' right behind messages that get no answer (a Flush; a Bind skipped after
+     an error), where the refusal waited for an answer that never came.
 After every case no backend is left draining and the pooler log never says a backend
 "did not become idle after its client left"."""
 import struct
@@ -224,6 +226,12 @@ def case_unknown_type_at_once():
         # label, bytes sent first and the SQLSTATE they get, then the bytes whose last
         # message has the unknown type, the answers before the FATAL, and that type
         ("a Parse, then type 0", b"", None, parse + RawClient.msg(b"\0", b"junk"), [b"1"], 0),
+        ("a Flush, then 'z'", b"", None, RawClient.msg(b"H") + RawClient.msg(b"z", b"junk"),
+         [], 122),
+        ("a Bind skipped after an error, then 'z'",
+         RawClient.msg(b"P", b"\0SELECT (\0" + struct.pack("!H", 0)) + RawClient.msg(b"H"),
+         "42601", RawClient.msg(b"B", b"\0\0" + struct.pack("!HHH", 0, 0, 0)) +
+         RawClient.msg(b"z", b"junk"), [], 122),
     ]
     for label, first, first_code, then, kinds_wanted, typ in cases:
         a = Client(timeout=5.0)

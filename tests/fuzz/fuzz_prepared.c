@@ -674,10 +674,6 @@ static void refuse_when_answered(struct world *w, struct wp_server *s, int may_f
     struct wp_client *c = s->client;
     if (!c || !c->bad_type_next)
         return;
-    if (s->owed.count == 0 && s->scan == 0 && buf_unread(&s->wbuf) == 0 && c->scan == 0) {
-        refuse_client(w, c);
-        return;
-    }
     if (may_flush && s->owed.count > 0 && s->owed.unsynced) {
         relay_move_client_scanned(c, s);
         proto_put_simple(&s->wbuf, 'H');
@@ -685,6 +681,8 @@ static void refuse_when_answered(struct world *w, struct wp_server *s, int may_f
     }
     write_to_backend(w, s);
     client_reads(w, c);
+    if (s->owed.count == 0 && s->scan == 0)
+        refuse_client(w, c);
 }
 
 /* No backend: relay.c answers what the registry can (answer_without_server), refuses

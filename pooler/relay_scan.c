@@ -75,11 +75,14 @@ static void note_request_start(struct wp_client *c, uint8_t type, const uint8_t 
             sql_len = strnlen(sql, len - 5 - name_len - 1);
         }
     } else if (avail >= len && type == 'B') {
-        /* A Bind of a named statement: its text and fingerprint are in the registry. */
+        /* A Bind of a named statement: its text and fingerprint are in the registry. The
+           name is looked up only if it ends inside the message (a client's bytes). */
         const char *portal = (const char *)p + 5;
         size_t portal_len = strnlen(portal, len - 5);
+        size_t room = portal_len + 1 < len - 5 ? len - 5 - portal_len - 1 : 0;
+        const char *name = room ? portal + portal_len + 1 : NULL;
         struct wp_stmt *stmt =
-            portal_len + 1 < len - 5 ? namemap_get(&c->stmts, portal + portal_len + 1) : NULL;
+            name && memchr(name, '\0', room) ? namemap_get(&c->stmts, name) : NULL;
         if (stmt) {
             if (!stmt->fingerprint)
                 stmt->fingerprint = fingerprint_hash(stmt->query, stmt->query_len);

@@ -17,8 +17,9 @@
  * Backend answers may also be made to fail, or replaced by raw bytes from the input
  * (ErrorResponse without SQLSTATE, without fields, unterminated, …).
  *
- * Input: byte 0 = setup (max_prepared_statements 1..4, one or two backends, statement
- * mode), then operations, one byte each plus operands (see step()).
+ * Input: byte 0 = setup (max_prepared_statements 1..4, or 0 when its four high bits are
+ * all set: the prepared layer off, the release decision then owed.c's alone; one or two
+ * backends; statement mode), then operations, one byte each plus operands (see step()).
  *
  * Checked after every operation, abort() on violation:
  *   - every statement's refs equals the holders found (client name maps, backend sets,
@@ -533,7 +534,8 @@ static void check_client_view(struct world *w, int k)
     struct client_view *v = &w->views[k];
     const struct wp_name_map *map = &w->clients[k]->stmts;
     view_settle(v);
-    if (v->off || w->raw_injected || v->head != v->tail)
+    /* (Without the prepared layer, statement names are the backend's, not warmpool's.) */
+    if (v->off || w->raw_injected || v->head != v->tail || !w->cfg.max_prepared_statements)
         return;
     int same = (int)map->count == v->nnames;
     for (int i = 0; same && i < v->nnames; i++)
@@ -570,7 +572,7 @@ static void client_reads(struct world *w, struct wp_client *c)
                 abort();
             w->got_ready[k]++;
         }
-        if (type == 'E' && !w->raw_injected) {
+        if (type == 'E' && !w->raw_injected && w->cfg.max_prepared_statements > 0) {
             const char *text = proto_error_field(msg + 5, len - 5, 'M');
             const char *wp = text && strstr(text, "(backend)") ? strstr(text, "\"wp_") : NULL;
             size_t digits = wp ? strspn(wp + 4, "0123456789") : 0;
@@ -691,7 +693,7 @@ static void refuse_when_answered(struct world *w, struct wp_server *s, int may_f
 static void relay_without_server(struct world *w, struct wp_client *c)
 {
     uint8_t first = buf_unread(&c->rbuf) ? buf_head(&c->rbuf)[0] : 0;
-    if (first == 'P' || first == 'D' || first == 'C') {
+    if (w->cfg.max_prepared_statements > 0 && (first == 'P' || first == 'D' || first == 'C')) {
         int rc;
         while ((rc = prepared_answer_locally(c)) == 1)
             ;
@@ -962,7 +964,7 @@ static void close_client(struct world *w, struct wp_client *c, int close_server)
 static void world_init(struct world *w, uint8_t setup)
 {
     memset(w, 0, sizeof *w);
-    w->cfg.max_prepared_statements = 1 + (setup & 3);
+    w->cfg.max_prepared_statements = (setup & 0xf0) == 0xf0 ? 0 : 1 + (setup & 3);
     w->cfg.warm_prepared_statements = 2;
     w->cfg.max_packet_size = 1 << 20;
     w->cfg.pkt_buf = 4096;

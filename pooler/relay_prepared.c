@@ -20,7 +20,7 @@
 #include "warmpool/pool.h"
 #include "warmpool/prepared.h"
 #include "warmpool/proto.h"
-#include "warmpool/relay.h"
+#include "warmpool/relay_scan.h"
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"

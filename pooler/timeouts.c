@@ -25,7 +25,7 @@
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
-#include "warmpool/relay.h"
+#include "warmpool/relay_scan.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/stats.h"

@@ -66,14 +66,15 @@ struct wp_client {
     uint8_t md5_salt[4];
     uint8_t state;       /* enum wp_client_state */
     uint8_t auth_method; /* login.c's METHOD_* */
-    uint8_t bad_type;    /* a message of this type is next: refused once all before it
-                            is answered (relay.c) */
+    uint8_t bad_type;    /* type of the message bad_type_next refuses (0 is one too) */
     unsigned write_armed : 1;
     unsigned read_paused : 1;
     unsigned cancel_hold : 1; /* input waits while its backend's cancel is in flight (relay.c) */
     unsigned is_admin : 1;
-    unsigned input_held : 1; /* stop after a Sync until earlier name changes are settled */
-    char addr[];             /* "host:port" or "unix", sized at accept (client_accept) */
+    unsigned input_held : 1;    /* stop after a Sync until earlier name changes are settled */
+    unsigned bad_type_next : 1; /* a message of a type PostgreSQL does not know (bad_type)
+                                   is next: refused once all before it is answered */
+    char addr[];                /* "host:port" or "unix", sized at accept (client_accept) */
 };
 
 /* The client talks TLS (the handshake is done). */

@@ -1,7 +1,8 @@
 /*
- * relay — moves bytes between a linked client and server. It reads message headers,
- * opens only the bodies it must act on (ReadyForQuery, ParameterStatus, Terminate),
- * tracks what is outstanding, and forwards everything else as byte ranges.
+ * relay — moves bytes between a linked client and server. relay_scan.h reads the
+ * message headers, opens only the bodies it must act on (ReadyForQuery,
+ * ParameterStatus, Terminate…) and tracks what is outstanding; the relay forwards
+ * everything else as byte ranges, and pauses, releases or closes as the scan decides.
  */
 #ifndef WARMPOOL_RELAY_H
 #define WARMPOOL_RELAY_H
@@ -17,8 +18,6 @@ void relay_server_input(struct wp_server *server);
 int relay_flush_to_server(struct wp_server *server);
 /* Write what is pending toward the client (warmpool bytes, then backend bytes). */
 int relay_flush_to_client(struct wp_client *client);
-/* Can this server go back to the pool now (transaction/statement mode)? */
-int relay_release_point(const struct wp_server *server);
 /* Release the server if it sits at a release point with nothing left to flush. */
 void relay_try_release(struct wp_server *server);
 /* The client socket became writable again. */
@@ -26,10 +25,5 @@ void relay_client_writable(struct wp_client *client);
 /* The server no longer waits for its client to take bytes (released or abandoned):
    read from it again. */
 void relay_resume_server_read(struct wp_server *server);
-
-/* Bytes scanned but not yet written go into the peer-bound buffer of warmpool's own
-   bytes, so that what warmpool appends next follows them in order. */
-void relay_move_client_scanned(struct wp_client *client, struct wp_server *server);
-void relay_move_server_scanned(struct wp_server *server);
 
 #endif

@@ -15,7 +15,11 @@ kept a backend from ever being released:
   4. Close then a header declaring 0xFFFFFFFF bytes, then a stream of data: 08P01 at
      once, memory stays flat;
   5. a client that leaves while what it sent is only partly written to the backend:
-     the backend is closed at once, not left to the drain timeout.
+     the backend is closed at once, not left to the drain timeout;
+  6. unknown message types the refusal must not wait on: a type byte of 0 (it was
+     taken for "no unknown type" and the client hung with its Parse never written),
+     and 'z' right behind messages that get no answer (a Flush; a Bind skipped after
+     an error), where the refusal waited for an answer that never came.
 After every case no backend is left draining and the pooler log never says a backend
 "did not become idle after its client left"."""
 import struct
@@ -200,6 +204,60 @@ def case_failed_param_sync():
     h.close()
 
 
+def read_until_error(c, what):
+    """Message types up to the first ErrorResponse and its fields, or {"error": reason}
+    when the connection ended or went silent first."""
+    kinds = []
+    try:
+        while True:
+            t, body = c.read_msg()
+            if t == b"E":
+                return kinds, RawClient.error_fields(body)
+            kinds.append(t)
+    except (EOFError, OSError) as e:
+        log(f"{what}: {type(e).__name__} {e}")
+        return kinds, {"error": str(e)}
+
+
+def case_unknown_type_at_once():
+    h = holder()
+    parse = RawClient.msg(b"P", b"\0SELECT 1\0" + struct.pack("!H", 0))
+    cases = [
+        # label, bytes sent first and the SQLSTATE they get, then the bytes whose last
+        # message has the unknown type, the answers before the FATAL, and that type
+        ("a Parse, then type 0", b"", None, parse + RawClient.msg(b"\0", b"junk"), [b"1"], 0),
+        ("a Flush, then 'z'", b"", None, RawClient.msg(b"H") + RawClient.msg(b"z", b"junk"),
+         [], 122),
+        ("a Bind skipped after an error, then 'z'",
+         RawClient.msg(b"P", b"\0SELECT (\0" + struct.pack("!H", 0)) + RawClient.msg(b"H"),
+         "42601", RawClient.msg(b"B", b"\0\0" + struct.pack("!HHH", 0, 0, 0)) +
+         RawClient.msg(b"z", b"junk"), [], 122),
+    ]
+    for label, first, first_code, then, kinds_wanted, typ in cases:
+        a = Client(timeout=5.0)
+        a.login_ok(f"6 {label}")
+        if first:
+            a.send(first)
+            kinds, f = read_until_error(a, f"6 {label}, first")
+            check(f.get("C") == first_code, f"6: {label}: first {first_code} ({kinds} {f})")
+        start = time.monotonic()
+        a.send(then)
+        kinds, f = read_until_error(a, f"6 {label}")
+        took = time.monotonic() - start
+        check(kinds == kinds_wanted and f.get("S") == "FATAL" and f.get("C") == "08P01" and
+              f"invalid frontend message type {typ}" in f.get("M", "") and took < 4,
+              f"6: {label}: {kinds_wanted} then FATAL 08P01 at once ({kinds} {f}, {took:.1f} s)")
+        a.close()
+    b = Client()
+    b.login_ok("6 B")
+    b.query("SELECT 'B-after-refusals'")
+    check(rows_of(b.exchange("6 B")) == [["B-after-refusals"]], "6: the next client is served")
+    b.close()
+    h.rollback()
+    h.close()
+    settled("6")
+
+
 def case_close_then_huge_length():
     pid = pooler_pid(INST)
     before = rss_kb(pid)
@@ -268,7 +326,7 @@ def case_leave_mid_write():
 
 
 for case in (case_unknown_type, case_query_in_skip, case_failed_param_sync,
-             case_close_then_huge_length, case_leave_mid_write):
+             case_close_then_huge_length, case_leave_mid_write, case_unknown_type_at_once):
     log(f"-- {case.__name__}")
     try:
         case()

@@ -1,20 +1,25 @@
 /*
- * fuzz_prepared — libFuzzer target for the prepared-statement rewriter
- * (relay_prepared.c over prepared.c) driven by message sequences.
+ * fuzz_prepared — libFuzzer target for the relay's scanner (relay_scan.c) and the
+ * prepared-statement rewriter it calls (relay_prepared.c over prepared.c), driven by
+ * message sequences.
  *
  * The harness links the whole pooler and plays both ends in memory: two clients of
  * one transaction-mode pool, one or two backends, no sockets. Client messages are
- * appended to the client's rbuf and walked the way relay.c's scan_client walks them
- * (prepared_client_message, then relay_move_client_scanned); what reaches a backend's
- * wbuf is read by a small PostgreSQL model that answers like PostgreSQL does
- * (statements by name, "ignore until Sync" after an error, simple-query PREPARE,
- * EXECUTE, DEALLOCATE, DISCARD ALL); its answers are walked the way scan_server walks
- * them (prepared_server_message, prepared_emit_synthetic, relay_move_server_scanned).
+ * appended to the client's rbuf and scanned by relay_scan_client, the function relay.c
+ * calls; the harness then does what relay.c's I/O side does with the result (the
+ * scanned bytes go to the backend's wbuf, a client is refused or closed), except that
+ * what reaches a backend's wbuf is read by a small PostgreSQL model that answers like
+ * PostgreSQL does (statements by name, "ignore until Sync" after an error, simple-query
+ * PREPARE, EXECUTE, DEALLOCATE, DISCARD ALL). Its answers are handed to
+ * relay_scan_server one message per read; what the scan marks for the client moves to
+ * the client's wbuf, where the harness reads it as the client would. Backends are
+ * SV_CLOSED (nothing writes a socket), the pool is a calloc'd one with its own stats.
  * Backend answers may also be made to fail, or replaced by raw bytes from the input
  * (ErrorResponse without SQLSTATE, without fields, unterminated, …).
  *
- * Input: byte 0 = setup (max_prepared_statements 1..4, one or two backends), then
- * operations, one byte each plus operands (see step()).
+ * Input: byte 0 = setup (max_prepared_statements 1..4, or 0 when its four high bits are
+ * all set: the prepared layer off, the release decision then owed.c's alone; one or two
+ * backends; statement mode), then operations, one byte each plus operands (see step()).
  *
  * Checked after every operation, abort() on violation:
  *   - every statement's refs equals the holders found (client name maps, backend sets,
@@ -22,10 +27,19 @@
  *     registry or retired; the registry's count is what its buckets hold;
  *   - no backend set exceeds max_prepared_statements, and its LRU list and count agree;
  *   - a client only ever receives well-framed messages;
- *   - unless raw backend bytes were injected: when a backend is quiet (model and
- *     pending queue empty), every statement warmpool believes it has prepared exists
- *     in the model; a client never sees an error naming one of warmpool's `wp_<n>`
- *     statements; and each client has had one ReadyForQuery per Sync/Query it sent.
+ *   - unless raw backend bytes were injected: a backend's `owed` is never lost; when a
+ *     backend model has read and answered all it was sent, owed_settled() is true
+ *     exactly when the model owes nothing (not skipping to a Sync, no extended message
+ *     since its last Sync or Query); the scan finds a release point only when the
+ *     model owes nothing, is idle and has nothing left to read or say; when a backend
+ *     is quiet (model and pending queue empty), every statement warmpool believes it
+ *     has prepared exists in the model; a client never sees an error naming one of
+ *     warmpool's `wp_<n>` statements; each client has had one ReadyForQuery per
+ *     Sync/Query it sent (a Query PostgreSQL skips after an error in its batch gets
+ *     none) and holds the statement names its answers say it made;
+ *   - a client that sent a message type PostgreSQL does not know is refused once every
+ *     request before it is answered, never earlier, and never left waiting once its
+ *     backend is quiet.
  * Everything is torn down per input, so LeakSanitizer sees leaked references.
  */
 #include <fcntl.h>
@@ -36,11 +50,12 @@
 #include <unistd.h>
 
 #include "warmpool/client.h"
+#include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/prepared.h"
 #include "warmpool/proto.h"
-#include "warmpool/relay.h"
 #include "warmpool/relay_prepared.h"
+#include "warmpool/relay_scan.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
@@ -86,7 +101,9 @@ struct model {
     char *names[MODEL_MAX_NAMES];
     int nnames;
     struct wp_buf inbound; /* frontend messages warmpool sent, not yet answered */
+    struct wp_buf out;     /* answers warmpool has not read yet */
     int skipping;          /* an error in the extended protocol: ignore until Sync */
+    int unsynced;          /* extended messages (Flush too) since the last Sync or Query */
     char tx;               /* 'I', 'T' or 'E' */
     struct model *self;    /* models[0], to name this one in traces */
 };
@@ -107,8 +124,9 @@ struct view_req {
 };
 
 struct client_view {
-    int off;    /* raw client messages: no longer checked */
-    int failed; /* an extended request failed: the rest up to Sync gets no answer */
+    int off;             /* raw client messages: no longer checked */
+    int failed;          /* an extended request failed: the rest up to Sync gets no answer */
+    int skipped_queries; /* Queries skipped that way: they get no ReadyForQuery */
     char names[VIEW_NAMES][16];
     int nnames;
     struct view_req reqs[VIEW_REQS];
@@ -122,11 +140,14 @@ struct world {
     struct wp_server *servers[NSERVERS];
     struct model models[NSERVERS];
     int nservers;
-    int raw_injected;  /* raw backend bytes: the semantic checks no longer apply */
-    int skipped_query; /* the ReadyForQuery count no longer applies */
+    int raw_injected; /* raw backend bytes: the semantic checks no longer apply */
     int sent_sync[NCLIENTS], got_ready[NCLIENTS];
     int ext_open[NCLIENTS];   /* extended messages sent since the client's last Sync */
     int discarding[NCLIENTS]; /* sent DISCARD ALL: waits for its answer (see op_send) */
+    /* Sent a Query inside an extended batch: with the client view off (raw messages),
+       the ReadyForQuery count no longer applies (the Query may be skipped). */
+    int skipped_query[NCLIENTS];
+    int refused[NCLIENTS]; /* sent a message type PostgreSQL does not know: sends no more */
     int devnull;
     struct client_view views[NCLIENTS];
 };
@@ -169,8 +190,16 @@ static void model_free(struct model *m)
 {
     model_clear(m);
     buf_free(&m->inbound);
+    buf_free(&m->out);
     m->tx = 'I';
-    m->skipping = 0;
+    m->skipping = m->unsynced = 0;
+}
+
+/* The model has read everything it was sent, and warmpool everything it answered. */
+static int model_quiet(const struct model *m, const struct wp_server *s)
+{
+    return buf_unread(&m->inbound) == 0 && buf_unread(&m->out) == 0 &&
+           buf_unread(&s->wbuf) == 0 && buf_unread(&s->rbuf) == 0;
 }
 
 static void model_error(struct model *m, struct wp_buf *out, const char *code, const char *what,
@@ -294,6 +323,12 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
     body[n] = '\0';
     buf_consume(&m->inbound, len);
     const uint8_t *b = (const uint8_t *)body;
+    /* A Sync, or a Query that is not skipped, ends the implicit transaction of the
+       extended messages before it (what owed.c calls unsynced). */
+    if (type == 'S' || (type == 'Q' && !m->skipping))
+        m->unsynced = 0;
+    else if (!m->skipping && memchr("PBDECH", type, 6))
+        m->unsynced = 1;
 
     if (type == 'S') {
         m->skipping = 0;
@@ -373,6 +408,8 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
 static void world_flush_to_backend(struct world *w, int i)
 {
     struct wp_server *s = w->servers[i];
+    if (tracing > 0 && buf_unread(&s->wbuf))
+        fprintf(stderr, "   %zu bytes written to S%d\n", buf_unread(&s->wbuf), i);
     buf_append(&w->models[i].inbound, buf_head(&s->wbuf), buf_unread(&s->wbuf));
     buf_consume(&s->wbuf, buf_unread(&s->wbuf));
 }
@@ -440,14 +477,23 @@ static void view_request(struct client_view *v, uint8_t type, const uint8_t *msg
     }
 }
 
+/* Requests that get no answer leave the head: a Flush, and after an error every request
+   up to the Sync (simple Queries too: PostgreSQL skips them). */
+static void view_settle(struct client_view *v)
+{
+    while (v->head < v->tail &&
+           (v->reqs[v->head].type == 'H' || (v->failed && v->reqs[v->head].type != 'S'))) {
+        v->skipped_queries += v->failed && v->reqs[v->head].type == 'Q';
+        v->head++;
+    }
+}
+
 /* One message the client received: which request it answers, and what it did. */
 static void view_answer(struct client_view *v, uint8_t t)
 {
     if (v->off)
         return;
-    while (v->head < v->tail && (v->reqs[v->head].type == 'H' ||
-                                 (v->failed && v->reqs[v->head].type != 'S')))
-        v->head++;
+    view_settle(v);
     if (v->head == v->tail) {
         fprintf(stderr, "client got '%c' with nothing asked\n", t);
         abort();
@@ -472,19 +518,32 @@ static void view_answer(struct client_view *v, uint8_t t)
         v->head++;
 }
 
+/* Client k's requests are all answered: one ReadyForQuery per Sync and per Query not
+   skipped after an error (counted by the view, or, with the view off, by the rule that
+   a Query sent inside an extended batch may have been skipped). */
+static int ready_count_ok(const struct world *w, int k)
+{
+    const struct client_view *v = &w->views[k];
+    if (!v->off)
+        return w->got_ready[k] == w->sent_sync[k] - v->skipped_queries;
+    return w->skipped_query[k] || w->got_ready[k] == w->sent_sync[k];
+}
+
 /* All the client's requests answered: warmpool's names for it are the ones it made. */
 static void check_client_view(struct world *w, int k)
 {
     struct client_view *v = &w->views[k];
     const struct wp_name_map *map = &w->clients[k]->stmts;
-    if (v->off || w->raw_injected || w->skipped_query || v->head != v->tail)
+    view_settle(v);
+    /* (Without the prepared layer, statement names are the backend's, not warmpool's.) */
+    if (v->off || w->raw_injected || v->head != v->tail || !w->cfg.max_prepared_statements)
         return;
     int same = (int)map->count == v->nnames;
     for (int i = 0; same && i < v->nnames; i++)
         same = namemap_get(map, v->names[i]) != NULL;
     if (!same) {
         fprintf(stderr, "client %d holds %d names by its answers, warmpool %zu:", k, v->nnames,
-                map->count);
+                (size_t)map->count);
         for (int i = 0; i < v->nnames; i++)
             fprintf(stderr, " %s", v->names[i]);
         fputc('\n', stderr);
@@ -514,7 +573,7 @@ static void client_reads(struct world *w, struct wp_client *c)
                 abort();
             w->got_ready[k]++;
         }
-        if (type == 'E' && !w->raw_injected) {
+        if (type == 'E' && !w->raw_injected && w->cfg.max_prepared_statements > 0) {
             const char *text = proto_error_field(msg + 5, len - 5, 'M');
             const char *wp = text && strstr(text, "(backend)") ? strstr(text, "\"wp_") : NULL;
             size_t digits = wp ? strspn(wp + 4, "0123456789") : 0;
@@ -526,61 +585,6 @@ static void client_reads(struct world *w, struct wp_client *c)
         }
         buf_consume(&c->wbuf, len);
     }
-}
-
-static void close_client_link(struct world *w, struct wp_client *c);
-
-/* relay.c's scan_client for whole messages. */
-static void relay_client(struct world *w, struct wp_client *c)
-{
-    struct wp_server *s = c->server;
-    if (!s) {
-        uint8_t first = buf_unread(&c->rbuf) ? buf_head(&c->rbuf)[0] : 0;
-        if (first == 'P' || first == 'D' || first == 'C') {
-            while (prepared_answer_locally(c) == 1)
-                ;
-            client_reads(w, c);
-        }
-        return;
-    }
-    for (;;) {
-        if (c->input_held)
-            break;
-        size_t avail = buf_unread(&c->rbuf) - c->scan;
-        if (avail == 0)
-            break;
-        uint8_t type;
-        uint32_t len;
-        enum proto_scan r = proto_scan_header(buf_head(&c->rbuf) + c->scan, avail,
-                                              (uint32_t)wp_rt.cfg->max_packet_size, &type, &len);
-        if (r == PROTO_NEED_MORE || (r == PROTO_HEADER && avail < len))
-            break;
-        if (r == PROTO_BAD_LENGTH) {
-            close_client_link(w, c);
-            return;
-        }
-        enum prep_input in = prepared_client_message(c, s, type, len);
-        if (in == PREP_WAIT)
-            break;
-        if (in == PREP_ERROR || in == PREP_NO_MEMORY) {
-            close_client_link(w, c);
-            return;
-        }
-        if (in == PREP_LOCAL)
-            continue;
-        if (in == PREP_HOLD)
-            c->input_held = 1;
-        if (in != PREP_DONE)
-            owed_sent(&s->owed, type);
-        if (in == PREP_DONE)
-            continue;
-        c->scan += len;
-    }
-    relay_move_client_scanned(c, s);
-    for (int i = 0; i < w->nservers; i++)
-        if (w->servers[i] == s)
-            world_flush_to_backend(w, i);
-    client_reads(w, c);
 }
 
 static const char *error_code(const uint8_t *msg, uint32_t len)
@@ -624,68 +628,218 @@ static void check_replaced_error(struct world *w, struct wp_client *c, size_t fr
     }
 }
 
-/* relay.c's scan_server for whole messages already in s->rbuf. */
-static void relay_server(struct world *w, struct wp_server *s)
+/* ---- warmpool's side: the real scanner, and what relay.c does around it ---- */
+
+static void close_client(struct world *w, struct wp_client *c, int close_server);
+static void replace_server(struct world *w, int i);
+static int at_release_point(const struct world *w, int i);
+
+static int server_index(const struct world *w, const struct wp_server *s)
 {
-    for (;;) {
-        uint8_t type;
-        uint32_t len;
-        size_t avail = buf_unread(&s->rbuf) - s->scan;
-        if (avail == 0)
-            break;
-        enum proto_scan r =
-            proto_scan_header(buf_head(&s->rbuf) + s->scan, avail, 0x7fffffffu, &type, &len);
-        if (r != PROTO_HEADER || avail < len || (type == 'Z' && len != 6))
-            break;
-        const uint8_t *p = buf_head(&s->rbuf) + s->scan;
-        trace("<-", (int)(s->id), p, len);
-        int prep = s->swallow == 0;
-        int drop = s->swallow > 0 || !s->client;
-        size_t client_had = s->client ? buf_unread(&s->client->wbuf) : 0;
-        if (prep && prepared_server_message(s, type, p, len)) {
-            drop = 1;
-            if (type == 'E' && s->client)
-                check_replaced_error(w, s->client, client_had, p, len);
-        }
-        if (s->swallow > 0 && type == 'C')
-            prepared_internal_command(s, p, len);
-        if (type == 'E' && s->swallow > 0)
-            s->internal_failed = 1;
-        if (type != 'D')
-            owed_answer(&s->owed, type);
-        if (type == 'Z') {
-            s->tx_status = (char)p[5];
-            if (s->swallow > 0) {
-                s->swallow--;
-                if (s->warming) {
-                    s->warming = 0;
-                    if (s->internal_failed)
-                        prepared_warm_failed(s);
-                }
-                s->internal_failed = 0;
-            }
-        }
-        if (drop) {
-            relay_move_server_scanned(s);
-            buf_consume(&s->rbuf, len);
-        } else {
-            s->scan += len;
-        }
-        if (prep)
-            prepared_emit_synthetic(s);
+    for (int i = 0; i < w->nservers; i++)
+        if (w->servers[i] == s)
+            return i;
+    abort();
+}
+
+/* relay.c's writev toward the backend: warmpool's own bytes, then the scanned ones. */
+static void write_to_backend(struct world *w, struct wp_server *s)
+{
+    if (s->client)
+        relay_move_client_scanned(s->client, s);
+    world_flush_to_backend(w, server_index(w, s));
+}
+
+/*
+ * relay.c refuses a client whose next message has a type PostgreSQL does not know
+ * (FATAL 08P01, then client_close). By then the client must have had every answer
+ * PostgreSQL would have sent it before reading that message.
+ */
+static void refuse_client(struct world *w, struct wp_client *c)
+{
+    int k = client_index(w, c);
+    struct client_view *v = &w->views[k];
+    if (tracing > 0)
+        fprintf(stderr, "-- client %d refused for message type %d\n", k, c->bad_type);
+    client_reads(w, c);
+    view_settle(v);
+    if (!w->raw_injected && ((!v->off && v->head != v->tail) || !ready_count_ok(w, k))) {
+        fprintf(stderr, "client %d refused before its answers: %d Sync/Query, %d ReadyForQuery\n",
+                k, w->sent_sync[k], w->got_ready[k]);
+        abort();
     }
-    if (s->client) {
-        relay_move_server_scanned(s);
-        client_reads(w, s->client);
-    } else {
-        buf_consume(&s->rbuf, s->scan);
-        s->scan = 0;
-    }
-    /* Held client input goes on once earlier names are settled (resume_held_input). */
+    close_client(w, c, 0);
+}
+
+/* relay.c's refuse_bad_type_when_answered. */
+static void refuse_when_answered(struct world *w, struct wp_server *s, int may_flush)
+{
     struct wp_client *c = s->client;
-    if (c && c->input_held && prepared_may_resume(s)) {
-        c->input_held = 0;
-        relay_client(w, c);
+    if (!c || !c->bad_type_next)
+        return;
+    if (may_flush && s->owed.count > 0 && s->owed.unsynced) {
+        relay_move_client_scanned(c, s);
+        proto_put_simple(&s->wbuf, 'H');
+        owed_sent(&s->owed, 'H');
+    }
+    write_to_backend(w, s);
+    client_reads(w, c);
+    if (s->owed.count == 0 && s->scan == 0)
+        refuse_client(w, c);
+}
+
+/* No backend: relay.c answers what the registry can (answer_without_server), refuses
+   an unknown message type at the head (acquire_server), or waits for the pool (here
+   op_link). */
+static void relay_without_server(struct world *w, struct wp_client *c)
+{
+    uint8_t first = buf_unread(&c->rbuf) ? buf_head(&c->rbuf)[0] : 0;
+    if (w->cfg.max_prepared_statements > 0 && (first == 'P' || first == 'D' || first == 'C')) {
+        int rc;
+        while ((rc = prepared_answer_locally(c)) == 1)
+            ;
+        client_reads(w, c);
+        if (rc < 0)
+            return; /* the rest of the batch is awaited */
+    }
+    if (buf_unread(&c->rbuf) > 0 && !owed_frontend_type_valid(buf_head(&c->rbuf)[0]))
+        refuse_client(w, c);
+}
+
+/* relay.c's relay_client_input: the real scan, then what relay.c does with its result. */
+static void relay_client(struct world *w, struct wp_client *c)
+{
+    struct wp_server *s = c->server;
+    if (!s) {
+        relay_without_server(w, c);
+        return;
+    }
+    enum relay_scan r = relay_scan_client(c, s);
+    if (tracing > 0)
+        fprintf(stderr, "   client %d scanned: %d%s, %zu bytes left\n", client_index(w, c), r,
+                c->input_held ? " held" : "", buf_unread(&c->rbuf) - c->scan);
+    if (s->out_of_memory || r == RELAY_SCAN_ERROR || r == RELAY_SCAN_TOO_LARGE ||
+        r == RELAY_SCAN_NO_MEMORY || r == RELAY_SCAN_TERMINATE) {
+        close_client(w, c, s->out_of_memory); /* FATAL: a protocol violation, or 53200 */
+        return;
+    }
+    if (r == RELAY_SCAN_BAD_TYPE) {
+        refuse_when_answered(w, s, 1);
+        return;
+    }
+    write_to_backend(w, s);
+    client_reads(w, c);
+}
+
+/* relay.c's resume_held_input. */
+static void resume_held_input(struct world *w, struct wp_server *s)
+{
+    struct wp_client *c = s->client;
+    if (!c || !c->input_held || !prepared_may_resume(s))
+        return;
+    c->input_held = 0;
+    relay_client(w, c);
+}
+
+/* The scan stopped at a release point: the model must owe nothing, sit idle and have
+   nothing left to read or say. */
+static void check_release(const struct world *w, int i)
+{
+    const struct model *m = &w->models[i];
+    if (w->raw_injected)
+        return;
+    if (buf_unread(&m->inbound) || buf_unread(&m->out) || m->skipping || m->unsynced ||
+        m->tx != 'I') {
+        fprintf(stderr, "S%d at a release point: model has %zu bytes to read, %zu to say, "
+                "skipping %d, unsynced %d, status %c\n", i, buf_unread(&m->inbound),
+                buf_unread(&m->out), m->skipping, m->unsynced, m->tx);
+        abort();
+    }
+}
+
+/* relay.c's relay_server_input after one scan. 0 when the client or the backend was
+   closed, which ends the read. */
+static int after_server_scan(struct world *w, int i, enum relay_scan r)
+{
+    struct wp_server *s = w->servers[i];
+    struct wp_client *c = s->client;
+    if (r == RELAY_SCAN_ERROR) {
+        if (!w->raw_injected)
+            abort(); /* the model writes well-formed messages only */
+        if (c)
+            close_client(w, c, 1); /* server_close: the client gets FATAL 08006 */
+        else
+            replace_server(w, i);
+        return 0;
+    }
+    if (c) {
+        relay_move_server_scanned(s); /* the client takes all (flush_scanned) */
+        client_reads(w, c);
+    }
+    switch (r) {
+    case RELAY_SCAN_RELEASE:
+        /* Lending is op_link's: the pair stays linked, as if the pool lent the same
+           backend again for the client's next input (release_server clears what
+           was held for it). */
+        check_release(w, i);
+        if (c)
+            c->input_held = 0;
+        return 1;
+    case RELAY_SCAN_TX_FORBIDDEN:
+        if (!c)
+            return 1;
+        close_client(w, c, 0); /* FATAL 0A000 */
+        return 0;
+    case RELAY_SCAN_QUIET:
+        return 1;
+    default:
+        resume_held_input(w, s);
+        if (w->servers[i] != s)
+            return 0;
+        if (s->client && s->client->bad_type_next)
+            refuse_when_answered(w, s, 0);
+        return w->servers[i] == s;
+    }
+}
+
+/* The next whole message the model wrote (its length), or 0. */
+static uint32_t model_next(const struct model *m, uint8_t *type)
+{
+    uint32_t len;
+    if (proto_scan_header(buf_head(&m->out), buf_unread(&m->out), UINT32_MAX, type, &len) !=
+            PROTO_HEADER ||
+        buf_unread(&m->out) < len)
+        return 0;
+    return len;
+}
+
+/* relay.c's relay_server_input, one read per message the model wrote (raw bytes put
+   in rbuf are read first). No bytes, no read: then relay.c is not called at all. */
+static void relay_server(struct world *w, int i)
+{
+    int raw = buf_unread(&w->servers[i]->rbuf) > w->servers[i]->scan;
+    for (;;) {
+        struct wp_server *s = w->servers[i];
+        struct model *m = &w->models[i];
+        uint8_t type = 0;
+        uint32_t len = model_next(m, &type);
+        if (len == 0 && !raw)
+            return;
+        raw = 0;
+        if (len) {
+            trace("<-", i, buf_head(&m->out), len);
+            buf_append(&s->rbuf, buf_head(&m->out), len);
+        }
+        struct wp_client *c = s->client;
+        size_t client_had = c ? buf_unread(&c->wbuf) : 0;
+        enum relay_scan r = relay_scan_server(s);
+        if (tracing > 0 && r != RELAY_SCAN_MORE)
+            fprintf(stderr, "   S%d scanned: %d\n", i, r);
+        if (type == 'E' && c && s->client == c)
+            check_replaced_error(w, c, client_had, buf_head(&m->out), len);
+        buf_consume(&m->out, len);
+        if (!after_server_scan(w, i, r))
+            return;
     }
 }
 
@@ -693,8 +847,8 @@ static void backend_answers(struct world *w, int i, int count, int fail)
 {
     struct model *m = &w->models[i];
     for (int n = 0; n < count && buf_unread(&m->inbound) > 0; n++)
-        model_answer_one(m, &w->servers[i]->rbuf, fail && n == 0);
-    relay_server(w, w->servers[i]);
+        model_answer_one(m, &m->out, fail && n == 0);
+    relay_server(w, i);
     /* What warmpool queued itself (e.g. DEALLOCATE ALL after a failed warm-up) goes
        out as server_kick_write would send it. */
     if (buf_unread(&w->servers[i]->wbuf))
@@ -728,17 +882,30 @@ static void free_server(struct world *w, int i)
     buf_free(&s->rbuf);
     buf_free(&s->wbuf);
     owed_free(&s->owed);
+    params_clear(&s->params);
     list_remove(&s->node);
     free(s);
     model_free(&w->models[i]);
     w->servers[i] = NULL;
 }
 
+/* The backend in slot i is closed; the pool connects a new one there. */
+static void replace_server(struct world *w, int i)
+{
+    free_server(w, i);
+    w->servers[i] = new_server(w, i);
+    w->models[i].tx = 'I';
+}
+
 static struct wp_client *new_client(struct world *w)
 {
-    struct wp_client *c = calloc(1, sizeof *c);
+    static const char addr[] = "fuzz";
+    struct wp_client *c = calloc(1, sizeof *c + sizeof addr);
     if (!c)
         abort();
+    memcpy(c->addr, addr, sizeof addr); /* the log lines name the client */
+    c->dbname = w->pool->dbname;
+    c->user = w->pool->user;
     c->pool = w->pool;
     c->state = CL_IDLE;
     c->fd = -1;
@@ -749,6 +916,7 @@ static void free_client(struct wp_client *c)
 {
     stats_client_closed(c->pool, c, &c->stats); /* synthetic answers count queries */
     prepared_client_forget(c);
+    params_clear(&c->params);
     buf_free(&c->rbuf);
     buf_free(&c->wbuf);
     free(c);
@@ -763,29 +931,41 @@ static void unlink_pair(struct wp_client *c)
     c->input_held = 0;
 }
 
-/* A protocol violation closes the client; its backend cannot be trusted either. */
-static void close_client_link(struct world *w, struct wp_client *c)
+/* Client k is a new connection. */
+static void new_client_at(struct world *w, int k)
+{
+    w->clients[k] = new_client(w);
+    w->sent_sync[k] = w->got_ready[k] = w->discarding[k] = w->ext_open[k] = 0;
+    w->skipped_query[k] = w->refused[k] = 0;
+    memset(&w->views[k], 0, sizeof w->views[k]);
+}
+
+/*
+ * The client is closed (a protocol violation, an unknown message type, a transaction
+ * block in statement mode…). server_abandon gives its backend back to the pool when it
+ * owes nothing, is idle and got every byte of what the client sent; otherwise (or with
+ * close_server: server_close) the backend is closed here: rolling back and draining
+ * are not modelled.
+ */
+static void close_client(struct world *w, struct wp_client *c, int close_server)
 {
     struct wp_server *s = c->server;
     int k = client_index(w, c);
+    int partial = c->scan > 0 || c->msg_left > 0;
     unlink_pair(c);
     free_client(c);
-    w->clients[k] = new_client(w);
-    w->sent_sync[k] = w->got_ready[k] = w->discarding[k] = w->ext_open[k] = 0;
-    memset(&w->views[k], 0, sizeof w->views[k]);
-    for (int i = 0; i < w->nservers; i++) {
-        if (w->servers[i] == s) {
-            free_server(w, i);
-            w->servers[i] = new_server(w, i);
-            w->models[i].tx = 'I';
-        }
-    }
+    new_client_at(w, k);
+    if (!s)
+        return;
+    int i = server_index(w, s);
+    if (close_server || partial || s->close_when_quiet || !at_release_point(w, i))
+        replace_server(w, i);
 }
 
 static void world_init(struct world *w, uint8_t setup)
 {
     memset(w, 0, sizeof *w);
-    w->cfg.max_prepared_statements = 1 + (setup & 3);
+    w->cfg.max_prepared_statements = (setup & 0xf0) == 0xf0 ? 0 : 1 + (setup & 3);
     w->cfg.warm_prepared_statements = 2;
     w->cfg.max_packet_size = 1 << 20;
     w->cfg.pkt_buf = 4096;
@@ -798,6 +978,21 @@ static void world_init(struct world *w, uint8_t setup)
     w->pool = calloc(1, sizeof *w->pool);
     if (!w->pool || w->devnull < 0)
         abort();
+    static char dbname[] = "db", user[] = "user";
+    w->pool->dbname = dbname; /* for log lines */
+    w->pool->user = user;
+    /* The stats hooks the scan calls run as configured by default (top statements,
+       N+1 detector); pool->stats is allocated at first use and freed in world_free. */
+    w->cfg.stats_top_statements = 1000;
+    w->cfg.nplus1_threshold = 10;
+    w->cfg.nplus1_window_ms = 1000;
+    w->cfg.nplus1_log_interval_ms = 60000;
+    /* Log lines (a lost backend, a failed internal query) go nowhere unless tracing. */
+    if (tracing < 0)
+        tracing = getenv("FUZZ_TRACE") != NULL;
+    static int log_opened;
+    if (!tracing && !log_opened++)
+        log_open("/dev/null");
     w->pool->settings.pool_mode = (setup & 8) ? WP_MODE_STATEMENT : WP_MODE_TRANSACTION;
     list_init(&w->pool->idle);
     list_init(&w->pool->active);
@@ -941,13 +1136,43 @@ static void check_references(struct world *w)
     free(cs.v);
 }
 
-/* A quiet backend has every statement warmpool believes it has. */
+/* What owed.c says the backend owes, against the model (see the top comment). */
+static void check_owed(const struct world *w, int i)
+{
+    const struct wp_server *s = w->servers[i];
+    const struct model *m = &w->models[i];
+    if (s->owed.lost) {
+        fprintf(stderr, "S%d: owed lost track of the backend\n", i);
+        abort();
+    }
+    if (!model_quiet(m, s))
+        return;
+    int owes = m->skipping || m->unsynced;
+    if (owed_settled(&s->owed) == owes) {
+        fprintf(stderr,
+                "S%d answered all: owed settled %d (count %u, unsynced %d, skipping %d), "
+                "model skipping %d, unsynced %d\n",
+                i, owed_settled(&s->owed), s->owed.count, s->owed.unsynced, s->owed.skipping,
+                m->skipping, m->unsynced);
+        abort();
+    }
+    const struct wp_client *c = s->client;
+    if (c && c->bad_type_next) {
+        fprintf(stderr, "client %d: type %d never refused, its backend is quiet\n",
+                client_index(w, c), c->bad_type);
+        abort();
+    }
+}
+
+/* A quiet backend has every statement warmpool believes it has, its client every
+   ReadyForQuery it is owed. */
 static void check_quiet_backends(struct world *w)
 {
     if (w->raw_injected)
         return;
     for (int i = 0; i < w->nservers; i++) {
         struct wp_server *s = w->servers[i];
+        check_owed(w, i);
         if (s->pending.count || s->plain_queries || s->swallow || buf_unread(&w->models[i].inbound) ||
             buf_unread(&s->wbuf))
             continue;
@@ -958,11 +1183,12 @@ static void check_quiet_backends(struct world *w)
                 abort();
             }
         struct wp_client *c = s->client;
-        if (c && !c->input_held && buf_unread(&c->rbuf) == 0 && !w->skipped_query) {
+        if (c && !c->input_held && buf_unread(&c->rbuf) == 0) {
             int k = client_index(w, c);
-            if (w->sent_sync[k] != w->got_ready[k]) {
-                fprintf(stderr, "client %d: %d Sync/Query, %d ReadyForQuery\n", k,
-                        w->sent_sync[k], w->got_ready[k]);
+            view_settle(&w->views[k]);
+            if (!ready_count_ok(w, k)) {
+                fprintf(stderr, "client %d: %d Sync/Query (%d skipped), %d ReadyForQuery\n", k,
+                        w->sent_sync[k], w->views[k].skipped_queries, w->got_ready[k]);
                 abort();
             }
         }
@@ -1028,6 +1254,30 @@ static void put_raw(struct wp_buf *out, struct input *in, uint8_t type)
 
 static int sent_raw; /* client_message made a raw (possibly malformed) message */
 
+/* A message of a type PostgreSQL does not know ('z' as in tests/faults/f09): the
+   relay never forwards it and refuses the client once what came before is answered. */
+static uint8_t put_unknown_type(struct wp_buf *out, uint8_t arg)
+{
+    static const uint8_t types[] = {'z', 'a', 'W', 0};
+    uint8_t h[5] = {types[arg & 3]};
+    proto_put_u32(h + 1, 4 + 4);
+    buf_append(out, h, 5);
+    buf_append(out, "junk", 4);
+    return h[0];
+}
+
+/* A Parse that fails (a syntax error), a simple Query that PostgreSQL then skips (no
+   ReadyForQuery for it), and maybe the Sync that ends the skip. */
+static uint8_t put_query_in_failed_batch(struct wp_buf *out, struct input *in, uint8_t arg)
+{
+    uint8_t q = take(in);
+    proto_put_parse(out, PICK(names, arg), "SELECT (\n)", 0, NULL);
+    proto_put_query(out, PICK(simple, q));
+    if (q & 0x80)
+        proto_put_simple(out, 'S');
+    return 'P';
+}
+
 /* One client message from the input; returns its type. */
 static uint8_t client_message(struct wp_buf *out, struct input *in)
 {
@@ -1057,6 +1307,11 @@ static uint8_t client_message(struct wp_buf *out, struct input *in)
         proto_put_simple(out, 'S');
         return 'S';
     case 6:
+        /* (args from 0xf0 up were a Flush like the others before these two came) */
+        if (arg >= 0xf8)
+            return put_query_in_failed_batch(out, in, arg);
+        if (arg >= 0xf0)
+            return put_unknown_type(out, arg);
         proto_put_simple(out, 'H');
         return 'H';
     case 7:
@@ -1075,8 +1330,10 @@ static uint8_t client_message(struct wp_buf *out, struct input *in)
 /*
  * Count Sync/Query messages the client wrote, from its rbuf before relaying. A Query
  * inside an extended-protocol batch (no Sync since its last Parse/Bind/…) is skipped
- * by PostgreSQL after an error in that batch and then gets no ReadyForQuery; warmpool
- * drops its synthetic answer the same way, so the count stops applying.
+ * by PostgreSQL after an error in that batch and then gets no ReadyForQuery (warmpool
+ * drops its synthetic answer the same way): the client view counts those, and with
+ * the view off the count stops applying. PostgreSQL reads nothing after a message
+ * type it does not know: counting stops there, and the client sends no more.
  */
 static void count_requests(struct world *w, int k, const struct wp_buf *b, size_t from)
 {
@@ -1088,11 +1345,15 @@ static void count_requests(struct world *w, int k, const struct wp_buf *b, size_
                 PROTO_HEADER ||
             buf_unread(b) - off < len)
             return;
+        if (!owed_frontend_type_valid(type)) {
+            w->refused[k] = 1;
+            return;
+        }
         view_request(&w->views[k], type, buf_head(b) + off, len);
         if (type == 'S' || type == 'Q')
             w->sent_sync[k]++;
         if (type == 'Q' && w->ext_open[k])
-            w->skipped_query = 1;
+            w->skipped_query[k] = 1;
         if (strchr("PBDECH", type))
             w->ext_open[k] = 1;
         else if (type == 'S')
@@ -1110,7 +1371,7 @@ static void count_requests(struct world *w, int k, const struct wp_buf *b, size_
 static void op_send(struct world *w, struct input *in, int k)
 {
     struct wp_client *c = w->clients[k];
-    if (w->discarding[k] && w->got_ready[k] < w->sent_sync[k])
+    if (w->refused[k] || (w->discarding[k] && w->got_ready[k] < w->sent_sync[k]))
         return;
     w->discarding[k] = 0;
     /* Offsets from the first unread byte: appending may move the bytes. */
@@ -1132,9 +1393,11 @@ static void op_send(struct world *w, struct input *in, int k)
 static int at_release_point(const struct world *w, int i)
 {
     const struct wp_server *s = w->servers[i];
+    const struct model *m = &w->models[i];
     /* relay.c's in_extended: not inside a client's unsynced extended batch either */
-    return s->pending.count == 0 && s->plain_queries == 0 && owed_settled(&s->owed) && s->swallow == 0 && s->tx_status == 'I' &&
-           buf_unread(&w->models[i].inbound) == 0 && !w->models[i].skipping &&
+    return s->pending.count == 0 && s->plain_queries == 0 && owed_settled(&s->owed) &&
+           s->swallow == 0 && s->tx_status == 'I' && !s->close_when_quiet &&
+           buf_unread(&m->inbound) == 0 && buf_unread(&m->out) == 0 && !m->skipping &&
            (!s->client || (buf_unread(&s->client->rbuf) == 0 && !s->client->input_held &&
                            !w->ext_open[client_index(w, s->client)]));
 }
@@ -1201,7 +1464,7 @@ static void op_raw_backend(struct world *w, struct input *in, int i)
         }
         break;
     }
-    relay_server(w, w->servers[i]);
+    relay_server(w, i);
 }
 
 static void op_close_server(struct world *w, int i)
@@ -1209,9 +1472,7 @@ static void op_close_server(struct world *w, int i)
     struct wp_server *s = w->servers[i];
     if (s->client)
         return; /* only idle backends are closed here */
-    free_server(w, i);
-    w->servers[i] = new_server(w, i);
-    w->models[i].tx = 'I';
+    replace_server(w, i);
     if (prepared_warm_server(w->servers[i]))
         world_flush_to_backend(w, i);
 }
@@ -1222,9 +1483,24 @@ static void op_client_leaves(struct world *w, int k)
     if (c->server)
         return;
     free_client(c);
-    w->clients[k] = new_client(w);
-    w->sent_sync[k] = w->got_ready[k] = w->discarding[k] = w->ext_open[k] = 0;
-    memset(&w->views[k], 0, sizeof w->views[k]);
+    new_client_at(w, k);
+}
+
+/* With FUZZ_TRACE: what each backend owes after the operation, oldest first. */
+static void trace_owed(const struct world *w)
+{
+    if (tracing <= 0)
+        return;
+    for (int i = 0; i < w->nservers; i++) {
+        const struct wp_owed *o = &w->servers[i]->owed;
+        fprintf(stderr, "   S%d owes [", i);
+        for (uint32_t j = 0; j < o->count; j++)
+            fputc(o->ring[(o->head + j) & (o->cap - 1)], stderr);
+        fprintf(stderr, "]%s%s%s%s, model%s%s\n", o->unsynced ? " unsynced" : "",
+                o->skipping ? " skipping" : "", o->copy_in ? " copy-in" : "",
+                o->lost ? " LOST" : "", w->models[i].skipping ? " skipping" : "",
+                w->models[i].unsynced ? " unsynced" : "");
+    }
 }
 
 static void step(struct world *w, struct input *in)
@@ -1268,6 +1544,7 @@ static void step(struct world *w, struct input *in)
             backend_answers(w, j, 256, 0);
         break;
     }
+    trace_owed(w);
     check_references(w);
     check_quiet_backends(w);
     for (int c = 0; c < NCLIENTS; c++)

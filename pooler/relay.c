@@ -178,16 +178,13 @@ static void refuse_bad_type_when_answered(struct wp_server *s, int may_flush)
     struct wp_client *c = s->client;
     if (!c || !c->bad_type_next)
         return;
-    if (may_flush && s->owed.count > 0 && s->owed.unsynced) {
-        relay_move_client_scanned(c, s);
-        proto_put_simple(&s->wbuf, 'H');
-        owed_sent(&s->owed, 'H');
-    }
+    if (may_flush)
+        relay_scan_flush_before_refusal(c, s);
     if (relay_flush_to_server(s) < 0) {
         server_close(s, "write to server failed");
         return;
     }
-    if (s->owed.count == 0 && s->scan == 0)
+    if (relay_scan_refusal_due(s))
         refuse_message_type(c, c->bad_type);
 }
 

@@ -351,3 +351,12 @@ enum relay_scan relay_scan_server(struct wp_server *s)
             return next;
     }
 }
+
+void relay_scan_flush_before_refusal(struct wp_client *c, struct wp_server *s)
+{
+    if (s->owed.count == 0 || !s->owed.unsynced)
+        return;
+    relay_move_client_scanned(c, s);
+    proto_put_simple(&s->wbuf, 'H');
+    owed_sent(&s->owed, 'H');
+}

@@ -41,6 +41,15 @@ enum relay_scan relay_scan_server(struct wp_server *server);
 /* Bytes scanned but not yet written go into the peer-bound buffer of warmpool's own
    bytes, so that what warmpool appends next follows them in order. */
 void relay_move_client_scanned(struct wp_client *client, struct wp_server *server);
+/* An unknown message type is next in the client's input: answers the backend holds
+   back for want of a Flush are asked for (once, with may_flush); returns 1 when the
+   refusal is due, i.e. the backend owes nothing and its answers went to the client.
+   The caller writes what is queued to the backend first (relay.c, the fuzz harness). */
+void relay_scan_flush_before_refusal(struct wp_client *client, struct wp_server *server);
+static inline int relay_scan_refusal_due(const struct wp_server *server)
+{
+    return server->owed.count == 0 && server->scan == 0;
+}
 void relay_move_server_scanned(struct wp_server *server);
 
 /* Can this server go back to the pool now (transaction/statement mode)? Inline: the

@@ -677,14 +677,11 @@ static void refuse_when_answered(struct world *w, struct wp_server *s, int may_f
     struct wp_client *c = s->client;
     if (!c || !c->bad_type_next)
         return;
-    if (may_flush && s->owed.count > 0 && s->owed.unsynced) {
-        relay_move_client_scanned(c, s);
-        proto_put_simple(&s->wbuf, 'H');
-        owed_sent(&s->owed, 'H');
-    }
+    if (may_flush)
+        relay_scan_flush_before_refusal(c, s);
     write_to_backend(w, s);
     client_reads(w, c);
-    if (s->owed.count == 0 && s->scan == 0)
+    if (relay_scan_refusal_due(s))
         refuse_client(w, c);
 }
 

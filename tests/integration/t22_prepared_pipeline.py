@@ -209,6 +209,12 @@ def run_steps(raw, steps, between=None, split=False):
     return out
 
 
+def closed_servers(wp):
+    """Backends the pooler has closed so far, from its log."""
+    with open(os.path.join(wp.dir, "warmpool.log"), errors="replace") as f:
+        return sum(1 for line in f if " S-" in line and ": closing: " in line)
+
+
 def warm_up(wp, steps):
     """Another client prepares and describes every text of the scenario on the backend."""
     raw = wp.raw("one")
@@ -260,8 +266,13 @@ def test():
                 def between():
                     pids = [p for p in backend_pids(DB)]
                     if pids:
+                        seen = closed_servers(wp)
                         terminate(pids)
-                        time.sleep(0.05)
+                        # The pooler must have seen them go before the next step, or
+                        # it may lend one whose FATAL is still on its way.
+                        deadline = time.time() + 10
+                        while closed_servers(wp) < seen + len(pids) and time.time() < deadline:
+                            time.sleep(0.02)
             got = run_steps(raw, steps, between, split=(mode == "split"))
             raw.close()
             if any(isinstance(g, str) for g in got) and not wp.responsive():

@@ -4,8 +4,8 @@
 # endpoint; the gauge warmpool_configurations counts the configurations in memory.
 #   - 500 SIGHUPs (200 under valgrind): resident memory grows by less than 512 kB (it
 #     grew by ~1 MB: each reload kept the replaced configuration for the life of the
-#     process; not checked under valgrind, whose memory it would be), and there is 1
-#     configuration in memory afterwards.
+#     process; not checked under valgrind or ASan, which hold freed memory), and there
+#     is 1 configuration in memory afterwards.
 #   - A client in its password exchange for database `gone` when a reload removes that
 #     entry (and frees the configuration it was found in) is refused with 3D000 once
 #     its password is in, and 1 configuration is in memory (it used to be logged in
@@ -55,7 +55,11 @@ for _ in $(seq "$count"); do
     sighup
 done
 rss_after=$(rss_kb)
-if [ "${WP_VALGRIND:-0}" != 1 ]; then
+# Under ASan freed memory sits in its quarantine and under valgrind in valgrind's own
+# heap, so resident memory says nothing there; the configuration count below is exact.
+if [ "${WP_VALGRIND:-0}" = 1 ] || ldd "$WARMPOOL" 2>/dev/null | grep -q libasan; then
+    t3_ok "$count reloads: resident memory not checked (ASan or valgrind hold freed memory)"
+else
     [ $((rss_after - rss_before)) -lt 512 ] ||
         t3_fail "resident memory grew from $rss_before kB to $rss_after kB over $count reloads"
     t3_ok "$count reloads: resident memory $rss_before kB -> $rss_after kB (< 512 kB more)"

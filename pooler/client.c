@@ -25,9 +25,6 @@
 #include "warmpool/timeouts.h"
 #include "warmpool/tls.h"
 
-/* Stop reading a client that has this much unforwarded input. */
-#define CLIENT_INPUT_LIMIT(cfg) ((size_t)(cfg)->pkt_buf * 4)
-
 static struct wp_list closed_clients = {&closed_clients, &closed_clients};
 
 const char *client_state_name(enum wp_client_state state)
@@ -328,7 +325,7 @@ static void client_readable(struct wp_client *c)
  */
 static size_t input_limit(const struct wp_client *c)
 {
-    size_t limit = CLIENT_INPUT_LIMIT(wp_rt.cfg);
+    size_t limit = runtime_client_input_cap();
     uint8_t type;
     uint32_t len;
     if (c->msg_left == 0 &&
@@ -362,7 +359,7 @@ static void read_and_dispatch(struct wp_client *c)
     case CL_WELCOME:
     case CL_WAITING:
         /* Keep input for later, but not without bound. */
-        if (buf_unread(&c->rbuf) >= CLIENT_INPUT_LIMIT(wp_rt.cfg))
+        if (buf_unread(&c->rbuf) >= runtime_client_input_cap())
             client_pause_read(c, 1);
         break;
     case CL_IDLE:

@@ -18,12 +18,12 @@ const uint8_t owed_request_kind[256] = {
 
 static int answers_with_ready(uint8_t type)
 {
-    return type == 'S' || type == 'Q' || type == 'F';
+    return owed_request_kind[type] & OWED_READY;
 }
 
 static int is_extended(uint8_t type)
 {
-    return type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C';
+    return owed_request_kind[type] & OWED_EXTENDED;
 }
 
 static int is_copy_end(uint8_t type)

@@ -26,11 +26,6 @@
 #include "warmpool/server.h"
 #include "warmpool/tls.h"
 
-static size_t client_input_limit(void)
-{
-    return (size_t)wp_rt.cfg->pkt_buf * 4;
-}
-
 static void set_write_armed(struct event *ev, int *armed, int want)
 {
     if (*armed == want)
@@ -122,7 +117,7 @@ int relay_flush_to_server(struct wp_server *s)
         return -1;
     set_write_armed(s->ev_write, &s->write_armed, s->tls ? tls_write_event(s->tls, done) : !done);
     if (c)
-        client_pause_read(c, !done && buf_unread(&c->rbuf) >= client_input_limit());
+        client_pause_read(c, !done && buf_unread(&c->rbuf) >= runtime_client_input_cap());
     return done;
 }
 
@@ -214,7 +209,7 @@ static int acquire_server(struct wp_client *c)
     if (c->state == CL_WAITING)
         return 0;
     if (!pool_request_server(c->pool, c)) {
-        client_pause_read(c, buf_unread(&c->rbuf) >= client_input_limit());
+        client_pause_read(c, buf_unread(&c->rbuf) >= runtime_client_input_cap());
         return 0;
     }
     client_sync_params(c);
@@ -251,7 +246,7 @@ static int input_waits(struct wp_client *c, struct wp_server *s)
            its process group): the next request waits until the cancel is done, so
            it cannot be the one cancelled. relay_try_release resumes it. */
         c->cancel_hold = 1;
-        client_pause_read(c, buf_unread(&c->rbuf) >= client_input_limit());
+        client_pause_read(c, buf_unread(&c->rbuf) >= runtime_client_input_cap());
         return 1;
     }
     return 0;

@@ -1232,7 +1232,7 @@ int prepared_answer_locally(struct wp_client *c)
         if (avail - off < len) {
             /* Waiting is bounded by the client's input cap; past it, a backend takes
                the messages one by one. */
-            if (off + len > (size_t)wp_rt.cfg->pkt_buf * 4 ||
+            if (off + len > runtime_client_input_cap() ||
                 buf_reserve(&c->rbuf, len - (avail - off)) < 0)
                 return 0;
             return -1; /* wait for the rest of the batch */

@@ -40,6 +40,13 @@ static inline uint64_t runtime_next_id(void)
     return ++wp_rt.next_id;
 }
 
+/* Unconsumed bytes a client may have before its reads pause (more only for a message
+   wanted whole): the one figure client.c, relay.c and relay_prepared.c all use. */
+static inline size_t runtime_client_input_cap(void)
+{
+    return (size_t)wp_rt.cfg->pkt_buf * 4;
+}
+
 /* Empty lists, the prepared-statement registry, and cfg (allocated, as from a load)
    installed as the configuration in force; -1 when out of memory. */
 int runtime_init(struct wp_config *cfg);

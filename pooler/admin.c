@@ -333,19 +333,20 @@ void admin_welcome(struct wp_client *c)
     };
     params_copy(&c->params, &c->startup);
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        proto_put_param_status(&c->wbuf, fixed[i][0], fixed[i][1]);
+        proto_put_param_status(&c->conn.out, fixed[i][0], fixed[i][1]);
     const char *app = params_get(&c->params, "application_name");
-    proto_put_param_status(&c->wbuf, "application_name", app ? app : "");
+    proto_put_param_status(&c->conn.out, "application_name", app ? app : "");
     auth_random(&c->cancel_pid, sizeof c->cancel_pid);
     auth_random(&c->cancel_key, sizeof c->cancel_key);
-    proto_put_backend_key(&c->wbuf, c->cancel_pid, c->cancel_key);
-    proto_put_ready(&c->wbuf, 'I');
+    proto_put_backend_key(&c->conn.out, c->cancel_pid, c->cancel_key);
+    proto_put_ready(&c->conn.out, 'I');
     client_set_state(c, CL_IDLE);
     char tls[96];
     log_info("C-%llu %s/%s@%s: admin console login, %s%s", (unsigned long long)c->id, c->dbname,
-             c->user, c->addr, c->tls ? "TLS " : "no TLS", tls_describe(c->tls, tls, sizeof tls));
+             c->user, c->addr, c->conn.tls ? "TLS " : "no TLS",
+             tls_describe(c->conn.tls, tls, sizeof tls));
     client_kick_write(c);
-    if (c->state != CL_CLOSING && buf_unread(&c->rbuf) > 0)
+    if (c->state != CL_CLOSING && buf_unread(&c->conn.in) > 0)
         admin_input(c);
 }
 
@@ -364,8 +365,8 @@ static int is_extended(uint8_t type)
 /* Bytes up to and including the next Sync, or 0 when it has not arrived. */
 static size_t through_sync(const struct wp_client *c)
 {
-    const uint8_t *p = buf_head(&c->rbuf);
-    size_t avail = buf_unread(&c->rbuf), off = 0;
+    const uint8_t *p = buf_head(&c->conn.in);
+    size_t avail = buf_unread(&c->conn.in), off = 0;
     for (;;) {
         uint8_t type;
         uint32_t len;
@@ -382,7 +383,7 @@ static size_t through_sync(const struct wp_client *c)
 /* One whole message at the head of rbuf; returns 0 to stop reading. */
 static int admin_message(struct wp_client *c, uint8_t type, uint32_t len)
 {
-    const uint8_t *msg = buf_head(&c->rbuf);
+    const uint8_t *msg = buf_head(&c->conn.in);
     switch (type) {
     case 'Q': {
         if (len < 6 || msg[len - 1] != '\0' || memchr(msg + 5, '\0', len - 6)) {
@@ -390,16 +391,16 @@ static int admin_message(struct wp_client *c, uint8_t type, uint32_t len)
             return 0;
         }
         log_debug("C-%llu admin console: %s", (unsigned long long)c->id, (const char *)msg + 5);
-        admin_command(&c->wbuf, c->user, (const char *)msg + 5);
-        buf_consume(&c->rbuf, len);
+        admin_command(&c->conn.out, c->user, (const char *)msg + 5);
+        buf_consume(&c->conn.in, len);
         return 1;
     }
     case 'X':
         client_close(c, "client sent Terminate");
         return 0;
     case 'S':
-        buf_consume(&c->rbuf, len);
-        proto_put_ready(&c->wbuf, 'I');
+        buf_consume(&c->conn.in, len);
+        proto_put_ready(&c->conn.out, 'I');
         return 1;
     default:
         break;
@@ -408,15 +409,15 @@ static int admin_message(struct wp_client *c, uint8_t type, uint32_t len)
     if (is_extended(type)) {
         skip = through_sync(c);
         if (skip == 0) {
-            if (buf_unread(&c->rbuf) > ADMIN_INPUT_LIMIT)
+            if (buf_unread(&c->conn.in) > ADMIN_INPUT_LIMIT)
                 protocol_violation(c, "extended-protocol batch without Sync");
             return 0;
         }
     }
-    buf_consume(&c->rbuf, skip);
-    proto_put_error(&c->wbuf, "ERROR", "0A000",
+    buf_consume(&c->conn.in, skip);
+    proto_put_error(&c->conn.out, "ERROR", "0A000",
                     "the admin console accepts only the simple query protocol");
-    proto_put_ready(&c->wbuf, 'I');
+    proto_put_ready(&c->conn.out, 'I');
     return 1;
 }
 
@@ -425,15 +426,15 @@ void admin_input(struct wp_client *c)
     while (c->state != CL_CLOSING) {
         uint8_t type;
         uint32_t len;
-        enum proto_scan r = proto_scan_header(buf_head(&c->rbuf), buf_unread(&c->rbuf),
+        enum proto_scan r = proto_scan_header(buf_head(&c->conn.in), buf_unread(&c->conn.in),
                                               ADMIN_MAX_MESSAGE, &type, &len);
         if (r == PROTO_BAD_LENGTH) {
             protocol_violation(c, "invalid message length");
             return;
         }
-        if (r == PROTO_NEED_MORE || buf_unread(&c->rbuf) < len)
+        if (r == PROTO_NEED_MORE || buf_unread(&c->conn.in) < len)
             break;
-        if (buf_unread(&c->wbuf) > ADMIN_OUTPUT_LIMIT) {
+        if (buf_unread(&c->conn.out) > ADMIN_OUTPUT_LIMIT) {
             client_close(c, "admin console client does not read its results");
             return;
         }

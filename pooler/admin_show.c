@@ -122,25 +122,6 @@ static void split_addr(const char *addr, char *host, size_t hostlen, int *port)
     *port = atoi(colon + 1);
 }
 
-static void local_addr(int fd, char *host, size_t hostlen, int *port)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    snprintf(host, hostlen, "%s", "unix");
-    *port = 0;
-    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &sin->sin_addr, host, (socklen_t)hostlen);
-        *port = ntohs(sin->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, (socklen_t)hostlen);
-        *port = ntohs(sin6->sin6_port);
-    }
-}
-
 static const char *conn_value(const struct wp_db_config *db, const char *key)
 {
     for (int i = 0; db && i < db->nconn; i++)
@@ -402,10 +383,10 @@ static void server_row(struct rows *r, const struct wp_server *s, int64_t now_ms
     const struct wp_pool *pool = s->pool;
     char host[256], lhost[64], connected[64], used[64], ptr[32], link[32], tls[96];
     int lport;
-    const char *h = s->conn ? PQhost(s->conn) : conn_value(pool->db, "host");
-    const char *p = s->conn ? PQport(s->conn) : conn_value(pool->db, "port");
+    const char *h = s->pq ? PQhost(s->pq) : conn_value(pool->db, "host");
+    const char *p = s->pq ? PQport(s->pq) : conn_value(pool->db, "port");
     snprintf(host, sizeof host, "%s", h ? h : "");
-    local_addr(s->fd, lhost, sizeof lhost, &lport);
+    conn_local_address(&s->conn, lhost, sizeof lhost, &lport);
     format_time(connected, sizeof connected, s->created_ms ? s->created_ms : s->connect_started_ms,
                 now_ms);
     format_time(used, sizeof used, s->last_used_ms, now_ms);
@@ -430,7 +411,7 @@ static void server_row(struct rows *r, const struct wp_server *s, int64_t now_ms
     cell_str(r, ptr);
     cell_str(r, link);
     cell_int(r, s->backend_pid);
-    cell_str(r, tls_describe(s->tls, tls, sizeof tls));
+    cell_str(r, tls_describe(s->conn.tls, tls, sizeof tls));
     cell_str(r, s->client ? client_app(s->client) : "");
     cell_int(r, (long long)s->stmts.count);
     rows_end_row(r);
@@ -476,7 +457,7 @@ static void client_row(struct rows *r, const struct wp_client *c, int64_t now_ms
     char host[64], lhost[64], connected[64], active[64], ptr[32], link[32], tls[96];
     int port, lport;
     split_addr(c->addr, host, sizeof host, &port);
-    local_addr(c->fd, lhost, sizeof lhost, &lport);
+    conn_local_address(&c->conn, lhost, sizeof lhost, &lport);
     format_time(connected, sizeof connected, c->login_started_ms, now_ms);
     format_time(active, sizeof active, c->last_active_ms, now_ms);
     int64_t wait_us = c->state == CL_WAITING ? (now_ms - c->wait_started_ms) * 1000 : 0;
@@ -501,7 +482,7 @@ static void client_row(struct rows *r, const struct wp_client *c, int64_t now_ms
     cell_str(r, ptr);
     cell_str(r, link);
     cell_int(r, 0);
-    cell_str(r, tls_describe(c->tls, tls, sizeof tls));
+    cell_str(r, tls_describe(c->conn.tls, tls, sizeof tls));
     cell_str(r, client_app(c));
     cell_int(r, (long long)c->stmts.count);
     rows_end_row(r);

@@ -48,13 +48,13 @@ static void cancel_done(void *arg)
 
 void cancel_server(struct wp_server *s)
 {
-    if (!s->conn)
+    if (!s->pq)
         return;
     struct cancel_job *job = calloc(1, sizeof *job);
     if (!job)
         return;
     /* PQgetCancel only copies the key and address: safe on the loop. */
-    job->handle = PQgetCancel(s->conn);
+    job->handle = PQgetCancel(s->pq);
     job->server = s;
     if (!job->handle || workpool_submit(run_cancel, cancel_done, job) < 0) {
         if (job->handle)

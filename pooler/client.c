@@ -3,12 +3,9 @@
  * welcome after login, errors, close. Login itself (startup packet, passwords) is
  * in login.c; moving bytes to and from a backend is in relay.c.
  */
-#include <errno.h>
-#include <event2/event.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "warmpool/admin.h"
 #include "warmpool/auth.h"
@@ -34,8 +31,8 @@ const char *client_state_name(enum wp_client_state state)
     return names[state];
 }
 
-static void on_client_read(evutil_socket_t fd, short what, void *arg);
-static void on_client_write(evutil_socket_t fd, short what, void *arg);
+static void client_readable(void *arg);
+static void client_writable(void *arg);
 
 void client_accept(int fd, const char *addr)
 {
@@ -45,10 +42,8 @@ void client_accept(int fd, const char *addr)
         proto_put_error(&msg, "FATAL", "53300",
                         wp_rt.shutting_down ? "warmpool is shutting down"
                                             : "no more connections allowed (max_client_conn)");
-        ssize_t ignored = write(fd, msg.data, msg.len);
-        (void)ignored;
+        conn_reject(fd, &msg);
         buf_free(&msg);
-        close(fd);
         log_warn("refused client %s: %s", addr,
                  wp_rt.shutting_down ? "shutting down" : "max_client_conn reached");
         return;
@@ -56,22 +51,16 @@ void client_accept(int fd, const char *addr)
     size_t addr_size = strlen(addr) + 1;
     struct wp_client *c = calloc(1, offsetof(struct wp_client, addr) + addr_size);
     if (!c) {
-        close(fd);
+        conn_reject(fd, &(struct wp_buf){0});
         return;
     }
     c->id = runtime_next_id();
-    c->fd = fd;
     memcpy(c->addr, addr, addr_size);
     client_set_state(c, CL_STARTUP);
     c->login_started_ms = wp_now_ms();
     list_init(&c->node);
-    c->ev_read = event_new(wp_rt.base, fd, EV_READ | EV_PERSIST, on_client_read, c);
-    /* ev_write is made on first need (client_arm_write): most clients never fill
-       their socket, and an idle client should stay small. */
-    if (!c->ev_read || event_add(c->ev_read, NULL) < 0) {
-        if (c->ev_read)
-            event_free(c->ev_read);
-        close(fd);
+    if (conn_open(&c->conn, fd, client_readable, client_writable, c) < 0) {
+        conn_reject(fd, &(struct wp_buf){0});
         free(c);
         return;
     }
@@ -83,8 +72,7 @@ void client_accept(int fd, const char *addr)
 static void client_free(struct wp_client *c)
 {
     prepared_client_forget(c);
-    buf_free(&c->rbuf);
-    buf_free(&c->wbuf);
+    conn_free(&c->conn);
     params_clear(&c->params);
     params_clear(&c->startup);
     free(c->scram);
@@ -125,66 +113,21 @@ void client_close(struct wp_client *c, const char *reason)
         c->server = NULL;
         /* A message only partly forwarded, or scanned but not all written, leaves the
            backend mid-message (or owing answers to bytes it never got). */
-        if (c->msg_left > 0 || c->scan > 0)
+        if (conn_mid_message(&c->conn))
             s->close_when_quiet = 1;
         server_abandon(s);
     }
     /* Best effort: deliver what warmpool itself still had to say (a FATAL). */
-    if (c->tls) {
-        tls_close(c->tls, &c->wbuf);
-        c->tls = NULL;
-    } else if (buf_unread(&c->wbuf) > 0 && !buf_failed(&c->wbuf)) {
-        ssize_t ignored = write(c->fd, buf_head(&c->wbuf), buf_unread(&c->wbuf));
-        (void)ignored;
-    }
-    event_free(c->ev_read);
-    if (c->ev_write)
-        event_free(c->ev_write);
-    c->ev_read = c->ev_write = NULL;
-    close(c->fd);
-    c->fd = -1;
+    conn_close(&c->conn);
     list_remove(&c->all);
     wp_rt.nclients--;
     list_push_tail(&closed_clients, &c->all);
     runtime_schedule_reap();
 }
 
-void client_pause_read(struct wp_client *c, int paused)
-{
-    if (c->state == CL_CLOSING || c->read_paused == (paused != 0))
-        return;
-    c->read_paused = paused != 0;
-    if (paused) {
-        event_del(c->ev_read);
-        return;
-    }
-    event_add(c->ev_read, NULL);
-    /* Input already decrypted inside OpenSSL would not wake the loop. */
-    if (c->tls && tls_has_pending(c->tls))
-        event_active(c->ev_read, EV_READ, 0);
-}
-
 int client_is_unix(const struct wp_client *c)
 {
     return strcmp(c->addr, "unix") == 0;
-}
-
-void client_arm_write(struct wp_client *c, int want)
-{
-    if (c->write_armed == (want != 0) || c->state == CL_CLOSING)
-        return;
-    if (want && !c->ev_write) {
-        c->ev_write = event_new(wp_rt.base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
-        if (!c->ev_write) {
-            client_close(c, "out of memory");
-            return;
-        }
-    }
-    c->write_armed = want != 0;
-    if (want)
-        event_add(c->ev_write, NULL);
-    else
-        event_del(c->ev_write);
 }
 
 void client_kick_write(struct wp_client *c)
@@ -201,7 +144,7 @@ void client_send_error(struct wp_client *c, const char *severity, const char *sq
 {
     if (c->state == CL_CLOSING)
         return;
-    proto_put_error(&c->wbuf, severity, sqlstate, message);
+    proto_put_error(&c->conn.out, severity, sqlstate, message);
     if (strcmp(severity, "FATAL") == 0) {
         client_close(c, message);
         return;
@@ -213,10 +156,10 @@ void client_send_error(struct wp_client *c, const char *severity, const char *sq
    extended messages through their Sync), or 0 when it is not all buffered. */
 static size_t buffered_request_length(const struct wp_client *c)
 {
-    const uint8_t *p = buf_head(&c->rbuf);
-    size_t avail = buf_unread(&c->rbuf), off = 0;
+    const uint8_t *p = buf_head(&c->conn.in);
+    size_t avail = buf_unread(&c->conn.in), off = 0;
     uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
-    if (c->state == CL_CLOSING || c->server || c->scan > 0 || c->msg_left > 0)
+    if (c->state == CL_CLOSING || c->server || c->conn.ready > 0 || c->conn.msg_left > 0)
         return 0;
     for (;;) {
         uint8_t type;
@@ -241,111 +184,38 @@ int client_refuse_request(struct wp_client *c, const char *sqlstate, const char 
     size_t off = buffered_request_length(c);
     if (off == 0)
         return -1;
-    buf_consume(&c->rbuf, off);
-    proto_put_error(&c->wbuf, "ERROR", sqlstate, message);
-    proto_put_ready(&c->wbuf, 'I');
+    buf_consume(&c->conn.in, off);
+    proto_put_error(&c->conn.out, "ERROR", sqlstate, message);
+    proto_put_ready(&c->conn.out, 'I');
     client_kick_write(c);
     return 0;
 }
 
-static long read_tls(struct wp_client *c)
+int client_start_tls(struct wp_client *c)
 {
-    int more;
-    long n = tls_read(c->tls, &c->rbuf, (size_t)wp_rt.cfg->pkt_buf, &more);
-    if (more && !c->read_paused)
-        event_active(c->ev_read, EV_READ, 0); /* come back for the rest */
-    if (n == 0 && c->tls->read_wants_write)
-        client_arm_write(c, 1);
-    return n;
+    return conn_start_tls(&c->conn);
 }
 
+/* The one read of client bytes (conn_read). Logged in, the input is bounded: this
+   many unconsumed bytes, more only while the message at the scan position is wanted
+   whole (within max_packet_size, or it would have been refused). */
 static int read_input(struct wp_client *c)
 {
-    long n = c->tls ? read_tls(c) : buf_read_fd(&c->rbuf, c->fd, (size_t)wp_rt.cfg->pkt_buf);
+    size_t cap = c->state >= CL_WELCOME ? runtime_client_input_cap() : 0;
+    long n =
+        conn_read(&c->conn, (size_t)wp_rt.cfg->pkt_buf, cap, (uint32_t)wp_rt.cfg->max_packet_size);
     if (n > 0 && c->pool)
         c->pool->bytes_in += (uint64_t)n;
     return n > 0 ? 1 : (int)n;
 }
 
-static void read_and_dispatch(struct wp_client *c);
-
-int client_start_tls(struct wp_client *c)
-{
-    c->tls = tls_accept(c->fd);
-    return c->tls ? 0 : -1;
-}
-
-static void handshake_step(struct wp_client *c)
-{
-    char err[256];
-    int rc = tls_handshake(c->tls, err, sizeof err);
-    if (rc < 0) {
-        log_warn("C-%llu %s: %s", (unsigned long long)c->id, c->addr, err);
-        client_close(c, "TLS handshake failed");
-        return;
-    }
-    client_arm_write(c, c->tls->read_wants_write);
-    if (rc == 1) {
-        log_debug("C-%llu %s: TLS handshake done", (unsigned long long)c->id, c->addr);
-        read_and_dispatch(c); /* the startup packet may be inside OpenSSL already */
-    }
-}
-
-static void client_readable(struct wp_client *c);
-
-static void on_client_read(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    wp_clock_hold(1); /* one clock reading for the whole callback */
-    client_readable(arg);
-    wp_clock_hold(0);
-}
-
-static void client_readable(struct wp_client *c)
-{
-    if (c->tls) {
-        if (!c->tls->established) {
-            handshake_step(c);
-            return;
-        }
-        if (c->tls->write_wants_read) {
-            client_kick_write(c);
-            if (c->state == CL_CLOSING)
-                return;
-        }
-    }
-    read_and_dispatch(c);
-}
-
-/*
- * The input cap, checked at the one place client bytes are read once logged in: this
- * many unconsumed bytes, more only while the message at the scan position is wanted
- * whole (its length is within max_packet_size, or it would have been refused).
- */
-static size_t input_limit(const struct wp_client *c)
-{
-    size_t limit = runtime_client_input_cap();
-    uint8_t type;
-    uint32_t len;
-    if (c->msg_left == 0 &&
-        proto_scan_header(buf_head(&c->rbuf) + c->scan, buf_unread(&c->rbuf) - c->scan,
-                          (uint32_t)wp_rt.cfg->max_packet_size, &type, &len) == PROTO_HEADER &&
-        c->scan + len > limit)
-        limit = c->scan + len;
-    return limit;
-}
-
 static void read_and_dispatch(struct wp_client *c)
 {
-    if (c->state >= CL_WELCOME && buf_unread(&c->rbuf) >= input_limit(c)) {
-        /* Whoever consumes input resumes reading (relay.c, client_linked). */
-        client_pause_read(c, 1);
-        return;
-    }
     int rc = read_input(c);
     if (rc < 0) {
-        client_close(c, "client disconnected");
+        if (c->conn.error)
+            log_warn("C-%llu %s: %s", (unsigned long long)c->id, c->addr, c->conn.error);
+        client_close(c, c->conn.error ? "TLS handshake failed" : "client disconnected");
         return;
     }
     if (rc == 0)
@@ -359,8 +229,8 @@ static void read_and_dispatch(struct wp_client *c)
     case CL_WELCOME:
     case CL_WAITING:
         /* Keep input for later, but not without bound. */
-        if (buf_unread(&c->rbuf) >= runtime_client_input_cap())
-            client_pause_read(c, 1);
+        if (conn_unread(&c->conn) >= runtime_client_input_cap())
+            conn_pause_read(&c->conn, 1);
         break;
     case CL_IDLE:
     case CL_ACTIVE:
@@ -374,24 +244,16 @@ static void read_and_dispatch(struct wp_client *c)
     }
 }
 
-static void on_client_write(evutil_socket_t fd, short what, void *arg)
+static void client_readable(void *arg)
 {
-    (void)fd;
-    (void)what;
-    struct wp_client *c = arg;
-    if (c->tls) {
-        if (!c->tls->established) {
-            handshake_step(c);
-            return;
-        }
-        if (c->tls->read_wants_write) {
-            c->tls->read_wants_write = 0;
-            read_and_dispatch(c);
-            if (c->state == CL_CLOSING)
-                return;
-        }
-    }
-    relay_client_writable(c);
+    wp_clock_hold(1); /* one clock reading for the whole callback */
+    read_and_dispatch(arg);
+    wp_clock_hold(0);
+}
+
+static void client_writable(void *arg)
+{
+    relay_client_writable(arg);
 }
 
 /* Login done and the pool knows its parameters: send them, a key, and ReadyForQuery. */
@@ -407,22 +269,22 @@ void client_welcome(struct wp_client *c)
     for (int i = 0; i < c->params.n; i++) {
         const struct wp_param *p = &c->params.items[i];
         if (p->reported)
-            proto_put_param_status(&c->wbuf, p->name, p->value);
+            proto_put_param_status(&c->conn.out, p->name, p->value);
     }
     auth_random(&c->cancel_pid, sizeof c->cancel_pid);
     auth_random(&c->cancel_key, sizeof c->cancel_key);
-    proto_put_backend_key(&c->wbuf, c->cancel_pid, c->cancel_key);
-    proto_put_ready(&c->wbuf, 'I');
+    proto_put_backend_key(&c->conn.out, c->cancel_pid, c->cancel_key);
+    proto_put_ready(&c->conn.out, 'I');
     client_set_state(c, CL_IDLE);
     /* Idleness counts from this answer, not from the password message: the wait for
        the pool's first backend may have lasted longer than client_idle_timeout. */
     c->answered_ms = wp_now_ms();
     char tls[96];
     log_info("C-%llu %s/%s@%s: login, %s%s", (unsigned long long)c->id, c->dbname, c->user, c->addr,
-             c->tls ? "TLS " : "no TLS", tls_describe(c->tls, tls, sizeof tls));
+             c->conn.tls ? "TLS " : "no TLS", tls_describe(c->conn.tls, tls, sizeof tls));
     client_kick_write(c);
-    buf_release_if_empty(&c->rbuf); /* logged in and idle: no buffer until it speaks */
-    if (c->state != CL_CLOSING && buf_unread(&c->rbuf) > 0)
+    buf_release_if_empty(&c->conn.in); /* logged in and idle: no buffer until it speaks */
+    if (c->state != CL_CLOSING && buf_unread(&c->conn.in) > 0)
         relay_client_input(c);
 }
 
@@ -447,7 +309,7 @@ void client_sync_params(struct wp_client *c)
 void client_linked(struct wp_client *c)
 {
     client_sync_params(c);
-    client_pause_read(c, 0);
+    conn_pause_read(&c->conn, 0);
     relay_client_input(c);
 }
 

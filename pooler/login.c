@@ -118,7 +118,7 @@ static void finish_login(struct wp_client *c)
         client_send_error(c, "FATAL", "42501", "not allowed to use the admin console");
         return;
     }
-    proto_put_auth(&c->wbuf, 0, NULL, 0);
+    proto_put_auth(&c->conn.out, 0, NULL, 0);
     if (c->scram)
         scram_state_clear(c->scram);
     free(c->scram);
@@ -175,7 +175,7 @@ static int start_scram(struct wp_client *c, const struct wp_user_secret *secret)
         scram_mock_keys(c->user, &c->scram->keys);
     }
     static const char mechanisms[] = "SCRAM-SHA-256\0";
-    return proto_put_auth(&c->wbuf, 10, mechanisms, sizeof mechanisms);
+    return proto_put_auth(&c->conn.out, 10, mechanisms, sizeof mechanisms);
 }
 
 /* auth_type = cert: a verified client certificate whose CommonName is the user. */
@@ -211,14 +211,14 @@ static void start_auth(struct wp_client *c, int auth_type)
         return;
     case WP_AUTH_PLAIN:
         c->auth_method = METHOD_PLAIN;
-        proto_put_auth(&c->wbuf, 3, NULL, 0);
+        proto_put_auth(&c->conn.out, 3, NULL, 0);
         break;
     case WP_AUTH_MD5:
         /* As PostgreSQL does: md5 accepts users whose secret is SCRAM by using SCRAM. */
         if (!secret || secret->kind != WP_SECRET_SCRAM) {
             c->auth_method = METHOD_MD5;
             auth_random(c->md5_salt, sizeof c->md5_salt);
-            proto_put_auth(&c->wbuf, 5, c->md5_salt, sizeof c->md5_salt);
+            proto_put_auth(&c->conn.out, 5, c->md5_salt, sizeof c->md5_salt);
             break;
         }
         /* fall through */
@@ -328,7 +328,7 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
     memcpy(c->user, st->user, user_len + 1);
     c->dbname = c->user + user_len + 1;
     memcpy(c->dbname, st->database, db_len + 1);
-    if (wp_rt.cfg->client_tls_sslmode >= WP_SSLMODE_REQUIRE && !c->tls && !client_is_unix(c)) {
+    if (wp_rt.cfg->client_tls_sslmode >= WP_SSLMODE_REQUIRE && !c->conn.tls && !client_is_unix(c)) {
         log_warn("C-%llu %s/%s@%s: refused: client_tls_sslmode requires TLS",
                  (unsigned long long)c->id, c->dbname, c->user, c->addr);
         client_send_error(c, "FATAL", "28000", "SSL required");
@@ -337,7 +337,7 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
     if (take_startup_params(c, st) < 0)
         return;
     /* A client asking for 3.x (x > 0) or protocol options learns we speak 3.0. */
-    proto_put_negotiate_version(&c->wbuf, st);
+    proto_put_negotiate_version(&c->conn.out, st);
     c->is_admin = admin_is_console_db(c->dbname) != 0;
     /* Whether the database exists is told only after authentication (finish_login),
        as PostgreSQL does: before it, nobody learns which databases exist. */
@@ -351,16 +351,16 @@ static void handle_startup(struct wp_client *c, const struct proto_startup *st)
    The handshake runs from the client's events (client.c); returns 0 (stop here). */
 static int accept_tls(struct wp_client *c)
 {
-    if (buf_unread(&c->rbuf) > 0) {
+    if (buf_unread(&c->conn.in) > 0) {
         /* Bytes sent before the handshake would be taken as if they were protected. */
         protocol_violation(c, "received unencrypted data after SSL request");
         return 0;
     }
-    buf_append(&c->wbuf, "S", 1);
+    buf_append(&c->conn.out, "S", 1);
     client_kick_write(c);
     if (c->state == CL_CLOSING)
         return 0;
-    if (buf_unread(&c->wbuf) > 0 || client_start_tls(c) < 0) {
+    if (buf_unread(&c->conn.out) > 0 || client_start_tls(c) < 0) {
         client_close(c, "cannot start TLS");
         return 0;
     }
@@ -370,31 +370,31 @@ static int accept_tls(struct wp_client *c)
 /* One startup-phase packet; returns 1 to go on reading packets, 0 to stop. */
 static int startup_packet(struct wp_client *c)
 {
-    int64_t len = proto_startup_length(buf_head(&c->rbuf), buf_unread(&c->rbuf));
+    int64_t len = proto_startup_length(buf_head(&c->conn.in), buf_unread(&c->conn.in));
     if (len < 0) {
         protocol_violation(c, "invalid length of startup packet");
         return 0;
     }
-    if (len == 0 || buf_unread(&c->rbuf) < (size_t)len)
+    if (len == 0 || buf_unread(&c->conn.in) < (size_t)len)
         return 0;
     struct proto_startup st;
     char err[256];
     /* The parser wants NUL-terminated strings inside the packet; it checks that. */
-    if (proto_parse_startup(buf_head(&c->rbuf), (uint32_t)len, &st, err, sizeof err) < 0) {
+    if (proto_parse_startup(buf_head(&c->conn.in), (uint32_t)len, &st, err, sizeof err) < 0) {
         bad_startup(c, st.sqlstate, err);
         return 0;
     }
     switch (st.kind) {
     case PROTO_STARTUP_SSL:
     case PROTO_STARTUP_GSSENC:
-        buf_consume(&c->rbuf, (size_t)len);
-        if (c->tls) {
+        buf_consume(&c->conn.in, (size_t)len);
+        if (c->conn.tls) {
             protocol_violation(c, "unexpected encryption request inside TLS");
             return 0;
         }
         if (st.kind == PROTO_STARTUP_SSL && tls_client_available() && !client_is_unix(c))
             return accept_tls(c);
-        buf_append(&c->wbuf, "N", 1);
+        buf_append(&c->conn.out, "N", 1);
         client_kick_write(c);
         return c->state != CL_CLOSING;
     case PROTO_STARTUP_CANCEL:
@@ -404,7 +404,7 @@ static int startup_packet(struct wp_client *c)
     case PROTO_STARTUP_V3:
         /* Consume first: login may finish right here and relay what follows. The
            parsed pointers stay valid, since consuming moves no bytes. */
-        buf_consume(&c->rbuf, (size_t)len);
+        buf_consume(&c->conn.in, (size_t)len);
         handle_startup(c, &st);
         return 0;
     }
@@ -451,7 +451,7 @@ static void scram_first(struct wp_client *c, const uint8_t *body, size_t body_le
         protocol_violation(c, err);
         return;
     }
-    proto_put_auth(&c->wbuf, 11, out, strlen(out));
+    proto_put_auth(&c->conn.out, 11, out, strlen(out));
     client_kick_write(c);
 }
 
@@ -469,7 +469,7 @@ static void scram_final(struct wp_client *c, const uint8_t *body, size_t body_le
         fail_auth(c);
         return;
     }
-    proto_put_auth(&c->wbuf, 12, out, strlen(out));
+    proto_put_auth(&c->conn.out, 12, out, strlen(out));
     finish_login(c);
 }
 
@@ -478,22 +478,22 @@ static int auth_message(struct wp_client *c)
 {
     uint8_t type;
     uint32_t len;
-    enum proto_scan r =
-        proto_scan_header(buf_head(&c->rbuf), buf_unread(&c->rbuf), LOGIN_MAX_MESSAGE, &type, &len);
+    enum proto_scan r = proto_scan_header(buf_head(&c->conn.in), buf_unread(&c->conn.in),
+                                          LOGIN_MAX_MESSAGE, &type, &len);
     if (r == PROTO_BAD_LENGTH) {
         protocol_violation(c, "invalid message length during authentication");
         return 0;
     }
-    if (r == PROTO_NEED_MORE || buf_unread(&c->rbuf) < len)
+    if (r == PROTO_NEED_MORE || buf_unread(&c->conn.in) < len)
         return 0;
     if (type != 'p') {
         protocol_violation(c, "expected password response");
         return 0;
     }
-    const uint8_t *body = buf_head(&c->rbuf) + 5;
+    const uint8_t *body = buf_head(&c->conn.in) + 5;
     size_t body_len = len - 5;
     /* Consumed before acting, as for the startup packet: the bytes stay in place. */
-    buf_consume(&c->rbuf, len);
+    buf_consume(&c->conn.in, len);
     if (c->auth_method == METHOD_SCRAM) {
         if (c->scram->step == 0)
             scram_first(c, body, body_len);

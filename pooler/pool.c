@@ -446,8 +446,8 @@ void pool_refuse_waiter(struct wp_client *c, const char *sqlstate, const char *t
         client_send_error(c, "FATAL", sqlstate, text);
         return;
     }
-    client_pause_read(c, 0);
-    if (c->state == CL_IDLE && buf_unread(&c->rbuf) > 0)
+    conn_pause_read(&c->conn, 0);
+    if (c->state == CL_IDLE && buf_unread(&c->conn.in) > 0)
         relay_client_input(c);
 }
 

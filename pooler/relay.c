@@ -8,12 +8,9 @@
  * decided is carried out: a partial write pauses the other side, a release point gives
  * the backend back to the pool, a refused client is told and closed.
  */
-#include <errno.h>
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
 #include "warmpool/client.h"
 #include "warmpool/log.h"
@@ -26,118 +23,38 @@
 #include "warmpool/server.h"
 #include "warmpool/tls.h"
 
-static void set_write_armed(struct event *ev, int *armed, int want)
-{
-    if (*armed == want)
-        return;
-    *armed = want;
-    if (want)
-        event_add(ev, NULL);
-    else
-        event_del(ev);
-}
-
-static void server_pause_read(struct wp_server *s, int paused)
-{
-    if (s->read_paused == paused || !s->ev_read)
-        return;
-    s->read_paused = paused;
-    if (paused) {
-        event_del(s->ev_read);
-        return;
-    }
-    event_add(s->ev_read, NULL);
-    /* Input already decrypted inside OpenSSL would not wake the loop. */
-    if (s->tls && tls_has_pending(s->tls))
-        event_active(s->ev_read, EV_READ, 0);
-}
-
-void relay_resume_server_read(struct wp_server *s)
-{
-    server_pause_read(s, 0);
-}
-
-/* TLS: a write waiting for input must not spin on a writable socket; a read waiting
-   for writability needs the write event. */
-static int tls_write_event(const struct wp_tls *t, int done)
-{
-    return (!done && !t->write_wants_read) || t->read_wants_write;
-}
-
 /* ---- writing ---- */
 
 /*
- * One writev toward a peer: warmpool's own bytes for it first, then the `*scan`
- * bytes of the other side's buffer that are ready. Consumes what was written.
- * Returns 1 when everything went (or there was nothing), 0 when some is left, -1 on
- * a write error.
+ * Each direction is one conn_flush: warmpool's own bytes for the peer first, then the
+ * scanned bytes of the other side's input. What could not be written holds the other
+ * side: a backend's output waits for a slow client (its reading pauses), a client's
+ * input waits once it fills the input cap.
  */
-static int write_own_then_theirs(int fd, struct wp_buf *own_buf, struct wp_buf *their_buf,
-                                 size_t *their_scan)
-{
-    struct iovec iov[2];
-    int n = 0;
-    size_t own = buf_unread(own_buf);
-    size_t theirs = their_buf ? *their_scan : 0;
-    if (own)
-        iov[n++] = (struct iovec){(void *)buf_head(own_buf), own};
-    if (theirs)
-        iov[n++] = (struct iovec){(void *)buf_head(their_buf), theirs};
-    if (n == 0)
-        return 1;
-    ssize_t written = writev(fd, iov, n);
-    if (written < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return -1;
-        written = 0;
-    }
-    size_t from_own = (size_t)written < own ? (size_t)written : own;
-    buf_consume(own_buf, from_own);
-    size_t from_theirs = (size_t)written - from_own;
-    if (from_theirs) {
-        buf_consume(their_buf, from_theirs);
-        *their_scan -= from_theirs;
-    }
-    return (size_t)written == own + theirs;
-}
-
 int relay_flush_to_server(struct wp_server *s)
 {
     struct wp_client *c = s->client;
-    int done;
-    if (buf_failed(&s->wbuf)) {
+    int done = conn_flush(&s->conn, c ? &c->conn : NULL);
+    if (done == CONN_NO_MEMORY)
         s->out_of_memory = 1; /* server_close tells the client 53200 */
-        return -1;
-    }
-    if (s->tls)
-        done = tls_write(s->tls, &s->wbuf, c ? &c->rbuf : NULL, c ? &c->scan : NULL);
-    else
-        done = write_own_then_theirs(s->fd, &s->wbuf, c ? &c->rbuf : NULL, c ? &c->scan : NULL);
     if (done < 0)
         return -1;
-    set_write_armed(s->ev_write, &s->write_armed, s->tls ? tls_write_event(s->tls, done) : !done);
     if (c)
-        client_pause_read(c, !done && buf_unread(&c->rbuf) >= runtime_client_input_cap());
+        conn_pause_read(&c->conn, !done && conn_unread(&c->conn) >= runtime_client_input_cap());
     return done;
 }
 
 int relay_flush_to_client(struct wp_client *c)
 {
     struct wp_server *s = c->server;
-    int done;
-    if (buf_failed(&c->wbuf))
-        return -1; /* part of what it was to be told is lost: it is closed */
-    if (c->tls)
-        done = tls_write(c->tls, &c->wbuf, s ? &s->rbuf : NULL, s ? &s->scan : NULL);
-    else
-        done = write_own_then_theirs(c->fd, &c->wbuf, s ? &s->rbuf : NULL, s ? &s->scan : NULL);
+    /* Out of memory: part of what it was to be told is lost, and it is closed. */
+    int done = conn_flush(&c->conn, s ? &s->conn : NULL);
     if (done < 0)
         return -1;
-    client_arm_write(c, c->tls ? tls_write_event(c->tls, done) : !done);
     if (s)
-        server_pause_read(s, !done);
+        conn_pause_read(&s->conn, !done);
     if (done)
-        buf_release_if_empty(&c->wbuf); /* rarely used: do not keep it */
+        buf_release_if_empty(&c->conn.out); /* rarely used: do not keep it */
     return done;
 }
 
@@ -188,12 +105,12 @@ static int acquire_server(struct wp_client *c)
 {
     uint8_t type;
     uint32_t len;
-    enum proto_scan r = proto_scan_header(buf_head(&c->rbuf), buf_unread(&c->rbuf),
+    enum proto_scan r = proto_scan_header(buf_head(&c->conn.in), buf_unread(&c->conn.in),
                                           (uint32_t)wp_rt.cfg->max_packet_size, &type, &len);
     if (r == PROTO_NEED_MORE)
         return 0;
     if (r == PROTO_BAD_LENGTH) {
-        protocol_violation(c, proto_length_too_large(buf_head(&c->rbuf))
+        protocol_violation(c, proto_length_too_large(buf_head(&c->conn.in))
                                   ? "message too large"
                                   : "invalid message length");
         return 0;
@@ -209,7 +126,7 @@ static int acquire_server(struct wp_client *c)
     if (c->state == CL_WAITING)
         return 0;
     if (!pool_request_server(c->pool, c)) {
-        client_pause_read(c, buf_unread(&c->rbuf) >= runtime_client_input_cap());
+        conn_pause_read(&c->conn, buf_unread(&c->conn.in) >= runtime_client_input_cap());
         return 0;
     }
     client_sync_params(c);
@@ -221,15 +138,15 @@ static int answer_without_server(struct wp_client *c)
 {
     if (c->pool->settings.pool_mode == WP_MODE_SESSION || wp_rt.cfg->max_prepared_statements <= 0)
         return 0;
-    uint8_t first = buf_unread(&c->rbuf) ? buf_head(&c->rbuf)[0] : 0;
+    uint8_t first = buf_unread(&c->conn.in) ? buf_head(&c->conn.in)[0] : 0;
     if (first != 'P' && first != 'D' && first != 'C')
         return 0; /* only batches that start with these can be answered here */
     int rc;
     while ((rc = prepared_answer_locally(c)) == 1)
         ;
-    if (buf_unread(&c->wbuf) > 0)
+    if (buf_unread(&c->conn.out) > 0)
         client_kick_write(c);
-    return rc < 0 || c->state == CL_CLOSING || buf_unread(&c->rbuf) == 0;
+    return rc < 0 || c->state == CL_CLOSING || buf_unread(&c->conn.in) == 0;
 }
 
 /* The backend is not ready for the client's input yet: 1 = the input waits. */
@@ -241,12 +158,12 @@ static int input_waits(struct wp_client *c, struct wp_server *s)
             server_close(s, "write to server failed");
         return 1;
     }
-    if (s->cancel_pending > 0 && c->msg_left == 0) {
+    if (s->cancel_pending > 0 && c->conn.msg_left == 0) {
         /* PostgreSQL may deliver a cancel's signal late (it signals the backend and
            its process group): the next request waits until the cancel is done, so
            it cannot be the one cancelled. relay_try_release resumes it. */
         c->cancel_hold = 1;
-        client_pause_read(c, buf_unread(&c->rbuf) >= runtime_client_input_cap());
+        conn_pause_read(&c->conn, buf_unread(&c->conn.in) >= runtime_client_input_cap());
         return 1;
     }
     return 0;
@@ -277,7 +194,7 @@ void relay_client_input(struct wp_client *c)
                            r == RELAY_SCAN_ERROR ? "invalid message length" : "message too large");
         return;
     }
-    if (r == RELAY_SCAN_NO_MEMORY || buf_failed(&c->rbuf)) {
+    if (r == RELAY_SCAN_NO_MEMORY || buf_failed(&c->conn.in)) {
         log_warn("C-%llu %s/%s@%s: out of memory", (unsigned long long)c->id, c->dbname, c->user,
                  c->addr);
         client_send_error(c, "FATAL", "53200", "out of memory");
@@ -287,7 +204,7 @@ void relay_client_input(struct wp_client *c)
         server_close(s, "write to server failed");
         return;
     }
-    if (buf_unread(&c->wbuf) > 0)
+    if (buf_unread(&c->conn.out) > 0)
         client_kick_write(c); /* synthetic answers */
     if (c->state == CL_CLOSING)
         return;
@@ -350,10 +267,10 @@ static void release_server(struct wp_server *s)
     client_set_state(c, CL_IDLE);
     s->pool->xact_count++;
     /* The release point requires an empty input buffer: nothing is left to relay. */
-    buf_release_if_empty(&c->rbuf); /* a client between transactions holds no buffer */
+    buf_release_if_empty(&c->conn.in); /* a client between transactions holds no buffer */
     /* With TLS the client may still be sending bytes already copied out of the
        server's buffer; that must not keep the server's input paused. */
-    server_pause_read(s, 0);
+    conn_pause_read(&s->conn, 0);
     pool_server_ready(s);
 }
 
@@ -365,7 +282,8 @@ void relay_try_release(struct wp_server *s)
         relay_client_input(c);
         return;
     }
-    if (s->client && s->scan == 0 && buf_unread(&s->client->wbuf) == 0 && relay_release_point(s))
+    if (s->client && s->conn.ready == 0 && buf_unread(&s->client->conn.out) == 0 &&
+        relay_release_point(s))
         release_server(s);
 }
 
@@ -390,7 +308,7 @@ void relay_server_input(struct wp_server *s)
             return;
         enum relay_scan r = relay_scan_server(s);
         if (r == RELAY_SCAN_ERROR) {
-            s->out_of_memory = buf_failed(&s->rbuf) || buf_failed(&s->wbuf);
+            s->out_of_memory = buf_failed(&s->conn.in) || buf_failed(&s->conn.out);
             server_close(s, s->out_of_memory ? "out of memory" : "invalid message from server");
             return;
         }
@@ -446,6 +364,6 @@ void relay_client_writable(struct wp_client *c)
         relay_try_release(s);
         return;
     }
-    if (buf_unread(&s->rbuf) > s->scan)
+    if (buf_unread(&s->conn.in) > s->conn.ready)
         relay_server_input(s);
 }

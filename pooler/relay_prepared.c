@@ -125,7 +125,7 @@ static void evict_for_one_more(struct wp_server *s)
         struct wp_stmt *victim = serverset_lru(&s->stmts);
         if (!victim)
             return;
-        put_close(&s->wbuf, victim->name);
+        put_close(&s->conn.out, victim->name);
         owed_sent(&s->owed, 'C');
         push(s, 'C', PENDING_SKIP, victim, NULL); /* to put it back if skipped */
         serverset_remove(&s->stmts, &wp_rt.registry, victim);
@@ -146,12 +146,12 @@ static void put_prepare(struct wp_server *s, struct wp_stmt *stmt, uint8_t actio
         buf_append(&sql, " ", 1);
         buf_append(&sql, stmt->query, stmt->query_len);
         buf_append(&sql, "", 1);
-        proto_put_query(&s->wbuf, (const char *)sql.data);
+        proto_put_query(&s->conn.out, (const char *)sql.data);
         buf_free(&sql);
         push(s, 'Q', action, stmt, client_name);
         owed_sent(&s->owed, 'Q');
     } else {
-        proto_put_parse(&s->wbuf, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
+        proto_put_parse(&s->conn.out, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
         push(s, 'P', action, stmt, client_name);
         owed_sent(&s->owed, 'P');
     }
@@ -219,9 +219,9 @@ static void put_failing_request(struct wp_server *s, int sql_level, const char *
                                 const char *text)
 {
     if (sql_level)
-        proto_put_query(&s->wbuf, "PREPARE wp_duplicate AS " FAILING_QUERY);
+        proto_put_query(&s->conn.out, "PREPARE wp_duplicate AS " FAILING_QUERY);
     else
-        proto_put_parse(&s->wbuf, "wp_duplicate", FAILING_QUERY, 0, NULL);
+        proto_put_parse(&s->conn.out, "wp_duplicate", FAILING_QUERY, 0, NULL);
     owed_sent(&s->owed, sql_level ? 'Q' : 'P');
     queue_own_error(s, sql_level ? 'Q' : 'P', sqlstate, &text, 1);
 }
@@ -267,7 +267,7 @@ static int may_end_transaction(const char *query, size_t len)
  */
 static void put_refused_parse(struct wp_server *s)
 {
-    proto_put_parse(&s->wbuf, "wp_duplicate", FAILING_QUERY, 0, NULL);
+    proto_put_parse(&s->conn.out, "wp_duplicate", FAILING_QUERY, 0, NULL);
     owed_sent(&s->owed, 'P');
     push(s, 'P', PENDING_FORWARD, NULL, NULL);
 }
@@ -345,7 +345,7 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
         return PREP_ERROR;
     parse.scope = s->pool;
     if (refuse_parse_text(c, s, &parse)) {
-        buf_consume(&c->rbuf, len);
+        buf_consume(&c->conn.in, len);
         return PREP_DONE;
     }
     if (parse.name[0] == '\0') {
@@ -355,7 +355,7 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
     relay_move_client_scanned(c, s);
     if (namemap_get(&c->stmts, parse.name)) {
         put_duplicate_error(s, 0, parse.name);
-        buf_consume(&c->rbuf, len);
+        buf_consume(&c->conn.in, len);
         return PREP_DONE;
     }
     struct wp_stmt *stmt = registry_intern(&wp_rt.registry, &parse);
@@ -365,7 +365,7 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
         !may_end_transaction(parse.query, parse.query_len)) {
         put_refused_parse(s);
         registry_unref(&wp_rt.registry, stmt);
-        buf_consume(&c->rbuf, len);
+        buf_consume(&c->conn.in, len);
         return PREP_DONE;
     }
     namemap_put(&c->stmts, &wp_rt.registry, parse.name, stmt);
@@ -378,7 +378,7 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
         s->pool->prepared_misses++;
     }
     registry_unref(&wp_rt.registry, stmt);
-    buf_consume(&c->rbuf, len);
+    buf_consume(&c->conn.in, len);
     return PREP_DONE;
 }
 
@@ -426,18 +426,18 @@ static enum prep_input on_named_use(struct wp_client *c, struct wp_server *s, ui
         /* Unknown to this client. Passed on as is, it could name another client's
            statement on this backend (wp_<id>): ask for one that cannot exist, and
            give the client PostgreSQL's error under its own name. */
-        put_renamed(&s->wbuf, msg, len, name_off, name_len, MISSING_NAME);
+        put_renamed(&s->conn.out, msg, len, name_off, name_len, MISSING_NAME);
         owed_sent(&s->owed, type);
         push_missing(s, type, name);
-        buf_consume(&c->rbuf, len);
+        buf_consume(&c->conn.in, len);
         return PREP_DONE;
     }
     ensure_prepared(s, stmt);
-    put_renamed(&s->wbuf, msg, len, name_off, name_len, stmt->name);
+    put_renamed(&s->conn.out, msg, len, name_off, name_len, stmt->name);
     owed_sent(&s->owed, type);
     /* Held so that a 0A000 (result shape changed) can retire it. */
     push(s, type, PENDING_FORWARD, stmt, NULL);
-    buf_consume(&c->rbuf, len);
+    buf_consume(&c->conn.in, len);
     return PREP_DONE;
 }
 
@@ -454,7 +454,7 @@ static enum prep_input on_close(struct wp_client *c, struct wp_server *s, const 
     struct wp_stmt *stmt = namemap_get(&c->stmts, name);
     answer_in_order(s, '3', stmt, name); /* holds stmt, to restore the name on undo */
     namemap_remove(&c->stmts, &wp_rt.registry, name);
-    buf_consume(&c->rbuf, len);
+    buf_consume(&c->conn.in, len);
     return PREP_DONE;
 }
 
@@ -515,7 +515,7 @@ static enum prep_input on_sql_command(struct wp_client *c, struct wp_server *s,
     case SQLPREP_DEALLOCATE:
         if (!namemap_get(&c->stmts, sp->name)) {
             /* Not the client's: never a statement of another client or warmpool's. */
-            proto_put_query(&s->wbuf, "DEALLOCATE " MISSING_NAME);
+            proto_put_query(&s->conn.out, "DEALLOCATE " MISSING_NAME);
             owed_sent(&s->owed, 'Q');
             push_missing(s, 'Q', sp->name);
             return PREP_DONE;
@@ -596,7 +596,7 @@ static enum prep_input on_sql_uses(struct wp_client *c, struct wp_server *s, con
     const char *missing[SQLPREP_USES_MAX];
     int nmissing = rewrite_uses(c, text, text_len, scan, &sql, missing);
     if (nmissing >= 0) {
-        proto_put_query(&s->wbuf, (const char *)sql.data);
+        proto_put_query(&s->conn.out, (const char *)sql.data);
         owed_sent(&s->owed, 'Q');
     }
     buf_free(&sql);
@@ -673,7 +673,7 @@ static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const 
        transaction. */
     if (s->name_effects > 0)
         c->input_held = 1;
-    buf_consume(&c->rbuf, len);
+    buf_consume(&c->conn.in, len);
     return result;
 }
 
@@ -686,14 +686,14 @@ static int needs_whole(uint8_t type)
 enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s, uint8_t type,
                                         uint32_t len)
 {
-    size_t avail = buf_unread(&c->rbuf) - c->scan;
+    size_t avail = buf_unread(&c->conn.in) - c->conn.ready;
     if (s->ext_skipping && type != 'S') {
         /* The backend ignores it after its error; so must the bookkeeping. */
         return PREP_PASS;
     }
-    const uint8_t *msg = buf_head(&c->rbuf) + c->scan;
+    const uint8_t *msg = buf_head(&c->conn.in) + c->conn.ready;
     if (needs_whole(type) && avail < len) {
-        if (buf_reserve(&c->rbuf, len - avail) < 0)
+        if (buf_reserve(&c->conn.in, len - avail) < 0)
             return PREP_NO_MEMORY;
         return PREP_WAIT;
     }
@@ -755,21 +755,21 @@ static void emit(struct wp_server *s, const struct wp_pending *item)
     switch (item->type) {
     case 'q':
         if (s->tx_status == 'E') {
-            proto_put_error(&c->wbuf, "ERROR", "25P02",
+            proto_put_error(&c->conn.out, "ERROR", "25P02",
                             "current transaction is aborted, commands ignored until end of "
                             "transaction block");
             stats_query_error(s->pool, &c->stats, "25P02");
         } else {
             apply_to_names(c, item);
-            proto_put_command_complete(&c->wbuf, item->tag);
+            proto_put_command_complete(&c->conn.out, item->tag);
         }
-        proto_put_ready(&c->wbuf, s->tx_status);
+        proto_put_ready(&c->conn.out, s->tx_status);
         /* relay.c ends a request's timing at the backend's ReadyForQuery; this one is
            warmpool's, and the backend sends none for the query */
         stats_query_end(s->pool, c, &c->stats, s->tx_status, stats_now_us());
         break;
     default:
-        proto_put_simple(&c->wbuf, (char)item->type);
+        proto_put_simple(&c->conn.out, (char)item->type);
         break;
     }
 }
@@ -887,7 +887,7 @@ static void emit_kept_error(struct wp_server *s, const struct wp_pending *head)
         return;
     relay_move_server_scanned(s);
     uint32_t len = proto_get_u32(head->error_reply + 1) + 1;
-    buf_append(&c->wbuf, head->error_reply, len);
+    buf_append(&c->conn.out, head->error_reply, len);
     /* in place of the backend's error for this request, which relay.c does not see */
     stats_query_error(s->pool, &c->stats, proto_error_field(head->error_reply + 5, len - 5, 'C'));
 }
@@ -912,7 +912,7 @@ static int end_skip_before_query(struct wp_server *s)
         undo_request(s, pending_at(q, i)); /* newest first, as on_extended_error does */
     for (uint32_t i = 0; i < n; i++)
         pop_and_release(s);
-    proto_put_simple(&s->wbuf, 'S');
+    proto_put_simple(&s->conn.out, 'S');
     owed_sent(&s->owed, 'S');
     server_kick_write(s);
     return 1;
@@ -953,7 +953,7 @@ static void emit_own_error(struct wp_server *s, const struct wp_pending *head, i
     const char *text = head->client_name;
     for (int i = 0; i < index && text[strlen(text) + 1] != '\0'; i++)
         text += strlen(text) + 1;
-    proto_put_error(&c->wbuf, "ERROR", head->own_error, text);
+    proto_put_error(&c->conn.out, "ERROR", head->own_error, text);
     stats_query_error(s->pool, &c->stats, head->own_error);
 }
 
@@ -1192,18 +1192,18 @@ static void run_local(struct wp_client *c, const struct local_batch *b)
         switch (item->type) {
         case 'P':
             namemap_put(&c->stmts, &wp_rt.registry, item->name, item->stmt);
-            proto_put_simple(&c->wbuf, '1');
+            proto_put_simple(&c->conn.out, '1');
             c->pool->prepared_hits++;
             break;
         case 'D':
-            buf_append(&c->wbuf, item->stmt->describe, item->stmt->describe_len);
+            buf_append(&c->conn.out, item->stmt->describe, item->stmt->describe_len);
             break;
         case 'C':
             namemap_remove(&c->stmts, &wp_rt.registry, item->name);
-            proto_put_simple(&c->wbuf, '3');
+            proto_put_simple(&c->conn.out, '3');
             break;
         case 'S':
-            proto_put_ready(&c->wbuf, 'I');
+            proto_put_ready(&c->conn.out, 'I');
             stats_query_end(c->pool, c, &c->stats, 'I', stats_now_us());
             break;
         default:
@@ -1214,8 +1214,8 @@ static void run_local(struct wp_client *c, const struct local_batch *b)
 
 int prepared_answer_locally(struct wp_client *c)
 {
-    const uint8_t *p = buf_head(&c->rbuf);
-    size_t avail = buf_unread(&c->rbuf), off = 0;
+    const uint8_t *p = buf_head(&c->conn.in);
+    size_t avail = buf_unread(&c->conn.in), off = 0;
     struct local_batch batch;
     batch.n = 0; /* items are filled as they are planned (not zeroed: this runs per batch) */
     uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
@@ -1233,7 +1233,7 @@ int prepared_answer_locally(struct wp_client *c)
             /* Waiting is bounded by the client's input cap; past it, a backend takes
                the messages one by one. */
             if (off + len > runtime_client_input_cap() ||
-                buf_reserve(&c->rbuf, len - (avail - off)) < 0)
+                buf_reserve(&c->conn.in, len - (avail - off)) < 0)
                 return 0;
             return -1; /* wait for the rest of the batch */
         }
@@ -1245,7 +1245,7 @@ int prepared_answer_locally(struct wp_client *c)
         if (type == 'S' || type == 'H') {
             /* The names point into the buffer: run before consuming it. */
             run_local(c, &batch);
-            buf_consume(&c->rbuf, off);
+            buf_consume(&c->conn.in, off);
             return 1;
         }
     }
@@ -1316,7 +1316,7 @@ static int warm_one(struct wp_server *s, struct wp_stmt *stmt)
 {
     if (!stmt->validated || stmt->sql_level || serverset_touch(&s->stmts, stmt))
         return 0;
-    proto_put_parse(&s->wbuf, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
+    proto_put_parse(&s->conn.out, stmt->name, stmt->query, stmt->nparams, stmt->param_types);
     owed_sent(&s->owed, 'P');
     serverset_add(&s->stmts, stmt);
     return 1;
@@ -1344,7 +1344,7 @@ int prepared_warm_server(struct wp_server *s)
     if (!sent)
         return 0;
     /* One Sync closes the batch: its ReadyForQuery ends the swallowed answer. */
-    proto_put_simple(&s->wbuf, 'S');
+    proto_put_simple(&s->conn.out, 'S');
     owed_sent(&s->owed, 'S');
     s->swallow++;
     s->warming = 1;

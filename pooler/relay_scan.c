@@ -27,21 +27,21 @@
 
 void relay_move_client_scanned(struct wp_client *c, struct wp_server *s)
 {
-    if (c->scan == 0)
+    if (c->conn.ready == 0)
         return;
-    buf_append(&s->wbuf, buf_head(&c->rbuf), c->scan);
-    buf_consume(&c->rbuf, c->scan);
-    c->scan = 0;
+    buf_append(&s->conn.out, buf_head(&c->conn.in), c->conn.ready);
+    buf_consume(&c->conn.in, c->conn.ready);
+    c->conn.ready = 0;
 }
 
 void relay_move_server_scanned(struct wp_server *s)
 {
     struct wp_client *c = s->client;
-    if (s->scan == 0 || !c)
+    if (s->conn.ready == 0 || !c)
         return;
-    buf_append(&c->wbuf, buf_head(&s->rbuf), s->scan);
-    buf_consume(&s->rbuf, s->scan);
-    s->scan = 0;
+    buf_append(&c->conn.out, buf_head(&s->conn.in), s->conn.ready);
+    buf_consume(&s->conn.in, s->conn.ready);
+    s->conn.ready = 0;
 }
 
 /* ---- client → server ---- */
@@ -101,14 +101,14 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
     uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
     int prep = prepared_active(s);
     for (;;) {
-        size_t avail = buf_unread(&c->rbuf) - c->scan;
+        size_t avail = buf_unread(&c->conn.in) - c->conn.ready;
         if (avail == 0)
             return RELAY_SCAN_MORE;
-        const uint8_t *p = buf_head(&c->rbuf) + c->scan;
-        if (c->msg_left > 0) {
-            size_t take = avail < c->msg_left ? avail : c->msg_left;
-            c->scan += take;
-            c->msg_left -= (uint32_t)take;
+        const uint8_t *p = buf_head(&c->conn.in) + c->conn.ready;
+        if (c->conn.msg_left > 0) {
+            size_t take = avail < c->conn.msg_left ? avail : c->conn.msg_left;
+            c->conn.ready += take;
+            c->conn.msg_left -= (uint32_t)take;
             continue;
         }
         if (c->input_held || c->bad_type_next)
@@ -145,7 +145,7 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
         }
         note_client_message(s, type, forwarded); /* one call site: inlined */
         if (forwarded)
-            c->msg_left = len;
+            c->conn.msg_left = len;
     }
 }
 
@@ -251,10 +251,10 @@ static void take_bytes(struct wp_server *s, uint32_t len, size_t avail, int drop
 {
     size_t take = avail < len ? avail : len;
     if (drop)
-        buf_consume(&s->rbuf, take);
+        buf_consume(&s->conn.in, take);
     else
-        s->scan += take;
-    s->msg_left = len - (uint32_t)take;
+        s->conn.ready += take;
+    s->conn.msg_left = len - (uint32_t)take;
     s->msg_discard = drop;
 }
 
@@ -317,15 +317,15 @@ static enum relay_scan server_message(struct wp_server *s, const uint8_t *p, siz
 enum relay_scan relay_scan_server(struct wp_server *s)
 {
     for (;;) {
-        size_t avail = buf_unread(&s->rbuf) - s->scan;
+        size_t avail = buf_unread(&s->conn.in) - s->conn.ready;
         if (avail == 0)
             return RELAY_SCAN_MORE;
-        const uint8_t *p = buf_head(&s->rbuf) + s->scan;
-        if (s->msg_left > 0) {
+        const uint8_t *p = buf_head(&s->conn.in) + s->conn.ready;
+        if (s->conn.msg_left > 0) {
             if (s->msg_discard)
                 relay_move_server_scanned(s);
-            size_t take = avail < s->msg_left ? avail : s->msg_left;
-            take_bytes(s, s->msg_left, take, s->msg_discard);
+            size_t take = avail < s->conn.msg_left ? avail : s->conn.msg_left;
+            take_bytes(s, s->conn.msg_left, take, s->msg_discard);
             continue;
         }
         uint8_t type;
@@ -342,7 +342,7 @@ enum relay_scan relay_scan_server(struct wp_server *s)
         int prep = s->swallow == 0 && prepared_active(s);
         if ((needs_whole_body(s, type, len) || (prep && prepared_needs_body(type))) &&
             avail < len) {
-            if (buf_reserve(&s->rbuf, len) < 0)
+            if (buf_reserve(&s->conn.in, len) < 0)
                 return RELAY_SCAN_ERROR;
             return RELAY_SCAN_MORE;
         }
@@ -357,6 +357,6 @@ void relay_scan_flush_before_refusal(struct wp_client *c, struct wp_server *s)
     if (s->owed.count == 0 || !s->owed.unsynced)
         return;
     relay_move_client_scanned(c, s);
-    proto_put_simple(&s->wbuf, 'H');
+    proto_put_simple(&s->conn.out, 'H');
     owed_sent(&s->owed, 'H');
 }

@@ -4,13 +4,9 @@
  * Also: internal queries (parameter sync, ROLLBACK, reset), the drain after an
  * abandoned client, and closing.
  */
-#include <errno.h>
-#include <event2/event.h>
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "warmpool/cancel.h"
 #include "warmpool/client.h"
@@ -40,9 +36,9 @@ void server_set_state(struct wp_server *s, enum wp_server_state state)
     pool_file_server(s); /* the pool's lists follow the state */
 }
 
-static void on_server_read(evutil_socket_t fd, short what, void *arg);
-static void on_server_write(evutil_socket_t fd, short what, void *arg);
-static void on_connect_poll(evutil_socket_t fd, short what, void *arg);
+static void server_readable(void *arg);
+static void server_writable(void *arg);
+static void connect_step(void *arg);
 
 static int has_key(const struct wp_db_config *db, const char *key)
 {
@@ -85,16 +81,10 @@ static int build_conninfo(struct wp_pool *pool, const char **keys, const char **
     return n;
 }
 
-static int arm_connect_event(struct wp_server *s, short what)
+/* libpq's socket may change while it tries hosts and addresses: watch the current one. */
+static int arm_connect_event(struct wp_server *s, int for_write)
 {
-    if (s->ev_write)
-        event_free(s->ev_write);
-    s->fd = PQsocket(s->conn);
-    s->ev_write = event_new(wp_rt.base, s->fd, what, on_connect_poll, s);
-    if (!s->ev_write)
-        return -1;
-    /* Bounded by server_connect_timeout through the janitor, not here. */
-    return event_add(s->ev_write, NULL);
+    return conn_watch_connect(&s->conn, PQsocket(s->pq), for_write, connect_step, s);
 }
 
 static void connect_failed(struct wp_server *s, const char *libpq_text);
@@ -109,16 +99,16 @@ struct wp_server *server_connect(struct wp_pool *pool)
     s->id = runtime_next_id();
     s->pool = pool;
     pool_hold(pool);
-    s->fd = -1;
+    s->conn.fd = -1;
     s->tx_status = 'I';
     s->connect_started_ms = wp_now_ms();
     list_init(&s->node);
     serverset_init(&s->stmts);
     pool_server_opening(pool);
     server_set_state(s, SV_CONNECTING);
-    s->conn = PQconnectStartParams(keys, values, 0);
-    if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD || arm_connect_event(s, EV_WRITE) < 0) {
-        connect_failed(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+    s->pq = PQconnectStartParams(keys, values, 0);
+    if (!s->pq || PQstatus(s->pq) == CONNECTION_BAD || arm_connect_event(s, 1) < 0) {
+        connect_failed(s, s->pq ? PQerrorMessage(s->pq) : "out of memory");
         return NULL;
     }
     log_debug("S-%llu %s/%s: connecting", (unsigned long long)s->id, pool->dbname, pool->user);
@@ -129,7 +119,7 @@ static void capture_params(struct wp_server *s)
 {
     /* libpq keeps the values of every parameter the backend reported. */
     for (int i = 0; params_reported_names[i]; i++) {
-        const char *value = PQparameterStatus(s->conn, params_reported_names[i]);
+        const char *value = PQparameterStatus(s->pq, params_reported_names[i]);
         if (value)
             params_set(&s->params, params_reported_names[i], value);
     }
@@ -182,25 +172,18 @@ static void connect_failed(struct wp_server *s, const char *libpq_text)
 static void connect_done(struct wp_server *s)
 {
     struct wp_pool *pool = s->pool;
-    event_free(s->ev_write);
-    s->fd = PQsocket(s->conn);
-    s->backend_pid = (uint32_t)PQbackendPID(s->conn);
-    s->ev_read = event_new(wp_rt.base, s->fd, EV_READ | EV_PERSIST, on_server_read, s);
-    s->ev_write = event_new(wp_rt.base, s->fd, EV_WRITE | EV_PERSIST, on_server_write, s);
-    if (!s->ev_read || !s->ev_write || event_add(s->ev_read, NULL) < 0) {
+    s->backend_pid = (uint32_t)PQbackendPID(s->pq);
+    if (conn_open_borrowed(&s->conn, PQsocket(s->pq), server_readable, server_writable, s) < 0) {
         server_close(s, "out of memory");
         return;
     }
     /* With TLS, libpq's SSL object carries the bytes from here on. */
-    if (PQsslInUse(s->conn)) {
-        SSL *ssl = PQsslStruct(s->conn, "OpenSSL");
-        s->tls = ssl ? tls_wrap_backend(ssl) : NULL;
-        if (!s->tls) {
+    if (PQsslInUse(s->pq)) {
+        SSL *ssl = PQsslStruct(s->pq, "OpenSSL");
+        if (!ssl || conn_use_backend_tls(&s->conn, ssl) < 0) {
             server_close(s, ssl ? "out of memory" : "libpq gave no OpenSSL object");
             return;
         }
-        if (tls_has_pending(s->tls))
-            event_active(s->ev_read, EV_READ, 0);
     }
     capture_params(s);
     s->created_ms = s->last_used_ms = wp_now_ms();
@@ -219,18 +202,16 @@ static void connect_done(struct wp_server *s)
     server_on_quiet(s);
 }
 
-static void on_connect_poll(evutil_socket_t fd, short what, void *arg)
+static void connect_step(void *arg)
 {
-    (void)fd;
-    (void)what;
     struct wp_server *s = arg;
-    switch (PQconnectPoll(s->conn)) {
+    switch (PQconnectPoll(s->pq)) {
     case PGRES_POLLING_READING:
-        if (arm_connect_event(s, EV_READ) < 0)
+        if (arm_connect_event(s, 0) < 0)
             server_close(s, "cannot watch socket");
         return;
     case PGRES_POLLING_WRITING:
-        if (arm_connect_event(s, EV_WRITE) < 0)
+        if (arm_connect_event(s, 1) < 0)
             server_close(s, "cannot watch socket");
         return;
     case PGRES_POLLING_OK:
@@ -238,7 +219,7 @@ static void on_connect_poll(evutil_socket_t fd, short what, void *arg)
         return;
     case PGRES_POLLING_FAILED:
     default:
-        connect_failed(s, PQerrorMessage(s->conn));
+        connect_failed(s, PQerrorMessage(s->pq));
         return;
     }
 }
@@ -246,8 +227,7 @@ static void on_connect_poll(evutil_socket_t fd, short what, void *arg)
 static void server_free(struct wp_server *s)
 {
     prepared_server_forget(s);
-    buf_free(&s->rbuf);
-    buf_free(&s->wbuf);
+    conn_free(&s->conn);
     params_clear(&s->params);
     owed_free(&s->owed);
     free(s->sync_error);
@@ -291,19 +271,12 @@ void server_close(struct wp_server *s, const char *reason)
         else
             client_send_error(c, "FATAL", "08006", "server connection lost");
     }
-    if (s->ev_read)
-        event_free(s->ev_read);
-    if (s->ev_write)
-        event_free(s->ev_write);
-    s->ev_read = s->ev_write = NULL;
-    tls_free(s->tls); /* the SSL itself is libpq's, freed by PQfinish */
-    s->tls = NULL;
-    if (s->conn) {
-        /* PQfinish sends Terminate; fine on a socket that is still ours. */
-        PQfinish(s->conn);
-        s->conn = NULL;
+    conn_close(&s->conn); /* events and TLS wrapper; the socket and SSL are libpq's */
+    if (s->pq) {
+        /* PQfinish sends Terminate and closes the socket. */
+        PQfinish(s->pq);
+        s->pq = NULL;
     }
-    s->fd = -1;
     list_push_tail(&closed_servers, &s->node);
     runtime_schedule_reap();
     pool_server_closed(pool, s);
@@ -311,7 +284,7 @@ void server_close(struct wp_server *s, const char *reason)
 
 int server_queue_internal(struct wp_server *s, const char *sql)
 {
-    if (proto_put_query(&s->wbuf, sql) < 0)
+    if (proto_put_query(&s->conn.out, sql) < 0)
         return -1;
     owed_sent(&s->owed, 'Q');
     s->swallow++;
@@ -326,22 +299,11 @@ void server_kick_write(struct wp_server *s)
         server_close(s, "write to server failed");
 }
 
-static long read_tls(struct wp_server *s)
-{
-    int more;
-    long n = tls_read(s->tls, &s->rbuf, (size_t)wp_rt.cfg->pkt_buf, &more);
-    if (more && !s->read_paused)
-        event_active(s->ev_read, EV_READ, 0); /* come back for the rest */
-    if (n == 0 && s->tls->read_wants_write && !s->write_armed) {
-        s->write_armed = 1;
-        event_add(s->ev_write, NULL);
-    }
-    return n;
-}
-
+/* The one read of backend bytes (conn_read); unbounded here, since reading pauses
+   while the client is slow (relay.c). */
 static int read_input(struct wp_server *s)
 {
-    long n = s->tls ? read_tls(s) : buf_read_fd(&s->rbuf, s->fd, (size_t)wp_rt.cfg->pkt_buf);
+    long n = conn_read(&s->conn, (size_t)wp_rt.cfg->pkt_buf, 0, 0);
     if (n > 0)
         s->pool->bytes_out += (uint64_t)n;
     return n > 0 ? 1 : (int)n;
@@ -349,52 +311,24 @@ static int read_input(struct wp_server *s)
 
 int server_input_pending(const struct wp_server *s)
 {
-    uint8_t byte;
-    if (s->fd < 0 || buf_unread(&s->rbuf) > 0 || (s->tls && tls_has_pending(s->tls)))
-        return 1;
-    ssize_t n = recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    return conn_input_pending(&s->conn);
 }
 
-static void server_readable(struct wp_server *s);
-
-static void on_server_read(evutil_socket_t fd, short what, void *arg)
+static void server_readable(void *arg)
 {
-    (void)fd;
-    (void)what;
+    struct wp_server *s = arg;
     wp_clock_hold(1); /* one clock reading for the whole callback */
-    server_readable(arg);
+    int rc = read_input(s);
+    if (rc < 0)
+        server_close(s, "server closed the connection");
+    else if (rc > 0)
+        relay_server_input(s);
     wp_clock_hold(0);
 }
 
-static void server_readable(struct wp_server *s)
+static void server_writable(void *arg)
 {
-    if (s->tls && s->tls->write_wants_read) {
-        server_kick_write(s);
-        if (s->state == SV_CLOSED)
-            return;
-    }
-    int rc = read_input(s);
-    if (rc < 0) {
-        server_close(s, "server closed the connection");
-        return;
-    }
-    if (rc > 0)
-        relay_server_input(s);
-}
-
-static void on_server_write(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct wp_server *s = arg;
-    if (s->tls && s->tls->read_wants_write) {
-        s->tls->read_wants_write = 0;
-        on_server_read(fd, EV_READ, s);
-        if (s->state == SV_CLOSED)
-            return;
-    }
-    server_kick_write(s);
+    server_kick_write(arg);
 }
 
 /* Nothing outstanding and no client: roll back, reset, or go back to the pool. */
@@ -436,20 +370,16 @@ void server_abandon(struct wp_server *s)
     s->params_outcome = 0;
     free(s->sync_error);
     s->sync_error = NULL;
-    relay_resume_server_read(s); /* it may have been paused for the client; drain it */
+    conn_pause_read(&s->conn, 0); /* it may have been paused for the client; drain it */
     server_set_state(s, SV_DRAINING);
     s->drain_started_ms = wp_now_ms();
     /* Output read for the client has no reader now, and reading was paused while the
        client was slow to take it: drop it and read on. Otherwise a backend blocked
        writing a big result never sees the cancel (PostgreSQL ignores cancels while
        blocked in a write to its client) and is only closed by the drain timeout. */
-    buf_consume(&s->rbuf, s->scan);
-    s->scan = 0;
+    buf_consume(&s->conn.in, s->conn.ready);
+    s->conn.ready = 0;
     s->msg_discard = 1; /* the rest of a message in flight goes nowhere either */
-    if (s->read_paused && s->ev_read) {
-        s->read_paused = 0;
-        event_add(s->ev_read, NULL);
-    }
     if (s->close_when_quiet) {
         server_close(s, "client left in the middle of a message");
         return;
@@ -463,8 +393,8 @@ void server_abandon(struct wp_server *s)
         static const char reason[] = "client disconnected during COPY";
         uint8_t header[5] = {'f'};
         proto_put_u32(header + 1, (uint32_t)(4 + sizeof reason));
-        buf_append(&s->wbuf, header, 5);
-        buf_append(&s->wbuf, reason, sizeof reason);
+        buf_append(&s->conn.out, header, 5);
+        buf_append(&s->conn.out, reason, sizeof reason);
         owed_sent(&s->owed, 'f');
     }
     if (s->owed.unsynced || s->owed.skipping) {
@@ -473,10 +403,10 @@ void server_abandon(struct wp_server *s)
         static const char poison[] = "\0warmpool: client left before Sync, rolling back";
         uint8_t header[5] = {'P'};
         proto_put_u32(header + 1, (uint32_t)(4 + sizeof poison + 2));
-        buf_append(&s->wbuf, header, 5);
-        buf_append(&s->wbuf, poison, sizeof poison);
-        buf_append(&s->wbuf, "\0\0", 2); /* no parameter types */
-        proto_put_simple(&s->wbuf, 'S');
+        buf_append(&s->conn.out, header, 5);
+        buf_append(&s->conn.out, poison, sizeof poison);
+        buf_append(&s->conn.out, "\0\0", 2); /* no parameter types */
+        proto_put_simple(&s->conn.out, 'S');
         owed_sent(&s->owed, 'P');
         owed_sent(&s->owed, 'S');
         if (prepared_active(s))

@@ -360,7 +360,7 @@ static int nconns;
 static char *bound_socket, *bound_listen;
 static int bound_mode;
 
-static void conn_close(struct http_conn *hc)
+static void hc_close(struct http_conn *hc)
 {
     list_remove(&hc->node);
     nconns--;
@@ -386,7 +386,7 @@ static struct timeval ms_timeval(int64_t ms)
  * restarts whenever it fires: an idle timeout. For a deadline, the callbacks re-add
  * the event with what is left (conn_keep_deadline).
  */
-static int conn_watch(struct http_conn *hc, short what, int64_t ms)
+static int hc_watch(struct http_conn *hc, short what, int64_t ms)
 {
     if (hc->ev)
         event_free(hc->ev);
@@ -396,7 +396,7 @@ static int conn_watch(struct http_conn *hc, short what, int64_t ms)
 }
 
 /* Byte-at-a-time peers must not push the deadline: put back the time that is left. */
-static int conn_keep_deadline(struct http_conn *hc)
+static int hc_keep_deadline(struct http_conn *hc)
 {
     int64_t left = hc->deadline_ms - (stats_now_us() / 1000);
     if (left <= 0)
@@ -405,7 +405,7 @@ static int conn_keep_deadline(struct http_conn *hc)
     return event_add(hc->ev, &tv);
 }
 
-static void conn_drain(struct http_conn *hc)
+static void hc_drain(struct http_conn *hc)
 {
     char scratch[4096];
     for (;;) {
@@ -417,31 +417,31 @@ static void conn_drain(struct http_conn *hc)
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            if (conn_keep_deadline(hc) < 0)
+            if (hc_keep_deadline(hc) < 0)
                 break;
             return;
         }
         break; /* EOF or error */
     }
-    conn_close(hc);
+    hc_close(hc);
 }
 
 /* The response is out: stop writing, and read until the client closes, briefly. */
-static void conn_linger(struct http_conn *hc)
+static void hc_linger(struct http_conn *hc)
 {
     shutdown(hc->fd, SHUT_WR);
     hc->phase = PHASE_DRAIN;
     hc->deadline_ms = (stats_now_us() / 1000) + HTTP_DRAIN_MS;
     buf_free(&hc->in);
     buf_free(&hc->out);
-    if (conn_watch(hc, EV_READ, HTTP_DRAIN_MS) < 0) {
-        conn_close(hc);
+    if (hc_watch(hc, EV_READ, HTTP_DRAIN_MS) < 0) {
+        hc_close(hc);
         return;
     }
-    conn_drain(hc);
+    hc_drain(hc);
 }
 
-static void conn_write(struct http_conn *hc)
+static void hc_write(struct http_conn *hc)
 {
     while (buf_unread(&hc->out) > 0) {
         ssize_t n = write(hc->fd, buf_head(&hc->out), buf_unread(&hc->out));
@@ -453,25 +453,25 @@ static void conn_write(struct http_conn *hc)
             /* Armed once: the idle timeout restarts only when the socket takes bytes. */
             if (!hc->write_armed) {
                 hc->write_armed = 1;
-                if (conn_watch(hc, EV_WRITE, HTTP_WRITE_IDLE_MS) < 0)
-                    conn_close(hc);
+                if (hc_watch(hc, EV_WRITE, HTTP_WRITE_IDLE_MS) < 0)
+                    hc_close(hc);
             }
             return;
         }
-        conn_close(hc);
+        hc_close(hc);
         return;
     }
-    conn_linger(hc);
+    hc_linger(hc);
 }
 
-static void conn_respond(struct http_conn *hc, const struct http_request *req, int status)
+static void hc_respond(struct http_conn *hc, const struct http_request *req, int status)
 {
     buf_reset(&hc->out);
     int sent = http_respond(req, status, &hc->out, (stats_now_us() / 1000));
     log_debug("stats %s: %s %s -> %d (%zu bytes)", hc->peer, req ? req->method : "-",
               req ? req->path : "-", sent, buf_unread(&hc->out));
     if (buf_unread(&hc->out) == 0) {
-        conn_close(hc);
+        hc_close(hc);
         return;
     }
     hc->phase = PHASE_WRITE;
@@ -480,10 +480,10 @@ static void conn_respond(struct http_conn *hc, const struct http_request *req, i
         event_free(hc->ev);
         hc->ev = NULL;
     }
-    conn_write(hc);
+    hc_write(hc);
 }
 
-static void conn_read(struct http_conn *hc)
+static void hc_read(struct http_conn *hc)
 {
     for (;;) {
         size_t room = HTTP_MAX_REQUEST + 1 - buf_unread(&hc->in);
@@ -497,14 +497,14 @@ static void conn_read(struct http_conn *hc)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             break;
         if (n < 0 || buf_unread(&hc->in) == 0) {
-            conn_close(hc);
+            hc_close(hc);
             return;
         }
         /* EOF (the client half-closed) before a complete request: say so. */
         struct http_request req;
         enum http_parse r =
             http_parse_request((const char *)buf_head(&hc->in), buf_unread(&hc->in), &req);
-        conn_respond(hc, r == HTTP_OK ? &req : NULL, r == HTTP_INCOMPLETE ? HTTP_BAD_REQUEST : r);
+        hc_respond(hc, r == HTTP_OK ? &req : NULL, r == HTTP_INCOMPLETE ? HTTP_BAD_REQUEST : r);
         return;
     }
     struct http_request req;
@@ -512,11 +512,11 @@ static void conn_read(struct http_conn *hc)
         http_parse_request((const char *)buf_head(&hc->in), buf_unread(&hc->in), &req);
     if (r == HTTP_INCOMPLETE ||
         (r == HTTP_OK && buf_unread(&hc->in) < req.head_len + req.body_len)) {
-        if (conn_keep_deadline(hc) < 0)
-            conn_close(hc);
+        if (hc_keep_deadline(hc) < 0)
+            hc_close(hc);
         return;
     }
-    conn_respond(hc, r == HTTP_OK ? &req : NULL, r);
+    hc_respond(hc, r == HTTP_OK ? &req : NULL, r);
 }
 
 static void on_conn_event(evutil_socket_t fd, short what, void *arg)
@@ -528,18 +528,18 @@ static void on_conn_event(evutil_socket_t fd, short what, void *arg)
                   hc->phase == PHASE_READ    ? "request"
                   : hc->phase == PHASE_WRITE ? "write"
                                              : "drain");
-        conn_close(hc);
+        hc_close(hc);
         return;
     }
     switch (hc->phase) {
     case PHASE_READ:
-        conn_read(hc);
+        hc_read(hc);
         break;
     case PHASE_WRITE:
-        conn_write(hc);
+        hc_write(hc);
         break;
     case PHASE_DRAIN:
-        conn_drain(hc);
+        hc_drain(hc);
         break;
     }
 }
@@ -584,8 +584,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         listener_describe_peer(&ss, hc->peer, sizeof hc->peer);
         list_push_tail(&conns, &hc->node);
         nconns++;
-        if (conn_watch(hc, EV_READ, HTTP_READ_DEADLINE_MS) < 0)
-            conn_close(hc);
+        if (hc_watch(hc, EV_READ, HTTP_READ_DEADLINE_MS) < 0)
+            hc_close(hc);
     }
 }
 
@@ -726,7 +726,7 @@ void stats_http_stop(void)
 {
     close_listeners();
     while (!list_empty(&conns))
-        conn_close(list_entry(conns.next, struct http_conn, node));
+        hc_close(list_entry(conns.next, struct http_conn, node));
 }
 
 void stats_http_reload(void)

@@ -175,7 +175,7 @@ int timeouts_server_error(struct wp_server *s, const uint8_t *msg, uint32_t len)
         return 0;
     /* What was scanned before the error goes ahead of its new wording. */
     relay_move_server_scanned(s);
-    return timeouts_reword_cancel(&c->wbuf, msg, len, s->timeout_cancel) == 0;
+    return timeouts_reword_cancel(&c->conn.out, msg, len, s->timeout_cancel) == 0;
 }
 
 /* ---- the janitor ---- */
@@ -184,13 +184,13 @@ static int between_transactions(const struct wp_client *c)
 {
     /* Output still on its way (with TLS, possibly after the server was released) is
        part of the transaction: a FATAL now would cut the answer short. */
-    if (buf_unread(&c->rbuf) > 0 || client_output_pending(c))
+    if (buf_unread(&c->conn.in) > 0 || client_output_pending(c))
         return 0;
     if (c->state == CL_IDLE)
         return 1;
     const struct wp_server *s = c->server;
     return c->state == CL_ACTIVE && s && s->tx_status == 'I' && owed_settled(&s->owed) &&
-           s->swallow == 0 && s->scan == 0;
+           s->swallow == 0 && s->conn.ready == 0;
 }
 
 static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
@@ -200,7 +200,7 @@ static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
     k->login_started_ms = c->login_started_ms;
     k->idle_since_ms = c->last_active_ms > c->answered_ms ? c->last_active_ms : c->answered_ms;
     /* A client still being sent its last answer is not idle: the wait is its reading. */
-    int quiet_client = buf_unread(&c->rbuf) == 0 && !client_output_pending(c);
+    int quiet_client = buf_unread(&c->conn.in) == 0 && !client_output_pending(c);
     if (c->state == CL_IDLE) {
         k->idle = quiet_client;
         return;
@@ -212,7 +212,7 @@ static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
     k->query_started_ms = s->query_started_ms;
     k->cancel_sent = s->timeout_cancel > 0;
     k->idle = quiet_client && !k->running && !server_outstanding(s) && s->swallow == 0 &&
-              s->cancel_pending == 0 && s->scan == 0;
+              s->cancel_pending == 0 && s->conn.ready == 0;
     /* Extended messages without their Sync hold an implicit transaction open. */
     k->in_transaction = s->tx_status != 'I' || s->owed.unsynced || s->owed.skipping;
 }

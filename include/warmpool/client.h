@@ -9,13 +9,13 @@
 #include <stdint.h>
 
 #include "warmpool/buf.h"
+#include "warmpool/conn.h"
 #include "warmpool/list.h"
 #include "warmpool/params.h"
 #include "warmpool/prepared.h"
 #include "warmpool/stats.h"
 #include "warmpool/tls.h"
 
-struct event;
 struct wp_pool;
 struct wp_server;
 struct scram_state;
@@ -34,8 +34,8 @@ struct wp_client {
     struct wp_list all;  /* wp_rt.clients */
     struct wp_list node; /* pool->waiting or pool->welcoming */
     uint64_t id;
-    struct event *ev_read, *ev_write;
-    struct wp_tls *tls; /* NULL on a plain connection; see client_tls_in_use() */
+    struct wp_conn conn; /* the socket: in = bytes from the client, out = warmpool's own
+                            bytes for it (auth, errors, synthetic answers) */
 
     /* One allocation holds both until login puts the client in a pool; from then on
        they are the pool's strings. */
@@ -50,9 +50,6 @@ struct wp_client {
     struct scram_state *scram;
     int64_t login_started_ms;
 
-    struct wp_buf rbuf; /* bytes from the client */
-    struct wp_buf wbuf; /* bytes warmpool sends the client itself (auth, errors) */
-    size_t scan;        /* rbuf offset up to which bytes are scanned and forwardable */
     int64_t wait_started_ms;
     int64_t xact_started_ms;
     int64_t last_active_ms;       /* last byte from the client */
@@ -60,15 +57,11 @@ struct wp_client {
     struct wp_client_stats stats; /* stats.c: query timing, N+1 detector */
     struct wp_name_map stmts;     /* the client's statement names (transaction mode) */
 
-    int fd;
     uint32_t cancel_pid, cancel_key;
-    uint32_t msg_left; /* bytes of the current client message still to pass */
     uint8_t md5_salt[4];
-    uint8_t state;       /* enum wp_client_state */
-    uint8_t auth_method; /* login.c's METHOD_* */
-    uint8_t bad_type;    /* type of the message bad_type_next refuses (0 is one too) */
-    unsigned write_armed : 1;
-    unsigned read_paused : 1;
+    uint8_t state;            /* enum wp_client_state */
+    uint8_t auth_method;      /* login.c's METHOD_* */
+    uint8_t bad_type;         /* type of the message bad_type_next refuses (0 is one too) */
     unsigned cancel_hold : 1; /* input waits while its backend's cancel is in flight (relay.c) */
     unsigned is_admin : 1;
     unsigned input_held : 1;    /* stop after a Sync until earlier name changes are settled */
@@ -80,22 +73,22 @@ struct wp_client {
 /* The client talks TLS (the handshake is done). */
 static inline int client_tls_in_use(const struct wp_client *c)
 {
-    return c->tls && c->tls->established;
+    return conn_tls_established(&c->conn);
 }
 
 /* CommonName of the client certificate, if one was sent and verified against
    client_tls_ca_file; NULL otherwise. */
 static inline const char *client_tls_peer_cn(const struct wp_client *c)
 {
-    return c->tls ? c->tls->peer_cn : NULL;
+    return c->conn.tls ? c->conn.tls->peer_cn : NULL;
 }
 
-/* warmpool still has bytes to deliver to the client. With TLS, wbuf alone does not
-   say: tls_write moves it (and relayed backend output) into tls->out at once, and a
-   server is released while that is still being sent to a slow reader. */
+/* warmpool still has bytes to deliver to the client. With TLS, `out` alone does not
+   say: tls_write moves it (and relayed backend output) into OpenSSL's side at once, and
+   a server is released while that is still being sent to a slow reader. */
 static inline int client_output_pending(const struct wp_client *c)
 {
-    return buf_unread(&c->wbuf) > 0 || (c->tls && buf_unread(&c->tls->out) > 0);
+    return conn_output_pending(&c->conn);
 }
 
 /* Connected over the unix socket (TLS is never required there). */
@@ -126,9 +119,6 @@ void client_linked(struct wp_client *client);
 /* The first backend's parameters are known: finish the login. */
 void client_welcome(struct wp_client *client);
 void client_kick_write(struct wp_client *client);
-/* Watch (or stop watching) the client's socket for room to write. */
-void client_arm_write(struct wp_client *client, int want);
-void client_pause_read(struct wp_client *client, int paused);
 struct wp_client *client_find_by_cancel_key(uint32_t pid, uint32_t key);
 const char *client_state_name(enum wp_client_state state);
 /* Free clients closed since the last call (runs from the reap event). */

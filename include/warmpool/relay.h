@@ -22,8 +22,5 @@ int relay_flush_to_client(struct wp_client *client);
 void relay_try_release(struct wp_server *server);
 /* The client socket became writable again. */
 void relay_client_writable(struct wp_client *client);
-/* The server no longer waits for its client to take bytes (released or abandoned):
-   read from it again. */
-void relay_resume_server_read(struct wp_server *server);
 
 #endif

@@ -3,8 +3,8 @@
  * linked client's or backend's input buffer, keeps the protocol's accounting (what the
  * backend owes, ReadyForQuery and the release decision, ParameterStatus, errors of
  * warmpool's internal queries, the stats and query_timeout hooks, the prepared-statement
- * layer) and marks how many bytes are ready for the peer (`client->scan`,
- * `server->scan`). It never touches a socket or an event: relay.c writes what it marked
+ * layer) and marks how many bytes are ready for the peer (`client->conn.ready`,
+ * `server->conn.ready`). It never touches a socket or an event: relay.c writes what it marked
  * and acts on what it returns, and tests/fuzz/fuzz_prepared.c drives the same functions
  * with buffers in memory.
  */
@@ -31,10 +31,10 @@ enum relay_scan {
 };
 
 /* Scan the client's input toward its backend: messages for the backend are marked in
-   client->scan (or moved to server->wbuf by the prepared layer), and fed to owed. */
+   client->conn.ready (or moved to server->conn.out by the prepared layer), and fed to owed. */
 enum relay_scan relay_scan_client(struct wp_client *client, struct wp_server *server);
-/* Scan the backend's input: what the client gets is marked in server->scan, what it
-   does not get is dropped from server->rbuf. Stops at a release point, a quiet backend
+/* Scan the backend's input: what the client gets is marked in server->conn.ready, what it
+   does not get is dropped from server->conn.in. Stops at a release point, a quiet backend
    and a statement-mode transaction block, with what follows left unscanned. */
 enum relay_scan relay_scan_server(struct wp_server *server);
 
@@ -48,7 +48,7 @@ void relay_move_client_scanned(struct wp_client *client, struct wp_server *serve
 void relay_scan_flush_before_refusal(struct wp_client *client, struct wp_server *server);
 static inline int relay_scan_refusal_due(const struct wp_server *server)
 {
-    return server->owed.count == 0 && server->scan == 0;
+    return server->owed.count == 0 && server->conn.ready == 0;
 }
 void relay_move_server_scanned(struct wp_server *server);
 
@@ -60,9 +60,9 @@ static inline int relay_release_point(const struct wp_server *s)
     if (!c || s->pool->settings.pool_mode == WP_MODE_SESSION)
         return 0;
     return s->tx_status == 'I' && owed_settled(&s->owed) && s->swallow == 0 && !s->syncing_params &&
-           s->cancel_pending == 0 && c->msg_left == 0 && c->scan == 0 &&
+           s->cancel_pending == 0 && c->conn.msg_left == 0 && c->conn.ready == 0 &&
            /* a message still arriving will want this backend anyway */
-           buf_unread(&c->rbuf) == 0 && buf_unread(&s->wbuf) == 0 && s->pending.count == 0 &&
+           buf_unread(&c->conn.in) == 0 && buf_unread(&s->conn.out) == 0 && s->pending.count == 0 &&
            s->plain_queries == 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "warmpool/buf.h"
+#include "warmpool/conn.h"
 #include "warmpool/list.h"
 #include "warmpool/owed.h"
 #include "warmpool/params.h"
@@ -36,15 +37,9 @@ struct wp_server {
     struct wp_pool *pool;
     struct wp_client *client;
     enum wp_server_state state;
-    PGconn *conn;
-    int fd;
-    struct wp_tls *tls; /* libpq's SSL when the backend talks TLS, else NULL */
-    struct event *ev_read, *ev_write;
-    int write_armed;
-    int read_paused;
-
-    struct wp_buf rbuf; /* bytes from the backend */
-    struct wp_buf wbuf; /* bytes warmpool itself sends, ahead of client bytes */
+    PGconn *pq;          /* libpq's connection: the connect, then cancels and PQfinish */
+    struct wp_conn conn; /* the socket once connected (libpq's SSL when TLS): in = bytes
+                            from the backend, out = warmpool's own, ahead of client bytes */
     struct wp_params params;
     uint32_t backend_pid;
 
@@ -56,12 +51,10 @@ struct wp_server {
     char *sync_error;           /* the sync's ErrorResponse (a copy), for the client */
     int params_outcome;         /* PARAMS_RESUME or PARAMS_REFUSE once the sync is answered */
     char tx_status;             /* from the last ReadyForQuery */
-    uint32_t msg_left;          /* bytes of the current backend message still to pass */
-    int msg_discard;            /* ...and whether they are dropped */
+    int msg_discard;            /* the rest of the message in passage (conn.msg_left) is dropped */
     int cancel_pending;         /* cancels in flight on the workpool */
     int close_when_quiet;       /* close instead of reuse once drained */
     int release_pending;        /* release once the client has all bytes */
-    size_t scan;                /* rbuf bytes scanned and ready for the client */
     struct wp_server_set stmts; /* warmpool statements prepared here */
     struct wp_pending_queue pending; /* requests awaiting answers (transaction mode) */
     uint32_t plain_queries;          /* plain Queries sent before everything in pending */

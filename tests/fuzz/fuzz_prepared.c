@@ -199,7 +199,7 @@ static void model_free(struct model *m)
 static int model_quiet(const struct model *m, const struct wp_server *s)
 {
     return buf_unread(&m->inbound) == 0 && buf_unread(&m->out) == 0 &&
-           buf_unread(&s->wbuf) == 0 && buf_unread(&s->rbuf) == 0;
+           buf_unread(&s->conn.out) == 0 && buf_unread(&s->conn.in) == 0;
 }
 
 static void model_error(struct model *m, struct wp_buf *out, const char *code, const char *what,
@@ -408,10 +408,10 @@ static void model_answer_one(struct model *m, struct wp_buf *out, int fail)
 static void world_flush_to_backend(struct world *w, int i)
 {
     struct wp_server *s = w->servers[i];
-    if (tracing > 0 && buf_unread(&s->wbuf))
-        fprintf(stderr, "   %zu bytes written to S%d\n", buf_unread(&s->wbuf), i);
-    buf_append(&w->models[i].inbound, buf_head(&s->wbuf), buf_unread(&s->wbuf));
-    buf_consume(&s->wbuf, buf_unread(&s->wbuf));
+    if (tracing > 0 && buf_unread(&s->conn.out))
+        fprintf(stderr, "   %zu bytes written to S%d\n", buf_unread(&s->conn.out), i);
+    buf_append(&w->models[i].inbound, buf_head(&s->conn.out), buf_unread(&s->conn.out));
+    buf_consume(&s->conn.out, buf_unread(&s->conn.out));
 }
 
 static int client_index(const struct world *w, const struct wp_client *c)
@@ -558,13 +558,13 @@ static void client_reads(struct world *w, struct wp_client *c)
     for (;;) {
         uint8_t type;
         uint32_t len;
-        size_t avail = buf_unread(&c->wbuf);
+        size_t avail = buf_unread(&c->conn.out);
         if (avail == 0)
             break;
-        if (proto_scan_header(buf_head(&c->wbuf), avail, UINT32_MAX, &type, &len) != PROTO_HEADER ||
+        if (proto_scan_header(buf_head(&c->conn.out), avail, UINT32_MAX, &type, &len) != PROTO_HEADER ||
             avail < len)
             abort(); /* warmpool handed the client a broken message */
-        const uint8_t *msg = buf_head(&c->wbuf);
+        const uint8_t *msg = buf_head(&c->conn.out);
         trace("=> client", k, msg, len);
         if (!w->raw_injected) /* raw backend bytes answer nothing in particular */
             view_answer(&w->views[k], type);
@@ -583,7 +583,7 @@ static void client_reads(struct world *w, struct wp_client *c)
                 abort();
             }
         }
-        buf_consume(&c->wbuf, len);
+        buf_consume(&c->conn.out, len);
     }
 }
 
@@ -605,14 +605,14 @@ static void check_replaced_error(struct world *w, struct wp_client *c, size_t fr
         return;
     const uint8_t *last = NULL;
     uint32_t last_len = 0;
-    for (size_t off = from; off < buf_unread(&c->wbuf);) {
+    for (size_t off = from; off < buf_unread(&c->conn.out);) {
         uint8_t type;
         uint32_t n;
-        if (proto_scan_header(buf_head(&c->wbuf) + off, buf_unread(&c->wbuf) - off, UINT32_MAX,
+        if (proto_scan_header(buf_head(&c->conn.out) + off, buf_unread(&c->conn.out) - off, UINT32_MAX,
                               &type, &n) != PROTO_HEADER)
             abort();
         if (type == 'E') {
-            last = buf_head(&c->wbuf) + off;
+            last = buf_head(&c->conn.out) + off;
             last_len = n;
         }
         off += n;
@@ -690,7 +690,7 @@ static void refuse_when_answered(struct world *w, struct wp_server *s, int may_f
    op_link). */
 static void relay_without_server(struct world *w, struct wp_client *c)
 {
-    uint8_t first = buf_unread(&c->rbuf) ? buf_head(&c->rbuf)[0] : 0;
+    uint8_t first = buf_unread(&c->conn.in) ? buf_head(&c->conn.in)[0] : 0;
     if (w->cfg.max_prepared_statements > 0 && (first == 'P' || first == 'D' || first == 'C')) {
         int rc;
         while ((rc = prepared_answer_locally(c)) == 1)
@@ -699,7 +699,7 @@ static void relay_without_server(struct world *w, struct wp_client *c)
         if (rc < 0)
             return; /* the rest of the batch is awaited */
     }
-    if (buf_unread(&c->rbuf) > 0 && !owed_frontend_type_valid(buf_head(&c->rbuf)[0]))
+    if (buf_unread(&c->conn.in) > 0 && !owed_frontend_type_valid(buf_head(&c->conn.in)[0]))
         refuse_client(w, c);
 }
 
@@ -714,7 +714,7 @@ static void relay_client(struct world *w, struct wp_client *c)
     enum relay_scan r = relay_scan_client(c, s);
     if (tracing > 0)
         fprintf(stderr, "   client %d scanned: %d%s, %zu bytes left\n", client_index(w, c), r,
-                c->input_held ? " held" : "", buf_unread(&c->rbuf) - c->scan);
+                c->input_held ? " held" : "", buf_unread(&c->conn.in) - c->conn.ready);
     if (s->out_of_memory || r == RELAY_SCAN_ERROR || r == RELAY_SCAN_TOO_LARGE ||
         r == RELAY_SCAN_NO_MEMORY || r == RELAY_SCAN_TERMINATE) {
         close_client(w, c, s->out_of_memory); /* FATAL: a protocol violation, or 53200 */
@@ -814,7 +814,7 @@ static uint32_t model_next(const struct model *m, uint8_t *type)
    in rbuf are read first). No bytes, no read: then relay.c is not called at all. */
 static void relay_server(struct world *w, int i)
 {
-    int raw = buf_unread(&w->servers[i]->rbuf) > w->servers[i]->scan;
+    int raw = buf_unread(&w->servers[i]->conn.in) > w->servers[i]->conn.ready;
     for (;;) {
         struct wp_server *s = w->servers[i];
         struct model *m = &w->models[i];
@@ -825,10 +825,10 @@ static void relay_server(struct world *w, int i)
         raw = 0;
         if (len) {
             trace("<-", i, buf_head(&m->out), len);
-            buf_append(&s->rbuf, buf_head(&m->out), len);
+            buf_append(&s->conn.in, buf_head(&m->out), len);
         }
         struct wp_client *c = s->client;
-        size_t client_had = c ? buf_unread(&c->wbuf) : 0;
+        size_t client_had = c ? buf_unread(&c->conn.out) : 0;
         enum relay_scan r = relay_scan_server(s);
         if (tracing > 0 && r != RELAY_SCAN_MORE)
             fprintf(stderr, "   S%d scanned: %d\n", i, r);
@@ -848,7 +848,7 @@ static void backend_answers(struct world *w, int i, int count, int fail)
     relay_server(w, i);
     /* What warmpool queued itself (e.g. DEALLOCATE ALL after a failed warm-up) goes
        out as server_kick_write would send it. */
-    if (buf_unread(&w->servers[i]->wbuf))
+    if (buf_unread(&w->servers[i]->conn.out))
         world_flush_to_backend(w, i);
 }
 
@@ -861,7 +861,7 @@ static struct wp_server *new_server(struct world *w, int i)
         abort();
     s->pool = w->pool;
     s->id = (uint64_t)i; /* names it in traces */
-    s->fd = w->devnull;
+    s->conn.fd = w->devnull;
     s->tx_status = 'I';
     /* SV_CLOSED keeps server_kick_write from writing wbuf anywhere: the model reads it. */
     s->state = SV_CLOSED;
@@ -876,8 +876,8 @@ static void free_server(struct world *w, int i)
     struct wp_server *s = w->servers[i];
     prepared_save_warm(s);
     prepared_server_forget(s);
-    buf_free(&s->rbuf);
-    buf_free(&s->wbuf);
+    buf_free(&s->conn.in);
+    buf_free(&s->conn.out);
     owed_free(&s->owed);
     params_clear(&s->params);
     list_remove(&s->node);
@@ -905,7 +905,7 @@ static struct wp_client *new_client(struct world *w)
     c->user = w->pool->user;
     c->pool = w->pool;
     c->state = CL_IDLE;
-    c->fd = -1;
+    c->conn.fd = -1;
     return c;
 }
 
@@ -914,8 +914,8 @@ static void free_client(struct wp_client *c)
     stats_client_closed(c->pool, c, &c->stats); /* synthetic answers count queries */
     prepared_client_forget(c);
     params_clear(&c->params);
-    buf_free(&c->rbuf);
-    buf_free(&c->wbuf);
+    buf_free(&c->conn.in);
+    buf_free(&c->conn.out);
     free(c);
 }
 
@@ -924,7 +924,7 @@ static void unlink_pair(struct wp_client *c)
     if (c->server)
         c->server->client = NULL;
     c->server = NULL;
-    c->scan = 0;
+    c->conn.ready = 0;
     c->input_held = 0;
 }
 
@@ -948,7 +948,7 @@ static void close_client(struct world *w, struct wp_client *c, int close_server)
 {
     struct wp_server *s = c->server;
     int k = client_index(w, c);
-    int partial = c->scan > 0 || c->msg_left > 0;
+    int partial = c->conn.ready > 0 || c->conn.msg_left > 0;
     unlink_pair(c);
     free_client(c);
     new_client_at(w, k);
@@ -1171,7 +1171,7 @@ static void check_quiet_backends(struct world *w)
         struct wp_server *s = w->servers[i];
         check_owed(w, i);
         if (s->pending.count || s->plain_queries || s->swallow || buf_unread(&w->models[i].inbound) ||
-            buf_unread(&s->wbuf))
+            buf_unread(&s->conn.out))
             continue;
         for (const struct wp_set_node *node = s->stmts.lru.lru_next; node != &s->stmts.lru;
              node = node->lru_next)
@@ -1180,7 +1180,7 @@ static void check_quiet_backends(struct world *w)
                 abort();
             }
         struct wp_client *c = s->client;
-        if (c && !c->input_held && buf_unread(&c->rbuf) == 0) {
+        if (c && !c->input_held && buf_unread(&c->conn.in) == 0) {
             int k = client_index(w, c);
             view_settle(&w->views[k]);
             if (!ready_count_ok(w, k)) {
@@ -1372,18 +1372,18 @@ static void op_send(struct world *w, struct input *in, int k)
         return;
     w->discarding[k] = 0;
     /* Offsets from the first unread byte: appending may move the bytes. */
-    size_t from = buf_unread(&c->rbuf);
+    size_t from = buf_unread(&c->conn.in);
     int count = 1 + (take(in) & 7);
     for (int i = 0; i < count && !w->discarding[k]; i++) {
-        size_t at = buf_unread(&c->rbuf);
-        if (client_message(&c->rbuf, in) == 'Q' && buf_unread(&c->rbuf) - at == 17 &&
-            memcmp(buf_head(&c->rbuf) + at + 5, "DISCARD ALL", 11) == 0)
+        size_t at = buf_unread(&c->conn.in);
+        if (client_message(&c->conn.in, in) == 'Q' && buf_unread(&c->conn.in) - at == 17 &&
+            memcmp(buf_head(&c->conn.in) + at + 5, "DISCARD ALL", 11) == 0)
             w->discarding[k] = 1;
     }
     if (sent_raw)
         w->views[k].off = 1;
     sent_raw = 0;
-    count_requests(w, k, &c->rbuf, from);
+    count_requests(w, k, &c->conn.in, from);
     relay_client(w, c);
 }
 
@@ -1395,7 +1395,7 @@ static int at_release_point(const struct world *w, int i)
     return s->pending.count == 0 && s->plain_queries == 0 && owed_settled(&s->owed) &&
            s->swallow == 0 && s->tx_status == 'I' && !s->close_when_quiet &&
            buf_unread(&m->inbound) == 0 && buf_unread(&m->out) == 0 && !m->skipping &&
-           (!s->client || (buf_unread(&s->client->rbuf) == 0 && !s->client->input_held &&
+           (!s->client || (buf_unread(&s->client->conn.in) == 0 && !s->client->input_held &&
                            !w->ext_open[client_index(w, s->client)]));
 }
 
@@ -1428,7 +1428,7 @@ static void op_raw_backend(struct world *w, struct input *in, int i)
     static const uint8_t types[] = {'1', '2', '3', 'E', 'Z', 'T', 'n', 't', 'D', 'C', 's', 'I'};
     uint8_t pick = take(in);
     uint8_t type = PICK(types, pick);
-    struct wp_buf *out = &w->servers[i]->rbuf;
+    struct wp_buf *out = &w->servers[i]->conn.in;
     w->raw_injected = 1;
     switch (pick >> 4) {
     case 0: /* ErrorResponse without a SQLSTATE */

@@ -228,10 +228,7 @@ static void read_and_dispatch(struct wp_client *c)
         break;
     case CL_WELCOME:
     case CL_WAITING:
-        /* Keep input for later, but not without bound. */
-        if (conn_unread(&c->conn) >= runtime_client_input_cap())
-            conn_pause_read(&c->conn, 1);
-        break;
+        break; /* kept for later; conn_read bounds it */
     case CL_IDLE:
     case CL_ACTIVE:
         if (c->is_admin)

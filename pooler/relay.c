@@ -28,8 +28,8 @@
 /*
  * Each direction is one conn_flush: warmpool's own bytes for the peer first, then the
  * scanned bytes of the other side's input. What could not be written holds the other
- * side: a backend's output waits for a slow client (its reading pauses), a client's
- * input waits once it fills the input cap.
+ * side: a backend's output waits for a slow client (its reading pauses); a client's
+ * input waits once it fills the input cap (conn_read pauses it, this resumes it).
  */
 int relay_flush_to_server(struct wp_server *s)
 {
@@ -39,8 +39,10 @@ int relay_flush_to_server(struct wp_server *s)
         s->out_of_memory = 1; /* server_close tells the client 53200 */
     if (done < 0)
         return -1;
-    if (c)
-        conn_pause_read(&c->conn, !done && conn_unread(&c->conn) >= runtime_client_input_cap());
+    /* Input was consumed: a client whose reading paused at the input cap (conn_read)
+       reads on, also when what waits is a message wanted whole beyond the cap. */
+    if (c && (done || conn_unread(&c->conn) < runtime_client_input_cap()))
+        conn_pause_read(&c->conn, 0);
     return done;
 }
 
@@ -125,10 +127,8 @@ static int acquire_server(struct wp_client *c)
     }
     if (c->state == CL_WAITING)
         return 0;
-    if (!pool_request_server(c->pool, c)) {
-        conn_pause_read(&c->conn, buf_unread(&c->conn.in) >= runtime_client_input_cap());
-        return 0;
-    }
+    if (!pool_request_server(c->pool, c))
+        return 0; /* input waits (conn_read bounds it) */
     client_sync_params(c);
     return 1;
 }
@@ -163,7 +163,6 @@ static int input_waits(struct wp_client *c, struct wp_server *s)
            its process group): the next request waits until the cancel is done, so
            it cannot be the one cancelled. relay_try_release resumes it. */
         c->cancel_hold = 1;
-        conn_pause_read(&c->conn, buf_unread(&c->conn.in) >= runtime_client_input_cap());
         return 1;
     }
     return 0;

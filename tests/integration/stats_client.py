@@ -11,6 +11,8 @@ integration tests run. Used by t40_admin_console.sh and t41_stats_http.sh.
   json TARGET PATH EXPR        print EXPR evaluated with d = the JSON body
   big TARGET BYTES             a request with a BYTES-long header: print the status
   slowloris TARGET SECONDS     send one byte a second: print when and how it ended
+                               ("server" when the server closed it, "client" when
+                               SECONDS passed first)
   conncap TARGET N             hold N idle connections, then print the N+1th's status
   pgwire-extended HOST PORT USER PASSWORD DB
                                admin console over raw protocol: extended query refused
@@ -201,22 +203,26 @@ def slowloris(target, seconds):
     start = time.monotonic()
     payload = b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"a" * 1000
     got = b""
+    ended_by = "client"
     for i in range(seconds):
         try:
             s.sendall(payload[i:i + 1])
         except (BrokenPipeError, ConnectionResetError):
+            ended_by = "server"
             break
         try:
             b = s.recv(4096)
             if not b:
+                ended_by = "server"
                 break
             got += b
         except socket.timeout:
             pass
         except ConnectionResetError:
+            ended_by = "server"
             break
     s.close()
-    return time.monotonic() - start, got
+    return time.monotonic() - start, got, ended_by
 
 
 def conncap(target, n):
@@ -346,9 +352,9 @@ def main(argv):
     elif cmd == "big":
         print(big(args[0], int(args[1])) or "closed")
     elif cmd == "slowloris":
-        elapsed, got = slowloris(args[0], int(args[1]))
+        elapsed, got, ended_by = slowloris(args[0], int(args[1]))
         status = got.split(b" ")[1].decode() if got.startswith(b"HTTP/1.1 ") else "none"
-        print("%.1f %s" % (elapsed, status))
+        print("%.1f %s %s" % (elapsed, status, ended_by))
     elif cmd == "conncap":
         print(conncap(args[0], int(args[1])) or "closed")
     elif cmd == "pgwire-extended":

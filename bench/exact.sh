@@ -104,6 +104,11 @@ run_exact() {
     # pool that grows to a different size in the two runs would not cancel out. With
     # min_pool_size = the pool size, each run opens exactly POOL_SIZE backends.
     local MIN_POOL=$POOL_SIZE # seen by the config writers run_exact calls
+    # Under callgrind the pooler runs ~50x slower, and its ten backend logins (each a
+    # SCRAM key derivation in libpq) queue behind each other: with the usual 15 s some
+    # time out and are retried in one run only, which added up to 30 000 instructions
+    # per transaction to that run's figure.
+    local CONNECT_TIMEOUT=300
     command -v valgrind >/dev/null || die "--exact needs valgrind"
     command -v strace >/dev/null || die "--exact needs strace"
     echo "target,mode,metric,round,clients,xacts_short,total_short,xacts_long,total_long,per_xact,status" >"$EXACT_CSV"

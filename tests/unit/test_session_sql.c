@@ -607,6 +607,32 @@ static void test_mentions(void **state)
     assert_false(session_sql_mentions("SELECT 1; SET", 10));
 }
 
+/* Every word at every place around the 16-byte blocks the pre-filter reads at once,
+   in an exact-size copy: found whole, never found cut short by the text's end. */
+static void test_mentions_everywhere(void **state)
+{
+    (void)state;
+    static const char *const words[] = {"SeT",      "DISCARD", "drop",  "Listen", "HOLD",
+                                        "advisory", "tEMp",    "close", "U&\""};
+    for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
+        size_t n = strlen(words[w]);
+        for (size_t at = 0; at < 40; at++) {
+            for (size_t cut = 0; cut < 2; cut++) {
+                size_t len = at + n - cut;
+                char *text = malloc(len);
+                assert_non_null(text);
+                memset(text, 'x', len);
+                memcpy(text, "((((((", at < 6 ? at : 6);
+                memcpy(text + at, words[w], n - cut);
+                int found = session_sql_mentions(text, len);
+                free(text);
+                if (found != !cut)
+                    fail_msg("%s at %zu, cut %zu: %d", words[w], at, cut, found);
+            }
+        }
+    }
+}
+
 #define DIFFERENTIAL(cases, setting)                                                               \
     do {                                                                                           \
         for (size_t i_ = 0; i_ < sizeof(cases) / sizeof(cases)[0]; i_++)                           \
@@ -659,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_identifier_truncation),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_mentions),
+        cmocka_unit_test(test_mentions_everywhere),
         cmocka_unit_test(test_mentions_differential),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -307,14 +307,25 @@ static void add_all(struct scanner *sc, enum session_sql_kind kind, enum session
         e->all = 1;
 }
 
-/* A call's effect, once per statement and cause. */
+/*
+ * A call's effect, once per statement and cause. Calls in one statement need not run
+ * in text order (pg_advisory_unlock_all() in the select list, pg_advisory_lock(1) in
+ * WHERE), so a statement that pins never also unpins the same cause: it stays pinned.
+ */
 static void add_call(struct scanner *sc, enum session_sql_kind kind, enum session_sql_cause cause,
                      int all)
 {
-    const struct session_sql *out = sc->out;
-    for (int i = out->neffects - 1; i >= 0 && out->effects[i].statement == sc->statement; i--)
-        if (out->effects[i].kind == kind && out->effects[i].cause == cause)
-            return;
+    struct session_sql *out = sc->out;
+    for (int i = out->neffects - 1; i >= 0 && out->effects[i].statement == sc->statement; i--) {
+        struct session_sql_effect *e = &out->effects[i];
+        if (e->cause != cause)
+            continue;
+        if (e->kind == SSQL_UNPIN && kind == SSQL_PIN) {
+            e->kind = SSQL_PIN; /* the statement's unpin becomes its pin */
+            e->all = 0;
+        }
+        return;
+    }
     struct session_sql_effect *e = add_effect(sc, kind, cause);
     if (e)
         e->all = all;
@@ -594,6 +605,15 @@ static void read_generic_set(struct scanner *sc, int local)
     read_var_list(sc, local, name);
 }
 
+/* Is the current token a keyword other than an unreserved one (not an IDENT)? */
+static int is_keyword_token(const struct scanner *sc)
+{
+    char word[SQLLEX_IDENT_MAX + 1];
+    if (sc->tok.kind != SQLLEX_WORD)
+        return 0;
+    return is_keyword(word, sqllex_decode_ident(&sc->lx, &sc->tok, word));
+}
+
 /* zone_value after TIME ZONE: Sconst, IDENT, NumericOnly, DEFAULT, LOCAL; INTERVAL
    forms are not recorded. */
 static void read_zone(struct scanner *sc, int local)
@@ -607,8 +627,8 @@ static void read_zone(struct scanner *sc, int local)
             unrecordable(sc, local, timezone);
         return;
     }
-    if (is_word(sc, "interval") || read_var_value(sc, &value) == VALUE_BAD || !ends_after(sc)) {
-        unrecordable(sc, local, timezone);
+    if (is_keyword_token(sc) || read_var_value(sc, &value) == VALUE_BAD || !ends_after(sc)) {
+        unrecordable(sc, local, timezone); /* INTERVAL '…' …, or not a zone_value */
         return;
     }
     add_setting(sc, local, timezone, &value);

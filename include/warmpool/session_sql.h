@@ -51,7 +51,8 @@
  * Statements with none of these (SSQL_NONE) are counted but not listed. A statement
  * can have several effects (a SELECT calling pg_advisory_lock and set_config, SET
  * SESSION CHARACTERISTICS with two modes); calls are reported once per statement and
- * cause.
+ * cause, and a statement that both takes advisory locks and calls
+ * pg_advisory_unlock_all() pins (its calls need not run in text order).
  *
  * The value of a SET is the string PostgreSQL 15 stores (flatten_set_variable_args):
  * each argument as text — unquoted identifiers and keywords folded to lower case and

@@ -1,10 +1,9 @@
 /*
  * sqlprep — where a SQL text names prepared statements (see include/warmpool/sqlprep.h).
  *
- * The lexer follows PostgreSQL's scan.l where it matters for finding statements and
- * names: what a quote, comment or dollar quote hides, where a word ends, ';'. Tokens
- * it does not need (numbers, operators) are cut coarsely; that cannot move a statement
- * boundary. Wherever it cannot follow PostgreSQL — a quote or comment that does not
+ * The lexer (sqllex.c) follows PostgreSQL's scan.l where it matters for finding
+ * statements and names: what a quote, comment or dollar quote hides, where a word
+ * ends, ';'. Wherever it cannot follow PostgreSQL — a quote or comment that does not
  * end, a zero-length quoted name, a NUL byte — PostgreSQL refuses the whole text
  * before running any of it, and the scan says so (malformed).
  *
@@ -14,312 +13,27 @@
  */
 #include <string.h>
 
+#include "warmpool/sqllex.h"
 #include "warmpool/sqlprep.h"
-
-enum tok_kind {
-    T_END,
-    T_SEMI,
-    T_OPEN,
-    T_CLOSE,
-    T_WORD,   /* unquoted identifier or keyword */
-    T_QIDENT, /* "quoted identifier" */
-    T_UIDENT, /* U&"identifier" (Unicode escapes: not decoded here) */
-    T_STRING, /* any string constant, dollar quotes included */
-    T_OTHER,  /* numbers, parameters, operators, punctuation */
-};
-
-struct token {
-    enum tok_kind kind;
-    size_t start, end;
-};
-
-struct lexer {
-    const char *text;
-    size_t len, pos;
-    int backslash_strings; /* standard_conforming_strings off: '\' escapes inside '…' */
-    int setting_matters;   /* a '\' in '…', or U&'…': the other setting reads it otherwise */
-    int broken;            /* PostgreSQL refuses the whole text */
-};
-
-/* ---------------------------------------------------------------- characters */
-
-static int is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static int is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* PostgreSQL's ident_start; bytes of multibyte characters count as letters. */
-static int is_ident_start(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
-}
-
-static int is_ident_char(unsigned char c)
-{
-    return is_ident_start(c) || is_digit(c) || c == '$';
-}
-
-/* Keywords and unquoted names fold ASCII letters only, whatever the locale. */
-static char ascii_lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
-}
-
-/* The byte at i, or 0 past the end (the text holds no NUL: see sqlprep_scan). */
-static unsigned char at(const struct lexer *lx, size_t i)
-{
-    return i < lx->len ? (unsigned char)lx->text[i] : 0;
-}
-
-/* ---------------------------------------------------------------- lexer */
-
-static void fail(struct lexer *lx)
-{
-    lx->broken = 1;
-    lx->pos = lx->len;
-}
-
-/* A block comment at pos; they nest, and each star-slash closes the innermost (scan.l's
-   xc state). */
-static void skip_block_comment(struct lexer *lx)
-{
-    int depth = 0;
-    while (lx->pos < lx->len) {
-        if (at(lx, lx->pos) == '/' && at(lx, lx->pos + 1) == '*') {
-            depth++;
-            lx->pos += 2;
-        } else if (at(lx, lx->pos) == '*' && at(lx, lx->pos + 1) == '/') {
-            lx->pos += 2;
-            if (--depth == 0)
-                return;
-        } else {
-            lx->pos++;
-        }
-    }
-    fail(lx); /* unterminated comment */
-}
-
-/* Whitespace and comments. Outside quotes a comment starts wherever "--" or slash-star
-   does, also inside what would otherwise be an operator. */
-static void skip_blank(struct lexer *lx)
-{
-    for (;;) {
-        while (is_space(at(lx, lx->pos)))
-            lx->pos++;
-        if (at(lx, lx->pos) == '-' && at(lx, lx->pos + 1) == '-') {
-            while (lx->pos < lx->len && at(lx, lx->pos) != '\n' && at(lx, lx->pos) != '\r')
-                lx->pos++;
-        } else if (at(lx, lx->pos) == '/' && at(lx, lx->pos + 1) == '*') {
-            skip_block_comment(lx);
-        } else {
-            return;
-        }
-    }
-}
-
-/* A string constant whose opening quote is at pos: '' is a quote inside it; with
-   escapes (E'…', or '…' with standard_conforming_strings off) '\' takes the next byte
-   along. Without escapes a '\' is a plain byte, read otherwise by the other setting. */
-static void skip_string(struct lexer *lx, int escapes)
-{
-    for (size_t i = lx->pos + 1; i < lx->len; i++) {
-        char c = lx->text[i];
-        if (c == '\\') {
-            if (escapes)
-                i++;
-            else
-                lx->setting_matters = 1;
-        } else if (c == '\'') {
-            if (at(lx, i + 1) != '\'') {
-                lx->pos = i + 1;
-                return;
-            }
-            i++;
-        }
-    }
-    fail(lx); /* unterminated string */
-}
-
-/* B'…' and X'…' end at the first quote (scan.l's xb/xh states know no '' or '\'). */
-static void skip_bit_string(struct lexer *lx)
-{
-    const char *close = memchr(lx->text + lx->pos + 1, '\'', lx->len - lx->pos - 1);
-    if (!close)
-        fail(lx);
-    else
-        lx->pos = (size_t)(close - lx->text) + 1;
-}
-
-/* "…" at pos, "" being a quote inside; a zero-length one is an error. */
-static void skip_quoted_ident(struct lexer *lx)
-{
-    size_t i = lx->pos + 1;
-    while (i < lx->len && (lx->text[i] != '"' || at(lx, i + 1) == '"'))
-        i += lx->text[i] == '"' ? 2 : 1;
-    if (i >= lx->len || i == lx->pos + 1)
-        fail(lx);
-    else
-        lx->pos = i + 1;
-}
-
-/* Length of a dollar-quote delimiter ($$ or $tag$) at i, 0 when there is none. */
-static size_t dollar_delimiter(const struct lexer *lx, size_t i)
-{
-    size_t j = i + 1;
-    if (is_ident_start(at(lx, j)))
-        while (is_ident_start(at(lx, j)) || is_digit(at(lx, j)))
-            j++;
-    return at(lx, j) == '$' ? j + 1 - i : 0;
-}
-
-/* '$' at pos: a dollar-quoted string (it ends at the same delimiter), a parameter, or
-   a lone '$'. Inside a word a '$' is part of it and never gets here. */
-static enum tok_kind scan_dollar(struct lexer *lx)
-{
-    size_t delim = dollar_delimiter(lx, lx->pos);
-    if (!delim) {
-        lx->pos++;
-        while (is_digit(at(lx, lx->pos)))
-            lx->pos++;
-        return T_OTHER;
-    }
-    const char *body = lx->text + lx->pos + delim;
-    const char *close = memmem(body, lx->len - lx->pos - delim, lx->text + lx->pos, delim);
-    if (!close)
-        fail(lx); /* unterminated dollar-quoted string */
-    else
-        lx->pos = (size_t)(close - lx->text) + delim;
-    return T_STRING;
-}
-
-/* U&'…' or U&"…" at pos (the caller saw U&, then a quote). */
-static enum tok_kind scan_unicode_quote(struct lexer *lx)
-{
-    lx->pos += 2;
-    if (at(lx, lx->pos) == '"') {
-        skip_quoted_ident(lx);
-        return T_UIDENT;
-    }
-    /* Backslashes are Unicode escapes here, never quote escapes; with
-       standard_conforming_strings off PostgreSQL refuses U&'…' outright. */
-    lx->setting_matters = 1;
-    if (lx->backslash_strings)
-        fail(lx);
-    else
-        skip_string(lx, 0);
-    return T_STRING;
-}
-
-/* A word at pos, or a string constant with a prefix letter (E'…', N'…', B'…', X'…',
-   U&'…', U&"…"): those take the letter only where a word would start. */
-static enum tok_kind scan_word(struct lexer *lx)
-{
-    char first = ascii_lower((char)at(lx, lx->pos));
-    unsigned char next = at(lx, lx->pos + 1);
-    if (next == '\'' && (first == 'e' || first == 'n' || first == 'b' || first == 'x')) {
-        lx->pos++;
-        if (first == 'b' || first == 'x')
-            skip_bit_string(lx);
-        else
-            skip_string(lx, first == 'e' || lx->backslash_strings);
-        return T_STRING;
-    }
-    if (first == 'u' && next == '&' && (at(lx, lx->pos + 2) == '\'' || at(lx, lx->pos + 2) == '"'))
-        return scan_unicode_quote(lx);
-    while (is_ident_char(at(lx, lx->pos)))
-        lx->pos++;
-    return T_WORD;
-}
-
-/*
- * A number: digits [. digits] [e [+-] digits]. What follows starts a new token, as
- * PostgreSQL up to 14 reads it ("1x$a$" is 1 and the name x$a$, "1e'…'" is 1 and
- * E'…'); 15 refuses such junk after a number, so either way nothing is hidden.
- */
-static void skip_number(struct lexer *lx)
-{
-    while (is_digit(at(lx, lx->pos)))
-        lx->pos++;
-    if (at(lx, lx->pos) == '.' && at(lx, lx->pos + 1) != '.') /* 1..9 is 1 and .. */
-        for (lx->pos++; is_digit(at(lx, lx->pos));)
-            lx->pos++;
-    if (at(lx, lx->pos) != 'e' && at(lx, lx->pos) != 'E')
-        return;
-    size_t i = lx->pos + 1;
-    if (at(lx, i) == '+' || at(lx, i) == '-')
-        i++;
-    if (!is_digit(at(lx, i)))
-        return;
-    for (lx->pos = i; is_digit(at(lx, lx->pos));)
-        lx->pos++;
-}
-
-static enum tok_kind scan_token(struct lexer *lx)
-{
-    unsigned char c = at(lx, lx->pos);
-    switch (c) {
-    case ';':
-        lx->pos++;
-        return T_SEMI;
-    case '(':
-        lx->pos++;
-        return T_OPEN;
-    case ')':
-        lx->pos++;
-        return T_CLOSE;
-    case '\'':
-        skip_string(lx, lx->backslash_strings);
-        return T_STRING;
-    case '"':
-        skip_quoted_ident(lx);
-        return T_QIDENT;
-    case '$':
-        return scan_dollar(lx);
-    default:
-        break;
-    }
-    if (is_ident_start(c))
-        return scan_word(lx);
-    if (is_digit(c) || (c == '.' && is_digit(at(lx, lx->pos + 1))))
-        skip_number(lx);
-    else
-        lx->pos++;
-    return T_OTHER;
-}
-
-static void next_token(struct lexer *lx, struct token *t)
-{
-    skip_blank(lx);
-    t->start = lx->pos;
-    t->kind = lx->pos < lx->len ? scan_token(lx) : T_END;
-    if (lx->broken)
-        t->kind = T_END;
-    t->end = lx->pos;
-}
 
 /* ---------------------------------------------------------------- statements */
 
 struct reader {
-    struct lexer lx;
-    struct token tok;      /* the current token */
-    size_t last_token_end; /* end of the statement's last token so far */
-    int cleared;           /* a DEALLOCATE ALL came before */
+    struct sqllex lx;
+    struct sqllex_token tok; /* the current token */
+    size_t last_token_end;   /* end of the statement's last token so far */
+    int cleared;             /* a DEALLOCATE ALL came before */
     struct sqlprep_scan *out;
 };
 
 static int in_statement(const struct reader *rd)
 {
-    return rd->tok.kind != T_SEMI && rd->tok.kind != T_END;
+    return rd->tok.kind != SQLLEX_SEMI && rd->tok.kind != SQLLEX_END;
 }
 
 static void advance(struct reader *rd)
 {
-    next_token(&rd->lx, &rd->tok);
+    sqllex_next(&rd->lx, &rd->tok);
     if (in_statement(rd))
         rd->last_token_end = rd->tok.end;
 }
@@ -327,13 +41,7 @@ static void advance(struct reader *rd)
 /* Is the current token this keyword (lower case)? */
 static int is_word(const struct reader *rd, const char *word)
 {
-    size_t n = strlen(word);
-    if (rd->tok.kind != T_WORD || rd->tok.end - rd->tok.start != n)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (ascii_lower(rd->lx.text[rd->tok.start + i]) != word[i])
-            return 0;
-    return 1;
+    return sqllex_is_word(&rd->lx, &rd->tok, word);
 }
 
 /* Over a parenthesised list, to the token after its ')'; 0 when it does not close
@@ -342,9 +50,9 @@ static int skip_parens(struct reader *rd)
 {
     int depth = 0;
     do {
-        if (rd->tok.kind == T_OPEN)
+        if (rd->tok.kind == SQLLEX_OPEN)
             depth++;
-        else if (rd->tok.kind == T_CLOSE)
+        else if (rd->tok.kind == SQLLEX_CLOSE)
             depth--;
         advance(rd);
     } while (depth > 0 && in_statement(rd));
@@ -355,37 +63,19 @@ static int skip_parens(struct reader *rd)
    quotes one quote, cut to SQLPREP_IDENT_MAX bytes on a UTF-8 character boundary. */
 static void decode_name(const struct reader *rd, char *out)
 {
-    const char *p = rd->lx.text + rd->tok.start, *end = rd->lx.text + rd->tok.end;
-    int quoted = rd->tok.kind == T_QIDENT;
-    size_t n = 0;
-    if (quoted) {
-        p++;
-        end--;
-    }
-    for (; p < end && n < SQLPREP_NAME_MAX; p++) {
-        if (quoted && *p == '"')
-            p++; /* the first of "" */
-        out[n++] = quoted ? *p : ascii_lower(*p);
-    }
-    if (n > SQLPREP_IDENT_MAX) {
-        /* a UTF-8 character has at most 3 continuation bytes (more: invalid text,
-           which PostgreSQL refuses anyway) */
-        n = SQLPREP_IDENT_MAX;
-        while (n > SQLPREP_IDENT_MAX - 3 && ((unsigned char)out[n] & 0xc0) == 0x80)
-            n--;
-    }
-    out[n] = '\0';
+    _Static_assert(SQLPREP_IDENT_MAX == SQLLEX_IDENT_MAX, "names are identifiers");
+    sqllex_decode_ident(&rd->lx, &rd->tok, out);
 }
 
 /* The current token as a statement name: 1 decoded into name, 0 not a name (a syntax
    error for PostgreSQL), -1 a name sqlprep cannot decode. */
 static int take_name(struct reader *rd, char *name)
 {
-    if (rd->tok.kind == T_UIDENT) {
+    if (rd->tok.kind == SQLLEX_UIDENT) {
         rd->out->unreadable = 1;
         return -1;
     }
-    if (rd->tok.kind != T_WORD && rd->tok.kind != T_QIDENT)
+    if (rd->tok.kind != SQLLEX_WORD && rd->tok.kind != SQLLEX_QIDENT)
         return 0;
     decode_name(rd, name);
     return 1;
@@ -424,7 +114,7 @@ static void read_execute(struct reader *rd, struct sqlprep *cmd)
     }
     advance(rd);
     const char *rest = rd->lx.text + rd->tok.start;
-    if (rd->tok.kind == T_OPEN && !skip_parens(rd))
+    if (rd->tok.kind == SQLLEX_OPEN && !skip_parens(rd))
         return;
     if (in_statement(rd))
         return;
@@ -440,7 +130,7 @@ static void read_prepare(struct reader *rd, struct sqlprep *cmd)
     if (is_word(rd, "transaction")) {
         struct reader probe = *rd;
         advance(&probe);
-        if (probe.tok.kind == T_STRING)
+        if (probe.tok.kind == SQLLEX_STRING)
             return; /* PREPARE TRANSACTION 'gid': two-phase commit */
     }
     note_statement_kind(rd, SQLPREP_PREPARE);
@@ -448,7 +138,7 @@ static void read_prepare(struct reader *rd, struct sqlprep *cmd)
         return;
     advance(rd);
     const char *rest = rd->lx.text + rd->tok.start;
-    if (rd->tok.kind == T_OPEN && !skip_parens(rd))
+    if (rd->tok.kind == SQLLEX_OPEN && !skip_parens(rd))
         return;
     if (!is_word(rd, "as"))
         return;
@@ -468,7 +158,8 @@ static void read_deallocate(struct reader *rd, struct sqlprep *cmd)
         /* "DEALLOCATE prepare" deallocates a statement called prepare */
         struct reader probe = *rd;
         advance(&probe);
-        if (probe.tok.kind == T_WORD || probe.tok.kind == T_QIDENT || probe.tok.kind == T_UIDENT)
+        if (probe.tok.kind == SQLLEX_WORD || probe.tok.kind == SQLLEX_QIDENT ||
+            probe.tok.kind == SQLLEX_UIDENT)
             *rd = probe;
     }
     if (is_word(rd, "all")) {
@@ -503,9 +194,9 @@ static void read_create(struct reader *rd)
         return;
     int depth = 0;
     for (advance(rd); in_statement(rd); advance(rd)) {
-        if (rd->tok.kind == T_OPEN)
+        if (rd->tok.kind == SQLLEX_OPEN)
             depth++;
-        else if (rd->tok.kind == T_CLOSE)
+        else if (rd->tok.kind == SQLLEX_CLOSE)
             depth--;
         else if (depth == 0 && is_word(rd, "as"))
             break;
@@ -522,7 +213,7 @@ static void read_create(struct reader *rd)
 static void read_explain(struct reader *rd)
 {
     advance(rd);
-    if (rd->tok.kind == T_OPEN && !skip_parens(rd))
+    if (rd->tok.kind == SQLLEX_OPEN && !skip_parens(rd))
         return;
     while (is_word(rd, "analyze") || is_word(rd, "analyse") || is_word(rd, "verbose"))
         advance(rd);
@@ -558,21 +249,21 @@ static void read_statement(struct reader *rd, struct sqlprep *cmd)
 static int read_text(const char *sql, size_t len, int backslash_strings, struct sqlprep_scan *out)
 {
     memset(out, 0, sizeof *out);
-    struct reader rd = {.lx = {.text = sql, .len = len, .backslash_strings = backslash_strings},
-                        .out = out};
+    struct reader rd = {.out = out};
+    sqllex_init(&rd.lx, sql, len, backslash_strings);
     if (len > 0 && memchr(sql, '\0', len)) {
         out->malformed = 1; /* PostgreSQL refuses such a Query or Parse message */
         return 0;
     }
-    for (advance(&rd); rd.tok.kind != T_END; advance(&rd)) {
-        if (rd.tok.kind == T_SEMI)
+    for (advance(&rd); rd.tok.kind != SQLLEX_END; advance(&rd)) {
+        if (rd.tok.kind == SQLLEX_SEMI)
             continue; /* an empty statement */
         struct sqlprep cmd = {0};
         out->statements++;
         read_statement(&rd, &cmd);
         if (out->statements == 1 && cmd.kind != SQLPREP_NONE)
             out->command = cmd;
-        if (rd.tok.kind == T_END)
+        if (rd.tok.kind == SQLLEX_END)
             break;
     }
     out->malformed = rd.lx.broken;

@@ -21,27 +21,10 @@
 
 #include "warmpool/session_sql.h"
 
+#include "fuzz_text.h"
+
 #define OBJECT_NAME_MAX (3 * 64) /* schema.name with quotes decoded, or a setting */
 
-static const char pad_front[] = " \n\t";
-static const char pad_back[] = "\r\n ";
-static const char second[] = "\n; SELECT 1";
-
-/* front + data + back in one exact-size heap block (freed by the caller). */
-static char *framed(const uint8_t *data, size_t size, const char *front, const char *back,
-                    size_t *len)
-{
-    size_t nf = strlen(front), nb = strlen(back);
-    *len = nf + size + nb;
-    char *text = malloc(*len ? *len : 1);
-    if (!text)
-        abort();
-    memcpy(text, front, nf);
-    if (size)
-        memcpy(text + nf, data, size);
-    memcpy(text + nf + size, back, nb);
-    return text;
-}
 
 /* The text at offset lies in the buffer and ends there; its length, or -1. */
 static long text_length(const struct session_sql *s, size_t offset)

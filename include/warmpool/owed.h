@@ -69,7 +69,9 @@ static inline void owed_sent(struct wp_owed *o, uint8_t type)
 
 /* The answer settles the head request, as it does for ordinary traffic: a
    ReadyForQuery its Sync/Query, BindComplete its Bind, CommandComplete its Execute,
-   ParseComplete its Parse. Everything else is owed_answer_slow's. */
+   ParseComplete its Parse, RowDescription or NoData its Describe (a statement's
+   ParameterDescription before it settles nothing). Everything else is
+   owed_answer_slow's. */
 static inline int owed_settles_head(uint8_t type, uint8_t head)
 {
     switch (type) {
@@ -81,6 +83,9 @@ static inline int owed_settles_head(uint8_t type, uint8_t head)
         return head == 'E';
     case '1':
         return head == 'P';
+    case 'T':
+    case 'n':
+        return head == 'D';
     default:
         return 0;
     }

@@ -58,6 +58,7 @@ static int has_name_effect(const struct wp_pending *item)
  */
 static void queue_item(struct wp_server *s, struct wp_pending *item, int copy_failed)
 {
+    item->name_effect = (uint8_t)has_name_effect(item);
     if (copy_failed || pending_push(&s->pending, item) < 0) {
         if (item->stmt)
             registry_unref(&wp_rt.registry, item->stmt);
@@ -65,8 +66,7 @@ static void queue_item(struct wp_server *s, struct wp_pending *item, int copy_fa
         s->out_of_memory = 1;
         return;
     }
-    if (has_name_effect(item))
-        s->name_effects++;
+    s->name_effects += item->name_effect;
 }
 
 static void push(struct wp_server *s, uint8_t type, uint8_t action, struct wp_stmt *stmt,
@@ -80,10 +80,14 @@ static void push(struct wp_server *s, uint8_t type, uint8_t action, struct wp_st
     queue_item(s, &item, client_name && !item.client_name);
 }
 
+/* Lets go of what the item holds; released once more (an eviction Close given up
+   while still queued, see forget_later_evictions), it holds nothing. */
 static void release_item(struct wp_server *s, struct wp_pending *item)
 {
-    if (has_name_effect(item))
+    if (item->name_effect) {
         s->name_effects--;
+        item->name_effect = 0;
+    }
     if (item->stmt)
         registry_unref(&wp_rt.registry, item->stmt);
     if (item->client_name) { /* rare: most items own no strings (hot path) */

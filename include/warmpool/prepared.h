@@ -131,6 +131,8 @@ enum wp_pending_action {
 struct wp_pending {
     uint8_t type;   /* request: P B D E C S Q F; synthetic answers: '1' '3', 'q' (simple query) */
     uint8_t action; /* enum wp_pending_action */
+    uint8_t name_effect;   /* counted in the server's name_effects until released (set when
+                              queued: relay_prepared.c's has_name_effect) */
     struct wp_stmt *stmt;  /* P, D(S), B: referenced entry (holds a reference) */
     char *client_name;     /* P, q: the client's name for it (undo on failure; q applies it);
                               with own_error, the texts of the errors that may replace the

@@ -398,18 +398,22 @@ static void push_missing(struct wp_server *s, uint8_t type, const char *client_n
     queue_own_error(s, type, "26000", texts, 1);
 }
 
-/* Append msg with the NUL-terminated name at name_off replaced by new_name. */
+/* Append msg with the NUL-terminated name at name_off replaced by new_name: one
+   reservation, then the pieces copied in place (every Bind of a named statement). */
 static void put_renamed(struct wp_buf *out, const uint8_t *msg, uint32_t len, size_t name_off,
                         size_t old_len, const char *new_name)
 {
     size_t new_len = strlen(new_name);
+    size_t tail_len = len - name_off - old_len;
     uint32_t total = (uint32_t)(len - old_len + new_len);
-    uint8_t header[5] = {msg[0]};
-    proto_put_u32(header + 1, total - 1);
-    buf_append(out, header, 5);
-    buf_append(out, msg + 5, name_off - 5);
-    buf_append(out, new_name, new_len);
-    buf_append(out, msg + name_off + old_len, len - name_off - old_len);
+    uint8_t *dst = buf_append_space(out, total);
+    if (!dst)
+        return; /* out is failed: never sent */
+    dst[0] = msg[0];
+    proto_put_u32(dst + 1, total - 1);
+    memcpy(dst + 5, msg + 5, name_off - 5);
+    memcpy(dst + name_off, new_name, new_len);
+    memcpy(dst + name_off + new_len, msg + name_off + old_len, tail_len);
 }
 
 /* Bind (portal\0 statement\0 …) or Describe/Close ('S' statement\0). */

@@ -55,6 +55,17 @@ static inline size_t buf_unread(const struct wp_buf *b)
     return b->len - b->pos;
 }
 
+/* n more bytes at the end, counted as written: the caller fills them all. NULL when
+   out of memory (the buffer is failed then, as after a failed buf_append). */
+static inline uint8_t *buf_append_space(struct wp_buf *b, size_t n)
+{
+    if (buf_reserve(b, n) < 0)
+        return NULL;
+    uint8_t *space = b->data + b->len;
+    b->len += n;
+    return space;
+}
+
 static inline const uint8_t *buf_head(const struct wp_buf *b)
 {
     return b->data ? b->data + b->pos : b->data;

@@ -202,6 +202,25 @@ static void test_failure_is_sticky(void **state)
     buf_free(&b);
 }
 
+static void test_append_space(void **state)
+{
+    (void)state;
+    struct wp_buf b = {0};
+    fill(&b, 10);
+    uint8_t *space = buf_append_space(&b, 300); /* grows like an append */
+    assert_non_null(space);
+    assert_int_equal(buf_unread(&b), 310);
+    assert_ptr_equal(space, buf_head(&b) + 10);
+    for (int i = 0; i < 300; i++)
+        space[i] = (uint8_t)(10 + i);
+    expect_sequence(&b, 0, 310);
+    assert_null(buf_append_space(&b, SIZE_MAX - 10));
+    assert_true(buf_failed(&b));
+    assert_null(buf_append_space(&b, 1)); /* sticky, room or not */
+    assert_int_equal(buf_unread(&b), 310);
+    buf_free(&b);
+}
+
 static void test_reset_and_free(void **state)
 {
     (void)state;
@@ -236,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_reserve_grows_keeping_unread),
         cmocka_unit_test(test_reserve_overflow_guard),
         cmocka_unit_test(test_failure_is_sticky),
+        cmocka_unit_test(test_append_space),
         cmocka_unit_test(test_reset_and_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,18 +13,19 @@
 #define NAMEMAP_MIN_BUCKETS 16
 #define SERVERSET_MIN_BUCKETS 32
 
+#define HASH_SEED 0xcbf29ce484222325ULL
+#define HASH_PRIME 0x100000001b3ULL
+
 /* FNV-1a, 64-bit: fast and good enough, since equality is confirmed in full. */
 static uint64_t hash_bytes(uint64_t h, const void *data, size_t len)
 {
     const uint8_t *p = data;
     for (size_t i = 0; i < len; i++) {
         h ^= p[i];
-        h *= 0x100000001b3ULL;
+        h *= HASH_PRIME;
     }
     return h;
 }
-
-#define HASH_SEED 0xcbf29ce484222325ULL
 
 int prepared_parse_parse(const uint8_t *body, size_t len, struct wp_parse_msg *out)
 {
@@ -262,9 +263,15 @@ void registry_retire_scope(struct wp_registry *reg, const void *scope)
 
 /* ---- client name maps ---- */
 
+/* hash_bytes of the name's bytes, read up to its NUL in the same pass. */
 static size_t name_bucket(const struct wp_name_map *map, const char *name)
 {
-    return hash_bytes(HASH_SEED, name, strlen(name)) & (map->nbuckets - 1);
+    uint64_t h = HASH_SEED;
+    for (const uint8_t *p = (const uint8_t *)name; *p; p++) {
+        h ^= *p;
+        h *= HASH_PRIME;
+    }
+    return h & (map->nbuckets - 1);
 }
 
 struct wp_stmt *namemap_get(const struct wp_name_map *map, const char *name)

@@ -416,15 +416,17 @@ static void put_renamed(struct wp_buf *out, const uint8_t *msg, uint32_t len, si
     memcpy(dst + name_off + new_len, msg + name_off + old_len, tail_len);
 }
 
-/* Bind (portal\0 statement\0 …) or Describe/Close ('S' statement\0). */
+/* Bind (portal\0 statement\0 …) or Describe/Close ('S' statement\0). known: what the
+   name maps to, if looked up already (see prepared_client_message). */
 static enum prep_input on_named_use(struct wp_client *c, struct wp_server *s, uint8_t type,
-                                    const uint8_t *msg, uint32_t len, size_t name_off)
+                                    const uint8_t *msg, uint32_t len, size_t name_off,
+                                    struct wp_stmt *known)
 {
     const char *name = (const char *)msg + name_off;
     size_t name_len = strnlen(name, len - name_off);
     if (name_len == len - name_off)
         return PREP_ERROR;
-    struct wp_stmt *stmt = name_len ? namemap_get(&c->stmts, name) : NULL;
+    struct wp_stmt *stmt = !name_len ? NULL : known ? known : namemap_get(&c->stmts, name);
     if (!name_len) {
         push(s, type, PENDING_FORWARD, NULL, NULL);
         return PREP_PASS;
@@ -692,7 +694,7 @@ static int needs_whole(uint8_t type)
 }
 
 enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s, uint8_t type,
-                                        uint32_t len)
+                                        uint32_t len, struct wp_stmt *bound)
 {
     size_t avail = buf_unread(&c->conn.in) - c->conn.ready;
     if (s->ext_skipping && type != 'S') {
@@ -712,7 +714,7 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
         const uint8_t *portal_end = memchr(msg + 5, '\0', len - 5);
         if (!portal_end)
             return PREP_ERROR;
-        return on_named_use(c, s, 'B', msg, len, (size_t)(portal_end - msg) + 1);
+        return on_named_use(c, s, 'B', msg, len, (size_t)(portal_end - msg) + 1, bound);
     }
     case 'D':
         if (len < 7)
@@ -721,7 +723,7 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
             push(s, 'D', PENDING_FORWARD, NULL, NULL);
             return PREP_PASS;
         }
-        return on_named_use(c, s, 'D', msg, len, 6);
+        return on_named_use(c, s, 'D', msg, len, 6, NULL);
     case 'C':
         return on_close(c, s, msg, len);
     case 'Q':

@@ -56,14 +56,16 @@ static void note_client_message(struct wp_server *s, uint8_t type, int forwarded
         timeouts_request_sent(s); /* query_timeout counts from here */
 }
 
-/* stats: a request starts with its first message; Query and Parse carry the text. */
-static void note_request_start(struct wp_client *c, uint8_t type, const uint8_t *p, size_t avail,
-                               uint32_t len)
+/* stats: a request starts with its first message; Query and Parse carry the text.
+   Returns the statement a whole Bind names when it looked that up and found it (the
+   prepared layer needs it too), else NULL. */
+static struct wp_stmt *note_request_start(struct wp_client *c, uint8_t type, const uint8_t *p,
+                                          size_t avail, uint32_t len)
 {
     const char *sql = NULL;
     size_t sql_len = 0;
     if (c->stats.query_started_us)
-        return;
+        return NULL;
     if (avail >= len && type == 'Q') {
         sql = (const char *)p + 5;
         sql_len = len > 6 ? len - 6 : 0;
@@ -88,12 +90,13 @@ static void note_request_start(struct wp_client *c, uint8_t type, const uint8_t 
                 stmt->fingerprint = fingerprint_hash(stmt->query, stmt->query_len);
             stats_query_start(c->pool, &c->stats, stmt->query, stmt->query_len, stmt->fingerprint,
                               stats_now_us());
-            return;
+            return stmt;
         }
     } else if (type != 'B' && type != 'E' && type != 'F' && type != 'D' && type != 'S') {
-        return;
+        return NULL;
     }
     stats_query_start(c->pool, &c->stats, sql, sql_len, 0, stats_now_us());
+    return NULL;
 }
 
 enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
@@ -127,10 +130,10 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             c->bad_type_next = 1;
             return RELAY_SCAN_BAD_TYPE;
         }
-        note_request_start(c, type, p, avail, len);
+        struct wp_stmt *bound = note_request_start(c, type, p, avail, len);
         int forwarded = 1;
         if (prep) {
-            enum prep_input in = prepared_client_message(c, s, type, len);
+            enum prep_input in = prepared_client_message(c, s, type, len, bound);
             if (in == PREP_WAIT)
                 return RELAY_SCAN_MORE;
             if (in == PREP_ERROR)

@@ -283,74 +283,83 @@ static int word_is_at(const char *sql, size_t len, size_t start, const char *wor
     return 1;
 }
 
-/* Does one of the three words have its anchor at sql[i] — execute's x, prepare's first
-   p, deallocate's d? `b | 0x20` is b's lower case for a letter and never turns
-   anything else into one of these letters. */
-static int word_anchored_at(const char *sql, size_t len, size_t i)
+/* Does one of the three words start at sql[i]? `b | 0x20` is b's lower case for a
+   letter and never turns anything else into one of these letters. */
+static int word_starts_at(const char *sql, size_t len, size_t i)
 {
-    /* The neighbouring letter first: most anchors in ordinary SQL stop there. */
     switch (sql[i] | 0x20) {
-    case 'x':
-        return i > 0 && (sql[i - 1] | 0x20) == 'e' && word_is_at(sql, len, i - 1, "execute", 7);
+    case 'e':
+        return word_is_at(sql, len, i, "execute", 7);
     case 'p':
-        return i + 1 < len && (sql[i + 1] | 0x20) == 'r' && word_is_at(sql, len, i, "prepare", 7);
+        return word_is_at(sql, len, i, "prepare", 7);
     case 'd':
-        return i + 1 < len && (sql[i + 1] | 0x20) == 'e' &&
-               word_is_at(sql, len, i, "deallocate", 10);
+        return word_is_at(sql, len, i, "deallocate", 10);
     default:
         return 0;
     }
 }
 
-#if defined(__SSE2__) && defined(__x86_64__)
-#include <emmintrin.h>
-
-/* Bits set for the bytes of sql[at..at+16) that hold an anchor letter. */
-static unsigned anchors_in_16(const char *sql, size_t at)
+/* The search one byte at a time (short texts, and machines without SSE2). */
+static int any_word_starts(const char *sql, size_t len)
 {
-    __m128i v = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(sql + at)),
-                             _mm_set1_epi8(0x20));
-    __m128i hit = _mm_or_si128(
-        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('x')), _mm_cmpeq_epi8(v, _mm_set1_epi8('p'))),
-        _mm_cmpeq_epi8(v, _mm_set1_epi8('d')));
-    return (unsigned)_mm_movemask_epi8(hit);
-}
-
-static int anchored_in(const char *sql, size_t len, size_t at, unsigned mask)
-{
-    for (; mask; mask &= mask - 1)
-        if (word_anchored_at(sql, len, at + (size_t)__builtin_ctz(mask)))
+    for (size_t i = 0; i < len; i++)
+        if (word_starts_at(sql, len, i))
             return 1;
     return 0;
 }
 
-/* Every simple Query passes here in transaction mode: 16 bytes at a time, and only
-   the places holding an anchor letter are looked at more closely. The last block
-   overlaps the one before it rather than being copied. */
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+
+/* 0xff where a byte of v is c, 0 elsewhere. */
+static __m128i bytes_are(__m128i v, char c)
+{
+    return _mm_cmpeq_epi8(v, _mm_set1_epi8(c));
+}
+
+/* Bits set for the i in [at, at+16) where sql[i] and sql[i+1] are "ex", "pr" or "de" in
+   any case: the only places one of the words can start. Reads sql[at..at+17). */
+static unsigned starts_in_16(const char *sql, size_t at)
+{
+    const __m128i fold = _mm_set1_epi8(0x20);
+    __m128i first = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(sql + at)), fold);
+    __m128i second =
+        _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(sql + at + 1)), fold);
+    __m128i ex = _mm_and_si128(bytes_are(first, 'e'), bytes_are(second, 'x'));
+    __m128i pr = _mm_and_si128(bytes_are(first, 'p'), bytes_are(second, 'r'));
+    __m128i de = _mm_and_si128(bytes_are(first, 'd'), bytes_are(second, 'e'));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(ex, pr), de));
+}
+
+static int starts_in(const char *sql, size_t len, size_t at, unsigned mask)
+{
+    for (; mask; mask &= mask - 1)
+        if (word_starts_at(sql, len, at + (size_t)__builtin_ctz(mask)))
+            return 1;
+    return 0;
+}
+
+/* Every simple Query passes here in transaction mode: the pairs of bytes starting at
+   16 places at a time, and only those that begin a word are looked at more closely.
+   The last block overlaps the one before it rather than being copied; the last byte
+   begins no pair and no word. */
 int sqlprep_mentions(const char *sql, size_t len)
 {
+    if (len < 17)
+        return any_word_starts(sql, len);
     size_t at = 0;
-    if (len < 16) {
-        for (; at < len; at++)
-            if (word_anchored_at(sql, len, at))
-                return 1;
-        return 0;
-    }
-    for (; at + 16 <= len; at += 16)
-        if (anchored_in(sql, len, at, anchors_in_16(sql, at)))
+    for (; at + 17 <= len; at += 16)
+        if (starts_in(sql, len, at, starts_in_16(sql, at)))
             return 1;
-    if (at == len)
+    if (at + 1 >= len)
         return 0;
-    size_t from = len - 16; /* bytes before `at` were looked at already */
-    return anchored_in(sql, len, from, anchors_in_16(sql, from) & ~((1u << (at - from)) - 1));
+    size_t from = len - 17; /* pairs starting before `at` were looked at already */
+    return starts_in(sql, len, from, starts_in_16(sql, from) & ~((1u << (at - from)) - 1));
 }
 #else
 int sqlprep_mentions(const char *sql, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        if (word_anchored_at(sql, len, i))
-            return 1;
-    return 0;
+    return any_word_starts(sql, len);
 }
 #endif
 

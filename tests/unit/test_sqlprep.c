@@ -619,7 +619,7 @@ static void test_mentions_matches_naive(void **state)
     static const char alphabet[] = "prepaexcutdlonPREXCUTDALO _;'\"\n\x80\xc5@[`{";
     static const char *const words[] = {"PREPARE", "execute", "DeAlLoCaTe", "dealloc"};
     uint32_t seed = 7;
-    char text[64];
+    char text[100];
     for (int round = 0; round < 200000; round++) {
         seed = seed * 1103515245u + 12345u;
         size_t len = (seed >> 16) % sizeof text;

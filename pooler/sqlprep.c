@@ -299,15 +299,6 @@ static int word_starts_at(const char *sql, size_t len, size_t i)
     }
 }
 
-/* The search one byte at a time (short texts, and machines without SSE2). */
-static int any_word_starts(const char *sql, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (word_starts_at(sql, len, i))
-            return 1;
-    return 0;
-}
-
 #if defined(__SSE2__) && defined(__x86_64__)
 #include <emmintrin.h>
 
@@ -319,7 +310,7 @@ static __m128i bytes_are(__m128i v, char c)
 
 /* Bits set for the i in [at, at+16) where sql[i] and sql[i+1] are "ex", "pr" or "de" in
    any case: the only places one of the words can start. Reads sql[at..at+17). */
-static unsigned starts_in_16(const char *sql, size_t at)
+static inline __attribute__((always_inline)) unsigned starts_in_16(const char *sql, size_t at)
 {
     const __m128i fold = _mm_set1_epi8(0x20);
     __m128i first = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(sql + at)), fold);
@@ -331,12 +322,22 @@ static unsigned starts_in_16(const char *sql, size_t at)
     return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(ex, pr), de));
 }
 
-static int starts_in(const char *sql, size_t len, size_t at, unsigned mask)
+static inline __attribute__((always_inline)) int starts_in(const char *sql, size_t len, size_t at,
+                                                           unsigned mask)
 {
     for (; mask; mask &= mask - 1)
         if (word_starts_at(sql, len, at + (size_t)__builtin_ctz(mask)))
             return 1;
     return 0;
+}
+
+/* A text too short for one block: looked at in a zero-padded copy (a NUL begins no
+   pair). */
+static __attribute__((noinline)) int mentions_in_short(const char *sql, size_t len)
+{
+    char padded[17] = {0};
+    memcpy(padded, sql, len);
+    return starts_in(sql, len, 0, starts_in_16(padded, 0));
 }
 
 /* Every simple Query passes here in transaction mode: the pairs of bytes starting at
@@ -346,7 +347,7 @@ static int starts_in(const char *sql, size_t len, size_t at, unsigned mask)
 int sqlprep_mentions(const char *sql, size_t len)
 {
     if (len < 17)
-        return any_word_starts(sql, len);
+        return mentions_in_short(sql, len);
     size_t at = 0;
     for (; at + 17 <= len; at += 16)
         if (starts_in(sql, len, at, starts_in_16(sql, at)))
@@ -359,7 +360,10 @@ int sqlprep_mentions(const char *sql, size_t len)
 #else
 int sqlprep_mentions(const char *sql, size_t len)
 {
-    return any_word_starts(sql, len);
+    for (size_t i = 0; i < len; i++)
+        if (word_starts_at(sql, len, i))
+            return 1;
+    return 0;
 }
 #endif
 

@@ -1008,7 +1008,7 @@ static int invalidates_descriptions(uint8_t type, const uint8_t *msg, uint32_t l
 static void note_statement_effects(struct wp_server *s, uint8_t type, const uint8_t *msg,
                                    uint32_t len)
 {
-    /* Tags that matter start with A, C or D; SELECT/INSERT/UPDATE/BEGIN… cost one test. */
+    /* Only tags that prepared_tag_may_matter; SELECT/INSERT/UPDATE/BEGIN… cost one test. */
     uint8_t tag0 = type == 'C' && len > 5 ? msg[5] : 0;
     if (tag0 == 'D' && command_clears_statements(msg, len)) {
         serverset_clear(&s->stmts, &wp_rt.registry);
@@ -1017,7 +1017,7 @@ static void note_statement_effects(struct wp_server *s, uint8_t type, const uint
     }
     /* After DDL the pool's statements may mean something else: later Parses get fresh
        entries (names clients already hold keep theirs, as PostgreSQL keeps them). */
-    if ((tag0 == 'A' || tag0 == 'C' || tag0 == 'D') && invalidates_descriptions(type, msg, len))
+    if (prepared_tag_may_matter(tag0) && invalidates_descriptions(type, msg, len))
         registry_retire_scope(&wp_rt.registry, s->pool);
     else if (type == 'E' && invalidates_descriptions(type, msg, len))
         registry_drop_all_describes(&wp_rt.registry);

@@ -261,12 +261,29 @@ static void take_bytes(struct wp_server *s, uint32_t len, size_t avail, int drop
     s->msg_discard = drop;
 }
 
-/* Rows for a client (unless the prepared-statement layer is dropping a whole answer of
-   its own), and row descriptions with no request of that layer pending (it reads them
-   to answer Describe later): nothing to look at. */
-static int passes_untouched(struct wp_server *s, uint8_t type)
+/* A whole CommandComplete for a client, with no request of the prepared-statement layer
+   pending, whose tag cannot change what statements mean: server_message would only
+   feed it to owed (prepared_server_message does nothing with it, no stats or timeout
+   reads it). */
+static int command_passes_untouched(const struct wp_server *s, const uint8_t *p, size_t avail,
+                                    uint32_t len)
 {
-    if (!s->client || s->swallow > 0 || (type != 'D' && type != 'T'))
+    return s->pending.count == 0 && avail >= len && len > 5 && !prepared_tag_may_matter(p[5]);
+}
+
+/* Rows for a client (unless the prepared-statement layer is dropping a whole answer of
+   its own), row descriptions with no request of that layer pending (it reads them to
+   answer Describe later), and plain CommandCompletes: nothing to look at. */
+static int passes_untouched(struct wp_server *s, const uint8_t *p, size_t avail, uint8_t type,
+                            uint32_t len)
+{
+    if (!s->client || s->swallow > 0)
+        return 0;
+    if (type == 'C' && command_passes_untouched(s, p, avail, len)) {
+        feed_answer(s, type);
+        return 1;
+    }
+    if (type != 'D' && type != 'T')
         return 0;
     if (s->pending.count == 0) {
         if (type == 'T')
@@ -338,7 +355,7 @@ enum relay_scan relay_scan_server(struct wp_server *s)
             return RELAY_SCAN_MORE;
         if (r == PROTO_BAD_LENGTH || (type == 'Z' && len != 6))
             return RELAY_SCAN_ERROR;
-        if (passes_untouched(s, type)) {
+        if (passes_untouched(s, p, avail, type, len)) {
             take_bytes(s, len, avail, 0);
             continue;
         }

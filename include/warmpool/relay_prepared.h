@@ -57,6 +57,13 @@ static inline int prepared_synthetic_due(struct wp_server *s)
     return s->pending.count > 0 && s->plain_queries == 0 &&
            pending_head(&s->pending)->action == PENDING_SYNTH;
 }
+/* Can a CommandComplete whose tag starts with tag0 change what statements mean (DISCARD
+   ALL, DEALLOCATE ALL, DDL)? With nothing pending, the layer does nothing with one that
+   cannot (SELECT, INSERT, UPDATE, BEGIN, COMMIT…): the scan then passes it by. */
+static inline int prepared_tag_may_matter(uint8_t tag0)
+{
+    return tag0 == 'A' || tag0 == 'C' || tag0 == 'D';
+}
 /* Backend message types whose whole body the layer needs. */
 static inline int prepared_needs_body(uint8_t type)
 {

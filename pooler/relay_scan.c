@@ -99,6 +99,15 @@ static struct wp_stmt *note_request_start(struct wp_client *c, uint8_t type, con
     return NULL;
 }
 
+/* What is in the buffer of the message being forwarded is ready to go. */
+static void take_client_bytes(struct wp_client *c)
+{
+    size_t avail = buf_unread(&c->conn.in) - c->conn.ready;
+    size_t take = avail < c->conn.msg_left ? avail : c->conn.msg_left;
+    c->conn.ready += take;
+    c->conn.msg_left -= (uint32_t)take;
+}
+
 enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
 {
     uint32_t max_len = (uint32_t)wp_rt.cfg->max_packet_size;
@@ -109,9 +118,7 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             return RELAY_SCAN_MORE;
         const uint8_t *p = buf_head(&c->conn.in) + c->conn.ready;
         if (c->conn.msg_left > 0) {
-            size_t take = avail < c->conn.msg_left ? avail : c->conn.msg_left;
-            c->conn.ready += take;
-            c->conn.msg_left -= (uint32_t)take;
+            take_client_bytes(c);
             continue;
         }
         if (c->input_held || c->bad_type_next)
@@ -147,8 +154,10 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             forwarded = in != PREP_DONE; /* DONE: consumed, something else went */
         }
         note_client_message(s, type, forwarded); /* one call site: inlined */
-        if (forwarded)
+        if (forwarded) {
             c->conn.msg_left = len;
+            take_client_bytes(c); /* at once: one turn of the loop less */
+        }
     }
 }
 

@@ -1064,8 +1064,7 @@ int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *ms
     struct wp_pending *head = pending_head(&s->pending);
     note_statement_effects(s, type, msg, len);
     if (s->plain_queries > 0) { /* an answer to a counted plain Query */
-        if (type == 'Z')
-            s->plain_queries--;
+        prepared_plain_query_ready(s, type);
         return 0;
     }
     if (!head)

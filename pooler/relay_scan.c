@@ -309,10 +309,9 @@ static enum relay_scan server_message(struct wp_server *s, const uint8_t *p, siz
 {
     int drop = s->swallow > 0 || !s->client;
     /* With nothing pending only CommandComplete and ErrorResponse concern it, and
-       the ReadyForQuery that answers a counted plain Query. */
-    if (prep &&
-        (s->pending.count > 0 || type == 'C' || type == 'E' ||
-         (type == 'Z' && s->plain_queries > 0)) &&
+       the ReadyForQuery that answers a counted plain Query (counted off inline). */
+    if (prep && !prepared_plain_query_ready(s, type) &&
+        (s->pending.count > 0 || type == 'C' || type == 'E') &&
         prepared_server_message(s, type, p, len))
         drop = 1;
     if (s->swallow > 0 && type == 'C' && avail >= len)

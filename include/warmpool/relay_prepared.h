@@ -64,6 +64,16 @@ static inline int prepared_tag_may_matter(uint8_t tag0)
 {
     return tag0 == 'A' || tag0 == 'C' || tag0 == 'D';
 }
+/* A ReadyForQuery while plain Queries are counted (relay_prepared.c's push_plain_query)
+   answers the oldest of them: counting it off, done here, is all the layer does with
+   it then. 1 when it was one. */
+static inline int prepared_plain_query_ready(struct wp_server *s, uint8_t type)
+{
+    if (type != 'Z' || s->plain_queries == 0)
+        return 0;
+    s->plain_queries--;
+    return 1;
+}
 /* Backend message types whose whole body the layer needs. */
 static inline int prepared_needs_body(uint8_t type)
 {

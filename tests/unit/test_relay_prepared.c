@@ -61,11 +61,32 @@ static void test_other_tags_change_nothing(void **state)
     }
 }
 
+/* The scan counts off the ReadyForQuery of a plain Query itself: exactly what the
+   layer does with it. */
+static void test_plain_query_ready_inline(void **state)
+{
+    (void)state;
+    static const uint8_t ready[] = {'Z', 0, 0, 0, 5, 'I'};
+    for (uint32_t plain = 0; plain < 3; plain++) {
+        struct wp_server general, inline_path;
+        memset(&general, 0, sizeof general);
+        general.plain_queries = plain;
+        inline_path = general;
+        assert_int_equal(prepared_server_message(&general, 'Z', ready, sizeof ready), 0);
+        assert_int_equal(prepared_plain_query_ready(&inline_path, 'Z'), plain > 0);
+        assert_memory_equal(&general, &inline_path, sizeof general);
+        for (const char *other = "CTDSNE"; *other; other++) /* no other answer counts */
+            assert_false(prepared_plain_query_ready(&inline_path, (uint8_t)*other));
+        assert_memory_equal(&general, &inline_path, sizeof general);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_effective_tags_may_matter),
         cmocka_unit_test(test_other_tags_change_nothing),
+        cmocka_unit_test(test_plain_query_ready_inline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,7 +59,7 @@ static int fail(struct wp_buf *b)
     return -1;
 }
 
-int buf_reserve(struct wp_buf *b, size_t extra)
+int buf_grow(struct wp_buf *b, size_t extra)
 {
     if (b->cap - b->len >= extra)
         return 0;
@@ -123,13 +123,6 @@ void buf_compact(struct wp_buf *b)
         memmove(b->data, b->data + b->pos, unread);
     b->pos = 0;
     b->len = unread;
-}
-
-void buf_consume(struct wp_buf *b, size_t n)
-{
-    b->pos += n;
-    if (b->pos >= b->len)
-        b->pos = b->len = 0;
 }
 
 void buf_reset(struct wp_buf *b)

@@ -18,17 +18,31 @@ struct wp_buf {
     size_t failed : 1; /* an allocation failed: bytes were lost (see buf_failed) */
 };
 
+/* buf_reserve when the room is not there yet (a failed buffer claims none). */
+int buf_grow(struct wp_buf *b, size_t extra);
 /*
  * Make room for `extra` more bytes at the end; returns 0, or -1 when out of memory.
  * A failure is sticky: the buffer is marked failed until buf_free, so that code which
  * builds output without checking each append is caught once, where the buffer is
  * flushed (a failed buffer is never sent: its connection is closed with 53200).
+ * Inline: the room is there for almost every call.
  */
-int buf_reserve(struct wp_buf *b, size_t extra);
+static inline int buf_reserve(struct wp_buf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra)
+        return 0;
+    return buf_grow(b, extra);
+}
 int buf_append(struct wp_buf *b, const void *data, size_t n);
 /* Move unconsumed bytes to the front so the tail has room. */
 void buf_compact(struct wp_buf *b);
-void buf_consume(struct wp_buf *b, size_t n);
+/* Inline: several calls per relayed request. */
+static inline void buf_consume(struct wp_buf *b, size_t n)
+{
+    b->pos += n;
+    if (b->pos >= b->len)
+        b->pos = b->len = 0;
+}
 void buf_reset(struct wp_buf *b);
 void buf_free(struct wp_buf *b);
 /* Give an empty buffer's memory back (to a small cache of blocks that buf_reserve

@@ -314,19 +314,20 @@ static enum relay_scan server_message(struct wp_server *s, const uint8_t *p, siz
         (s->pending.count > 0 || type == 'C' || type == 'E') &&
         prepared_server_message(s, type, p, len))
         drop = 1;
-    if (s->swallow > 0 && type == 'C' && avail >= len)
+    /* The type first in each test below: most messages fail it at once. */
+    if (type == 'C' && s->swallow > 0 && avail >= len)
         prepared_internal_command(s, p, len); /* a reset query may drop statements */
-    if (!drop && type == 'E' && avail >= len && timeouts_server_error(s, p, len))
+    if (type == 'E' && !drop && avail >= len && timeouts_server_error(s, p, len))
         drop = 1; /* the client got it worded for query_timeout */
     if (drop)
         relay_move_server_scanned(s);
     enum relay_scan next = RELAY_SCAN_MORE;
-    if (!drop && s->client && type == 'E')
+    if (type == 'E' && !drop && s->client)
         stats_query_error(s->pool, &s->client->stats,
                           avail >= len ? proto_error_field(p + 5, len - 5, 'C') : NULL);
-    if (!drop && s->client && type == 'Z')
-        stats_query_end(s->pool, s->client, &s->client->stats, (char)p[5], stats_now_us());
     if (type == 'Z') {
+        if (!drop && s->client)
+            stats_query_end(s->pool, s->client, &s->client->stats, (char)p[5], stats_now_us());
         next = note_ready(s, p);
     } else {
         if (type != 'D')

@@ -29,10 +29,8 @@ static int take_cached(struct wp_buf *b, size_t need)
     return 1;
 }
 
-void buf_release_if_empty(struct wp_buf *b)
+void buf_give_back(struct wp_buf *b)
 {
-    if (!b->data || b->len != b->pos)
-        return;
     if (cached < CACHE_MAX) {
         cache[cached].data = b->data;
         cache[cached].cap = b->cap;

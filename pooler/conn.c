@@ -228,9 +228,9 @@ int conn_input_pending(const struct wp_conn *cn)
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-void conn_pause_read(struct wp_conn *cn, int paused)
+void conn_set_read_paused(struct wp_conn *cn, int paused)
 {
-    if (cn->read_paused == (paused != 0) || !cn->ev_read)
+    if (!cn->ev_read)
         return;
     cn->read_paused = paused != 0;
     if (paused) {

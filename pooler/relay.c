@@ -265,8 +265,8 @@ static void release_server(struct wp_server *s)
     s->client = NULL;
     client_set_state(c, CL_IDLE);
     s->pool->xact_count++;
-    /* The release point requires an empty input buffer: nothing is left to relay. */
-    buf_release_if_empty(&c->conn.in); /* a client between transactions holds no buffer */
+    /* The release point requires an empty input buffer: nothing is left to relay. The
+       buffer itself is given back by the janitor if the client stays idle. */
     /* With TLS the client may still be sending bytes already copied out of the
        server's buffer; that must not keep the server's input paused. */
     conn_pause_read(&s->conn, 0);

@@ -240,6 +240,11 @@ static void check_client(struct wp_client *c, int64_t now)
 {
     const struct wp_pool_settings *settings = c->pool ? &c->pool->settings : &wp_rt.cfg->pool;
     struct wp_client_clock k;
+    /* A client between transactions holds no input buffer. It is given back here, not
+       at every release: a busy client would hand it over and take it back from the
+       cache once per transaction. */
+    if (c->state == CL_IDLE)
+        buf_release_if_empty(&c->conn.in);
     read_clock(c, &k);
     switch (timeouts_judge(&k, settings, wp_rt.cfg->client_login_timeout, now)) {
     case TIMEOUT_LOGIN:

@@ -45,9 +45,14 @@ static inline void buf_consume(struct wp_buf *b, size_t n)
 }
 void buf_reset(struct wp_buf *b);
 void buf_free(struct wp_buf *b);
+void buf_give_back(struct wp_buf *b); /* buf_release_if_empty's work */
 /* Give an empty buffer's memory back (to a small cache of blocks that buf_reserve
    reuses), so idle connections hold no I/O buffers. No-op when bytes are unread. */
-void buf_release_if_empty(struct wp_buf *b);
+static inline void buf_release_if_empty(struct wp_buf *b)
+{
+    if (b->data && b->len == b->pos)
+        buf_give_back(b);
+}
 /*
  * One read(2) from a non-blocking fd into the tail, after making room for `room`
  * bytes. Returns the bytes read (> 0), 0 when nothing is ready (EAGAIN/EINTR), -1 on

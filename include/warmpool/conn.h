@@ -92,7 +92,15 @@ long conn_read(struct wp_conn *cn, size_t room, size_t cap, uint32_t max_message
  * allocation (it is not sent).
  */
 int conn_flush(struct wp_conn *cn, struct wp_conn *peer);
-void conn_pause_read(struct wp_conn *cn, int paused);
+void conn_set_read_paused(struct wp_conn *cn, int paused);
+
+/* Stop (or resume) reading. Inline, since the relay calls it several times a
+   transaction and it rarely changes anything. */
+static inline void conn_pause_read(struct wp_conn *cn, int paused)
+{
+    if (cn->read_paused != (paused != 0))
+        conn_set_read_paused(cn, paused);
+}
 
 static inline size_t conn_unread(const struct wp_conn *cn)
 {

@@ -1143,18 +1143,6 @@ void session_sql_free(struct session_sql *s)
     s->neffects = 0;
 }
 
-/* `word` (lower case, n bytes) at sql[at], in any case. `b | 0x20` is b's lower case
-   for a letter and leaves '&' and '"' as they are. */
-static int word_at(const char *sql, size_t len, size_t at, const char *word, size_t n)
-{
-    if (len - at < n)
-        return 0;
-    for (size_t k = 0; k < n; k++)
-        if ((sql[at + k] | 0x20) != word[k])
-            return 0;
-    return 1;
-}
-
 /*
  * Each word is found by a pair of bytes in it that ordinary SQL rarely holds: sEt,
  * diSCard, drOP, LIsten, hoLD, aDVisory, teMP, CLose, u&". Is sql[i], sql[i + 1]
@@ -1165,22 +1153,22 @@ static int mention_at(const char *sql, size_t len, size_t i)
     char second = (char)(sql[i + 1] | 0x20);
     switch ((char)(sql[i] | 0x20)) {
     case 'e':
-        return second == 't' && i >= 1 && word_at(sql, len, i - 1, "set", 3);
+        return second == 't' && i >= 1 && sqllex_word_at(sql, len, i - 1, "set", 3);
     case 's':
-        return second == 'c' && i >= 2 && word_at(sql, len, i - 2, "discard", 7);
+        return second == 'c' && i >= 2 && sqllex_word_at(sql, len, i - 2, "discard", 7);
     case 'o':
-        return second == 'p' && i >= 2 && word_at(sql, len, i - 2, "drop", 4);
+        return second == 'p' && i >= 2 && sqllex_word_at(sql, len, i - 2, "drop", 4);
     case 'l':
-        return (second == 'i' && word_at(sql, len, i, "listen", 6)) ||
-               (second == 'd' && i >= 2 && word_at(sql, len, i - 2, "hold", 4));
+        return (second == 'i' && sqllex_word_at(sql, len, i, "listen", 6)) ||
+               (second == 'd' && i >= 2 && sqllex_word_at(sql, len, i - 2, "hold", 4));
     case 'd':
-        return second == 'v' && i >= 1 && word_at(sql, len, i - 1, "advisory", 8);
+        return second == 'v' && i >= 1 && sqllex_word_at(sql, len, i - 1, "advisory", 8);
     case 'm':
-        return second == 'p' && i >= 2 && word_at(sql, len, i - 2, "temp", 4);
+        return second == 'p' && i >= 2 && sqllex_word_at(sql, len, i - 2, "temp", 4);
     case 'c':
-        return second == 'l' && word_at(sql, len, i, "close", 5);
+        return second == 'l' && sqllex_word_at(sql, len, i, "close", 5);
     case '&':
-        return second == '"' && i >= 1 && word_at(sql, len, i - 1, "u&\"", 3);
+        return second == '"' && i >= 1 && sqllex_word_at(sql, len, i - 1, "u&\"", 3);
     default:
         return 0;
     }

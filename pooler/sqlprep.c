@@ -272,28 +272,17 @@ static int read_text(const char *sql, size_t len, int backslash_strings, struct 
 
 /* ---------------------------------------------------------------- entry points */
 
-/* `word` (lower case, n bytes) is at sql[start], in any case. */
-static int word_is_at(const char *sql, size_t len, size_t start, const char *word, size_t n)
-{
-    if (len - start < n)
-        return 0;
-    for (size_t k = 0; k < n; k++)
-        if ((sql[start + k] | 0x20) != word[k])
-            return 0;
-    return 1;
-}
-
 /* Does one of the three words start at sql[i]? `b | 0x20` is b's lower case for a
    letter and never turns anything else into one of these letters. */
 static int word_starts_at(const char *sql, size_t len, size_t i)
 {
     switch (sql[i] | 0x20) {
     case 'e':
-        return word_is_at(sql, len, i, "execute", 7);
+        return sqllex_word_at(sql, len, i, "execute", 7);
     case 'p':
-        return word_is_at(sql, len, i, "prepare", 7);
+        return sqllex_word_at(sql, len, i, "prepare", 7);
     case 'd':
-        return word_is_at(sql, len, i, "deallocate", 10);
+        return sqllex_word_at(sql, len, i, "deallocate", 10);
     default:
         return 0;
     }

@@ -66,4 +66,17 @@ int sqllex_is_word(const struct sqllex *lx, const struct sqllex_token *t, const 
    SQLLEX_IDENT_MAX + 1 bytes and is NUL-terminated; returns the length. */
 size_t sqllex_decode_ident(const struct sqllex *lx, const struct sqllex_token *t, char *out);
 
+/* `word` (lower case, n bytes) is at sql[at], in any case: the pre-filters' closer
+   look at a candidate. `b | 0x20` is b's lower case for a letter and leaves '&' and
+   '"' as they are. */
+static inline int sqllex_word_at(const char *sql, size_t len, size_t at, const char *word, size_t n)
+{
+    if (len - at < n)
+        return 0;
+    for (size_t k = 0; k < n; k++)
+        if ((sql[at + k] | 0x20) != word[k])
+            return 0;
+    return 1;
+}
+
 #endif

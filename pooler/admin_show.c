@@ -6,15 +6,12 @@
  * psql habits, dashboards and exporters that read pgbouncer's console keep working;
  * warmpool-only columns come last. Every value is sent as text.
  */
-#include <arpa/inet.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "warmpool/admin.h"

@@ -191,11 +191,6 @@ int client_refuse_request(struct wp_client *c, const char *sqlstate, const char 
     return 0;
 }
 
-int client_start_tls(struct wp_client *c)
-{
-    return conn_start_tls(&c->conn);
-}
-
 /* The one read of client bytes (conn_read). Logged in, the input is bounded: this
    many unconsumed bytes, more only while the message at the scan position is wanted
    whole (within max_packet_size, or it would have been refused). */

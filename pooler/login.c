@@ -360,7 +360,7 @@ static int accept_tls(struct wp_client *c)
     client_kick_write(c);
     if (c->state == CL_CLOSING)
         return 0;
-    if (buf_unread(&c->conn.out) > 0 || client_start_tls(c) < 0) {
+    if (buf_unread(&c->conn.out) > 0 || conn_start_tls(&c->conn) < 0) {
         client_close(c, "cannot start TLS");
         return 0;
     }

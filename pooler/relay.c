@@ -21,7 +21,6 @@
 #include "warmpool/relay_scan.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
-#include "warmpool/tls.h"
 
 /* ---- writing ---- */
 

@@ -19,7 +19,6 @@
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
-#include "warmpool/tls.h"
 
 static struct wp_list closed_servers = {&closed_servers, &closed_servers};
 

@@ -125,8 +125,6 @@ const char *client_state_name(enum wp_client_state state);
 void client_reap(void);
 /* Login phase input (startup packet, password exchange): login.c. */
 void login_input(struct wp_client *client);
-/* SSLRequest accepted: the TLS handshake runs before the next packet (client.c). */
-int client_start_tls(struct wp_client *client);
 void login_forget_cached_keys(void);
 
 #endif

@@ -12,8 +12,14 @@
 #define OWED_FIRST_CAP 8u
 
 const uint8_t owed_request_kind[256] = {
-    ['S'] = OWED_READY,    ['Q'] = OWED_READY,    ['F'] = OWED_READY,    ['P'] = OWED_EXTENDED,
-    ['B'] = OWED_EXTENDED, ['D'] = OWED_EXTENDED, ['E'] = OWED_EXTENDED, ['C'] = OWED_EXTENDED,
+    ['S'] = OWED_READY,
+    ['Q'] = OWED_READY | OWED_EXEC,
+    ['F'] = OWED_READY,
+    ['P'] = OWED_EXTENDED,
+    ['B'] = OWED_EXTENDED,
+    ['D'] = OWED_EXTENDED,
+    ['E'] = OWED_EXTENDED | OWED_EXEC,
+    ['C'] = OWED_EXTENDED,
 };
 
 static int answers_with_ready(uint8_t type)
@@ -61,6 +67,7 @@ static void push(struct wp_owed *o, uint8_t type)
         return;
     *slot(o, o->count) = type;
     o->count++;
+    o->exec_sent += owed_request_kind[type] >> 2;
     if (answers_with_ready(type))
         o->ready++;
 }
@@ -79,6 +86,7 @@ static void pop(struct wp_owed *o)
 {
     if (answers_with_ready(*slot(o, 0)))
         o->ready--;
+    o->exec_done += owed_request_kind[*slot(o, 0)] >> 2;
     o->head = (o->head + 1) & (o->cap - 1);
     o->count--;
     drop_leading_copy_ends(o);

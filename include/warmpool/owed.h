@@ -33,6 +33,11 @@ struct wp_owed {
                          backend ignores all but Sync */
     uint8_t copy_in;  /* the backend is in COPY IN and the client has not ended it */
     uint8_t lost;     /* an answer did not match, or memory ran out: state unknown */
+    /* Queries and Executes pushed, and settled or dropped, since the connection began:
+       the n-th one pushed is settled when exec_done passes n. A CommandComplete while
+       one is at the head belongs to request number exec_done (session_state.c). */
+    uint64_t exec_sent;
+    uint64_t exec_done;
 };
 
 /* The general cases of owed_sent and owed_answer (below, inline for the hot path). */
@@ -49,7 +54,11 @@ static inline int owed_settled(const struct wp_owed *o)
 }
 
 /* What owed_sent does with a frontend message type (owed.c fills the table). */
-enum { OWED_READY = 1 /* S Q F */, OWED_EXTENDED = 2 /* P B D E C */ };
+enum {
+    OWED_READY = 1,    /* S Q F */
+    OWED_EXTENDED = 2, /* P B D E C */
+    OWED_EXEC = 4,     /* Q E: run statements, counted in exec_sent and exec_done */
+};
 extern const uint8_t owed_request_kind[256];
 
 /* A message was written to the backend. Inline: a request with room in the ring, in
@@ -64,7 +73,8 @@ static inline void owed_sent(struct wp_owed *o, uint8_t type)
     o->ring[(o->head + o->count) & (o->cap - 1)] = type;
     o->count++;
     o->ready += kind & OWED_READY;
-    o->unsynced = kind >> 1; /* Sync and Query are boundaries */
+    o->exec_sent += kind >> 2;
+    o->unsynced = (kind >> 1) & 1; /* Sync and Query are boundaries */
 }
 
 /* The answer settles the head request, as it does for ordinary traffic: a
@@ -105,6 +115,7 @@ static inline void owed_answer(struct wp_owed *o, uint8_t type)
         return;
     }
     o->ready -= (uint32_t)(type == 'Z');
+    o->exec_done += owed_request_kind[head] >> 2;
     o->head = next;
     o->count--;
 }

@@ -11,7 +11,8 @@
  * on violation:
  *   - until one is lost, both hold the same requests in the same order and the same
  *     flags (the fast paths do exactly what the general code does);
- *   - ready is the number of Sync/Query/FunctionCall in the ring;
+ *   - ready is the number of Sync/Query/FunctionCall in the ring, and (until lost)
+ *     exec_sent - exec_done the number of Query/Execute;
  *   - the ring holds only requests and CopyDone/CopyFail markers, never a marker at
  *     its head, and fits its capacity (0 or a power of two);
  *   - skipping implies an empty ring; settled implies nothing owed (count and ready 0);
@@ -37,7 +38,8 @@ static uint8_t ring_at(const struct wp_owed *o, uint32_t i)
 static int same_state(const struct wp_owed *a, const struct wp_owed *b)
 {
     if (a->count != b->count || a->ready != b->ready || a->unsynced != b->unsynced ||
-        a->skipping != b->skipping || a->copy_in != b->copy_in || a->lost != b->lost)
+        a->skipping != b->skipping || a->copy_in != b->copy_in || a->lost != b->lost ||
+        a->exec_sent != b->exec_sent || a->exec_done != b->exec_done)
         return 0;
     for (uint32_t i = 0; i < a->count; i++)
         if (ring_at(a, i) != ring_at(b, i))
@@ -67,15 +69,18 @@ static void check_state(const struct wp_owed *o, uint8_t op)
         fail("capacity not a power of two", o, op);
     if (o->count > o->cap)
         fail("more requests than room", o, op);
-    uint32_t ready = 0;
+    uint32_t ready = 0, execs = 0;
     for (uint32_t i = 0; i < o->count; i++) {
         uint8_t t = ring_at(o, i);
         if (!memchr("PBDECSQFcf", t, 10))
             fail("a ring entry that is no request", o, op);
         ready += t == 'S' || t == 'Q' || t == 'F';
+        execs += t == 'Q' || t == 'E';
     }
     if (ready != o->ready)
         fail("ready is not the Syncs/Queries/FunctionCalls in the ring", o, op);
+    if (!o->lost && o->exec_sent - o->exec_done != execs)
+        fail("exec_sent - exec_done is not the Queries/Executes in the ring", o, op);
     if (o->count > 0 && (ring_at(o, 0) == 'c' || ring_at(o, 0) == 'f'))
         fail("a CopyDone/CopyFail marker at the head", o, op);
     if (o->skipping && o->count > 0)

@@ -156,6 +156,7 @@ static int show_pools(struct wp_buf *out, int64_t now_ms)
         "pool_mode",
         "cl_idle",
         "paused",
+        "cl_pinned",
     };
     struct rows r;
     rows_begin(&r, out, cols, NCOLS(cols));
@@ -187,6 +188,7 @@ static int show_pools(struct wp_buf *out, int64_t now_ms)
         cell_str(&r, config_mode_name(pool->settings.pool_mode));
         cell_int(&r, ps ? ps->cl_idle : 0);
         cell_int(&r, pool->paused ? 1 : 0);
+        cell_int(&r, pool->pinned_clients);
         rows_end_row(&r);
     }
     return rows_finish(&r);
@@ -578,6 +580,7 @@ enum cfg_kind {
     CK_OCTAL,
     CK_BOOL,
     CK_MODE,
+    CK_PIN,
     CK_AUTH,
     CK_SSLMODE,
     CK_DUR,
@@ -626,6 +629,8 @@ static const struct cfg_row cfg_rows[] = {
     {"query_wait_timeout", CK_DUR, P(query_wait_timeout), "2min", 1},
     {"client_idle_timeout", CK_DUR, P(client_idle_timeout), "0", 1},
     {"idle_transaction_timeout", CK_DUR, P(idle_transaction_timeout), "0", 1},
+    {"pinned_idle_timeout", CK_DUR, P(pinned_idle_timeout), "0", 1},
+    {"pin_session_state", CK_PIN, C(pin_session_state), "on", 1},
     {"server_lifetime", CK_DUR, P(server_lifetime), "1h", 1},
     {"server_idle_timeout", CK_DUR, P(server_idle_timeout), "10min", 1},
     {"server_reset_query", CK_STR, C(server_reset_query), "DISCARD ALL", 1},
@@ -703,6 +708,9 @@ const char *admin_config_value(const struct wp_config *cfg, int i, char *out, si
         break;
     case CK_MODE:
         snprintf(out, len, "%s", config_mode_name(*(const int *)field));
+        break;
+    case CK_PIN:
+        snprintf(out, len, "%s", config_pin_name(*(const int *)field));
         break;
     case CK_AUTH: {
         int a = *(const int *)field;

@@ -15,6 +15,7 @@
 #include "warmpool/proto.h"
 #include "warmpool/relay.h"
 #include "warmpool/relay_prepared.h"
+#include "warmpool/relay_session.h"
 #include "warmpool/runtime.h"
 #include "warmpool/scram.h"
 #include "warmpool/server.h"
@@ -75,6 +76,7 @@ static void client_free(struct wp_client *c)
     conn_free(&c->conn);
     params_clear(&c->params);
     params_clear(&c->startup);
+    session_free(&c->session);
     free(c->scram);
     free(c->stats.group); /* NULL unless a query ended after client_close */
     if (!c->pool || c->user != c->pool->user)
@@ -108,6 +110,7 @@ void client_close(struct wp_client *c, const char *reason)
         pool_cancel_wait(c);
     list_remove(&c->node);
     client_set_state(c, CL_CLOSING);
+    relay_session_client_closing(c);
     if (c->server) {
         struct wp_server *s = c->server;
         c->server = NULL;
@@ -256,8 +259,8 @@ void client_welcome(struct wp_client *c)
     params_copy(&c->params, &pool->params);
     for (int i = 0; i < c->startup.n; i++)
         params_set(&c->params, c->startup.items[i].name, c->startup.items[i].value);
-    params_clear(&c->startup); /* folded into params; idle clients should stay small */
-    params_intern(&c->params); /* clients with the same parameters share one copy */
+    params_intern(&c->startup); /* kept for RESET; shared by clients that asked alike */
+    params_intern(&c->params);  /* clients with the same parameters share one copy */
     for (int i = 0; i < c->params.n; i++) {
         const struct wp_param *p = &c->params.items[i];
         if (p->reported)
@@ -284,6 +287,7 @@ void client_welcome(struct wp_client *c)
 void client_sync_params(struct wp_client *c)
 {
     struct wp_server *s = c->server;
+    c->session.resync = 0;
     if (params_in_sync(&c->params, &s->params))
         return;
     struct wp_buf sql = {0};
@@ -300,6 +304,7 @@ void client_sync_params(struct wp_client *c)
 
 void client_linked(struct wp_client *c)
 {
+    relay_session_linked(c);
     client_sync_params(c);
     conn_pause_read(&c->conn, 0);
     relay_client_input(c);

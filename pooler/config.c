@@ -56,6 +56,7 @@ enum kind {
     K_OCTAL,    /* int, file mode */
     K_BOOL,     /* int 0/1 */
     K_MODE,     /* int, enum wp_pool_mode */
+    K_PIN,      /* int, enum wp_pin_mode */
     K_AUTH,     /* int, enum wp_auth_type */
     K_SSLMODE,  /* int, enum wp_sslmode */
     K_DURATION, /* int64_t milliseconds */
@@ -120,9 +121,11 @@ static const struct key_def keys[] = {
     {"query_wait_timeout", K_DURATION, POOL(query_wait_timeout), IN_ALL, DUR},
     {"client_idle_timeout", K_DURATION, POOL(client_idle_timeout), IN_ALL, DUR},
     {"idle_transaction_timeout", K_DURATION, POOL(idle_transaction_timeout), IN_ALL, DUR},
+    {"pinned_idle_timeout", K_DURATION, POOL(pinned_idle_timeout), IN_ALL, DUR},
     {"server_lifetime", K_DURATION, POOL(server_lifetime), IN_ALL, DUR},
     {"server_idle_timeout", K_DURATION, POOL(server_idle_timeout), IN_ALL, DUR},
 
+    {"pin_session_state", K_PIN, CFG(pin_session_state), IN_GLOBAL, 0, 0},
     {"server_reset_query", K_STR, CFG(server_reset_query), IN_GLOBAL, 0, 0},
     {"server_reset_query_always", K_BOOL, CFG(server_reset_query_always), IN_GLOBAL, 0, 1},
     {"server_check_query", K_STR, CFG(server_check_query), IN_GLOBAL, 0, 0},
@@ -176,6 +179,7 @@ static const struct fixed_key fixed_keys[] = {
 #define NFIXED ((int)(sizeof fixed_keys / sizeof fixed_keys[0]))
 
 static const char *const mode_names[] = {"session", "transaction", "statement", NULL};
+static const char *const pin_names[] = {"off", "on", "log", NULL};
 static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain", "cert", NULL};
 
 static int find_key(const char *name, unsigned where)
@@ -495,6 +499,8 @@ static const char *kind_hint(enum kind kind)
         return "is not a boolean (use 1/0, true/false, on/off, yes/no)";
     case K_MODE:
         return "is not a pool mode (session, transaction, statement)";
+    case K_PIN:
+        return "is not on, off or log";
     case K_AUTH:
         return "is not an auth type (trust, md5, scram-sha-256, plain, cert)";
     case K_SSLMODE:
@@ -519,6 +525,8 @@ static int parse_number(const struct key_def *k, const char *value, int64_t *v)
         return parse_bool(value, v);
     case K_MODE:
         return parse_enum(value, mode_names, v);
+    case K_PIN:
+        return parse_enum(value, pin_names, v);
     case K_AUTH:
         return parse_enum(value, auth_names, v);
     case K_SSLMODE:
@@ -756,6 +764,7 @@ static void init_overrides(struct wp_pool_settings *s)
     s->query_wait_timeout = WP_UNSET;
     s->client_idle_timeout = WP_UNSET;
     s->idle_transaction_timeout = WP_UNSET;
+    s->pinned_idle_timeout = WP_UNSET;
     s->server_lifetime = WP_UNSET;
     s->server_idle_timeout = WP_UNSET;
 }
@@ -1303,6 +1312,8 @@ static void set_defaults(struct loader *ld)
     cfg->pool.query_wait_timeout = 120 * SEC_MS;
     cfg->pool.client_idle_timeout = 0;
     cfg->pool.idle_transaction_timeout = 0;
+    cfg->pool.pinned_idle_timeout = 0;
+    cfg->pin_session_state = WP_PIN_ON;
     cfg->pool.server_lifetime = 3600 * SEC_MS;
     cfg->pool.server_idle_timeout = 600 * SEC_MS;
 
@@ -1474,6 +1485,8 @@ static void apply_overrides(struct wp_pool_settings *dst, const struct wp_pool_s
         dst->client_idle_timeout = src->client_idle_timeout;
     if (src->idle_transaction_timeout != WP_UNSET)
         dst->idle_transaction_timeout = src->idle_transaction_timeout;
+    if (src->pinned_idle_timeout != WP_UNSET)
+        dst->pinned_idle_timeout = src->pinned_idle_timeout;
     if (src->server_lifetime != WP_UNSET)
         dst->server_lifetime = src->server_lifetime;
     if (src->server_idle_timeout != WP_UNSET)
@@ -1499,6 +1512,11 @@ const char *config_mode_name(int mode)
     if (mode >= WP_MODE_SESSION && mode <= WP_MODE_STATEMENT)
         return mode_names[mode];
     return mode == WP_MODE_UNSET ? "unset" : "unknown";
+}
+
+const char *config_pin_name(int pin)
+{
+    return pin >= WP_PIN_OFF && pin <= WP_PIN_LOG ? pin_names[pin] : "unknown";
 }
 
 int config_split_host_port(const char *text, char *host, size_t hostlen, int *port)

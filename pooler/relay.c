@@ -148,6 +148,14 @@ static int answer_without_server(struct wp_client *c)
     return rc < 0 || c->state == CL_CLOSING || buf_unread(&c->conn.in) == 0;
 }
 
+/* Nothing of the client's is in flight and no transaction is open: a parameter sync
+   may go before its next message. */
+static int between_requests(const struct wp_client *c, const struct wp_server *s)
+{
+    return s->tx_status == 'I' && owed_settled(&s->owed) && s->swallow == 0 && !s->syncing_params &&
+           c->conn.ready == 0 && c->conn.msg_left == 0;
+}
+
 /* The backend is not ready for the client's input yet: 1 = the input waits. */
 static int input_waits(struct wp_client *c, struct wp_server *s)
 {
@@ -176,6 +184,8 @@ void relay_client_input(struct wp_client *c)
     if (!c->server && !acquire_server(c))
         return;
     struct wp_server *s = c->server;
+    if (c->session.resync && between_requests(c, s))
+        client_sync_params(c); /* a RESET gave the client its startup values back */
     if (input_waits(c, s))
         return;
     enum relay_scan r = relay_scan_client(c, s);

@@ -14,6 +14,7 @@
 #include "warmpool/proto.h"
 #include "warmpool/relay_prepared.h"
 #include "warmpool/relay_scan.h"
+#include "warmpool/relay_session.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
@@ -137,6 +138,13 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             c->bad_type_next = 1;
             return RELAY_SCAN_BAD_TYPE;
         }
+        uint64_t exec_before = s->owed.exec_sent;
+        int session = relay_session_wants(c, type);
+        if (session) {
+            enum relay_session_input in = relay_session_before(c, type, p, avail, len);
+            if (in != SESSION_INPUT_GO)
+                return in == SESSION_INPUT_WAIT ? RELAY_SCAN_MORE : RELAY_SCAN_NO_MEMORY;
+        }
         struct wp_stmt *bound = note_request_start(c, type, p, avail, len);
         int forwarded = 1;
         if (prep) {
@@ -147,13 +155,18 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
                 return RELAY_SCAN_ERROR;
             if (in == PREP_NO_MEMORY)
                 return RELAY_SCAN_NO_MEMORY;
-            if (in == PREP_LOCAL)
+            if (in == PREP_LOCAL) {
+                if (session)
+                    relay_session_after(c, s, exec_before);
                 continue; /* nothing reached the backend */
+            }
             if (in == PREP_HOLD)
                 c->input_held = 1;
             forwarded = in != PREP_DONE; /* DONE: consumed, something else went */
         }
         note_client_message(s, type, forwarded); /* one call site: inlined */
+        if (session)
+            relay_session_after(c, s, exec_before);
         if (forwarded) {
             c->conn.msg_left = len;
             take_client_bytes(c); /* at once: one turn of the loop less */
@@ -168,7 +181,8 @@ static int needs_whole_body(const struct wp_server *s, uint8_t type, uint32_t le
     /* An error after a query_timeout cancel is re-worded whole (timeouts.c). */
     return type == 'Z' || (type == 'S' && len <= PARAM_STATUS_MAX) ||
            (type == 'E' && s->timeout_cancel) ||
-           (type == 'C' && s->swallow > 0); /* a reset's tag says what it dropped */
+           (type == 'C' && s->swallow > 0) || /* a reset's tag says what it dropped */
+           (type == 'C' && s->client && s->client->session.watching); /* COMMIT, SET… */
 }
 
 static void note_param_status(struct wp_server *s, const uint8_t *p, uint32_t len, int to_client)
@@ -247,6 +261,8 @@ static enum relay_scan note_ready(struct wp_server *s, const uint8_t *p)
         s->internal_failed = 0;
     } else {
         timeouts_request_answered(s);
+        if (s->client && s->client->session.watching)
+            relay_session_ready(s); /* settings and pins, before the release decision */
     }
     /* Statement mode lends a backend for one statement: a transaction block cannot
        span statements, so it ends the session (as in PgBouncer). */
@@ -288,7 +304,7 @@ static int passes_untouched(struct wp_server *s, const uint8_t *p, size_t avail,
 {
     if (!s->client || s->swallow > 0)
         return 0;
-    if (type == 'C' && command_passes_untouched(s, p, avail, len)) {
+    if (type == 'C' && !s->client->session.watching && command_passes_untouched(s, p, avail, len)) {
         feed_answer(s, type);
         return 1;
     }
@@ -315,8 +331,10 @@ static enum relay_scan server_message(struct wp_server *s, const uint8_t *p, siz
         prepared_server_message(s, type, p, len))
         drop = 1;
     /* The type first in each test below: most messages fail it at once. */
-    if (type == 'C' && s->swallow > 0 && avail >= len)
-        prepared_internal_command(s, p, len); /* a reset query may drop statements */
+    if (type == 'C' && s->swallow > 0 && avail >= len) {
+        prepared_internal_command(s, p, len);      /* a reset query may drop statements */
+        relay_session_internal_command(s, p, len); /* and settings */
+    }
     if (type == 'E' && !drop && avail >= len && timeouts_server_error(s, p, len))
         drop = 1; /* the client got it worded for query_timeout */
     if (drop)
@@ -325,6 +343,13 @@ static enum relay_scan server_message(struct wp_server *s, const uint8_t *p, siz
     if (type == 'E' && !drop && s->client)
         stats_query_error(s->pool, &s->client->stats,
                           avail >= len ? proto_error_field(p + 5, len - 5, 'C') : NULL);
+    if ((type == 'C' || type == 'E') && s->swallow == 0 && s->client &&
+        s->client->session.watching && avail >= len) {
+        if (type == 'C')
+            relay_session_command(s, p, len); /* before owed settles its request */
+        else
+            relay_session_error(s);
+    }
     if (type == 'Z') {
         if (!drop && s->client)
             stats_query_end(s->pool, s->client, &s->client->stats, (char)p[5], stats_now_us());

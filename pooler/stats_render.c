@@ -284,6 +284,14 @@ static void prom_labelled_counters(struct out *o)
             prom_u64(o, "warmpool_prepared_statements_total", pool, "event",
                      stats_prepared_event_name(k), values[k]);
     }
+    prom_family(o, "warmpool_pins_total", "counter",
+                "Session state that pinned a client to its backend, by cause.");
+    FOR_EACH_POOL(pos, tmp, pool)
+    {
+        for (int k = 0; k < PIN_CAUSES; k++)
+            prom_u64(o, "warmpool_pins_total", pool, "cause", session_pin_cause_names[k],
+                     pool->pins_total[k]);
+    }
     prom_family(o, "warmpool_server_connections_closed_total", "counter",
                 "Backend connections closed, by reason.");
     FOR_EACH_POOL(pos, tmp, pool)
@@ -335,6 +343,13 @@ static void prom_gauges(struct out *o, int64_t now_ms)
     FOR_EACH_POOL(pos, tmp, pool)
     {
         prom_u64(o, "warmpool_pool_paused", pool, NULL, NULL, pool->paused ? 1 : 0);
+    }
+    prom_family(o, "warmpool_pool_pinned_clients", "gauge",
+                "Clients that keep their backend between transactions (session state).");
+    FOR_EACH_POOL(pos, tmp, pool)
+    {
+        prom_u64(o, "warmpool_pool_pinned_clients", pool, NULL, NULL,
+                 (uint64_t)pool->pinned_clients);
     }
     prom_family(o, "warmpool_pool_healthy", "gauge",
                 "1 when the pool has a live backend or its last connect attempt worked.");
@@ -555,6 +570,11 @@ static void json_pool_state(struct out *o, const struct wp_pool *pool, int64_t n
                ",\"servers\":{\"active\":%d,\"idle\":%d,\"used\":%d,\"connecting\":%d,"
                "\"resetting\":%d,\"draining\":%d,\"total\":%d}",
                sc.active, sc.idle, sc.used, sc.connecting, sc.resetting, sc.draining, sc.total);
+    out_printf(o, ",\"pinned_clients\":%d,\"pins\":{", pool->pinned_clients);
+    for (int k = 0; k < PIN_CAUSES; k++)
+        out_printf(o, "%s\"%s\":%llu", k ? "," : "", session_pin_cause_names[k],
+                   (unsigned long long)pool->pins_total[k]);
+    out_str(o, "}");
     out_printf(o, ",\"max_wait_us\":%lld", (long long)stats_pool_max_wait_us(pool, now_ms));
     json_hist(o, "wait_us", &ps->wait_us);
     out_str(o, ",\"last_error\":");

@@ -72,6 +72,10 @@ enum wp_timeout timeouts_judge(const struct wp_client_clock *k,
     /* Inside a transaction the stricter limit counts first: it holds locks. */
     if (k->in_transaction && passed(k->idle_since_ms, settings->idle_transaction_timeout, now))
         return TIMEOUT_IDLE_TRANSACTION;
+    /* Between transactions a pinned client still holds a backend of the pool. */
+    if (k->pinned && !k->in_transaction &&
+        passed(k->idle_since_ms, settings->pinned_idle_timeout, now))
+        return TIMEOUT_PINNED_IDLE;
     if (passed(k->idle_since_ms, settings->client_idle_timeout, now))
         return TIMEOUT_CLIENT_IDLE;
     return TIMEOUT_NONE;
@@ -215,6 +219,7 @@ static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
               s->cancel_pending == 0 && s->conn.ready == 0;
     /* Extended messages without their Sync hold an implicit transaction open. */
     k->in_transaction = s->tx_status != 'I' || s->owed.unsynced || s->owed.skipping;
+    k->pinned = c->pinned;
 }
 
 static void cancel_for_timeout(struct wp_client *c, int64_t limit)
@@ -264,6 +269,11 @@ static void check_client(struct wp_client *c, int64_t now)
     case TIMEOUT_CLIENT_IDLE:
         stats_timeout(c->pool, STATS_TIMEOUT_CLIENT_IDLE);
         close_for_timeout(c, "57P05", "client_idle_timeout", settings->client_idle_timeout);
+        return;
+    case TIMEOUT_PINNED_IDLE:
+        stats_timeout(c->pool, STATS_TIMEOUT_PINNED_IDLE);
+        /* Closing resets the backend (DISCARD ALL) before it serves anyone else. */
+        close_for_timeout(c, "57P05", "pinned_idle_timeout", settings->pinned_idle_timeout);
         return;
     case TIMEOUT_NONE:
         break;

@@ -13,6 +13,7 @@
 #include "warmpool/list.h"
 #include "warmpool/params.h"
 #include "warmpool/prepared.h"
+#include "warmpool/session_state.h"
 #include "warmpool/stats.h"
 #include "warmpool/tls.h"
 
@@ -43,8 +44,9 @@ struct wp_client {
     char *dbname;
     struct wp_pool *pool; /* held (pool_hold) from login until the client is freed */
     struct wp_server *server;
-    struct wp_params params;  /* the client's view of session parameters */
-    struct wp_params startup; /* what it asked for at startup */
+    struct wp_params params;   /* the client's view of session parameters */
+    struct wp_params startup;  /* what it asked for at startup (RESET returns to it) */
+    struct wp_session session; /* its settings and pins (session_state.c) */
 
     /* auth */
     struct scram_state *scram;
@@ -67,6 +69,8 @@ struct wp_client {
     unsigned input_held : 1;    /* stop after a Sync until earlier name changes are settled */
     unsigned bad_type_next : 1; /* a message of a type PostgreSQL does not know (bad_type)
                                    is next: refused once all before it is answered */
+    unsigned pinned : 1;        /* keeps its backend between transactions (relay_session.c) */
+    uint16_t pins_logged;       /* pin causes already logged for it */
     char addr[];                /* "host:port" or "unix", sized at accept (client_accept) */
 };
 

@@ -16,6 +16,12 @@ enum wp_pool_mode {
     WP_MODE_TRANSACTION,
     WP_MODE_STATEMENT
 };
+/* pin_session_state: what a client's uncarriable session state does in transaction mode. */
+enum wp_pin_mode {
+    WP_PIN_OFF = 0, /* nothing: the state stays on the backend for whoever comes next */
+    WP_PIN_ON,      /* the client keeps its backend until the state is released */
+    WP_PIN_LOG,     /* as off, with a warning naming the state */
+};
 enum wp_auth_type { WP_AUTH_TRUST, WP_AUTH_MD5, WP_AUTH_SCRAM, WP_AUTH_PLAIN, WP_AUTH_CERT };
 
 #define WP_UNSET (-1)
@@ -34,6 +40,7 @@ struct wp_pool_settings {
     int64_t query_wait_timeout;
     int64_t client_idle_timeout;
     int64_t idle_transaction_timeout;
+    int64_t pinned_idle_timeout; /* a pinned client idle between transactions */
     int64_t server_lifetime;
     int64_t server_idle_timeout;
 };
@@ -90,6 +97,7 @@ struct wp_config {
     /* pools (global defaults; all fields set) */
     struct wp_pool_settings pool;
     char *server_reset_query;         /* default "DISCARD ALL" */
+    int pin_session_state;            /* enum wp_pin_mode, default on */
     int server_reset_query_always;    /* default 0 */
     char *server_check_query;         /* default "" (empty query) */
     int64_t server_check_delay;       /* default 30s */
@@ -160,6 +168,7 @@ int config_parse_duration(const char *text, int64_t *ms);
 /* "512", "16kB", "8MB", "1GB" → bytes. -1 on error. */
 int config_parse_size(const char *text, int64_t *bytes);
 const char *config_mode_name(int mode);
+const char *config_pin_name(int pin);
 /* "host:port" or "[v6]:port" → host (NUL-terminated, may be NULL) and port 1..65535.
    Returns 0, or -1 when malformed or the host does not fit. */
 int config_split_host_port(const char *text, char *host, size_t hostlen, int *port);

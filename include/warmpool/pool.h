@@ -10,6 +10,7 @@
 #include "warmpool/config.h"
 #include "warmpool/list.h"
 #include "warmpool/params.h"
+#include "warmpool/session_state.h"
 
 struct wp_client;
 struct wp_server;
@@ -54,6 +55,8 @@ struct wp_pool {
     uint64_t bytes_in, bytes_out;
     int64_t total_wait_us, max_wait_us;
     uint64_t prepared_hits, prepared_misses, prepared_evictions;
+    int pinned_clients;              /* clients that keep their backend (session state) */
+    uint64_t pins_total[PIN_CAUSES]; /* pin causes taken, by enum wp_pin_cause */
     /* Statements to prepare on new backends when no sibling can show them. */
     struct wp_stmt **warm;
     int nwarm;

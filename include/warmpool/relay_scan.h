@@ -57,7 +57,7 @@ void relay_move_server_scanned(struct wp_server *server);
 static inline int relay_release_point(const struct wp_server *s)
 {
     const struct wp_client *c = s->client;
-    if (!c || s->pool->settings.pool_mode == WP_MODE_SESSION)
+    if (!c || s->pool->settings.pool_mode == WP_MODE_SESSION || c->pinned)
         return 0;
     return s->tx_status == 'I' && owed_settled(&s->owed) && s->swallow == 0 && !s->syncing_params &&
            s->cancel_pending == 0 && c->conn.msg_left == 0 && c->conn.ready == 0 &&

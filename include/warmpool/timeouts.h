@@ -52,6 +52,7 @@ struct wp_client_clock {
     int cancel_sent;          /* query_timeout already cancelled that request */
     int idle;                 /* nothing running, no input or output pending */
     int in_transaction;       /* its backend holds a transaction open for it */
+    int pinned;               /* it keeps its backend between transactions */
     int64_t idle_since_ms;
 };
 
@@ -61,6 +62,7 @@ enum wp_timeout {
     TIMEOUT_QUERY,            /* query_timeout: cancel the backend's query */
     TIMEOUT_IDLE_TRANSACTION, /* idle_transaction_timeout: close, roll back */
     TIMEOUT_CLIENT_IDLE,      /* client_idle_timeout: close the client */
+    TIMEOUT_PINNED_IDLE,      /* pinned_idle_timeout: close the client, reset its backend */
 };
 
 /* The deadline a client has passed at `now`, if any (0 in a setting = disabled). */

@@ -914,6 +914,8 @@ static void free_client(struct wp_client *c)
     stats_client_closed(c->pool, c, &c->stats); /* synthetic answers count queries */
     prepared_client_forget(c);
     params_clear(&c->params);
+    params_clear(&c->startup);
+    session_free(&c->session);
     buf_free(&c->conn.in);
     buf_free(&c->conn.out);
     free(c);

@@ -111,6 +111,7 @@ STEPS = [
     ("on", 1),
     ("A", "EXPLAIN (COSTS OFF) EXECUTE low(4)"),
     ("A", "CREATE TEMP TABLE ctas AS EXECUTE low(5)"),
+    ("A", "DROP TABLE ctas"),                       # the temp table pinned A's backend
     # A failed transaction on a backend that lacks A's statements (prepared on the
     # other one): each request gets 25P02 as from PostgreSQL, never 26000 about
     # warmpool's wp_<n> or 42P05, and nothing is created or dropped.

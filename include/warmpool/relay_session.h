@@ -1,0 +1,53 @@
+/*
+ * relay_session — the relay's side of session_state: it scans the client's Query and
+ * Parse texts as they go to the backend, feeds the backend's answers to the client's
+ * session_state, and carries out what that decides: the pin that keeps a client's
+ * backend, its log line and counters, and the parameter sync a RESET makes due.
+ */
+#ifndef WARMPOOL_RELAY_SESSION_H
+#define WARMPOOL_RELAY_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct wp_client;
+struct wp_server;
+
+enum relay_session_input {
+    SESSION_INPUT_GO,   /* the message goes on to the prepared layer and the backend */
+    SESSION_INPUT_WAIT, /* its text is not all in the buffer yet (room is reserved) */
+    SESSION_INPUT_NO_MEMORY,
+};
+
+/* Does this client message concern session state? Inline: asked for every message. */
+static inline int relay_session_wants(const struct wp_client *c, uint8_t type);
+
+/* Before a Query, Parse, Bind or Execute goes on (msg: the whole message when avail
+   covers len). */
+enum relay_session_input relay_session_before(struct wp_client *c, uint8_t type, const uint8_t *msg,
+                                              size_t avail, uint32_t len);
+/* After it went: owed's exec_sent before it was passed on. */
+void relay_session_after(struct wp_client *c, struct wp_server *s, uint64_t exec_sent_before);
+
+/* The backend's answers for a linked client whose session watches them. */
+void relay_session_command(struct wp_server *s, const uint8_t *msg, uint32_t len);
+void relay_session_error(struct wp_server *s);
+void relay_session_ready(struct wp_server *s);
+
+/* An internal query's CommandComplete (server_reset_query): DISCARD ALL and RESET ALL
+   put the backend's unreported settings back to its defaults. */
+void relay_session_internal_command(struct wp_server *s, const uint8_t *msg, uint32_t len);
+
+/* Linking and leaving. */
+void relay_session_linked(struct wp_client *c);
+void relay_session_client_closing(struct wp_client *c);
+
+#include "warmpool/client.h"
+
+static inline int relay_session_wants(const struct wp_client *c, uint8_t type)
+{
+    return type == 'Q' || type == 'P' ||
+           ((type == 'B' || type == 'E') && (c->session.nstmts | c->session.nportals));
+}
+
+#endif

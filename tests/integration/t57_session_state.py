@@ -155,22 +155,23 @@ PHASES = [
     },
     # client 5 takes a session advisory lock; client 6 tries it
     {
-        5: ["SELECT pg_advisory_lock(42)", None, ("reentrant try", "SELECT pg_try_advisory_lock(42)"),
+        5: ["SELECT pg_advisory_lock(42)", None,
+            ("reentrant try", "SELECT pg_try_advisory_lock(42)"), "SELECT pg_advisory_unlock(42)",
             "SELECT pg_advisory_unlock(42)", "SELECT pg_advisory_unlock(42)",
-            "SELECT pg_advisory_unlock(42)", "SELECT pg_advisory_unlock_all()", OBS],
+            "SELECT pg_advisory_unlock_all()", OBS],
         # a try may pin (the pooler cannot know it failed): only 5 and 6 run in step 1
-        6: [("try while held", "SELECT pg_try_advisory_lock(42)"), "SELECT pg_advisory_unlock_all()",
-            None, None, None, None, None, None,
-            ("try after unlock", "SELECT pg_try_advisory_lock(42)"), "SELECT pg_advisory_unlock(42)",
-            "SELECT pg_advisory_unlock_all()"],
+        6: [("try while held", "SELECT pg_try_advisory_lock(42)"),
+            "SELECT pg_advisory_unlock_all()", None, None, None, None, None, None,
+            ("try after unlock", "SELECT pg_try_advisory_lock(42)"),
+            "SELECT pg_advisory_unlock(42)", "SELECT pg_advisory_unlock_all()"],
         0: ["SELECT 1", None, "BEGIN; SELECT pg_advisory_xact_lock(43); COMMIT", OBS],
         2: ["SELECT 2", None, "SET work_mem = '18MB'", OBS],
     },
     # client 6: a temporary table
     {
         6: ["CREATE TEMP TABLE t_6(x int)", "INSERT INTO t_6 VALUES (1), (2)",
-            "SELECT sum(x) FROM t_6", "INSERT INTO t_6 SELECT 10", "SELECT count(*), sum(x) FROM t_6",
-            "DROP TABLE t_6", "SELECT count(*) FROM t_6", OBS],
+            "SELECT sum(x) FROM t_6", "INSERT INTO t_6 SELECT 10",
+            "SELECT count(*), sum(x) FROM t_6", "DROP TABLE t_6", "SELECT count(*) FROM t_6", OBS],
         0: ["BEGIN; CREATE TEMP TABLE t_0(x int) ON COMMIT DROP; INSERT INTO t_0 VALUES (5); "
             "SELECT x FROM t_0; COMMIT", "SELECT x FROM t_0", OBS],
         4: ["SET TIME ZONE 'UTC'", OBS],

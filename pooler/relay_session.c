@@ -7,6 +7,8 @@
 #include "warmpool/client.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
+#include "warmpool/proto.h"
+#include "warmpool/relay_scan.h"
 #include "warmpool/relay_session.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
@@ -27,11 +29,25 @@ static int prepare_in_passage; /* a statement the prepared layer does not carry 
 
 /* ---- the client's texts ---- */
 
-static struct session_text *scan_text(const struct wp_client *c, const char *sql, size_t len,
-                                      int *failed)
+/* Could the text be a SAVEPOINT, RELEASE or ROLLBACK TO? (A Parse may be run long
+   after it was sent, when effects wait for their commit.) */
+static int may_be_savepoint(const char *sql, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
+        i++;
+    return i < len && ((sql[i] | 0x20) == 's' || (sql[i] | 0x20) == 'r');
+}
+
+/* The text's effects. Savepoint statements count only while effects wait for their
+   transaction (session.watching): other texts need a scan only when they mention
+   a session effect. */
+static struct session_text *scan_text(const struct wp_client *c, uint8_t type, const char *sql,
+                                      size_t len, int *failed)
 {
     *failed = 0;
-    if (!session_sql_mentions(sql, len))
+    if (!session_sql_mentions(sql, len) && !c->session.watching &&
+        !(type == 'P' && may_be_savepoint(sql, len)))
         return NULL;
     const char *strings = params_get(&c->params, "standard_conforming_strings");
     session_sql_scan(sql, len, strings && strcmp(strings, "off") == 0, &scratch);
@@ -91,10 +107,10 @@ static int note_message(struct wp_client *c, uint8_t type, const uint8_t *msg, u
     int failed = 0;
     prepare_in_passage = prepares_uncarried(c, type, first, at - 1);
     if (type == 'Q') {
-        query_in_passage = scan_text(c, first, at - 1, &failed);
+        query_in_passage = scan_text(c, type, first, at - 1, &failed);
     } else if (type == 'P') {
         const char *sql = take_cstring(body, body_len, &at);
-        struct session_text *text = sql ? scan_text(c, sql, strlen(sql), &failed) : NULL;
+        struct session_text *text = sql ? scan_text(c, type, sql, strlen(sql), &failed) : NULL;
         failed |= session_parse_sent(&c->session, first, text) < 0;
         session_text_unref(text);
     } else if (type == 'B') {
@@ -224,12 +240,29 @@ void relay_session_error(struct wp_server *s)
     session_error(&s->client->session);
 }
 
+/* A RESET gave the client its own startup values of reported settings where the
+   backend reported its defaults: the client is told, before the ReadyForQuery, what
+   PostgreSQL would have told it (the sync that follows is silent). */
+static void report_startup_values(struct wp_client *c, struct wp_server *s)
+{
+    c->session.report_startup = 0;
+    relay_move_server_scanned(s); /* the backend's ParameterStatus first */
+    for (int i = 0; i < c->startup.n; i++) {
+        const struct wp_param *own = &c->startup.items[i];
+        const char *told = params_get(&s->params, own->name);
+        if (own->reported && (!told || strcmp(told, own->value) != 0))
+            proto_put_param_status(&c->conn.out, own->name, own->value);
+    }
+}
+
 void relay_session_ready(struct wp_server *s)
 {
     struct wp_client *c = s->client;
     uint16_t before = c->session.causes;
     struct session_views views = views_of(s);
     session_ready(&c->session, &s->owed, s->tx_status, &views);
+    if (c->session.report_startup)
+        report_startup_values(c, s);
     note_pins(c, s, before);
 }
 

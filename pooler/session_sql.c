@@ -960,6 +960,26 @@ static void read_drop(struct scanner *sc)
     }
 }
 
+/* SAVEPOINT name; RELEASE [SAVEPOINT] name; ROLLBACK [WORK|TRANSACTION] TO
+   [SAVEPOINT] name (a plain ROLLBACK, ROLLBACK AND CHAIN or ROLLBACK PREPARED is none
+   of them). */
+static void read_savepoint(struct scanner *sc, enum session_sql_kind kind)
+{
+    char name[SQLLEX_IDENT_MAX + 1];
+    advance(sc);
+    if (kind == SSQL_ROLLBACK_TO) {
+        if (is_word(sc, "work") || is_word(sc, "transaction"))
+            advance(sc);
+        if (!is_word(sc, "to"))
+            return;
+        advance(sc);
+    }
+    if (kind != SSQL_SAVEPOINT && is_word(sc, "savepoint"))
+        advance(sc);
+    if (take_ident(sc, name))
+        add_named(sc, kind, SSQL_CAUSE_NONE, name);
+}
+
 /* EXPLAIN [(options) | ANALYZE | VERBOSE …] CREATE …: EXPLAIN ANALYZE runs it. */
 static void read_explain(struct scanner *sc)
 {
@@ -998,6 +1018,12 @@ static void read_statement(struct scanner sc)
         read_drop(&sc);
     else if (is_word(&sc, "explain"))
         read_explain(&sc);
+    else if (is_word(&sc, "savepoint"))
+        read_savepoint(&sc, SSQL_SAVEPOINT);
+    else if (is_word(&sc, "release"))
+        read_savepoint(&sc, SSQL_RELEASE);
+    else if (is_word(&sc, "rollback"))
+        read_savepoint(&sc, SSQL_ROLLBACK_TO);
 }
 
 /* ---------------------------------------------------------------- calls */

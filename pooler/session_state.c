@@ -311,6 +311,7 @@ static void reset_one(struct wp_session *ss, const struct session_views *v, cons
     if (own) {
         view_set(ss, v->client, name, own);
         ss->resync = 1;
+        ss->report_startup |= params_is_reported(name);
     } else if (!params_is_reported(name)) {
         params_remove(v->client, name);
     }
@@ -331,7 +332,7 @@ static void reset_all(struct wp_session *ss, const struct session_views *v)
     for (int i = 0; i < v->startup->n; i++)
         view_set(ss, v->client, v->startup->items[i].name, v->startup->items[i].value);
     if (v->startup->n > 0)
-        ss->resync = 1;
+        ss->resync = ss->report_startup = 1;
 }
 
 static void discard_all(struct wp_session *ss, const struct session_views *v)
@@ -393,7 +394,6 @@ static void drop_pending(struct wp_session *ss)
     for (int i = 0; i < ss->npending; i++)
         change_free(&ss->pending[i]);
     ss->npending = 0;
-    ss->savepoint = 0;
 }
 
 static void commit_pending(struct wp_session *ss, const struct session_views *v)
@@ -428,17 +428,71 @@ static void add_pending(struct wp_session *ss, const struct session_change *ch)
     ss->pending[ss->npending++] = copy;
 }
 
+/* The newest savepoint of that name among the pending changes, or -1: taken before
+   them all (or never seen, which comes to the same for what they undo). */
+static int find_savepoint(const struct wp_session *ss, const char *name)
+{
+    for (int i = ss->npending - 1; i >= 0; i--)
+        if (ss->pending[i].kind == SSQL_SAVEPOINT && strcmp(ss->pending[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Drop the pending changes (and savepoints) from index `from` on. */
+static void truncate_pending(struct wp_session *ss, int from)
+{
+    for (int i = from; i < ss->npending; i++)
+        change_free(&ss->pending[i]);
+    ss->npending = from;
+}
+
+/* RELEASE keeps the changes and forgets the savepoint and those taken after it;
+   ROLLBACK TO undoes the changes made since it and keeps it. */
+static void savepoint_statement(struct wp_session *ss, const struct session_change *ch)
+{
+    if (!ch->name)
+        return;
+    int at = find_savepoint(ss, ch->name);
+    if (ch->kind == SSQL_SAVEPOINT) {
+        add_pending(ss, ch);
+    } else if (ch->kind == SSQL_ROLLBACK_TO) {
+        truncate_pending(ss, at + 1);
+    } else {
+        int kept = at < 0 ? 0 : at;
+        for (int i = kept; i < ss->npending; i++) {
+            if (ss->pending[i].kind == SSQL_SAVEPOINT)
+                change_free(&ss->pending[i]);
+            else
+                ss->pending[kept++] = ss->pending[i];
+        }
+        ss->npending = kept;
+    }
+}
+
+static int is_savepoint_kind(uint8_t kind)
+{
+    return kind == SSQL_SAVEPOINT || kind == SSQL_RELEASE || kind == SSQL_ROLLBACK_TO;
+}
+
 /* The head ticket's request is at owed's head: its next statement (a Query's) or its
-   one statement (an Execute's) completed. */
-static void confirm_statement(struct wp_session *ss, const struct wp_owed *owed, uint8_t head)
+   one statement (an Execute's) completed. Returns 1 when it was a ROLLBACK TO. */
+static int confirm_statement(struct wp_session *ss, const struct wp_owed *owed, uint8_t head)
 {
     if (ss->ntickets == 0 || ss->tickets[0].request != owed->exec_done)
-        return;
+        return 0;
     struct session_ticket *t = &ss->tickets[0];
-    int statement = head == 'Q' ? t->done++ : 0;
-    for (int i = 0; i < t->text->n; i++)
-        if (head != 'Q' || t->text->changes[i].statement == statement)
-            add_pending(ss, &t->text->changes[i]);
+    int statement = head == 'Q' ? t->done++ : 0, rolled_back_to = 0;
+    for (int i = 0; i < t->text->n; i++) {
+        const struct session_change *ch = &t->text->changes[i];
+        if (head == 'Q' && ch->statement != statement)
+            continue;
+        if (is_savepoint_kind(ch->kind))
+            savepoint_statement(ss, ch);
+        else
+            add_pending(ss, ch);
+        rolled_back_to |= ch->kind == SSQL_ROLLBACK_TO;
+    }
+    return rolled_back_to;
 }
 
 /* Tickets whose requests owed has settled or dropped are done with. */
@@ -458,22 +512,13 @@ void session_command_complete(struct wp_session *ss, const struct wp_owed *owed,
 {
     uint8_t head = owed->count ? owed->ring[owed->head] : 0;
     settle_tickets(ss, owed); /* requests owed dropped after an error */
-    if (head == 'Q' || head == 'E')
-        confirm_statement(ss, owed, head);
+    int rolled_back_to = (head == 'Q' || head == 'E') && confirm_statement(ss, owed, head);
     if (ss->npending == 0)
         return;
-    if (strcmp(tag, "COMMIT") == 0 || strcmp(tag, "PREPARE TRANSACTION") == 0) {
+    if (strcmp(tag, "COMMIT") == 0 || strcmp(tag, "PREPARE TRANSACTION") == 0)
         commit_pending(ss, views);
-    } else if (strcmp(tag, "ROLLBACK") == 0) {
-        /* A ROLLBACK TO SAVEPOINT has this tag too. A savepoint taken before every
-           pending change undoes them all, as a rollback does; one taken among them
-           undoes an unknown part. */
-        if (ss->savepoint)
-            ss->causes |= CAUSE_BIT(PIN_UNKNOWN);
-        drop_pending(ss);
-    } else if (strcmp(tag, "SAVEPOINT") == 0) {
-        ss->savepoint = 1;
-    }
+    else if (strcmp(tag, "ROLLBACK") == 0 && !rolled_back_to)
+        drop_pending(ss); /* (a ROLLBACK TO has this tag too: it did its part above) */
 }
 
 void session_error(struct wp_session *ss)

@@ -48,6 +48,12 @@
  *                   EXISTS] a[, b…]: one effect per name, for the caller to match
  *                   against the temp objects it saw created.
  *
+ *   SSQL_SAVEPOINT, SSQL_RELEASE, SSQL_ROLLBACK_TO: the savepoint statements, with
+ *                   the savepoint's name, so that the caller can tell which settings
+ *                   a ROLLBACK TO undoes. They are no session effect of their own:
+ *                   session_sql_mentions does not look for them (the caller scans
+ *                   every text while it has effects waiting for their commit).
+ *
  * Statements with none of these (SSQL_NONE) are counted but not listed. A statement
  * can have several effects (a SELECT calling pg_advisory_lock and set_config, SET
  * SESSION CHARACTERISTICS with two modes); calls are reported once per statement and
@@ -102,6 +108,9 @@ enum session_sql_kind {
     SSQL_DISCARD_ALL,
     SSQL_PIN,
     SSQL_UNPIN,
+    SSQL_SAVEPOINT,   /* SAVEPOINT name */
+    SSQL_RELEASE,     /* RELEASE [SAVEPOINT] name */
+    SSQL_ROLLBACK_TO, /* ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] name */
 };
 
 /* What a PIN holds or an UNPIN releases. */

@@ -13,9 +13,10 @@
  * 3. The end of the transaction settles them, as PostgreSQL does: a COMMIT (or
  *    PREPARE TRANSACTION) tag, or a ReadyForQuery 'I' with no error since the last
  *    one, applies them to the client's parameter view and the backend's; a ROLLBACK
- *    tag, or an error in the implicit transaction, drops them. A ROLLBACK tag that may
- *    be a ROLLBACK TO SAVEPOINT taken after some of them leaves the settings unknown
- *    (PIN_UNKNOWN, released by DISCARD ALL).
+ *    tag, or an error in the implicit transaction, drops them. Savepoints taken while
+ *    effects wait are kept among them by name: ROLLBACK TO drops what came after its
+ *    savepoint, RELEASE only the savepoints (texts are scanned for them while the
+ *    client has effects waiting).
  * SET changes both views alike (the backend now has the value; the client wants it on
  * every backend); RESET, RESET ALL and DISCARD ALL leave the backend at its own
  * defaults and the client at its own startup values (its startup packet and
@@ -48,7 +49,7 @@ enum wp_pin_cause {
     PIN_SET_CONFIG,    /* set_config(…, …, false) */
     PIN_SET,           /* a SET warmpool cannot record (ROLE, SESSION AUTHORIZATION, …) */
     PIN_HIDDEN_CALL,   /* a function called by a name the scan cannot read (U&"…") */
-    PIN_UNKNOWN,       /* the settings are not known (savepoint rollback, too many effects) */
+    PIN_UNKNOWN,       /* the effects of a text are not all known (too many of them) */
     PIN_PREPARE,       /* a prepared statement the prepared layer does not carry */
     PIN_CAUSES,
 };
@@ -100,7 +101,8 @@ struct session_views {
 struct wp_session {
     struct session_ticket *tickets; /* oldest first */
     int ntickets, tickets_cap;
-    struct session_change *pending; /* confirmed in the open transaction, in order */
+    struct session_change *pending; /* confirmed in the open transaction, in order, with
+                                       the savepoints taken among them */
     int npending, pending_cap;
     struct session_named *stmts; /* extended protocol: statements with effects */
     int nstmts;
@@ -110,8 +112,9 @@ struct wp_session {
     uint16_t causes;              /* bit per enum wp_pin_cause held */
     uint8_t watching;             /* tickets or pending: the backend's answers matter */
     uint8_t tx_error;             /* an error since the last ReadyForQuery 'I' */
-    uint8_t savepoint;            /* a SAVEPOINT came with effects pending */
     uint8_t resync;               /* the client's view changed apart from its backend's */
+    uint8_t report_startup;       /* a RESET put reported settings back to startup values:
+                                     the client is to be told before its ReadyForQuery */
     uint8_t no_memory;            /* a change could not be recorded: settings unknown */
 };
 

@@ -4,7 +4,8 @@
  * Input: the text of one simple Query, without its NUL, read with
  * standard_conforming_strings on and off, each time from an exact-size heap copy so
  * ASan reports any read past len. Checked properties:
- *   - a text session_sql_mentions rejects has no effect (the relay skips the scan then),
+ *   - a text session_sql_mentions rejects has no effect but savepoint statements (the
+ *     relay skips the scan then, unless it follows savepoints),
  *     and it answers as a plain search for its words does (bytes compared as b | 0x20);
  *   - effects stay within bounds: at most SESSION_SQL_EFFECTS_MAX, overflow only when
  *     full, in statement order within the statement count, kinds and causes that go
@@ -39,6 +40,20 @@ static long text_length(const struct session_sql *s, size_t offset)
     return (long)((const uint8_t *)nul - (s->strings.data + offset));
 }
 
+static int is_savepoint(enum session_sql_kind kind)
+{
+    return kind == SSQL_SAVEPOINT || kind == SSQL_RELEASE || kind == SSQL_ROLLBACK_TO;
+}
+
+/* Effects other than savepoint statements (which session_sql_mentions does not look for). */
+static int session_effects(const struct session_sql *s)
+{
+    int n = s->overflow;
+    for (int i = 0; i < s->neffects; i++)
+        n += !is_savepoint(s->effects[i].kind);
+    return n;
+}
+
 static int pins_or_unpins(enum session_sql_kind kind)
 {
     return kind == SSQL_PIN || kind == SSQL_UNPIN;
@@ -47,7 +62,7 @@ static int pins_or_unpins(enum session_sql_kind kind)
 static void check_effect(const struct session_sql *s, const struct session_sql_effect *e,
                          int last_statement)
 {
-    if ((unsigned)e->kind > SSQL_UNPIN || e->kind == SSQL_NONE ||
+    if ((unsigned)e->kind > SSQL_ROLLBACK_TO || e->kind == SSQL_NONE ||
         (unsigned)e->cause > SSQL_CAUSE_HIDDEN_CALL)
         abort();
     if (pins_or_unpins(e->kind) != (e->cause != SSQL_CAUSE_NONE))
@@ -56,6 +71,8 @@ static void check_effect(const struct session_sql *s, const struct session_sql_e
         abort();
     long name = text_length(s, e->name), value = text_length(s, e->value);
     if (name > OBJECT_NAME_MAX || value > SESSION_SQL_VALUE_MAX)
+        abort();
+    if (is_savepoint(e->kind) && name <= 0)
         abort();
     if ((e->kind == SSQL_SET || e->kind == SSQL_RESET) &&
         (name <= 0 || name > SESSION_SQL_NAME_MAX))
@@ -127,7 +144,7 @@ static void check_setting(const uint8_t *data, size_t size, int backslash_string
     int mentioned = session_sql_mentions(text, len);
     if (mentioned != mentions_reference(text, len))
         abort();
-    if (!mentioned && (fresh.neffects || fresh.overflow))
+    if (!mentioned && session_effects(&fresh))
         abort();
     session_sql_scan(text, len, backslash_strings, &reused);
     if (!same_effects(&fresh, &reused) || fresh.statements != reused.statements)

@@ -52,6 +52,10 @@ static const char *const texts[] = {
     "SET ROLE bob",
     "SET transaction_isolation = 'serializable'",
     "SET a.b = 1; SET a.c = 2; RESET a.b",
+    "SAVEPOINT s",
+    "ROLLBACK TO SAVEPOINT s",
+    "RELEASE s",
+    "BEGIN; SET a.b = 3; SAVEPOINT t; SET a.c = 4; ROLLBACK TO t; COMMIT",
 };
 static const char *const tags[] = {"SELECT 1", "SET",     "COMMIT", "ROLLBACK",
                                    "SAVEPOINT", "RESET",  "BEGIN",  "DISCARD ALL",

@@ -36,8 +36,9 @@ struct scase {
 
 static const char *kind_name(enum session_sql_kind kind)
 {
-    static const char *const names[] = {"NONE",      "SET",         "SET_LOCAL", "RESET",
-                                        "RESET_ALL", "DISCARD_ALL", "PIN",       "UNPIN"};
+    static const char *const names[] = {"NONE",      "SET",         "SET_LOCAL",  "RESET",
+                                        "RESET_ALL", "DISCARD_ALL", "PIN",        "UNPIN",
+                                        "SAVEPOINT", "RELEASE",     "ROLLBACK_TO"};
     return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "?";
 }
 
@@ -485,6 +486,28 @@ static void test_multi_statement(void **state)
     CHECK_ALL(multi_cases, STANDARD);
 }
 
+/* Savepoint statements, reported with their names (folded like identifiers). */
+static const struct scase savepoint_cases[] = {
+    {"SAVEPOINT s1", "SAVEPOINT s1"},
+    {"savepoint \"My Point\"", "SAVEPOINT My Point"},
+    {"RELEASE SAVEPOINT S1", "RELEASE s1"},
+    {"release s2", "RELEASE s2"},
+    {"ROLLBACK TO SAVEPOINT s1", "ROLLBACK_TO s1"},
+    {"rollback work to s3", "ROLLBACK_TO s3"},
+    {"ROLLBACK TRANSACTION TO SAVEPOINT \"x\"", "ROLLBACK_TO x"},
+    {"ROLLBACK", ""},
+    {"ROLLBACK AND CHAIN", ""},
+    {"ROLLBACK PREPARED 'gid'", ""},
+    {"BEGIN; SET a = 1; SAVEPOINT p; SET b = 2; ROLLBACK TO p; COMMIT",
+     "@1 SET a=1 | @2 SAVEPOINT p | @3 SET b=2 | @4 ROLLBACK_TO p"},
+};
+
+static void test_savepoints(void **state)
+{
+    (void)state;
+    CHECK_ALL(savepoint_cases, STANDARD);
+}
+
 /* ---- counts, bounds, malformed texts ---- */
 
 static void test_counts_and_overflow(void **state)
@@ -649,7 +672,10 @@ static void check_mentioned(const char *sql, int setting)
 {
     struct session_sql s = {0};
     scan(sql, setting, &s);
-    if (s.neffects > 0 && !session_sql_mentions(sql, strlen(sql)))
+    int effects = 0; /* savepoint statements are no session effect of their own */
+    for (int i = 0; i < s.neffects; i++)
+        effects += s.effects[i].kind < SSQL_SAVEPOINT;
+    if (effects > 0 && !session_sql_mentions(sql, strlen(sql)))
         fail_msg("mentions() says 0 for: %s", sql);
     session_sql_free(&s);
 }
@@ -670,6 +696,7 @@ static void test_mentions_differential(void **state)
     DIFFERENTIAL(set_config_cases, STANDARD);
     DIFFERENTIAL(hidden_cases, STANDARD);
     DIFFERENTIAL(multi_cases, STANDARD);
+    DIFFERENTIAL(savepoint_cases, STANDARD);
 }
 
 int main(void)
@@ -686,6 +713,7 @@ int main(void)
         cmocka_unit_test(test_set_config),
         cmocka_unit_test(test_hidden),
         cmocka_unit_test(test_multi_statement),
+        cmocka_unit_test(test_savepoints),
         cmocka_unit_test(test_counts_and_overflow),
         cmocka_unit_test(test_value_bounds),
         cmocka_unit_test(test_identifier_truncation),

@@ -101,14 +101,22 @@ static int note_message(struct wp_client *c, uint8_t type, const uint8_t *msg, u
 {
     const uint8_t *body = msg + 5;
     size_t body_len = len - 5, at = 0;
+    int failed = 0;
+    if (type == 'Q') {
+        if (msg[len - 1] != '\0')
+            return 0; /* malformed: PostgreSQL refuses it */
+        /* The text up to the final NUL: one with a NUL inside is refused by PostgreSQL,
+           and session_sql reports nothing for it. */
+        const char *sql = (const char *)body;
+        prepare_in_passage = prepares_uncarried(c, type, sql, body_len - 1);
+        query_in_passage = scan_text(c, type, sql, body_len - 1, &failed);
+        return failed ? -1 : 0;
+    }
     const char *first = take_cstring(body, body_len, &at);
     if (!first)
         return 0; /* malformed: PostgreSQL refuses it */
-    int failed = 0;
     prepare_in_passage = prepares_uncarried(c, type, first, at - 1);
-    if (type == 'Q') {
-        query_in_passage = scan_text(c, type, first, at - 1, &failed);
-    } else if (type == 'P') {
+    if (type == 'P') {
         const char *sql = take_cstring(body, body_len, &at);
         struct session_text *text = sql ? scan_text(c, type, sql, strlen(sql), &failed) : NULL;
         failed |= session_parse_sent(&c->session, first, text) < 0;
@@ -190,20 +198,22 @@ static void set_pinned(struct wp_client *c, int pinned)
                  c->dbname, c->user, c->addr);
 }
 
-/* The client's causes may have changed from `before`. Session mode has nothing to pin:
-   the backend is the client's anyway. */
+/* The client's causes may have changed from `before`. Session mode has nothing to pin
+   (the backend is the client's anyway); a reload may have changed the modes. */
 static void note_pins(struct wp_client *c, const struct wp_server *s, uint16_t before)
 {
     uint16_t now = c->session.causes;
-    if (now == before || c->pool->settings.pool_mode == WP_MODE_SESSION ||
-        wp_rt.cfg->pin_session_state == WP_PIN_OFF)
-        return;
-    note_new_causes(c, s, (uint16_t)(now & ~before));
-    set_pinned(c, now != 0 && wp_rt.cfg->pin_session_state == WP_PIN_ON);
+    int mode = wp_rt.cfg->pin_session_state;
+    int pooled = c->pool->settings.pool_mode != WP_MODE_SESSION;
+    if (now != before && pooled && mode != WP_PIN_OFF)
+        note_new_causes(c, s, (uint16_t)(now & ~before));
+    set_pinned(c, now != 0 && pooled && mode == WP_PIN_ON);
 }
 
 void relay_session_after(struct wp_client *c, struct wp_server *s, uint64_t exec_sent_before)
 {
+    if (!query_in_passage && !execute_in_passage && !prepare_in_passage)
+        return; /* most messages: nothing to note */
     uint16_t before = c->session.causes;
     int sent = s->owed.exec_sent > exec_sent_before;
     if (query_in_passage && sent)

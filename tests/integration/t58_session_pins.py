@@ -18,7 +18,9 @@ warmpool in transaction mode with a pool of 2 (admin console and stats socket on
 4. CREATE TEMP TABLE tt pins (cause temp_object): rows inserted in one statement are
    read in later ones while another client holds the other backend; DROP TABLE tt
    unpins. CREATE TEMP TABLE t2 … ON COMMIT DROP inside BEGIN/COMMIT never pins.
-5. pin_session_state = off (a second warmpool): LISTEN does not pin.
+5. pin_session_state = off (a second warmpool): LISTEN does not pin; = log: it is
+   counted and logged, not pinned; max_prepared_statements = 0: a SQL PREPARE pins
+   until DISCARD ALL.
 6. pinned_idle_timeout = 1 (a third warmpool): a pinned client idle past it is
    disconnected with FATAL 57P05; an unpinned client idle as long is not.
 
@@ -370,6 +372,40 @@ def part_pin_off(sock_dir):
     wp.stop()
 
 
+# ------------------------------------------- 5b. pin_session_state = log; uncarried PREPARE
+
+def part_pin_log(sock_dir):
+    wp, views = start("t58-log", sock_dir, pin_session_state="log")
+    conns = Conns(wp)
+    lis = conns.new()
+    q(lis, "LISTEN ch")
+    q(lis, "SELECT 1")
+    views.expect_pinned(0, "after LISTEN with pin_session_state = log", timeout=0.5)
+    views.expect_pins("listen", 1, "with pin_session_state = log (counted, not pinned)")
+    check("pin_session_state = log" in wp.log_text(),
+          "pin_session_state = log warns that the state stays on the backend")
+    conns.close()
+    wp.stop()
+
+
+def part_prepare_uncarried(sock_dir):
+    wp, views = start("t58-noprep", sock_dir, max_prepared_statements=0)
+    conns = Conns(wp)
+    c = conns.new()
+    q(c, "PREPARE p58 AS SELECT 58")
+    views.expect_pinned(1, "after PREPARE with max_prepared_statements = 0")
+    views.expect_pins("prepare", 1, "after PREPARE with max_prepared_statements = 0")
+    others = [conns.new() for _ in range(2)]
+    got = [(one(others[i % 2], "SELECT 1"), one(c, "EXECUTE p58")) for i in range(10)]
+    check(got == [(1, 58)] * 10,
+          "others are served beside the pinned client, whose statement runs on its backend",
+          str(got))
+    q(c, "DISCARD ALL")
+    views.expect_pinned(0, "after DISCARD ALL")
+    conns.close()
+    wp.stop()
+
+
 # ---------------------------------------------------------------- 6. pinned_idle_timeout
 
 def part_pinned_idle(sock_dir):
@@ -438,6 +474,8 @@ def test():
     if DIRECT:
         return
     part_pin_off(sock_dir)
+    part_pin_log(sock_dir)
+    part_prepare_uncarried(sock_dir)
     part_pinned_idle(sock_dir)
 
 

@@ -117,8 +117,9 @@ static int note_message(struct wp_client *c, uint8_t type, const uint8_t *msg, u
         return 0; /* malformed: PostgreSQL refuses it */
     prepare_in_passage = prepares_uncarried(c, type, first, at - 1);
     if (type == 'P') {
+        size_t from = at;
         const char *sql = take_cstring(body, body_len, &at);
-        struct session_text *text = sql ? scan_text(c, type, sql, strlen(sql), &failed) : NULL;
+        struct session_text *text = sql ? scan_text(c, type, sql, at - 1 - from, &failed) : NULL;
         failed |= session_parse_sent(&c->session, first, text) < 0;
         session_text_unref(text);
     } else if (type == 'B') {

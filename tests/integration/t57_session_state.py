@@ -43,7 +43,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prepared_lib import (DIRECT, PASSWORD, PG_PORT, USER, Warmpool, at_exit, backend_pids,  # noqa: E402
+from prepared_lib import (DIRECT, PASSWORD, PG_PORT, SLOW, USER, Warmpool, at_exit, backend_pids,  # noqa: E402
                           check, fail, main, make_db, note, ok, superuser, terminate)
 
 import psycopg  # noqa: E402
@@ -468,7 +468,7 @@ def test():
     ]
     failures = []
     for i, (label, pool, ext) in enumerate(runs):
-        wp = Warmpool(f"t57-{i}", {"st": dict(dbname=DB, **pool)}, query_wait_timeout="3s",
+        wp = Warmpool(f"t57-{i}", {"st": dict(dbname=DB, **pool)}, query_wait_timeout=f"{3 * SLOW}s",
                       max_pool_size=N).start()
         t0 = time.time()
         _, diff, n_ext = run(label, wp.dsn("st"), scripts, reference=ref, extended_clients=ext)

@@ -40,7 +40,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prepared_lib import (DIRECT, PASSWORD, USER, Warmpool, _fields, at_exit, check, fail,  # noqa: E402
+from prepared_lib import (DIRECT, PASSWORD, SLOW, USER, Warmpool, _fields, at_exit, check, fail,  # noqa: E402
                           main, make_db, note, ok, superuser)
 from stats_client import get, prom_parse  # noqa: E402
 
@@ -119,7 +119,7 @@ def hold(conns, target):
     return b
 
 
-def wait_notify(conn, timeout=10.0):
+def wait_notify(conn, timeout=10.0 * SLOW):
     """The first notification that reaches conn within timeout (a wait, not a bound)."""
     pg = conn.pgconn
     deadline = time.time() + timeout
@@ -175,7 +175,7 @@ class Views:
             fail(f"{name}{labels}: {len(hits)} samples match")
         return hits[0] if hits else None
 
-    def expect_pinned(self, n, what, timeout=5.0):
+    def expect_pinned(self, n, what, timeout=5.0 * SLOW):
         """cl_pinned reaches n (polled: the pooler may update it after ReadyForQuery)."""
         deadline = time.time() + timeout
         while True:
@@ -196,7 +196,7 @@ class Views:
 def start(label, sock_dir, **settings):
     sock = os.path.join(sock_dir, f"{label}.sock")
     wp = Warmpool(label, {POOL: {"dbname": DB, "max_pool_size": 2}}, admin_users=USER,
-                  stats_socket=sock, query_wait_timeout="3s", **settings).start()
+                  stats_socket=sock, query_wait_timeout=f"{3 * SLOW}s", **settings).start()
     return wp, Views(wp, sock)
 
 
@@ -416,7 +416,7 @@ def part_pinned_idle(sock_dir):
     rows, err, _ = pinned.query("LISTEN ch")
     check(err is None, "P LISTENs (pinned)", str(err))
     views.expect_pinned(1, "while P listens")
-    deadline = time.time() + 10
+    deadline = time.time() + 10 * SLOW
     got = None
     try:
         while got is None and time.time() < deadline:
@@ -431,7 +431,7 @@ def part_pinned_idle(sock_dir):
           "P, pinned and idle past pinned_idle_timeout = 1 s, gets FATAL 57P05",
           f"{got.get('S')} {got.get('C')}: {got.get('M')}")
     try:
-        rest = pinned.read_msg(timeout=5)
+        rest = pinned.read_msg(timeout=5 * SLOW)
         closed = False
     except ConnectionError:
         closed, rest = True, None

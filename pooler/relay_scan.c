@@ -139,7 +139,7 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             return RELAY_SCAN_BAD_TYPE;
         }
         uint64_t exec_before = s->owed.exec_sent;
-        int session = relay_session_wants(c, type);
+        int session = relay_session_wants(c, type, p, avail, len);
         if (session) {
             enum relay_session_input in = relay_session_before(c, type, p, avail, len);
             if (in != SESSION_INPUT_GO)

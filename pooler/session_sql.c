@@ -1170,9 +1170,9 @@ void session_sql_free(struct session_sql *s)
 }
 
 /*
- * Each word is found by a pair of bytes in it that ordinary SQL rarely holds: sEt,
- * diSCard, drOP, LIsten, hoLD, aDVisory, teMP, CLose, u&". Is sql[i], sql[i + 1]
- * (i + 1 < len) such a pair inside its word?
+ * Each word is found by a pair of bytes in it, chosen so that ordinary SQL rarely holds
+ * them and words share compares: sET, dISard / lISten / advISory, clOSe, drOP, teMP,
+ * hoLD, u&". Is sql[i], sql[i + 1] (i + 1 < len) such a pair inside its word?
  */
 static int mention_at(const char *sql, size_t len, size_t i)
 {
@@ -1180,19 +1180,18 @@ static int mention_at(const char *sql, size_t len, size_t i)
     switch ((char)(sql[i] | 0x20)) {
     case 'e':
         return second == 't' && i >= 1 && sqllex_word_at(sql, len, i - 1, "set", 3);
-    case 's':
-        return second == 'c' && i >= 2 && sqllex_word_at(sql, len, i - 2, "discard", 7);
+    case 'i':
+        return second == 's' && i >= 1 &&
+               (sqllex_word_at(sql, len, i - 1, "discard", 7) ||
+                sqllex_word_at(sql, len, i - 1, "listen", 6) ||
+                (i >= 3 && sqllex_word_at(sql, len, i - 3, "advisory", 8)));
     case 'o':
-        return second == 'p' && i >= 2 && sqllex_word_at(sql, len, i - 2, "drop", 4);
-    case 'l':
-        return (second == 'i' && sqllex_word_at(sql, len, i, "listen", 6)) ||
-               (second == 'd' && i >= 2 && sqllex_word_at(sql, len, i - 2, "hold", 4));
-    case 'd':
-        return second == 'v' && i >= 1 && sqllex_word_at(sql, len, i - 1, "advisory", 8);
+        return i >= 2 && ((second == 's' && sqllex_word_at(sql, len, i - 2, "close", 5)) ||
+                          (second == 'p' && sqllex_word_at(sql, len, i - 2, "drop", 4)));
     case 'm':
         return second == 'p' && i >= 2 && sqllex_word_at(sql, len, i - 2, "temp", 4);
-    case 'c':
-        return second == 'l' && sqllex_word_at(sql, len, i, "close", 5);
+    case 'l':
+        return second == 'd' && i >= 2 && sqllex_word_at(sql, len, i - 2, "hold", 4);
     case '&':
         return second == '"' && i >= 1 && sqllex_word_at(sql, len, i - 1, "u&\"", 3);
     default:
@@ -1212,25 +1211,44 @@ static int mentioned_from(const char *sql, size_t len, size_t i)
 #if defined(__SSE2__) && defined(__x86_64__)
 #include <emmintrin.h>
 
-static __m128i same(__m128i v, char c)
+/* The bytes compared, 32 of each in memory: a compare then reads its constant as an
+   operand, where _mm_set1_epi8 cost three instructions per constant per block. */
+#define BYTES8(c) c, c, c, c, c, c, c, c
+#define BYTES32(c) BYTES8(c), BYTES8(c), BYTES8(c), BYTES8(c)
+enum { K_LOWER, K_E, K_T, K_I, K_S, K_O, K_M, K_P, K_L, K_D, K_AMP, K_QUOTE, K_COUNT };
+static const char pair_bytes[K_COUNT][32] __attribute__((aligned(32))) = {
+    {BYTES32(0x20)}, {BYTES32('e')}, {BYTES32('t')}, {BYTES32('i')}, {BYTES32('s')}, {BYTES32('o')},
+    {BYTES32('m')},  {BYTES32('p')}, {BYTES32('l')}, {BYTES32('d')}, {BYTES32('&')}, {BYTES32('"')},
+};
+
+/* pair_bytes, hidden from the optimiser: knowing each row is one byte repeated, GCC
+   would build it again with three instructions instead of reading it. */
+static const char (*opaque_pair_bytes(void))[32]
 {
-    return _mm_cmpeq_epi8(v, _mm_set1_epi8(c));
+    const char(*rows)[32] = pair_bytes;
+    __asm__("" : "+r"(rows));
+    return rows;
+}
+
+static __m128i same(__m128i v, const char (*k)[32], int row)
+{
+    return _mm_cmpeq_epi8(v, _mm_load_si128((const __m128i *)(const void *)k[row]));
 }
 
 /* Bits set for the i in [at, at + 16) where sql[i], sql[i + 1] is one of the pairs
-   (needs at + 17 <= len). */
+   (needs at + 17 <= len): 11 compares for the 8 pairs. */
 static unsigned pairs_in_16(const char *sql, size_t at)
 {
-    const __m128i lower = _mm_set1_epi8(0x20);
+    const char(*k)[32] = opaque_pair_bytes();
+    const __m128i lower = _mm_load_si128((const __m128i *)(const void *)k[K_LOWER]);
     __m128i a = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(sql + at)), lower);
     __m128i b = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(sql + at + 1)), lower);
-    __m128i hit = _mm_and_si128(same(a, 'e'), same(b, 't'));
-    hit = _mm_or_si128(hit, _mm_and_si128(same(a, 's'), same(b, 'c')));
-    hit = _mm_or_si128(hit, _mm_and_si128(_mm_or_si128(same(a, 'o'), same(a, 'm')), same(b, 'p')));
-    hit = _mm_or_si128(hit, _mm_and_si128(same(a, 'l'), _mm_or_si128(same(b, 'i'), same(b, 'd'))));
-    hit = _mm_or_si128(hit, _mm_and_si128(same(a, 'd'), same(b, 'v')));
-    hit = _mm_or_si128(hit, _mm_and_si128(same(a, 'c'), same(b, 'l')));
-    hit = _mm_or_si128(hit, _mm_and_si128(same(a, '&'), same(b, '"')));
+    __m128i a_o = same(a, k, K_O);
+    __m128i hit = _mm_and_si128(same(a, k, K_E), same(b, k, K_T));
+    hit = _mm_or_si128(hit, _mm_and_si128(_mm_or_si128(same(a, k, K_I), a_o), same(b, k, K_S)));
+    hit = _mm_or_si128(hit, _mm_and_si128(_mm_or_si128(a_o, same(a, k, K_M)), same(b, k, K_P)));
+    hit = _mm_or_si128(hit, _mm_and_si128(same(a, k, K_L), same(b, k, K_D)));
+    hit = _mm_or_si128(hit, _mm_and_si128(same(a, k, K_AMP), same(b, k, K_QUOTE)));
     return (unsigned)_mm_movemask_epi8(hit);
 }
 
@@ -1243,23 +1261,76 @@ static int mention_in_mask(const char *sql, size_t len, size_t base, unsigned ma
     return 0;
 }
 
-/* It runs for every query the relay sees: 16 pairs at a time, and only where a pair
-   is found is the word around it compared. The pairs after the last whole block are
-   those of one more block that ends where the text does, less the ones already seen
-   (a byte-by-byte tail cost twice what the blocks did on pgbench's query). */
-int session_sql_mentions(const char *sql, size_t len)
+/* The pairs of sql[at, len) in blocks of 16: after the last whole block, one more
+   that ends where the text does, less the pairs already seen (a byte-by-byte tail
+   cost twice what the blocks did on pgbench's query). Needs len >= 17. */
+static int mentioned_by_16(const char *sql, size_t len, size_t at)
 {
-    if (len < 17)
-        return mentioned_from(sql, len, 0);
-    size_t at = 0;
     for (; at + 17 <= len; at += 16)
         if (mention_in_mask(sql, len, at, pairs_in_16(sql, at)))
             return 1;
     if (at + 1 >= len)
-        return 0; /* no pair left */
+        return 0;           /* no pair left */
     size_t last = len - 17; /* its pairs start at last … len - 2 */
     unsigned seen = (1u << (at - last)) - 1;
     return mention_in_mask(sql, len, last, pairs_in_16(sql, last) & ~seen);
+}
+
+#include <immintrin.h>
+
+/* The same pairs 32 at a time, where the processor has AVX2 (chosen at run time: the
+   build targets plain x86-64). */
+__attribute__((target("avx2"))) static __m256i same32(__m256i v, const char (*k)[32], int row)
+{
+    return _mm256_cmpeq_epi8(v, _mm256_load_si256((const __m256i *)(const void *)k[row]));
+}
+
+__attribute__((target("avx2"), always_inline)) static inline unsigned pairs_in_32(const char *sql,
+                                                                                  size_t at)
+{
+    const char(*k)[32] = opaque_pair_bytes();
+    const __m256i lower = _mm256_load_si256((const __m256i *)(const void *)k[K_LOWER]);
+    __m256i a =
+        _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(const void *)(sql + at)), lower);
+    __m256i b =
+        _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(const void *)(sql + at + 1)), lower);
+    __m256i a_o = same32(a, k, K_O);
+    __m256i hit = _mm256_and_si256(same32(a, k, K_E), same32(b, k, K_T));
+    hit = _mm256_or_si256(
+        hit, _mm256_and_si256(_mm256_or_si256(same32(a, k, K_I), a_o), same32(b, k, K_S)));
+    hit = _mm256_or_si256(
+        hit, _mm256_and_si256(_mm256_or_si256(a_o, same32(a, k, K_M)), same32(b, k, K_P)));
+    hit = _mm256_or_si256(hit, _mm256_and_si256(same32(a, k, K_L), same32(b, k, K_D)));
+    hit = _mm256_or_si256(hit, _mm256_and_si256(same32(a, k, K_AMP), same32(b, k, K_QUOTE)));
+    return (unsigned)_mm256_movemask_epi8(hit);
+}
+
+/* As mentioned_by_16, 32 pairs at a time. Needs len >= 33. */
+__attribute__((target("avx2"))) static int mentioned_by_32(const char *sql, size_t len)
+{
+    size_t at = 0;
+    for (; at + 33 <= len; at += 32)
+        if (mention_in_mask(sql, len, at, pairs_in_32(sql, at)))
+            return 1;
+    if (at + 1 >= len)
+        return 0;
+    size_t last = len - 33;
+    unsigned seen = (1u << (at - last)) - 1; /* at - last <= 31 */
+    return mention_in_mask(sql, len, last, pairs_in_32(sql, last) & ~seen);
+}
+
+/* It runs for every query the relay sees: only where a pair is found is the word
+   around it compared. */
+int session_sql_mentions(const char *sql, size_t len)
+{
+    static int avx2 = -1;
+    if (len < 17)
+        return mentioned_from(sql, len, 0);
+    if (len < 33)
+        return mentioned_by_16(sql, len, 0);
+    if (avx2 < 0)
+        avx2 = __builtin_cpu_supports("avx2") != 0;
+    return avx2 ? mentioned_by_32(sql, len) : mentioned_by_16(sql, len, 0);
 }
 #else
 int session_sql_mentions(const char *sql, size_t len)

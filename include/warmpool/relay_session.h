@@ -19,8 +19,10 @@ enum relay_session_input {
     SESSION_INPUT_NO_MEMORY,
 };
 
-/* Does this client message concern session state? Inline: asked for every message. */
-static inline int relay_session_wants(const struct wp_client *c, uint8_t type);
+/* Does this client message concern session state? Inline: asked for every message.
+   msg: the message at the scan position, avail bytes of it in the buffer. */
+static inline int relay_session_wants(const struct wp_client *c, uint8_t type, const uint8_t *msg,
+                                      size_t avail, uint32_t len);
 
 /* Before a Query, Parse, Bind or Execute goes on (msg: the whole message when avail
    covers len). */
@@ -43,10 +45,28 @@ void relay_session_linked(struct wp_client *c);
 void relay_session_client_closing(struct wp_client *c);
 
 #include "warmpool/client.h"
+#include "warmpool/pool.h"
+#include "warmpool/runtime.h"
+#include "warmpool/session_sql.h"
 
-static inline int relay_session_wants(const struct wp_client *c, uint8_t type)
+/* A whole Query that mentions no session effect, from a client with none waiting for
+   its commit, where no statement it could PREPARE stays behind: the common case, with
+   nothing to note. (session_sql_mentions is the one pass over its text.) */
+static inline int relay_session_plain_query(const struct wp_client *c, const uint8_t *msg,
+                                            size_t avail, uint32_t len)
 {
-    return type == 'Q' || type == 'P' ||
+    return avail >= len && len > 5 && msg[len - 1] == '\0' && !c->session.watching &&
+           (wp_rt.cfg->max_prepared_statements > 0 ||
+            c->pool->settings.pool_mode == WP_MODE_SESSION) &&
+           !session_sql_mentions((const char *)msg + 5, len - 6);
+}
+
+static inline int relay_session_wants(const struct wp_client *c, uint8_t type, const uint8_t *msg,
+                                      size_t avail, uint32_t len)
+{
+    if (type == 'Q')
+        return !relay_session_plain_query(c, msg, avail, len);
+    return type == 'P' ||
            ((type == 'B' || type == 'E') && (c->session.nstmts | c->session.nportals));
 }
 

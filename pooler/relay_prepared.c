@@ -25,6 +25,7 @@
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/sqlprep.h"
+#include "warmpool/sqlwords.h"
 #include "warmpool/stats.h"
 
 #define MAX_NAME 1024
@@ -653,15 +654,16 @@ static enum query_plan plan_query(const struct wp_server *s, const struct sqlpre
 }
 
 static enum prep_input on_query(struct wp_client *c, struct wp_server *s, const uint8_t *msg,
-                                uint32_t len)
+                                uint32_t len, unsigned query_words)
 {
     const char *text = (const char *)msg + 5;
     size_t text_len = len > 5 ? len - 6 : 0;
     struct sqlprep_scan scan;
     char why[256];
     enum query_plan plan = QUERY_PASS;
-    /* Most queries mention no PREPARE/EXECUTE/DEALLOCATE: one pass over the bytes. */
-    if (len > 5 && msg[len - 1] == '\0' && sqlprep_mentions(text, text_len)) {
+    /* Most queries mention no PREPARE/EXECUTE/DEALLOCATE: the relay looked (query_words). */
+    if (len > 5 && msg[len - 1] == '\0' && (query_words & SQLWORDS_PREPARED) &&
+        sqlprep_mentions(text, text_len)) {
         sqlprep_scan(text, text_len, strings_mode(c, s), &scan);
         plan = plan_query(s, &scan, why, sizeof why);
     }
@@ -694,7 +696,7 @@ static int needs_whole(uint8_t type)
 }
 
 enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s, uint8_t type,
-                                        uint32_t len, struct wp_stmt *bound)
+                                        uint32_t len, struct wp_stmt *bound, unsigned query_words)
 {
     size_t avail = buf_unread(&c->conn.in) - c->conn.ready;
     if (s->ext_skipping && type != 'S') {
@@ -727,7 +729,7 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
     case 'C':
         return on_close(c, s, msg, len);
     case 'Q':
-        return on_query(c, s, msg, len);
+        return on_query(c, s, msg, len, query_words);
     case 'S':
         s->ext_skipping = 0;
         push(s, type, PENDING_FORWARD, NULL, NULL);

@@ -17,6 +17,7 @@
 #include "warmpool/relay_session.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/sqlwords.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
@@ -138,8 +139,12 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             c->bad_type_next = 1;
             return RELAY_SCAN_BAD_TYPE;
         }
+        /* One pass over a whole Query's text for both scanners' words. */
+        unsigned words = type == 'Q' && avail >= len && len > 5
+                             ? sqlwords_mentions((const char *)p + 5, len - 6, SQLWORDS_ALL)
+                             : SQLWORDS_ALL;
         uint64_t exec_before = s->owed.exec_sent;
-        int session = relay_session_wants(c, type, p, avail, len);
+        int session = relay_session_wants(c, type, p, avail, len, words);
         if (session) {
             enum relay_session_input in = relay_session_before(c, type, p, avail, len);
             if (in != SESSION_INPUT_GO)
@@ -148,7 +153,7 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
         struct wp_stmt *bound = note_request_start(c, type, p, avail, len);
         int forwarded = 1;
         if (prep) {
-            enum prep_input in = prepared_client_message(c, s, type, len, bound);
+            enum prep_input in = prepared_client_message(c, s, type, len, bound, words);
             if (in == PREP_WAIT)
                 return RELAY_SCAN_MORE;
             if (in == PREP_ERROR)

@@ -15,6 +15,7 @@
 
 #include "warmpool/sqllex.h"
 #include "warmpool/sqlprep.h"
+#include "warmpool/sqlwords.h"
 
 /* ---------------------------------------------------------------- statements */
 
@@ -272,89 +273,12 @@ static int read_text(const char *sql, size_t len, int backslash_strings, struct 
 
 /* ---------------------------------------------------------------- entry points */
 
-/* Does one of the three words start at sql[i]? `b | 0x20` is b's lower case for a
-   letter and never turns anything else into one of these letters. */
-static int word_starts_at(const char *sql, size_t len, size_t i)
-{
-    switch (sql[i] | 0x20) {
-    case 'e':
-        return sqllex_word_at(sql, len, i, "execute", 7);
-    case 'p':
-        return sqllex_word_at(sql, len, i, "prepare", 7);
-    case 'd':
-        return sqllex_word_at(sql, len, i, "deallocate", 10);
-    default:
-        return 0;
-    }
-}
-
-#if defined(__SSE2__) && defined(__x86_64__)
-#include <emmintrin.h>
-
-/* 0xff where a byte of v is c, 0 elsewhere. */
-static __m128i bytes_are(__m128i v, char c)
-{
-    return _mm_cmpeq_epi8(v, _mm_set1_epi8(c));
-}
-
-/* Bits set for the i in [at, at+16) where sql[i] and sql[i+1] are "ex", "pr" or "de" in
-   any case: the only places one of the words can start. Reads sql[at..at+17). */
-static inline __attribute__((always_inline)) unsigned starts_in_16(const char *sql, size_t at)
-{
-    const __m128i fold = _mm_set1_epi8(0x20);
-    __m128i first = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(sql + at)), fold);
-    __m128i second =
-        _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(sql + at + 1)), fold);
-    __m128i ex = _mm_and_si128(bytes_are(first, 'e'), bytes_are(second, 'x'));
-    __m128i pr = _mm_and_si128(bytes_are(first, 'p'), bytes_are(second, 'r'));
-    __m128i de = _mm_and_si128(bytes_are(first, 'd'), bytes_are(second, 'e'));
-    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(ex, pr), de));
-}
-
-static inline __attribute__((always_inline)) int starts_in(const char *sql, size_t len, size_t at,
-                                                           unsigned mask)
-{
-    for (; mask; mask &= mask - 1)
-        if (word_starts_at(sql, len, at + (size_t)__builtin_ctz(mask)))
-            return 1;
-    return 0;
-}
-
-/* A text too short for one block: looked at in a zero-padded copy (a NUL begins no
-   pair). */
-static __attribute__((noinline)) int mentions_in_short(const char *sql, size_t len)
-{
-    char padded[17] = {0};
-    memcpy(padded, sql, len);
-    return starts_in(sql, len, 0, starts_in_16(padded, 0));
-}
-
-/* Every simple Query passes here in transaction mode: the pairs of bytes starting at
-   16 places at a time, and only those that begin a word are looked at more closely.
-   The last block overlaps the one before it rather than being copied; the last byte
-   begins no pair and no word. */
+/* The pass over the text is shared with session_sql's words (sqlwords.c): the relay
+   asks for both at once. */
 int sqlprep_mentions(const char *sql, size_t len)
 {
-    if (len < 17)
-        return mentions_in_short(sql, len);
-    size_t at = 0;
-    for (; at + 17 <= len; at += 16)
-        if (starts_in(sql, len, at, starts_in_16(sql, at)))
-            return 1;
-    if (at + 1 >= len)
-        return 0;
-    size_t from = len - 17; /* pairs starting before `at` were looked at already */
-    return starts_in(sql, len, from, starts_in_16(sql, from) & ~((1u << (at - from)) - 1));
+    return sqlwords_mentions(sql, len, SQLWORDS_PREPARED) != 0;
 }
-#else
-int sqlprep_mentions(const char *sql, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (word_starts_at(sql, len, i))
-            return 1;
-    return 0;
-}
-#endif
 
 static int same_uses(const struct sqlprep_scan *a, const struct sqlprep_scan *b)
 {

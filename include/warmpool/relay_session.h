@@ -22,7 +22,7 @@ enum relay_session_input {
 /* Does this client message concern session state? Inline: asked for every message.
    msg: the message at the scan position, avail bytes of it in the buffer. */
 static inline int relay_session_wants(const struct wp_client *c, uint8_t type, const uint8_t *msg,
-                                      size_t avail, uint32_t len);
+                                      size_t avail, uint32_t len, unsigned query_words);
 
 /* Before a Query, Parse, Bind or Execute goes on (msg: the whole message when avail
    covers len). */
@@ -47,25 +47,26 @@ void relay_session_client_closing(struct wp_client *c);
 #include "warmpool/client.h"
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
-#include "warmpool/session_sql.h"
+#include "warmpool/sqlwords.h"
 
-/* A whole Query that mentions no session effect, from a client with none waiting for
-   its commit, where no statement it could PREPARE stays behind: the common case, with
-   nothing to note. (session_sql_mentions is the one pass over its text.) */
+/* A whole Query that mentions no session effect (query_words: sqlwords_mentions of its
+   text, the relay's one pass over it), from a client with none waiting for its commit,
+   where no statement it could PREPARE stays behind: the common case, with nothing to
+   note. */
 static inline int relay_session_plain_query(const struct wp_client *c, const uint8_t *msg,
-                                            size_t avail, uint32_t len)
+                                            size_t avail, uint32_t len, unsigned query_words)
 {
-    return avail >= len && len > 5 && msg[len - 1] == '\0' && !c->session.watching &&
+    return avail >= len && len > 5 && msg[len - 1] == '\0' && !(query_words & SQLWORDS_SESSION) &&
+           !c->session.watching &&
            (wp_rt.cfg->max_prepared_statements > 0 ||
-            c->pool->settings.pool_mode == WP_MODE_SESSION) &&
-           !session_sql_mentions((const char *)msg + 5, len - 6);
+            c->pool->settings.pool_mode == WP_MODE_SESSION);
 }
 
 static inline int relay_session_wants(const struct wp_client *c, uint8_t type, const uint8_t *msg,
-                                      size_t avail, uint32_t len)
+                                      size_t avail, uint32_t len, unsigned query_words)
 {
     if (type == 'Q')
-        return !relay_session_plain_query(c, msg, avail, len);
+        return !relay_session_plain_query(c, msg, avail, len, query_words);
     return type == 'P' ||
            ((type == 'B' || type == 'E') && (c->session.nstmts | c->session.nportals));
 }

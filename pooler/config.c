@@ -662,12 +662,15 @@ static void add_notice(struct loader *ld, const char *text)
 }
 
 /* A PgBouncer key warmpool ignores: accepted, and noted once per key for the log
-   (the first place it is set), unless its value asks for what warmpool cannot give. */
+   (the first place it is set to something), unless its value asks for what warmpool
+   cannot give. */
 static void accept_no_effect(struct loader *ld, int i, const char *value, const char *who)
 {
     char text[512];
 
-    if (value_refused(ld, &wp_keys[i], skip_space(value), who) || ld->noted[i])
+    /* An empty value is PgBouncer's "not set": nothing is being ignored. */
+    if (value_refused(ld, &wp_keys[i], skip_space(value), who) || ld->noted[i] ||
+        !*skip_space(value))
         return;
     ld->noted[i] = true;
     snprintf(text, sizeof text, "%s:%d: accepted, no effect: %s", ld->path, ld->lineno,

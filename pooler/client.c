@@ -100,9 +100,12 @@ void client_close(struct wp_client *c, const char *reason)
 {
     if (c->state == CL_CLOSING)
         return;
-    if (c->user)
+    if (c->user && wp_rt.cfg->log_disconnections)
         log_info("C-%llu %s/%s@%s: closing: %s", (unsigned long long)c->id, c->dbname, c->user,
                  c->addr, reason);
+    else if (c->user)
+        log_debug("C-%llu %s/%s@%s: closing: %s", (unsigned long long)c->id, c->dbname, c->user,
+                  c->addr, reason);
     else
         log_debug("C-%llu %s: closing: %s", (unsigned long long)c->id, c->addr, reason);
     stats_client_closed(c->pool, c, &c->stats);
@@ -275,8 +278,10 @@ void client_welcome(struct wp_client *c)
        the pool's first backend may have lasted longer than client_idle_timeout. */
     c->answered_ms = wp_now_ms();
     char tls[96];
-    log_info("C-%llu %s/%s@%s: login, %s%s", (unsigned long long)c->id, c->dbname, c->user, c->addr,
-             c->conn.tls ? "TLS " : "no TLS", tls_describe(c->conn.tls, tls, sizeof tls));
+    if (wp_rt.cfg->log_connections)
+        log_info("C-%llu %s/%s@%s: login, %s%s", (unsigned long long)c->id, c->dbname, c->user,
+                 c->addr, c->conn.tls ? "TLS " : "no TLS",
+                 tls_describe(c->conn.tls, tls, sizeof tls));
     client_kick_write(c);
     buf_release_if_empty(&c->conn.in); /* logged in and idle: no buffer until it speaks */
     if (c->state != CL_CLOSING && buf_unread(&c->conn.in) > 0)

@@ -287,6 +287,12 @@ static void refuse_by_hba(struct wp_client *c, const char *what, int line)
    rule. -1 when the client was refused (error sent). */
 static int choose_auth_type(struct wp_client *c)
 {
+    /* auth_type hba without rules in force (its file failed to load on a reload that
+       turned hba on): no client has a method, as with an empty pg_hba.conf. */
+    if (!wp_rt.hba.loaded && wp_rt.cfg->auth_type == WP_AUTH_HBA) {
+        refuse_by_hba(c, "no hba entry", 0);
+        return -1;
+    }
     if (!wp_rt.hba.loaded)
         return wp_rt.cfg->auth_type;
     struct hba_peer peer;

@@ -53,6 +53,14 @@ static struct wp_config *load_config(const char *path)
     return cfg;
 }
 
+/* The PgBouncer keys the file sets that warmpool ignores, one warning each, at every
+   load (startup and reload), so that the log of the running configuration says it. */
+static void log_notices(const struct wp_config *cfg)
+{
+    for (char **n = cfg->notices; n && *n; n++)
+        log_warn("%s", *n);
+}
+
 static int load_userlist(const struct wp_config *cfg, struct wp_userlist *out)
 {
     char err[512];
@@ -165,6 +173,7 @@ static void reload(void)
     prefill_pools();
     stats_http_reload();
     log_info("configuration reloaded from %s", cfg->path);
+    log_notices(cfg);
 }
 
 void runtime_reload(void)
@@ -360,6 +369,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        for (char **n = cfg->notices; n && *n; n++)
+            fprintf(stderr, "%s\n", *n);
         printf("%s: configuration is valid\n", path);
         free_everything();
         return 0;
@@ -370,6 +381,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "warmpool: cannot open logfile %s: %s\n", cfg->logfile, strerror(errno));
         return 1;
     }
+    log_notices(cfg);
     if (daemonize && !cfg->logfile && !cfg->syslog) {
         fprintf(stderr, "warmpool: -d needs logfile or syslog = 1 (stderr is closed)\n");
         return 1;

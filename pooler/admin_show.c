@@ -613,6 +613,13 @@ static const struct cfg_row cfg_rows[] = {
     {"auth_hba_file", CK_STR, C(auth_hba_file), "", 1},
     {"admin_users", CK_LIST, C(admin_users), "", 1},
     {"stats_users", CK_LIST, C(stats_users), "", 1},
+    {"auth_user", CK_STR, C(auth_user), "", 1},
+    {"auth_query", CK_STR, C(auth_query),
+     "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM "
+     "pg_authid WHERE rolname=$1 AND rolcanlogin",
+     1},
+    {"auth_dbname", CK_STR, C(auth_dbname), "", 1},
+    {"auth_query_cache_ttl", CK_DUR, C(auth_query_cache_ttl), "1min", 1},
     {"client_tls_sslmode", CK_SSLMODE, C(client_tls_sslmode), "disable", 1},
     {"client_tls_key_file", CK_STR, C(client_tls_key_file), "", 1},
     {"client_tls_cert_file", CK_STR, C(client_tls_cert_file), "", 1},

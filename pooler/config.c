@@ -64,7 +64,7 @@ enum kind {
 };
 
 /* Which struct a key's offset is relative to. */
-enum base { B_CONFIG, B_POOL, B_USER };
+enum base { B_CONFIG, B_POOL, B_USER, B_DB };
 
 /* Where a key may appear. */
 #define IN_GLOBAL 1u
@@ -84,6 +84,7 @@ struct key_def {
 #define CFG(f) B_CONFIG, offsetof(struct wp_config, f)
 #define POOL(f) B_POOL, offsetof(struct wp_pool_settings, f)
 #define USR(f) B_USER, offsetof(struct wp_user_config, f)
+#define DBE(f) B_DB, offsetof(struct wp_db_config, f)
 #define DUR 0, DURATION_MAX
 
 /* Aliases are extra rows pointing at the same field; the first row for a field is
@@ -101,6 +102,13 @@ static const struct key_def keys[] = {
     {"auth_hba_file", K_PATH, CFG(auth_hba_file), IN_GLOBAL, 0, 0},
     {"admin_users", K_LIST, CFG(admin_users), IN_GLOBAL, 0, 0},
     {"stats_users", K_LIST, CFG(stats_users), IN_GLOBAL, 0, 0},
+    {"auth_user", K_PATH, CFG(auth_user), IN_GLOBAL, 0, 0},
+    {"auth_user", K_PATH, DBE(auth_user), IN_DB, 0, 0},
+    {"auth_query", K_STR, CFG(auth_query), IN_GLOBAL, 0, 0},
+    {"auth_query", K_STR, DBE(auth_query), IN_DB, 0, 0},
+    {"auth_dbname", K_PATH, CFG(auth_dbname), IN_GLOBAL, 0, 0},
+    {"auth_dbname", K_PATH, DBE(auth_dbname), IN_DB, 0, 0},
+    {"auth_query_cache_ttl", K_DURATION, CFG(auth_query_cache_ttl), IN_GLOBAL, DUR},
     {"client_tls_sslmode", K_SSLMODE, CFG(client_tls_sslmode), IN_GLOBAL, 0, 0},
     {"client_tls_key_file", K_PATH, CFG(client_tls_key_file), IN_GLOBAL, 0, 0},
     {"client_tls_cert_file", K_PATH, CFG(client_tls_cert_file), IN_GLOBAL, 0, 0},
@@ -213,6 +221,7 @@ struct loader {
     int global_line;           /* first [warmpool] header: where to blame unset defaults */
     int key_line[NKEYS];       /* line each [warmpool] key was set on, 0 = default */
     int fixed_line[NFIXED];    /* the same for fixed_keys */
+    struct wp_db_config *db;   /* the [databases] entry being parsed (B_DB keys) */
     char *err;
     size_t errlen, errused;
     int nerrors, ndropped;
@@ -789,7 +798,9 @@ static bool take_pool_keys(struct loader *ld, struct pairs *kv, unsigned where,
             ok = false;
         } else {
             seen[c] = true;
-            void *base = keys[i].base == B_USER ? (void *)user : (void *)pool;
+            void *base = keys[i].base == B_USER ? (void *)user
+                         : keys[i].base == B_DB ? (void *)ld->db
+                                                : (void *)pool;
             ok = set_value(ld, &keys[i], base, pr->val, who) && ok;
         }
         free(pr->key);
@@ -968,7 +979,9 @@ static void parse_database(struct loader *ld, const char *name, const char *valu
     if (split_pairs(value, &kv, &why) < 0) {
         report(ld, ld->lineno, "%s%s", who, why);
     } else {
+        ld->db = db;
         bool ok = take_pool_keys(ld, &kv, IN_DB, &db->overrides, NULL, who);
+        ld->db = NULL;
         ok = check_libpq_keys(ld, &kv, who) && ok;
         if (ok)
             fill_conn(ld, db, &kv);
@@ -1299,6 +1312,11 @@ static void set_defaults(struct loader *ld)
     cfg->auth_type = WP_AUTH_MD5;
     cfg->admin_users = split_list("");
     cfg->stats_users = split_list("");
+    /* PgBouncer 1.25's default, word for word. */
+    cfg->auth_query = dup_str(ld, "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE "
+                                  "rolpassword END FROM pg_authid WHERE rolname=$1 AND "
+                                  "rolcanlogin");
+    cfg->auth_query_cache_ttl = 60 * SEC_MS;
     cfg->client_tls_sslmode = WP_SSLMODE_DISABLE;
     cfg->client_tls_protocols = dup_str(ld, "secure");
     cfg->client_tls_ciphers = dup_str(ld, "default");
@@ -1419,6 +1437,9 @@ static void free_db(struct wp_db_config *db)
     }
     free(db->conn_keys);
     free(db->conn_values);
+    free(db->auth_user);
+    free(db->auth_query);
+    free(db->auth_dbname);
 }
 
 void config_free(struct wp_config *cfg)

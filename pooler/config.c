@@ -1246,7 +1246,12 @@ static void validate_globals(struct loader *ld)
         ld, &cfg->pool,
         key_line(ld, key_set(ld, "min_pool_size") ? "min_pool_size" : "max_pool_size"), "");
     validate_tls(ld);
-    if (cfg->auth_type != WP_AUTH_TRUST && cfg->auth_type != WP_AUTH_CERT && !cfg->auth_file)
+    /* As in PgBouncer, auth_user alone will do: every user is then looked up. */
+    bool any_auth_user = cfg->auth_user != NULL;
+    for (int i = 0; i < cfg->ndbs; i++)
+        any_auth_user |= cfg->dbs[i].auth_user != NULL;
+    if (cfg->auth_type != WP_AUTH_TRUST && cfg->auth_type != WP_AUTH_CERT && !cfg->auth_file &&
+        !any_auth_user)
         report(ld, key_line(ld, "auth_type"), "auth_type %s needs auth_file%s",
                auth_names[cfg->auth_type],
                key_set(ld, "auth_type") ? "" : " (md5 is the default; auth_type = trust has none)");

@@ -171,6 +171,14 @@ static void test_config_keys(void **state)
                         "rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin");
     config_free(&defaults);
 
+    /* As in PgBouncer, auth_user alone (no auth_file) is enough for md5 and SCRAM. */
+    static const char no_file[] = "[warmpool]\nauth_type = scram-sha-256\nauth_user = a\n";
+    cfg = load(no_file);
+    config_free(&cfg);
+    static const char db_only[] = "[warmpool]\n[databases]\nx = host=h auth_user=a\n";
+    cfg = load(db_only);
+    config_free(&cfg);
+
     char err[1024];
     static const char per_user[] = "[warmpool]\nauth_type = trust\n[users]\nbob = auth_user=x\n";
     assert_int_equal(config_load_string("u.ini", per_user, strlen(per_user), &cfg, err, sizeof err),

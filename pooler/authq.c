@@ -20,7 +20,8 @@
  * cannot be redirected to another schema.
  *
  * Lookups of the same (user, target) share one query: later clients wait on the
- * first one's list. At most AUTHQ_MAX_CONNECTIONS run at once (the rest queue), so
+ * first one's list. At most AUTHQ_MAX_CONNECTIONS run at once (the rest queue, at
+ * most AUTHQ_MAX_QUEUED, and a queued lookup whose clients all left is dropped), so
  * logins under many invented names cannot open backends without bound, and the
  * cache holds at most AUTHQ_CACHE_MAX answers.
  */
@@ -45,6 +46,8 @@
 
 /* Backend connections open for lookups at any moment. */
 #define AUTHQ_MAX_CONNECTIONS 4
+/* Lookups waiting for one of those connections; more fail at once. */
+#define AUTHQ_MAX_QUEUED 1024
 /* Answers kept (found or not); with the TTL this bounds the cache's memory. */
 #define AUTHQ_CACHE_MAX 4096
 /* A lookup's whole life when server_connect_timeout is 0 (disabled). */
@@ -334,7 +337,7 @@ struct lookup {
 
 static struct wp_list running = {&running, &running};
 static struct wp_list queued = {&queued, &queued};
-static int nrunning;
+static int nrunning, nqueued;
 static struct authq_cache cache = {NULL, 0, AUTHQ_CACHE_MAX};
 
 static void lookup_free(struct lookup *lk)
@@ -365,6 +368,8 @@ static void finish(struct lookup *lk, enum authq_outcome outcome, const char *se
     list_remove(&lk->node);
     if (lk->phase != PH_QUEUED)
         nrunning--;
+    else
+        nqueued--;
     int64_t ttl = wp_rt.cfg->auth_query_cache_ttl;
     if (authq_outcome_cacheable(outcome) && ttl > 0 &&
         authq_cache_put(&cache, lk->key, lk->key_len, outcome, secret, wp_now_ms(), ttl) < 0)
@@ -534,6 +539,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 static void start(struct lookup *lk)
 {
     list_remove(&lk->node);
+    nqueued--;
     list_push_tail(&running, &lk->node);
     nrunning++;
     lk->phase = PH_CONNECTING;
@@ -553,8 +559,18 @@ static void start(struct lookup *lk)
 
 static void start_next(void)
 {
-    while (nrunning < AUTHQ_MAX_CONNECTIONS && !list_empty(&queued))
-        start(list_entry(queued.next, struct lookup, node));
+    while (nrunning < AUTHQ_MAX_CONNECTIONS && !list_empty(&queued)) {
+        struct lookup *lk = list_entry(queued.next, struct lookup, node);
+        if (list_empty(&lk->waiters)) {
+            /* Everyone who wanted it left (a client that gave up, or one of many
+               invented names): no backend login for nobody. */
+            list_remove(&lk->node);
+            nqueued--;
+            lookup_free(lk);
+            continue;
+        }
+        start(lk);
+    }
 }
 
 static struct lookup *find_lookup(struct wp_list *list, const char *key, size_t key_len)
@@ -611,6 +627,7 @@ static struct lookup *new_lookup(const struct authq_target *t, const char *user,
         return NULL;
     }
     list_push_tail(&queued, &lk->node);
+    nqueued++;
     return lk;
 }
 
@@ -644,6 +661,12 @@ int authq_request(struct wp_client *c)
         lk = find_lookup(&queued, key, key_len);
     if (lk) {
         free(key);
+    } else if (nqueued >= AUTHQ_MAX_QUEUED) {
+        free(key);
+        log_warn("C-%llu %s/%s@%s: auth_query: %d lookups already waiting",
+                 (unsigned long long)c->id, c->dbname, c->user, c->addr, nqueued);
+        login_secret_ready(c, AUTHQ_CONNECT_FAILED, NULL);
+        return 1;
     } else {
         lk = new_lookup(&t, c->user, key, key_len);
         if (!lk) {
@@ -677,6 +700,6 @@ void authq_shutdown(void)
             lookup_free(lk);
         }
     }
-    nrunning = 0;
+    nrunning = nqueued = 0;
     authq_cache_clear(&cache);
 }

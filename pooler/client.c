@@ -9,6 +9,7 @@
 
 #include "warmpool/admin.h"
 #include "warmpool/auth.h"
+#include "warmpool/authq.h"
 #include "warmpool/client.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
@@ -78,6 +79,7 @@ static void client_free(struct wp_client *c)
     params_clear(&c->startup);
     session_free(&c->session);
     free(c->scram);
+    authq_secret_free(c->looked_up);
     free(c->stats.group); /* NULL unless a query ended after client_close */
     if (!c->pool || c->user != c->pool->user)
         free(c->user); /* and dbname: one allocation (login.c), or the pool's */

@@ -849,11 +849,12 @@ static void init_overrides(struct wp_pool_settings *s)
     }
 }
 
-/* Applies and removes every pair that is a warmpool key allowed `where`. `user` is
-   only needed for WP_SEC_USER. Returns false if any of them was bad. */
+/* Applies and removes every pair that is a warmpool key allowed `where`. `db` is
+   only needed for WP_SEC_DB, `user` for WP_SEC_USER. Returns false if any of them
+   was bad. */
 static bool take_pool_keys(struct loader *ld, struct pairs *kv, unsigned where,
-                           struct wp_pool_settings *pool, struct wp_user_config *user,
-                           const char *who)
+                           struct wp_pool_settings *pool, struct wp_db_config *db,
+                           struct wp_user_config *user, const char *who)
 {
     bool seen[WP_KEYS_MAX] = {false};
     bool ok = true;
@@ -872,7 +873,9 @@ static bool take_pool_keys(struct loader *ld, struct pairs *kv, unsigned where,
             accept_no_effect(ld, i, pr->val, who);
         } else {
             seen[c] = true;
-            void *base = wp_keys[i].base == WP_KEY_IN_USER ? (void *)user : (void *)pool;
+            void *base = wp_keys[i].base == WP_KEY_IN_USER ? (void *)user
+                         : wp_keys[i].base == WP_KEY_IN_DB ? (void *)db
+                                                           : (void *)pool;
             ok = set_value(ld, &wp_keys[i], base, pr->val, who) && ok;
         }
         free(pr->key);
@@ -1110,7 +1113,7 @@ static void parse_database(struct loader *ld, const char *name, const char *valu
     if (split_pairs(value, &kv, &why) < 0) {
         report(ld, ld->lineno, "%s%s", who, why);
     } else {
-        bool ok = take_pool_keys(ld, &kv, WP_SEC_DB, &db->overrides, NULL, who);
+        bool ok = take_pool_keys(ld, &kv, WP_SEC_DB, &db->overrides, db, NULL, who);
         ok = settings_to_options(ld, &kv, who) && ok;
         ok = check_libpq_keys(ld, &kv, who) && ok;
         if (ok)
@@ -1166,7 +1169,7 @@ static void parse_user(struct loader *ld, const char *name, const char *value)
         pairs_free(&kv);
         return;
     }
-    take_pool_keys(ld, &kv, WP_SEC_USER, &user->overrides, user, who);
+    take_pool_keys(ld, &kv, WP_SEC_USER, &user->overrides, NULL, user, who);
     for (int i = 0; i < kv.n; i++) {
         const char *key = kv.v[i].key;
         if (!key)
@@ -1490,10 +1493,14 @@ static void validate_globals(struct loader *ld)
     validate_tls(ld);
     if (cfg->auth_type == WP_AUTH_HBA && !cfg->auth_hba_file)
         report_at(ld, key_place(ld, "auth_type"), "auth_type hba needs auth_hba_file");
-    /* With hba, each rule's method says whether a password is checked; hba.c and
-       auth.c refuse a password client when there is no auth_file. */
+    /* With hba, each rule's method says whether a password is checked, and a password
+       client whose user has no secret fails. As in PgBouncer, auth_user alone will do:
+       every user is then looked up (authq.c). */
+    bool any_auth_user = cfg->auth_user != NULL;
+    for (int i = 0; i < cfg->ndbs; i++)
+        any_auth_user |= cfg->dbs[i].auth_user != NULL;
     if (cfg->auth_type != WP_AUTH_TRUST && cfg->auth_type != WP_AUTH_CERT &&
-        cfg->auth_type != WP_AUTH_HBA && !cfg->auth_file)
+        cfg->auth_type != WP_AUTH_HBA && !cfg->auth_file && !any_auth_user)
         report_at(ld, key_place(ld, "auth_type"), "auth_type %s needs auth_file%s",
                   auth_names[cfg->auth_type],
                   key_set(ld, "auth_type") ? ""
@@ -1647,6 +1654,12 @@ static void free_db(struct wp_db_config *db)
     }
     free(db->conn_keys);
     free(db->conn_values);
+    for (int i = 0; i < wp_nkeys; i++) {
+        const struct wp_key *k = &wp_keys[i];
+        if (k->base == WP_KEY_IN_DB && !(k->flags & WP_KEY_ALIAS) &&
+            (k->type == WP_KEY_STR || k->type == WP_KEY_PATH))
+            free(*(char **)((char *)db + k->off));
+    }
 }
 
 void config_free(struct wp_config *cfg)

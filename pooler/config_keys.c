@@ -28,6 +28,7 @@
 #define CFG(f) WP_KEY_IN_CONFIG, offsetof(struct wp_config, f)
 #define POOL(f) WP_KEY_IN_POOL, offsetof(struct wp_pool_settings, f)
 #define USR(f) WP_KEY_IN_USER, offsetof(struct wp_user_config, f)
+#define DBE(f) WP_KEY_IN_DB, offsetof(struct wp_db_config, f)
 #define NONE WP_KEY_NOWHERE, 0
 #define DUR 0, DURATION_MAX
 #define NORANGE 0, 0
@@ -39,6 +40,11 @@
 
 #define R WP_KEY_RELOADS
 #define ALIAS (WP_KEY_RELOADS | WP_KEY_ALIAS)
+
+/* PgBouncer 1.25's default auth_query, word for word. */
+#define AUTH_QUERY_DEFAULT                                                                         \
+    "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM "         \
+    "pg_authid WHERE rolname=$1 AND rolcanlogin"
 
 /* Shorthand for a PgBouncer key that warmpool accepts and ignores. */
 #define IGNORED(name, sections, pgb_default)                                                       \
@@ -71,6 +77,15 @@ const struct wp_key wp_keys[] = {
     {"auth_hba_file", WP_KEY_PATH, CFG(auth_hba_file), G, NORANGE, "", "auth_hba_file", R},
     {"admin_users", WP_KEY_LIST, CFG(admin_users), G, NORANGE, "", "admin_users", R},
     {"stats_users", WP_KEY_LIST, CFG(stats_users), G, NORANGE, "", "stats_users", R},
+    /* auth_query (authq.c); a [databases] entry may set its own auth_user, auth_query
+       and auth_dbname (NULL there: the global value) */
+    {"auth_user", WP_KEY_PATH, CFG(auth_user), G, NORANGE, "", "auth_user", R},
+    {"auth_user", WP_KEY_PATH, DBE(auth_user), D, NORANGE, NULL, "auth_user", R},
+    {"auth_query", WP_KEY_STR, CFG(auth_query), G, NORANGE, AUTH_QUERY_DEFAULT, "auth_query", R},
+    {"auth_query", WP_KEY_STR, DBE(auth_query), D, NORANGE, NULL, "auth_query", R},
+    {"auth_dbname", WP_KEY_PATH, CFG(auth_dbname), G, NORANGE, "", "auth_dbname", R},
+    {"auth_dbname", WP_KEY_PATH, DBE(auth_dbname), D, NORANGE, NULL, "auth_dbname", R},
+    {"auth_query_cache_ttl", WP_KEY_DURATION, CFG(auth_query_cache_ttl), G, DUR, "1min", NULL, R},
 
     /* TLS toward clients */
     {"client_tls_sslmode", WP_KEY_SSLMODE, CFG(client_tls_sslmode), G, NORANGE, "disable",
@@ -175,11 +190,8 @@ const struct wp_key wp_keys[] = {
 
     /* PgBouncer 1.25 keys accepted without effect (docs/CONFIG.md says why for each) */
     IGNORED("application_name_add_host", G, "0"),
-    IGNORED("auth_dbname", G | D, ""),
     IGNORED("auth_ident_file", G, ""),
     IGNORED("auth_ldap_options", G, ""),
-    IGNORED("auth_query", G | D, ""),
-    IGNORED("auth_user", G | D, ""),
     IGNORED("autodb_idle_timeout", G, "3600"),
     IGNORED("cancel_wait_timeout", G, "10"),
     IGNORED("client_tls13_ciphers", G, ""),

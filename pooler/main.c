@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "warmpool/authq.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/daemon.h"
@@ -160,6 +161,7 @@ static void reload(void)
     auth_userlist_free(&wp_rt.users);
     wp_rt.users = users;
     login_forget_cached_keys();
+    authq_forget_cache();
     reload_hba(cfg);
     log_set_verbose(cfg->verbose);
     configure_logging(cfg);
@@ -243,6 +245,7 @@ static void free_everything(void)
     server_reap();
     while (!list_empty(&wp_rt.pools))
         pool_free(list_entry(wp_rt.pools.next, struct wp_pool, node));
+    authq_shutdown();
     login_forget_cached_keys();
     auth_userlist_free(&wp_rt.users);
     hba_free(&wp_rt.hba);

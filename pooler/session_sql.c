@@ -1256,7 +1256,7 @@ int session_sql_mentions(const char *sql, size_t len)
         if (mention_in_mask(sql, len, at, pairs_in_16(sql, at)))
             return 1;
     if (at + 1 >= len)
-        return 0; /* no pair left */
+        return 0;           /* no pair left */
     size_t last = len - 17; /* its pairs start at last … len - 2 */
     unsigned seen = (1u << (at - last)) - 1;
     return mention_in_mask(sql, len, last, pairs_in_16(sql, last) & ~seen);

@@ -65,6 +65,10 @@ struct wp_db_config {
     char **conn_values;
     int nconn;
     const char *forced_user; /* points into conn_values, or NULL */
+    /* auth_query overrides for clients of this database (NULL: the global value) */
+    char *auth_user;
+    char *auth_query;
+    char *auth_dbname;
     struct wp_pool_settings overrides;
     const char *file; /* the file it was read from (one of wp_config.files) */
     int line;
@@ -104,6 +108,11 @@ struct wp_config {
     char *auth_hba_file; /* pg_hba.conf subset (hba.c); NULL = every client uses auth_type */
     char **admin_users;  /* NULL-terminated, from a comma list */
     char **stats_users;
+    /* auth_query (authq.c): secrets of users not in auth_file, looked up as auth_user */
+    char *auth_user;              /* NULL = no lookups (unless a [databases] entry sets one) */
+    char *auth_query;             /* PgBouncer's default; $1 is the user name */
+    char *auth_dbname;            /* [databases] entry the query runs in; NULL = the client's */
+    int64_t auth_query_cache_ttl; /* default 60s; 0 = every login asks */
 
     /* TLS toward clients (tls.c); the backend side is in the [databases] strings */
     int client_tls_sslmode;    /* enum wp_sslmode, default disable */

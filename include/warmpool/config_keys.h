@@ -37,6 +37,7 @@ enum wp_key_base {
     WP_KEY_IN_CONFIG, /* struct wp_config */
     WP_KEY_IN_POOL,   /* struct wp_pool_settings: cfg->pool and every entry's overrides */
     WP_KEY_IN_USER,   /* struct wp_user_config */
+    WP_KEY_IN_DB,     /* struct wp_db_config: what a [databases] entry keeps for itself */
     WP_KEY_NOWHERE,   /* nothing stored (WP_KEY_NO_EFFECT) */
 };
 

@@ -187,6 +187,34 @@ static void test_show_config_lists_every_key_once(void **state)
             assert_true(config_key_shown(k));
     }
     config_free(&cfg);
+
+    /* auth_query's keys are rows with the values in force, not keys without effect */
+    write_file("show.ini",
+               "[warmpool]\nauth_type = md5\nauth_user = lookup\nauth_dbname = authdb\n"
+               "auth_query = SELECT u, p FROM f($1)\nauth_query_cache_ttl = 90s\n"
+               "[databases]\nauthdb = host=h\n",
+               path, sizeof path);
+    assert_int_equal(config_load(path, &cfg, err, sizeof err), 0);
+    assert_null(cfg.notices);
+    static const struct {
+        const char *key, *value;
+    } want[] = {
+        {"auth_user", "lookup"},
+        {"auth_query", "SELECT u, p FROM f($1)"},
+        {"auth_dbname", "authdb"},
+        {"auth_query_cache_ttl", "90s"},
+    };
+    for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+        int found = 0;
+        for (int r = 0; r < admin_config_rows(); r++) {
+            if (strcmp(admin_config_value(&cfg, r, value, sizeof value), want[w].key) != 0)
+                continue;
+            assert_string_equal(value, want[w].value);
+            found++;
+        }
+        assert_int_equal(found, 1);
+    }
+    config_free(&cfg);
 }
 
 /* An entry that sets nothing inherits everything; what it sets, through any alias,
@@ -392,9 +420,14 @@ static void test_accepted_no_effect(void **state)
         int line;
         const char *key;
     } notes[] = {
-        {3, "stats_period"},  {4, "tcp_defer_accept"},     {5, "server_tls_sslmode"},
-        {7, "auth_user"},     {7, "load_balance_hosts"},   {7, "max_db_client_connections"},
-        {8, "connect_query"}, {10, "transaction_timeout"}, {10, "max_user_client_connections"},
+        {3, "stats_period"},
+        {4, "tcp_defer_accept"},
+        {5, "server_tls_sslmode"},
+        {7, "load_balance_hosts"},
+        {7, "max_db_client_connections"},
+        {8, "connect_query"},
+        {10, "transaction_timeout"},
+        {10, "max_user_client_connections"},
     };
     assert_int_equal(count_notices(&l.cfg), (int)(sizeof notes / sizeof notes[0]));
     for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {
@@ -402,10 +435,13 @@ static void test_accepted_no_effect(void **state)
                  notes[i].key);
         assert_string_equal(l.cfg.notices[i], want);
     }
-    /* the database entries themselves are whole: libpq never sees those keys */
+    /* the database entries themselves are whole: libpq never sees those keys, and
+       auth_user is a real key of the entry (auth_query, authq.c), not noted */
     const struct wp_db_config *a = config_find_db(&l.cfg, "a");
     for (int i = 0; i < a->nconn; i++)
         assert_true(strcmp(a->conn_keys[i], "auth_user") != 0);
+    assert_string_equal(a->auth_user, "x");
+    assert_string_equal(config_find_db(&l.cfg, "b")->auth_user, "y");
     config_free(&l.cfg);
 
     write_file("pgb.ini", "[pgbouncer]\nauth_type = trust\nstats_perod = 60\n", path, sizeof path);

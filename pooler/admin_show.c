@@ -17,6 +17,7 @@
 #include "warmpool/admin.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
+#include "warmpool/config_keys.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
@@ -573,174 +574,31 @@ static int show_databases(struct wp_buf *out, int64_t now_ms)
 
 /* ---------------------------------------------------------------- SHOW CONFIG */
 
-enum cfg_kind {
-    CK_STR,
-    CK_LIST,
-    CK_INT,
-    CK_OCTAL,
-    CK_BOOL,
-    CK_MODE,
-    CK_PIN,
-    CK_AUTH,
-    CK_SSLMODE,
-    CK_DUR,
-    CK_SIZE
-};
-
-struct cfg_row {
-    const char *key;
-    enum cfg_kind kind;
-    int pool; /* offset into cfg->pool rather than cfg */
-    size_t off;
-    const char *dflt;
-    int changeable; /* applies on reload */
-};
-
-#define C(f) 0, offsetof(struct wp_config, f)
-#define P(f) 1, offsetof(struct wp_pool_settings, f)
-
-/* The [warmpool] keys with their documented defaults (docs/CONFIG.md). */
-static const struct cfg_row cfg_rows[] = {
-    {"listen_addr", CK_STR, C(listen_addr), "127.0.0.1", 0},
-    {"listen_port", CK_INT, C(listen_port), "6432", 0},
-    {"unix_socket_dir", CK_STR, C(unix_socket_dir), "/tmp", 0},
-    {"unix_socket_mode", CK_OCTAL, C(unix_socket_mode), "0777", 0},
-    {"listen_backlog", CK_INT, C(listen_backlog), "128", 0},
-    {"so_reuseport", CK_BOOL, C(so_reuseport), "0", 0},
-    {"max_client_conn", CK_INT, C(max_client_conn), "100", 1},
-    {"auth_type", CK_AUTH, C(auth_type), "md5", 1},
-    {"auth_file", CK_STR, C(auth_file), "", 1},
-    {"auth_hba_file", CK_STR, C(auth_hba_file), "", 1},
-    {"admin_users", CK_LIST, C(admin_users), "", 1},
-    {"stats_users", CK_LIST, C(stats_users), "", 1},
-    {"client_tls_sslmode", CK_SSLMODE, C(client_tls_sslmode), "disable", 1},
-    {"client_tls_key_file", CK_STR, C(client_tls_key_file), "", 1},
-    {"client_tls_cert_file", CK_STR, C(client_tls_cert_file), "", 1},
-    {"client_tls_ca_file", CK_STR, C(client_tls_ca_file), "", 1},
-    {"client_tls_protocols", CK_STR, C(client_tls_protocols), "secure", 1},
-    {"client_tls_ciphers", CK_STR, C(client_tls_ciphers), "default", 1},
-    {"pool_mode", CK_MODE, P(pool_mode), "session", 1},
-    {"min_pool_size", CK_INT, P(min_pool_size), "0", 1},
-    {"max_pool_size", CK_INT, P(max_pool_size), "20", 1},
-    {"reserve_pool_size", CK_INT, P(reserve_pool_size), "0", 1},
-    {"max_db_connections", CK_INT, P(max_db_connections), "0", 1},
-    {"max_user_connections", CK_INT, C(max_user_connections), "0", 1},
-    {"query_timeout", CK_DUR, P(query_timeout), "0", 1},
-    {"query_wait_timeout", CK_DUR, P(query_wait_timeout), "2min", 1},
-    {"client_idle_timeout", CK_DUR, P(client_idle_timeout), "0", 1},
-    {"idle_transaction_timeout", CK_DUR, P(idle_transaction_timeout), "0", 1},
-    {"pinned_idle_timeout", CK_DUR, P(pinned_idle_timeout), "0", 1},
-    {"pin_session_state", CK_PIN, C(pin_session_state), "on", 1},
-    {"server_lifetime", CK_DUR, P(server_lifetime), "1h", 1},
-    {"server_idle_timeout", CK_DUR, P(server_idle_timeout), "10min", 1},
-    {"server_reset_query", CK_STR, C(server_reset_query), "DISCARD ALL", 1},
-    {"server_reset_query_always", CK_BOOL, C(server_reset_query_always), "0", 1},
-    {"server_check_query", CK_STR, C(server_check_query), "", 1},
-    {"server_check_delay", CK_DUR, C(server_check_delay), "30s", 1},
-    {"server_connect_timeout", CK_DUR, C(server_connect_timeout), "15s", 1},
-    {"server_login_retry", CK_DUR, C(server_login_retry), "1s", 1},
-    {"client_login_timeout", CK_DUR, C(client_login_timeout), "1min", 1},
-    {"reserve_pool_timeout", CK_DUR, C(reserve_pool_timeout), "5s", 1},
-    {"shutdown_wait_timeout", CK_DUR, C(shutdown_wait_timeout), "30s", 1},
-    {"max_prepared_statements", CK_INT, C(max_prepared_statements), "200", 1},
-    {"ignore_startup_parameters", CK_LIST, C(ignore_startup_parameters), "", 1},
-    {"pkt_buf", CK_SIZE, C(pkt_buf), "16kB", 1},
-    {"max_packet_size", CK_SIZE, C(max_packet_size), "1GB", 1},
-    {"stats_socket", CK_STR, C(stats_socket), "", 1},
-    {"stats_listen", CK_STR, C(stats_listen), "", 1},
-    {"stats_socket_mode", CK_OCTAL, C(stats_socket_mode), "0660", 1},
-    {"stats_top_statements", CK_INT, C(stats_top_statements), "1000", 1},
-    {"nplus1_threshold", CK_INT, C(nplus1_threshold), "10", 1},
-    {"nplus1_window_ms", CK_DUR, C(nplus1_window_ms), "1s", 1},
-    {"nplus1_log_interval_ms", CK_DUR, C(nplus1_log_interval_ms), "1min", 1},
-    {"log_slow_queries_ms", CK_DUR, C(log_slow_queries_ms), "0", 1},
-    {"log_parameters", CK_BOOL, C(log_parameters), "0", 1},
-    {"logfile", CK_STR, C(logfile), "", 1},
-    {"pidfile", CK_STR, C(pidfile), "", 0},
-    {"verbose", CK_INT, C(verbose), "0", 1},
-};
-
-static void format_unit(char *out, size_t len, int64_t v, const char *const *names,
-                        const int64_t *factors, int n)
+/* Index in wp_keys of the i-th SHOW CONFIG row, or -1. */
+static int config_row_key(int i)
 {
-    for (int i = n - 1; i >= 0; i--) {
-        if (v != 0 && v % factors[i] == 0) {
-            snprintf(out, len, "%lld%s", (long long)(v / factors[i]), names[i]);
-            return;
-        }
-    }
-    snprintf(out, len, "%lld", (long long)v);
-}
-
-static void format_list(char *out, size_t len, char *const *list)
-{
-    size_t used = 0;
-    out[0] = '\0';
-    for (int i = 0; list && list[i] && used < len; i++)
-        used += (size_t)snprintf(out + used, len - used, "%s%s", i ? ", " : "", list[i]);
-}
-
-const char *admin_config_value(const struct wp_config *cfg, int i, char *out, size_t len)
-{
-    static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain", "cert"};
-    static const char *const dur_names[] = {"ms", "s", "min", "h", "d"};
-    static const int64_t dur_factors[] = {1, 1000, 60000, 3600000, 86400000};
-    static const char *const size_names[] = {"", "kB", "MB", "GB"};
-    static const int64_t size_factors[] = {1, 1024, 1024 * 1024, 1024 * 1024 * 1024};
-    const struct cfg_row *row = &cfg_rows[i];
-    const void *base = row->pool ? (const void *)&cfg->pool : (const void *)cfg;
-    const void *field = (const char *)base + row->off;
-    switch (row->kind) {
-    case CK_STR: {
-        const char *s = *(char *const *)field;
-        snprintf(out, len, "%s", s ? s : "");
-        break;
-    }
-    case CK_LIST:
-        format_list(out, len, *(char **const *)field);
-        break;
-    case CK_INT:
-    case CK_BOOL:
-        snprintf(out, len, "%d", *(const int *)field);
-        break;
-    case CK_OCTAL:
-        snprintf(out, len, "%04o", (unsigned)*(const int *)field);
-        break;
-    case CK_MODE:
-        snprintf(out, len, "%s", config_mode_name(*(const int *)field));
-        break;
-    case CK_PIN:
-        snprintf(out, len, "%s", config_pin_name(*(const int *)field));
-        break;
-    case CK_AUTH: {
-        int a = *(const int *)field;
-        snprintf(out, len, "%s", a >= 0 && a <= WP_AUTH_CERT ? auth_names[a] : "unknown");
-        break;
-    }
-    case CK_SSLMODE: {
-        int m = *(const int *)field;
-        snprintf(out, len, "%s",
-                 m >= 0 && m <= WP_SSLMODE_VERIFY_FULL ? tls_sslmode_names[m] : "unknown");
-        break;
-    }
-    case CK_DUR:
-        format_unit(out, len, *(const int64_t *)field, dur_names, dur_factors, 5);
-        break;
-    case CK_SIZE:
-        format_unit(out, len, *(const int64_t *)field, size_names, size_factors, 4);
-        break;
-    }
-    return row->key;
+    for (int k = 0; k < wp_nkeys; k++)
+        if (config_key_shown(&wp_keys[k]) && i-- == 0)
+            return k;
+    return -1;
 }
 
 int admin_config_rows(void)
 {
-    return NCOLS(cfg_rows);
+    int n = 0;
+    for (int k = 0; k < wp_nkeys; k++)
+        n += config_key_shown(&wp_keys[k]);
+    return n;
+}
+
+const char *admin_config_value(const struct wp_config *cfg, int i, char *out, size_t len)
+{
+    return config_key_format(cfg, &wp_keys[config_row_key(i)], out, len);
 }
 
 const char *admin_config_default(int i)
 {
-    return cfg_rows[i].dflt;
+    return wp_keys[config_row_key(i)].dflt;
 }
 
 static int show_config(struct wp_buf *out, int64_t now_ms)
@@ -750,11 +608,14 @@ static int show_config(struct wp_buf *out, int64_t now_ms)
     struct rows r;
     char value[1024];
     rows_begin(&r, out, cols, NCOLS(cols));
-    for (int i = 0; i < NCOLS(cfg_rows); i++) {
-        cell_str(&r, admin_config_value(wp_rt.cfg, i, value, sizeof value));
+    for (int k = 0; k < wp_nkeys; k++) {
+        const struct wp_key *key = &wp_keys[k];
+        if (!config_key_shown(key))
+            continue;
+        cell_str(&r, config_key_format(wp_rt.cfg, key, value, sizeof value));
         cell_str(&r, value);
-        cell_str(&r, cfg_rows[i].dflt);
-        cell_str(&r, cfg_rows[i].changeable ? "yes" : "no");
+        cell_str(&r, key->dflt);
+        cell_str(&r, (key->flags & WP_KEY_RELOADS) ? "yes" : "no");
         rows_end_row(&r);
     }
     return rows_finish(&r);

@@ -9,6 +9,7 @@
 
 #include "warmpool/admin.h"
 #include "warmpool/auth.h"
+#include "warmpool/authq.h"
 #include "warmpool/client.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
@@ -78,6 +79,7 @@ static void client_free(struct wp_client *c)
     params_clear(&c->startup);
     session_free(&c->session);
     free(c->scram);
+    authq_secret_free(c->looked_up);
     free(c->stats.group); /* NULL unless a query ended after client_close */
     if (!c->pool || c->user != c->pool->user)
         free(c->user); /* and dbname: one allocation (login.c), or the pool's */
@@ -100,9 +102,12 @@ void client_close(struct wp_client *c, const char *reason)
 {
     if (c->state == CL_CLOSING)
         return;
-    if (c->user)
+    if (c->user && wp_rt.cfg->log_disconnections)
         log_info("C-%llu %s/%s@%s: closing: %s", (unsigned long long)c->id, c->dbname, c->user,
                  c->addr, reason);
+    else if (c->user)
+        log_debug("C-%llu %s/%s@%s: closing: %s", (unsigned long long)c->id, c->dbname, c->user,
+                  c->addr, reason);
     else
         log_debug("C-%llu %s: closing: %s", (unsigned long long)c->id, c->addr, reason);
     stats_client_closed(c->pool, c, &c->stats);
@@ -275,8 +280,10 @@ void client_welcome(struct wp_client *c)
        the pool's first backend may have lasted longer than client_idle_timeout. */
     c->answered_ms = wp_now_ms();
     char tls[96];
-    log_info("C-%llu %s/%s@%s: login, %s%s", (unsigned long long)c->id, c->dbname, c->user, c->addr,
-             c->conn.tls ? "TLS " : "no TLS", tls_describe(c->conn.tls, tls, sizeof tls));
+    if (wp_rt.cfg->log_connections)
+        log_info("C-%llu %s/%s@%s: login, %s%s", (unsigned long long)c->id, c->dbname, c->user,
+                 c->addr, c->conn.tls ? "TLS " : "no TLS",
+                 tls_describe(c->conn.tls, tls, sizeof tls));
     client_kick_write(c);
     buf_release_if_empty(&c->conn.in); /* logged in and idle: no buffer until it speaks */
     if (c->state != CL_CLOSING && buf_unread(&c->conn.in) > 0)

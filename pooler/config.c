@@ -10,8 +10,11 @@
  * checked, then cross-key rules are validated, and config_load fails if anything
  * was reported.
  *
- * [warmpool] keys are one table (type, target field, range, where allowed). The same
- * table drives the per-database and per-user overrides. [databases] values are libpq
+ * Keys are one table, wp_keys[] in config_keys.c (type, field, range, default, where
+ * allowed, PgBouncer's name); it drives parsing, the defaults, the per-database and
+ * per-user overrides, and the PgBouncer keys accepted without effect (each noted once
+ * in cfg->notices for the log). `%include path` lines are read in place, as in
+ * PgBouncer; messages name the file a line is in. [databases] values are libpq
  * conninfo strings: we split them with libpq's quoting rules, take out warmpool's
  * own keys, and let PQconninfoParse() judge the remaining keywords.
  */
@@ -27,10 +30,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sys/stat.h>
+
 #include <ini.h>
 #include <libpq-fe.h>
 
 #include "warmpool/config.h"
+#include "warmpool/config_keys.h"
 #include "warmpool/log.h"
 #include "warmpool/tls.h"
 
@@ -48,119 +54,7 @@
 
 /* ---------------------------------------------------------------- key table */
 
-enum kind {
-    K_STR,      /* char *, may be "" */
-    K_PATH,     /* char *, "" means unset (NULL) */
-    K_LIST,     /* char **, comma separated */
-    K_INT,      /* int, decimal */
-    K_OCTAL,    /* int, file mode */
-    K_BOOL,     /* int 0/1 */
-    K_MODE,     /* int, enum wp_pool_mode */
-    K_PIN,      /* int, enum wp_pin_mode */
-    K_AUTH,     /* int, enum wp_auth_type */
-    K_SSLMODE,  /* int, enum wp_sslmode */
-    K_DURATION, /* int64_t milliseconds */
-    K_SIZE,     /* int64_t bytes */
-};
-
-/* Which struct a key's offset is relative to. */
-enum base { B_CONFIG, B_POOL, B_USER };
-
-/* Where a key may appear. */
-#define IN_GLOBAL 1u
-#define IN_DB 2u
-#define IN_USER 4u
-#define IN_ALL (IN_GLOBAL | IN_DB | IN_USER)
-
-struct key_def {
-    const char *name;
-    enum kind kind;
-    enum base base;
-    size_t off;
-    unsigned where;
-    int64_t min, max; /* numeric kinds only */
-};
-
-#define CFG(f) B_CONFIG, offsetof(struct wp_config, f)
-#define POOL(f) B_POOL, offsetof(struct wp_pool_settings, f)
-#define USR(f) B_USER, offsetof(struct wp_user_config, f)
-#define DUR 0, DURATION_MAX
-
-/* Aliases are extra rows pointing at the same field; the first row for a field is
-   its canonical name (used for duplicate detection and validation messages). */
-static const struct key_def keys[] = {
-    {"listen_addr", K_STR, CFG(listen_addr), IN_GLOBAL, 0, 0},
-    {"listen_port", K_INT, CFG(listen_port), IN_GLOBAL, 1, 65535},
-    {"unix_socket_dir", K_STR, CFG(unix_socket_dir), IN_GLOBAL, 0, 0},
-    {"unix_socket_mode", K_OCTAL, CFG(unix_socket_mode), IN_GLOBAL, 0, 07777},
-    {"listen_backlog", K_INT, CFG(listen_backlog), IN_GLOBAL, 1, INT_MAX},
-    {"so_reuseport", K_BOOL, CFG(so_reuseport), IN_GLOBAL, 0, 1},
-    {"max_client_conn", K_INT, CFG(max_client_conn), IN_GLOBAL, 1, INT_MAX},
-    {"auth_type", K_AUTH, CFG(auth_type), IN_GLOBAL, 0, 0},
-    {"auth_file", K_PATH, CFG(auth_file), IN_GLOBAL, 0, 0},
-    {"auth_hba_file", K_PATH, CFG(auth_hba_file), IN_GLOBAL, 0, 0},
-    {"admin_users", K_LIST, CFG(admin_users), IN_GLOBAL, 0, 0},
-    {"stats_users", K_LIST, CFG(stats_users), IN_GLOBAL, 0, 0},
-    {"client_tls_sslmode", K_SSLMODE, CFG(client_tls_sslmode), IN_GLOBAL, 0, 0},
-    {"client_tls_key_file", K_PATH, CFG(client_tls_key_file), IN_GLOBAL, 0, 0},
-    {"client_tls_cert_file", K_PATH, CFG(client_tls_cert_file), IN_GLOBAL, 0, 0},
-    {"client_tls_ca_file", K_PATH, CFG(client_tls_ca_file), IN_GLOBAL, 0, 0},
-    {"client_tls_protocols", K_STR, CFG(client_tls_protocols), IN_GLOBAL, 0, 0},
-    {"client_tls_ciphers", K_STR, CFG(client_tls_ciphers), IN_GLOBAL, 0, 0},
-
-    {"pool_mode", K_MODE, POOL(pool_mode), IN_ALL, 0, 0},
-    {"min_pool_size", K_INT, POOL(min_pool_size), IN_ALL, 0, INT_MAX},
-    {"max_pool_size", K_INT, POOL(max_pool_size), IN_ALL, 1, INT_MAX},
-    {"default_pool_size", K_INT, POOL(max_pool_size), IN_GLOBAL, 1, INT_MAX},
-    {"pool_size", K_INT, POOL(max_pool_size), IN_DB | IN_USER, 1, INT_MAX},
-    {"reserve_pool_size", K_INT, POOL(reserve_pool_size), IN_ALL, 0, INT_MAX},
-    {"max_db_connections", K_INT, POOL(max_db_connections), IN_GLOBAL | IN_DB, 0, INT_MAX},
-    {"max_user_connections", K_INT, CFG(max_user_connections), IN_GLOBAL, 0, INT_MAX},
-    {"max_user_connections", K_INT, USR(max_user_connections), IN_USER, 0, INT_MAX},
-    {"query_timeout", K_DURATION, POOL(query_timeout), IN_ALL, DUR},
-    {"query_wait_timeout", K_DURATION, POOL(query_wait_timeout), IN_ALL, DUR},
-    {"client_idle_timeout", K_DURATION, POOL(client_idle_timeout), IN_ALL, DUR},
-    {"idle_transaction_timeout", K_DURATION, POOL(idle_transaction_timeout), IN_ALL, DUR},
-    {"pinned_idle_timeout", K_DURATION, POOL(pinned_idle_timeout), IN_ALL, DUR},
-    {"server_lifetime", K_DURATION, POOL(server_lifetime), IN_ALL, DUR},
-    {"server_idle_timeout", K_DURATION, POOL(server_idle_timeout), IN_ALL, DUR},
-
-    {"pin_session_state", K_PIN, CFG(pin_session_state), IN_GLOBAL, 0, 0},
-    {"server_reset_query", K_STR, CFG(server_reset_query), IN_GLOBAL, 0, 0},
-    {"server_reset_query_always", K_BOOL, CFG(server_reset_query_always), IN_GLOBAL, 0, 1},
-    {"server_check_query", K_STR, CFG(server_check_query), IN_GLOBAL, 0, 0},
-    {"server_check_delay", K_DURATION, CFG(server_check_delay), IN_GLOBAL, DUR},
-    {"server_connect_timeout", K_DURATION, CFG(server_connect_timeout), IN_GLOBAL, DUR},
-    {"server_login_retry", K_DURATION, CFG(server_login_retry), IN_GLOBAL, DUR},
-    {"client_login_timeout", K_DURATION, CFG(client_login_timeout), IN_GLOBAL, DUR},
-    {"reserve_pool_timeout", K_DURATION, CFG(reserve_pool_timeout), IN_GLOBAL, DUR},
-    {"shutdown_wait_timeout", K_DURATION, CFG(shutdown_wait_timeout), IN_GLOBAL, DUR},
-    {"max_prepared_statements", K_INT, CFG(max_prepared_statements), IN_GLOBAL, 0, INT_MAX},
-    {"warm_prepared_statements", K_INT, CFG(warm_prepared_statements), IN_GLOBAL, 0, 10000},
-    {"ignore_startup_parameters", K_LIST, CFG(ignore_startup_parameters), IN_GLOBAL, 0, 0},
-    {"pkt_buf", K_SIZE, CFG(pkt_buf), IN_GLOBAL, 4096, 64 * MB},
-    {"max_packet_size", K_SIZE, CFG(max_packet_size), IN_GLOBAL, 4096, GB},
-
-    {"stats_socket", K_PATH, CFG(stats_socket), IN_GLOBAL, 0, 0},
-    {"stats_listen", K_STR, CFG(stats_listen), IN_GLOBAL, 0, 0},
-    {"stats_socket_mode", K_OCTAL, CFG(stats_socket_mode), IN_GLOBAL, 0, 07777},
-    {"stats_top_statements", K_INT, CFG(stats_top_statements), IN_GLOBAL, 0, 1000000},
-    {"nplus1_threshold", K_INT, CFG(nplus1_threshold), IN_GLOBAL, 0, INT_MAX},
-    {"nplus1_window_ms", K_DURATION, CFG(nplus1_window_ms), IN_GLOBAL, DUR},
-    {"nplus1_log_interval_ms", K_DURATION, CFG(nplus1_log_interval_ms), IN_GLOBAL, DUR},
-    {"log_slow_queries_ms", K_DURATION, CFG(log_slow_queries_ms), IN_GLOBAL, DUR},
-    {"log_parameters", K_BOOL, CFG(log_parameters), IN_GLOBAL, 0, 1},
-
-    {"logfile", K_PATH, CFG(logfile), IN_GLOBAL, 0, 0},
-    {"pidfile", K_PATH, CFG(pidfile), IN_GLOBAL, 0, 0},
-    {"verbose", K_INT, CFG(verbose), IN_GLOBAL, 0, 2},
-    {"log_format", K_STR, CFG(log_format), IN_GLOBAL, 0, 0},
-    {"syslog", K_BOOL, CFG(syslog), IN_GLOBAL, 0, 1},
-    {"syslog_ident", K_STR, CFG(syslog_ident), IN_GLOBAL, 0, 0},
-    {"syslog_facility", K_STR, CFG(syslog_facility), IN_GLOBAL, 0, 0},
-};
-
-#define NKEYS ((int)(sizeof keys / sizeof keys[0]))
+/* The table itself is config_keys.c: wp_keys[], one row per key and alias. */
 
 /* Keys an earlier version documented but that never did anything. Files that set
    them to the one value matching what warmpool really does still load (an upgrade
@@ -180,39 +74,47 @@ static const struct fixed_key fixed_keys[] = {
 
 static const char *const mode_names[] = {"session", "transaction", "statement", NULL};
 static const char *const pin_names[] = {"off", "on", "log", NULL};
-static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain", "cert", NULL};
-
-static int find_key(const char *name, unsigned where)
-{
-    for (int i = 0; i < NKEYS; i++)
-        if ((keys[i].where & where) && strcasecmp(keys[i].name, name) == 0)
-            return i;
-    return -1;
-}
-
-/* First row that targets the same field as row i. */
-static int canonical_key(int i)
-{
-    for (int j = 0; j < i; j++)
-        if (keys[j].base == keys[i].base && keys[j].off == keys[i].off)
-            return j;
-    return i;
-}
+static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain", "cert",
+                                         "hba",   NULL};
 
 /* ---------------------------------------------------------------- errors */
 
 enum section { SEC_NONE, SEC_GLOBAL, SEC_DATABASES, SEC_USERS, SEC_UNKNOWN };
 
+/* PgBouncer stops at the same depth; it is also what ends an include loop there, where
+   warmpool names the loop itself. */
+#define MAX_INCLUDE_DEPTH 10
+
+/* A file being read: the main one, or one named by %include. */
+struct source {
+    const char *path; /* as written; points into cfg->files */
+    FILE *fp;
+    int lineno;
+    dev_t dev; /* identity, to refuse a file that includes itself */
+    ino_t ino;
+};
+
+/* A line in some file, for messages about a key set earlier. */
+struct place {
+    const char *file;
+    int line;
+};
+
 struct loader {
     struct wp_config *cfg;
-    const char *path;
+    const char *path; /* the file being read = stack[depth] */
     FILE *fp;
-    int lineno;                /* line last returned by the reader = line being handled */
+    int lineno; /* line last returned by the reader = line being handled */
+    struct source stack[MAX_INCLUDE_DEPTH + 1];
+    int depth;                 /* stack[0] is the main file; its fp is the caller's */
+    bool includes_allowed;     /* not when the text does not come from a file */
     enum section section;      /* tracked by the reader, so it follows our own rules */
     const char *section_label; /* "warmpool" or "pgbouncer", for messages */
-    int global_line;           /* first [warmpool] header: where to blame unset defaults */
-    int key_line[NKEYS];       /* line each [warmpool] key was set on, 0 = default */
-    int fixed_line[NFIXED];    /* the same for fixed_keys */
+    struct place global_place; /* first [warmpool] header: where to blame unset defaults */
+    struct place key_place[WP_KEYS_MAX]; /* where each [warmpool] key was set; line 0 = not */
+    struct place fixed_place[NFIXED];    /* the same for fixed_keys */
+    bool noted[WP_KEYS_MAX];             /* an "accepted, no effect" notice was made */
+    int nnotices;
     char *err;
     size_t errlen, errused;
     int nerrors, ndropped;
@@ -245,22 +147,18 @@ static void append_error(struct loader *ld, const char *msg)
     ld->err[ld->errused] = '\0';
 }
 
-__attribute__((format(printf, 3, 4))) static void report(struct loader *ld, int line,
-                                                         const char *fmt, ...)
+static void vreport(struct loader *ld, const char *file, int line, const char *fmt, va_list ap)
 {
     char msg[2048];
-    va_list ap;
     int n;
 
     if (line > 0)
-        n = snprintf(msg, sizeof msg, "%s:%d: ", ld->path, line);
+        n = snprintf(msg, sizeof msg, "%s:%d: ", file, line);
     else
-        n = snprintf(msg, sizeof msg, "%s: ", ld->path);
+        n = snprintf(msg, sizeof msg, "%s: ", file);
     if (n < 0 || (size_t)n >= sizeof msg)
         n = 0;
-    va_start(ap, fmt);
     vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
-    va_end(ap);
 
     size_t len = strlen(msg);
     if (len > sizeof msg - 2)
@@ -269,6 +167,43 @@ __attribute__((format(printf, 3, 4))) static void report(struct loader *ld, int 
     msg[len + 1] = '\0';
     ld->nerrors++;
     append_error(ld, msg);
+}
+
+/* An error on `line` of the file being read (0: about the file as a whole). */
+__attribute__((format(printf, 3, 4))) static void report(struct loader *ld, int line,
+                                                         const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(ld, ld->path, line, fmt, ap);
+    va_end(ap);
+}
+
+/* An error about a line read earlier, perhaps in another file. */
+__attribute__((format(printf, 3, 4))) static void report_at(struct loader *ld, struct place at,
+                                                            const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(ld, at.file, at.line, fmt, ap);
+    va_end(ap);
+}
+
+/* "line 12" when `at` is in the file being read, else "other.ini:12". */
+static const char *describe_place(const struct loader *ld, struct place at, char *buf, size_t len)
+{
+    if (at.file == ld->path)
+        snprintf(buf, len, "line %d", at.line);
+    else
+        snprintf(buf, len, "%s:%d", at.file, at.line);
+    return buf;
+}
+
+static struct place here(const struct loader *ld)
+{
+    return (struct place){ld->path, ld->lineno};
 }
 
 static void report_dropped(struct loader *ld)
@@ -327,7 +262,8 @@ struct unit {
     int64_t factor;
 };
 
-/* PostgreSQL's GUC units; a bare number is seconds, as in PgBouncer. */
+/* PostgreSQL's GUC units. A bare number takes the first row's factor, which the caller
+   chooses: seconds for most keys, as in PgBouncer, milliseconds for a few. */
 static const struct unit duration_units[] = {
     {"", SEC_MS},         {"ms", 1},     {"s", SEC_MS}, {"min", 60 * SEC_MS},
     {"h", 3600 * SEC_MS}, {"d", DAY_MS}, {NULL, 0},
@@ -337,16 +273,70 @@ static const struct unit size_units[] = {
     {"", 1}, {"B", 1}, {"kB", KB}, {"MB", MB}, {"GB", GB}, {"TB", 1024 * GB}, {NULL, 0},
 };
 
-/* "<digits> [unit]" with optional blanks around; no sign, no fraction. */
-static int parse_with_unit(const char *text, const struct unit *units, int64_t *out)
+/* Digits after a decimal point, as a numerator over a power of ten; more than 9 are
+   refused, as no unit needs them to reach a whole millisecond. */
+struct fraction {
+    int64_t num, den; /* 0/1 without a point */
+};
+
+static int parse_fraction(const char **p, struct fraction *f)
+{
+    const char *s = *p;
+
+    f->num = 0;
+    f->den = 1;
+    if (*s != '.')
+        return 0;
+    for (s++; isdigit((unsigned char)*s); s++) {
+        if (f->den >= 1000000000)
+            return -1;
+        f->num = f->num * 10 + (*s - '0');
+        f->den *= 10;
+    }
+    if (f->den == 1)
+        return -1; /* "5." */
+    *p = s;
+    return 0;
+}
+
+/* n + f times factor, only when that is a whole number (of ms or bytes). */
+static int scale(int64_t n, struct fraction f, int64_t factor, int64_t *out)
+{
+    if (n > INT64_MAX / factor)
+        return -1;
+    /* factor and den are at most 2^40 and 10^9: their product may not fit, so the
+       fraction is reduced by what they share first. */
+    int64_t a = factor, b = f.den;
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    int64_t part_factor = factor / a, den = f.den / a;
+    if (f.num % den != 0)
+        return -1;
+    int64_t part = f.num / den;
+    if (part > INT64_MAX / part_factor || n * factor > INT64_MAX - part * part_factor)
+        return -1;
+    *out = n * factor + part * part_factor;
+    return 0;
+}
+
+/* "<digits>[.<digits>] [unit]" with optional blanks around; no sign. `bare` is the
+   factor of a number without a unit; a fraction must come to a whole number. */
+static int parse_with_unit(const char *text, const struct unit *units, int64_t bare,
+                           bool fraction_ok, int64_t *out)
 {
     const char *p;
     int64_t n;
+    struct fraction f;
 
     if (!text)
         return -1;
     p = skip_space(text);
-    if (parse_digits(&p, &n) < 0)
+    if (parse_digits(&p, &n) < 0 || parse_fraction(&p, &f) < 0)
+        return -1;
+    if (f.den > 1 && !fraction_ok)
         return -1;
     p = skip_space(p);
     size_t len = strlen(p);
@@ -355,22 +345,19 @@ static int parse_with_unit(const char *text, const struct unit *units, int64_t *
     for (const struct unit *u = units; u->name; u++) {
         if (strlen(u->name) != len || strncasecmp(p, u->name, len) != 0)
             continue;
-        if (n > INT64_MAX / u->factor)
-            return -1;
-        *out = n * u->factor;
-        return 0;
+        return scale(n, f, len == 0 ? bare : u->factor, out);
     }
     return -1;
 }
 
 int config_parse_duration(const char *text, int64_t *ms)
 {
-    return parse_with_unit(text, duration_units, ms);
+    return parse_with_unit(text, duration_units, SEC_MS, true, ms);
 }
 
 int config_parse_size(const char *text, int64_t *bytes)
 {
-    return parse_with_unit(text, size_units, bytes);
+    return parse_with_unit(text, size_units, 1, false, bytes);
 }
 
 /* Decimal integer with optional '-', nothing else. */
@@ -472,15 +459,17 @@ static char **split_list(const char *text)
 /* ---------------------------------------------------------------- setting values */
 
 /* Bound in the unit a human would write: "365d", "4kB", or a plain number. */
-static void format_bound(const struct key_def *k, int64_t v, char *buf, size_t len)
+static void format_bound(const struct wp_key *k, int64_t v, char *buf, size_t len)
 {
-    const struct unit *units = k->kind == K_DURATION ? duration_units
-                               : k->kind == K_SIZE   ? size_units
-                                                     : NULL;
+    const struct unit *units = k->type == WP_KEY_DURATION ? duration_units
+                               : k->type == WP_KEY_SIZE   ? size_units
+                                                          : NULL;
     const struct unit *best = NULL;
 
+    /* A byte count is written bare ("2147483647"), milliseconds with their unit. */
     for (const struct unit *u = units ? units + 1 : NULL; u && u->name; u++)
-        if (v % u->factor == 0 && (!best || u->factor > best->factor))
+        if (v % u->factor == 0 && (!best || u->factor > best->factor) &&
+            !(k->type == WP_KEY_SIZE && u->factor == 1))
             best = u;
     if (best && v != 0)
         snprintf(buf, len, "%" PRId64 "%s", v / best->factor, best->name);
@@ -488,66 +477,75 @@ static void format_bound(const struct key_def *k, int64_t v, char *buf, size_t l
         snprintf(buf, len, "%" PRId64, v);
 }
 
-static const char *kind_hint(enum kind kind)
+static const char *kind_hint(const struct wp_key *k)
 {
-    switch (kind) {
-    case K_INT:
+    switch (k->type) {
+    case WP_KEY_INT:
         return "is not an integer";
-    case K_OCTAL:
+    case WP_KEY_OCTAL:
         return "is not an octal file mode (e.g. 0777)";
-    case K_BOOL:
+    case WP_KEY_BOOL:
         return "is not a boolean (use 1/0, true/false, on/off, yes/no)";
-    case K_MODE:
+    case WP_KEY_MODE:
         return "is not a pool mode (session, transaction, statement)";
-    case K_PIN:
+    case WP_KEY_PIN:
         return "is not on, off or log";
-    case K_AUTH:
-        return "is not an auth type (trust, md5, scram-sha-256, plain, cert)";
-    case K_SSLMODE:
+    case WP_KEY_AUTH:
+        return "is not an auth type (trust, md5, scram-sha-256, plain, password, cert, hba)";
+    case WP_KEY_SSLMODE:
         return "is not an sslmode (disable, allow, prefer, require, verify-ca, verify-full)";
-    case K_DURATION:
+    case WP_KEY_DURATION:
+        if (k->flags & WP_KEY_BARE_MS)
+            return "is not a duration (e.g. 250ms, 5s, 10min, 1h, 2d; bare number = "
+                   "milliseconds)";
         return "is not a duration (e.g. 250ms, 5s, 10min, 1h, 2d; bare number = seconds)";
-    case K_SIZE:
+    case WP_KEY_SIZE:
         return "is not a size (e.g. 512, 16kB, 8MB, 1GB)";
     default:
         return "is not valid";
     }
 }
 
-static int parse_number(const struct key_def *k, const char *value, int64_t *v)
+static int parse_number(const struct wp_key *k, const char *value, int64_t *v)
 {
-    switch (k->kind) {
-    case K_INT:
+    switch (k->type) {
+    case WP_KEY_INT:
         return parse_integer(value, v);
-    case K_OCTAL:
+    case WP_KEY_OCTAL:
         return parse_octal(value, v);
-    case K_BOOL:
+    case WP_KEY_BOOL:
         return parse_bool(value, v);
-    case K_MODE:
+    case WP_KEY_MODE:
         return parse_enum(value, mode_names, v);
-    case K_PIN:
+    case WP_KEY_PIN:
         return parse_enum(value, pin_names, v);
-    case K_AUTH:
+    case WP_KEY_AUTH:
+        /* PgBouncer's and pg_hba.conf's name for cleartext passwords */
+        if (strcasecmp(value, "password") == 0) {
+            *v = WP_AUTH_PLAIN;
+            return 0;
+        }
         return parse_enum(value, auth_names, v);
-    case K_SSLMODE:
+    case WP_KEY_SSLMODE:
         return parse_enum(value, tls_sslmode_names, v);
-    case K_DURATION:
-        return config_parse_duration(value, v);
-    case K_SIZE:
+    case WP_KEY_DURATION:
+        return parse_with_unit(value, duration_units, (k->flags & WP_KEY_BARE_MS) ? 1 : SEC_MS,
+                               true, v);
+    case WP_KEY_SIZE:
         return config_parse_size(value, v);
     default:
         return -1;
     }
 }
 
-static bool set_number(struct loader *ld, const struct key_def *k, void *field, const char *value,
+static bool set_number(struct loader *ld, const struct wp_key *k, void *field, const char *value,
                        const char *who)
 {
     int64_t v;
     char bound[32];
 
     if (parse_number(k, value, &v) < 0) {
-        report(ld, ld->lineno, "%s%s: \"%s\" %s", who, k->name, value, kind_hint(k->kind));
+        report(ld, ld->lineno, "%s%s: \"%s\" %s", who, k->name, value, kind_hint(k));
         return false;
     }
     if (k->min != k->max && (v < k->min || v > k->max)) {
@@ -557,27 +555,27 @@ static bool set_number(struct loader *ld, const struct key_def *k, void *field, 
                low ? "too small" : "too large", low ? "minimum" : "maximum", bound);
         return false;
     }
-    if (k->kind == K_DURATION || k->kind == K_SIZE)
+    if (k->type == WP_KEY_DURATION || k->type == WP_KEY_SIZE)
         *(int64_t *)field = v;
     else
         *(int *)field = (int)v;
     return true;
 }
 
-static bool set_value(struct loader *ld, const struct key_def *k, void *base, const char *value,
+static bool set_value(struct loader *ld, const struct wp_key *k, void *base, const char *value,
                       const char *who)
 {
     void *field = (char *)base + k->off;
 
-    switch (k->kind) {
-    case K_STR:
-    case K_PATH: {
-        char *copy = (k->kind == K_PATH && !*value) ? NULL : dup_str(ld, value);
+    switch (k->type) {
+    case WP_KEY_STR:
+    case WP_KEY_PATH: {
+        char *copy = (k->type == WP_KEY_PATH && !*value) ? NULL : dup_str(ld, value);
         free(*(char **)field);
         *(char **)field = copy;
         return true;
     }
-    case K_LIST: {
+    case WP_KEY_LIST: {
         char **list = split_list(value);
         if (!list) {
             ld->oom = true;
@@ -597,24 +595,102 @@ static bool set_value(struct loader *ld, const struct key_def *k, void *base, co
 /* A fixed key: true when `name` is one (reported if its value is not the accepted one). */
 static bool parse_fixed_key(struct loader *ld, const char *name, const char *value)
 {
+    char earlier[512];
+
     for (int i = 0; i < NFIXED; i++) {
         const struct fixed_key *k = &fixed_keys[i];
         if (strcasecmp(k->name, name) != 0)
             continue;
-        if (ld->fixed_line[i])
-            report(ld, ld->lineno, "duplicate key \"%s\" (already set on line %d)", name,
-                   ld->fixed_line[i]);
+        if (ld->fixed_place[i].line)
+            report(ld, ld->lineno, "duplicate key \"%s\" (already set on %s)", name,
+                   describe_place(ld, ld->fixed_place[i], earlier, sizeof earlier));
         else if (strcmp(skip_space(value), k->only) != 0)
             report(ld, ld->lineno, "%s: %s", k->name, k->why);
-        ld->fixed_line[i] = ld->lineno;
+        ld->fixed_place[i] = here(ld);
         return true;
     }
     return false;
 }
 
+/* Values of ignored PgBouncer keys that cannot be ignored: the file asks for a
+   protection warmpool would not give. */
+struct refused_value {
+    const char *key;
+    const char *const *accepted; /* NULL-terminated, case-insensitive */
+    const char *why;
+};
+
+static const char *const sslmodes_without_checks[] = {"disable", "allow", "prefer", NULL};
+static const char *const zero[] = {"0", NULL};
+
+static const struct refused_value refused_values[] = {
+    {"server_tls_sslmode", sslmodes_without_checks,
+     "warmpool does not read server_tls_*: set sslmode (and sslrootcert, sslcert, sslkey) "
+     "in each [databases] entry instead"},
+    {"disable_pqexec", zero, "warmpool cannot refuse the simple query protocol"},
+};
+
+static bool value_refused(struct loader *ld, const struct wp_key *k, const char *value,
+                          const char *who)
+{
+    for (size_t i = 0; i < sizeof refused_values / sizeof refused_values[0]; i++) {
+        const struct refused_value *r = &refused_values[i];
+        if (strcmp(r->key, k->name) != 0)
+            continue;
+        for (const char *const *ok = r->accepted; *ok; ok++)
+            if (strcasecmp(*ok, value) == 0)
+                return false;
+        report(ld, ld->lineno, "%s%s = %s: %s", who, k->name, value, r->why);
+        return true;
+    }
+    return false;
+}
+
+static void add_notice(struct loader *ld, const char *text)
+{
+    char **list = realloc(ld->cfg->notices, (size_t)(ld->nnotices + 2) * sizeof *list);
+
+    if (!list) {
+        ld->oom = true;
+        return;
+    }
+    ld->cfg->notices = list;
+    list[ld->nnotices] = dup_str(ld, text);
+    if (list[ld->nnotices])
+        ld->nnotices++;
+    list[ld->nnotices] = NULL;
+}
+
+/* A PgBouncer key warmpool ignores: accepted, and noted once per key for the log
+   (the first place it is set to something), unless its value asks for what warmpool
+   cannot give. */
+static void accept_no_effect(struct loader *ld, int i, const char *value, const char *who)
+{
+    char text[512];
+
+    /* An empty value is PgBouncer's "not set": nothing is being ignored. */
+    if (value_refused(ld, &wp_keys[i], skip_space(value), who) || ld->noted[i] ||
+        !*skip_space(value))
+        return;
+    ld->noted[i] = true;
+    snprintf(text, sizeof text, "%s:%d: accepted, no effect: %s", ld->path, ld->lineno,
+             wp_keys[i].name);
+    add_notice(ld, text);
+}
+
+/* PgBouncer writes its empty check query as "<empty>" (an empty value turns the check
+   off there, and sends an empty query here). */
+static const char *global_value(const struct wp_key *k, const char *value)
+{
+    if (strcmp(k->name, "server_check_query") == 0 && strcmp(value, "<empty>") == 0)
+        return "";
+    return value;
+}
+
 static void parse_global_key(struct loader *ld, const char *name, const char *value)
 {
-    int i = find_key(name, IN_GLOBAL);
+    int i = config_key_find(name, WP_SEC_GLOBAL);
+    char earlier[512];
 
     if (i < 0 && parse_fixed_key(ld, name, value))
         return;
@@ -622,20 +698,24 @@ static void parse_global_key(struct loader *ld, const char *name, const char *va
         report(ld, ld->lineno, "unknown key \"%s\" in [%s]", name, ld->section_label);
         return;
     }
-    int c = canonical_key(i);
-    if (ld->key_line[c] && i == c) {
-        report(ld, ld->lineno, "duplicate key \"%s\" (already set on line %d)", name,
-               ld->key_line[c]);
+    int c = config_key_canonical(i);
+    if (ld->key_place[c].line && i == c) {
+        report(ld, ld->lineno, "duplicate key \"%s\" (already set on %s)", name,
+               describe_place(ld, ld->key_place[c], earlier, sizeof earlier));
         return;
     }
-    if (ld->key_line[c]) {
-        report(ld, ld->lineno, "duplicate key \"%s\": %s is already set on line %d", name,
-               keys[c].name, ld->key_line[c]);
+    if (ld->key_place[c].line) {
+        report(ld, ld->lineno, "duplicate key \"%s\": %s is already set on %s", name,
+               wp_keys[c].name, describe_place(ld, ld->key_place[c], earlier, sizeof earlier));
         return;
     }
-    ld->key_line[c] = ld->lineno;
-    void *base = keys[i].base == B_POOL ? (void *)&ld->cfg->pool : (void *)ld->cfg;
-    set_value(ld, &keys[i], base, value, "");
+    ld->key_place[c] = here(ld);
+    if (wp_keys[i].type == WP_KEY_NO_EFFECT) {
+        accept_no_effect(ld, i, value, "");
+        return;
+    }
+    void *base = wp_keys[i].base == WP_KEY_IN_POOL ? (void *)&ld->cfg->pool : (void *)ld->cfg;
+    set_value(ld, &wp_keys[i], base, global_value(&wp_keys[i], value), "");
 }
 
 /* ---------------------------------------------------------------- key=value strings */
@@ -753,44 +833,50 @@ static int split_pairs(const char *text, struct pairs *kv, const char **why)
     }
 }
 
+/* Every pool setting of an entry starts as "inherit"; the table says which fields
+   there are and how wide each is. */
 static void init_overrides(struct wp_pool_settings *s)
 {
-    s->pool_mode = WP_MODE_UNSET;
-    s->min_pool_size = WP_UNSET;
-    s->max_pool_size = WP_UNSET;
-    s->reserve_pool_size = WP_UNSET;
-    s->max_db_connections = WP_UNSET;
-    s->query_timeout = WP_UNSET;
-    s->query_wait_timeout = WP_UNSET;
-    s->client_idle_timeout = WP_UNSET;
-    s->idle_transaction_timeout = WP_UNSET;
-    s->pinned_idle_timeout = WP_UNSET;
-    s->server_lifetime = WP_UNSET;
-    s->server_idle_timeout = WP_UNSET;
+    for (int i = 0; i < wp_nkeys; i++) {
+        const struct wp_key *k = &wp_keys[i];
+        if (k->base != WP_KEY_IN_POOL || (k->flags & WP_KEY_ALIAS))
+            continue;
+        void *field = (char *)s + k->off;
+        if (k->type == WP_KEY_DURATION || k->type == WP_KEY_SIZE)
+            *(int64_t *)field = WP_UNSET;
+        else
+            *(int *)field = WP_UNSET; /* WP_MODE_UNSET too */
+    }
 }
 
-/* Applies and removes every pair that is a warmpool key allowed `where`. `user` is
-   only needed for IN_USER. Returns false if any of them was bad. */
+/* Applies and removes every pair that is a warmpool key allowed `where`. `db` is
+   only needed for WP_SEC_DB, `user` for WP_SEC_USER. Returns false if any of them
+   was bad. */
 static bool take_pool_keys(struct loader *ld, struct pairs *kv, unsigned where,
-                           struct wp_pool_settings *pool, struct wp_user_config *user,
-                           const char *who)
+                           struct wp_pool_settings *pool, struct wp_db_config *db,
+                           struct wp_user_config *user, const char *who)
 {
-    bool seen[NKEYS] = {false};
+    bool seen[WP_KEYS_MAX] = {false};
     bool ok = true;
 
     for (int j = 0; j < kv->n; j++) {
         struct pair *pr = &kv->v[j];
-        int i = find_key(pr->key, where);
+        int i = config_key_find(pr->key, where);
         if (i < 0)
             continue;
-        int c = canonical_key(i);
+        int c = config_key_canonical(i);
         if (seen[c]) {
-            report(ld, ld->lineno, "%s%s is given twice", who, keys[c].name);
+            report(ld, ld->lineno, "%s%s is given twice", who, wp_keys[c].name);
             ok = false;
+        } else if (wp_keys[i].type == WP_KEY_NO_EFFECT) {
+            seen[c] = true;
+            accept_no_effect(ld, i, pr->val, who);
         } else {
             seen[c] = true;
-            void *base = keys[i].base == B_USER ? (void *)user : (void *)pool;
-            ok = set_value(ld, &keys[i], base, pr->val, who) && ok;
+            void *base = wp_keys[i].base == WP_KEY_IN_USER ? (void *)user
+                         : wp_keys[i].base == WP_KEY_IN_DB ? (void *)db
+                                                           : (void *)pool;
+            ok = set_value(ld, &wp_keys[i], base, pr->val, who) && ok;
         }
         free(pr->key);
         free(pr->val);
@@ -822,6 +908,7 @@ static struct wp_db_config *add_db(struct loader *ld, const char *name)
     struct wp_db_config *db = &dbs[cfg->ndbs];
     memset(db, 0, sizeof *db);
     init_overrides(&db->overrides);
+    db->file = ld->path;
     db->line = ld->lineno;
     db->name = dup_str(ld, name);
     if (!db->name)
@@ -874,7 +961,8 @@ static bool check_libpq_keys(struct loader *ld, const struct pairs *kv, const ch
                 break;
             }
         }
-        if (find_key(key, IN_GLOBAL) >= 0) {
+        int k = config_key_find(key, WP_SEC_GLOBAL);
+        if (k >= 0 && wp_keys[k].type != WP_KEY_NO_EFFECT) {
             report(ld, ld->lineno, "%s%s can only be set in [warmpool]", who, key);
             return false;
         }
@@ -940,6 +1028,62 @@ static void fill_conn(struct loader *ld, struct wp_db_config *db, struct pairs *
     }
 }
 
+/* PgBouncer's per-database datestyle and timezone ask the server for a setting; libpq
+   has no keyword for them, so they become `-c name=value` in the entry's `options`
+   (after any the entry gives itself), where PostgreSQL wants blanks and backslashes
+   escaped with a backslash. */
+static bool settings_to_options(struct loader *ld, struct pairs *kv, const char *who)
+{
+    static const char *const settings[] = {"datestyle", "timezone", NULL};
+    struct pair *options = NULL;
+
+    for (int i = 0; i < kv->n; i++)
+        if (kv->v[i].key && strcmp(kv->v[i].key, "options") == 0)
+            options = &kv->v[i];
+    for (int i = 0; i < kv->n; i++) {
+        struct pair *pr = &kv->v[i];
+        bool is_setting = false;
+        for (int s = 0; pr->key && settings[s]; s++)
+            is_setting |= strcmp(pr->key, settings[s]) == 0;
+        if (!is_setting)
+            continue;
+        if (!*pr->val) {
+            report(ld, ld->lineno, "%s%s is empty", who, pr->key);
+            return false;
+        }
+        if (!options) {
+            char *key = strdup("options"), *val = strdup("");
+            if (!key || !val || pairs_add(kv, key, val) < 0) {
+                free(key);
+                free(val);
+                ld->oom = true;
+                return false;
+            }
+            pr = &kv->v[i]; /* pairs_add may have moved the array */
+            options = &kv->v[kv->n - 1];
+        }
+        size_t old = strlen(options->val);
+        char *grown = realloc(options->val, old + strlen(pr->key) + 2 * strlen(pr->val) + 8);
+        if (!grown) {
+            ld->oom = true;
+            return false;
+        }
+        char *out = grown + old;
+        out += sprintf(out, "%s-c %s=", old ? " " : "", pr->key);
+        for (const char *v = pr->val; *v; v++) {
+            if (*v == ' ' || *v == '\\')
+                *out++ = '\\';
+            *out++ = *v;
+        }
+        *out = '\0';
+        options->val = grown;
+        free(pr->key);
+        free(pr->val);
+        pr->key = pr->val = NULL;
+    }
+    return true;
+}
+
 static bool is_uri(const char *s)
 {
     return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
@@ -953,9 +1097,10 @@ static void parse_database(struct loader *ld, const char *name, const char *valu
 
     snprintf(who, sizeof who, "database \"%.200s\": ", name);
     struct wp_db_config *prev = find_db_exact(ld->cfg, name);
+    char earlier[512];
     if (prev) {
-        report(ld, ld->lineno, "duplicate database \"%s\" (first defined on line %d)", name,
-               prev->line);
+        report(ld, ld->lineno, "duplicate database \"%s\" (first defined on %s)", name,
+               describe_place(ld, (struct place){prev->file, prev->line}, earlier, sizeof earlier));
         return;
     }
     struct wp_db_config *db = add_db(ld, name);
@@ -968,7 +1113,8 @@ static void parse_database(struct loader *ld, const char *name, const char *valu
     if (split_pairs(value, &kv, &why) < 0) {
         report(ld, ld->lineno, "%s%s", who, why);
     } else {
-        bool ok = take_pool_keys(ld, &kv, IN_DB, &db->overrides, NULL, who);
+        bool ok = take_pool_keys(ld, &kv, WP_SEC_DB, &db->overrides, db, NULL, who);
+        ok = settings_to_options(ld, &kv, who) && ok;
         ok = check_libpq_keys(ld, &kv, who) && ok;
         if (ok)
             fill_conn(ld, db, &kv);
@@ -992,6 +1138,7 @@ static struct wp_user_config *add_user(struct loader *ld, const char *name)
     memset(user, 0, sizeof *user);
     init_overrides(&user->overrides);
     user->max_user_connections = WP_UNSET; /* global default filled in after parsing */
+    user->file = ld->path;
     user->line = ld->lineno;
     user->name = dup_str(ld, name);
     if (!user->name)
@@ -1008,9 +1155,10 @@ static void parse_user(struct loader *ld, const char *name, const char *value)
 
     snprintf(who, sizeof who, "user \"%.200s\": ", name);
     const struct wp_user_config *prev = config_find_user(ld->cfg, name);
+    char earlier[512];
     if (prev) {
-        report(ld, ld->lineno, "duplicate user \"%s\" (first defined on line %d)", name,
-               prev->line);
+        report(ld, ld->lineno, "duplicate user \"%s\" (first defined on %s)", name,
+               describe_place(ld, (struct place){prev->file, prev->line}, earlier, sizeof earlier));
         return;
     }
     struct wp_user_config *user = add_user(ld, name);
@@ -1021,12 +1169,12 @@ static void parse_user(struct loader *ld, const char *name, const char *value)
         pairs_free(&kv);
         return;
     }
-    take_pool_keys(ld, &kv, IN_USER, &user->overrides, user, who);
+    take_pool_keys(ld, &kv, WP_SEC_USER, &user->overrides, NULL, user, who);
     for (int i = 0; i < kv.n; i++) {
         const char *key = kv.v[i].key;
         if (!key)
             continue;
-        if (find_key(key, IN_GLOBAL | IN_DB) >= 0)
+        if (config_key_find(key, WP_SEC_GLOBAL | WP_SEC_DB) >= 0)
             report(ld, ld->lineno, "%s%s cannot be set per user", who, key);
         else
             report(ld, ld->lineno, "%sunknown key \"%s\"", who, key);
@@ -1074,8 +1222,8 @@ static void enter_section(struct loader *ld, const char *name)
     } else if (ld->section == SEC_GLOBAL) {
         const char *first = skip_space(name);
         ld->section_label = tolower((unsigned char)*first) == 'p' ? "pgbouncer" : "warmpool";
-        if (!ld->global_line)
-            ld->global_line = ld->lineno;
+        if (!ld->global_place.line)
+            ld->global_place = here(ld);
     }
 }
 
@@ -1096,23 +1244,124 @@ static void check_line(struct loader *ld, const char *line)
                "syntax error: expected \"key = value\", \"[section]\" or a comment");
 }
 
+/* Adds a file's name to cfg->files, which outlives the loader: entries and notices
+   point at it. */
+static const char *keep_path(struct loader *ld, const char *path)
+{
+    int n = 0;
+
+    while (ld->cfg->files && ld->cfg->files[n])
+        n++;
+    char **files = realloc(ld->cfg->files, (size_t)(n + 2) * sizeof *files);
+    if (!files) {
+        ld->oom = true;
+        return NULL;
+    }
+    ld->cfg->files = files;
+    files[n] = dup_str(ld, path);
+    files[n + 1] = NULL;
+    return files[n];
+}
+
+/* "%include path" (PgBouncer's directive): the path is taken as written, relative to
+   the working directory as in PgBouncer, and read in place of the line. */
+static void start_include(struct loader *ld, const char *rest)
+{
+    char path[4096];
+    struct stat st;
+
+    rest = skip_space(rest);
+    size_t len = strlen(rest);
+    while (len > 0 && isspace((unsigned char)rest[len - 1]))
+        len--;
+    if (len == 0 || len >= sizeof path) {
+        report(ld, ld->lineno, "%%include needs a file name");
+        return;
+    }
+    memcpy(path, rest, len);
+    path[len] = '\0';
+    if (!ld->includes_allowed) {
+        report(ld, ld->lineno, "%%include %s: only a configuration read from a file may include",
+               path);
+        return;
+    }
+    if (ld->depth >= MAX_INCLUDE_DEPTH) {
+        report(ld, ld->lineno, "%%include %s: nested deeper than %d files", path,
+               MAX_INCLUDE_DEPTH);
+        return;
+    }
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        report(ld, ld->lineno, "%%include %s: cannot open: %s", path, strerror(errno));
+        return;
+    }
+    /* A device or a pipe could be read forever. */
+    if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode)) {
+        report(ld, ld->lineno, "%%include %s: not a regular file", path);
+        fclose(fp);
+        return;
+    }
+    for (int i = 0; i <= ld->depth; i++) {
+        if (ld->stack[i].dev == st.st_dev && ld->stack[i].ino == st.st_ino) {
+            report(ld, ld->lineno, "%%include %s: include loop (%s is already being read)", path,
+                   ld->stack[i].path);
+            fclose(fp);
+            return;
+        }
+    }
+    const char *kept = keep_path(ld, path);
+    if (!kept) {
+        fclose(fp);
+        return;
+    }
+    ld->stack[ld->depth].lineno = ld->lineno;
+    ld->depth++;
+    ld->stack[ld->depth] = (struct source){kept, fp, 0, st.st_dev, st.st_ino};
+    ld->path = kept;
+    ld->fp = fp;
+    ld->lineno = 0;
+}
+
+/* Back to the file that included the one just finished. */
+static void end_include(struct loader *ld)
+{
+    fclose(ld->stack[ld->depth].fp);
+    ld->depth--;
+    ld->path = ld->stack[ld->depth].path;
+    ld->fp = ld->stack[ld->depth].fp;
+    ld->lineno = ld->stack[ld->depth].lineno;
+}
+
+static bool is_include(const char *line)
+{
+    const char *p = skip_space(line);
+    return strncmp(p, "%include", 8) == 0 && (p[8] == ' ' || p[8] == '\t');
+}
+
 /* ini_reader: one physical line per call, so ld->lineno is the line inih handles.
-   Reads with getc rather than fgets so that over-long lines and NUL bytes are seen. */
+   Reads with getc rather than fgets so that over-long lines and NUL bytes are seen.
+   An included file's lines come in place of its %include line, which inih sees as
+   blank. */
 static char *read_line(char *buf, int size, void *stream)
 {
     struct loader *ld = stream;
     bool too_long = false, has_nul = false;
     int c, n = 0;
 
-    while ((c = getc(ld->fp)) != EOF && c != '\n') {
-        has_nul |= c == '\0';
-        if (n < size - 2)
-            buf[n++] = (char)c;
-        else
-            too_long = true;
+    for (;;) {
+        while ((c = getc(ld->fp)) != EOF && c != '\n') {
+            has_nul |= c == '\0';
+            if (n < size - 2)
+                buf[n++] = (char)c;
+            else
+                too_long = true;
+        }
+        if (!(c == EOF && n == 0 && !too_long))
+            break;
+        if (ld->depth == 0)
+            return NULL;
+        end_include(ld);
     }
-    if (c == EOF && n == 0 && !too_long)
-        return NULL;
     buf[n] = '\0';
     ld->lineno++;
     if (too_long || has_nul) {
@@ -1121,6 +1370,14 @@ static char *read_line(char *buf, int size, void *stream)
         else
             report(ld, ld->lineno, "line contains a NUL byte");
         buf[0] = '\0'; /* inih sees a blank line */
+        return buf;
+    }
+    /* inih strips a BOM only from the first line it sees, the main file's */
+    if (ld->depth > 0 && ld->lineno == 1 && strncmp(buf, "\xEF\xBB\xBF", 3) == 0)
+        memmove(buf, buf + 3, strlen(buf + 3) + 1);
+    if (is_include(buf)) {
+        start_include(ld, skip_space(buf) + 8);
+        buf[0] = '\0';
         return buf;
     }
     check_line(ld, buf);
@@ -1181,27 +1438,28 @@ static void parse_file(struct loader *ld)
 /* ---------------------------------------------------------------- validation */
 
 /* Line to blame for a [warmpool] key: where it was set, else the section header. */
-static int key_line(const struct loader *ld, const char *name)
+static struct place key_place(const struct loader *ld, const char *name)
 {
-    int i = find_key(name, IN_GLOBAL);
-    int line = i >= 0 ? ld->key_line[canonical_key(i)] : 0;
+    int i = config_key_find(name, WP_SEC_GLOBAL);
 
-    if (line)
-        return line;
-    return ld->global_line ? ld->global_line : 1;
+    if (i >= 0 && ld->key_place[config_key_canonical(i)].line)
+        return ld->key_place[config_key_canonical(i)];
+    if (ld->global_place.line)
+        return ld->global_place;
+    return (struct place){ld->stack[0].path, 1};
 }
 
 static bool key_set(const struct loader *ld, const char *name)
 {
-    return ld->key_line[canonical_key(find_key(name, IN_GLOBAL))] != 0;
+    return ld->key_place[config_key_canonical(config_key_find(name, WP_SEC_GLOBAL))].line != 0;
 }
 
-static void validate_pool_sizes(struct loader *ld, const struct wp_pool_settings *s, int line,
-                                const char *who)
+static void validate_pool_sizes(struct loader *ld, const struct wp_pool_settings *s,
+                                struct place at, const char *who)
 {
     if (s->min_pool_size > s->max_pool_size)
-        report(ld, line, "%smin_pool_size (%d) is larger than max_pool_size (%d)", who,
-               s->min_pool_size, s->max_pool_size);
+        report_at(ld, at, "%smin_pool_size (%d) is larger than max_pool_size (%d)", who,
+                  s->min_pool_size, s->max_pool_size);
 }
 
 static void validate_tls(struct loader *ld)
@@ -1211,18 +1469,18 @@ static void validate_tls(struct loader *ld)
     unsigned mask;
     char why[160];
     if (tls_parse_protocols(cfg->client_tls_protocols, &mask, why, sizeof why) < 0)
-        report(ld, key_line(ld, "client_tls_protocols"), "client_tls_protocols: %s", why);
+        report_at(ld, key_place(ld, "client_tls_protocols"), "client_tls_protocols: %s", why);
     if (mode != WP_SSLMODE_DISABLE && (!cfg->client_tls_key_file || !cfg->client_tls_cert_file))
-        report(ld, key_line(ld, "client_tls_sslmode"),
-               "client_tls_sslmode %s needs client_tls_key_file and client_tls_cert_file",
-               tls_sslmode_names[mode]);
+        report_at(ld, key_place(ld, "client_tls_sslmode"),
+                  "client_tls_sslmode %s needs client_tls_key_file and client_tls_cert_file",
+                  tls_sslmode_names[mode]);
     if (mode >= WP_SSLMODE_VERIFY_CA && !cfg->client_tls_ca_file)
-        report(ld, key_line(ld, "client_tls_sslmode"),
-               "client_tls_sslmode %s needs client_tls_ca_file to verify client certificates",
-               tls_sslmode_names[mode]);
+        report_at(ld, key_place(ld, "client_tls_sslmode"),
+                  "client_tls_sslmode %s needs client_tls_ca_file to verify client certificates",
+                  tls_sslmode_names[mode]);
     if (cfg->auth_type == WP_AUTH_CERT && (mode == WP_SSLMODE_DISABLE || !cfg->client_tls_ca_file))
-        report(ld, key_line(ld, "auth_type"),
-               "auth_type cert needs client_tls_sslmode (not disable) and client_tls_ca_file");
+        report_at(ld, key_place(ld, "auth_type"),
+                  "auth_type cert needs client_tls_sslmode (not disable) and client_tls_ca_file");
 }
 
 static void validate_globals(struct loader *ld)
@@ -1231,27 +1489,37 @@ static void validate_globals(struct loader *ld)
 
     validate_pool_sizes(
         ld, &cfg->pool,
-        key_line(ld, key_set(ld, "min_pool_size") ? "min_pool_size" : "max_pool_size"), "");
+        key_place(ld, key_set(ld, "min_pool_size") ? "min_pool_size" : "max_pool_size"), "");
     validate_tls(ld);
-    if (cfg->auth_type != WP_AUTH_TRUST && cfg->auth_type != WP_AUTH_CERT && !cfg->auth_file)
-        report(ld, key_line(ld, "auth_type"), "auth_type %s needs auth_file%s",
-               auth_names[cfg->auth_type],
-               key_set(ld, "auth_type") ? "" : " (md5 is the default; auth_type = trust has none)");
+    if (cfg->auth_type == WP_AUTH_HBA && !cfg->auth_hba_file)
+        report_at(ld, key_place(ld, "auth_type"), "auth_type hba needs auth_hba_file");
+    /* With hba, each rule's method says whether a password is checked, and a password
+       client whose user has no secret fails. As in PgBouncer, auth_user alone will do:
+       every user is then looked up (authq.c). */
+    bool any_auth_user = cfg->auth_user != NULL;
+    for (int i = 0; i < cfg->ndbs; i++)
+        any_auth_user |= cfg->dbs[i].auth_user != NULL;
+    if (cfg->auth_type != WP_AUTH_TRUST && cfg->auth_type != WP_AUTH_CERT &&
+        cfg->auth_type != WP_AUTH_HBA && !cfg->auth_file && !any_auth_user)
+        report_at(ld, key_place(ld, "auth_type"), "auth_type %s needs auth_file%s",
+                  auth_names[cfg->auth_type],
+                  key_set(ld, "auth_type") ? ""
+                                           : " (md5 is the default; auth_type = trust has none)");
     if (!*cfg->listen_addr && !*cfg->unix_socket_dir)
-        report(ld, key_line(ld, key_set(ld, "listen_addr") ? "listen_addr" : "unix_socket_dir"),
-               "listen_addr and unix_socket_dir are both empty: nothing to listen on");
+        report_at(ld, key_place(ld, key_set(ld, "listen_addr") ? "listen_addr" : "unix_socket_dir"),
+                  "listen_addr and unix_socket_dir are both empty: nothing to listen on");
     if (*cfg->stats_listen && config_split_host_port(cfg->stats_listen, NULL, 0, NULL) < 0)
-        report(ld, key_line(ld, "stats_listen"),
-               "stats_listen: \"%.64s\" is not host:port (e.g. 127.0.0.1:9127, [::1]:9127)",
-               cfg->stats_listen);
+        report_at(ld, key_place(ld, "stats_listen"),
+                  "stats_listen: \"%.64s\" is not host:port (e.g. 127.0.0.1:9127, [::1]:9127)",
+                  cfg->stats_listen);
     if (log_format_from_name(cfg->log_format) < 0)
-        report(ld, key_line(ld, "log_format"), "log_format: \"%.64s\" is not text or json",
-               cfg->log_format);
+        report_at(ld, key_place(ld, "log_format"), "log_format: \"%.64s\" is not text or json",
+                  cfg->log_format);
     if (log_facility_from_name(cfg->syslog_facility) < 0)
-        report(ld, key_line(ld, "syslog_facility"),
-               "syslog_facility: \"%.64s\" is not one of daemon, user, auth, authpriv, "
-               "local0 .. local7",
-               cfg->syslog_facility);
+        report_at(ld, key_place(ld, "syslog_facility"),
+                  "syslog_facility: \"%.64s\" is not one of daemon, user, auth, authpriv, "
+                  "local0 .. local7",
+                  cfg->syslog_facility);
 }
 
 static void validate_entries(struct loader *ld)
@@ -1268,7 +1536,7 @@ static void validate_entries(struct loader *ld)
             eff.min_pool_size = db->overrides.min_pool_size;
         if (db->overrides.max_pool_size != WP_UNSET)
             eff.max_pool_size = db->overrides.max_pool_size;
-        validate_pool_sizes(ld, &eff, db->line, who);
+        validate_pool_sizes(ld, &eff, (struct place){db->file, db->line}, who);
     }
     for (int i = 0; i < cfg->nusers; i++) {
         struct wp_user_config *user = &cfg->users[i];
@@ -1280,83 +1548,39 @@ static void validate_entries(struct loader *ld)
             eff.min_pool_size = user->overrides.min_pool_size;
         if (user->overrides.max_pool_size != WP_UNSET)
             eff.max_pool_size = user->overrides.max_pool_size;
-        validate_pool_sizes(ld, &eff, user->line, who);
+        validate_pool_sizes(ld, &eff, (struct place){user->file, user->line}, who);
     }
 }
 
 /* ---------------------------------------------------------------- defaults */
 
+/* Every stored [warmpool] key gets its default by parsing the table's text, so the
+   value in force is the one SHOW CONFIG and the docs show. A default the parser
+   refuses is a bug in the table; it is reported like any error (the unit tests load
+   the defaults). */
 static void set_defaults(struct loader *ld)
 {
-    struct wp_config *cfg = ld->cfg;
-
-    cfg->listen_addr = dup_str(ld, "127.0.0.1");
-    cfg->listen_port = 6432;
-    cfg->unix_socket_dir = dup_str(ld, "/tmp");
-    cfg->unix_socket_mode = 0777;
-    cfg->listen_backlog = 128;
-    cfg->max_client_conn = 100;
-    cfg->auth_type = WP_AUTH_MD5;
-    cfg->admin_users = split_list("");
-    cfg->stats_users = split_list("");
-    cfg->client_tls_sslmode = WP_SSLMODE_DISABLE;
-    cfg->client_tls_protocols = dup_str(ld, "secure");
-    cfg->client_tls_ciphers = dup_str(ld, "default");
-
-    cfg->pool.pool_mode = WP_MODE_SESSION;
-    cfg->pool.min_pool_size = 0;
-    cfg->pool.max_pool_size = 20;
-    cfg->pool.reserve_pool_size = 0;
-    cfg->pool.max_db_connections = 0;
-    cfg->pool.query_timeout = 0;
-    cfg->pool.query_wait_timeout = 120 * SEC_MS;
-    cfg->pool.client_idle_timeout = 0;
-    cfg->pool.idle_transaction_timeout = 0;
-    cfg->pool.pinned_idle_timeout = 0;
-    cfg->pin_session_state = WP_PIN_ON;
-    cfg->pool.server_lifetime = 3600 * SEC_MS;
-    cfg->pool.server_idle_timeout = 600 * SEC_MS;
-
-    cfg->server_reset_query = dup_str(ld, "DISCARD ALL");
-    cfg->server_check_query = dup_str(ld, "");
-    cfg->server_check_delay = 30 * SEC_MS;
-    cfg->server_connect_timeout = 15 * SEC_MS;
-    /* PgBouncer waits 15 s; clients queued for the pool get the login error either
-       way, so a quick retry only shortens recovery once the server is back. */
-    cfg->server_login_retry = 1 * SEC_MS;
-    cfg->client_login_timeout = 60 * SEC_MS;
-    cfg->reserve_pool_timeout = 5 * SEC_MS;
-    cfg->shutdown_wait_timeout = 30 * SEC_MS;
-    cfg->max_prepared_statements = 200;
-    cfg->warm_prepared_statements = 50;
-    cfg->ignore_startup_parameters = split_list("");
-    cfg->pkt_buf = 16 * KB;
-    cfg->max_packet_size = GB;
-    cfg->stats_socket = NULL;
-    cfg->stats_listen = dup_str(ld, "");
-    cfg->stats_socket_mode = 0660;
-    cfg->stats_top_statements = 1000;
-    cfg->nplus1_threshold = 10;
-    cfg->nplus1_window_ms = 1 * SEC_MS;
-    cfg->nplus1_log_interval_ms = 60 * SEC_MS;
-    cfg->log_slow_queries_ms = 0;
-    cfg->log_parameters = 0;
-    cfg->verbose = 0;
-    cfg->log_format = dup_str(ld, "text");
-    cfg->syslog = 0;
-    cfg->syslog_ident = dup_str(ld, "warmpool");
-    cfg->syslog_facility = dup_str(ld, "daemon");
-
-    if (!cfg->admin_users || !cfg->stats_users || !cfg->ignore_startup_parameters)
-        ld->oom = true;
+    for (int i = 0; i < wp_nkeys && !ld->oom; i++) {
+        const struct wp_key *k = &wp_keys[i];
+        if (!k->dflt || (k->flags & WP_KEY_ALIAS) ||
+            (k->base != WP_KEY_IN_CONFIG && k->base != WP_KEY_IN_POOL))
+            continue;
+        void *base = k->base == WP_KEY_IN_POOL ? (void *)&ld->cfg->pool : (void *)ld->cfg;
+        if (!set_value(ld, k, base, k->dflt, "default of "))
+            ld->oom |= ld->nerrors == 0; /* out of memory is the only way to fail silently */
+    }
 }
 
 /* ---------------------------------------------------------------- public API */
 
-/* Parse from fp (NULL: could not be opened, errno says why); `path` names it in messages. */
-static int load_stream(const char *path, FILE *fp, struct wp_config *out, char *err, size_t errlen)
+/* Parse from fp (NULL: could not be opened, errno says why); `path` names it in messages.
+   %include is followed only for a real file (`includes`). */
+static int load_stream(const char *path, FILE *fp, bool includes, struct wp_config *out, char *err,
+                       size_t errlen)
 {
+    int open_errno = errno;
     struct loader ld;
+    struct stat st;
 
     memset(&ld, 0, sizeof ld);
     ld.cfg = out;
@@ -1364,17 +1588,28 @@ static int load_stream(const char *path, FILE *fp, struct wp_config *out, char *
     ld.err = err;
     ld.errlen = errlen;
     ld.section_label = "warmpool";
+    ld.includes_allowed = includes;
     if (err && errlen)
         err[0] = '\0';
     memset(out, 0, sizeof *out);
 
-    set_defaults(&ld);
     out->path = dup_str(&ld, path);
+    const char *kept = keep_path(&ld, path);
+    if (kept)
+        ld.path = kept;
+    ld.stack[0] = (struct source){ld.path, fp, 0, 0, 0};
+    if (fp && fileno(fp) >= 0 && fstat(fileno(fp), &st) == 0) {
+        ld.stack[0].dev = st.st_dev;
+        ld.stack[0].ino = st.st_ino;
+    }
+    set_defaults(&ld);
     ld.fp = fp;
     if (!ld.fp) {
-        report(&ld, 0, "cannot open: %s", strerror(errno));
-    } else {
+        report(&ld, 0, "cannot open: %s", strerror(open_errno));
+    } else if (!ld.oom) {
         parse_file(&ld);
+        while (ld.depth > 0) /* inih stopped early (out of memory) */
+            end_include(&ld);
         if (!ld.oom) {
             validate_globals(&ld);
             validate_entries(&ld);
@@ -1393,7 +1628,7 @@ static int load_stream(const char *path, FILE *fp, struct wp_config *out, char *
 int config_load(const char *path, struct wp_config *out, char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "r");
-    int rc = load_stream(path, fp, out, err, errlen);
+    int rc = load_stream(path, fp, true, out, err, errlen);
     if (fp)
         fclose(fp);
     return rc;
@@ -1404,7 +1639,7 @@ int config_load_string(const char *name, const char *text, size_t len, struct wp
 {
     /* Read-only: fmemopen takes a non-const pointer but never writes through it. */
     FILE *fp = fmemopen((void *)text, len, "r");
-    int rc = load_stream(name, fp, out, err, errlen);
+    int rc = load_stream(name, fp, false, out, err, errlen);
     if (fp)
         fclose(fp);
     return rc;
@@ -1419,20 +1654,26 @@ static void free_db(struct wp_db_config *db)
     }
     free(db->conn_keys);
     free(db->conn_values);
+    for (int i = 0; i < wp_nkeys; i++) {
+        const struct wp_key *k = &wp_keys[i];
+        if (k->base == WP_KEY_IN_DB && !(k->flags & WP_KEY_ALIAS) &&
+            (k->type == WP_KEY_STR || k->type == WP_KEY_PATH))
+            free(*(char **)((char *)db + k->off));
+    }
 }
 
 void config_free(struct wp_config *cfg)
 {
     if (!cfg)
         return;
-    for (int i = 0; i < NKEYS; i++) {
-        if (keys[i].base != B_CONFIG)
+    for (int i = 0; i < wp_nkeys; i++) {
+        if (wp_keys[i].base != WP_KEY_IN_CONFIG || (wp_keys[i].flags & WP_KEY_ALIAS))
             continue;
-        void *field = (char *)cfg + keys[i].off;
-        if (keys[i].kind == K_STR || keys[i].kind == K_PATH) {
+        void *field = (char *)cfg + wp_keys[i].off;
+        if (wp_keys[i].type == WP_KEY_STR || wp_keys[i].type == WP_KEY_PATH) {
             free(*(char **)field);
             *(char **)field = NULL;
-        } else if (keys[i].kind == K_LIST) {
+        } else if (wp_keys[i].type == WP_KEY_LIST) {
             free_list(*(char ***)field);
             *(char ***)field = NULL;
         }
@@ -1444,6 +1685,8 @@ void config_free(struct wp_config *cfg)
         free(cfg->users[i].name);
     free(cfg->users);
     free(cfg->path);
+    free_list(cfg->files);
+    free_list(cfg->notices);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -1465,32 +1708,22 @@ const struct wp_user_config *config_find_user(const struct wp_config *cfg, const
     return NULL;
 }
 
+/* Copies every pool setting that src sets (not WP_UNSET) over dst. */
 static void apply_overrides(struct wp_pool_settings *dst, const struct wp_pool_settings *src)
 {
-    if (src->pool_mode != WP_MODE_UNSET)
-        dst->pool_mode = src->pool_mode;
-    if (src->min_pool_size != WP_UNSET)
-        dst->min_pool_size = src->min_pool_size;
-    if (src->max_pool_size != WP_UNSET)
-        dst->max_pool_size = src->max_pool_size;
-    if (src->reserve_pool_size != WP_UNSET)
-        dst->reserve_pool_size = src->reserve_pool_size;
-    if (src->max_db_connections != WP_UNSET)
-        dst->max_db_connections = src->max_db_connections;
-    if (src->query_timeout != WP_UNSET)
-        dst->query_timeout = src->query_timeout;
-    if (src->query_wait_timeout != WP_UNSET)
-        dst->query_wait_timeout = src->query_wait_timeout;
-    if (src->client_idle_timeout != WP_UNSET)
-        dst->client_idle_timeout = src->client_idle_timeout;
-    if (src->idle_transaction_timeout != WP_UNSET)
-        dst->idle_transaction_timeout = src->idle_transaction_timeout;
-    if (src->pinned_idle_timeout != WP_UNSET)
-        dst->pinned_idle_timeout = src->pinned_idle_timeout;
-    if (src->server_lifetime != WP_UNSET)
-        dst->server_lifetime = src->server_lifetime;
-    if (src->server_idle_timeout != WP_UNSET)
-        dst->server_idle_timeout = src->server_idle_timeout;
+    for (int i = 0; i < wp_nkeys; i++) {
+        const struct wp_key *k = &wp_keys[i];
+        if (k->base != WP_KEY_IN_POOL || (k->flags & WP_KEY_ALIAS))
+            continue;
+        const void *from = (const char *)src + k->off;
+        void *to = (char *)dst + k->off;
+        if (k->type == WP_KEY_DURATION || k->type == WP_KEY_SIZE) {
+            if (*(const int64_t *)from != WP_UNSET)
+                *(int64_t *)to = *(const int64_t *)from;
+        } else if (*(const int *)from != WP_UNSET) {
+            *(int *)to = *(const int *)from;
+        }
+    }
 }
 
 void config_effective(const struct wp_config *cfg, const struct wp_db_config *db,
@@ -1517,6 +1750,12 @@ const char *config_mode_name(int mode)
 const char *config_pin_name(int pin)
 {
     return pin >= WP_PIN_OFF && pin <= WP_PIN_LOG ? pin_names[pin] : "unknown";
+}
+
+const char *config_auth_name(int auth_type)
+{
+    return auth_type >= WP_AUTH_TRUST && auth_type <= WP_AUTH_HBA ? auth_names[auth_type]
+                                                                  : "unknown";
 }
 
 int config_split_host_port(const char *text, char *host, size_t hostlen, int *port)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,9 +85,36 @@ static void on_write_event(evutil_socket_t fd, short what, void *arg)
     cn->on_writable(cn->owner);
 }
 
+/* PgBouncer's tcp_keepalive, tcp_keepcnt/idle/intvl and tcp_user_timeout, on a TCP
+   socket (client or backend) as it starts to be relayed. 0 leaves the kernel's value.
+   A failure only loses the tuning, so it is not reported. Unix sockets have none. */
+static void set_tcp_options(int fd)
+{
+    const struct wp_config *cfg = wp_rt.cfg;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+
+    if (!cfg || getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return;
+    int on = cfg->tcp_keepalive;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    if (on && cfg->tcp_keepcnt > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cfg->tcp_keepcnt, sizeof cfg->tcp_keepcnt);
+    if (on && cfg->tcp_keepidle > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &cfg->tcp_keepidle, sizeof cfg->tcp_keepidle);
+    if (on && cfg->tcp_keepintvl > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &cfg->tcp_keepintvl, sizeof cfg->tcp_keepintvl);
+    if (cfg->tcp_user_timeout > 0) {
+        unsigned int ms = (unsigned int)cfg->tcp_user_timeout;
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+    }
+}
+
 static int open_events(struct wp_conn *cn, int fd, wp_conn_handler on_readable,
                        wp_conn_handler on_writable, void *owner)
 {
+    set_tcp_options(fd);
     if (cn->ev_write) { /* the connect watch */
         event_free(cn->ev_write);
         cn->ev_write = NULL;

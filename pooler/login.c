@@ -13,6 +13,7 @@
 
 #include "warmpool/admin.h"
 #include "warmpool/auth.h"
+#include "warmpool/authq.h"
 #include "warmpool/cancel.h"
 #include "warmpool/client.h"
 #include "warmpool/log.h"
@@ -66,17 +67,23 @@ static const struct scram_keys *keys_for_plain(const char *user, const char *pas
     return &k->keys;
 }
 
+/* auth_file first (as in PgBouncer), then what auth_query found for this client. */
 static const struct wp_user_secret *find_secret(const struct wp_client *c)
 {
-    return auth_userlist_find(&wp_rt.users, c->user);
+    const struct wp_user_secret *secret = auth_userlist_find(&wp_rt.users, c->user);
+    return secret ? secret : c->looked_up;
 }
 
 /* The client always gets PostgreSQL's one message; only the log says why. */
 static void fail_auth(struct wp_client *c)
 {
     const struct wp_user_secret *secret = find_secret(c);
-    const char *why = !secret                       ? " (user not in auth_file)"
+    char authq_why[96];
+    snprintf(authq_why, sizeof authq_why, " (%s)", authq_outcome_text(c->lookup_outcome));
+    const char *why = !secret && c->asked_authq     ? authq_why
+                      : !secret                     ? " (user not in auth_file)"
                       : !auth_secret_usable(secret) ? " (empty secret in auth_file)"
+                      : secret == c->looked_up      ? " (secret from auth_query)"
                                                     : "";
     char msg[256];
     snprintf(msg, sizeof msg, "password authentication failed for user \"%s\"", c->user);
@@ -199,7 +206,8 @@ static void cert_login(struct wp_client *c)
     finish_login(c);
 }
 
-static void start_auth(struct wp_client *c, int auth_type)
+/* The exchange of the method chosen, against the secret known now. */
+static void start_method(struct wp_client *c, int auth_type)
 {
     const struct wp_user_secret *secret = find_secret(c);
     switch (auth_type) {
@@ -232,6 +240,59 @@ static void start_auth(struct wp_client *c, int auth_type)
     }
     client_set_state(c, CL_AUTH);
     client_kick_write(c);
+}
+
+static int needs_secret(int auth_type)
+{
+    return auth_type == WP_AUTH_MD5 || auth_type == WP_AUTH_SCRAM || auth_type == WP_AUTH_PLAIN;
+}
+
+static void start_auth(struct wp_client *c, int auth_type)
+{
+    /* A user missing from auth_file may be known to PostgreSQL: ask it first
+       (authq.c), when auth_user is set for this database. The admin console's users
+       are warmpool's own. */
+    if (needs_secret(auth_type) && !c->is_admin && !auth_userlist_find(&wp_rt.users, c->user)) {
+        c->auth_type = (uint8_t)auth_type;
+        c->looking_up = 1;
+        c->asked_authq = 1;
+        client_set_state(c, CL_AUTH);
+        if (authq_request(c))
+            return; /* login_secret_ready goes on (it may have already) */
+        c->looking_up = 0;
+        c->asked_authq = 0;
+    }
+    start_method(c, auth_type);
+}
+
+void login_secret_ready(struct wp_client *c, int outcome, const char *secret)
+{
+    if (c->state != CL_AUTH || !c->looking_up)
+        return;
+    c->looking_up = 0;
+    c->lookup_outcome = (uint8_t)outcome;
+    if (outcome == AUTHQ_CONNECT_FAILED || outcome == AUTHQ_QUERY_FAILED) {
+        /* The lookup itself failed (authq.c logged why): nothing about the user. */
+        log_warn("C-%llu %s/%s@%s: refused: the password lookup (auth_query) failed",
+                 (unsigned long long)c->id, c->dbname, c->user, c->addr);
+        if (outcome == AUTHQ_CONNECT_FAILED)
+            client_send_error(c, "FATAL", "08006",
+                              "could not look up the password: auth_user cannot connect");
+        else
+            client_send_error(c, "FATAL", "08P01",
+                              "could not look up the password: auth_query failed");
+        return;
+    }
+    if (outcome == AUTHQ_FOUND && secret) {
+        c->looked_up = authq_secret_new(c->user, secret);
+        if (!c->looked_up) {
+            client_send_error(c, "FATAL", "53200", "out of memory");
+            return;
+        }
+    }
+    /* Not found or no password: the full exchange all the same, failing at the end
+       (start_scram's mock keys), so the answer does not tell which users exist. */
+    start_method(c, c->auth_type);
 }
 
 static int take_startup_params(struct wp_client *c, const struct proto_startup *st)
@@ -287,6 +348,12 @@ static void refuse_by_hba(struct wp_client *c, const char *what, int line)
    rule. -1 when the client was refused (error sent). */
 static int choose_auth_type(struct wp_client *c)
 {
+    /* auth_type hba without rules in force (its file failed to load on a reload that
+       turned hba on): no client has a method, as with an empty pg_hba.conf. */
+    if (!wp_rt.hba.loaded && wp_rt.cfg->auth_type == WP_AUTH_HBA) {
+        refuse_by_hba(c, "no hba entry", 0);
+        return -1;
+    }
     if (!wp_rt.hba.loaded)
         return wp_rt.cfg->auth_type;
     struct hba_peer peer;
@@ -509,6 +576,6 @@ void login_input(struct wp_client *c)
 {
     while (c->state == CL_STARTUP && startup_packet(c))
         ;
-    while (c->state == CL_AUTH && auth_message(c))
+    while (c->state == CL_AUTH && !c->looking_up && auth_message(c))
         ;
 }

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "warmpool/authq.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/daemon.h"
@@ -51,6 +52,14 @@ static struct wp_config *load_config(const char *path)
         return NULL;
     }
     return cfg;
+}
+
+/* The PgBouncer keys the file sets that warmpool ignores, one warning each, at every
+   load (startup and reload), so that the log of the running configuration says it. */
+static void log_notices(const struct wp_config *cfg)
+{
+    for (char **n = cfg->notices; n && *n; n++)
+        log_warn("%s", *n);
 }
 
 static int load_userlist(const struct wp_config *cfg, struct wp_userlist *out)
@@ -152,6 +161,7 @@ static void reload(void)
     auth_userlist_free(&wp_rt.users);
     wp_rt.users = users;
     login_forget_cached_keys();
+    authq_forget_cache();
     reload_hba(cfg);
     log_set_verbose(cfg->verbose);
     configure_logging(cfg);
@@ -165,6 +175,7 @@ static void reload(void)
     prefill_pools();
     stats_http_reload();
     log_info("configuration reloaded from %s", cfg->path);
+    log_notices(cfg);
 }
 
 void runtime_reload(void)
@@ -234,6 +245,7 @@ static void free_everything(void)
     server_reap();
     while (!list_empty(&wp_rt.pools))
         pool_free(list_entry(wp_rt.pools.next, struct wp_pool, node));
+    authq_shutdown();
     login_forget_cached_keys();
     auth_userlist_free(&wp_rt.users);
     hba_free(&wp_rt.hba);
@@ -360,6 +372,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        for (char **n = cfg->notices; n && *n; n++)
+            fprintf(stderr, "%s\n", *n);
         printf("%s: configuration is valid\n", path);
         free_everything();
         return 0;
@@ -370,6 +384,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "warmpool: cannot open logfile %s: %s\n", cfg->logfile, strerror(errno));
         return 1;
     }
+    log_notices(cfg);
     if (daemonize && !cfg->logfile && !cfg->syslog) {
         fprintf(stderr, "warmpool: -d needs logfile or syslog = 1 (stderr is closed)\n");
         return 1;

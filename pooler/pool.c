@@ -402,7 +402,13 @@ void pool_file_server(struct wp_server *s)
     list_remove(&s->node);
     switch (s->state) {
     case SV_IDLE:
-        list_push_head(&pool->idle, &s->node);
+        /* Servers are taken from the head. Last in, first out keeps the fewest
+           backends busy; server_round_robin spreads the load over all of them, for
+           databases behind a load balancer. */
+        if (wp_rt.cfg->server_round_robin)
+            list_push_tail(&pool->idle, &s->node);
+        else
+            list_push_head(&pool->idle, &s->node);
         break;
     case SV_ACTIVE:
         list_push_tail(&pool->active, &s->node);

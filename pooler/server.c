@@ -127,7 +127,11 @@ static void capture_params(struct wp_server *s)
 /* Guess a SQLSTATE for a failed connect; libpq gives text only. */
 static const char *connect_sqlstate(const char *message)
 {
-    if (strstr(message, "password authentication failed"))
+    /* The server asked for a password warmpool does not have: to the client, as a
+       failed password login (a user found by auth_query has none until SCRAM
+       pass-through exists; see connect_failed). */
+    if (strstr(message, "password authentication failed") ||
+        strstr(message, "no password supplied"))
         return "28P01";
     if (strstr(message, "does not exist") && strstr(message, "database"))
         return "3D000";
@@ -162,8 +166,18 @@ static void connect_failed(struct wp_server *s, const char *libpq_text)
     struct wp_pool *pool = s->pool;
     char text[1024];
     one_line(libpq_text, text, sizeof text);
-    log_warn("S-%llu %s/%s: connect failed: %s", (unsigned long long)s->id, pool->dbname,
-             pool->user, text);
+    /* No password to give: the user is not in auth_file with a plaintext password (for
+       instance one found by auth_query, whose SCRAM verifier cannot log in to the server
+       until SCRAM pass-through is built) and the entry forces no user= / password=. */
+    int no_password =
+        strstr(text, "no password supplied") && !pool->db->forced_user && !pool->backend_password;
+    log_warn("S-%llu %s/%s: connect failed: %s%s", (unsigned long long)s->id, pool->dbname,
+             pool->user, text,
+             no_password ? " (no backend password for this user: backend logins of users "
+                           "found by auth_query need SCRAM pass-through, not built yet; "
+                           "set user= and password= in the [databases] entry, or put the "
+                           "user in auth_file with a plaintext password)"
+                         : "");
     pool_connect_failed(pool, connect_sqlstate(text), text);
     server_close(s, "connect failed");
 }

@@ -20,6 +20,7 @@
 struct wp_pool;
 struct wp_server;
 struct scram_state;
+struct wp_user_secret;
 
 enum wp_client_state {
     CL_STARTUP, /* reading the startup packet */
@@ -50,6 +51,7 @@ struct wp_client {
 
     /* auth */
     struct scram_state *scram;
+    struct wp_user_secret *looked_up; /* the secret auth_query found (authq.c), or NULL */
     int64_t login_started_ms;
 
     int64_t wait_started_ms;
@@ -63,9 +65,13 @@ struct wp_client {
     uint8_t md5_salt[4];
     uint8_t state;            /* enum wp_client_state */
     uint8_t auth_method;      /* login.c's METHOD_* */
+    uint8_t auth_type;        /* enum wp_auth_type chosen for it (kept across a lookup) */
+    uint8_t lookup_outcome;   /* enum authq_outcome, when auth_query was asked */
     uint8_t bad_type;         /* type of the message bad_type_next refuses (0 is one too) */
     unsigned cancel_hold : 1; /* input waits while its backend's cancel is in flight (relay.c) */
     unsigned is_admin : 1;
+    unsigned looking_up : 1;    /* waiting for auth_query's answer (login.c) */
+    unsigned asked_authq : 1;   /* auth_query was asked for its secret */
     unsigned input_held : 1;    /* stop after a Sync until earlier name changes are settled */
     unsigned bad_type_next : 1; /* a message of a type PostgreSQL does not know (bad_type)
                                    is next: refused once all before it is answered */
@@ -130,5 +136,8 @@ void client_reap(void);
 /* Login phase input (startup packet, password exchange): login.c. */
 void login_input(struct wp_client *client);
 void login_forget_cached_keys(void);
+/* auth_query answered for this waiting client (authq.c): go on with its login.
+   `outcome` is an enum authq_outcome; `secret` is set for AUTHQ_FOUND (copied). */
+void login_secret_ready(struct wp_client *client, int outcome, const char *secret);
 
 #endif

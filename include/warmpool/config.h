@@ -22,7 +22,16 @@ enum wp_pin_mode {
     WP_PIN_ON,      /* the client keeps its backend until the state is released */
     WP_PIN_LOG,     /* as off, with a warning naming the state */
 };
-enum wp_auth_type { WP_AUTH_TRUST, WP_AUTH_MD5, WP_AUTH_SCRAM, WP_AUTH_PLAIN, WP_AUTH_CERT };
+/* WP_AUTH_HBA (PgBouncer's auth_type = hba): every client's method comes from
+   auth_hba_file, which must be set. */
+enum wp_auth_type {
+    WP_AUTH_TRUST,
+    WP_AUTH_MD5,
+    WP_AUTH_SCRAM,
+    WP_AUTH_PLAIN,
+    WP_AUTH_CERT,
+    WP_AUTH_HBA
+};
 
 #define WP_UNSET (-1)
 
@@ -56,7 +65,12 @@ struct wp_db_config {
     char **conn_values;
     int nconn;
     const char *forced_user; /* points into conn_values, or NULL */
+    /* auth_query overrides for clients of this database (NULL: the global value) */
+    char *auth_user;
+    char *auth_query;
+    char *auth_dbname;
     struct wp_pool_settings overrides;
+    const char *file; /* the file it was read from (one of wp_config.files) */
     int line;
 };
 
@@ -64,11 +78,14 @@ struct wp_user_config {
     char *name;
     struct wp_pool_settings overrides; /* pool_mode, max_user_connections via max_db_connections… */
     int max_user_connections;          /* 0 = unlimited */
+    const char *file;                  /* as in wp_db_config */
     int line;
 };
 
 struct wp_config {
     char *path;
+    char **files;   /* every file read: path, then each %include in order; NULL-terminated */
+    char **notices; /* "file:line: accepted, no effect: key", one per key; for the log */
 
     /* [warmpool] — connections */
     char *listen_addr;     /* default "127.0.0.1"; "*" = all; "" = no TCP */
@@ -78,6 +95,12 @@ struct wp_config {
     int listen_backlog;    /* default 128 */
     int so_reuseport;      /* default 0 */
     int max_client_conn;   /* default 100 */
+    /* TCP keepalive on client and server sockets (PgBouncer's keys; 0 = OS default) */
+    int tcp_keepalive;        /* default 1 */
+    int tcp_keepcnt;          /* probes */
+    int tcp_keepidle;         /* seconds */
+    int tcp_keepintvl;        /* seconds */
+    int64_t tcp_user_timeout; /* ms, TCP_USER_TIMEOUT; 0 = OS default */
 
     /* auth */
     int auth_type;       /* enum wp_auth_type, default md5 */
@@ -85,6 +108,11 @@ struct wp_config {
     char *auth_hba_file; /* pg_hba.conf subset (hba.c); NULL = every client uses auth_type */
     char **admin_users;  /* NULL-terminated, from a comma list */
     char **stats_users;
+    /* auth_query (authq.c): secrets of users not in auth_file, looked up as auth_user */
+    char *auth_user;              /* NULL = no lookups (unless a [databases] entry sets one) */
+    char *auth_query;             /* PgBouncer's default; $1 is the user name */
+    char *auth_dbname;            /* [databases] entry the query runs in; NULL = the client's */
+    int64_t auth_query_cache_ttl; /* default 60s; 0 = every login asks */
 
     /* TLS toward clients (tls.c); the backend side is in the [databases] strings */
     int client_tls_sslmode;    /* enum wp_sslmode, default disable */
@@ -99,6 +127,7 @@ struct wp_config {
     char *server_reset_query;         /* default "DISCARD ALL" */
     int pin_session_state;            /* enum wp_pin_mode, default on */
     int server_reset_query_always;    /* default 0 */
+    int server_round_robin;           /* default 0: the most recently used idle server first */
     char *server_check_query;         /* default "" (empty query) */
     int64_t server_check_delay;       /* default 30s */
     int64_t server_connect_timeout;   /* default 15s */
@@ -128,11 +157,13 @@ struct wp_config {
     /* process */
     char *logfile; /* NULL = stderr */
     char *pidfile;
-    int verbose;           /* 0..2 */
-    char *log_format;      /* "text" (default) | "json" */
-    int syslog;            /* default 0 */
-    char *syslog_ident;    /* default "warmpool" */
-    char *syslog_facility; /* default "daemon"; validated with log_facility_from_name */
+    int verbose;            /* 0..2 */
+    int log_connections;    /* default 1: a line for each login */
+    int log_disconnections; /* default 1: a line for each logged-in client that leaves */
+    char *log_format;       /* "text" (default) | "json" */
+    int syslog;             /* default 0 */
+    char *syslog_ident;     /* default "warmpool" */
+    char *syslog_facility;  /* default "daemon"; validated with log_facility_from_name */
 
     struct wp_db_config *dbs;
     int ndbs;
@@ -163,12 +194,14 @@ const struct wp_user_config *config_find_user(const struct wp_config *cfg, const
 void config_effective(const struct wp_config *cfg, const struct wp_db_config *db,
                       const struct wp_user_config *user, struct wp_pool_settings *out);
 
-/* "250ms", "5s", "10min", "1h", "2d", bare number = seconds → milliseconds. -1 on error. */
+/* "250ms", "5s", "10min", "1h", "2d", bare number = seconds → milliseconds; a fraction
+   ("0.5", "1.5s") when it comes to whole milliseconds. -1 on error. */
 int config_parse_duration(const char *text, int64_t *ms);
 /* "512", "16kB", "8MB", "1GB" → bytes. -1 on error. */
 int config_parse_size(const char *text, int64_t *bytes);
 const char *config_mode_name(int mode);
 const char *config_pin_name(int pin);
+const char *config_auth_name(int auth_type);
 /* "host:port" or "[v6]:port" → host (NUL-terminated, may be NULL) and port 1..65535.
    Returns 0, or -1 when malformed or the host does not fit. */
 int config_split_host_port(const char *text, char *host, size_t hostlen, int *port);

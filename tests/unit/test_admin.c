@@ -35,7 +35,7 @@ static struct wp_pool pool;
 /* ---------------------------------------------------------------- reading answers */
 
 struct answer {
-    char types[64];     /* message types in order */
+    char types[256];    /* message types in order */
     char columns[2048]; /* RowDescription names, comma separated */
     int ncols;
     int rows;

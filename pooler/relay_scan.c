@@ -140,13 +140,12 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             return RELAY_SCAN_BAD_TYPE;
         }
         /* One pass over a whole Query's text for both scanners' words. */
-        unsigned words = type == 'Q' && avail >= len && len > 5
-                             ? sqlwords_mentions((const char *)p + 5, len - 6, SQLWORDS_ALL)
-                             : SQLWORDS_ALL;
-        uint64_t exec_before = s->owed.exec_sent;
+        unsigned words = SQLWORDS_ALL;
+        if (type == 'Q' && avail >= len && len > 5)
+            words = sqlwords_mentions((const char *)p + 5, len - 6, SQLWORDS_ALL);
         int session = relay_session_wants(c, type, p, avail, len, words);
-        if (session) {
-            enum relay_session_input in = relay_session_before(c, type, p, avail, len);
+        if (__builtin_expect(session, 0)) {
+            enum relay_session_input in = relay_session_before(c, s, type, p, avail, len);
             if (in != SESSION_INPUT_GO)
                 return in == SESSION_INPUT_WAIT ? RELAY_SCAN_MORE : RELAY_SCAN_NO_MEMORY;
         }
@@ -162,7 +161,7 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
                 return RELAY_SCAN_NO_MEMORY;
             if (in == PREP_LOCAL) {
                 if (session)
-                    relay_session_after(c, s, exec_before);
+                    relay_session_after(c, s);
                 continue; /* nothing reached the backend */
             }
             if (in == PREP_HOLD)
@@ -170,8 +169,8 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             forwarded = in != PREP_DONE; /* DONE: consumed, something else went */
         }
         note_client_message(s, type, forwarded); /* one call site: inlined */
-        if (session)
-            relay_session_after(c, s, exec_before);
+        if (__builtin_expect(session, 0))
+            relay_session_after(c, s);
         if (forwarded) {
             c->conn.msg_left = len;
             take_client_bytes(c); /* at once: one turn of the loop less */
@@ -309,7 +308,7 @@ static int passes_untouched(struct wp_server *s, const uint8_t *p, size_t avail,
 {
     if (!s->client || s->swallow > 0)
         return 0;
-    if (type == 'C' && !s->client->session.watching && command_passes_untouched(s, p, avail, len)) {
+    if (type == 'C' && command_passes_untouched(s, p, avail, len) && !s->client->session.watching) {
         feed_answer(s, type);
         return 1;
     }

@@ -25,7 +25,8 @@ static struct session_sql scratch;            /* reused from scan to scan */
 static struct session_text *query_in_passage; /* the Query being passed on */
 static char portal_in_passage[PORTAL_NAME_MAX];
 static int execute_in_passage;
-static int prepare_in_passage; /* a statement the prepared layer does not carry */
+static int prepare_in_passage;    /* a statement the prepared layer does not carry */
+static uint64_t exec_sent_before; /* owed.exec_sent before the message went */
 
 /* ---- the client's texts ---- */
 
@@ -133,10 +134,12 @@ static int note_message(struct wp_client *c, uint8_t type, const uint8_t *msg, u
     return failed ? -1 : 0;
 }
 
-enum relay_session_input relay_session_before(struct wp_client *c, uint8_t type, const uint8_t *msg,
-                                              size_t avail, uint32_t len)
+enum relay_session_input relay_session_before(struct wp_client *c, const struct wp_server *s,
+                                              uint8_t type, const uint8_t *msg, size_t avail,
+                                              uint32_t len)
 {
     forget_passage();
+    exec_sent_before = s->owed.exec_sent;
     if (len < 5)
         return SESSION_INPUT_GO;
     if (avail < len) {
@@ -211,7 +214,7 @@ static void note_pins(struct wp_client *c, const struct wp_server *s, uint16_t b
     set_pinned(c, now != 0 && pooled && mode == WP_PIN_ON);
 }
 
-void relay_session_after(struct wp_client *c, struct wp_server *s, uint64_t exec_sent_before)
+void relay_session_after(struct wp_client *c, struct wp_server *s)
 {
     if (!query_in_passage && !execute_in_passage && !prepare_in_passage)
         return; /* most messages: nothing to note */

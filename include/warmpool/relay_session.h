@@ -26,10 +26,11 @@ static inline int relay_session_wants(const struct wp_client *c, uint8_t type, c
 
 /* Before a Query, Parse, Bind or Execute goes on (msg: the whole message when avail
    covers len). */
-enum relay_session_input relay_session_before(struct wp_client *c, uint8_t type, const uint8_t *msg,
-                                              size_t avail, uint32_t len);
-/* After it went: owed's exec_sent before it was passed on. */
-void relay_session_after(struct wp_client *c, struct wp_server *s, uint64_t exec_sent_before);
+enum relay_session_input relay_session_before(struct wp_client *c, const struct wp_server *s,
+                                              uint8_t type, const uint8_t *msg, size_t avail,
+                                              uint32_t len);
+/* After it went (to the backend, or answered by the prepared layer). */
+void relay_session_after(struct wp_client *c, struct wp_server *s);
 
 /* The backend's answers for a linked client whose session watches them. */
 void relay_session_command(struct wp_server *s, const uint8_t *msg, uint32_t len);

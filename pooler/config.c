@@ -44,14 +44,6 @@
    than silently split in two, which is what inih does with a full buffer. */
 #define MAX_LINE 65536
 
-#define SEC_MS 1000LL
-#define DAY_MS (86400LL * SEC_MS)
-/* Bounded so that callers may convert to microseconds or timevals without overflow. */
-#define DURATION_MAX (365LL * DAY_MS)
-#define KB 1024LL
-#define MB (1024LL * KB)
-#define GB (1024LL * MB)
-
 /* ---------------------------------------------------------------- key table */
 
 /* The table itself is config_keys.c: wp_keys[], one row per key and alias. */

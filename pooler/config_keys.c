@@ -15,13 +15,6 @@
 #include "warmpool/config_keys.h"
 #include "warmpool/tls.h"
 
-#define SEC_MS 1000LL
-#define DAY_MS (86400LL * SEC_MS)
-/* Bounded so that callers may convert to microseconds or timevals without overflow. */
-#define DURATION_MAX (365LL * DAY_MS)
-#define KB 1024LL
-#define MB (1024LL * KB)
-#define GB (1024LL * MB)
 /* PgBouncer's default max_packet_size: the largest length a protocol message can state. */
 #define PACKET_MAX 2147483647LL
 

@@ -42,6 +42,15 @@ enum wp_key_base {
 };
 
 /* Sections a key may be written in. */
+/* Units of the table's values (milliseconds, bytes), for config.c and config_keys.c. */
+#define SEC_MS 1000LL
+#define DAY_MS (86400LL * SEC_MS)
+/* Bounded so that callers may convert to microseconds or timevals without overflow. */
+#define DURATION_MAX (365LL * DAY_MS)
+#define KB 1024LL
+#define MB (1024LL * KB)
+#define GB (1024LL * MB)
+
 #define WP_SEC_GLOBAL 1u /* [warmpool] / [pgbouncer] */
 #define WP_SEC_DB 2u     /* inside a [databases] connection string */
 #define WP_SEC_USER 4u   /* inside a [users] entry */

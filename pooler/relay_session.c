@@ -14,6 +14,7 @@
 #include "warmpool/server.h"
 #include "warmpool/session_sql.h"
 #include "warmpool/session_state.h"
+#include "warmpool/sqllex.h"
 #include "warmpool/sqlprep.h"
 
 /* In session mode a longer Query or Parse streams through unscanned: only RESET's
@@ -30,14 +31,16 @@ static uint64_t exec_sent_before; /* owed.exec_sent before the message went */
 
 /* ---- the client's texts ---- */
 
-/* Could the text be a SAVEPOINT, RELEASE or ROLLBACK TO? (A Parse may be run long
-   after it was sent, when effects wait for their commit.) */
+/* Is the text's first word SAVEPOINT, RELEASE or ROLLBACK? (A Parse may be run long
+   after it was sent, when effects wait for their commit; one behind a leading comment
+   is not recognised.) */
 static int may_be_savepoint(const char *sql, size_t len)
 {
     size_t i = 0;
     while (i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
         i++;
-    return i < len && ((sql[i] | 0x20) == 's' || (sql[i] | 0x20) == 'r');
+    return sqllex_word_at(sql, len, i, "savepoint", 9) ||
+           sqllex_word_at(sql, len, i, "release", 7) || sqllex_word_at(sql, len, i, "rollback", 8);
 }
 
 /* The text's effects. Savepoint statements count only while effects wait for their

@@ -1366,7 +1366,7 @@ static char *read_line(char *buf, int size, void *stream)
     }
     /* inih strips a BOM only from the first line it sees, the main file's */
     if (ld->depth > 0 && ld->lineno == 1 && strncmp(buf, "\xEF\xBB\xBF", 3) == 0)
-        memmove(buf, buf + 3, strlen(buf + 3) + 1);
+        memmove(buf, buf + 3, (size_t)n - 3 + 1); /* n >= 3: the BOM is there */
     if (is_include(buf)) {
         start_include(ld, skip_space(buf) + 8);
         buf[0] = '\0';

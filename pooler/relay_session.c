@@ -331,14 +331,24 @@ void relay_session_linked(struct wp_client *c)
     session_unlink(&c->session);
 }
 
+/*
+ * The client leaves its backend. What pinned it is still there; and effects it sent
+ * whose outcome the backend has not told yet (a SET answered after the client left
+ * commits unseen) leave the backend's settings unknown. Either way the backend is
+ * reset before anyone else gets it, or closed when server_reset_query cannot undo it.
+ */
 void relay_session_client_closing(struct wp_client *c)
 {
     set_pinned(c, 0);
     struct wp_server *s = c->server;
-    if (!s || !session_pinned(&c->session) || c->pool->settings.pool_mode == WP_MODE_SESSION)
+    if (!s || c->pool->settings.pool_mode == WP_MODE_SESSION)
+        return; /* session mode resets every backend a client leaves */
+    int needed = session_pinned(&c->session) ? DISCARDS_ALL
+                 : c->session.watching       ? RESETS_SETTINGS
+                                             : 0;
+    if (!needed)
         return;
-    /* What pinned it is still on the backend: reset before anyone else gets it. */
-    if (reset_query_effects() & DISCARDS_ALL)
+    if (reset_query_effects() & needed)
         s->needs_reset = 1;
     else
         s->close_when_quiet = 1;

@@ -40,8 +40,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prepared_lib import (DIRECT, PASSWORD, SLOW, USER, Warmpool, _fields, at_exit, check, fail,  # noqa: E402
-                          main, make_db, note, ok, superuser)
+from prepared_lib import (DIRECT, PASSWORD, SLOW, USER, Query, Warmpool, _fields, at_exit,  # noqa: E402
+                          check, fail, main, make_db, note, ok, superuser)
 from stats_client import get, prom_parse  # noqa: E402
 
 import psycopg  # noqa: E402
@@ -406,6 +406,29 @@ def part_prepare_uncarried(sock_dir):
     wp.stop()
 
 
+# ------------------------------------------------ 5c. a SET whose client left before its answer
+
+def part_abandoned_set(sock_dir):
+    """A client sends SET and goes away at once: the SET may commit after warmpool lost
+    its client, so the backend is reset before the next client (pool of one) gets it."""
+    sock = os.path.join(sock_dir, "t58-abandon.sock")
+    wp = Warmpool("t58-abandon", {POOL: {"dbname": DB, "max_pool_size": 1}}, admin_users=USER,
+                  stats_socket=sock, query_wait_timeout=f"{3 * SLOW}s").start()
+    conns = Conns(wp)
+    default = one(conns.new(), "SHOW search_path")
+    got = []
+    for i in range(5):
+        r = wp.raw(POOL)
+        r.send(Query(f"SET search_path = left_{i}"), Query("SELECT pg_sleep(0.2)"))
+        r.close()
+        got.append(one(conns.new(), "SHOW search_path"))
+    check(got == [default] * 5,
+          "a SET whose client left before its answer never reaches the next client",
+          f"default {default!r}, got {got}")
+    conns.close()
+    wp.stop()
+
+
 # ---------------------------------------------------------------- 6. pinned_idle_timeout
 
 def part_pinned_idle(sock_dir):
@@ -476,6 +499,7 @@ def test():
     part_pin_off(sock_dir)
     part_pin_log(sock_dir)
     part_prepare_uncarried(sock_dir)
+    part_abandoned_set(sock_dir)
     part_pinned_idle(sock_dir)
 
 

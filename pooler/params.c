@@ -301,6 +301,13 @@ void params_remove(struct wp_params *p, const char *name)
     p->items[i] = p->items[--p->n];
 }
 
+void params_remove_unreported(struct wp_params *p)
+{
+    for (int i = p->n - 1; i >= 0; i--)
+        if (!p->items[i].reported)
+            params_remove(p, p->items[i].name);
+}
+
 void params_clear(struct wp_params *p)
 {
     if (p->shared)

@@ -319,9 +319,7 @@ void relay_session_internal_command(struct wp_server *s, const uint8_t *msg, uin
     const char *tag = (const char *)msg + 5;
     if ((strcmp(tag, "DISCARD ALL") == 0 || strcmp(tag, "RESET") == 0) &&
         (reset_query_effects() & RESETS_SETTINGS))
-        for (int i = s->params.n - 1; i >= 0; i--)
-            if (!s->params.items[i].reported)
-                params_remove(&s->params, s->params.items[i].name);
+        params_remove_unreported(&s->params);
 }
 
 /* ---- linking and leaving ---- */

@@ -317,18 +317,10 @@ static void reset_one(struct wp_session *ss, const struct session_views *v, cons
     }
 }
 
-/* Unreported settings of a view (what RESET ALL puts back to the backend's default). */
-static void drop_unreported(struct wp_params *view)
-{
-    for (int i = view->n - 1; i >= 0; i--)
-        if (!view->items[i].reported)
-            params_remove(view, view->items[i].name);
-}
-
 static void reset_all(struct wp_session *ss, const struct session_views *v)
 {
-    drop_unreported(v->server);
-    drop_unreported(v->client);
+    params_remove_unreported(v->server);
+    params_remove_unreported(v->client);
     for (int i = 0; i < v->startup->n; i++)
         view_set(ss, v->client, v->startup->items[i].name, v->startup->items[i].value);
     if (v->startup->n > 0)

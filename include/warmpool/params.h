@@ -39,6 +39,9 @@ struct wp_params {
 int params_set(struct wp_params *p, const char *name, const char *value);
 const char *params_get(const struct wp_params *p, const char *name);
 void params_remove(struct wp_params *p, const char *name);
+/* Remove every setting PostgreSQL does not report (what RESET ALL and DISCARD ALL put
+   back to the backend's defaults). */
+void params_remove_unreported(struct wp_params *p);
 void params_copy(struct wp_params *dst, const struct wp_params *src);
 void params_clear(struct wp_params *p);
 /* Share p's items with every other interned set of the same contents (a thousand

@@ -328,9 +328,9 @@ static const char *refusal(const struct wp_server *s, const struct sqlprep_scan 
 /* A Parse whose text is PREPARE, EXECUTE or DEALLOCATE: the backend would run it under
    the client's names, which are not the backend's. Refused (1) with 0A000. */
 static int refuse_parse_text(struct wp_client *c, struct wp_server *s,
-                             const struct wp_parse_msg *parse)
+                             const struct wp_parse_msg *parse, unsigned text_words)
 {
-    if (!sqlprep_mentions(parse->query, parse->query_len))
+    if (!(text_words & SQLWORDS_PREPARED))
         return 0;
     struct sqlprep_scan scan;
     char why[256];
@@ -343,13 +343,13 @@ static int refuse_parse_text(struct wp_client *c, struct wp_server *s,
 }
 
 static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const uint8_t *msg,
-                                uint32_t len)
+                                uint32_t len, unsigned text_words)
 {
     struct wp_parse_msg parse;
     if (prepared_parse_parse(msg + 5, len - 5, &parse) < 0)
         return PREP_ERROR;
     parse.scope = s->pool;
-    if (refuse_parse_text(c, s, &parse)) {
+    if (refuse_parse_text(c, s, &parse, text_words)) {
         buf_consume(&c->conn.in, len);
         return PREP_DONE;
     }
@@ -696,7 +696,7 @@ static int needs_whole(uint8_t type)
 }
 
 enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s, uint8_t type,
-                                        uint32_t len, struct wp_stmt *bound, unsigned query_words)
+                                        uint32_t len, struct wp_stmt *bound, unsigned text_words)
 {
     size_t avail = buf_unread(&c->conn.in) - c->conn.ready;
     if (s->ext_skipping && type != 'S') {
@@ -711,7 +711,7 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
     }
     switch (type) {
     case 'P':
-        return on_parse(c, s, msg, len);
+        return on_parse(c, s, msg, len, text_words);
     case 'B': {
         const uint8_t *portal_end = memchr(msg + 5, '\0', len - 5);
         if (!portal_end)
@@ -729,7 +729,7 @@ enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s
     case 'C':
         return on_close(c, s, msg, len);
     case 'Q':
-        return on_query(c, s, msg, len, query_words);
+        return on_query(c, s, msg, len, text_words);
     case 'S':
         s->ext_skipping = 0;
         push(s, type, PENDING_FORWARD, NULL, NULL);

@@ -17,6 +17,7 @@
 #include "warmpool/relay_session.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/session_sql.h"
 #include "warmpool/sqlwords.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
@@ -58,27 +59,46 @@ static void note_client_message(struct wp_server *s, uint8_t type, int forwarded
         timeouts_request_sent(s); /* query_timeout counts from here */
 }
 
+/* The SQL text of a whole Query or Parse (sql NULL for other messages and for a Parse
+   whose name does not end inside it). */
+struct client_text {
+    const char *sql;
+    size_t len;
+};
+
+/* The text of the whole Query or Parse at p, found once for everyone who reads it, and
+   its words (sqlwords): for a Parse, SQLWORDS_SESSION also when it starts with a
+   savepoint statement (relay_session_plain_parse). SQLWORDS_ALL when there is none. */
+static unsigned client_text_words(uint8_t type, const uint8_t *p, uint32_t len,
+                                  struct client_text *text)
+{
+    if (type == 'Q') {
+        text->sql = (const char *)p + 5;
+        text->len = len - 6;
+        return sqlwords_mentions(text->sql, text->len, SQLWORDS_ALL);
+    }
+    const char *name = (const char *)p + 5;
+    size_t name_len = strnlen(name, len - 5);
+    if (name_len + 1 >= len - 5)
+        return SQLWORDS_ALL;
+    text->sql = name + name_len + 1;
+    text->len = strnlen(text->sql, len - 5 - name_len - 1);
+    unsigned words = sqlwords_mentions(text->sql, text->len, SQLWORDS_ALL);
+    if (session_sql_may_be_savepoint(text->sql, text->len))
+        words |= SQLWORDS_SESSION;
+    return words;
+}
+
 /* stats: a request starts with its first message; Query and Parse carry the text.
    Returns the statement a whole Bind names when it looked that up and found it (the
    prepared layer needs it too), else NULL. */
 static struct wp_stmt *note_request_start(struct wp_client *c, uint8_t type, const uint8_t *p,
-                                          size_t avail, uint32_t len)
+                                          size_t avail, uint32_t len,
+                                          const struct client_text *text)
 {
-    const char *sql = NULL;
-    size_t sql_len = 0;
     if (c->stats.query_started_us)
         return NULL;
-    if (avail >= len && type == 'Q') {
-        sql = (const char *)p + 5;
-        sql_len = len > 6 ? len - 6 : 0;
-    } else if (avail >= len && type == 'P') {
-        const char *name = (const char *)p + 5;
-        size_t name_len = strnlen(name, len - 5);
-        if (name_len + 1 < len - 5) {
-            sql = name + name_len + 1;
-            sql_len = strnlen(sql, len - 5 - name_len - 1);
-        }
-    } else if (avail >= len && type == 'B') {
+    if (avail >= len && type == 'B') {
         /* A Bind of a named statement: its text and fingerprint are in the registry. The
            name is looked up only if it ends inside the message (a client's bytes). */
         const char *portal = (const char *)p + 5;
@@ -94,10 +114,13 @@ static struct wp_stmt *note_request_start(struct wp_client *c, uint8_t type, con
                               stats_now_us());
             return stmt;
         }
+    } else if (type == 'Q' || type == 'P') {
+        if (avail < len)
+            return NULL; /* session mode streams a long text: no statistics for it */
     } else if (type != 'B' && type != 'E' && type != 'F' && type != 'D' && type != 'S') {
         return NULL;
     }
-    stats_query_start(c->pool, &c->stats, sql, sql_len, 0, stats_now_us());
+    stats_query_start(c->pool, &c->stats, text->sql, text->len, 0, stats_now_us());
     return NULL;
 }
 
@@ -139,17 +162,18 @@ enum relay_scan relay_scan_client(struct wp_client *c, struct wp_server *s)
             c->bad_type_next = 1;
             return RELAY_SCAN_BAD_TYPE;
         }
-        /* One pass over a whole Query's text for both scanners' words. */
+        /* One pass over a whole Query's or Parse's text for both scanners' words. */
+        struct client_text text = {NULL, 0};
         unsigned words = SQLWORDS_ALL;
-        if (type == 'Q' && avail >= len && len > 5)
-            words = sqlwords_mentions((const char *)p + 5, len - 6, SQLWORDS_ALL);
+        if ((type == 'Q' || type == 'P') && avail >= len && len > 5)
+            words = client_text_words(type, p, len, &text);
         int session = relay_session_wants(c, type, p, avail, len, words);
         if (__builtin_expect(session, 0)) {
             enum relay_session_input in = relay_session_before(c, s, type, p, avail, len);
             if (in != SESSION_INPUT_GO)
                 return in == SESSION_INPUT_WAIT ? RELAY_SCAN_MORE : RELAY_SCAN_NO_MEMORY;
         }
-        struct wp_stmt *bound = note_request_start(c, type, p, avail, len);
+        struct wp_stmt *bound = note_request_start(c, type, p, avail, len, &text);
         int forwarded = 1;
         if (prep) {
             enum prep_input in = prepared_client_message(c, s, type, len, bound, words);

@@ -14,7 +14,6 @@
 #include "warmpool/server.h"
 #include "warmpool/session_sql.h"
 #include "warmpool/session_state.h"
-#include "warmpool/sqllex.h"
 #include "warmpool/sqlprep.h"
 
 /* In session mode a longer Query or Parse streams through unscanned: only RESET's
@@ -31,18 +30,6 @@ static uint64_t exec_sent_before; /* owed.exec_sent before the message went */
 
 /* ---- the client's texts ---- */
 
-/* Is the text's first word SAVEPOINT, RELEASE or ROLLBACK? (A Parse may be run long
-   after it was sent, when effects wait for their commit; one behind a leading comment
-   is not recognised.) */
-static int may_be_savepoint(const char *sql, size_t len)
-{
-    size_t i = 0;
-    while (i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
-        i++;
-    return sqllex_word_at(sql, len, i, "savepoint", 9) ||
-           sqllex_word_at(sql, len, i, "release", 7) || sqllex_word_at(sql, len, i, "rollback", 8);
-}
-
 /* The text's effects. Savepoint statements count only while effects wait for their
    transaction (session.watching): other texts need a scan only when they mention
    a session effect. */
@@ -51,7 +38,7 @@ static struct session_text *scan_text(const struct wp_client *c, uint8_t type, c
 {
     *failed = 0;
     if (!session_sql_mentions(sql, len) && !c->session.watching &&
-        !(type == 'P' && may_be_savepoint(sql, len)))
+        !(type == 'P' && session_sql_may_be_savepoint(sql, len)))
         return NULL;
     const char *strings = params_get(&c->params, "standard_conforming_strings");
     session_sql_scan(sql, len, strings && strcmp(strings, "off") == 0, &scratch);

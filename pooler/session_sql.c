@@ -1176,3 +1176,12 @@ int session_sql_mentions(const char *sql, size_t len)
 {
     return sqlwords_mentions(sql, len, SQLWORDS_SESSION) != 0;
 }
+
+int session_sql_may_be_savepoint(const char *sql, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
+        i++;
+    return sqllex_word_at(sql, len, i, "savepoint", 9) ||
+           sqllex_word_at(sql, len, i, "release", 7) || sqllex_word_at(sql, len, i, "rollback", 8);
+}

@@ -36,10 +36,10 @@ static inline int prepared_active(const struct wp_server *s)
 }
 /* Client message header at the scan position. bound: for a Bind, the statement its
    name maps to in the client's names when the caller has looked that up already
-   (relay_scan's stats do), else NULL and the layer looks it up itself. query_words: for a
-   whole Query, sqlwords_mentions of its text (SQLWORDS_ALL when not looked at). */
+   (relay_scan's stats do), else NULL and the layer looks it up itself. text_words: for a
+   whole Query or Parse, sqlwords_mentions of its text (SQLWORDS_ALL when not looked at). */
 enum prep_input prepared_client_message(struct wp_client *c, struct wp_server *s, uint8_t type,
-                                        uint32_t len, struct wp_stmt *bound, unsigned query_words);
+                                        uint32_t len, struct wp_stmt *bound, unsigned text_words);
 /* Backend message (whole for the types the layer reads). Returns 1 to drop it. */
 int prepared_server_message(struct wp_server *s, uint8_t type, const uint8_t *msg, uint32_t len);
 /* Client input held after a Sync may go on now. */

@@ -22,7 +22,7 @@ enum relay_session_input {
 /* Does this client message concern session state? Inline: asked for every message.
    msg: the message at the scan position, avail bytes of it in the buffer. */
 static inline int relay_session_wants(const struct wp_client *c, uint8_t type, const uint8_t *msg,
-                                      size_t avail, uint32_t len, unsigned query_words);
+                                      size_t avail, uint32_t len, unsigned text_words);
 
 /* Before a Query, Parse, Bind or Execute goes on (msg: the whole message when avail
    covers len). */
@@ -63,13 +63,28 @@ static inline int relay_session_plain_query(const struct wp_client *c, const uin
             c->pool->settings.pool_mode == WP_MODE_SESSION);
 }
 
+/* A whole Parse whose text mentions no session effect and does not start with a
+   savepoint statement (text_words: the relay's one pass over its text, with
+   SQLWORDS_SESSION set for a savepoint statement too), from a client with no effects
+   waiting for their commit and no statement with effects to replace, of a statement
+   the prepared layer carries (or the unnamed one): nothing to note either. */
+static inline int relay_session_plain_parse(const struct wp_client *c, const uint8_t *msg,
+                                            size_t avail, uint32_t len, unsigned text_words)
+{
+    return avail >= len && len > 5 && !(text_words & SQLWORDS_SESSION) && !c->session.watching &&
+           c->session.nstmts == 0 &&
+           (msg[5] == '\0' || wp_rt.cfg->max_prepared_statements > 0 ||
+            c->pool->settings.pool_mode == WP_MODE_SESSION);
+}
+
 static inline int relay_session_wants(const struct wp_client *c, uint8_t type, const uint8_t *msg,
-                                      size_t avail, uint32_t len, unsigned query_words)
+                                      size_t avail, uint32_t len, unsigned text_words)
 {
     if (type == 'Q')
-        return !relay_session_plain_query(c, msg, avail, len, query_words);
-    return type == 'P' ||
-           ((type == 'B' || type == 'E') && (c->session.nstmts | c->session.nportals));
+        return !relay_session_plain_query(c, msg, avail, len, text_words);
+    if (type == 'P')
+        return !relay_session_plain_parse(c, msg, avail, len, text_words);
+    return (type == 'B' || type == 'E') && (c->session.nstmts | c->session.nportals);
 }
 
 #endif

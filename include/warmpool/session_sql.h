@@ -149,6 +149,11 @@ struct session_sql {
    case, anywhere: session_sql_scan would then report nothing. */
 int session_sql_mentions(const char *sql, size_t len);
 
+/* Is the text's first word SAVEPOINT, RELEASE or ROLLBACK? (A Parse may be run long
+   after it was sent, when effects wait for their commit; one behind a leading comment
+   is not recognised.) */
+int session_sql_may_be_savepoint(const char *sql, size_t len);
+
 /* Every session effect of sql[0..len) (no NUL needed). backslash_strings:
    standard_conforming_strings is off. out is zeroed once by the caller ({0}) and may
    be reused: each scan replaces what the previous one reported. */

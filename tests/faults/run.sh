@@ -265,6 +265,7 @@ check_alive() { # AFTER
 
 suite_start=$(date +%s)
 passed=0
+reasons=() # why, one line per failure, repeated at the very end
 for name in "${all[@]}"; do
     start=$(date +%s%3N)
     rc=0
@@ -287,6 +288,10 @@ for name in "${all[@]}"; do
     else
         say "FAIL $name (${secs}s, exit $rc)"
         failed+=("$name")
+        # Why it failed first: the tail of a long output may not hold the reason.
+        why=$(grep -m 3 -E '^(FAIL|TIMEOUT|valgrind|Traceback|AssertionError)' "$tmp/$name.out" || true)
+        reasons+=("$name: ${why:-exit $rc, no FAIL line}")
+        [ -n "$why" ] && printf '%s\n' "$why" | sed 's/^/    /' >&3
         if [ "$verbose" = 1 ]; then sed 's/^/    /' "$tmp/$name.out" >&3; else tail -n 30 "$tmp/$name.out" | sed 's/^/    /' >&3; fi
     fi
     check_alive "$name"
@@ -296,5 +301,9 @@ stop_warmpools
 say "== $passed/${#all[@]} fault cases passed in $(($(date +%s) - suite_start)) s${failed[*]:+; failed: ${failed[*]}}"
 if [ ${#failed[@]} -gt 0 ]; then
     log_tails
+    # Last, so that a reader of only the end of the output sees why.
+    for r in "${reasons[@]}"; do
+        say "== failed $r"
+    done
     exit 1
 fi

@@ -48,6 +48,7 @@ tmp=$(mktemp -d /tmp/warmpool-itest.XXXXXX)
 export PGPASSFILE=$tmp/no-such-pgpass
 wp_names=() wp_pids=() test_pid=
 failed=()
+reasons=() # why, one line per failure, repeated at the very end
 declare -A dead=() # index in wp_pids -> 1 once reported dead
 
 # Under valgrind the pooler runs 20-50 times slower: every wait on it is scaled.
@@ -76,6 +77,7 @@ valgrind_check() { # LABEL
     say "FAIL valgrind($1):"
     printf '%s\n' "$report" | sed 's/^/    /' >&3
     failed+=("valgrind($1)")
+    reasons+=("valgrind($1): $(head -n 1 <<<"$report")")
 }
 
 stop_warmpools() {
@@ -314,6 +316,10 @@ for name in "${all[@]}"; do
     else
         say "FAIL $name (${secs}s, exit $rc)"
         failed+=("$name")
+        # Why it failed first: the tail of a long output may not hold the reason.
+        why=$(grep -m 3 -E '^(FAIL|TIMEOUT|valgrind|Traceback|AssertionError)' "$tmp/$name.out" || true)
+        reasons+=("$name: ${why:-exit $rc, no FAIL line}")
+        [ -n "$why" ] && printf '%s\n' "$why" | sed 's/^/    /' >&3
         if [ "$verbose" = 1 ]; then sed 's/^/    /' "$tmp/$name.out"; else tail -n 25 "$tmp/$name.out" | sed 's/^/    /'; fi
     fi
     check_alive "$name"
@@ -335,6 +341,10 @@ if [ ${#failed[@]} -gt 0 ]; then
         [ -s "$tmp/$n.log" ] || continue
         say "-- tail of warmpool $n log ($tmp/$n.log)"
         tail -n 40 "$tmp/$n.log" | sed 's/^/    /'
+    done
+    # Last, so that a reader of only the end of the output sees why.
+    for r in "${reasons[@]}"; do
+        say "== failed $r"
     done
     exit 1
 fi

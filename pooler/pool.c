@@ -561,17 +561,31 @@ static const char *idle_close_reason(struct wp_pool *pool, const struct wp_serve
     return NULL;
 }
 
+/* The idle list's oldest end: its tail, or with server_round_robin (which files a
+   returned server at the tail) its head. */
+struct wp_server *pool_oldest_idle(struct wp_pool *pool)
+{
+    if (list_empty(&pool->idle))
+        return NULL;
+    struct wp_list *n = wp_rt.cfg->server_round_robin ? pool->idle.next : pool->idle.prev;
+    return list_entry(n, struct wp_server, node);
+}
+
+struct wp_server *pool_newer_idle(struct wp_pool *pool, struct wp_server *s)
+{
+    struct wp_list *n = wp_rt.cfg->server_round_robin ? s->node.next : s->node.prev;
+    return n == &pool->idle ? NULL : list_entry(n, struct wp_server, node);
+}
+
 /* One close at a time, rescanning after each: a close may lend or check other idle
-   servers, so a saved list position would not survive it. Oldest (tail) first. */
+   servers, so a saved list position would not survive it. Oldest first. */
 static void close_expired_idle(struct wp_pool *pool, int64_t now)
 {
     for (;;) {
-        struct wp_server *s = NULL;
+        struct wp_server *s = pool_oldest_idle(pool);
         const char *why = NULL;
-        for (struct wp_list *n = pool->idle.prev; n != &pool->idle && !why; n = n->prev) {
-            s = list_entry(n, struct wp_server, node);
-            why = idle_close_reason(pool, s, now);
-        }
+        while (s && !(why = idle_close_reason(pool, s, now)))
+            s = pool_newer_idle(pool, s);
         if (!why)
             return;
         server_close(s, why);

@@ -215,8 +215,7 @@ int limits_reclaim_idle(struct wp_pool *pool)
         struct wp_pool *other = list_entry(n, struct wp_pool, node);
         if (!shares_limit(pool, other) || other->nwaiting > 0 || list_empty(&other->idle))
             continue;
-        /* The oldest idle server (tail) goes. */
-        struct wp_server *s = list_entry(other->idle.prev, struct wp_server, node);
+        struct wp_server *s = pool_oldest_idle(other); /* not empty: checked above */
         log_debug("pool %s/%s: idle server closed for waiting pool %s/%s (shared connection "
                   "limit)",
                   other->dbname, other->user, pool->dbname, pool->user);

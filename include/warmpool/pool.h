@@ -27,7 +27,8 @@ struct wp_pool {
     char *backend_user;
     char *backend_password; /* NULL: libpq finds one (connstring, passfile) or none needed */
 
-    struct wp_list idle;      /* servers ready to lend, most recent first */
+    struct wp_list idle;      /* servers ready to lend from the head: the most recently used
+                                 first, or with server_round_robin the least (pool_file_server) */
     struct wp_list active;    /* servers linked to a client */
     struct wp_list busy;      /* connecting, resetting, draining */
     struct wp_list waiting;   /* clients waiting for a server, FIFO */
@@ -101,5 +102,10 @@ void pool_set_params(struct wp_pool *pool, const struct wp_params *params);
 void pool_maintain(struct wp_pool *pool, int64_t now_ms);
 /* Open more servers if clients wait and the limits allow. */
 void pool_launch_if_needed(struct wp_pool *pool);
+
+/* The idle server used longest ago (NULL when none): the one to close first. */
+struct wp_server *pool_oldest_idle(struct wp_pool *pool);
+/* The idle server used after s, towards the most recent (NULL after the last). */
+struct wp_server *pool_newer_idle(struct wp_pool *pool, struct wp_server *s);
 
 #endif

@@ -1182,6 +1182,15 @@ int session_sql_may_be_savepoint(const char *sql, size_t len)
     size_t i = 0;
     while (i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
         i++;
-    return sqllex_word_at(sql, len, i, "savepoint", 9) ||
-           sqllex_word_at(sql, len, i, "release", 7) || sqllex_word_at(sql, len, i, "rollback", 8);
+    if (len - i < 7)
+        return 0; /* shorter than the shortest, RELEASE */
+    /* The first two letters decide which word to compare (most texts: none). */
+    char first = (char)(sql[i] | 0x20), second = (char)(sql[i + 1] | 0x20);
+    if (first == 's' && second == 'a')
+        return sqllex_word_at(sql, len, i, "savepoint", 9);
+    if (first == 'r' && second == 'e')
+        return sqllex_word_at(sql, len, i, "release", 7);
+    if (first == 'r' && second == 'o')
+        return sqllex_word_at(sql, len, i, "rollback", 8);
+    return 0;
 }

@@ -508,6 +508,38 @@ static void test_savepoints(void **state)
     CHECK_ALL(savepoint_cases, STANDARD);
 }
 
+/* The relay's inline check on Parse texts: a savepoint statement's first word. A
+   superset (the word may go on: release_x) costs only a scan. */
+static void test_may_be_savepoint(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        int want;
+    } cases[] = {
+        {"SAVEPOINT a", 1},
+        {"  savepoint", 1},
+        {"\n\tRelease a", 1},
+        {"RELEASE", 1},
+        {"ROLLBACK TO a", 1},
+        {"rollback", 1},
+        {"release_x", 1},
+        {"savepoints", 1},
+        {"SELECT 1", 0},
+        {"rel", 0},
+        {"", 0},
+        {"/* c */ SAVEPOINT a", 0},
+        {"RESET ALL", 0},
+        {"ROLLUP", 0},
+        {"SAVE", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = session_sql_may_be_savepoint(cases[i].sql, strlen(cases[i].sql));
+        if (got != cases[i].want)
+            fail_msg("\"%s\": %d, want %d", cases[i].sql, got, cases[i].want);
+    }
+}
+
 /* ---- counts, bounds, malformed texts ---- */
 
 static void test_counts_and_overflow(void **state)
@@ -714,6 +746,7 @@ int main(void)
         cmocka_unit_test(test_hidden),
         cmocka_unit_test(test_multi_statement),
         cmocka_unit_test(test_savepoints),
+        cmocka_unit_test(test_may_be_savepoint),
         cmocka_unit_test(test_counts_and_overflow),
         cmocka_unit_test(test_value_bounds),
         cmocka_unit_test(test_identifier_truncation),

@@ -120,7 +120,8 @@ static struct wp_stmt *note_request_start(struct wp_client *c, uint8_t type, con
     } else if (type != 'B' && type != 'E' && type != 'F' && type != 'D' && type != 'S') {
         return NULL;
     }
-    stats_query_start(c->pool, &c->stats, text->sql, text->len, 0, stats_now_us());
+    uint64_t fp = type == 'P' ? stats_parse_fingerprint(&c->stats, text->sql, text->len) : 0;
+    stats_query_start(c->pool, &c->stats, text->sql, text->len, fp, stats_now_us());
     return NULL;
 }
 

@@ -365,6 +365,30 @@ static void keep_raw_text(struct wp_client_stats *cs, const char *sql, size_t le
     memcpy(cs->raw, sql, cs->raw_len);
 }
 
+/* Does anything use a query's fingerprint? Normalising is the one costly step of
+   stats_query_start: skipped when nothing would use it. */
+static int fingerprint_wanted(const struct wp_config *cfg)
+{
+    return cfg && (cfg->stats_top_statements > 0 || cfg->nplus1_threshold > 0 ||
+                   cfg->log_slow_queries_ms > 0);
+}
+
+uint64_t stats_parse_fingerprint(struct wp_client_stats *cs, const char *sql, size_t len)
+{
+    if (!sql || len == 0 || !fingerprint_wanted(wp_rt.cfg))
+        return 0;
+    if (cs->parse_text && cs->parse_len == len && memcmp(cs->parse_text, sql, len) == 0)
+        return cs->parse_fp;
+    uint64_t fp = fingerprint_hash(sql, len);
+    if (len <= STATS_PARSE_TEXT_MAX &&
+        (cs->parse_text || (cs->parse_text = malloc(STATS_PARSE_TEXT_MAX)))) {
+        memcpy(cs->parse_text, sql, len);
+        cs->parse_len = (uint32_t)len;
+        cs->parse_fp = fp;
+    }
+    return fp;
+}
+
 void stats_query_start(struct wp_pool *pool, struct wp_client_stats *cs, const char *sql,
                        size_t sql_len, uint64_t fp, int64_t now_us)
 {
@@ -380,10 +404,7 @@ void stats_query_start(struct wp_pool *pool, struct wp_client_stats *cs, const c
     if (!sql)
         sql_len = 0;
     const struct wp_config *cfg = wp_rt.cfg;
-    /* Normalising is the one costly step here: skip it when nothing would use it. */
-    int wanted = cfg && (cfg->stats_top_statements > 0 || cfg->nplus1_threshold > 0 ||
-                         cfg->log_slow_queries_ms > 0);
-    if (!fp && sql_len > 0 && wanted)
+    if (!fp && sql_len > 0 && fingerprint_wanted(cfg))
         fp = fingerprint_hash(sql, sql_len);
     cs->fp = fp;
     struct wp_pool_stats *ps = stats_of(pool);
@@ -667,6 +688,9 @@ void stats_client_closed(struct wp_pool *pool, struct wp_client *c, struct wp_cl
     free(cs->raw);
     cs->raw = NULL;
     cs->raw_len = 0;
+    free(cs->parse_text);
+    cs->parse_text = NULL;
+    cs->parse_len = 0;
 }
 
 /* ---------------------------------------------------------------- cold events */

@@ -739,6 +739,33 @@ static void test_collect_and_counts(void **state)
     list_init(&wp_rt.clients);
 }
 
+/* A repeated Parse text gets the fingerprint normalising gives, from the client's
+   cache; another text, a text too long to keep, and no consumer of fingerprints too. */
+static void test_parse_fingerprint(void **state)
+{
+    (void)state;
+    const char *a = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+    const char *b = "SELECT abalance FROM pgbench_accounts WHERE aid = $2";
+    uint64_t fa = fingerprint_hash(a, strlen(a)), fb = fingerprint_hash(b, strlen(b));
+    assert_int_equal(stats_parse_fingerprint(&cs, a, strlen(a)), fa);
+    assert_non_null(cs.parse_text);
+    assert_int_equal(stats_parse_fingerprint(&cs, a, strlen(a)), fa); /* cached */
+    assert_int_equal(stats_parse_fingerprint(&cs, b, strlen(b)), fb);
+    assert_int_equal(stats_parse_fingerprint(&cs, a, strlen(a) - 1),
+                     fingerprint_hash(a, strlen(a) - 1)); /* a prefix is another text */
+    char big[STATS_PARSE_TEXT_MAX + 40];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "SELECT ", 7);
+    uint64_t fbig = fingerprint_hash(big, sizeof big);
+    assert_int_equal(stats_parse_fingerprint(&cs, big, sizeof big), fbig);
+    assert_int_equal(stats_parse_fingerprint(&cs, big, sizeof big), fbig);
+    assert_int_equal(stats_parse_fingerprint(&cs, a, strlen(a)), fa);
+    assert_int_equal(stats_parse_fingerprint(&cs, NULL, 0), 0);
+    cfg.stats_top_statements = 0;
+    cfg.nplus1_threshold = 0;
+    assert_int_equal(stats_parse_fingerprint(&cs, b, strlen(b)), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -763,6 +790,7 @@ int main(void)
         T(test_cold_events),
         T(test_health),
         T(test_collect_and_counts),
+        T(test_parse_fingerprint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,8 +27,7 @@ static enum backend_login_result fail(struct backend_login *bl, const char *sqls
     return BLOGIN_FAILED;
 }
 
-int backend_login_startup(struct wp_buf *out, const char *const *names,
-                          const char *const *values)
+int backend_login_startup(struct wp_buf *out, const char *const *names, const char *const *values)
 {
     size_t len = 8 + 1;
     for (int i = 0; names[i]; i++)
@@ -94,7 +93,8 @@ static enum backend_login_result answer_md5(struct backend_login *bl, const uint
     else
         return fail(bl, "28P01", "the server asked for an md5 password and warmpool has none");
     if (rc < 0)
-        return fail(bl, "28P01", "cannot compute the md5 answer (the stored md5 secret is invalid)");
+        return fail(bl, "28P01",
+                    "cannot compute the md5 answer (the stored md5 secret is invalid)");
     if (put_password_message(reply, answer, sizeof answer, NULL, 0) < 0)
         return no_memory(bl);
     return BLOGIN_MORE;
@@ -115,13 +115,15 @@ static enum backend_login_result answer_sasl(struct backend_login *bl, const uin
         i += n + 1;
     }
     if (!plain)
-        return fail(bl, "08006", plus ? "the server requires channel binding "
-                                        "(SCRAM-SHA-256-PLUS), which warmpool does not support"
-                                      : "the server offers no SASL mechanism warmpool supports");
+        return fail(bl, "08006",
+                    plus ? "the server requires channel binding "
+                           "(SCRAM-SHA-256-PLUS), which warmpool does not support"
+                         : "the server offers no SASL mechanism warmpool supports");
     if (!bl->keys && !bl->password)
-        return fail(bl, "28P01", "the server asked for a SCRAM login and warmpool has no "
-                                 "password or SCRAM key for this user (no client has logged in "
-                                 "with it yet)");
+        return fail(bl, "28P01",
+                    "the server asked for a SCRAM login and warmpool has no "
+                    "password or SCRAM key for this user (no client has logged in "
+                    "with it yet)");
     char first[200];
     if (scram_client_first(&bl->scram, "", NULL, first, sizeof first) < 0)
         return fail(bl, "08006", "cannot start a SCRAM exchange");
@@ -161,10 +163,11 @@ static enum backend_login_result answer_server_first(struct backend_login *bl, c
         return fail(bl, "08P01", err);
     const struct scram_client_keys *keys = keys_for_exchange(bl);
     if (!keys)
-        return fail(bl, "28P01", bl->password ? "cannot derive SCRAM keys from the password"
-                                              : "the server's SCRAM salt or iteration count is "
-                                                "not the one of the secret the client logged in "
-                                                "with (the password changed?)");
+        return fail(bl, "28P01",
+                    bl->password ? "cannot derive SCRAM keys from the password"
+                                 : "the server's SCRAM salt or iteration count is "
+                                   "not the one of the secret the client logged in "
+                                   "with (the password changed?)");
     if (scram_client_final(&bl->scram, keys, final, sizeof final) < 0)
         return fail(bl, "08006", "cannot build the SCRAM client-final-message");
     if (put_password_message(reply, final, strlen(final), NULL, 0) < 0)
@@ -180,19 +183,20 @@ static enum backend_login_result check_server_final(struct backend_login *bl, co
     if (bl->scram_step != 2)
         return fail(bl, "08P01", "unexpected SASL final message from the server");
     const struct scram_client_keys *keys = bl->keys_reused ? bl->keys : &bl->derived;
-    int rc = scram_client_check_server_final(&bl->scram, keys, (const char *)data, len, err,
-                                             sizeof err);
+    int rc =
+        scram_client_check_server_final(&bl->scram, keys, (const char *)data, len, err, sizeof err);
     if (rc < 0)
         return fail(bl, "08P01", err);
     if (rc == 0)
-        return fail(bl, "08006", "the server's SCRAM signature is wrong: it did not prove that "
-                                 "it knows the password");
+        return fail(bl, "08006",
+                    "the server's SCRAM signature is wrong: it did not prove that "
+                    "it knows the password");
     bl->scram_step = 3;
     return BLOGIN_MORE;
 }
 
-static enum backend_login_result on_auth(struct backend_login *bl, const uint8_t *body,
-                                         size_t len, struct wp_buf *reply)
+static enum backend_login_result on_auth(struct backend_login *bl, const uint8_t *body, size_t len,
+                                         struct wp_buf *reply)
 {
     if (len < 4)
         return fail(bl, "08P01", "malformed authentication request");
@@ -202,8 +206,9 @@ static enum backend_login_result on_auth(struct backend_login *bl, const uint8_t
     switch (code) {
     case AUTH_OK:
         if (bl->scram_step != 0 && bl->scram_step != 3)
-            return fail(bl, "08006", "the server ended the SCRAM exchange before proving that "
-                                     "it knows the password");
+            return fail(bl, "08006",
+                        "the server ended the SCRAM exchange before proving that "
+                        "it knows the password");
         bl->authenticated = 1;
         return BLOGIN_MORE;
     case AUTH_CLEARTEXT:
@@ -218,16 +223,16 @@ static enum backend_login_result on_auth(struct backend_login *bl, const uint8_t
         return check_server_final(bl, data, len);
     default: {
         char text[120];
-        snprintf(text, sizeof text, "the server asked for an authentication method warmpool "
-                                    "does not support (code %u)",
+        snprintf(text, sizeof text,
+                 "the server asked for an authentication method warmpool "
+                 "does not support (code %u)",
                  code);
         return fail(bl, "08006", text);
     }
     }
 }
 
-static enum backend_login_result on_error(struct backend_login *bl, const uint8_t *body,
-                                          size_t len)
+static enum backend_login_result on_error(struct backend_login *bl, const uint8_t *body, size_t len)
 {
     const char *state = proto_error_field(body, len, 'C');
     const char *text = proto_error_field(body, len, 'M');

@@ -97,6 +97,9 @@ static void keep_passed_keys(struct wp_pool *pool, const struct wp_user_secret *
     if (!st || !st->have_client_key || scram_parse_secret(secret->secret, &stored) < 0)
         return;
     scram_client_keys_from_login(&stored, st->client_key, &passed);
+    /* New credentials: a login held back by server_login_retry may succeed now. */
+    if (!pool->backend_keys)
+        pool->retry_after_ms = 0;
     if (pool_set_backend_keys(pool, &passed, 1) == 0)
         log_debug("%s/%s: SCRAM keys for backend logins taken from the client's login",
                   pool->dbname, pool->user);

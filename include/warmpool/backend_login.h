@@ -39,8 +39,8 @@ struct backend_login {
     /* outputs */
     uint32_t backend_pid, cancel_key;
     int have_cancel_key;
-    int keys_reused;                      /* the SCRAM exchange used `keys` */
-    int derived_new;                      /* `derived` holds keys made from the password */
+    int keys_reused; /* the SCRAM exchange used `keys` */
+    int derived_new; /* `derived` holds keys made from the password */
     struct scram_client_keys derived;
     char sqlstate[6];
     char error[256];
@@ -52,8 +52,7 @@ struct backend_login {
 };
 
 /* StartupMessage (protocol 3.0) with the NULL-terminated name/value pairs. 0 or -1. */
-int backend_login_startup(struct wp_buf *out, const char *const *names,
-                          const char *const *values);
+int backend_login_startup(struct wp_buf *out, const char *const *names, const char *const *values);
 /*
  * One whole backend message (type, body of body_len bytes). Answers go to `reply`.
  * BLOGIN_READY at ReadyForQuery after a successful login; BLOGIN_FAILED with sqlstate

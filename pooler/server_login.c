@@ -39,6 +39,7 @@ struct server_login {
     struct backend_login bl;
     char *user, *password, *md5_secret; /* copies: a reload may free the pool's */
     struct scram_client_keys keys;
+    char where[160]; /* "connection to server at …", as libpq names it */
 };
 
 /* The connection keys this login understands; any other sends the entry to libpq. */
@@ -180,20 +181,25 @@ static struct server_login *login_new(const struct wp_pool *pool)
     return sl;
 }
 
-/* The entry's address as libpq reads host= and port= (validated before). */
-static int fill_address(const struct wp_db_config *db, struct server_cancel_target *t)
+/* The entry's address as libpq reads host= and port= (validated before), and its
+   description for error texts. */
+static int fill_address(const struct wp_db_config *db, struct server_login *sl)
 {
     const char *host = conn_value(db, "host"), *port = env_or(conn_value(db, "port"), "PGPORT");
     int portnum = port ? atoi(port) : 5432;
+    struct server_cancel_target *t = &sl->cancel;
     memset(&t->addr, 0, sizeof t->addr);
     if (host[0] == '/') {
         struct sockaddr_un *un = (struct sockaddr_un *)&t->addr;
         un->sun_family = AF_UNIX;
         int n = snprintf(un->sun_path, sizeof un->sun_path, "%s/.s.PGSQL.%d", host, portnum);
-        if (n < 0 || (size_t)n >= sizeof un->sun_path)
-            return -1;
         t->addrlen = sizeof *un;
-    } else if (strchr(host, ':')) {
+        snprintf(sl->where, sizeof sl->where, "connection to server on socket \"%s\"",
+                 un->sun_path);
+        return n < 0 || (size_t)n >= sizeof un->sun_path ? -1 : 0;
+    }
+    snprintf(sl->where, sizeof sl->where, "connection to server at \"%s\", port %d", host, portnum);
+    if (strchr(host, ':')) {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&t->addr;
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons((uint16_t)portnum);
@@ -226,18 +232,26 @@ static int open_socket(const struct server_cancel_target *t, int nonblocking)
 
 static void login_step(void *arg);
 
+/* Failures name the server as libpq's do (for the log and the pool's last_error). */
+static void fail_login(struct wp_server *s, const char *sqlstate, const char *text)
+{
+    char full[768];
+    snprintf(full, sizeof full, "%s failed: %s", s->login->where, text);
+    server_connect_error(s, sqlstate, full);
+}
+
 static void login_fail(struct wp_server *s, const char *sqlstate, const char *fmt,
                        const char *detail)
 {
     char text[512];
     snprintf(text, sizeof text, fmt, detail);
-    server_connect_error(s, sqlstate, text);
+    fail_login(s, sqlstate, text);
 }
 
 static void watch(struct wp_server *s, int for_write)
 {
     if (conn_watch_connect(&s->conn, s->login->fd, for_write, login_step, s) < 0)
-        server_connect_error(s, "53200", "out of memory");
+        fail_login(s, "53200", "out of memory");
 }
 
 /* The SSL context for backends: no verification (sslmode prefer and require do none). */
@@ -333,7 +347,7 @@ static void begin_login(struct wp_server *s)
     s->login->phase = PH_LOGIN;
     s->login->bl.params = &s->params;
     if (queue_startup(s) < 0) {
-        server_connect_error(s, "53200", "out of memory");
+        fail_login(s, "53200", "out of memory");
         return;
     }
     if (flush_out(s) == 1)
@@ -383,7 +397,7 @@ static int take_messages(struct wp_server *s)
         enum proto_scan r = proto_scan_header(buf_head(&sl->in), buf_unread(&sl->in),
                                               BACKEND_LOGIN_MAX_MESSAGE, &type, &len);
         if (r == PROTO_BAD_LENGTH) {
-            server_connect_error(s, "08P01", "invalid message length from the server during login");
+            fail_login(s, "08P01", "invalid message length from the server during login");
             return -1;
         }
         if (r == PROTO_NEED_MORE || buf_unread(&sl->in) < len)
@@ -392,7 +406,7 @@ static int take_messages(struct wp_server *s)
             backend_login_message(&sl->bl, type, buf_head(&sl->in) + 5, len - 5, &sl->out);
         buf_consume(&sl->in, len);
         if (res == BLOGIN_FAILED) {
-            server_connect_error(s, sl->bl.sqlstate, sl->bl.error);
+            fail_login(s, sl->bl.sqlstate, sl->bl.error);
             return -1;
         }
         if (res == BLOGIN_READY)
@@ -407,7 +421,7 @@ static void login_input(struct wp_server *s)
     for (;;) {
         uint8_t *p = buf_append_space(&sl->in, 8192);
         if (!p) {
-            server_connect_error(s, "53200", "out of memory");
+            fail_login(s, "53200", "out of memory");
             return;
         }
         long n = io_read(sl, p, 8192, &want_write);
@@ -448,7 +462,7 @@ static void connected(struct wp_server *s)
     }
     static const uint8_t ssl_request[8] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
     if (buf_append(&sl->out, ssl_request, sizeof ssl_request) < 0) {
-        server_connect_error(s, "53200", "out of memory");
+        fail_login(s, "53200", "out of memory");
         return;
     }
     sl->phase = PH_SSL_ANSWER;
@@ -490,7 +504,7 @@ static void ssl_answer(struct wp_server *s)
         SSL_CTX *ctx = backend_ssl_ctx();
         sl->ssl = ctx ? SSL_new(ctx) : NULL;
         if (!sl->ssl || !SSL_set_fd(sl->ssl, sl->fd)) {
-            server_connect_error(s, "53200", "cannot set up TLS for the server connection");
+            fail_login(s, "53200", "cannot set up TLS for the server connection");
             return;
         }
         sl->phase = PH_TLS;
@@ -536,7 +550,7 @@ int server_login_start(struct wp_server *s)
     }
     s->login = sl;
     parse_tls_want(env_or(conn_value(db, "sslmode"), "PGSSLMODE"), &sl->tls);
-    if (fill_address(db, &sl->cancel) < 0) {
+    if (fill_address(db, sl) < 0) {
         login_fail(s, "08006", "%s", "the socket path is too long");
         return -1;
     }

@@ -532,6 +532,7 @@ static const char *login_failure_text(const char *sqlstate)
         const char *sqlstate, *text;
     } texts[] = {
         {"28P01", "server login failed: password authentication failed"},
+        {"28000", "server login failed: the server refused the login"},
         {"3D000", "server login failed: database does not exist"},
         {"53300", "server login failed: too many connections"},
     };

@@ -146,7 +146,7 @@ static const struct scram_client_keys *keys_for_exchange(struct backend_login *b
         bl->keys_reused = 1;
         return bl->keys;
     }
-    if (!bl->password ||
+    if (!bl->password || sc->iterations > BACKEND_LOGIN_MAX_ITERATIONS ||
         scram_client_derive(bl->password, sc->salt, sc->salt_len, sc->iterations, &bl->derived) < 0)
         return NULL;
     bl->derived_new = 1;
@@ -164,7 +164,8 @@ static enum backend_login_result answer_server_first(struct backend_login *bl, c
     const struct scram_client_keys *keys = keys_for_exchange(bl);
     if (!keys)
         return fail(bl, "28P01",
-                    bl->password ? "cannot derive SCRAM keys from the password"
+                    bl->password ? "cannot derive SCRAM keys from the password (more than "
+                                   "100000 iterations asked?)"
                                  : "the server's SCRAM salt or iteration count is "
                                    "not the one of the secret the client logged in "
                                    "with (the password changed?)");

@@ -25,6 +25,11 @@
 /* Longest backend message accepted during login (an ErrorResponse with a long text). */
 #define BACKEND_LOGIN_MAX_MESSAGE 65536
 
+/* Key derivation runs on the event loop: a server asking for more PBKDF2 iterations
+   than this (PostgreSQL's default is 4096) is refused rather than let it stall every
+   connection. Passed-through keys need no derivation and have no limit. */
+#define BACKEND_LOGIN_MAX_ITERATIONS 100000
+
 enum backend_login_result { BLOGIN_MORE = 0, BLOGIN_READY = 1, BLOGIN_FAILED = -1 };
 
 struct backend_login {

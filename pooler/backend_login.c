@@ -238,7 +238,8 @@ static enum backend_login_result on_error(struct backend_login *bl, const uint8_
     const char *state = proto_error_field(body, len, 'C');
     const char *text = proto_error_field(body, len, 'M');
     int valid_state = state && strlen(state) == 5;
-    return fail(bl, valid_state ? state : "08006", text ? text : "the server refused the login");
+    return fail(bl, valid_state ? state : "08006",
+                text && *text ? text : "the server refused the login");
 }
 
 enum backend_login_result backend_login_message(struct backend_login *bl, uint8_t type,

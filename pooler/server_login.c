@@ -355,16 +355,30 @@ static void begin_login(struct wp_server *s)
 }
 
 /* Keys derived from the pool's password are cached there for the next logins. */
-static void remember_keys(struct wp_server *s)
+/* Keys derived from the pool's password go to the pool as soon as they exist, and a
+   login that has not reached the server's salt yet takes the pool's latest keys: logins
+   started together (min_pool_size) derive once, not once each. */
+static void share_keys(struct wp_server *s)
 {
     struct server_login *sl = s->login;
     struct wp_pool *pool = s->pool;
     const char *password = login_password(pool);
     if (sl->bl.derived_new && password && sl->password && strcmp(password, sl->password) == 0)
         pool_set_backend_keys(pool, &sl->bl.derived, 0);
+    sl->bl.derived_new = 0;
+    if (sl->bl.scram_step <= 1 && pool->backend_keys) {
+        sl->keys = *pool->backend_keys;
+        sl->bl.keys = &sl->keys;
+        sl->bl.keys_passed = pool->backend_keys_passed;
+    }
+}
+
+static void log_keys_reused(struct wp_server *s)
+{
+    struct server_login *sl = s->login;
     if (sl->bl.keys_reused)
-        log_debug("S-%llu %s/%s: SCRAM keys reused (%s)", (unsigned long long)s->id, pool->dbname,
-                  pool->user,
+        log_debug("S-%llu %s/%s: SCRAM keys reused (%s)", (unsigned long long)s->id,
+                  s->pool->dbname, s->pool->user,
                   sl->bl.keys_passed ? "passed through from a client's login"
                                      : "derived from the password before");
 }
@@ -372,7 +386,7 @@ static void remember_keys(struct wp_server *s)
 static void login_ready(struct wp_server *s)
 {
     struct server_login *sl = s->login;
-    remember_keys(s);
+    log_keys_reused(s);
     sl->cancel.pid = sl->bl.backend_pid;
     sl->cancel.key = sl->bl.cancel_key;
     s->backend_pid = sl->bl.backend_pid;
@@ -402,8 +416,10 @@ static int take_messages(struct wp_server *s)
         }
         if (r == PROTO_NEED_MORE || buf_unread(&sl->in) < len)
             return 0;
+        share_keys(s);
         enum backend_login_result res =
             backend_login_message(&sl->bl, type, buf_head(&sl->in) + 5, len - 5, &sl->out);
+        share_keys(s);
         buf_consume(&sl->in, len);
         if (res == BLOGIN_FAILED) {
             fail_login(s, sl->bl.sqlstate, sl->bl.error);

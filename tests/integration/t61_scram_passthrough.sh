@@ -19,7 +19,9 @@
 #         (debug log line "SCRAM keys reused");
 #         TLS backends take the same path (t51's sslmode=require entry);
 #   (vi)  t61_off, NOLOGIN on the server: the client gets FATAL 28000, the log has the
-#         server's reason, warmpool serves on.
+#         server's reason, warmpool serves on;
+#   (vii) an entry only libpq serves (host=localhost, a name): t61_app gets FATAL 28P01,
+#         the log says why pass-through could not serve it.
 . "$(dirname "$0")/t30_lib.sh"
 t3_skip_direct
 AC="/usr/bin/python3 $(dirname "$0")/access_client.py"
@@ -67,7 +69,8 @@ server_login_retry = 100ms
 verbose = 2"
 dbs="t61 = host=127.0.0.1 port=$PG_PORT dbname=wptest
 t61lookup = host=$PG_HOST port=$PG_PORT dbname=wptest
-t61min = host=127.0.0.1 port=$PG_PORT dbname=wptest min_pool_size=2"
+t61min = host=127.0.0.1 port=$PG_PORT dbname=wptest min_pool_size=2
+t61byname = host=localhost port=$PG_PORT dbname=wptest"
 t3_start "$settings" "$dbs"
 
 trace() { $AC trace 127.0.0.1 "$t3_port" "$@"; }
@@ -165,4 +168,14 @@ grep -q 't61/t61_off: connect failed: .*role "t61_off" is not permitted to log i
 expect "t61_app after the refused login" "auth 10 11 12 0 -> ok t61_app" \
     "$(trace t61_app t61-app-pw2 t61 "SELECT current_user")"
 t3_ok "a login the server refuses: FATAL 28000 to the client, the reason in the log, warmpool serves on"
+
+# (vii)
+expect "t61_app on an entry only libpq serves" \
+    "auth 10 11 12 0 -> 28P01 server login failed: password authentication failed" \
+    "$(trace t61_app t61-app-pw2 t61byname)"
+grep -q 't61byname/t61_app: connect failed: .*SCRAM pass-through cannot serve this entry: host= is not a numeric address' \
+    "$t3_log" || t3_fail "no log line saying why pass-through could not serve t61byname"
+expect "t61_app after that" "auth 10 11 12 0 -> ok t61_app" \
+    "$(trace t61_app t61-app-pw2 t61 "SELECT current_user")"
+t3_ok "an entry pass-through cannot serve (a host name): 28P01 to the client, the reason in the log"
 t3_stop

@@ -17,7 +17,7 @@
 #   (v)   t61_plain, a plaintext password in auth_file, min_pool_size = 2: once its
 #         backends are ended, the new ones reuse the SCRAM keys derived for the first
 #         (debug log line "SCRAM keys reused");
-#         TLS backends take the same path (t51's sslmode=require entry);
+#         TLS backends do the same (t51 checks it on its sslmode=require entry);
 #   (vi)  t61_off, NOLOGIN on the server: the client gets FATAL 28000, the log has the
 #         server's reason, warmpool serves on;
 #   (vii) an entry only libpq serves (host=localhost, a name): t61_app gets FATAL 28P01,

@@ -9,6 +9,8 @@
 #                                                   queries go through TLS too)
 #   verify sslmode=verify-full sslrootcert=CA host=localhost
 #   nossl  sslmode=require to run.sh's PostgreSQL, which has no TLS
+# The tls entry's backends log in with warmpool's own login (server_login.c, #16): its
+# debug log shows later logins reusing the SCRAM keys derived once.
 # Asserts: queries work and pg_stat_ssl shows ssl = true for the pooler's backends
 # (and none without); SHOW SERVERS has the tls column; session parameters synced by
 # warmpool's internal SET arrive; pgbench -M prepared with 0 failures; a 50 MB result

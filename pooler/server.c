@@ -1,6 +1,8 @@
 /*
  * server — one backend connection. libpq opens it without blocking (PQconnectPoll
- * driven by libevent); after that warmpool owns the socket and speaks raw protocol.
+ * driven by libevent), or warmpool's own login does (server_login.c: entries it
+ * supports, pools with a password or SCRAM keys); after that warmpool owns the socket
+ * and speaks raw protocol.
  * Also: internal queries (parameter sync, ROLLBACK, reset), the drain after an
  * abandoned client, and closing.
  */

@@ -1,7 +1,7 @@
 /*
- * server — one backend connection: libpq non-blocking connect, parameter capture,
- * internal queries (SET sync, ROLLBACK, reset), draining after an abandoned client,
- * close. The server does not choose its client; the pool does.
+ * server — one backend connection: non-blocking connect (libpq, or server_login.c), parameter
+ * capture, internal queries (SET sync, ROLLBACK, reset), draining after an abandoned client, close.
+ * The server does not choose its client; the pool does.
  */
 #ifndef WARMPOOL_SERVER_H
 #define WARMPOOL_SERVER_H

@@ -21,7 +21,8 @@
 #   (vi)  t61_off, NOLOGIN on the server: the client gets FATAL 28000, the log has the
 #         server's reason, warmpool serves on;
 #   (vii) an entry only libpq serves (host=localhost, a name): t61_app gets FATAL 28P01,
-#         the log says why pass-through could not serve it.
+#         the log says why pass-through could not serve it;
+#   (viii) a server that never answers: server_connect_timeout ends the login, 08006.
 . "$(dirname "$0")/t30_lib.sh"
 t3_skip_direct
 AC="/usr/bin/python3 $(dirname "$0")/access_client.py"
@@ -178,4 +179,28 @@ grep -q 't61byname/t61_app: connect failed: .*SCRAM pass-through cannot serve th
 expect "t61_app after that" "auth 10 11 12 0 -> ok t61_app" \
     "$(trace t61_app t61-app-pw2 t61 "SELECT current_user")"
 t3_ok "an entry pass-through cannot serve (a host name): 28P01 to the client, the reason in the log"
+
+# (viii) A server that never answers (a socket that listens and never accepts: the
+# kernel completes the handshake, nobody reads the SSLRequest): server_connect_timeout
+# ends warmpool's own login too.
+hang_port_file=$t3_tmp/hang.port
+/usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+time.sleep(120)' "$hang_port_file" &
+hang_pid=$!
+t3_atexit "kill $hang_pid 2>/dev/null"
+for _ in $(seq 100); do [ -s "$hang_port_file" ] && break; sleep 0.1; done
+t3_reload "$settings
+server_connect_timeout = 2s" "$dbs
+t61hang = host=127.0.0.1 port=$(cat "$hang_port_file") dbname=wptest"
+expect "t61_app, a server that never answers" \
+    "auth 10 11 12 0 -> 08006 server login failed: could not connect to the server" \
+    "$(trace t61_app t61-app-pw2 t61hang)"
+grep -q 't61hang/t61_app: connect failed: server_connect_timeout' "$t3_log" ||
+    t3_fail "no log line for the login that timed out"
+expect "t61_app after the hang" "auth 10 11 12 0 -> ok t61_app" \
+    "$(trace t61_app t61-app-pw2 t61 "SELECT current_user")"
+t3_ok "a server that never answers: server_connect_timeout ends the login, 08006 to the client"
 t3_stop

@@ -106,7 +106,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_BUILD = build-fuzz
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined $(CPPFLAGS)
-FUZZ_TARGETS = startup scan sqlprep fingerprint http scram config prepared admin owed session_sql session_state
+FUZZ_TARGETS = startup scan sqlprep fingerprint http scram config prepared admin owed session_sql session_state backend_login
 FUZZ_BIN = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_OBJ = $(SRC:pooler/%.c=$(FUZZ_BUILD)/obj/%.o)
 

@@ -1,7 +1,8 @@
 /*
  * cancel — query cancellation. Clients hold keys warmpool made up; a CancelRequest
- * with such a key becomes libpq's PQcancel against the backend that client is using,
- * run on the workpool because PQcancel blocks.
+ * with such a key becomes libpq's PQcancel against the backend that client is using (or
+ * the same request sent by server_login.c for a backend it logged in), run on the
+ * workpool because both block.
  */
 #include <libpq-fe.h>
 #include <stdlib.h>
@@ -12,12 +13,14 @@
 #include "warmpool/pool.h"
 #include "warmpool/relay.h"
 #include "warmpool/server.h"
+#include "warmpool/server_login.h"
 #include "warmpool/stats.h"
 #include "warmpool/workpool.h"
 
 struct cancel_job {
-    PGcancel *handle;
-    struct wp_server *server; /* kept alive by server->cancel_pending */
+    PGcancel *handle;                /* libpq's backends */
+    struct server_cancel_target own; /* server_login's backends (handle NULL) */
+    struct wp_server *server;        /* kept alive by server->cancel_pending */
     int ok;
     char err[256];
 };
@@ -25,14 +28,18 @@ struct cancel_job {
 static void run_cancel(void *arg)
 {
     struct cancel_job *job = arg;
-    job->ok = PQcancel(job->handle, job->err, sizeof job->err);
+    if (job->handle)
+        job->ok = PQcancel(job->handle, job->err, sizeof job->err);
+    else
+        job->ok = server_login_send_cancel(&job->own, job->err, sizeof job->err) == 0;
 }
 
 static void cancel_done(void *arg)
 {
     struct cancel_job *job = arg;
     struct wp_server *s = job->server;
-    PQfreeCancel(job->handle);
+    if (job->handle)
+        PQfreeCancel(job->handle);
     s->cancel_pending--;
     if (!job->ok)
         log_warn("S-%llu pid=%u: cancel failed: %s", (unsigned long long)s->id, s->backend_pid,
@@ -48,15 +55,18 @@ static void cancel_done(void *arg)
 
 void cancel_server(struct wp_server *s)
 {
-    if (!s->pq)
-        return;
     struct cancel_job *job = calloc(1, sizeof *job);
     if (!job)
         return;
     /* PQgetCancel only copies the key and address: safe on the loop. */
-    job->handle = PQgetCancel(s->pq);
+    if (s->pq)
+        job->handle = PQgetCancel(s->pq);
+    else if (server_login_cancel_target(s, &job->own) < 0) {
+        free(job);
+        return;
+    }
     job->server = s;
-    if (!job->handle || workpool_submit(run_cancel, cancel_done, job) < 0) {
+    if ((s->pq && !job->handle) || workpool_submit(run_cancel, cancel_done, job) < 0) {
         if (job->handle)
             PQfreeCancel(job->handle);
         free(job);

@@ -78,6 +78,8 @@ static void client_free(struct wp_client *c)
     params_clear(&c->params);
     params_clear(&c->startup);
     session_free(&c->session);
+    if (c->scram)
+        scram_state_clear(c->scram); /* it may hold a ClientKey */
     free(c->scram);
     authq_secret_free(c->looked_up);
     free(c->stats.group); /* NULL unless a query ended after client_close */

@@ -116,6 +116,15 @@ static void refuse_unknown_database(struct wp_client *c)
     client_send_error(c, "FATAL", "3D000", msg);
 }
 
+/* The exchange's state holds key material: wiped as soon as it has served. */
+static void drop_scram(struct wp_client *c)
+{
+    if (c->scram)
+        scram_state_clear(c->scram);
+    free(c->scram);
+    c->scram = NULL;
+}
+
 /* Authenticated: pick the pool, then welcome now or when its first backend is up. */
 static void finish_login(struct wp_client *c)
 {
@@ -126,11 +135,8 @@ static void finish_login(struct wp_client *c)
         return;
     }
     proto_put_auth(&c->conn.out, 0, NULL, 0);
-    if (c->scram)
-        scram_state_clear(c->scram);
-    free(c->scram);
-    c->scram = NULL;
     if (c->is_admin) {
+        drop_scram(c);
         admin_welcome(c);
         return;
     }
@@ -148,6 +154,8 @@ static void finish_login(struct wp_client *c)
     }
     c->pool = pool;
     pool_hold(pool);
+    pool_learn_login(pool, find_secret(c), c->scram);
+    drop_scram(c);
     /* The pool, which the client holds, outlives it: its two names replace the
        client's own copy. */
     free(c->user);

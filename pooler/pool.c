@@ -14,10 +14,12 @@
  * The pool itself stays while a client or a not yet freed server holds it (pool_hold),
  * and goes server_idle_timeout after the last one let go (pool_expired).
  */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "warmpool/auth.h"
 #include "warmpool/client.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
@@ -25,6 +27,7 @@
 #include "warmpool/relay.h"
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
+#include "warmpool/scram_client.h"
 #include "warmpool/server.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
@@ -44,6 +47,16 @@ struct wp_pool *pool_find(const char *dbname, const char *user)
     return NULL;
 }
 
+static void drop_backend_keys(struct wp_pool *pool)
+{
+    if (pool->backend_keys) {
+        scram_client_keys_wipe(pool->backend_keys);
+        free(pool->backend_keys);
+    }
+    pool->backend_keys = NULL;
+    pool->backend_keys_passed = 0;
+}
+
 /* Which login the pool's backends use: forced in the connection string, or the
    client's name with the plaintext password from the auth file when there is one. */
 static void choose_backend_login(struct wp_pool *pool)
@@ -52,9 +65,60 @@ static void choose_backend_login(struct wp_pool *pool)
     free(pool->backend_password);
     pool->backend_user = strdup(pool->db->forced_user ? pool->db->forced_user : pool->user);
     pool->backend_password = NULL;
+    /* Keys derived from the old password may not fit the new one: derived again. */
+    if (!pool->backend_keys_passed || pool->db->forced_user)
+        drop_backend_keys(pool);
     const struct wp_user_secret *secret = auth_userlist_find(&wp_rt.users, pool->user);
     if (!pool->db->forced_user && secret && secret->kind == WP_SECRET_PLAIN)
         pool->backend_password = strdup(secret->secret);
+    if (!pool->db->forced_user && secret)
+        pool_learn_login(pool, secret, NULL);
+}
+
+int pool_set_backend_keys(struct wp_pool *pool, const struct scram_client_keys *keys, int passed)
+{
+    struct scram_client_keys *copy = malloc(sizeof *copy);
+    if (!copy)
+        return -1;
+    *copy = *keys;
+    drop_backend_keys(pool);
+    pool->backend_keys = copy;
+    pool->backend_keys_passed = passed;
+    return 0;
+}
+
+/* The ClientKey of a proven SCRAM login against the user's stored secret, with the
+   secret's ServerKey: enough to log in to a server holding the same secret. */
+static void keep_passed_keys(struct wp_pool *pool, const struct wp_user_secret *secret,
+                             const struct scram_state *st)
+{
+    struct scram_keys stored;
+    struct scram_client_keys passed;
+    if (!st || !st->have_client_key || scram_parse_secret(secret->secret, &stored) < 0)
+        return;
+    scram_client_keys_from_login(&stored, st->client_key, &passed);
+    /* New credentials: a login held back by server_login_retry may succeed now. */
+    if (!pool->backend_keys)
+        pool->retry_after_ms = 0;
+    if (pool_set_backend_keys(pool, &passed, 1) == 0)
+        log_debug("%s/%s: SCRAM keys for backend logins taken from the client's login",
+                  pool->dbname, pool->user);
+    scram_client_keys_wipe(&passed);
+    OPENSSL_cleanse(&stored, sizeof stored);
+}
+
+void pool_learn_login(struct wp_pool *pool, const struct wp_user_secret *secret,
+                      const struct scram_state *st)
+{
+    if (pool->db->forced_user || !secret || !auth_secret_usable(secret))
+        return;
+    if (secret->kind == WP_SECRET_SCRAM) {
+        keep_passed_keys(pool, secret, st);
+    } else if (secret->kind == WP_SECRET_MD5 &&
+               (!pool->backend_md5 || strcmp(pool->backend_md5, secret->secret) != 0)) {
+        free(pool->backend_md5);
+        pool->backend_md5 = strdup(secret->secret);
+    }
 }
 
 static int same_conninfo(const struct wp_db_config *a, const struct wp_db_config *b)
@@ -173,6 +237,8 @@ void pool_free(struct wp_pool *pool)
     free(pool->user);
     free(pool->backend_user);
     free(pool->backend_password);
+    free(pool->backend_md5);
+    drop_backend_keys(pool);
     free(pool);
 }
 
@@ -466,6 +532,7 @@ static const char *login_failure_text(const char *sqlstate)
         const char *sqlstate, *text;
     } texts[] = {
         {"28P01", "server login failed: password authentication failed"},
+        {"28000", "server login failed: the server refused the login"},
         {"3D000", "server login failed: database does not exist"},
         {"53300", "server login failed: too many connections"},
     };

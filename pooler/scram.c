@@ -600,10 +600,12 @@ static void auth_message_parts(const struct scram_state *st, const char *final, 
     parts[4] = (struct span){final, final_len};
 }
 
-/* 1 when SHA256(proof XOR HMAC(StoredKey, AuthMessage)) == StoredKey, 0 if not, -1 error. */
-static int verify_proof(const struct scram_keys *keys, const struct span parts[5],
+/* 1 when SHA256(proof XOR HMAC(StoredKey, AuthMessage)) == StoredKey, 0 if not, -1 error.
+   On success the ClientKey stays in st (pass-through of the login to the backend). */
+static int verify_proof(struct scram_state *st, const struct span parts[5],
                         const uint8_t proof[SCRAM_KEY_LEN])
 {
+    const struct scram_keys *keys = &st->keys;
     uint8_t sig[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
     int rc = -1;
 
@@ -612,6 +614,10 @@ static int verify_proof(const struct scram_keys *keys, const struct span parts[5
             client_key[i] = proof[i] ^ sig[i];
         if (sha256(client_key, SCRAM_KEY_LEN, stored) == 0)
             rc = CRYPTO_memcmp(stored, keys->stored_key, SCRAM_KEY_LEN) == 0;
+    }
+    if (rc == 1) {
+        memcpy(st->client_key, client_key, SCRAM_KEY_LEN);
+        st->have_client_key = 1;
     }
     OPENSSL_cleanse(client_key, sizeof(client_key));
     return rc;
@@ -647,7 +653,7 @@ int scram_handle_client_final(struct scram_state *st, const char *msg, size_t le
 
     st->step = 2;
     auth_message_parts(st, msg, without_proof, parts);
-    int ok = verify_proof(&st->keys, parts, proof);
+    int ok = verify_proof(st, parts, proof);
     if (ok < 0) {
         set_err(err, errlen, "internal error: SCRAM proof check failed to run");
         return -1;

@@ -1,6 +1,8 @@
 /*
  * server — one backend connection. libpq opens it without blocking (PQconnectPoll
- * driven by libevent); after that warmpool owns the socket and speaks raw protocol.
+ * driven by libevent), or warmpool's own login does (server_login.c: entries it
+ * supports, pools with a password or SCRAM keys); after that warmpool owns the socket
+ * and speaks raw protocol.
  * Also: internal queries (parameter sync, ROLLBACK, reset), the drain after an
  * abandoned client, and closing.
  */
@@ -17,6 +19,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/server_login.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
@@ -88,6 +91,13 @@ static int arm_connect_event(struct wp_server *s, int for_write)
 
 static void connect_failed(struct wp_server *s, const char *libpq_text);
 
+/* warmpool's own login (server_login.c) serves the entries it can, whenever the pool
+   has something to log in with; libpq the rest. */
+static int use_own_login(const struct wp_pool *pool)
+{
+    return server_login_has_secret(pool) && !server_login_unsupported(pool->db);
+}
+
 struct wp_server *server_connect(struct wp_pool *pool)
 {
     struct wp_server *s = calloc(1, sizeof *s);
@@ -105,6 +115,8 @@ struct wp_server *server_connect(struct wp_pool *pool)
     serverset_init(&s->stmts);
     pool_server_opening(pool);
     server_set_state(s, SV_CONNECTING);
+    if (use_own_login(pool))
+        return server_login_start(s) < 0 ? NULL : s;
     s->pq = PQconnectStartParams(keys, values, 0);
     if (!s->pq || PQstatus(s->pq) == CONNECTION_BAD || arm_connect_event(s, 1) < 0) {
         connect_failed(s, s->pq ? PQerrorMessage(s->pq) : "out of memory");
@@ -128,8 +140,7 @@ static void capture_params(struct wp_server *s)
 static const char *connect_sqlstate(const char *message)
 {
     /* The server asked for a password warmpool does not have: to the client, as a
-       failed password login (a user found by auth_query has none until SCRAM
-       pass-through exists; see connect_failed). */
+       failed password login (see connect_failed). */
     if (strstr(message, "password authentication failed") ||
         strstr(message, "no password supplied"))
         return "28P01";
@@ -166,25 +177,41 @@ static void connect_failed(struct wp_server *s, const char *libpq_text)
     struct wp_pool *pool = s->pool;
     char text[1024];
     one_line(libpq_text, text, sizeof text);
-    /* No password to give: the user is not in auth_file with a plaintext password (for
-       instance one found by auth_query, whose SCRAM verifier cannot log in to the server
-       until SCRAM pass-through is built) and the entry forces no user= / password=. */
+    /* No password to give: the user is not in auth_file with a plaintext password and
+       the entry forces no user= / password=; SCRAM pass-through could not serve it. */
     int no_password =
         strstr(text, "no password supplied") && !pool->db->forced_user && !pool->backend_password;
+    const char *why_not = server_login_unsupported(pool->db);
+    char hint[256] = "";
+    if (no_password && why_not)
+        snprintf(hint, sizeof hint,
+                 " (no backend password for this user, and SCRAM pass-through cannot serve "
+                 "this entry: %s)",
+                 why_not);
+    else if (no_password)
+        snprintf(hint, sizeof hint,
+                 " (no backend password for this user, and no SCRAM key to "
+                 "pass through yet: none of its clients has logged in with "
+                 "SCRAM)");
     log_warn("S-%llu %s/%s: connect failed: %s%s", (unsigned long long)s->id, pool->dbname,
-             pool->user, text,
-             no_password ? " (no backend password for this user: backend logins of users "
-                           "found by auth_query need SCRAM pass-through, not built yet; "
-                           "set user= and password= in the [databases] entry, or put the "
-                           "user in auth_file with a plaintext password)"
-                         : "");
+             pool->user, text, hint);
     pool_connect_failed(pool, connect_sqlstate(text), text);
     server_close(s, "connect failed");
 }
 
-static void connect_done(struct wp_server *s)
+void server_connect_error(struct wp_server *s, const char *sqlstate, const char *text)
 {
     struct wp_pool *pool = s->pool;
+    log_warn("S-%llu %s/%s: connect failed: %s", (unsigned long long)s->id, pool->dbname,
+             pool->user, text);
+    pool_connect_failed(pool, sqlstate, text);
+    server_close(s, "connect failed");
+}
+
+static void connected(struct wp_server *s);
+
+static void connect_done(struct wp_server *s)
+{
     s->backend_pid = (uint32_t)PQbackendPID(s->pq);
     if (conn_open_borrowed(&s->conn, PQsocket(s->pq), server_readable, server_writable, s) < 0) {
         server_close(s, "out of memory");
@@ -199,6 +226,24 @@ static void connect_done(struct wp_server *s)
         }
     }
     capture_params(s);
+    connected(s);
+}
+
+void server_connect_finished(struct wp_server *s, int fd, SSL *ssl)
+{
+    /* The socket and SSL stay server_login's, closed by server_login_close. */
+    if (conn_open_borrowed(&s->conn, fd, server_readable, server_writable, s) < 0 ||
+        (ssl && conn_use_backend_tls(&s->conn, ssl) < 0)) {
+        server_close(s, "out of memory");
+        return;
+    }
+    connected(s); /* s->params already hold the ParameterStatus values */
+}
+
+/* Logged in, by libpq or by server_login: to work. */
+static void connected(struct wp_server *s)
+{
+    struct wp_pool *pool = s->pool;
     s->created_ms = s->last_used_ms = wp_now_ms();
     s->lifetime_ms = timeouts_jitter_lifetime(pool->settings.server_lifetime, (uint32_t)random());
     pool_server_connected(pool);
@@ -290,6 +335,7 @@ void server_close(struct wp_server *s, const char *reason)
         PQfinish(s->pq);
         s->pq = NULL;
     }
+    server_login_close(s); /* the same for warmpool's own login */
     list_push_tail(&closed_servers, &s->node);
     runtime_schedule_reap();
     pool_server_closed(pool, s);

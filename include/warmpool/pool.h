@@ -15,6 +15,9 @@
 struct wp_client;
 struct wp_server;
 struct wp_pool_stats;
+struct wp_user_secret;
+struct scram_state;
+struct scram_client_keys;
 
 struct wp_pool {
     struct wp_list node; /* wp_rt.pools */
@@ -26,6 +29,12 @@ struct wp_pool {
     /* backend login */
     char *backend_user;
     char *backend_password; /* NULL: libpq finds one (connstring, passfile) or none needed */
+    /* SCRAM keys for backend logins (backend_login.c), wiped when dropped: captured from
+       a client's SCRAM login against the user's stored secret (pass-through), or derived
+       once from backend_password for the server's salt and iteration count. */
+    struct scram_client_keys *backend_keys;
+    int backend_keys_passed; /* 1: captured from a client's login; 0: from the password */
+    char *backend_md5;       /* the user's md5 secret ("md5…"), for md5 backend logins */
 
     struct wp_list idle;      /* servers ready to lend from the head: the most recently used
                                  first, or with server_round_robin the least (pool_file_server) */
@@ -74,6 +83,12 @@ void pool_free(struct wp_pool *pool);
 void pool_hold(struct wp_pool *pool);
 void pool_drop(struct wp_pool *pool);
 void pool_refresh_settings(struct wp_pool *pool);
+/* A client logged in to the pool with `secret` (and SCRAM state `st`, or NULL): keep
+   what its backend logins can use without a plaintext password (pass-through). */
+void pool_learn_login(struct wp_pool *pool, const struct wp_user_secret *secret,
+                      const struct scram_state *st);
+/* Replace the pool's backend SCRAM keys (copied) and whether they were passed through. */
+int pool_set_backend_keys(struct wp_pool *pool, const struct scram_client_keys *keys, int passed);
 
 /* A client needs a backend: link one now (returns 1) or queue the client (0). */
 int pool_request_server(struct wp_pool *pool, struct wp_client *client);

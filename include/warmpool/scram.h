@@ -30,6 +30,10 @@ struct scram_state {
     int step;               /* 0 = expect client-first, 1 = expect client-final, 2 = done */
     char cbind_flag;        /* 'n' or 'y' from the gs2 header, checked again in c= */
     int fixed_server_nonce; /* set by scram_set_test_server_nonce */
+    /* The client's ClientKey, recovered from its proof once the proof matched: with the
+       secret's ServerKey it logs in to the backend as that user (pass-through). */
+    uint8_t client_key[SCRAM_KEY_LEN];
+    int have_client_key;
 };
 
 /* Longest client message accepted; anything longer is refused before parsing. */

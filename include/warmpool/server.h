@@ -1,7 +1,7 @@
 /*
- * server — one backend connection: libpq non-blocking connect, parameter capture,
- * internal queries (SET sync, ROLLBACK, reset), draining after an abandoned client,
- * close. The server does not choose its client; the pool does.
+ * server — one backend connection: non-blocking connect (libpq, or server_login.c), parameter
+ * capture, internal queries (SET sync, ROLLBACK, reset), draining after an abandoned client, close.
+ * The server does not choose its client; the pool does.
  */
 #ifndef WARMPOOL_SERVER_H
 #define WARMPOOL_SERVER_H
@@ -19,6 +19,8 @@ struct event;
 struct wp_pool;
 struct wp_client;
 typedef struct pg_conn PGconn;
+typedef struct ssl_st SSL;
+struct server_login;
 
 enum wp_server_state {
     SV_CONNECTING,
@@ -37,9 +39,10 @@ struct wp_server {
     struct wp_pool *pool;
     struct wp_client *client;
     enum wp_server_state state;
-    PGconn *pq;          /* libpq's connection: the connect, then cancels and PQfinish */
-    struct wp_conn conn; /* the socket once connected (libpq's SSL when TLS): in = bytes
-                            from the backend, out = warmpool's own, ahead of client bytes */
+    PGconn *pq;                 /* libpq's connection: the connect, then cancels and PQfinish */
+    struct server_login *login; /* or warmpool's own login (server_login.c): the same */
+    struct wp_conn conn;        /* the socket once connected (libpq's SSL when TLS): in = bytes
+                                   from the backend, out = warmpool's own, ahead of client bytes */
     struct wp_params params;
     uint32_t backend_pid;
 
@@ -83,6 +86,10 @@ static inline int server_outstanding(const struct wp_server *s)
 
 struct wp_server *server_connect(struct wp_pool *pool);
 void server_close(struct wp_server *server, const char *reason);
+/* warmpool's own login (server_login.c) ended: logged in on fd (with ssl, or NULL), or
+   failed with a SQLSTATE and the text for the log and the pool's last_error. */
+void server_connect_finished(struct wp_server *server, int fd, SSL *ssl);
+void server_connect_error(struct wp_server *server, const char *sqlstate, const char *text);
 /* Queue an internal simple query whose whole response is swallowed. */
 int server_queue_internal(struct wp_server *server, const char *sql);
 /* Start flushing wbuf (and the linked client's pending bytes). */

@@ -9,6 +9,8 @@
 #                                                   queries go through TLS too)
 #   verify sslmode=verify-full sslrootcert=CA host=localhost
 #   nossl  sslmode=require to run.sh's PostgreSQL, which has no TLS
+# The tls entry's backends log in with warmpool's own login (server_login.c, #16): its
+# debug log shows later logins reusing the SCRAM keys derived once.
 # Asserts: queries work and pg_stat_ssl shows ssl = true for the pooler's backends
 # (and none without); SHOW SERVERS has the tls column; session parameters synced by
 # warmpool's internal SET arrive; pgbench -M prepared with 0 failures; a 50 MB result
@@ -76,6 +78,7 @@ pool_mode = transaction
 max_pool_size = 4
 server_check_delay = 0
 server_login_retry = 200ms
+verbose = 2
 
 [databases]
 tls = host=127.0.0.1 port=$pgs_port dbname=t51 sslmode=require
@@ -122,6 +125,10 @@ servers=$(PGPASSWORD=adminpass psql -X -q -At -F '|' "host=127.0.0.1 port=$port 
 echo "$servers" | grep '|tls|' | grep -qE '\|TLSv1\.[23]/[A-Z0-9_-]+\|' ||
     tl_fail "SHOW SERVERS has no TLS value for the tls pool's backends: $servers"
 tl_ok "SHOW SERVERS tls column: $(echo "$servers" | grep -oE 'TLSv1\.[23]/[A-Z0-9_-]+' | head -n 1)"
+grep -Eq "S-[0-9]+ tls/$WP_USER: SCRAM keys reused \(derived from the password before\)" \
+    "$TL_DIR/main.log" ||
+    tl_fail "the TLS backends' logins did not reuse the SCRAM keys derived once"
+tl_ok "TLS backends log in with warmpool's own login (#16), reusing the SCRAM keys derived once"
 
 big="SELECT i, repeat(md5(i::text), 32) FROM generate_series(1, 50000) i"
 want=$(direct -U "$WP_USER" -d t51 -c "$big" | md5sum)
@@ -168,6 +175,7 @@ pool_mode = transaction
 max_pool_size = 1
 server_check_delay = 1h
 server_login_retry = 200ms
+verbose = 2
 
 [databases]
 tls = host=127.0.0.1 port=$pgs_port dbname=t51 sslmode=require"

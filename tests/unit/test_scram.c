@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "warmpool/scram.h"
 
@@ -256,6 +257,42 @@ static void test_rfc7677_vector(void **state)
                                                err, sizeof(err)),
                      1);
     assert_string_equal(sfinal, RFC_SERVER_FINAL);
+    /* The proof matched: the ClientKey is kept for pass-through, and it is the one the
+       password gives (its hash is the StoredKey). */
+    struct scram_keys derived;
+    assert_true(st.have_client_key);
+    assert_int_equal(
+        scram_keys_from_password(RFC_PASSWORD, keys.salt, keys.salt_len, 4096, &derived), 0);
+    uint8_t hashed[SCRAM_KEY_LEN];
+    unsigned int hlen = 0;
+    assert_true(EVP_Digest(st.client_key, SCRAM_KEY_LEN, hashed, &hlen, EVP_sha256(), NULL));
+    assert_memory_equal(hashed, derived.stored_key, SCRAM_KEY_LEN);
+    scram_state_clear(&st);
+    assert_false(st.have_client_key);
+}
+
+/* A wrong proof leaves no ClientKey behind. */
+static void test_no_client_key_on_failure(void **state)
+{
+    (void)state;
+    struct scram_keys keys;
+    struct scram_state st;
+    char sfirst[SCRAM_SERVER_FIRST_MAX], sfinal[SCRAM_SERVER_FINAL_MAX], err[128];
+    static const uint8_t zero[SCRAM_KEY_LEN];
+
+    rfc_keys(&keys);
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(scram_set_test_server_nonce(&st, RFC_SERVER_NONCE), 0);
+    assert_int_equal(scram_handle_client_first(&st, &keys, RFC_CLIENT_FIRST,
+                                               strlen(RFC_CLIENT_FIRST), sfirst, sizeof(sfirst),
+                                               err, sizeof(err)),
+                     0);
+    const char *final = RFC_FINAL_NO_PROOF ",p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    assert_int_equal(scram_handle_client_final(&st, final, strlen(final), sfinal, sizeof(sfinal),
+                                               err, sizeof(err)),
+                     0);
+    assert_false(st.have_client_key);
+    assert_memory_equal(st.client_key, zero, SCRAM_KEY_LEN);
 }
 
 /* The server keys of the RFC vector, checked through a stored secret round trip. */
@@ -699,6 +736,7 @@ int main(void)
         cmocka_unit_test(test_parse_secret_rejects),
         cmocka_unit_test(test_build_secret_small_buffer),
         cmocka_unit_test(test_rfc7677_vector),
+        cmocka_unit_test(test_no_client_key_on_failure),
         cmocka_unit_test(test_rfc7677_via_secret),
         cmocka_unit_test(test_postgres_secret_exchange),
         cmocka_unit_test(test_keys_inside_state),

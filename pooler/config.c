@@ -612,13 +612,9 @@ struct refused_value {
     const char *why;
 };
 
-static const char *const sslmodes_without_checks[] = {"disable", "allow", "prefer", NULL};
 static const char *const zero[] = {"0", NULL};
 
 static const struct refused_value refused_values[] = {
-    {"server_tls_sslmode", sslmodes_without_checks,
-     "warmpool does not read server_tls_*: set sslmode (and sslrootcert, sslcert, sslkey) "
-     "in each [databases] entry instead"},
     {"disable_pqexec", zero, "warmpool cannot refuse the simple query protocol"},
 };
 
@@ -1462,6 +1458,13 @@ static void validate_tls(struct loader *ld)
     char why[160];
     if (tls_parse_protocols(cfg->client_tls_protocols, &mask, why, sizeof why) < 0)
         report_at(ld, key_place(ld, "client_tls_protocols"), "client_tls_protocols: %s", why);
+    if (tls_parse_protocols(cfg->server_tls_protocols, &mask, why, sizeof why) < 0)
+        report_at(ld, key_place(ld, "server_tls_protocols"), "server_tls_protocols: %s", why);
+    if (!cfg->server_tls_cert_file != !cfg->server_tls_key_file)
+        report_at(ld,
+                  key_place(ld, cfg->server_tls_cert_file ? "server_tls_cert_file"
+                                                          : "server_tls_key_file"),
+                  "server_tls_cert_file and server_tls_key_file go together");
     if (mode != WP_SSLMODE_DISABLE && (!cfg->client_tls_key_file || !cfg->client_tls_cert_file))
         report_at(ld, key_place(ld, "client_tls_sslmode"),
                   "client_tls_sslmode %s needs client_tls_key_file and client_tls_cert_file",

@@ -17,6 +17,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/server_setup.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
@@ -48,11 +49,12 @@ static int has_key(const struct wp_db_config *db, const char *key)
 }
 
 /* libpq keywords: the database's connection string, then the pool's login. */
-static int build_conninfo(struct wp_pool *pool, const char **keys, const char **values, int max)
+static int build_conninfo(struct wp_pool *pool, const char **keys, const char **values, int max,
+                          char tls_bufs[2][16])
 {
     const struct wp_db_config *db = pool->db;
     int n = 0;
-    for (int i = 0; i < db->nconn && n < max - 6; i++) {
+    for (int i = 0; i < db->nconn && n < max - 6 - SERVER_SETUP_TLS_KEYS; i++) {
         keys[n] = db->conn_keys[i];
         values[n++] = db->conn_values[i];
     }
@@ -69,6 +71,7 @@ static int build_conninfo(struct wp_pool *pool, const char **keys, const char **
         keys[n] = "dbname";
         values[n++] = pool->dbname;
     }
+    n = server_setup_tls_keys(pool->db_cfg, db, keys, values, n, tls_bufs);
     keys[n] = "fallback_application_name";
     values[n++] = "warmpool";
     /* warmpool relays the socket itself and cannot relay GSSAPI encryption; asking
@@ -94,7 +97,8 @@ struct wp_server *server_connect(struct wp_pool *pool)
     if (!s)
         return NULL;
     const char *keys[80], *values[80];
-    build_conninfo(pool, keys, values, 80);
+    char tls_bufs[2][16];
+    build_conninfo(pool, keys, values, 80, tls_bufs);
     s->id = runtime_next_id();
     s->pool = pool;
     pool_hold(pool);
@@ -207,6 +211,8 @@ static void connect_done(struct wp_server *s)
              s->backend_pid);
     if (!pool->params_known)
         pool_set_params(pool, &s->params);
+    if (server_setup_start(s))
+        return;
     if (prepared_warm_server(s)) {
         server_set_state(s, SV_RESETTING);
         server_kick_write(s);
@@ -353,6 +359,8 @@ void server_on_quiet(struct wp_server *s)
         return;
     if (s->cancel_pending > 0)
         return; /* the cancel's completion calls back */
+    if (s->setting_up && server_setup_finish(s))
+        return;
     if (s->close_when_quiet || s->owed.lost || wp_rt.shutting_down == 2) {
         server_close(s, s->close_when_quiet ? "not reusable" : "shutting down");
         return;

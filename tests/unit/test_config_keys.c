@@ -23,6 +23,7 @@
 #include "warmpool/admin.h"
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
+#include "warmpool/tls.h"
 
 /* A private directory for the files of one test. */
 static char dir[64];
@@ -405,14 +406,14 @@ static void test_accepted_no_effect(void **state)
     write_file("pgb.ini",
                "[pgbouncer]\n"
                "auth_type = trust\n"
-               "stats_period = 60\n"
+               "query_wait_notify = 5\n"
                "tcp_defer_accept = 1\n"
-               "server_tls_sslmode = prefer\n"
+               "server_tls_ciphers = HIGH\n"
                "[databases]\n"
-               "a = host=h auth_user=x load_balance_hosts=disable max_db_client_connections=5\n"
-               "b = host=h auth_user=y connect_query='SELECT 1'\n"
+               "a = host=h auth_user=x load_balance_hosts=disable\n"
+               "b = host=h auth_user=y\n"
                "[users]\n"
-               "bob = transaction_timeout=5 max_user_client_connections=3\n",
+               "bob = transaction_timeout=5\n",
                path, sizeof path);
     struct loaded l;
     load_ok(&l, path);
@@ -420,14 +421,8 @@ static void test_accepted_no_effect(void **state)
         int line;
         const char *key;
     } notes[] = {
-        {3, "stats_period"},
-        {4, "tcp_defer_accept"},
-        {5, "server_tls_sslmode"},
-        {7, "load_balance_hosts"},
-        {7, "max_db_client_connections"},
-        {8, "connect_query"},
-        {10, "transaction_timeout"},
-        {10, "max_user_client_connections"},
+        {3, "query_wait_notify"},  {4, "tcp_defer_accept"},     {5, "server_tls_ciphers"},
+        {7, "load_balance_hosts"}, {10, "transaction_timeout"},
     };
     assert_int_equal(count_notices(&l.cfg), (int)(sizeof notes / sizeof notes[0]));
     for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {
@@ -448,16 +443,62 @@ static void test_accepted_no_effect(void **state)
     load(&l, path);
     expect_error(&l, path, 3, "unknown key \"stats_perod\" in [pgbouncer]");
 
-    write_file("pgb.ini",
+    write_file("pgb.ini", "[pgbouncer]\nauth_type = trust\ndisable_pqexec = 1\n", path,
+               sizeof path);
+    load(&l, path);
+    expect_error(&l, path, 3,
+                 "disable_pqexec = 1: warmpool cannot refuse the simple query protocol");
+}
+
+/* PgBouncer keys with their meaning: server_tls_*, connect_query, the client limits,
+   application_name_add_host, log_pooler_errors, log_stats, stats_period. */
+static void test_pgbouncer_keys(void **state)
+{
+    (void)state;
+    char path[256];
+    write_file("k.ini",
                "[pgbouncer]\nauth_type = trust\nserver_tls_sslmode = verify-full\n"
-               "disable_pqexec = 1\n",
+               "server_tls_ca_file = /ca.pem\nserver_tls_protocols = tlsv1.3\n"
+               "connect_query = SET x.y = 1\nmax_db_client_connections = 7\n"
+               "max_user_client_connections = 8\napplication_name_add_host = 1\n"
+               "log_pooler_errors = 0\nlog_stats = 0\nstats_period = 15\n"
+               "[databases]\n"
+               "a = host=h connect_query='SELECT 2' max_db_client_connections=3\n"
+               "b = host=h\n"
+               "[users]\nbob = max_user_client_connections=2\n",
+               path, sizeof path);
+    struct loaded l;
+    load_ok(&l, path);
+    assert_int_equal(count_notices(&l.cfg), 0);
+    assert_int_equal(l.cfg.server_tls_sslmode, WP_SSLMODE_VERIFY_FULL);
+    assert_string_equal(l.cfg.server_tls_ca_file, "/ca.pem");
+    assert_null(l.cfg.server_tls_cert_file);
+    assert_string_equal(l.cfg.server_tls_protocols, "tlsv1.3");
+    assert_string_equal(l.cfg.connect_query, "SET x.y = 1");
+    assert_int_equal(l.cfg.max_db_client_connections, 7);
+    assert_int_equal(l.cfg.max_user_client_connections, 8);
+    assert_int_equal(l.cfg.application_name_add_host, 1);
+    assert_int_equal(l.cfg.log_pooler_errors, 0);
+    assert_int_equal(l.cfg.log_stats, 0);
+    assert_int_equal(l.cfg.stats_period, 15000);
+    const struct wp_db_config *a = config_find_db(&l.cfg, "a");
+    assert_string_equal(a->connect_query, "SELECT 2");
+    assert_int_equal(a->max_db_client_connections, 3);
+    for (int i = 0; i < a->nconn; i++)
+        assert_true(strcmp(a->conn_keys[i], "connect_query") != 0);
+    assert_null(config_find_db(&l.cfg, "b")->connect_query);
+    assert_int_equal(config_find_user(&l.cfg, "bob")->max_user_client_connections, 2);
+    config_free(&l.cfg);
+
+    write_file("k.ini",
+               "[pgbouncer]\nauth_type = trust\nserver_tls_protocols = tlsv9\n"
+               "server_tls_cert_file = /c.pem\nstats_period = 0.5\n",
                path, sizeof path);
     load(&l, path);
     expect_error(&l, path, 3,
-                 "server_tls_sslmode = verify-full: warmpool does not read server_tls_*: set "
-                 "sslmode (and sslrootcert, sslcert, sslkey) in each [databases] entry instead");
-    expect_error(&l, path, 4,
-                 "disable_pqexec = 1: warmpool cannot refuse the simple query protocol");
+                 "server_tls_protocols: unknown protocol \"tlsv9\" (use tlsv1.0, tlsv1.1, "
+                 "tlsv1.2, tlsv1.3, secure or all)");
+    expect_error(&l, path, 4, "server_tls_cert_file and server_tls_key_file go together");
 }
 
 /* PgBouncer's units and spellings: fractions of seconds, tcp_user_timeout in
@@ -570,6 +611,7 @@ int main(void)
         T(test_include_relative_to_cwd),
         T(test_include_refused),
         T(test_accepted_no_effect),
+        T(test_pgbouncer_keys),
         T(test_pgbouncer_values),
         T(test_database_settings),
         cmocka_unit_test(test_compat_file),

@@ -292,7 +292,7 @@ static int run(void)
         log_error("cannot start: %s", strerror(errno));
         return 1;
     }
-    log_info("warmpool %s listening on %s:%d", WARMPOOL_VERSION,
+    log_info("warmpool %s listening on %s port %d", WARMPOOL_VERSION,
              wp_rt.cfg->listen_addr ? wp_rt.cfg->listen_addr : "", wp_rt.cfg->listen_port);
     prefill_pools();
     daemon_ready();

@@ -666,6 +666,22 @@ static void accept_no_effect(struct loader *ld, int i, const char *value, const 
     add_notice(ld, text);
 }
 
+/* The file's value of a [warmpool] key without effect, for SHOW CONFIG. */
+static void keep_ignored_value(struct loader *ld, int i, const char *value)
+{
+    struct wp_config *cfg = ld->cfg;
+
+    if (!cfg->ignored_values) {
+        cfg->ignored_values = calloc(WP_KEYS_MAX, sizeof *cfg->ignored_values);
+        if (!cfg->ignored_values) {
+            ld->oom = true;
+            return;
+        }
+    }
+    free(cfg->ignored_values[i]);
+    cfg->ignored_values[i] = dup_str(ld, skip_space(value));
+}
+
 /* PgBouncer writes its empty check query as "<empty>" (an empty value turns the check
    off there, and sends an empty query here). */
 static const char *global_value(const struct wp_key *k, const char *value)
@@ -699,6 +715,7 @@ static void parse_global_key(struct loader *ld, const char *name, const char *va
     }
     ld->key_place[c] = here(ld);
     if (wp_keys[i].type == WP_KEY_NO_EFFECT) {
+        keep_ignored_value(ld, i, value);
         accept_no_effect(ld, i, value, "");
         return;
     }
@@ -1682,6 +1699,9 @@ void config_free(struct wp_config *cfg)
     free(cfg->path);
     free_list(cfg->files);
     free_list(cfg->notices);
+    for (int i = 0; cfg->ignored_values && i < WP_KEYS_MAX; i++)
+        free(cfg->ignored_values[i]);
+    free(cfg->ignored_values);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -89,6 +89,9 @@ struct wp_config {
     char *path;
     char **files;   /* every file read: path, then each %include in order; NULL-terminated */
     char **notices; /* "file:line: accepted, no effect: key", one per key; for the log */
+    /* The [warmpool] value of each key without effect the file sets, by row of
+       wp_keys (config_keys.h), for SHOW CONFIG; NULL when not set. Allocated. */
+    char **ignored_values;
 
     /* [warmpool] — connections */
     char *listen_addr;               /* default "127.0.0.1"; "*" = all; "" = no TCP */

@@ -827,6 +827,31 @@ static void log_period(const struct wp_pool *pool, const struct stats_snapshot *
              (unsigned long long)average(b->wait_us - a->wait_us, b->waits - a->waits));
 }
 
+/* One pool's period rolls when it is due (and a first snapshot is taken). */
+static void roll_period(struct wp_pool *pool, struct wp_pool_stats *ps, int64_t now_ms)
+{
+    if (ps->last.at_ms == 0) {
+        take_snapshot(pool, &ps->last, now_ms);
+        ps->prev = ps->last;
+    } else if (now_ms - ps->last.at_ms >= snapshot_period_ms()) {
+        ps->prev = ps->last;
+        take_snapshot(pool, &ps->last, now_ms);
+        if (wp_rt.cfg && wp_rt.cfg->log_stats)
+            log_period(pool, &ps->prev, &ps->last);
+    }
+}
+
+void stats_roll_periods(int64_t now_ms)
+{
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        if (pool->stats)
+            roll_period(pool, pool->stats, now_ms);
+    }
+}
+
 void stats_collect(int64_t now_ms)
 {
     struct wp_list *pos, *tmp;
@@ -837,15 +862,7 @@ void stats_collect(int64_t now_ms)
         if (!ps)
             continue;
         ps->cl_active = ps->cl_waiting = ps->cl_idle = ps->cl_login = 0;
-        if (ps->last.at_ms == 0) {
-            take_snapshot(pool, &ps->last, now_ms);
-            ps->prev = ps->last;
-        } else if (now_ms - ps->last.at_ms >= snapshot_period_ms()) {
-            ps->prev = ps->last;
-            take_snapshot(pool, &ps->last, now_ms);
-            if (wp_rt.cfg && wp_rt.cfg->log_stats)
-                log_period(pool, &ps->prev, &ps->last);
-        }
+        roll_period(pool, ps, now_ms);
     }
     list_for_each_safe(pos, tmp, &wp_rt.clients)
     {

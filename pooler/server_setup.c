@@ -106,6 +106,9 @@ int server_setup_finish(struct wp_server *s)
     if (s->close_when_quiet || s->owed.lost) {
         log_warn("S-%llu %s/%s pid=%u: connect_query failed: closing the connection",
                  (unsigned long long)s->id, s->pool->dbname, s->pool->user, s->backend_pid);
+        /* As a failed login: the next connect waits server_login_retry, not a loop of
+           connects that each fail the same way. */
+        pool_connect_failed(s->pool, "08006", "connect_query failed");
         server_close(s, "connect_query failed");
         return 1;
     }

@@ -22,6 +22,7 @@
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/pool_limits.h"
+#include "warmpool/proto.h"
 #include "warmpool/relay.h"
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
@@ -328,6 +329,7 @@ int pool_request_server(struct wp_pool *pool, struct wp_client *c)
     }
     client_set_state(c, CL_WAITING);
     c->wait_started_ms = wp_now_ms();
+    c->wait_notified = 0;
     list_push_tail(&pool->waiting, &c->node);
     pool->nwaiting++;
     serve_waiting(pool);
@@ -633,6 +635,28 @@ static void expire_waiters(struct wp_pool *pool, int64_t now)
     }
 }
 
+/* query_wait_notify: one NOTICE per wait, PgBouncer's text, to a client still queued. */
+static void notify_waiters(struct wp_pool *pool, int64_t now)
+{
+    int64_t after = wp_rt.cfg->query_wait_notify;
+    struct wp_list *pos;
+
+    if (after <= 0)
+        return;
+    for (pos = pool->waiting.next; pos != &pool->waiting; pos = pos->next) {
+        struct wp_client *c = list_entry(pos, struct wp_client, node);
+        if (now - c->wait_started_ms < after)
+            break; /* the queue is in order of arrival */
+        if (c->wait_notified)
+            continue;
+        c->wait_notified = 1;
+        proto_put_notice(&c->conn.out, "01000",
+                         "No server connection available in postgres backend, client being "
+                         "queued");
+        client_kick_write(c);
+    }
+}
+
 void pool_maintain(struct wp_pool *pool, int64_t now)
 {
     if (pool_expired(pool, now)) {
@@ -644,6 +668,7 @@ void pool_maintain(struct wp_pool *pool, int64_t now)
     close_expired_idle(pool, now);
     close_stuck_busy(pool, now);
     expire_waiters(pool, now);
+    notify_waiters(pool, now);
     serve_waiting(pool);
     pool_launch_if_needed(pool);
 }

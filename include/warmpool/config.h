@@ -152,6 +152,7 @@ struct wp_config {
     int64_t server_login_retry;       /* default 1s (PgBouncer: 15s), see docs/CONFIG.md */
     int64_t client_login_timeout;     /* default 60s */
     int64_t reserve_pool_timeout;     /* default 5s */
+    int64_t query_wait_notify;        /* NOTICE to a client waiting this long; 0 = never */
     int64_t shutdown_wait_timeout;    /* default 30s */
     int max_prepared_statements;      /* default 200, 0 disables the cache */
     int warm_prepared_statements;     /* default 50: prepared on new backends before use */

@@ -9,7 +9,9 @@
 #          over the global (refused by pg_hba: "server login failed"); an entry whose
 #          connect_query fails gets its backends closed with a log line, and its client
 #          a clean error (query_wait_timeout), not a loop of connects;
-#          max_user_client_connections = 2: the third client of the user gets 53300
+#          max_user_client_connections = 2: the third client of the user gets 53300;
+#          query_wait_notify = 1: a client queued behind the one backend of its pool
+#          gets PgBouncer's NOTICE, then its answer
 #   vfull  server_tls_sslmode = verify-full, server_tls_ca_file = the CA: an entry at
 #          host=localhost works; one whose own sslrootcert is another CA fails cleanly
 #          (the client: "server login failed: could not connect to the server"; the
@@ -59,12 +61,14 @@ server_tls_sslmode = require
 server_tls_protocols = tlsv1.3
 max_user_client_connections = 2
 query_wait_timeout = 3s
+query_wait_notify = 1
 server_login_retry = 1s
 
 [databases]
 t62 = host=127.0.0.1 port=$pgs_port dbname=t62
 plain = host=127.0.0.1 port=$pgs_port dbname=t62 sslmode=disable
-cqbad = host=127.0.0.1 port=$pgs_port dbname=t62 connect_query='SELECT no_such_function()'"
+cqbad = host=127.0.0.1 port=$pgs_port dbname=t62 connect_query='SELECT no_such_function()'
+one = host=127.0.0.1 port=$pgs_port dbname=t62 pool_size=1 query_wait_timeout=20s"
 wp() { # INSTANCE DB [psql args]
     local name=$1 db=$2
     shift 2
@@ -103,6 +107,17 @@ got=$(/usr/bin/python3 "$here/access_client.py" hold 127.0.0.1 "$(tl_port req)" 
 [ "$got" = "53300 client connections exceeded (max_user_client_connections)" ] ||
     tl_fail "the third client of $WP_USER (max_user_client_connections = 2) got: $got"
 tl_ok "max_user_client_connections = 2: the third client gets $got"
+
+wp req one -c "SELECT pg_sleep(4)" >/dev/null 2>&1 &
+holder=$!
+sleep 0.5
+out=$(wp req one -c "SELECT 'served'" 2>&1) || tl_fail "the queued client of one: $out"
+wait "$holder" || tl_fail "the client holding one's backend failed"
+echo "$out" | grep -q "NOTICE:  No server connection available in postgres backend, client being queued" ||
+    tl_fail "query_wait_notify = 1: no NOTICE for the queued client: $out"
+echo "$out" | grep -qx "served" || tl_fail "query_wait_notify: the queued client got no answer: $out"
+[ "$(echo "$out" | grep -c NOTICE)" = 1 ] || tl_fail "query_wait_notify: more than one NOTICE: $out"
+tl_ok "query_wait_notify = 1: the queued client gets one NOTICE, then its answer"
 
 tl_start vfull "auth_type = md5
 auth_file = $TL_DIR/users.txt

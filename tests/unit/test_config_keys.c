@@ -406,7 +406,7 @@ static void test_accepted_no_effect(void **state)
     write_file("pgb.ini",
                "[pgbouncer]\n"
                "auth_type = trust\n"
-               "query_wait_notify = 5\n"
+               "dns_max_ttl = 5\n"
                "tcp_defer_accept = 1\n"
                "server_tls_ciphers = HIGH\n"
                "[databases]\n"
@@ -421,7 +421,7 @@ static void test_accepted_no_effect(void **state)
         int line;
         const char *key;
     } notes[] = {
-        {3, "query_wait_notify"},  {4, "tcp_defer_accept"},     {5, "server_tls_ciphers"},
+        {3, "dns_max_ttl"},        {4, "tcp_defer_accept"},     {5, "server_tls_ciphers"},
         {7, "load_balance_hosts"}, {10, "transaction_timeout"},
     };
     assert_int_equal(count_notices(&l.cfg), (int)(sizeof notes / sizeof notes[0]));
@@ -461,7 +461,7 @@ static void test_pgbouncer_keys(void **state)
                "server_tls_ca_file = /ca.pem\nserver_tls_protocols = tlsv1.3\n"
                "connect_query = SET x.y = 1\nmax_db_client_connections = 7\n"
                "max_user_client_connections = 8\napplication_name_add_host = 1\n"
-               "log_pooler_errors = 0\nlog_stats = 0\nstats_period = 15\n"
+               "log_pooler_errors = 0\nlog_stats = 0\nstats_period = 15\nquery_wait_notify = 2\n"
                "[databases]\n"
                "a = host=h connect_query='SELECT 2' max_db_client_connections=3\n"
                "b = host=h\n"
@@ -481,6 +481,7 @@ static void test_pgbouncer_keys(void **state)
     assert_int_equal(l.cfg.log_pooler_errors, 0);
     assert_int_equal(l.cfg.log_stats, 0);
     assert_int_equal(l.cfg.stats_period, 15000);
+    assert_int_equal(l.cfg.query_wait_notify, 2000);
     const struct wp_db_config *a = config_find_db(&l.cfg, "a");
     assert_string_equal(a->connect_query, "SELECT 2");
     assert_int_equal(a->max_db_client_connections, 3);

@@ -23,6 +23,7 @@
 #include "warmpool/admin.h"
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
+#include "warmpool/from_pgbouncer.h"
 #include "warmpool/tls.h"
 
 /* A private directory for the files of one test. */
@@ -586,6 +587,61 @@ static void test_database_settings(void **state)
     config_free(&l.cfg);
 }
 
+/* --from-pgbouncer: the output is a warmpool.ini that loads as the PgBouncer file did,
+   with warmpool's names, keys without effect commented out, %include inlined. */
+static void test_from_pgbouncer(void **state)
+{
+    (void)state;
+    char path[256], inc[256], text[1024], err[1024];
+    write_file("inc.ini", "[databases]\nx = host=h load_balance_hosts=disable\n", inc, sizeof inc);
+    snprintf(text, sizeof text,
+             "; a comment\n[pgbouncer]\nauth_type = trust\ndefault_pool_size = 7\n"
+             "dns_max_ttl = 15\nserver_check_query =\nlisten_addr = 127.0.0.1,::1\n"
+             "%%include %s\n",
+             inc);
+    write_file("pgb.ini", text, path, sizeof path);
+
+    char *out = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&out, &len);
+    assert_non_null(fp);
+    assert_int_equal(from_pgbouncer(path, fp, err, sizeof err), 0);
+    fclose(fp);
+    static const char *const lines[] = {
+        "\n; a comment\n[warmpool]\nauth_type = trust\n",
+        "\n; PgBouncer's default_pool_size\nmax_pool_size = 7\n",
+        "\n; no effect in warmpool (docs/CONFIG.md says what to do instead):\n;dns_max_ttl = 15\n",
+        "\n; differs from PgBouncer: an empty value sends an empty query; PgBouncer turns the "
+        "check off\nserver_check_query =\n",
+        "\n; load_balance_hosts: no effect in warmpool\nx = host=h load_balance_hosts=disable\n",
+        "\n; PgBouncer's default (warmpool's is 1s)\nserver_login_retry = 15\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        if (!strstr(out, lines[i]))
+            fail_msg("no \"%s\" in:\n%s", lines[i], out);
+    assert_null(strstr(out, "[pgbouncer]"));
+    assert_null(strstr(out, "\n%include")); /* inlined, only named in a comment */
+
+    struct wp_config cfg;
+    assert_int_equal(config_load_string("native.ini", out, len, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.pool.max_pool_size, 7);
+    assert_int_equal(cfg.server_login_retry, 15000);
+    assert_int_equal(cfg.max_packet_size, 2147483647LL);
+    assert_string_equal(cfg.listen_addr, "127.0.0.1,::1");
+    assert_int_equal(count_notices(&cfg), 1); /* load_balance_hosts, in the entry */
+    assert_non_null(config_find_db(&cfg, "x"));
+    config_free(&cfg);
+    free(out);
+
+    /* a file that does not load is not converted */
+    write_file("pgb.ini", "[pgbouncer]\nauth_type = trust\nbogus = 1\n", path, sizeof path);
+    fp = open_memstream(&out, &len);
+    assert_int_equal(from_pgbouncer(path, fp, err, sizeof err), -1);
+    fclose(fp);
+    free(out);
+    assert_non_null(strstr(err, ":3: unknown key \"bogus\" in [pgbouncer]"));
+}
+
 /* The checked-in PgBouncer file (tests/compat) loads unchanged. */
 static void test_compat_file(void **state)
 {
@@ -613,6 +669,7 @@ int main(void)
         T(test_include_refused),
         T(test_accepted_no_effect),
         T(test_pgbouncer_keys),
+        T(test_from_pgbouncer),
         T(test_pgbouncer_values),
         T(test_database_settings),
         cmocka_unit_test(test_compat_file),

@@ -590,6 +590,8 @@ static const char *busy_close_reason(const struct wp_server *s, int64_t now)
        login is not coming back (a half-open connection, say). */
     if (s->check_started_ms && connect_timeout > 0 && now - s->check_started_ms > connect_timeout)
         return "server_check_query got no answer";
+    if (s->setting_up && connect_timeout > 0 && now - s->connect_started_ms > connect_timeout)
+        return "connect_query got no answer within server_connect_timeout";
     if (s->state == SV_DRAINING && now - s->drain_started_ms > DRAIN_TIMEOUT_MS)
         return "did not become idle after its client left";
     return NULL;

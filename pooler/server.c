@@ -49,8 +49,7 @@ static int has_key(const struct wp_db_config *db, const char *key)
 }
 
 /* libpq keywords: the database's connection string, then the pool's login. */
-static int build_conninfo(struct wp_pool *pool, const char **keys, const char **values, int max,
-                          char tls_bufs[2][16])
+static int build_conninfo(struct wp_pool *pool, const char **keys, const char **values, int max)
 {
     const struct wp_db_config *db = pool->db;
     int n = 0;
@@ -71,7 +70,7 @@ static int build_conninfo(struct wp_pool *pool, const char **keys, const char **
         keys[n] = "dbname";
         values[n++] = pool->dbname;
     }
-    n = server_setup_tls_keys(pool->db_cfg, db, keys, values, n, tls_bufs);
+    n = server_setup_tls_keys(pool->db_cfg, db, keys, values, n);
     keys[n] = "fallback_application_name";
     values[n++] = "warmpool";
     /* warmpool relays the socket itself and cannot relay GSSAPI encryption; asking
@@ -97,8 +96,7 @@ struct wp_server *server_connect(struct wp_pool *pool)
     if (!s)
         return NULL;
     const char *keys[80], *values[80];
-    char tls_bufs[2][16];
-    build_conninfo(pool, keys, values, 80, tls_bufs);
+    build_conninfo(pool, keys, values, 80);
     s->id = runtime_next_id();
     s->pool = pool;
     pool_hold(pool);

@@ -38,42 +38,41 @@ static int add_key(const struct wp_db_config *db, const char **keys, const char 
     return n + 1;
 }
 
-/* server_tls_protocols as libpq's lowest and highest version names. */
-static void protocol_bounds(const char *text, char bufs[2][16])
+/* server_tls_protocols as libpq's lowest and highest version names; 0 when it does
+   not parse (refused at load time). */
+static int protocol_bounds(const char *text, const char **lowest, const char **highest)
 {
     static const char *const names[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
     unsigned mask;
     char err[160];
-    int lowest = -1, highest = -1;
 
-    bufs[0][0] = bufs[1][0] = '\0';
+    *lowest = *highest = NULL;
     if (tls_parse_protocols(text, &mask, err, sizeof err) < 0)
-        return; /* refused at load time */
+        return 0;
     for (int i = 0; i < 4; i++) {
         if (mask & (1u << i)) {
-            if (lowest < 0)
-                lowest = i;
-            highest = i;
+            if (!*lowest)
+                *lowest = names[i];
+            *highest = names[i];
         }
     }
-    snprintf(bufs[0], 16, "%s", names[lowest]);
-    snprintf(bufs[1], 16, "%s", names[highest]);
+    return *lowest != NULL;
 }
 
 int server_setup_tls_keys(const struct wp_config *cfg, const struct wp_db_config *db,
-                          const char **keys, const char **values, int n, char bufs[2][16])
+                          const char **keys, const char **values, int n)
 {
     int mode = cfg->server_tls_sslmode;
+    const char *lowest, *highest;
 
     n = add_key(db, keys, values, n, "sslmode",
                 mode >= 0 && mode <= WP_SSLMODE_VERIFY_FULL ? tls_sslmode_names[mode] : NULL);
     n = add_key(db, keys, values, n, "sslrootcert", cfg->server_tls_ca_file);
     n = add_key(db, keys, values, n, "sslcert", cfg->server_tls_cert_file);
     n = add_key(db, keys, values, n, "sslkey", cfg->server_tls_key_file);
-    protocol_bounds(cfg->server_tls_protocols, bufs);
-    if (bufs[0][0]) {
-        n = add_key(db, keys, values, n, "ssl_min_protocol_version", bufs[0]);
-        n = add_key(db, keys, values, n, "ssl_max_protocol_version", bufs[1]);
+    if (protocol_bounds(cfg->server_tls_protocols, &lowest, &highest)) {
+        n = add_key(db, keys, values, n, "ssl_min_protocol_version", lowest);
+        n = add_key(db, keys, values, n, "ssl_max_protocol_version", highest);
     }
     return n;
 }

@@ -15,10 +15,10 @@ struct wp_server;
 
 /* Appends sslmode, sslrootcert, sslcert, sslkey and ssl_min/max_protocol_version from
    cfg's server_tls_* keys at keys[n], values[n] — each only when db's own connection
-   string does not set it (the entry wins). `bufs` holds the protocol names (16 bytes
-   each, two). Returns the new n. */
+   string does not set it (the entry wins). The values point into cfg or are constant.
+   Returns the new n. */
 int server_setup_tls_keys(const struct wp_config *cfg, const struct wp_db_config *db,
-                          const char **keys, const char **values, int n, char bufs[2][16]);
+                          const char **keys, const char **values, int n);
 /* The connect_query for db (its own, else the global one); NULL when there is none. */
 const char *server_setup_connect_query(const struct wp_config *cfg, const struct wp_db_config *db);
 /* Queues the pool's connect_query on a backend that just connected. Returns 1 when it

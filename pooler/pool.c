@@ -27,6 +27,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/server_setup.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
@@ -117,7 +118,9 @@ void pool_refresh_settings(struct wp_pool *pool)
     const struct wp_db_config *db = config_find_db(cfg, pool->dbname);
     int64_t old_lifetime = pool->settings.server_lifetime;
     /* Compared now: once let go, the old entry may be freed with its configuration. */
-    int conninfo_changed = db && old && db != old && !same_conninfo(old, db);
+    int conninfo_changed =
+        db && old && db != old &&
+        (!same_conninfo(old, db) || server_setup_changed(pool->db_cfg, old, cfg, db));
     limits_refresh(cfg);
     if (db)
         take_db(pool, db);

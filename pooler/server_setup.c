@@ -83,6 +83,22 @@ const char *server_setup_connect_query(const struct wp_config *cfg, const struct
     return q && *q ? q : NULL;
 }
 
+static int same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int server_setup_changed(const struct wp_config *ca, const struct wp_db_config *a,
+                         const struct wp_config *cb, const struct wp_db_config *b)
+{
+    return ca->server_tls_sslmode != cb->server_tls_sslmode ||
+           !same_text(ca->server_tls_ca_file, cb->server_tls_ca_file) ||
+           !same_text(ca->server_tls_cert_file, cb->server_tls_cert_file) ||
+           !same_text(ca->server_tls_key_file, cb->server_tls_key_file) ||
+           !same_text(ca->server_tls_protocols, cb->server_tls_protocols) ||
+           !same_text(server_setup_connect_query(ca, a), server_setup_connect_query(cb, b));
+}
+
 int server_setup_start(struct wp_server *s)
 {
     const char *q = server_setup_connect_query(s->pool->db_cfg, s->pool->db);

@@ -19,6 +19,11 @@ struct wp_server;
    Returns the new n. */
 int server_setup_tls_keys(const struct wp_config *cfg, const struct wp_db_config *db,
                           const char **keys, const char **values, int n);
+/* Whether a backend made for entry `a` of configuration `ca` would get other TLS
+   keywords or another connect_query for entry `b` of `cb` (a reload: its servers are
+   then retired, as for a changed connection string). */
+int server_setup_changed(const struct wp_config *ca, const struct wp_db_config *a,
+                         const struct wp_config *cb, const struct wp_db_config *b);
 /* The connect_query for db (its own, else the global one); NULL when there is none. */
 const char *server_setup_connect_query(const struct wp_config *cfg, const struct wp_db_config *db);
 /* Queues the pool's connect_query on a backend that just connected. Returns 1 when it

@@ -11,7 +11,8 @@
 #          a clean error (query_wait_timeout), not a loop of connects;
 #          max_user_client_connections = 2: the third client of the user gets 53300;
 #          query_wait_notify = 1: a client queued behind the one backend of its pool
-#          gets PgBouncer's NOTICE, then its answer
+#          gets PgBouncer's NOTICE, then its answer; a reload that changes
+#          server_tls_protocols to tlsv1.2 retires the backends: the next is TLS 1.2
 #   vfull  server_tls_sslmode = verify-full, server_tls_ca_file = the CA: an entry at
 #          host=localhost works; one whose own sslrootcert is another CA fails cleanly
 #          (the client: "server login failed: could not connect to the server"; the
@@ -118,6 +119,15 @@ echo "$out" | grep -q "NOTICE:  No server connection available in postgres backe
 echo "$out" | grep -qx "served" || tl_fail "query_wait_notify: the queued client got no answer: $out"
 [ "$(echo "$out" | grep -c NOTICE)" = 1 ] || tl_fail "query_wait_notify: more than one NOTICE: $out"
 tl_ok "query_wait_notify = 1: the queued client gets one NOTICE, then its answer"
+
+sed -i 's/^server_tls_protocols = tlsv1.3$/server_tls_protocols = tlsv1.2/' "$TL_DIR/req.ini"
+tl_reload req
+got=$(wp req t62 -c "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()") ||
+    tl_fail "after the reload to tlsv1.2: $got"
+[ "$got" = TLSv1.2 ] || tl_fail "a reload to server_tls_protocols = tlsv1.2: the backend uses '$got'"
+grep -q "pool t62/$WP_USER: connection string changed; retiring its servers" "$(tl_log req)" ||
+    tl_fail "the reload did not retire t62's servers"
+tl_ok "a reload changing server_tls_protocols retires the servers: the next backend uses $got"
 
 tl_start vfull "auth_type = md5
 auth_file = $TL_DIR/users.txt

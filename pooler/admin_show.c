@@ -601,22 +601,58 @@ const char *admin_config_default(int i)
     return wp_keys[config_row_key(i)].dflt;
 }
 
+/* A PgBouncer key without effect, listed with the file's value (else PgBouncer's
+   default) so that a migrated file's every line shows. */
+static int config_ignored_row(const struct wp_key *k)
+{
+    return k->type == WP_KEY_NO_EFFECT && (k->sections & WP_SEC_GLOBAL);
+}
+
+int admin_config_show_rows(void)
+{
+    int n = 0;
+    for (int k = 0; k < wp_nkeys; k++) {
+        const struct wp_key *key = &wp_keys[k];
+        if (config_key_shown(key))
+            n += 1 + (key->pgbouncer && strcmp(key->pgbouncer, key->name) != 0);
+        else
+            n += config_ignored_row(key);
+    }
+    return n;
+}
+
+static void config_row(struct rows *r, const char *name, const char *value,
+                       const struct wp_key *key, const char *effect)
+{
+    cell_str(r, name);
+    cell_str(r, value);
+    cell_str(r, key->dflt);
+    cell_str(r, (key->flags & WP_KEY_RELOADS) ? "yes" : "no");
+    cell_str(r, effect);
+    rows_end_row(r);
+}
+
+/* PgBouncer's columns, and `effect`: "no" for its keys warmpool accepts and ignores.
+   A key PgBouncer names otherwise (max_pool_size: default_pool_size) is listed under
+   both names. */
 static int show_config(struct wp_buf *out, int64_t now_ms)
 {
-    static const char *const cols[] = {"key", "value", "default", "changeable"};
+    static const char *const cols[] = {"key", "value", "default", "changeable", "effect"};
+    const struct wp_config *cfg = wp_rt.cfg;
     (void)now_ms;
     struct rows r;
     char value[1024];
     rows_begin(&r, out, cols, NCOLS(cols));
     for (int k = 0; k < wp_nkeys; k++) {
         const struct wp_key *key = &wp_keys[k];
-        if (!config_key_shown(key))
-            continue;
-        cell_str(&r, config_key_format(wp_rt.cfg, key, value, sizeof value));
-        cell_str(&r, value);
-        cell_str(&r, key->dflt);
-        cell_str(&r, (key->flags & WP_KEY_RELOADS) ? "yes" : "no");
-        rows_end_row(&r);
+        if (config_key_shown(key)) {
+            config_row(&r, config_key_format(cfg, key, value, sizeof value), value, key, "yes");
+            if (key->pgbouncer && strcmp(key->pgbouncer, key->name) != 0)
+                config_row(&r, key->pgbouncer, value, key, "yes");
+        } else if (config_ignored_row(key)) {
+            const char *v = cfg->ignored_values ? cfg->ignored_values[k] : NULL;
+            config_row(&r, key->name, v ? v : key->dflt, key, "no");
+        }
     }
     return rows_finish(&r);
 }

@@ -42,6 +42,7 @@
 #include "warmpool/list.h"
 #include "warmpool/log.h"
 #include "warmpool/runtime.h"
+#include "warmpool/server_setup.h"
 #include "warmpool/timeouts.h"
 
 /* Backend connections open for lookups at any moment. */
@@ -605,7 +606,10 @@ static struct lookup *new_lookup(const struct authq_target *t, const char *user,
     lk->no_password_hint = password == NULL;
     const char *keys[AUTHQ_MAX_CONNINFO], *values[AUTHQ_MAX_CONNINFO];
     char opts[1024];
-    int n = authq_conninfo(t, password, opts, sizeof opts, keys, values, AUTHQ_MAX_CONNINFO);
+    int n = authq_conninfo(t, password, opts, sizeof opts, keys, values,
+                           AUTHQ_MAX_CONNINFO - SERVER_SETUP_TLS_KEYS);
+    if (n >= 0) /* server_tls_* as the entry's backends get them */
+        n = server_setup_tls_keys(wp_rt.cfg, t->entry, keys, values, n);
     char where[512];
     snprintf(where, sizeof where, "database \"%s\" as \"%s\"", t->dbname, t->auth_user);
     lk->user = strdup(user);

@@ -4,6 +4,7 @@
  * in login.c; moving bytes to and from a backend is in relay.c.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +155,9 @@ void client_send_error(struct wp_client *c, const char *severity, const char *sq
 {
     if (c->state == CL_CLOSING)
         return;
+    if (wp_rt.cfg->log_pooler_errors)
+        log_warn("C-%llu %s/%s@%s: pooler error: %s %s", (unsigned long long)c->id,
+                 c->dbname ? c->dbname : "-", c->user ? c->user : "-", c->addr, sqlstate, message);
     proto_put_error(&c->conn.out, severity, sqlstate, message);
     if (strcmp(severity, "FATAL") == 0) {
         client_close(c, message);
@@ -259,10 +263,23 @@ static void client_writable(void *arg)
 }
 
 /* Login done and the pool knows its parameters: send them, a key, and ReadyForQuery. */
+/* application_name_add_host: "app - host:port" (PgBouncer's form), part of what the
+   client asked for at startup, so that RESET returns to it. */
+static void add_host_to_appname(struct wp_client *c)
+{
+    const char *app = params_get(&c->startup, "application_name");
+    char value[512];
+
+    snprintf(value, sizeof value, "%s - %s", app ? app : "", c->addr);
+    params_set(&c->startup, "application_name", value);
+}
+
 void client_welcome(struct wp_client *c)
 {
     struct wp_pool *pool = c->pool;
     list_remove(&c->node);
+    if (wp_rt.cfg->application_name_add_host)
+        add_host_to_appname(c);
     params_copy(&c->params, &pool->params);
     for (int i = 0; i < c->startup.n; i++)
         params_set(&c->params, c->startup.items[i].name, c->startup.items[i].value);

@@ -612,13 +612,9 @@ struct refused_value {
     const char *why;
 };
 
-static const char *const sslmodes_without_checks[] = {"disable", "allow", "prefer", NULL};
 static const char *const zero[] = {"0", NULL};
 
 static const struct refused_value refused_values[] = {
-    {"server_tls_sslmode", sslmodes_without_checks,
-     "warmpool does not read server_tls_*: set sslmode (and sslrootcert, sslcert, sslkey) "
-     "in each [databases] entry instead"},
     {"disable_pqexec", zero, "warmpool cannot refuse the simple query protocol"},
 };
 
@@ -670,6 +666,22 @@ static void accept_no_effect(struct loader *ld, int i, const char *value, const 
     add_notice(ld, text);
 }
 
+/* The file's value of a [warmpool] key without effect, for SHOW CONFIG. */
+static void keep_ignored_value(struct loader *ld, int i, const char *value)
+{
+    struct wp_config *cfg = ld->cfg;
+
+    if (!cfg->ignored_values) {
+        cfg->ignored_values = calloc(WP_KEYS_MAX, sizeof *cfg->ignored_values);
+        if (!cfg->ignored_values) {
+            ld->oom = true;
+            return;
+        }
+    }
+    free(cfg->ignored_values[i]);
+    cfg->ignored_values[i] = dup_str(ld, skip_space(value));
+}
+
 /* PgBouncer writes its empty check query as "<empty>" (an empty value turns the check
    off there, and sends an empty query here). */
 static const char *global_value(const struct wp_key *k, const char *value)
@@ -703,6 +715,7 @@ static void parse_global_key(struct loader *ld, const char *name, const char *va
     }
     ld->key_place[c] = here(ld);
     if (wp_keys[i].type == WP_KEY_NO_EFFECT) {
+        keep_ignored_value(ld, i, value);
         accept_no_effect(ld, i, value, "");
         return;
     }
@@ -1462,6 +1475,13 @@ static void validate_tls(struct loader *ld)
     char why[160];
     if (tls_parse_protocols(cfg->client_tls_protocols, &mask, why, sizeof why) < 0)
         report_at(ld, key_place(ld, "client_tls_protocols"), "client_tls_protocols: %s", why);
+    if (tls_parse_protocols(cfg->server_tls_protocols, &mask, why, sizeof why) < 0)
+        report_at(ld, key_place(ld, "server_tls_protocols"), "server_tls_protocols: %s", why);
+    if (!cfg->server_tls_cert_file != !cfg->server_tls_key_file)
+        report_at(ld,
+                  key_place(ld, cfg->server_tls_cert_file ? "server_tls_cert_file"
+                                                          : "server_tls_key_file"),
+                  "server_tls_cert_file and server_tls_key_file go together");
     if (mode != WP_SSLMODE_DISABLE && (!cfg->client_tls_key_file || !cfg->client_tls_cert_file))
         report_at(ld, key_place(ld, "client_tls_sslmode"),
                   "client_tls_sslmode %s needs client_tls_key_file and client_tls_cert_file",
@@ -1679,6 +1699,9 @@ void config_free(struct wp_config *cfg)
     free(cfg->path);
     free_list(cfg->files);
     free_list(cfg->notices);
+    for (int i = 0; cfg->ignored_values && i < WP_KEYS_MAX; i++)
+        free(cfg->ignored_values[i]);
+    free(cfg->ignored_values);
     memset(cfg, 0, sizeof *cfg);
 }
 

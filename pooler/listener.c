@@ -31,7 +31,7 @@
 #include "warmpool/runtime.h"
 #include "warmpool/timeouts.h"
 
-#define MAX_LISTENERS 8
+#define MAX_LISTENERS 16
 #define ACCEPTS_PER_EVENT 64
 /* A fixed pause, not "until a connection closes": descriptors also come back when
    backends close, ENFILE and memory are limits of the whole system, and no single
@@ -289,19 +289,17 @@ static int listen_tcp_addr(const struct addrinfo *ai, char *err, int errlen)
     return add_listener(fd, 0, NULL, NULL, err, errlen);
 }
 
-static int listen_tcp(char *err, int errlen)
+/* One item of listen_addr: a host name, an address, or "*" (every address). */
+static int listen_tcp_host(const char *item, char *err, int errlen)
 {
-    const struct wp_config *cfg = wp_rt.cfg;
-    if (!cfg->listen_addr || !*cfg->listen_addr)
-        return 0;
     char port[16];
-    snprintf(port, sizeof port, "%d", cfg->listen_port);
+    snprintf(port, sizeof port, "%d", wp_rt.cfg->listen_port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res;
-    const char *host = strcmp(cfg->listen_addr, "*") == 0 ? NULL : cfg->listen_addr;
+    const char *host = strcmp(item, "*") == 0 ? NULL : item;
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, (size_t)errlen, "listen_addr %s: %s", cfg->listen_addr, gai_strerror(rc));
+        snprintf(err, (size_t)errlen, "listen_addr %s: %s", item, gai_strerror(rc));
         return -1;
     }
     int ok = 0;
@@ -313,6 +311,30 @@ static int listen_tcp(char *err, int errlen)
     }
     freeaddrinfo(res);
     return ok > 0 ? 0 : -1;
+}
+
+/* listen_addr is a comma-separated list, as in PgBouncer ("127.0.0.1,::1", "*"). */
+static int listen_tcp(char *err, int errlen)
+{
+    const char *p = wp_rt.cfg->listen_addr;
+    char item[256];
+    if (!p)
+        return 0;
+    for (;;) {
+        p += strspn(p, ", \t");
+        if (!*p)
+            return 0;
+        size_t len = strcspn(p, ", \t");
+        if (len >= sizeof item) {
+            snprintf(err, (size_t)errlen, "listen_addr: an address is too long");
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (listen_tcp_host(item, err, errlen) < 0)
+            return -1;
+        p += len;
+    }
 }
 
 static int listen_unix(char *err, int errlen)

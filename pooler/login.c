@@ -16,6 +16,7 @@
 #include "warmpool/authq.h"
 #include "warmpool/cancel.h"
 #include "warmpool/client.h"
+#include "warmpool/client_limits.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
@@ -147,6 +148,8 @@ static void finish_login(struct wp_client *c)
         refuse_unknown_database(c);
         return;
     }
+    if (client_limits_refuse(c, db))
+        return;
     struct wp_pool *pool = pool_get(db, c->dbname, c->user);
     if (!pool) {
         client_send_error(c, "FATAL", "53200", "out of memory");

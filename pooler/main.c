@@ -16,6 +16,7 @@
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/daemon.h"
+#include "warmpool/from_pgbouncer.h"
 #include "warmpool/listener.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
@@ -31,8 +32,11 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: warmpool [-d] [-v] [--check] -c FILE\n"
+                 "       warmpool --from-pgbouncer FILE\n"
                  "  -c, --config FILE  configuration file (ini)\n"
                  "      --check        validate the configuration and exit\n"
+                 "      --from-pgbouncer FILE\n"
+                 "                     print the PgBouncer FILE as a native warmpool.ini\n"
                  "  -d, --daemon       run in the background (needs logfile or syslog)\n"
                  "  -v, --verbose      more logging (repeat for more)\n"
                  "  -V, --version      print the version\n"
@@ -292,7 +296,7 @@ static int run(void)
         log_error("cannot start: %s", strerror(errno));
         return 1;
     }
-    log_info("warmpool %s listening on %s:%d", WARMPOOL_VERSION,
+    log_info("warmpool %s listening on %s port %d", WARMPOOL_VERSION,
              wp_rt.cfg->listen_addr ? wp_rt.cfg->listen_addr : "", wp_rt.cfg->listen_port);
     prefill_pools();
     daemon_ready();
@@ -311,11 +315,22 @@ static int run(void)
     return 0;
 }
 
+static int convert_pgbouncer(const char *path)
+{
+    char err[8192];
+    if (from_pgbouncer(path, stdout, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},
         {"check", no_argument, NULL, 'C'},
+        {"from-pgbouncer", required_argument, NULL, 'P'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -332,6 +347,8 @@ int main(int argc, char **argv)
         case 'C':
             check_only = 1;
             break;
+        case 'P':
+            return convert_pgbouncer(optarg);
         case 'd':
             daemonize = 1;
             break;

@@ -24,11 +24,13 @@
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/pool_limits.h"
+#include "warmpool/proto.h"
 #include "warmpool/relay.h"
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/scram_client.h"
 #include "warmpool/server.h"
+#include "warmpool/server_setup.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
@@ -180,7 +182,9 @@ void pool_refresh_settings(struct wp_pool *pool)
     const struct wp_db_config *db = config_find_db(cfg, pool->dbname);
     int64_t old_lifetime = pool->settings.server_lifetime;
     /* Compared now: once let go, the old entry may be freed with its configuration. */
-    int conninfo_changed = db && old && db != old && !same_conninfo(old, db);
+    int conninfo_changed =
+        db && old && db != old &&
+        (!same_conninfo(old, db) || server_setup_changed(pool->db_cfg, old, cfg, db));
     limits_refresh(cfg);
     if (db)
         take_db(pool, db);
@@ -394,6 +398,7 @@ int pool_request_server(struct wp_pool *pool, struct wp_client *c)
     }
     client_set_state(c, CL_WAITING);
     c->wait_started_ms = wp_now_ms();
+    c->wait_notified = 0;
     list_push_tail(&pool->waiting, &c->node);
     pool->nwaiting++;
     serve_waiting(pool);
@@ -669,6 +674,8 @@ static const char *busy_close_reason(const struct wp_server *s, int64_t now)
        login is not coming back (a half-open connection, say). */
     if (s->check_started_ms && connect_timeout > 0 && now - s->check_started_ms > connect_timeout)
         return "server_check_query got no answer";
+    if (s->setting_up && connect_timeout > 0 && now - s->connect_started_ms > connect_timeout)
+        return "connect_query got no answer within server_connect_timeout";
     if (s->state == SV_DRAINING && now - s->drain_started_ms > DRAIN_TIMEOUT_MS)
         return "did not become idle after its client left";
     return NULL;
@@ -714,6 +721,28 @@ static void expire_waiters(struct wp_pool *pool, int64_t now)
     }
 }
 
+/* query_wait_notify: one NOTICE per wait, PgBouncer's text, to a client still queued. */
+static void notify_waiters(struct wp_pool *pool, int64_t now)
+{
+    int64_t after = wp_rt.cfg->query_wait_notify;
+    struct wp_list *pos;
+
+    if (after <= 0)
+        return;
+    for (pos = pool->waiting.next; pos != &pool->waiting; pos = pos->next) {
+        struct wp_client *c = list_entry(pos, struct wp_client, node);
+        if (now - c->wait_started_ms < after)
+            break; /* the queue is in order of arrival */
+        if (c->wait_notified)
+            continue;
+        c->wait_notified = 1;
+        proto_put_notice(&c->conn.out, "01000",
+                         "No server connection available in postgres backend, client being "
+                         "queued");
+        client_kick_write(c);
+    }
+}
+
 void pool_maintain(struct wp_pool *pool, int64_t now)
 {
     if (pool_expired(pool, now)) {
@@ -725,6 +754,7 @@ void pool_maintain(struct wp_pool *pool, int64_t now)
     close_expired_idle(pool, now);
     close_stuck_busy(pool, now);
     expire_waiters(pool, now);
+    notify_waiters(pool, now);
     serve_waiting(pool);
     pool_launch_if_needed(pool);
 }

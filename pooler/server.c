@@ -20,6 +20,7 @@
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/server_login.h"
+#include "warmpool/server_setup.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
@@ -55,7 +56,7 @@ static int build_conninfo(struct wp_pool *pool, const char **keys, const char **
 {
     const struct wp_db_config *db = pool->db;
     int n = 0;
-    for (int i = 0; i < db->nconn && n < max - 6; i++) {
+    for (int i = 0; i < db->nconn && n < max - 6 - SERVER_SETUP_TLS_KEYS; i++) {
         keys[n] = db->conn_keys[i];
         values[n++] = db->conn_values[i];
     }
@@ -72,6 +73,7 @@ static int build_conninfo(struct wp_pool *pool, const char **keys, const char **
         keys[n] = "dbname";
         values[n++] = pool->dbname;
     }
+    n = server_setup_tls_keys(pool->db_cfg, db, keys, values, n);
     keys[n] = "fallback_application_name";
     values[n++] = "warmpool";
     /* warmpool relays the socket itself and cannot relay GSSAPI encryption; asking
@@ -95,7 +97,7 @@ static void connect_failed(struct wp_server *s, const char *libpq_text);
    has something to log in with; libpq the rest. */
 static int use_own_login(const struct wp_pool *pool)
 {
-    return server_login_has_secret(pool) && !server_login_unsupported(pool->db);
+    return server_login_has_secret(pool) && !server_login_unsupported(pool->db_cfg, pool->db);
 }
 
 struct wp_server *server_connect(struct wp_pool *pool)
@@ -181,7 +183,7 @@ static void connect_failed(struct wp_server *s, const char *libpq_text)
        the entry forces no user= / password=; SCRAM pass-through could not serve it. */
     int no_password =
         strstr(text, "no password supplied") && !pool->db->forced_user && !pool->backend_password;
-    const char *why_not = server_login_unsupported(pool->db);
+    const char *why_not = server_login_unsupported(pool->db_cfg, pool->db);
     char hint[256] = "";
     if (no_password && why_not)
         snprintf(hint, sizeof hint,
@@ -252,6 +254,8 @@ static void connected(struct wp_server *s)
              s->backend_pid);
     if (!pool->params_known)
         pool_set_params(pool, &s->params);
+    if (server_setup_start(s))
+        return;
     if (prepared_warm_server(s)) {
         server_set_state(s, SV_RESETTING);
         server_kick_write(s);
@@ -399,6 +403,8 @@ void server_on_quiet(struct wp_server *s)
         return;
     if (s->cancel_pending > 0)
         return; /* the cancel's completion calls back */
+    if (s->setting_up && server_setup_finish(s))
+        return;
     if (s->close_when_quiet || s->owed.lost || wp_rt.shutting_down == 2) {
         server_close(s, s->close_when_quiet ? "not reusable" : "shutting down");
         return;

@@ -25,6 +25,7 @@
 #include "warmpool/proto.h"
 #include "warmpool/server.h"
 #include "warmpool/server_login.h"
+#include "warmpool/server_setup.h"
 
 enum phase { PH_CONNECT, PH_SSL_ANSWER, PH_TLS, PH_LOGIN, PH_DONE };
 enum tls_want { TLS_NO, TLS_PREFER, TLS_REQUIRE };
@@ -91,7 +92,26 @@ static int parse_tls_want(const char *mode, enum tls_want *out)
     return 0;
 }
 
-const char *server_login_unsupported(const struct wp_db_config *db)
+/* The sslmode a backend of this entry asks for, in libpq's order: the entry's own, else
+   server_tls_sslmode (server_setup.c adds it), else PGSSLMODE. *more_tls: server_tls_*
+   also asks for a CA, a certificate or protocol bounds, which only libpq applies. */
+static const char *wanted_sslmode(const struct wp_config *cfg, const struct wp_db_config *db,
+                                  int *more_tls)
+{
+    const char *keys[SERVER_SETUP_TLS_KEYS + 1], *values[SERVER_SETUP_TLS_KEYS + 1];
+    int n = server_setup_tls_keys(cfg, db, keys, values, 0);
+    const char *mode = conn_value(db, "sslmode");
+    *more_tls = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(keys[i], "sslmode") == 0)
+            mode = values[i];
+        else
+            *more_tls = 1;
+    }
+    return env_or(mode, "PGSSLMODE");
+}
+
+const char *server_login_unsupported(const struct wp_config *cfg, const struct wp_db_config *db)
 {
     for (int i = 0; i < db->nconn; i++)
         if (!is_supported_key(db->conn_keys[i]))
@@ -105,8 +125,12 @@ const char *server_login_unsupported(const struct wp_db_config *db)
                  atoi(port) == 0 || atoi(port) > 65535))
         return "port= is not one port number";
     enum tls_want want;
-    if (parse_tls_want(env_or(conn_value(db, "sslmode"), "PGSSLMODE"), &want) < 0)
-        return "sslmode= other than disable, prefer or require";
+    int more_tls;
+    if (parse_tls_want(wanted_sslmode(cfg, db, &more_tls), &want) < 0)
+        return "sslmode= (or server_tls_sslmode) other than disable, prefer or require";
+    if (more_tls)
+        return "server_tls_ca_file, server_tls_cert_file, server_tls_key_file or "
+               "server_tls_protocols set (libpq applies them)";
     return NULL;
 }
 
@@ -565,7 +589,8 @@ int server_login_start(struct wp_server *s)
         return -1;
     }
     s->login = sl;
-    parse_tls_want(env_or(conn_value(db, "sslmode"), "PGSSLMODE"), &sl->tls);
+    int more_tls;
+    parse_tls_want(wanted_sslmode(s->pool->db_cfg, db, &more_tls), &sl->tls);
     if (fill_address(db, sl) < 0) {
         login_fail(s, "08006", "%s", "the socket path is too long");
         return -1;

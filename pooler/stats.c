@@ -819,6 +819,63 @@ static void take_snapshot(struct wp_pool *pool, struct stats_snapshot *s, int64_
     s->wait_us = ps->wait_us.sum_us;
 }
 
+/* stats_period: the snapshot period (SHOW STATS averages) and log_stats' interval. */
+static int64_t snapshot_period_ms(void)
+{
+    return wp_rt.cfg && wp_rt.cfg->stats_period > 0 ? wp_rt.cfg->stats_period : STATS_PERIOD_MS;
+}
+
+static uint64_t per_second(uint64_t delta, int64_t ms)
+{
+    return ms > 0 ? delta * 1000 / (uint64_t)ms : 0;
+}
+
+static uint64_t average(uint64_t sum, uint64_t count)
+{
+    return count ? sum / count : 0;
+}
+
+/* log_stats: PgBouncer's periodic line, for one pool over the period just ended. */
+static void log_period(const struct wp_pool *pool, const struct stats_snapshot *a,
+                       const struct stats_snapshot *b)
+{
+    int64_t ms = b->at_ms - a->at_ms;
+    log_info("%s/%s stats: %llu xacts/s, %llu queries/s, in %llu B/s, out %llu B/s, "
+             "xact %llu us, query %llu us, wait %llu us",
+             pool->dbname, pool->user, (unsigned long long)per_second(b->xacts - a->xacts, ms),
+             (unsigned long long)per_second(b->queries - a->queries, ms),
+             (unsigned long long)per_second(b->bytes_in - a->bytes_in, ms),
+             (unsigned long long)per_second(b->bytes_out - a->bytes_out, ms),
+             (unsigned long long)average(b->xact_us - a->xact_us, b->xacts - a->xacts),
+             (unsigned long long)average(b->query_us - a->query_us, b->queries - a->queries),
+             (unsigned long long)average(b->wait_us - a->wait_us, b->waits - a->waits));
+}
+
+/* One pool's period rolls when it is due (and a first snapshot is taken). */
+static void roll_period(struct wp_pool *pool, struct wp_pool_stats *ps, int64_t now_ms)
+{
+    if (ps->last.at_ms == 0) {
+        take_snapshot(pool, &ps->last, now_ms);
+        ps->prev = ps->last;
+    } else if (now_ms - ps->last.at_ms >= snapshot_period_ms()) {
+        ps->prev = ps->last;
+        take_snapshot(pool, &ps->last, now_ms);
+        if (wp_rt.cfg && wp_rt.cfg->log_stats)
+            log_period(pool, &ps->prev, &ps->last);
+    }
+}
+
+void stats_roll_periods(int64_t now_ms)
+{
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        if (pool->stats)
+            roll_period(pool, pool->stats, now_ms);
+    }
+}
+
 void stats_collect(int64_t now_ms)
 {
     struct wp_list *pos, *tmp;
@@ -829,13 +886,7 @@ void stats_collect(int64_t now_ms)
         if (!ps)
             continue;
         ps->cl_active = ps->cl_waiting = ps->cl_idle = ps->cl_login = 0;
-        if (ps->last.at_ms == 0) {
-            take_snapshot(pool, &ps->last, now_ms);
-            ps->prev = ps->last;
-        } else if (now_ms - ps->last.at_ms >= STATS_PERIOD_MS) {
-            ps->prev = ps->last;
-            take_snapshot(pool, &ps->last, now_ms);
-        }
+        roll_period(pool, ps, now_ms);
     }
     list_for_each_safe(pos, tmp, &wp_rt.clients)
     {

@@ -323,6 +323,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     {
         pool_maintain(list_entry(pos, struct wp_pool, node), now);
     }
+    stats_roll_periods(now);
     check_shutdown(now);
 }
 

@@ -55,6 +55,7 @@ struct wp_client {
     int64_t login_started_ms;
 
     int64_t wait_started_ms;
+    int wait_notified; /* query_wait_notify's NOTICE was sent for this wait */
     int64_t xact_started_ms;
     int64_t last_active_ms;       /* last byte from the client */
     int64_t answered_ms;          /* last ReadyForQuery that left it nothing outstanding */

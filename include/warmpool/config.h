@@ -69,6 +69,8 @@ struct wp_db_config {
     char *auth_user;
     char *auth_query;
     char *auth_dbname;
+    char *connect_query;           /* run on each new backend; NULL: the global value */
+    int max_db_client_connections; /* 0: the global value */
     struct wp_pool_settings overrides;
     const char *file; /* the file it was read from (one of wp_config.files) */
     int line;
@@ -78,6 +80,7 @@ struct wp_user_config {
     char *name;
     struct wp_pool_settings overrides; /* pool_mode, max_user_connections via max_db_connections… */
     int max_user_connections;          /* 0 = unlimited */
+    int max_user_client_connections;   /* 0: the global value */
     const char *file;                  /* as in wp_db_config */
     int line;
 };
@@ -86,15 +89,20 @@ struct wp_config {
     char *path;
     char **files;   /* every file read: path, then each %include in order; NULL-terminated */
     char **notices; /* "file:line: accepted, no effect: key", one per key; for the log */
+    /* The [warmpool] value of each key without effect the file sets, by row of
+       wp_keys (config_keys.h), for SHOW CONFIG; NULL when not set. Allocated. */
+    char **ignored_values;
 
     /* [warmpool] — connections */
-    char *listen_addr;     /* default "127.0.0.1"; "*" = all; "" = no TCP */
-    int listen_port;       /* default 6432 */
-    char *unix_socket_dir; /* default "/tmp"; "" = no unix socket */
-    int unix_socket_mode;  /* default 0777 */
-    int listen_backlog;    /* default 128 */
-    int so_reuseport;      /* default 0 */
-    int max_client_conn;   /* default 100 */
+    char *listen_addr;               /* default "127.0.0.1"; "*" = all; "" = no TCP */
+    int listen_port;                 /* default 6432 */
+    char *unix_socket_dir;           /* default "/tmp"; "" = no unix socket */
+    int unix_socket_mode;            /* default 0777 */
+    int listen_backlog;              /* default 128 */
+    int so_reuseport;                /* default 0 */
+    int max_client_conn;             /* default 100 */
+    int max_db_client_connections;   /* clients per database; 0 = unlimited */
+    int max_user_client_connections; /* clients per user; 0 = unlimited */
     /* TCP keepalive on client and server sockets (PgBouncer's keys; 0 = OS default) */
     int tcp_keepalive;        /* default 1 */
     int tcp_keepcnt;          /* probes */
@@ -122,6 +130,14 @@ struct wp_config {
     char *client_tls_protocols; /* default "secure" (TLS 1.2 and 1.3) */
     char *client_tls_ciphers;   /* default "default" (OpenSSL's list) */
 
+    /* TLS toward servers: libpq keywords added to every [databases] entry that does not
+       set them itself (server.c) */
+    int server_tls_sslmode;     /* enum wp_sslmode, default prefer (libpq's sslmode) */
+    char *server_tls_ca_file;   /* sslrootcert; NULL when unset */
+    char *server_tls_cert_file; /* sslcert */
+    char *server_tls_key_file;  /* sslkey */
+    char *server_tls_protocols; /* ssl_min/max_protocol_version; default "secure" */
+
     /* pools (global defaults; all fields set) */
     struct wp_pool_settings pool;
     char *server_reset_query;         /* default "DISCARD ALL" */
@@ -129,11 +145,14 @@ struct wp_config {
     int server_reset_query_always;    /* default 0 */
     int server_round_robin;           /* default 0: the most recently used idle server first */
     char *server_check_query;         /* default "" (empty query) */
+    char *connect_query;              /* run once on each new backend; "" = none */
+    int application_name_add_host;    /* append " - host:port" to application_name */
     int64_t server_check_delay;       /* default 30s */
     int64_t server_connect_timeout;   /* default 15s */
     int64_t server_login_retry;       /* default 1s (PgBouncer: 15s), see docs/CONFIG.md */
     int64_t client_login_timeout;     /* default 60s */
     int64_t reserve_pool_timeout;     /* default 5s */
+    int64_t query_wait_notify;        /* NOTICE to a client waiting this long; 0 = never */
     int64_t shutdown_wait_timeout;    /* default 30s */
     int max_prepared_statements;      /* default 200, 0 disables the cache */
     int warm_prepared_statements;     /* default 50: prepared on new backends before use */
@@ -153,6 +172,9 @@ struct wp_config {
     int64_t nplus1_log_interval_ms; /* one N+1 log line per statement and pool per this, 60s */
     int64_t log_slow_queries_ms;    /* log queries slower than this; 0 = off (default) */
     int log_parameters;             /* slow-query log shows the statement text as sent */
+    int log_pooler_errors;          /* default 1: log errors warmpool sends to clients */
+    int log_stats;                  /* default 1: a stats line per pool every stats_period */
+    int64_t stats_period;           /* default 60s */
 
     /* process */
     char *logfile; /* NULL = stderr */

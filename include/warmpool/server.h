@@ -65,6 +65,7 @@ struct wp_server {
     int name_effects;                /* pending requests that change a client's statement names */
     int ext_skipping;                /* backend ignores extended messages until the next Sync */
     int warming;                     /* the internal batch in flight prepares warm statements */
+    int setting_up;                  /* connect_query in flight: not usable before its answer */
     int needs_reset;                 /* run server_reset_query before the next client */
     int out_of_memory;               /* relay_prepared lost track of a request: close it */
 

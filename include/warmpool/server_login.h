@@ -13,13 +13,15 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct wp_config;
 struct wp_db_config;
 struct wp_pool;
 struct wp_server;
 
-/* NULL when the entry's connection keys are all ones this login supports; otherwise why
-   not (for the log). */
-const char *server_login_unsupported(const struct wp_db_config *db);
+/* NULL when the entry's connection keys, and the server_tls_* keys of cfg (the
+   configuration the entry comes from) that apply to it, are all ones this login
+   supports; otherwise why not (for the log). */
+const char *server_login_unsupported(const struct wp_config *cfg, const struct wp_db_config *db);
 /* Whether the pool has a way to log in without libpq (a password or keys). */
 int server_login_has_secret(const struct wp_pool *pool);
 /* Start the login of s; on failure it has called server_connect_error. 0 or -1. */

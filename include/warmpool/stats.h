@@ -284,10 +284,14 @@ void stats_pool_free(struct wp_pool *pool);
 
 /*
  * Before rendering: make sure every pool has stats, count clients per pool and state,
- * and roll the snapshots used for averages (at most once per STATS_PERIOD_MS).
+ * and roll the snapshots used for averages (at most once per stats_period;
+ * STATS_PERIOD_MS without a configuration).
  */
 #define STATS_PERIOD_MS 60000
 void stats_collect(int64_t now_ms);
+/* The same snapshots rolled on time (the janitor's tick), each period logged when
+   log_stats is on; pools without stats yet are left alone. */
+void stats_roll_periods(int64_t now_ms);
 enum stats_close_reason stats_classify_close(const char *reason);
 const char *stats_close_reason_name(enum stats_close_reason reason);
 const char *stats_timeout_name(enum stats_timeout_kind kind);

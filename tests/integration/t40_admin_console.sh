@@ -25,7 +25,7 @@ expect_columns "SHOW STATS" "database|total_xact_count|total_query_count|total_r
 expect_columns "SHOW SERVERS" "$conn"
 expect_columns "SHOW CLIENTS" "$conn"
 expect_columns "SHOW DATABASES" "name|host|port|database|force_user|pool_size|min_pool_size|reserve_pool|pool_mode|max_connections|current_connections|paused|disabled"
-expect_columns "SHOW CONFIG" "key|value|default|changeable"
+expect_columns "SHOW CONFIG" "key|value|default|changeable|effect"
 expect_columns "SHOW PREPARED" "name|uses|refs|params|validated|query"
 expect_columns "SHOW STATEMENTS" "database|user|fingerprint|calls|total_time_us|mean_time_us|max_time_us|errors|nplus1_bursts|query"
 expect_columns "SHOW VERSION" "version"
@@ -41,7 +41,7 @@ pw_admin -F '|' -c "SHOW CLIENTS" | grep -q "^C|admin|warmpool|" ||
     fail "SHOW CLIENTS does not list the console client"
 pw_admin -F '|' -c "SHOW DATABASES" | grep -q "^two|127.0.0.1|$PG_PORT|wptest||2|" ||
     fail "SHOW DATABASES row of 'two': $(pw_admin -c 'SHOW DATABASES')"
-pw_admin -F '|' -c "SHOW CONFIG" | grep -qx "admin_users|admin||yes" || fail "SHOW CONFIG admin_users"
+pw_admin -F '|' -c "SHOW CONFIG" | grep -qx "admin_users|admin||yes|yes" || fail "SHOW CONFIG admin_users"
 pw_admin -F '|' -c "SHOW STATEMENTS" | grep -q "|SELECT ?\$" || fail "SHOW STATEMENTS lacks 'SELECT ?'"
 pw_admin -c "SHOW VERSION" | grep -q "^warmpool " || fail "SHOW VERSION"
 pw_admin -c "show help;" 2>&1 | grep -q "SHOW HELP|POOLS" || fail "SHOW HELP"

@@ -23,6 +23,8 @@
 #include "warmpool/admin.h"
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
+#include "warmpool/from_pgbouncer.h"
+#include "warmpool/tls.h"
 
 /* A private directory for the files of one test. */
 static char dir[64];
@@ -405,14 +407,14 @@ static void test_accepted_no_effect(void **state)
     write_file("pgb.ini",
                "[pgbouncer]\n"
                "auth_type = trust\n"
-               "stats_period = 60\n"
+               "dns_max_ttl = 5\n"
                "tcp_defer_accept = 1\n"
-               "server_tls_sslmode = prefer\n"
+               "server_tls_ciphers = HIGH\n"
                "[databases]\n"
-               "a = host=h auth_user=x load_balance_hosts=disable max_db_client_connections=5\n"
-               "b = host=h auth_user=y connect_query='SELECT 1'\n"
+               "a = host=h auth_user=x load_balance_hosts=disable\n"
+               "b = host=h auth_user=y\n"
                "[users]\n"
-               "bob = transaction_timeout=5 max_user_client_connections=3\n",
+               "bob = transaction_timeout=5\n",
                path, sizeof path);
     struct loaded l;
     load_ok(&l, path);
@@ -420,14 +422,8 @@ static void test_accepted_no_effect(void **state)
         int line;
         const char *key;
     } notes[] = {
-        {3, "stats_period"},
-        {4, "tcp_defer_accept"},
-        {5, "server_tls_sslmode"},
-        {7, "load_balance_hosts"},
-        {7, "max_db_client_connections"},
-        {8, "connect_query"},
-        {10, "transaction_timeout"},
-        {10, "max_user_client_connections"},
+        {3, "dns_max_ttl"},        {4, "tcp_defer_accept"},     {5, "server_tls_ciphers"},
+        {7, "load_balance_hosts"}, {10, "transaction_timeout"},
     };
     assert_int_equal(count_notices(&l.cfg), (int)(sizeof notes / sizeof notes[0]));
     for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {
@@ -448,16 +444,63 @@ static void test_accepted_no_effect(void **state)
     load(&l, path);
     expect_error(&l, path, 3, "unknown key \"stats_perod\" in [pgbouncer]");
 
-    write_file("pgb.ini",
+    write_file("pgb.ini", "[pgbouncer]\nauth_type = trust\ndisable_pqexec = 1\n", path,
+               sizeof path);
+    load(&l, path);
+    expect_error(&l, path, 3,
+                 "disable_pqexec = 1: warmpool cannot refuse the simple query protocol");
+}
+
+/* PgBouncer keys with their meaning: server_tls_*, connect_query, the client limits,
+   application_name_add_host, log_pooler_errors, log_stats, stats_period. */
+static void test_pgbouncer_keys(void **state)
+{
+    (void)state;
+    char path[256];
+    write_file("k.ini",
                "[pgbouncer]\nauth_type = trust\nserver_tls_sslmode = verify-full\n"
-               "disable_pqexec = 1\n",
+               "server_tls_ca_file = /ca.pem\nserver_tls_protocols = tlsv1.3\n"
+               "connect_query = SET x.y = 1\nmax_db_client_connections = 7\n"
+               "max_user_client_connections = 8\napplication_name_add_host = 1\n"
+               "log_pooler_errors = 0\nlog_stats = 0\nstats_period = 15\nquery_wait_notify = 2\n"
+               "[databases]\n"
+               "a = host=h connect_query='SELECT 2' max_db_client_connections=3\n"
+               "b = host=h\n"
+               "[users]\nbob = max_user_client_connections=2\n",
+               path, sizeof path);
+    struct loaded l;
+    load_ok(&l, path);
+    assert_int_equal(count_notices(&l.cfg), 0);
+    assert_int_equal(l.cfg.server_tls_sslmode, WP_SSLMODE_VERIFY_FULL);
+    assert_string_equal(l.cfg.server_tls_ca_file, "/ca.pem");
+    assert_null(l.cfg.server_tls_cert_file);
+    assert_string_equal(l.cfg.server_tls_protocols, "tlsv1.3");
+    assert_string_equal(l.cfg.connect_query, "SET x.y = 1");
+    assert_int_equal(l.cfg.max_db_client_connections, 7);
+    assert_int_equal(l.cfg.max_user_client_connections, 8);
+    assert_int_equal(l.cfg.application_name_add_host, 1);
+    assert_int_equal(l.cfg.log_pooler_errors, 0);
+    assert_int_equal(l.cfg.log_stats, 0);
+    assert_int_equal(l.cfg.stats_period, 15000);
+    assert_int_equal(l.cfg.query_wait_notify, 2000);
+    const struct wp_db_config *a = config_find_db(&l.cfg, "a");
+    assert_string_equal(a->connect_query, "SELECT 2");
+    assert_int_equal(a->max_db_client_connections, 3);
+    for (int i = 0; i < a->nconn; i++)
+        assert_true(strcmp(a->conn_keys[i], "connect_query") != 0);
+    assert_null(config_find_db(&l.cfg, "b")->connect_query);
+    assert_int_equal(config_find_user(&l.cfg, "bob")->max_user_client_connections, 2);
+    config_free(&l.cfg);
+
+    write_file("k.ini",
+               "[pgbouncer]\nauth_type = trust\nserver_tls_protocols = tlsv9\n"
+               "server_tls_cert_file = /c.pem\nstats_period = 0.5\n",
                path, sizeof path);
     load(&l, path);
     expect_error(&l, path, 3,
-                 "server_tls_sslmode = verify-full: warmpool does not read server_tls_*: set "
-                 "sslmode (and sslrootcert, sslcert, sslkey) in each [databases] entry instead");
-    expect_error(&l, path, 4,
-                 "disable_pqexec = 1: warmpool cannot refuse the simple query protocol");
+                 "server_tls_protocols: unknown protocol \"tlsv9\" (use tlsv1.0, tlsv1.1, "
+                 "tlsv1.2, tlsv1.3, secure or all)");
+    expect_error(&l, path, 4, "server_tls_cert_file and server_tls_key_file go together");
 }
 
 /* PgBouncer's units and spellings: fractions of seconds, tcp_user_timeout in
@@ -544,6 +587,61 @@ static void test_database_settings(void **state)
     config_free(&l.cfg);
 }
 
+/* --from-pgbouncer: the output is a warmpool.ini that loads as the PgBouncer file did,
+   with warmpool's names, keys without effect commented out, %include inlined. */
+static void test_from_pgbouncer(void **state)
+{
+    (void)state;
+    char path[256], inc[256], text[1024], err[1024];
+    write_file("inc.ini", "[databases]\nx = host=h load_balance_hosts=disable\n", inc, sizeof inc);
+    snprintf(text, sizeof text,
+             "; a comment\n[pgbouncer]\nauth_type = trust\ndefault_pool_size = 7\n"
+             "dns_max_ttl = 15\nserver_check_query =\nlisten_addr = 127.0.0.1,::1\n"
+             "%%include %s\n",
+             inc);
+    write_file("pgb.ini", text, path, sizeof path);
+
+    char *out = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&out, &len);
+    assert_non_null(fp);
+    assert_int_equal(from_pgbouncer(path, fp, err, sizeof err), 0);
+    fclose(fp);
+    static const char *const lines[] = {
+        "\n; a comment\n[warmpool]\nauth_type = trust\n",
+        "\n; PgBouncer's default_pool_size\nmax_pool_size = 7\n",
+        "\n; no effect in warmpool (docs/CONFIG.md says what to do instead):\n;dns_max_ttl = 15\n",
+        "\n; differs from PgBouncer: an empty value sends an empty query; PgBouncer turns the "
+        "check off\nserver_check_query =\n",
+        "\n; load_balance_hosts: no effect in warmpool\nx = host=h load_balance_hosts=disable\n",
+        "\n; PgBouncer's default (warmpool's is 1s)\nserver_login_retry = 15\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        if (!strstr(out, lines[i]))
+            fail_msg("no \"%s\" in:\n%s", lines[i], out);
+    assert_null(strstr(out, "[pgbouncer]"));
+    assert_null(strstr(out, "\n%include")); /* inlined, only named in a comment */
+
+    struct wp_config cfg;
+    assert_int_equal(config_load_string("native.ini", out, len, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.pool.max_pool_size, 7);
+    assert_int_equal(cfg.server_login_retry, 15000);
+    assert_int_equal(cfg.max_packet_size, 2147483647LL);
+    assert_string_equal(cfg.listen_addr, "127.0.0.1,::1");
+    assert_int_equal(count_notices(&cfg), 1); /* load_balance_hosts, in the entry */
+    assert_non_null(config_find_db(&cfg, "x"));
+    config_free(&cfg);
+    free(out);
+
+    /* a file that does not load is not converted */
+    write_file("pgb.ini", "[pgbouncer]\nauth_type = trust\nbogus = 1\n", path, sizeof path);
+    fp = open_memstream(&out, &len);
+    assert_int_equal(from_pgbouncer(path, fp, err, sizeof err), -1);
+    fclose(fp);
+    free(out);
+    assert_non_null(strstr(err, ":3: unknown key \"bogus\" in [pgbouncer]"));
+}
+
 /* The checked-in PgBouncer file (tests/compat) loads unchanged. */
 static void test_compat_file(void **state)
 {
@@ -570,6 +668,8 @@ int main(void)
         T(test_include_relative_to_cwd),
         T(test_include_refused),
         T(test_accepted_no_effect),
+        T(test_pgbouncer_keys),
+        T(test_from_pgbouncer),
         T(test_pgbouncer_values),
         T(test_database_settings),
         cmocka_unit_test(test_compat_file),

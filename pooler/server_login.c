@@ -35,6 +35,7 @@ struct server_login {
     SSL *ssl;
     enum phase phase;
     enum tls_want tls;
+    int tls_min, tls_max; /* protocol versions from server_tls_protocols; 0: OpenSSL's */
     struct server_cancel_target cancel;
     struct wp_buf in, out;
     struct backend_login bl;
@@ -92,23 +93,51 @@ static int parse_tls_want(const char *mode, enum tls_want *out)
     return 0;
 }
 
-/* The sslmode a backend of this entry asks for, in libpq's order: the entry's own, else
-   server_tls_sslmode (server_setup.c adds it), else PGSSLMODE. *more_tls: server_tls_*
-   also asks for a CA, a certificate or protocol bounds, which only libpq applies. */
-static const char *wanted_sslmode(const struct wp_config *cfg, const struct wp_db_config *db,
-                                  int *more_tls)
+/* What TLS a backend of this entry asks for, in libpq's order: the entry's own sslmode,
+   else server_tls_sslmode (server_setup.c adds it), else PGSSLMODE; protocol bounds
+   from server_tls_protocols (*tls_min, *tls_max: OpenSSL's version numbers, 0 for no
+   bound). *more_tls: server_tls_* also asks for a CA or a certificate, which only libpq
+   applies. */
+struct tls_wanted {
+    const char *sslmode;
+    int tls_min, tls_max;
+    int more_tls;
+};
+
+static int tls_version_number(const char *name)
+{
+    static const struct {
+        const char *name;
+        int version;
+    } versions[] = {{"TLSv1", TLS1_VERSION},
+                    {"TLSv1.1", TLS1_1_VERSION},
+                    {"TLSv1.2", TLS1_2_VERSION},
+                    {"TLSv1.3", TLS1_3_VERSION}};
+    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++)
+        if (strcmp(versions[i].name, name) == 0)
+            return versions[i].version;
+    return -1;
+}
+
+static struct tls_wanted wanted_tls(const struct wp_config *cfg, const struct wp_db_config *db)
 {
     const char *keys[SERVER_SETUP_TLS_KEYS + 1], *values[SERVER_SETUP_TLS_KEYS + 1];
     int n = server_setup_tls_keys(cfg, db, keys, values, 0);
-    const char *mode = conn_value(db, "sslmode");
-    *more_tls = 0;
+    struct tls_wanted w = {conn_value(db, "sslmode"), 0, 0, 0};
     for (int i = 0; i < n; i++) {
         if (strcmp(keys[i], "sslmode") == 0)
-            mode = values[i];
+            w.sslmode = values[i];
+        else if (strcmp(keys[i], "ssl_min_protocol_version") == 0)
+            w.tls_min = tls_version_number(values[i]);
+        else if (strcmp(keys[i], "ssl_max_protocol_version") == 0)
+            w.tls_max = tls_version_number(values[i]);
         else
-            *more_tls = 1;
+            w.more_tls = 1;
     }
-    return env_or(mode, "PGSSLMODE");
+    if (w.tls_min < 0 || w.tls_max < 0)
+        w.more_tls = 1;
+    w.sslmode = env_or(w.sslmode, "PGSSLMODE");
+    return w;
 }
 
 const char *server_login_unsupported(const struct wp_config *cfg, const struct wp_db_config *db)
@@ -125,12 +154,12 @@ const char *server_login_unsupported(const struct wp_config *cfg, const struct w
                  atoi(port) == 0 || atoi(port) > 65535))
         return "port= is not one port number";
     enum tls_want want;
-    int more_tls;
-    if (parse_tls_want(wanted_sslmode(cfg, db, &more_tls), &want) < 0)
+    struct tls_wanted w = wanted_tls(cfg, db);
+    if (parse_tls_want(w.sslmode, &want) < 0)
         return "sslmode= (or server_tls_sslmode) other than disable, prefer or require";
-    if (more_tls)
-        return "server_tls_ca_file, server_tls_cert_file, server_tls_key_file or "
-               "server_tls_protocols set (libpq applies them)";
+    if (w.more_tls)
+        return "server_tls_ca_file, server_tls_cert_file or server_tls_key_file set (libpq "
+               "applies them)";
     return NULL;
 }
 
@@ -543,7 +572,9 @@ static void ssl_answer(struct wp_server *s)
     if (n == 1 && answer == 'S') {
         SSL_CTX *ctx = backend_ssl_ctx();
         sl->ssl = ctx ? SSL_new(ctx) : NULL;
-        if (!sl->ssl || !SSL_set_fd(sl->ssl, sl->fd)) {
+        if (!sl->ssl || !SSL_set_fd(sl->ssl, sl->fd) ||
+            (sl->tls_min && !SSL_set_min_proto_version(sl->ssl, sl->tls_min)) ||
+            (sl->tls_max && !SSL_set_max_proto_version(sl->ssl, sl->tls_max))) {
             fail_login(s, "53200", "cannot set up TLS for the server connection");
             return;
         }
@@ -589,8 +620,10 @@ int server_login_start(struct wp_server *s)
         return -1;
     }
     s->login = sl;
-    int more_tls;
-    parse_tls_want(wanted_sslmode(s->pool->db_cfg, db, &more_tls), &sl->tls);
+    struct tls_wanted w = wanted_tls(s->pool->db_cfg, db);
+    parse_tls_want(w.sslmode, &sl->tls);
+    sl->tls_min = w.tls_min;
+    sl->tls_max = w.tls_max;
     if (fill_address(db, sl) < 0) {
         login_fail(s, "08006", "%s", "the socket path is too long");
         return -1;

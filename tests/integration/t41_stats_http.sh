@@ -5,7 +5,7 @@
 #   1. Under a 50-client pgbench run /metrics passes a strict text-format parser
 #      (stats_client.py), and the query/transaction counters match pgbench within 1 %
 #      (select-only, then TPC-B where each transaction is 7 queries).
-#   2. Pool max 2, 10 clients running pg_sleep(0.2): /pools shows waiting clients and
+#   2. Pool max 2, 10 clients running pg_sleep(0.5) (long enough that their logins overlap on a loaded machine): /pools shows waiting clients and
 #      the wait histogram's p95 is at least 0.2 s.
 #   3. 50 executions of one statement in a transaction (extended protocol with $1, and
 #      simple protocol with literals) are one N+1 burst with count 50 each; 50
@@ -97,7 +97,7 @@ ok "/metrics: warmpool_* samples with database/user labels, histogram of 29 buck
 pw_app two -c "SELECT 1" >/dev/null
 sleepers=()
 for i in $(seq 10); do
-    pw_app two -c "SELECT pg_sleep(0.2)" >/dev/null 2>"$PW_DIR/sleep$i.err" &
+    pw_app two -c "SELECT pg_sleep(0.5)" >/dev/null 2>"$PW_DIR/sleep$i.err" &
     sleepers+=($!)
 done
 max_waiting=0
@@ -116,7 +116,7 @@ done
 [ "$max_waiting" -gt 0 ] || fail "/pools never showed a waiting client on pool two"
 p95=$(pool_json two "p['wait_us']['p95']")
 [ "$p95" -ge 200000 ] || fail "wait p95 ${p95} us, want >= 200000"
-ok "pool max 2, 10 x pg_sleep(0.2): up to $max_waiting waiting, wait p95 ${p95} us"
+ok "pool max 2, 10 x pg_sleep(0.5): up to $max_waiting waiting, wait p95 ${p95} us"
 
 # ---------------------------------------------------------------- 3. N+1
 bursts() { pool_json "$1" "p['nplus1_bursts']"; }

@@ -22,14 +22,18 @@
 #         server's reason, warmpool serves on;
 #   (vii) an entry only libpq serves (host=localhost, a name): t61_app gets FATAL 28P01,
 #         the log says why pass-through could not serve it;
-#   (viii) a server that never answers: server_connect_timeout ends the login, 08006.
+#   (viii) a server that never answers: server_connect_timeout ends the login, 08006;
+#   (ix)  t61_md5, whose password PostgreSQL stores as md5 (and asks md5 for, a line the
+#         test puts first in the server's pg_hba.conf), found by auth_query: the client
+#         logs in with md5 and its backend login answers the server's md5 challenge from
+#         the stored hash, as PgBouncer passes md5 secrets through.
 . "$(dirname "$0")/t30_lib.sh"
 t3_skip_direct
 AC="/usr/bin/python3 $(dirname "$0")/access_client.py"
 
 cleanup_roles() {
     t3_direct -d wptest -c "DROP SCHEMA IF EXISTS t61 CASCADE" >/dev/null 2>&1 || true
-    for r in t61_app t61_file t61_plain t61_off t61_auth; do
+    for r in t61_app t61_file t61_plain t61_off t61_auth t61_md5; do
         t3_direct -d postgres -c "DROP ROLE IF EXISTS $r" >/dev/null 2>&1 || true
     done
 }
@@ -203,4 +207,34 @@ grep -q 't61hang/t61_app: connect failed: server_connect_timeout' "$t3_log" ||
 expect "t61_app after the hang" "auth 10 11 12 0 -> ok t61_app" \
     "$(trace t61_app t61-app-pw2 t61 "SELECT current_user")"
 t3_ok "a server that never answers: server_connect_timeout ends the login, 08006 to the client"
+
+# (ix)
+t3_direct -d postgres >/dev/null <<'SQL'
+SET password_encryption = 'md5';
+CREATE ROLE t61_md5 LOGIN PASSWORD 't61-md5-pw';
+GRANT CONNECT ON DATABASE wptest TO t61_md5;
+SQL
+pg_hba=$(t3_direct -d postgres -Atc "SHOW hba_file")
+cp "$pg_hba" "$t3_tmp/pg_hba.saved"
+restore_pg_hba() {
+    cat "$t3_tmp/pg_hba.saved" >"$pg_hba" # cat keeps the file's owner
+    t3_direct -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+}
+t3_atexit restore_pg_hba
+{ echo "host all t61_md5 127.0.0.1/32 md5"; cat "$t3_tmp/pg_hba.saved"; } >"$t3_tmp/pg_hba.new"
+cat "$t3_tmp/pg_hba.new" >"$pg_hba"
+t3_direct -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+printf 'host all t61_md5 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 scram-sha-256\n' >"$hba"
+t3_reload "$settings" "$dbs"
+got=
+for _ in $(seq $((100 * t3_slow))); do # until PostgreSQL has read its pg_hba.conf
+    got=$(trace t61_md5 t61-md5-pw t61 "SELECT current_user")
+    [ "$got" = "auth 5 0 -> ok t61_md5" ] && break
+    sleep 0.1
+done
+expect "t61_md5, md5 through auth_query" "auth 5 0 -> ok t61_md5" "$got"
+grep -Eq 'S-[0-9]+ t61/t61_md5 pid=[0-9]+: connected' "$t3_log" || t3_fail "no backend for t61_md5"
+expect "t61_md5, wrong password" "auth 5 -> 28P01 password authentication failed for user \"t61_md5\"" \
+    "$(trace t61_md5 guess t61)"
+t3_ok "an md5 secret from auth_query: md5 from the client, the server's md5 challenge answered from the hash"
 t3_stop

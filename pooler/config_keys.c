@@ -203,7 +203,7 @@ const struct wp_key wp_keys[] = {
     /* process and log */
     {"logfile", WP_KEY_PATH, CFG(logfile), G, NORANGE, "", "logfile", R},
     {"pidfile", WP_KEY_PATH, CFG(pidfile), G, NORANGE, "", "pidfile", 0},
-    {"verbose", WP_KEY_INT, CFG(verbose), G, 0, 2, "0", "verbose", R},
+    {"verbose", WP_KEY_INT, CFG(verbose), G, 0, 3, "0", "verbose", R}, /* PgBouncer's -vvv */
     {"log_connections", WP_KEY_BOOL, CFG(log_connections), G, 0, 1, "1", "log_connections", R},
     {"log_disconnections", WP_KEY_BOOL, CFG(log_disconnections), G, 0, 1, "1", "log_disconnections",
      R},

@@ -703,9 +703,9 @@ static void test_validation(void **state)
     expect_error(&l, 3, "auth_type plain needs auth_file");
     load_text(&l, TRUST "unix_socket_dir =\nlisten_addr =\n");
     expect_error(&l, 4, "listen_addr and unix_socket_dir are both empty: nothing to listen on");
-    load_text(&l, TRUST "workers = 4\nverbose = 3\n");
+    load_text(&l, TRUST "workers = 4\nverbose = 10\n");
     expect_error(&l, 3, "workers: only 1 is supported in this version");
-    expect_error(&l, 4, "verbose: \"3\" is too large (maximum 2)");
+    expect_error(&l, 4, "verbose: \"10\" is too large (maximum 3)");
     load_text(&l, TRUST "workers = 0\n");
     expect_error(&l, 3, "workers: only 1 is supported in this version");
     load_text(&l, TRUST "workers = 1\nWorkers = 1\n");

@@ -141,6 +141,8 @@ const struct wp_key wp_keys[] = {
     {"idle_transaction_timeout", WP_KEY_DURATION, POOL(idle_transaction_timeout), ALL, DUR, "0",
      "idle_transaction_timeout", R},
     {"pinned_idle_timeout", WP_KEY_DURATION, POOL(pinned_idle_timeout), ALL, DUR, "0", NULL, R},
+    {"transaction_timeout", WP_KEY_DURATION, POOL(transaction_timeout), ALL, DUR, "0",
+     "transaction_timeout", R},
     {"pin_session_state", WP_KEY_PIN, CFG(pin_session_state), G, NORANGE, "on", NULL, R},
     {"server_lifetime", WP_KEY_DURATION, POOL(server_lifetime), ALL, DUR, "1h", "server_lifetime",
      R},
@@ -240,7 +242,6 @@ const struct wp_key wp_keys[] = {
     IGNORED("tcp_defer_accept", G, "45"),
     IGNORED("tcp_socket_buffer", G, "0"),
     IGNORED("track_extra_parameters", G, "IntervalStyle"),
-    IGNORED("transaction_timeout", G | U, "0"),
     IGNORED("unix_socket_group", G, ""),
     IGNORED("user", G, ""),
 };

@@ -793,7 +793,7 @@ const char *stats_timeout_name(enum stats_timeout_kind kind)
         "query_timeout",          "query_wait_timeout",
         "client_idle_timeout",    "idle_transaction_timeout",
         "server_connect_timeout", "client_login_timeout",
-        "pinned_idle_timeout",
+        "pinned_idle_timeout",    "transaction_timeout",
     };
     return (unsigned)kind < STATS_TIMEOUT_KINDS ? names[kind] : "unknown";
 }

@@ -67,11 +67,15 @@ enum wp_timeout timeouts_judge(const struct wp_client_clock *k,
         return passed(k->login_started_ms, login_timeout, now) ? TIMEOUT_LOGIN : TIMEOUT_NONE;
     if (k->running && !k->cancel_sent && passed(k->query_started_ms, settings->query_timeout, now))
         return TIMEOUT_QUERY;
+    /* Inside a transaction the stricter limit counts first: it holds locks. */
+    if (k->idle && k->in_transaction &&
+        passed(k->idle_since_ms, settings->idle_transaction_timeout, now))
+        return TIMEOUT_IDLE_TRANSACTION;
+    /* As PgBouncer: from the first request of the transaction, whatever it does since. */
+    if (k->xact_started_ms > 0 && passed(k->xact_started_ms, settings->transaction_timeout, now))
+        return TIMEOUT_TRANSACTION;
     if (!k->idle)
         return TIMEOUT_NONE;
-    /* Inside a transaction the stricter limit counts first: it holds locks. */
-    if (k->in_transaction && passed(k->idle_since_ms, settings->idle_transaction_timeout, now))
-        return TIMEOUT_IDLE_TRANSACTION;
     /* Between transactions a pinned client still holds a backend of the pool. */
     if (k->pinned && !k->in_transaction &&
         passed(k->idle_since_ms, settings->pinned_idle_timeout, now))
@@ -220,6 +224,7 @@ static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
     /* Extended messages without their Sync hold an implicit transaction open. */
     k->in_transaction = s->tx_status != 'I' || s->owed.unsynced || s->owed.skipping;
     k->pinned = c->pinned;
+    k->xact_started_ms = c->stats.xact_started_us / 1000;
 }
 
 static void cancel_for_timeout(struct wp_client *c, int64_t limit)
@@ -274,6 +279,12 @@ static void check_client(struct wp_client *c, int64_t now)
         stats_timeout(c->pool, STATS_TIMEOUT_PINNED_IDLE);
         /* Closing resets the backend (DISCARD ALL) before it serves anyone else. */
         close_for_timeout(c, "57P05", "pinned_idle_timeout", settings->pinned_idle_timeout);
+        return;
+    case TIMEOUT_TRANSACTION:
+        stats_timeout(c->pool, STATS_TIMEOUT_TRANSACTION);
+        /* Closing abandons the backend: a running query is cancelled, the transaction
+           rolled back, and the backend returned to the pool (or closed). */
+        close_for_timeout(c, "25P04", "transaction_timeout", settings->transaction_timeout);
         return;
     case TIMEOUT_NONE:
         break;

@@ -50,6 +50,7 @@ struct wp_pool_settings {
     int64_t client_idle_timeout;
     int64_t idle_transaction_timeout;
     int64_t pinned_idle_timeout; /* a pinned client idle between transactions */
+    int64_t transaction_timeout; /* a transaction (or request) running this long */
     int64_t server_lifetime;
     int64_t server_idle_timeout;
 };

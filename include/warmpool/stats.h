@@ -116,6 +116,7 @@ enum stats_timeout_kind {
     STATS_TIMEOUT_SERVER_CONNECT,   /* server_connect_timeout */
     STATS_TIMEOUT_CLIENT_LOGIN,     /* client_login_timeout */
     STATS_TIMEOUT_PINNED_IDLE,      /* pinned_idle_timeout */
+    STATS_TIMEOUT_TRANSACTION,      /* transaction_timeout */
     STATS_TIMEOUT_KINDS
 };
 

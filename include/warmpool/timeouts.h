@@ -53,6 +53,7 @@ struct wp_client_clock {
     int idle;                 /* nothing running, no input or output pending */
     int in_transaction;       /* its backend holds a transaction open for it */
     int pinned;               /* it keeps its backend between transactions */
+    int64_t xact_started_ms;  /* its backend's transaction (or request) began; 0: none */
     int64_t idle_since_ms;
 };
 
@@ -63,6 +64,7 @@ enum wp_timeout {
     TIMEOUT_IDLE_TRANSACTION, /* idle_transaction_timeout: close, roll back */
     TIMEOUT_CLIENT_IDLE,      /* client_idle_timeout: close the client */
     TIMEOUT_PINNED_IDLE,      /* pinned_idle_timeout: close the client, reset its backend */
+    TIMEOUT_TRANSACTION,      /* transaction_timeout: close the client, abandon its backend */
 };
 
 /* The deadline a client has passed at `now`, if any (0 in a setting = disabled). */

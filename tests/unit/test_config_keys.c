@@ -422,8 +422,10 @@ static void test_accepted_no_effect(void **state)
         int line;
         const char *key;
     } notes[] = {
-        {3, "dns_max_ttl"},        {4, "tcp_defer_accept"},     {5, "server_tls_ciphers"},
-        {7, "load_balance_hosts"}, {10, "transaction_timeout"},
+        {3, "dns_max_ttl"},
+        {4, "tcp_defer_accept"},
+        {5, "server_tls_ciphers"},
+        {7, "load_balance_hosts"},
     };
     assert_int_equal(count_notices(&l.cfg), (int)(sizeof notes / sizeof notes[0]));
     for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {

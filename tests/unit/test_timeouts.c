@@ -97,6 +97,37 @@ static void test_client_idle_deadline(void **state)
     assert_int_equal(timeouts_judge(&k, &s, 0, 100000), TIMEOUT_NONE);
 }
 
+static void test_transaction_deadline(void **state)
+{
+    (void)state;
+    /* Counted from the transaction's first request, running or idle alike. */
+    struct wp_client_clock k = {
+        .running = 1, .query_started_ms = 4000, .in_transaction = 1, .xact_started_ms = 1000};
+    struct wp_pool_settings s = settings(0, 0, 0);
+    s.transaction_timeout = 5000;
+    assert_int_equal(timeouts_judge(&k, &s, 0, 5999), TIMEOUT_NONE);
+    assert_int_equal(timeouts_judge(&k, &s, 0, 6000), TIMEOUT_TRANSACTION);
+    k.running = 0;
+    k.idle = 1;
+    k.idle_since_ms = 5500;
+    assert_int_equal(timeouts_judge(&k, &s, 0, 6000), TIMEOUT_TRANSACTION);
+    /* idle_transaction_timeout first when both have passed (PgBouncer's order). */
+    s.idle_transaction_timeout = 100;
+    assert_int_equal(timeouts_judge(&k, &s, 0, 6000), TIMEOUT_IDLE_TRANSACTION);
+    /* query_timeout's cancel comes first; no transaction, or 0: nothing. */
+    s.idle_transaction_timeout = 0;
+    k.running = 1;
+    k.idle = 0;
+    s.query_timeout = 1000;
+    assert_int_equal(timeouts_judge(&k, &s, 0, 6000), TIMEOUT_QUERY);
+    s.query_timeout = 0;
+    k.xact_started_ms = 0;
+    assert_int_equal(timeouts_judge(&k, &s, 0, 100000), TIMEOUT_NONE);
+    k.xact_started_ms = 1000;
+    s.transaction_timeout = 0;
+    assert_int_equal(timeouts_judge(&k, &s, 0, 100000), TIMEOUT_NONE);
+}
+
 /* ---- jitter, health checks, names ---- */
 
 static void test_lifetime_jitter(void **state)
@@ -283,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_running_is_not_idle),
         cmocka_unit_test(test_idle_transaction_deadline),
         cmocka_unit_test(test_client_idle_deadline),
+        cmocka_unit_test(test_transaction_deadline),
         cmocka_unit_test(test_lifetime_jitter),
         cmocka_unit_test(test_check_due),
         cmocka_unit_test(test_format),

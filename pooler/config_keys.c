@@ -205,6 +205,9 @@ const struct wp_key wp_keys[] = {
     /* process and log */
     {"logfile", WP_KEY_PATH, CFG(logfile), G, NORANGE, "", "logfile", R},
     {"pidfile", WP_KEY_PATH, CFG(pidfile), G, NORANGE, "", "pidfile", 0},
+    /* At most 100 000: a derivation runs on the event loop (once per user and password). */
+    {"scram_iterations", WP_KEY_INT, CFG(scram_iterations), G, 1, 100000, "4096",
+     "scram_iterations", R},
     {"verbose", WP_KEY_INT, CFG(verbose), G, 0, 3, "0", "verbose", R}, /* PgBouncer's -vvv */
     {"log_connections", WP_KEY_BOOL, CFG(log_connections), G, 0, 1, "1", "log_connections", R},
     {"log_disconnections", WP_KEY_BOOL, CFG(log_disconnections), G, 0, 1, "1", "log_disconnections",
@@ -233,7 +236,6 @@ const struct wp_key wp_keys[] = {
     IGNORED("peer_id", G, "0"),
     IGNORED("resolv_conf", G, ""),
     IGNORED("sbuf_loopcnt", G, "5"),
-    IGNORED("scram_iterations", G, "4096"),
     IGNORED("server_fast_close", G, "0"),
     IGNORED("server_tls13_ciphers", G, ""),
     IGNORED("server_tls_ciphers", G, "default"),

@@ -57,7 +57,8 @@ static const struct scram_keys *keys_for_plain(const char *user, const char *pas
     struct cached_keys *k = calloc(1, sizeof *k);
     uint8_t salt[16];
     if (!k || auth_random(salt, sizeof salt) < 0 ||
-        scram_keys_from_password(password, salt, sizeof salt, 4096, &k->keys) < 0) {
+        scram_keys_from_password(password, salt, sizeof salt, wp_rt.cfg->scram_iterations,
+                                 &k->keys) < 0) {
         free(k);
         return NULL;
     }
@@ -191,6 +192,8 @@ static int start_scram(struct wp_client *c, const struct wp_user_secret *secret)
            the name, stable across tries, so the answer does not reveal which users
            exist or which have no password; it fails at the proof. */
         scram_mock_keys(c->user, &c->scram->keys);
+        /* As many iterations as a real user's keys: the count must not tell them apart. */
+        c->scram->keys.iterations = wp_rt.cfg->scram_iterations;
     }
     static const char mechanisms[] = "SCRAM-SHA-256\0";
     return proto_put_auth(&c->conn.out, 10, mechanisms, sizeof mechanisms);

@@ -180,7 +180,8 @@ struct wp_config {
     /* process */
     char *logfile; /* NULL = stderr */
     char *pidfile;
-    int verbose;            /* 0..2 */
+    int verbose;            /* 0..3 (3 logs as 2) */
+    int scram_iterations;   /* for SCRAM keys warmpool derives from plaintext passwords */
     int log_connections;    /* default 1: a line for each login */
     int log_disconnections; /* default 1: a line for each logged-in client that leaves */
     char *log_format;       /* "text" (default) | "json" */

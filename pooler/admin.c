@@ -108,6 +108,11 @@ static int set_paused(const char *db, int paused)
     return n;
 }
 
+int admin_set_paused(const char *db, int paused)
+{
+    return set_paused(db, paused);
+}
+
 static int database_known(const char *db)
 {
     const struct wp_config *cfg = wp_rt.cfg;

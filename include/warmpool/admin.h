@@ -37,6 +37,12 @@ void admin_input(struct wp_client *client);
 void admin_command(struct wp_buf *out, const char *user, const char *sql);
 
 /*
+ * PAUSE (paused = 1) or RESUME the pools of database db, or every pool when db is
+ * NULL, as the console commands do; SIGUSR1/SIGUSR2 use it. Returns the pools changed.
+ */
+int admin_set_paused(const char *db, int paused);
+
+/*
  * SHOW <what> (case-insensitive): RowDescription, DataRows, CommandComplete to out.
  * 0, -1 when `what` is not a SHOW command, -2 when out of memory.
  */

@@ -48,6 +48,14 @@ int admin_set_paused(const char *db, int paused);
  */
 int admin_show(struct wp_buf *out, const char *what, int64_t now_ms);
 
+/*
+ * The SHOW commands of admin_show_lists.c (LISTS, USERS, STATS_TOTALS, STATS_AVERAGES,
+ * TOTALS, MEM, STATE, FDS, PEERS, PEER_POOLS, DNS_HOSTS, DNS_ZONES), with PgBouncer
+ * 1.25's column types. 0, -1 when unknown, -2 out of memory, -3 when it needs an
+ * admin user and is_admin is 0.
+ */
+int admin_show_more(struct wp_buf *out, const char *what, int is_admin);
+
 /* SHOW CONFIG rows, for tests: count, the i-th key with its value in cfg, its default. */
 int admin_config_rows(void);
 const char *admin_config_value(const struct wp_config *cfg, int i, char *out, size_t len);

@@ -4,7 +4,9 @@
  *
  * Column names and meanings follow PgBouncer's where the concept is the same, so
  * psql habits, dashboards and exporters that read pgbouncer's console keep working;
- * warmpool-only columns come last. Every value is sent as text.
+ * warmpool-only columns come last. POOLS, STATS, SERVERS, CLIENTS and DATABASES
+ * describe their columns with 1.25's types (int4, numeric, text); the others are text.
+ * Values are always in text format, as PgBouncer sends them.
  */
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -44,6 +46,25 @@ static void rows_begin(struct rows *r, struct wp_buf *out, const char *const *co
     r->out = out;
     r->ncols = ncols;
     if (proto_put_row_description(out, ncols, cols) < 0)
+        r->failed = 1;
+}
+
+/* As rows_begin, with PgBouncer 1.25's types: the columns named in text_cols are
+   text, every other one is of type num_oid (int4 or numeric). */
+static void rows_begin_typed(struct rows *r, struct wp_buf *out, const char *const *cols, int ncols,
+                             const char *const *text_cols, uint32_t num_oid)
+{
+    uint32_t oids[MAX_COLS];
+    memset(r, 0, sizeof *r);
+    r->out = out;
+    r->ncols = ncols;
+    for (int i = 0; i < ncols && i < MAX_COLS; i++) {
+        oids[i] = num_oid;
+        for (int k = 0; text_cols[k]; k++)
+            if (strcmp(cols[i], text_cols[k]) == 0)
+                oids[i] = PROTO_OID_TEXT;
+    }
+    if (ncols > MAX_COLS || proto_put_row_description_typed(out, ncols, cols, oids) < 0)
         r->failed = 1;
 }
 
@@ -159,8 +180,9 @@ static int show_pools(struct wp_buf *out, int64_t now_ms)
         "paused",
         "cl_pinned",
     };
+    static const char *const text[] = {"database", "user", "pool_mode", NULL};
     struct rows r;
-    rows_begin(&r, out, cols, NCOLS(cols));
+    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_INT4);
     stats_collect(now_ms);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
@@ -300,7 +322,8 @@ static int show_stats(struct wp_buf *out, int64_t now_ms)
     int n = collect_db_totals(&dbs);
     if (n < 0)
         return -1;
-    rows_begin(&r, out, cols, NCOLS(cols));
+    static const char *const text[] = {"database", NULL};
+    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_NUMERIC);
     for (int i = 0; i < n; i++) {
         const struct db_totals *t = &dbs[i];
         const struct stats_snapshot *a = &t->prev, *b = &t->last;
@@ -356,6 +379,12 @@ static const char *const conn_cols[] = {
     "tls",
     "application_name",
     "prepared_statements",
+};
+
+static const char *const conn_text_cols[] = {
+    "type",         "user",         "database", "state", "addr", "local_addr",
+    "connect_time", "request_time", "ptr",      "link",  "tls",  "application_name",
+    NULL,
 };
 
 static const char *server_state(const struct wp_server *s, int64_t now_ms)
@@ -420,7 +449,7 @@ static void server_row(struct rows *r, const struct wp_server *s, int64_t now_ms
 static int show_servers(struct wp_buf *out, int64_t now_ms)
 {
     struct rows r;
-    rows_begin(&r, out, conn_cols, NCOLS(conn_cols));
+    rows_begin_typed(&r, out, conn_cols, NCOLS(conn_cols), conn_text_cols, PROTO_OID_INT4);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
     {
@@ -491,7 +520,7 @@ static void client_row(struct rows *r, const struct wp_client *c, int64_t now_ms
 static int show_clients(struct wp_buf *out, int64_t now_ms)
 {
     struct rows r;
-    rows_begin(&r, out, conn_cols, NCOLS(conn_cols));
+    rows_begin_typed(&r, out, conn_cols, NCOLS(conn_cols), conn_text_cols, PROTO_OID_INT4);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.clients)
     {
@@ -521,10 +550,11 @@ static int show_databases(struct wp_buf *out, int64_t now_ms)
         "paused",
         "disabled",
     };
+    static const char *const text[] = {"name", "host", "database", "force_user", "pool_mode", NULL};
     (void)now_ms;
     struct rows r;
     const struct wp_config *cfg = wp_rt.cfg;
-    rows_begin(&r, out, cols, NCOLS(cols));
+    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_INT4);
     for (int i = 0; i < cfg->ndbs; i++) {
         const struct wp_db_config *db = &cfg->dbs[i];
         struct wp_pool_settings eff;

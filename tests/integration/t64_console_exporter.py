@@ -51,6 +51,19 @@ PREFIX = {
     "CONFIG": ["key", "value", "default", "changeable"],
     "VERSION": ["version"],
 }
+# 1.25's types of the columns warmpool shares with it in the older commands (warmpool
+# lacks some of 1.25's columns there, so compared by name, not by position).
+POOLS_TEXT = {"database", "user", "pool_mode", "load_balance_hosts"}
+DATABASES_TEXT = {"name", "host", "database", "force_user", "pool_mode", "load_balance_hosts"}
+CONN_TEXT = {"type", "user", "database", "replication", "state", "addr", "local_addr",
+             "connect_time", "request_time", "ptr", "link", "tls", "application_name"}
+SHARED_TYPES = {  # command: (text columns, type of every other column)
+    "POOLS": (POOLS_TEXT, INT4),
+    "DATABASES": (DATABASES_TEXT, INT4),
+    "CLIENTS": (CONN_TEXT, INT4),
+    "SERVERS": (CONN_TEXT, INT4),
+    "STATS": ({"database"}, NUMERIC),
+}
 # Present in DATABASES whatever their place (the exporter maps them by name).
 DATABASES_READ = ["pool_mode", "max_connections", "current_connections", "paused",
                   "disabled"]
@@ -96,6 +109,18 @@ def check_exporter(conn):
     print("ok: SHOW POOLS, DATABASES, CONFIG, VERSION: the columns the exporter reads")
 
 
+def check_shared_types(conn):
+    for what, (text, other) in SHARED_TYPES.items():
+        cols, rows = show(conn, what)  # fetching parses every value by its type
+        for name, oid in cols:
+            want = TEXT if name in text else other
+            if oid != want:
+                fail("SHOW %s: %s has type %d, 1.25 sends %d" % (what, name, oid, want))
+        if what != "SERVERS" and not rows:
+            fail("SHOW %s: no rows" % what)
+    print("ok: SHOW POOLS, DATABASES, CLIENTS, SERVERS, STATS: 1.25's types (int4/numeric/text)")
+
+
 def check_values(conn):
     lists = dict(show(conn, "LISTS")[1])
     for name in ["databases", "users", "pools", "free_clients", "used_clients",
@@ -127,6 +152,7 @@ def main():
         conn.prepare_threshold = None
         check_exporter(conn)
         check_typed(conn)
+        check_shared_types(conn)
         check_values(conn)
 
 

@@ -4,7 +4,7 @@
  *
  *   SHOW POOLS|STATS|SERVERS|CLIENTS|DATABASES|CONFIG|PREPARED|STATEMENTS|VERSION|HELP
  *   SHOW LISTS|USERS|STATS_TOTALS|STATS_AVERAGES|TOTALS|MEM|STATE|FDS|PEERS|PEER_POOLS|
- *        DNS_HOSTS|DNS_ZONES                                 (admin_show_lists.c)
+ *        DNS_HOSTS|DNS_ZONES (admin_show_lists.c), SOCKETS|ACTIVE_SOCKETS
  *   RELOAD, PAUSE [db], RESUME [db], KILL db, SHUTDOWN      (admin_users only)
  *
  * stats_users may only SHOW. Commands are case-insensitive, one per Query, with an
@@ -78,7 +78,7 @@ static void show_help(struct wp_buf *out)
         "Console usage\n"
         "\tSHOW HELP|POOLS|STATS|SERVERS|CLIENTS|DATABASES|CONFIG|PREPARED|STATEMENTS|VERSION\n"
         "\tSHOW LISTS|USERS|STATS_TOTALS|STATS_AVERAGES|TOTALS|MEM|STATE|FDS|PEERS|PEER_POOLS\n"
-        "\tSHOW DNS_HOSTS|DNS_ZONES\n"
+        "\tSHOW SOCKETS|ACTIVE_SOCKETS|DNS_HOSTS|DNS_ZONES\n"
         "\tRELOAD\n"
         "\tPAUSE [<db>]\n"
         "\tRESUME [<db>]\n"

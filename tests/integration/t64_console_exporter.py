@@ -40,6 +40,18 @@ EXPECT = {
             ("timezone", TEXT), ("password", TEXT), ("scram_client_key", BYTEA),
             ("scram_server_key", BYTEA)],
 }
+SOCKET_COLS = [(c, TEXT if c in ("type", "user", "database", "replication", "state", "addr",
+                                  "local_addr", "connect_time", "request_time", "ptr",
+                                  "link", "tls", "application_name") else INT4)
+               for c in ["type", "user", "database", "replication", "state", "addr", "port",
+                         "local_addr", "local_port", "connect_time", "request_time", "wait",
+                         "wait_us", "close_needed", "ptr", "link", "remote_pid", "tls",
+                         "application_name", "prepared_statements", "id", "recv_pos",
+                         "pkt_pos", "pkt_remain", "send_pos", "send_remain", "pkt_avail",
+                         "send_avail"]]
+EXPECT["SOCKETS"] = SOCKET_COLS
+EXPECT["ACTIVE_SOCKETS"] = SOCKET_COLS
+
 # Columns the exporter reads, by name (the first ones in 1.25's order).
 PREFIX = {
     "POOLS": ["database", "user", "cl_active", "cl_waiting", "cl_active_cancel_req",
@@ -139,9 +151,16 @@ def check_values(conn):
     state = dict(show(conn, "STATE")[1])
     if state != {"active": "yes", "paused": "no", "suspended": "no"}:
         fail("SHOW STATE: %s" % state)
+    socks = show(conn, "SOCKETS")[1]
+    if not any(r[0] == "C" and r[1] == "admin" for r in socks) or \
+            not any(r[0] == "S" for r in socks):
+        fail("SHOW SOCKETS lacks the console client or a server: %s" % socks)
+    # The console's own Query is in its input buffer while SHOW ACTIVE_SOCKETS runs.
+    if not any(r[0] == "C" and r[1] == "admin" for r in show(conn, "ACTIVE_SOCKETS")[1]):
+        fail("SHOW ACTIVE_SOCKETS lacks the console client")
     if show(conn, "DNS_HOSTS")[1] or show(conn, "FDS")[1]:
         fail("SHOW DNS_HOSTS/FDS: rows where warmpool has no such thing")
-    print("ok: LISTS, STATS_TOTALS, TOTALS, STATE values follow warmpool's counters")
+    print("ok: LISTS, STATS_TOTALS, TOTALS, STATE, SOCKETS values follow warmpool's counters")
 
 
 def main():

@@ -3,6 +3,8 @@
  * `pgbouncer`) speaks the simple Query protocol to warmpool itself.
  *
  *   SHOW POOLS|STATS|SERVERS|CLIENTS|DATABASES|CONFIG|PREPARED|STATEMENTS|VERSION|HELP
+ *   SHOW LISTS|USERS|STATS_TOTALS|STATS_AVERAGES|TOTALS|MEM|STATE|FDS|PEERS|PEER_POOLS|
+ *        DNS_HOSTS|DNS_ZONES (admin_show_lists.c), SOCKETS|ACTIVE_SOCKETS
  *   RELOAD, PAUSE [db], RESUME [db], KILL db, SHUTDOWN      (admin_users only)
  *
  * stats_users may only SHOW. Commands are case-insensitive, one per Query, with an
@@ -75,6 +77,8 @@ static void show_help(struct wp_buf *out)
     static const char help[] =
         "Console usage\n"
         "\tSHOW HELP|POOLS|STATS|SERVERS|CLIENTS|DATABASES|CONFIG|PREPARED|STATEMENTS|VERSION\n"
+        "\tSHOW LISTS|USERS|STATS_TOTALS|STATS_AVERAGES|TOTALS|MEM|STATE|FDS|PEERS|PEER_POOLS\n"
+        "\tSHOW SOCKETS|ACTIVE_SOCKETS|DNS_HOSTS|DNS_ZONES\n"
         "\tRELOAD\n"
         "\tPAUSE [<db>]\n"
         "\tRESUME [<db>]\n"
@@ -106,6 +110,11 @@ static int set_paused(const char *db, int paused)
         pool_launch_if_needed(pool);
     }
     return n;
+}
+
+int admin_set_paused(const char *db, int paused)
+{
+    return set_paused(db, paused);
 }
 
 static int database_known(const char *db)
@@ -213,7 +222,7 @@ static int is_admin_user(const char *user)
     return config_user_in_list(wp_rt.cfg->admin_users, user);
 }
 
-static void run_show(struct wp_buf *out, char **words, int n)
+static void run_show(struct wp_buf *out, const char *user, char **words, int n)
 {
     if (n != 2) {
         answer_error(out, "42601", "syntax error: expected SHOW <what>, see SHOW HELP");
@@ -225,6 +234,10 @@ static void run_show(struct wp_buf *out, char **words, int n)
     }
     int rc = admin_show(out, words[1], wp_now_ms());
     if (rc == -1)
+        rc = admin_show_more(out, words[1], is_admin_user(user));
+    if (rc == -3)
+        answer_error(out, "42501", "permission denied: SHOW %.32s needs admin_users", words[1]);
+    else if (rc == -1)
         answer_error(out, "42601", "unknown SHOW command \"%.64s\", see SHOW HELP", words[1]);
     else if (rc < 0)
         answer_error(out, "53200", "out of memory");
@@ -308,7 +321,7 @@ void admin_command(struct wp_buf *out, const char *user, const char *sql)
     } else if (n < 0) {
         answer_error(out, "42601", "syntax error: one console command per query, see SHOW HELP");
     } else if (strcasecmp(words[0], "show") == 0) {
-        run_show(out, words, n);
+        run_show(out, user, words, n);
     } else if (is_admin_verb(words[0])) {
         run_admin_command(out, user, words, n);
     } else {

@@ -4,7 +4,9 @@
  *
  * Column names and meanings follow PgBouncer's where the concept is the same, so
  * psql habits, dashboards and exporters that read pgbouncer's console keep working;
- * warmpool-only columns come last. Every value is sent as text.
+ * warmpool-only columns come last. POOLS, STATS, SERVERS, CLIENTS and DATABASES
+ * describe their columns with 1.25's types (int4, numeric, text); the others are text.
+ * Values are always in text format, as PgBouncer sends them.
  */
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -34,6 +36,7 @@
 struct rows {
     struct wp_buf *out;
     int ncols, col, nrows, failed;
+    int sockets; /* SHOW SOCKETS layout of SERVERS/CLIENTS rows (1.25's, see socket_cols) */
     char cells[MAX_COLS][CELL];
     const char *vals[MAX_COLS];
 };
@@ -44,6 +47,25 @@ static void rows_begin(struct rows *r, struct wp_buf *out, const char *const *co
     r->out = out;
     r->ncols = ncols;
     if (proto_put_row_description(out, ncols, cols) < 0)
+        r->failed = 1;
+}
+
+/* As rows_begin, with PgBouncer 1.25's types: the columns named in text_cols are
+   text, every other one is of type num_oid (int4 or numeric). */
+static void rows_begin_typed(struct rows *r, struct wp_buf *out, const char *const *cols, int ncols,
+                             const char *const *text_cols, uint32_t num_oid)
+{
+    uint32_t oids[MAX_COLS];
+    memset(r, 0, sizeof *r);
+    r->out = out;
+    r->ncols = ncols;
+    for (int i = 0; i < ncols && i < MAX_COLS; i++) {
+        oids[i] = num_oid;
+        for (int k = 0; text_cols[k]; k++)
+            if (strcmp(cols[i], text_cols[k]) == 0)
+                oids[i] = PROTO_OID_TEXT;
+    }
+    if (ncols > MAX_COLS || proto_put_row_description_typed(out, ncols, cols, oids) < 0)
         r->failed = 1;
 }
 
@@ -159,8 +181,9 @@ static int show_pools(struct wp_buf *out, int64_t now_ms)
         "paused",
         "cl_pinned",
     };
+    static const char *const text[] = {"database", "user", "pool_mode", NULL};
     struct rows r;
-    rows_begin(&r, out, cols, NCOLS(cols));
+    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_INT4);
     stats_collect(now_ms);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
@@ -300,7 +323,8 @@ static int show_stats(struct wp_buf *out, int64_t now_ms)
     int n = collect_db_totals(&dbs);
     if (n < 0)
         return -1;
-    rows_begin(&r, out, cols, NCOLS(cols));
+    static const char *const text[] = {"database", NULL};
+    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_NUMERIC);
     for (int i = 0; i < n; i++) {
         const struct db_totals *t = &dbs[i];
         const struct stats_snapshot *a = &t->prev, *b = &t->last;
@@ -358,6 +382,38 @@ static const char *const conn_cols[] = {
     "prepared_statements",
 };
 
+static const char *const conn_text_cols[] = {
+    "type",         "user",         "database", "state", "addr", "local_addr",
+    "connect_time", "request_time", "ptr",      "link",  "tls",  "application_name",
+    NULL,
+};
+
+/* SHOW SOCKETS: 1.25's columns of CLIENTS/SERVERS (with replication and id), then its
+   buffer columns, filled from warmpool's: recv_pos = bytes in the input buffer,
+   pkt_pos = consumed, pkt_remain = bytes of the message in passage still to come,
+   send_pos/send_remain = warmpool's own output written/unwritten, pkt_avail = input
+   not consumed, send_avail = input scanned and ready for the peer. */
+static const char *const socket_cols[] = {
+    "type",         "user",       "database",   "replication",      "state",
+    "addr",         "port",       "local_addr", "local_port",       "connect_time",
+    "request_time", "wait",       "wait_us",    "close_needed",     "ptr",
+    "link",         "remote_pid", "tls",        "application_name", "prepared_statements",
+    "id",           "recv_pos",   "pkt_pos",    "pkt_remain",       "send_pos",
+    "send_remain",  "pkt_avail",  "send_avail",
+};
+
+static void socket_tail(struct rows *r, const struct wp_conn *conn, uint64_t id)
+{
+    cell_int(r, (long long)id);
+    cell_int(r, (long long)conn->in.len);
+    cell_int(r, (long long)conn->in.pos);
+    cell_int(r, (long long)conn->msg_left);
+    cell_int(r, (long long)conn->out.pos);
+    cell_int(r, (long long)(conn->out.len - conn->out.pos));
+    cell_int(r, (long long)(conn->in.len - conn->in.pos));
+    cell_int(r, (long long)conn->ready);
+}
+
 static const char *server_state(const struct wp_server *s, int64_t now_ms)
 {
     int64_t delay = wp_rt.cfg->server_check_delay;
@@ -398,6 +454,8 @@ static void server_row(struct rows *r, const struct wp_server *s, int64_t now_ms
     cell_str(r, "S");
     cell_str(r, pool->backend_user ? pool->backend_user : pool->user);
     cell_str(r, pool->dbname);
+    if (r->sockets)
+        cell_str(r, "no"); /* replication: warmpool pools no replication connections */
     cell_str(r, server_state(s, now_ms));
     cell_str(r, host);
     cell_int(r, p ? atoi(p) : 0);
@@ -414,13 +472,15 @@ static void server_row(struct rows *r, const struct wp_server *s, int64_t now_ms
     cell_str(r, tls_describe(s->conn.tls, tls, sizeof tls));
     cell_str(r, s->client ? client_app(s->client) : "");
     cell_int(r, (long long)s->stmts.count);
+    if (r->sockets)
+        socket_tail(r, &s->conn, s->id);
     rows_end_row(r);
 }
 
 static int show_servers(struct wp_buf *out, int64_t now_ms)
 {
     struct rows r;
-    rows_begin(&r, out, conn_cols, NCOLS(conn_cols));
+    rows_begin_typed(&r, out, conn_cols, NCOLS(conn_cols), conn_text_cols, PROTO_OID_INT4);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
     {
@@ -469,6 +529,8 @@ static void client_row(struct rows *r, const struct wp_client *c, int64_t now_ms
     cell_str(r, "C");
     cell_str(r, c->user);
     cell_str(r, c->dbname);
+    if (r->sockets)
+        cell_str(r, "no");
     cell_str(r, client_state(c));
     cell_str(r, host);
     cell_int(r, port);
@@ -485,13 +547,15 @@ static void client_row(struct rows *r, const struct wp_client *c, int64_t now_ms
     cell_str(r, tls_describe(c->conn.tls, tls, sizeof tls));
     cell_str(r, client_app(c));
     cell_int(r, (long long)c->stmts.count);
+    if (r->sockets)
+        socket_tail(r, &c->conn, c->id);
     rows_end_row(r);
 }
 
 static int show_clients(struct wp_buf *out, int64_t now_ms)
 {
     struct rows r;
-    rows_begin(&r, out, conn_cols, NCOLS(conn_cols));
+    rows_begin_typed(&r, out, conn_cols, NCOLS(conn_cols), conn_text_cols, PROTO_OID_INT4);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.clients)
     {
@@ -500,6 +564,64 @@ static int show_clients(struct wp_buf *out, int64_t now_ms)
             client_row(&r, c, now_ms);
     }
     return rows_finish(&r);
+}
+
+/* A socket with bytes in either buffer: PgBouncer's "active" socket. */
+static int conn_busy(const struct wp_conn *conn)
+{
+    return buf_unread(&conn->in) > 0 || buf_unread(&conn->out) > 0;
+}
+
+/* SHOW SOCKETS (active_only = 0) and SHOW ACTIVE_SOCKETS: clients, then servers. */
+static int show_socket_rows(struct wp_buf *out, int64_t now_ms, int active_only)
+{
+    static const char *const text[] = {"type",
+                                       "user",
+                                       "database",
+                                       "replication",
+                                       "state",
+                                       "addr",
+                                       "local_addr",
+                                       "connect_time",
+                                       "request_time",
+                                       "ptr",
+                                       "link",
+                                       "tls",
+                                       "application_name",
+                                       NULL};
+    struct rows r;
+    rows_begin_typed(&r, out, socket_cols, NCOLS(socket_cols), text, PROTO_OID_INT4);
+    r.sockets = 1;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.clients)
+    {
+        const struct wp_client *c = list_entry(pos, struct wp_client, all);
+        if (c->state != CL_CLOSING && (!active_only || conn_busy(&c->conn)))
+            client_row(&r, c, now_ms);
+    }
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        const struct wp_list *lists[] = {&pool->active, &pool->idle, &pool->busy};
+        for (int i = 0; i < 3; i++) {
+            for (const struct wp_list *n = lists[i]->next; n != lists[i]; n = n->next) {
+                const struct wp_server *s = list_entry(n, struct wp_server, node);
+                if (!active_only || conn_busy(&s->conn))
+                    server_row(&r, s, now_ms);
+            }
+        }
+    }
+    return rows_finish(&r);
+}
+
+static int show_sockets(struct wp_buf *out, int64_t now_ms)
+{
+    return show_socket_rows(out, now_ms, 0);
+}
+
+static int show_active_sockets(struct wp_buf *out, int64_t now_ms)
+{
+    return show_socket_rows(out, now_ms, 1);
 }
 
 /* ---------------------------------------------------------------- SHOW DATABASES */
@@ -521,10 +643,11 @@ static int show_databases(struct wp_buf *out, int64_t now_ms)
         "paused",
         "disabled",
     };
+    static const char *const text[] = {"name", "host", "database", "force_user", "pool_mode", NULL};
     (void)now_ms;
     struct rows r;
     const struct wp_config *cfg = wp_rt.cfg;
-    rows_begin(&r, out, cols, NCOLS(cols));
+    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_INT4);
     for (int i = 0; i < cfg->ndbs; i++) {
         const struct wp_db_config *db = &cfg->dbs[i];
         struct wp_pool_settings eff;
@@ -763,9 +886,17 @@ int admin_show(struct wp_buf *out, const char *what, int64_t now_ms)
         const char *name;
         int (*fn)(struct wp_buf *, int64_t);
     } shows[] = {
-        {"pools", show_pools},       {"stats", show_stats},           {"servers", show_servers},
-        {"clients", show_clients},   {"databases", show_databases},   {"config", show_config},
-        {"prepared", show_prepared}, {"statements", show_statements}, {"version", show_version},
+        {"pools", show_pools},
+        {"stats", show_stats},
+        {"servers", show_servers},
+        {"clients", show_clients},
+        {"databases", show_databases},
+        {"config", show_config},
+        {"prepared", show_prepared},
+        {"statements", show_statements},
+        {"version", show_version},
+        {"sockets", show_sockets},
+        {"active_sockets", show_active_sockets},
     };
     for (size_t i = 0; i < sizeof shows / sizeof shows[0]; i++)
         if (strcasecmp(what, shows[i].name) == 0)

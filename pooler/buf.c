@@ -42,6 +42,14 @@ void buf_give_back(struct wp_buf *b)
     b->pos = b->len = b->cap = 0;
 }
 
+int buf_cache_info(size_t *bytes)
+{
+    *bytes = 0;
+    for (int i = 0; i < cached; i++)
+        *bytes += cache[i].cap;
+    return cached;
+}
+
 void buf_cache_clear(void)
 {
     while (cached > 0)

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "warmpool/admin.h"
 #include "warmpool/authq.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
@@ -187,10 +188,38 @@ void runtime_reload(void)
     reload();
 }
 
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGINT:
+        return "SIGINT";
+    case SIGQUIT:
+        return "SIGQUIT";
+    case SIGUSR1:
+        return "SIGUSR1";
+    case SIGUSR2:
+        return "SIGUSR2";
+    default:
+        return "SIGTERM";
+    }
+}
+
+/* SIGUSR1/SIGUSR2: PgBouncer's PAUSE/RESUME of every pool, as the console's. */
+static void on_pause_signal(int sig)
+{
+    int paused = sig == SIGUSR1;
+    int pools = admin_set_paused(NULL, paused);
+    log_info("got %s: %s (%d pools)", signal_name(sig), paused ? "PAUSE all" : "RESUME all", pools);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     (void)arg;
+    if (sig == SIGUSR1 || sig == SIGUSR2) {
+        on_pause_signal(sig);
+        return;
+    }
     if (sig == SIGHUP) {
         daemon_notify("RELOADING=1\nSTATUS=reloading configuration");
         /* Reopen the log even if the new file turns out invalid: logrotate relies
@@ -201,10 +230,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         daemon_notify("READY=1\nSTATUS=accepting connections");
         return;
     }
-    daemon_notify(sig == SIGINT || wp_rt.shutting_down ? "STOPPING=1\nSTATUS=fast shutdown"
-                                                       : "STOPPING=1\nSTATUS=graceful shutdown");
-    if (sig == SIGINT || wp_rt.shutting_down) {
-        log_info("fast shutdown");
+    /* SIGQUIT is PgBouncer's immediate shutdown: warmpool's fast one. SIGINT is
+       still fast too (PgBouncer's is "safe"): the harnesses rely on that for now. */
+    int fast = sig == SIGINT || sig == SIGQUIT || wp_rt.shutting_down;
+    daemon_notify(fast ? "STOPPING=1\nSTATUS=fast shutdown"
+                       : "STOPPING=1\nSTATUS=graceful shutdown");
+    if (fast) {
+        log_info("got %s: fast shutdown", signal_name(sig));
         wp_rt.shutting_down = 2;
         event_base_loopbreak(wp_rt.base);
         return;
@@ -267,8 +299,8 @@ static void free_everything(void)
 static int run(void)
 {
     char err[512];
-    struct event *signals[4];
-    const int signos[4] = {SIGINT, SIGTERM, SIGHUP, 0};
+    struct event *signals[7];
+    const int signos[7] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, 0};
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     wp_rt.base = event_base_new();

@@ -407,6 +407,12 @@ int proto_put_command_complete(struct wp_buf *out, const char *tag)
 
 int proto_put_row_description(struct wp_buf *out, int ncols, const char *const *names)
 {
+    return proto_put_row_description_typed(out, ncols, names, NULL);
+}
+
+int proto_put_row_description_typed(struct wp_buf *out, int ncols, const char *const *names,
+                                    const uint32_t *oids)
+{
     if (ncols < 0 || ncols > INT16_MAX)
         return -1;
     /* Per column: name, table oid 4, attnum 2, type oid 4, typlen 2, typmod 4, format 2. */
@@ -422,7 +428,7 @@ int proto_put_row_description(struct wp_buf *out, int ncols, const char *const *
     for (int i = 0; i < ncols; i++) {
         p = put_cstr(p, names[i], strlen(names[i]));
         memset(p, 0, 18);
-        proto_put_u32(p + 6, TEXT_OID);
+        proto_put_u32(p + 6, oids ? oids[i] : TEXT_OID);
         memset(p + 10, 0xff, 6); /* typlen -1 (varlena), typmod -1 */
         p += 18;                 /* format 0 (text) left zero */
     }

@@ -37,10 +37,24 @@ void admin_input(struct wp_client *client);
 void admin_command(struct wp_buf *out, const char *user, const char *sql);
 
 /*
+ * PAUSE (paused = 1) or RESUME the pools of database db, or every pool when db is
+ * NULL, as the console commands do; SIGUSR1/SIGUSR2 use it. Returns the pools changed.
+ */
+int admin_set_paused(const char *db, int paused);
+
+/*
  * SHOW <what> (case-insensitive): RowDescription, DataRows, CommandComplete to out.
  * 0, -1 when `what` is not a SHOW command, -2 when out of memory.
  */
 int admin_show(struct wp_buf *out, const char *what, int64_t now_ms);
+
+/*
+ * The SHOW commands of admin_show_lists.c (LISTS, USERS, STATS_TOTALS, STATS_AVERAGES,
+ * TOTALS, MEM, STATE, FDS, PEERS, PEER_POOLS, DNS_HOSTS, DNS_ZONES), with PgBouncer
+ * 1.25's column types. 0, -1 when unknown, -2 out of memory, -3 when it needs an
+ * admin user and is_admin is 0.
+ */
+int admin_show_more(struct wp_buf *out, const char *what, int is_admin);
 
 /* SHOW CONFIG's rows of stored keys under warmpool's names, for tests: count, the i-th
    key with its value in cfg, its default. SHOW CONFIG also lists each such key under

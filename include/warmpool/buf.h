@@ -59,6 +59,8 @@ static inline void buf_release_if_empty(struct wp_buf *b)
  * EOF, error or out of memory.
  */
 long buf_read_fd(struct wp_buf *b, int fd, size_t room);
+/* Blocks in the cache now, with their bytes in *bytes (SHOW MEM). */
+int buf_cache_info(size_t *bytes);
 /* Free the block cache (at exit). */
 void buf_cache_clear(void);
 

@@ -151,6 +151,15 @@ int proto_put_negotiate_version(struct wp_buf *out, const struct proto_startup *
 int proto_put_command_complete(struct wp_buf *out, const char *tag);
 /* RowDescription ('T') of ncols text columns (type oid 25, text format). */
 int proto_put_row_description(struct wp_buf *out, int ncols, const char *const *names);
+/* The same with each column's type oid (PROTO_OID_*); values are still sent as text.
+   typlen stays -1 whatever the type, as PgBouncer sends it: clients read the oid. */
+#define PROTO_OID_BYTEA 17u
+#define PROTO_OID_INT8 20u
+#define PROTO_OID_INT4 23u
+#define PROTO_OID_TEXT 25u
+#define PROTO_OID_NUMERIC 1700u
+int proto_put_row_description_typed(struct wp_buf *out, int ncols, const char *const *names,
+                                    const uint32_t *oids);
 /* DataRow ('D') of ncols text values; a NULL value is sent as SQL NULL. */
 int proto_put_data_row(struct wp_buf *out, int ncols, const char *const *values);
 /* Parse ('P') of a named statement; param_oids may be NULL when nparams is 0. */

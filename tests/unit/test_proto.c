@@ -717,6 +717,21 @@ static void test_put_result_rows(void **state)
     buf_free(&b);
 }
 
+static void test_put_typed_row_description(void **state)
+{
+    (void)state;
+    struct wp_buf b = {0};
+    const char *names[] = {"n", "v"};
+    const uint32_t oids[] = {PROTO_OID_INT4, PROTO_OID_NUMERIC};
+
+    /* The type oid of each column (23, 1700); typlen and typmod stay -1, text format. */
+    assert_int_equal(proto_put_row_description_typed(&b, 2, names, oids), 0);
+    EXPECT_BYTES(&b, "T\0\0\0\x2e\0\x02"
+                     "n\0\0\0\0\0\0\0\0\0\0\x17\xff\xff\xff\xff\xff\xff\0\0"
+                     "v\0\0\0\0\0\0\0\0\0\x06\xa4\xff\xff\xff\xff\xff\xff\0\0");
+    buf_free(&b);
+}
+
 static void test_put_parse_close(void **state)
 {
     (void)state;
@@ -818,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_put_fixed_messages),
         cmocka_unit_test(test_put_negotiate_version),
         cmocka_unit_test(test_put_result_rows),
+        cmocka_unit_test(test_put_typed_row_description),
         cmocka_unit_test(test_put_parse_close),
         cmocka_unit_test(test_put_appends_after_unread),
         cmocka_unit_test(test_put_too_large_leaves_buffer),

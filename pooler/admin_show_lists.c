@@ -1,0 +1,638 @@
+/*
+ * admin_show_lists — the admin console's SHOW commands that PgBouncer 1.25 has and
+ * warmpool's first console (admin_show.c) lacked: LISTS, USERS, STATS_TOTALS,
+ * STATS_AVERAGES, TOTALS, MEM, STATE, FDS, PEERS, PEER_POOLS, DNS_HOSTS, DNS_ZONES.
+ *
+ * Each sends 1.25's column names, order and type OIDs (text, int4, int8, numeric, as
+ * PgBouncer's RowDescription says), so exporters that scan typed columns work. Values
+ * come from warmpool's own counters; where warmpool has no such thing (a DNS cache,
+ * peers, fd takeover) the answer is the columns with zero rows. Called by admin.c
+ * when admin_show() does not know the name.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "warmpool/admin.h"
+#include "warmpool/auth.h"
+#include "warmpool/buf.h"
+#include "warmpool/client.h"
+#include "warmpool/config.h"
+#include "warmpool/pool.h"
+#include "warmpool/proto.h"
+#include "warmpool/runtime.h"
+#include "warmpool/server.h"
+#include "warmpool/stats.h"
+
+#define TEXT PROTO_OID_TEXT
+#define INT4 PROTO_OID_INT4
+#define INT8 PROTO_OID_INT8
+#define NUMERIC PROTO_OID_NUMERIC
+#define BYTEA PROTO_OID_BYTEA
+
+struct col {
+    const char *name;
+    uint32_t oid;
+};
+
+#define MAX_COLS 16
+#define CELL 64
+
+struct trows {
+    struct wp_buf *out;
+    int ncols, col, failed;
+    char cells[MAX_COLS][CELL];
+    const char *vals[MAX_COLS];
+};
+
+static void trows_begin(struct trows *r, struct wp_buf *out, const struct col *cols, int n)
+{
+    const char *names[MAX_COLS];
+    uint32_t oids[MAX_COLS];
+    memset(r, 0, sizeof *r);
+    r->out = out;
+    r->ncols = n;
+    for (int i = 0; i < n; i++) {
+        names[i] = cols[i].name;
+        oids[i] = cols[i].oid;
+    }
+    if (proto_put_row_description_typed(out, n, names, oids) < 0)
+        r->failed = 1;
+}
+
+/* NULL is sent as SQL NULL; the string must live until trows_end. */
+static void put_str(struct trows *r, const char *s)
+{
+    if (r->col < r->ncols)
+        r->vals[r->col++] = s;
+}
+
+static void put_int(struct trows *r, long long v)
+{
+    if (r->col >= r->ncols)
+        return;
+    snprintf(r->cells[r->col], CELL, "%lld", v);
+    r->vals[r->col] = r->cells[r->col];
+    r->col++;
+}
+
+static void trows_end(struct trows *r)
+{
+    while (r->col < r->ncols)
+        r->vals[r->col++] = NULL;
+    if (proto_put_data_row(r->out, r->ncols, r->vals) < 0)
+        r->failed = 1;
+    r->col = 0;
+}
+
+static int trows_finish(struct trows *r)
+{
+    if (proto_put_command_complete(r->out, "SHOW") < 0)
+        r->failed = 1;
+    return r->failed ? -1 : 0;
+}
+
+#define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
+
+/* A command whose subject warmpool does not have: the columns, no rows. */
+static int no_rows(struct wp_buf *out, const struct col *cols, int n)
+{
+    struct trows r;
+    trows_begin(&r, out, cols, n);
+    return trows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- counting */
+
+static int count_list(const struct wp_list *head)
+{
+    int n = 0;
+    for (const struct wp_list *p = head->next; p != head; p = p->next)
+        n++;
+    return n;
+}
+
+static int count_servers(void)
+{
+    int n = 0;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        n += list_entry(pos, struct wp_pool, node)->nservers;
+    }
+    return n;
+}
+
+static int count_login_clients(void)
+{
+    int n = 0;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.clients)
+    {
+        enum wp_client_state st = list_entry(pos, struct wp_client, all)->state;
+        n += st == CL_STARTUP || st == CL_AUTH || st == CL_WELCOME;
+    }
+    return n;
+}
+
+/* Users PgBouncer would list: auth_file users, then pool users not in it. */
+static int pool_user_is_new(const struct wp_pool *pool)
+{
+    if (auth_userlist_find(&wp_rt.users, pool->user))
+        return 0;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        const struct wp_pool *p = list_entry(pos, struct wp_pool, node);
+        if (p == pool)
+            return 1;
+        if (strcmp(p->user, pool->user) == 0)
+            return 0;
+    }
+    return 1;
+}
+
+static int count_users(void)
+{
+    int n = wp_rt.users.n;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        n += pool_user_is_new(list_entry(pos, struct wp_pool, node));
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- SHOW LISTS */
+
+static int show_lists(struct wp_buf *out)
+{
+    static const struct col cols[] = {{"list", TEXT}, {"items", INT4}};
+    /* warmpool allocates connections with malloc: no free lists, so free_* are 0. */
+    const struct {
+        const char *name;
+        int items;
+    } lists[] = {
+        {"databases", wp_rt.cfg->ndbs + 1}, /* and the console, as SHOW DATABASES lists */
+        {"users", count_users()},
+        {"peers", 0},
+        {"pools", count_list(&wp_rt.pools)},
+        {"peer_pools", 0},
+        {"free_clients", 0},
+        {"used_clients", wp_rt.nclients},
+        {"login_clients", count_login_clients()},
+        {"free_servers", 0},
+        {"used_servers", count_servers()},
+        {"dns_names", 0},
+        {"dns_zones", 0},
+        {"dns_queries", 0},
+        {"dns_pending", 0},
+    };
+    struct trows r;
+    trows_begin(&r, out, cols, NCOLS(cols));
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        put_str(&r, lists[i].name);
+        put_int(&r, lists[i].items);
+        trows_end(&r);
+    }
+    return trows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- SHOW USERS */
+
+static void user_row(struct trows *r, const char *name)
+{
+    const struct wp_config *cfg = wp_rt.cfg;
+    const struct wp_user_config *uc = config_find_user(cfg, name);
+    char size[16] = "", reserve[16] = "";
+    const char *mode = NULL;
+    int max_conn = cfg->max_user_connections, servers = 0, clients = 0;
+    if (uc) {
+        if (uc->overrides.max_pool_size != WP_UNSET)
+            snprintf(size, sizeof size, "%9d", uc->overrides.max_pool_size);
+        if (uc->overrides.reserve_pool_size != WP_UNSET)
+            snprintf(reserve, sizeof reserve, "%9d", uc->overrides.reserve_pool_size);
+        if (uc->overrides.pool_mode != WP_UNSET)
+            mode = config_mode_name(uc->overrides.pool_mode);
+        if (uc->max_user_connections != WP_UNSET)
+            max_conn = uc->max_user_connections;
+    }
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        if (strcmp(pool->user, name) != 0)
+            continue;
+        servers += pool->nservers;
+        clients += pool->stats
+                       ? pool->stats->cl_active + pool->stats->cl_idle + pool->stats->cl_waiting
+                       : 0;
+    }
+    put_str(r, name);
+    put_str(r, size);
+    put_str(r, reserve);
+    put_str(r, mode);
+    put_int(r, max_conn);
+    put_int(r, servers);
+    put_int(r, 0); /* max_user_client_connections: warmpool has no such limit */
+    put_int(r, clients);
+    trows_end(r);
+}
+
+static int show_users(struct wp_buf *out)
+{
+    static const struct col cols[] = {
+        {"name", TEXT},
+        {"pool_size", TEXT},
+        {"reserve_pool_size", TEXT},
+        {"pool_mode", TEXT},
+        {"max_user_connections", INT4},
+        {"current_connections", INT4},
+        {"max_user_client_connections", INT4},
+        {"current_client_connections", INT4},
+    };
+    struct trows r;
+    stats_collect(wp_now_ms());
+    trows_begin(&r, out, cols, NCOLS(cols));
+    for (int i = 0; i < wp_rt.users.n; i++)
+        user_row(&r, wp_rt.users.entries[i].user);
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        if (pool_user_is_new(pool))
+            user_row(&r, pool->user);
+    }
+    return trows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- STATS_TOTALS etc. */
+
+/* One database's counters, its pools summed, in PgBouncer's STATS_TOTALS order. */
+enum {
+    ST_ASSIGN,
+    ST_XACT,
+    ST_QUERY,
+    ST_RECV,
+    ST_SENT,
+    ST_XACT_TIME,
+    ST_QUERY_TIME,
+    ST_WAIT_TIME,
+    ST_CLIENT_PARSE,
+    ST_SERVER_PARSE,
+    ST_BIND,
+    ST_N
+};
+
+struct db_sum {
+    const char *dbname;
+    uint64_t total[ST_N];
+    struct stats_snapshot prev, last;
+};
+
+static void snap_add(struct stats_snapshot *into, const struct stats_snapshot *s)
+{
+    into->at_ms = s->at_ms; /* pools roll their periods together in stats_collect */
+    into->xacts += s->xacts;
+    into->queries += s->queries;
+    into->bytes_in += s->bytes_in;
+    into->bytes_out += s->bytes_out;
+    into->waits += s->waits;
+    into->xact_us += s->xact_us;
+    into->query_us += s->query_us;
+    into->wait_us += s->wait_us;
+}
+
+static void pool_add(struct db_sum *d, const struct wp_pool *pool)
+{
+    const struct wp_pool_stats *ps = pool->stats;
+    uint64_t *t = d->total;
+    t[ST_ASSIGN] += ps->wait_us.count; /* one wait sample per backend handed out */
+    t[ST_XACT] += ps->xacts;
+    t[ST_QUERY] += ps->queries;
+    t[ST_RECV] += pool->bytes_in;
+    t[ST_SENT] += pool->bytes_out;
+    t[ST_XACT_TIME] += ps->xact_us.sum_us;
+    t[ST_QUERY_TIME] += ps->query_us.sum_us;
+    t[ST_WAIT_TIME] += ps->wait_us.sum_us;
+    t[ST_CLIENT_PARSE] += ps->prepared[STATS_PREPARED_HIT] + ps->prepared[STATS_PREPARED_MISS];
+    t[ST_SERVER_PARSE] += ps->prepared[STATS_PREPARED_MISS] + ps->prepared[STATS_PREPARED_INJECTED];
+    snap_add(&d->prev, &ps->prev);
+    snap_add(&d->last, &ps->last);
+}
+
+/* Per database, in the order pools were made; NULL when out of memory. */
+static struct db_sum *sum_databases(int *n)
+{
+    int cap = count_list(&wp_rt.pools) + 1;
+    struct db_sum *all = calloc((size_t)cap, sizeof *all);
+    *n = 0;
+    if (!all)
+        return NULL;
+    stats_collect(wp_now_ms());
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        if (!pool->stats)
+            continue;
+        int i = 0;
+        while (i < *n && strcmp(all[i].dbname, pool->dbname) != 0)
+            i++;
+        if (i == *n)
+            all[(*n)++].dbname = pool->dbname;
+        pool_add(&all[i], pool);
+    }
+    return all;
+}
+
+static const char *const st_names[ST_N] = {
+    "server_assignment_count",
+    "xact_count",
+    "query_count",
+    "bytes_received",
+    "bytes_sent",
+    "xact_time",
+    "query_time",
+    "wait_time",
+    "client_parse_count",
+    "server_parse_count",
+    "bind_count",
+};
+
+/* SHOW TOTALS names the same counters after PgBouncer's struct fields. */
+static const char *const totals_names[ST_N] = {
+    "server_assignment_count",
+    "xact_count",
+    "query_count",
+    "client_bytes",
+    "server_bytes",
+    "xact_time",
+    "query_time",
+    "wait_time",
+    "ps_client_parse_count",
+    "ps_server_parse_count",
+    "ps_bind_count",
+};
+
+static uint64_t rate(uint64_t delta, double secs)
+{
+    return secs > 0 ? (uint64_t)((double)delta / secs + 0.5) : 0;
+}
+
+static uint64_t mean(uint64_t total, uint64_t items)
+{
+    return items ? total / items : 0;
+}
+
+/* PgBouncer's averages between the last two snapshots: counts and bytes per second,
+   times per transaction, query or assignment. Parse and Bind counts are not in
+   warmpool's snapshots: 0. */
+static void averages(const struct db_sum *d, uint64_t avg[ST_N])
+{
+    const struct stats_snapshot *a = &d->prev, *b = &d->last;
+    double secs = (double)(b->at_ms - a->at_ms) / 1000.0;
+    memset(avg, 0, ST_N * sizeof avg[0]);
+    avg[ST_ASSIGN] = rate(b->waits - a->waits, secs);
+    avg[ST_XACT] = rate(b->xacts - a->xacts, secs);
+    avg[ST_QUERY] = rate(b->queries - a->queries, secs);
+    avg[ST_RECV] = rate(b->bytes_in - a->bytes_in, secs);
+    avg[ST_SENT] = rate(b->bytes_out - a->bytes_out, secs);
+    avg[ST_XACT_TIME] = mean(b->xact_us - a->xact_us, b->xacts - a->xacts);
+    avg[ST_QUERY_TIME] = mean(b->query_us - a->query_us, b->queries - a->queries);
+    avg[ST_WAIT_TIME] = mean(b->wait_us - a->wait_us, b->waits - a->waits);
+}
+
+/* STATS_TOTALS (avg = 0) or STATS_AVERAGES (avg = 1). */
+static int show_stats_per_db(struct wp_buf *out, int avg)
+{
+    struct col cols[1 + ST_N];
+    char names[ST_N][40];
+    int n;
+    struct db_sum *dbs = sum_databases(&n);
+    if (!dbs)
+        return -1;
+    cols[0] = (struct col){"database", TEXT};
+    for (int k = 0; k < ST_N; k++) {
+        /* 1.25 names the parse/bind averages avg_*, the other averages as the totals */
+        snprintf(names[k], sizeof names[k], "%s%s", avg && k >= ST_CLIENT_PARSE ? "avg_" : "",
+                 st_names[k]);
+        cols[1 + k] = (struct col){names[k], NUMERIC};
+    }
+    struct trows r;
+    trows_begin(&r, out, cols, 1 + ST_N);
+    for (int i = 0; i < n; i++) {
+        uint64_t a[ST_N];
+        const uint64_t *v = dbs[i].total;
+        if (avg) {
+            averages(&dbs[i], a);
+            v = a;
+        }
+        put_str(&r, dbs[i].dbname);
+        for (int k = 0; k < ST_N; k++)
+            put_int(&r, (long long)v[k]);
+        trows_end(&r);
+    }
+    free(dbs);
+    return trows_finish(&r);
+}
+
+static int show_stats_totals(struct wp_buf *out)
+{
+    return show_stats_per_db(out, 0);
+}
+
+static int show_stats_averages(struct wp_buf *out)
+{
+    return show_stats_per_db(out, 1);
+}
+
+/* SHOW TOTALS: every database summed, as name/value rows total_* then avg_*. */
+static int show_totals(struct wp_buf *out)
+{
+    static const struct col cols[] = {{"name", TEXT}, {"value", NUMERIC}};
+    int n;
+    struct db_sum *dbs = sum_databases(&n);
+    if (!dbs)
+        return -1;
+    uint64_t total[ST_N] = {0}, avg[ST_N] = {0};
+    for (int i = 0; i < n; i++) {
+        uint64_t a[ST_N];
+        averages(&dbs[i], a);
+        for (int k = 0; k < ST_N; k++) {
+            total[k] += dbs[i].total[k];
+            avg[k] += a[k];
+        }
+    }
+    free(dbs);
+    struct trows r;
+    char name[48];
+    trows_begin(&r, out, cols, NCOLS(cols));
+    for (int pass = 0; pass < 2; pass++) {
+        for (int k = 0; k < ST_N; k++) {
+            snprintf(name, sizeof name, "%s_%s", pass ? "avg" : "total", totals_names[k]);
+            put_str(&r, name);
+            put_int(&r, (long long)(pass ? avg[k] : total[k]));
+            trows_end(&r);
+        }
+    }
+    return trows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- SHOW MEM */
+
+static void mem_row(struct trows *r, const char *name, size_t size, long long used, long long nfree,
+                    long long total)
+{
+    put_str(r, name);
+    put_int(r, (long long)size);
+    put_int(r, used);
+    put_int(r, nfree);
+    put_int(r, total);
+    trows_end(r);
+}
+
+/* PgBouncer lists its slab caches. warmpool has none for connections (malloc per
+   object, freed at close): their rows show the objects in use and no free ones. The
+   one real cache is the I/O buffer blocks idle connections gave back. */
+static int show_mem(struct wp_buf *out)
+{
+    static const struct col cols[] = {
+        {"name", TEXT}, {"size", INT4}, {"used", INT4}, {"free", INT4}, {"memtotal", INT4},
+    };
+    struct trows r;
+    size_t bytes;
+    int blocks = buf_cache_info(&bytes);
+    long long clients = wp_rt.nclients, servers = count_servers();
+    long long pools = count_list(&wp_rt.pools), stmts = (long long)wp_rt.registry.count;
+    trows_begin(&r, out, cols, NCOLS(cols));
+    mem_row(&r, "client_cache", sizeof(struct wp_client), clients, 0,
+            clients * (long long)sizeof(struct wp_client));
+    mem_row(&r, "server_cache", sizeof(struct wp_server), servers, 0,
+            servers * (long long)sizeof(struct wp_server));
+    mem_row(&r, "pool_cache", sizeof(struct wp_pool), pools, 0,
+            pools * (long long)sizeof(struct wp_pool));
+    mem_row(&r, "prepared_statement_cache", sizeof(struct wp_stmt), stmts, 0,
+            stmts * (long long)sizeof(struct wp_stmt));
+    mem_row(&r, "iobuf_cache", blocks ? bytes / (size_t)blocks : 0, 0, blocks, (long long)bytes);
+    return trows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- SHOW STATE */
+
+/* active/paused/suspended: warmpool pauses per pool, so "paused" means every pool. */
+static int show_state(struct wp_buf *out)
+{
+    static const struct col cols[] = {{"key", TEXT}, {"value", TEXT}};
+    int pools = 0, paused = 0;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        pools++;
+        paused += list_entry(pos, struct wp_pool, node)->paused != 0;
+    }
+    int all = pools > 0 && paused == pools;
+    struct trows r;
+    trows_begin(&r, out, cols, NCOLS(cols));
+    put_str(&r, "active");
+    put_str(&r, all ? "no" : "yes");
+    trows_end(&r);
+    put_str(&r, "paused");
+    put_str(&r, all ? "yes" : "no");
+    trows_end(&r);
+    put_str(&r, "suspended");
+    put_str(&r, "no");
+    trows_end(&r);
+    return trows_finish(&r);
+}
+
+/* ---------------------------------------------------------------- things warmpool has not */
+
+/* Online restart by fd takeover (pgbouncer -R): warmpool restarts with so_reuseport. */
+static int show_fds(struct wp_buf *out)
+{
+    static const struct col cols[] = {
+        {"fd", INT4},
+        {"task", TEXT},
+        {"user", TEXT},
+        {"database", TEXT},
+        {"addr", TEXT},
+        {"port", INT4},
+        {"cancel", INT8},
+        {"link", INT4},
+        {"client_encoding", TEXT},
+        {"std_strings", TEXT},
+        {"datestyle", TEXT},
+        {"timezone", TEXT},
+        {"password", TEXT},
+        {"scram_client_key", BYTEA},
+        {"scram_server_key", BYTEA},
+    };
+    return no_rows(out, cols, NCOLS(cols));
+}
+
+static int show_peers(struct wp_buf *out)
+{
+    static const struct col cols[] = {
+        {"peer_id", INT4}, {"host", TEXT}, {"port", INT4}, {"pool_size", INT4}};
+    return no_rows(out, cols, NCOLS(cols));
+}
+
+static int show_peer_pools(struct wp_buf *out)
+{
+    static const struct col cols[] = {
+        {"peer_id", INT4},
+        {"cl_active_cancel_req", INT4},
+        {"cl_waiting_cancel_req", INT4},
+        {"sv_active_cancel", INT4},
+        {"sv_login", INT4},
+    };
+    return no_rows(out, cols, NCOLS(cols));
+}
+
+/* warmpool resolves host names through libpq at each connect: no DNS cache. */
+static int show_dns_hosts(struct wp_buf *out)
+{
+    static const struct col cols[] = {{"hostname", TEXT}, {"ttl", INT8}, {"addrs", TEXT}};
+    return no_rows(out, cols, NCOLS(cols));
+}
+
+static int show_dns_zones(struct wp_buf *out)
+{
+    static const struct col cols[] = {{"zonename", TEXT}, {"serial", INT8}, {"count", INT4}};
+    return no_rows(out, cols, NCOLS(cols));
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+int admin_show_more(struct wp_buf *out, const char *what, int is_admin)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(struct wp_buf *);
+        int admin_only;
+    } shows[] = {
+        {"lists", show_lists, 0},
+        {"users", show_users, 0},
+        {"stats_totals", show_stats_totals, 0},
+        {"stats_averages", show_stats_averages, 0},
+        {"totals", show_totals, 0},
+        {"mem", show_mem, 0},
+        {"state", show_state, 0},
+        {"fds", show_fds, 1},
+        {"peers", show_peers, 0},
+        {"peer_pools", show_peer_pools, 0},
+        {"dns_hosts", show_dns_hosts, 0},
+        {"dns_zones", show_dns_zones, 0},
+    };
+    for (size_t i = 0; i < sizeof shows / sizeof shows[0]; i++) {
+        if (strcasecmp(what, shows[i].name) != 0)
+            continue;
+        if (shows[i].admin_only && !is_admin)
+            return -3;
+        return shows[i].fn(out) < 0 ? -2 : 0;
+    }
+    return -1;
+}

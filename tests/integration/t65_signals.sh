@@ -1,0 +1,72 @@
+#!/bin/bash
+# t65_signals — issue 17: PgBouncer's signals. SIGUSR1 pauses every pool (new queries
+# wait), SIGUSR2 resumes them, and the process lives on through both; SIGQUIT is an
+# immediate shutdown with exit status 0 and a log line. Each signal is logged once.
+# (SIGINT/SIGTERM keep warmpool's own meaning in this branch: fast and graceful.)
+set -eu
+. "$(dirname "$0")/lib_private_warmpool.sh"
+pw_start
+
+wp_col() { # DB COLUMN: that SHOW POOLS column of the DB/$WP_USER pool
+    pw_admin -F '|' -c "SHOW POOLS" | grep "^$1|$WP_USER|" | cut -d'|' -f"$2"
+}
+wait_log() { # PATTERN: wait (10 s x slowness) until the log holds it
+    for _ in $(seq $((100 * pw_slow))); do
+        grep -q "$1" "$PW_LOG" && return 0
+        sleep 0.1
+    done
+    fail "no '$1' in the log"
+}
+
+pw_app wptest -c "SELECT 1" >/dev/null || fail "query before the signals"
+
+# ---------------------------------------------------------------- SIGUSR1 = PAUSE
+kill -USR1 "$PW_PID"
+wait_log "got SIGUSR1: PAUSE all"
+[ "$(wp_col wptest 18)" = 1 ] || fail "after SIGUSR1 SHOW POOLS paused is not 1"
+pw_app wptest -c "SELECT 'released'" >"$PW_DIR/paused.out" 2>&1 &
+waiter=$!
+waiting=0
+for _ in $(seq $((100 * pw_slow))); do
+    waiting=$(wp_col wptest 4)
+    [ "$waiting" = 1 ] && break
+    sleep 0.1
+done
+[ "$waiting" = 1 ] || fail "after SIGUSR1 the new query is not waiting (cl_waiting $waiting)"
+kill -0 "$waiter" 2>/dev/null || fail "a query ran while paused: $(cat "$PW_DIR/paused.out")"
+kill -0 "$PW_PID" || fail "warmpool died of SIGUSR1"
+ok "SIGUSR1 paused the pools: a new query waits (cl_waiting 1), warmpool alive"
+
+# ---------------------------------------------------------------- SIGUSR2 = RESUME
+kill -USR2 "$PW_PID"
+wait "$waiter" || fail "query after SIGUSR2 failed: $(cat "$PW_DIR/paused.out")"
+[ "$(cat "$PW_DIR/paused.out")" = released ] || fail "after SIGUSR2: $(cat "$PW_DIR/paused.out")"
+grep -q "got SIGUSR2: RESUME all" "$PW_LOG" || fail "SIGUSR2 not logged"
+[ "$(wp_col wptest 18)" = 0 ] || fail "after SIGUSR2 SHOW POOLS paused is not 0"
+pw_app wpload -c "SELECT 1" >/dev/null || fail "query after SIGUSR2"
+kill -0 "$PW_PID" || fail "warmpool died of SIGUSR2"
+[ "$(grep -c "got SIGUSR1" "$PW_LOG")" = 1 ] || fail "SIGUSR1 logged more than once"
+[ "$(grep -c "got SIGUSR2" "$PW_LOG")" = 1 ] || fail "SIGUSR2 logged more than once"
+ok "SIGUSR2 resumed: the waiting query answered, new ones run, warmpool alive"
+
+# ---------------------------------------------------------------- SIGQUIT = immediate shutdown
+pw_app wptest -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+sleeper=$!
+for _ in $(seq $((100 * pw_slow))); do
+    pw_admin -F '|' -c "SHOW CLIENTS" | grep -q "^C|$WP_USER|wptest|active|" && break
+    sleep 0.1
+done
+kill -QUIT "$PW_PID"
+for _ in $(seq $((100 * pw_slow))); do
+    kill -0 "$PW_PID" 2>/dev/null || break
+    sleep 0.1
+done
+kill -0 "$PW_PID" 2>/dev/null && fail "warmpool still running after SIGQUIT"
+rc=0
+wait "$PW_PID" || rc=$?
+[ "$rc" = 0 ] || fail "warmpool exit status $rc after SIGQUIT"
+[ "$(grep -c "got SIGQUIT: fast shutdown" "$PW_LOG")" = 1 ] || fail "SIGQUIT not logged once"
+grep -q "warmpool stopped" "$PW_LOG" || fail "no 'warmpool stopped' after SIGQUIT"
+PW_PID=
+wait "$sleeper" 2>/dev/null && fail "the running query survived SIGQUIT"
+ok "SIGQUIT: immediate shutdown (running query cut), exit 0, logged once"

@@ -209,6 +209,7 @@ static void user_row(struct trows *r, const char *name)
     char size[16] = "", reserve[16] = "";
     const char *mode = NULL;
     int max_conn = cfg->max_user_connections, servers = 0, clients = 0;
+    int max_clients = cfg->max_user_client_connections;
     if (uc) {
         if (uc->overrides.max_pool_size != WP_UNSET)
             snprintf(size, sizeof size, "%9d", uc->overrides.max_pool_size);
@@ -218,6 +219,8 @@ static void user_row(struct trows *r, const char *name)
             mode = config_mode_name(uc->overrides.pool_mode);
         if (uc->max_user_connections != WP_UNSET)
             max_conn = uc->max_user_connections;
+        if (uc->max_user_client_connections)
+            max_clients = uc->max_user_client_connections;
     }
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
@@ -236,7 +239,7 @@ static void user_row(struct trows *r, const char *name)
     put_str(r, mode);
     put_int(r, max_conn);
     put_int(r, servers);
-    put_int(r, 0); /* max_user_client_connections: warmpool has no such limit */
+    put_int(r, max_clients); /* as client_limits.c applies it; 0 = none */
     put_int(r, clients);
     trows_end(r);
 }

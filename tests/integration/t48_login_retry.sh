@@ -37,14 +37,16 @@ server_connect_timeout = 1s" "wptest = host=127.0.0.1 port=$PG_PORT dbname=wptes
 nodb = host=127.0.0.1 port=$PG_PORT dbname=t48_no_such_db
 stuck = host=127.0.0.1 port=$stuck_port dbname=wptest"
 
-keep_asking() { # DATABASE WANT_PREFIX: connect again and again for 6 s
+keep_asking() { # DATABASE WANT_PREFIX [OR_PREFIX]: connect again and again for 6 s
     local end=$((SECONDS + 6)) got
     while [ "$SECONDS" -lt "$end" ]; do
         got=$($AC connect 127.0.0.1 "$t3_port" "$WP_USER" "$WP_PASSWORD" "$1")
-        case $got in "$2"*) ;; *) echo "$1: unexpected answer '$got'" >&2; return 1 ;; esac
+        case $got in "$2"* | "${3:-$2}"*) ;; *) echo "$1: unexpected answer '$got'" >&2; return 1 ;; esac
     done
 }
-keep_asking nodb "3D000 server login failed" & nodb_pid=$!
+# nodb's server answers at once, unless a loaded machine makes its login outlast
+# server_connect_timeout: then 08006 (the attempts are spaced all the same).
+keep_asking nodb "3D000 server login failed" "08006 server login failed" & nodb_pid=$!
 keep_asking stuck "08006 server login failed" & stuck_clients=$!
 wait "$nodb_pid" || t3_fail "a client of nodb got an unexpected answer"
 wait "$stuck_clients" || t3_fail "a client of stuck got an unexpected answer"

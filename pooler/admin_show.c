@@ -9,7 +9,6 @@
  * Values are always in text format, as PgBouncer sends them.
  */
 #include <libpq-fe.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <time.h>
 
 #include "warmpool/admin.h"
+#include "warmpool/admin_rows.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
@@ -28,86 +28,19 @@
 #include "warmpool/timeouts.h"
 #include "warmpool/tls.h"
 
-#define MAX_COLS 32
-#define CELL 96
-
-/* ---------------------------------------------------------------- row builder */
-
-struct rows {
-    struct wp_buf *out;
-    int ncols, col, nrows, failed;
-    int sockets; /* SHOW SOCKETS layout of SERVERS/CLIENTS rows (1.25's, see socket_cols) */
-    char cells[MAX_COLS][CELL];
-    const char *vals[MAX_COLS];
-};
-
-static void rows_begin(struct rows *r, struct wp_buf *out, const char *const *cols, int ncols)
-{
-    memset(r, 0, sizeof *r);
-    r->out = out;
-    r->ncols = ncols;
-    if (proto_put_row_description(out, ncols, cols) < 0)
-        r->failed = 1;
-}
-
-/* As rows_begin, with PgBouncer 1.25's types: the columns named in text_cols are
+/* As admin_rows_begin, with PgBouncer 1.25's types: the columns named in text_cols are
    text, every other one is of type num_oid (int4 or numeric). */
-static void rows_begin_typed(struct rows *r, struct wp_buf *out, const char *const *cols, int ncols,
-                             const char *const *text_cols, uint32_t num_oid)
+static void rows_begin_typed(struct admin_rows *r, struct wp_buf *out, const char *const *cols,
+                             int ncols, const char *const *text_cols, uint32_t num_oid)
 {
-    uint32_t oids[MAX_COLS];
-    memset(r, 0, sizeof *r);
-    r->out = out;
-    r->ncols = ncols;
-    for (int i = 0; i < ncols && i < MAX_COLS; i++) {
+    uint32_t oids[ADMIN_ROWS_MAX_COLS];
+    for (int i = 0; i < ncols && i < ADMIN_ROWS_MAX_COLS; i++) {
         oids[i] = num_oid;
         for (int k = 0; text_cols[k]; k++)
             if (strcmp(cols[i], text_cols[k]) == 0)
                 oids[i] = PROTO_OID_TEXT;
     }
-    if (ncols > MAX_COLS || proto_put_row_description_typed(out, ncols, cols, oids) < 0)
-        r->failed = 1;
-}
-
-/* The string must live until rows_end_row. */
-static void cell_str(struct rows *r, const char *s)
-{
-    if (r->col < r->ncols)
-        r->vals[r->col++] = s ? s : "";
-}
-
-__attribute__((format(printf, 2, 3))) static void cell_fmt(struct rows *r, const char *fmt, ...)
-{
-    if (r->col >= r->ncols)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->cells[r->col], CELL, fmt, ap);
-    va_end(ap);
-    r->vals[r->col] = r->cells[r->col];
-    r->col++;
-}
-
-static void cell_int(struct rows *r, long long v)
-{
-    cell_fmt(r, "%lld", v);
-}
-
-static void rows_end_row(struct rows *r)
-{
-    while (r->col < r->ncols)
-        r->vals[r->col++] = NULL;
-    if (proto_put_data_row(r->out, r->ncols, r->vals) < 0)
-        r->failed = 1;
-    r->col = 0;
-    r->nrows++;
-}
-
-static int rows_finish(struct rows *r)
-{
-    if (proto_put_command_complete(r->out, "SHOW") < 0)
-        r->failed = 1;
-    return r->failed ? -1 : 0;
+    admin_rows_begin_typed(r, out, cols, oids, ncols);
 }
 
 #define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
@@ -182,7 +115,7 @@ static int show_pools(struct wp_buf *out, int64_t now_ms)
         "cl_pinned",
     };
     static const char *const text[] = {"database", "user", "pool_mode", NULL};
-    struct rows r;
+    struct admin_rows r;
     rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_INT4);
     stats_collect(now_ms);
     struct wp_list *pos, *tmp;
@@ -193,29 +126,29 @@ static int show_pools(struct wp_buf *out, int64_t now_ms)
         struct stats_server_counts sc;
         stats_count_servers(pool, now_ms, &sc);
         int64_t wait_us = stats_pool_max_wait_us(pool, now_ms);
-        cell_str(&r, pool->dbname);
-        cell_str(&r, pool->user);
+        admin_cell_str(&r, pool->dbname);
+        admin_cell_str(&r, pool->user);
         /* PgBouncer's cl_active: logged in and not waiting, linked or not. */
-        cell_int(&r, ps ? ps->cl_active + ps->cl_idle : 0);
-        cell_int(&r, ps ? ps->cl_waiting : 0);
-        cell_int(&r, 0);
-        cell_int(&r, 0);
-        cell_int(&r, sc.active);
-        cell_int(&r, 0);
-        cell_int(&r, sc.draining);
-        cell_int(&r, sc.idle);
-        cell_int(&r, sc.used);
-        cell_int(&r, sc.resetting);
-        cell_int(&r, sc.connecting);
-        cell_int(&r, wait_us / 1000000);
-        cell_int(&r, wait_us % 1000000);
-        cell_str(&r, config_mode_name(pool->settings.pool_mode));
-        cell_int(&r, ps ? ps->cl_idle : 0);
-        cell_int(&r, pool->paused ? 1 : 0);
-        cell_int(&r, pool->pinned_clients);
-        rows_end_row(&r);
+        admin_cell_int(&r, ps ? ps->cl_active + ps->cl_idle : 0);
+        admin_cell_int(&r, ps ? ps->cl_waiting : 0);
+        admin_cell_int(&r, 0);
+        admin_cell_int(&r, 0);
+        admin_cell_int(&r, sc.active);
+        admin_cell_int(&r, 0);
+        admin_cell_int(&r, sc.draining);
+        admin_cell_int(&r, sc.idle);
+        admin_cell_int(&r, sc.used);
+        admin_cell_int(&r, sc.resetting);
+        admin_cell_int(&r, sc.connecting);
+        admin_cell_int(&r, wait_us / 1000000);
+        admin_cell_int(&r, wait_us % 1000000);
+        admin_cell_str(&r, config_mode_name(pool->settings.pool_mode));
+        admin_cell_int(&r, ps ? ps->cl_idle : 0);
+        admin_cell_int(&r, pool->paused ? 1 : 0);
+        admin_cell_int(&r, pool->pinned_clients);
+        admin_rows_end_row(&r);
     }
-    return rows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW STATS */
@@ -317,7 +250,7 @@ static int show_stats(struct wp_buf *out, int64_t now_ms)
         "query_p50_us",   "query_p95_us",     "query_p99_us",      "xact_p95_us",
         "wait_p95_us",    "wait_p99_us",
     };
-    struct rows r;
+    struct admin_rows r;
     struct db_totals *dbs;
     stats_collect(now_ms);
     int n = collect_db_totals(&dbs);
@@ -330,32 +263,32 @@ static int show_stats(struct wp_buf *out, int64_t now_ms)
         const struct stats_snapshot *a = &t->prev, *b = &t->last;
         double secs = (double)(b->at_ms - a->at_ms) / 1000.0;
         uint64_t xacts = b->xacts - a->xacts, queries = b->queries - a->queries;
-        cell_str(&r, t->dbname);
-        cell_int(&r, (long long)t->xacts);
-        cell_int(&r, (long long)t->queries);
-        cell_int(&r, (long long)t->bytes_in);
-        cell_int(&r, (long long)t->bytes_out);
-        cell_int(&r, (long long)t->xact.sum_us);
-        cell_int(&r, (long long)t->query.sum_us);
-        cell_int(&r, (long long)t->wait.sum_us);
-        cell_int(&r, (long long)per_second(xacts, secs));
-        cell_int(&r, (long long)per_second(queries, secs));
-        cell_int(&r, (long long)per_second(b->bytes_in - a->bytes_in, secs));
-        cell_int(&r, (long long)per_second(b->bytes_out - a->bytes_out, secs));
-        cell_int(&r, (long long)per_item(b->xact_us - a->xact_us, xacts));
-        cell_int(&r, (long long)per_item(b->query_us - a->query_us, queries));
-        cell_int(&r, (long long)per_item(b->wait_us - a->wait_us, b->waits - a->waits));
-        cell_int(&r, (long long)t->errors);
-        cell_int(&r, (long long)hist_quantile(&t->query, 0.50));
-        cell_int(&r, (long long)hist_quantile(&t->query, 0.95));
-        cell_int(&r, (long long)hist_quantile(&t->query, 0.99));
-        cell_int(&r, (long long)hist_quantile(&t->xact, 0.95));
-        cell_int(&r, (long long)hist_quantile(&t->wait, 0.95));
-        cell_int(&r, (long long)hist_quantile(&t->wait, 0.99));
-        rows_end_row(&r);
+        admin_cell_str(&r, t->dbname);
+        admin_cell_int(&r, (long long)t->xacts);
+        admin_cell_int(&r, (long long)t->queries);
+        admin_cell_int(&r, (long long)t->bytes_in);
+        admin_cell_int(&r, (long long)t->bytes_out);
+        admin_cell_int(&r, (long long)t->xact.sum_us);
+        admin_cell_int(&r, (long long)t->query.sum_us);
+        admin_cell_int(&r, (long long)t->wait.sum_us);
+        admin_cell_int(&r, (long long)per_second(xacts, secs));
+        admin_cell_int(&r, (long long)per_second(queries, secs));
+        admin_cell_int(&r, (long long)per_second(b->bytes_in - a->bytes_in, secs));
+        admin_cell_int(&r, (long long)per_second(b->bytes_out - a->bytes_out, secs));
+        admin_cell_int(&r, (long long)per_item(b->xact_us - a->xact_us, xacts));
+        admin_cell_int(&r, (long long)per_item(b->query_us - a->query_us, queries));
+        admin_cell_int(&r, (long long)per_item(b->wait_us - a->wait_us, b->waits - a->waits));
+        admin_cell_int(&r, (long long)t->errors);
+        admin_cell_int(&r, (long long)hist_quantile(&t->query, 0.50));
+        admin_cell_int(&r, (long long)hist_quantile(&t->query, 0.95));
+        admin_cell_int(&r, (long long)hist_quantile(&t->query, 0.99));
+        admin_cell_int(&r, (long long)hist_quantile(&t->xact, 0.95));
+        admin_cell_int(&r, (long long)hist_quantile(&t->wait, 0.95));
+        admin_cell_int(&r, (long long)hist_quantile(&t->wait, 0.99));
+        admin_rows_end_row(&r);
     }
     free(dbs);
-    return rows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW SERVERS / CLIENTS */
@@ -402,16 +335,16 @@ static const char *const socket_cols[] = {
     "send_remain",  "pkt_avail",  "send_avail",
 };
 
-static void socket_tail(struct rows *r, const struct wp_conn *conn, uint64_t id)
+static void socket_tail(struct admin_rows *r, const struct wp_conn *conn, uint64_t id)
 {
-    cell_int(r, (long long)id);
-    cell_int(r, (long long)conn->in.len);
-    cell_int(r, (long long)conn->in.pos);
-    cell_int(r, (long long)conn->msg_left);
-    cell_int(r, (long long)conn->out.pos);
-    cell_int(r, (long long)(conn->out.len - conn->out.pos));
-    cell_int(r, (long long)(conn->in.len - conn->in.pos));
-    cell_int(r, (long long)conn->ready);
+    admin_cell_int(r, (long long)id);
+    admin_cell_int(r, (long long)conn->in.len);
+    admin_cell_int(r, (long long)conn->in.pos);
+    admin_cell_int(r, (long long)conn->msg_left);
+    admin_cell_int(r, (long long)conn->out.pos);
+    admin_cell_int(r, (long long)(conn->out.len - conn->out.pos));
+    admin_cell_int(r, (long long)(conn->in.len - conn->in.pos));
+    admin_cell_int(r, (long long)conn->ready);
 }
 
 static const char *server_state(const struct wp_server *s, int64_t now_ms)
@@ -434,7 +367,7 @@ static const char *server_state(const struct wp_server *s, int64_t now_ms)
     return "closed";
 }
 
-static void server_row(struct rows *r, const struct wp_server *s, int64_t now_ms)
+static void server_row(struct admin_rows *r, const struct wp_server *s, int64_t now_ms)
 {
     const struct wp_pool *pool = s->pool;
     char host[256], lhost[64], connected[64], used[64], ptr[32], link[32], tls[96];
@@ -451,35 +384,35 @@ static void server_row(struct rows *r, const struct wp_server *s, int64_t now_ms
         snprintf(link, sizeof link, "C-%llu", (unsigned long long)s->client->id);
     else
         link[0] = '\0';
-    cell_str(r, "S");
-    cell_str(r, pool->backend_user ? pool->backend_user : pool->user);
-    cell_str(r, pool->dbname);
+    admin_cell_str(r, "S");
+    admin_cell_str(r, pool->backend_user ? pool->backend_user : pool->user);
+    admin_cell_str(r, pool->dbname);
     if (r->sockets)
-        cell_str(r, "no"); /* replication: warmpool pools no replication connections */
-    cell_str(r, server_state(s, now_ms));
-    cell_str(r, host);
-    cell_int(r, p ? atoi(p) : 0);
-    cell_str(r, lhost);
-    cell_int(r, lport);
-    cell_str(r, connected);
-    cell_str(r, used);
-    cell_int(r, 0);
-    cell_int(r, 0);
-    cell_int(r, s->close_when_quiet ? 1 : 0);
-    cell_str(r, ptr);
-    cell_str(r, link);
-    cell_int(r, s->backend_pid);
-    cell_str(r, tls_describe(s->conn.tls, tls, sizeof tls));
-    cell_str(r, s->client ? client_app(s->client) : "");
-    cell_int(r, (long long)s->stmts.count);
+        admin_cell_str(r, "no"); /* replication: warmpool pools no replication connections */
+    admin_cell_str(r, server_state(s, now_ms));
+    admin_cell_str(r, host);
+    admin_cell_int(r, p ? atoi(p) : 0);
+    admin_cell_str(r, lhost);
+    admin_cell_int(r, lport);
+    admin_cell_str(r, connected);
+    admin_cell_str(r, used);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, s->close_when_quiet ? 1 : 0);
+    admin_cell_str(r, ptr);
+    admin_cell_str(r, link);
+    admin_cell_int(r, s->backend_pid);
+    admin_cell_str(r, tls_describe(s->conn.tls, tls, sizeof tls));
+    admin_cell_str(r, s->client ? client_app(s->client) : "");
+    admin_cell_int(r, (long long)s->stmts.count);
     if (r->sockets)
         socket_tail(r, &s->conn, s->id);
-    rows_end_row(r);
+    admin_rows_end_row(r);
 }
 
 static int show_servers(struct wp_buf *out, int64_t now_ms)
 {
-    struct rows r;
+    struct admin_rows r;
     rows_begin_typed(&r, out, conn_cols, NCOLS(conn_cols), conn_text_cols, PROTO_OID_INT4);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
@@ -490,7 +423,7 @@ static int show_servers(struct wp_buf *out, int64_t now_ms)
             for (const struct wp_list *n = lists[i]->next; n != lists[i]; n = n->next)
                 server_row(&r, list_entry(n, struct wp_server, node), now_ms);
     }
-    return rows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 static const char *client_state(const struct wp_client *c)
@@ -512,7 +445,7 @@ static const char *client_state(const struct wp_client *c)
     return "closing";
 }
 
-static void client_row(struct rows *r, const struct wp_client *c, int64_t now_ms)
+static void client_row(struct admin_rows *r, const struct wp_client *c, int64_t now_ms)
 {
     char host[64], lhost[64], connected[64], active[64], ptr[32], link[32], tls[96];
     int port, lport;
@@ -526,35 +459,35 @@ static void client_row(struct rows *r, const struct wp_client *c, int64_t now_ms
         snprintf(link, sizeof link, "S-%llu", (unsigned long long)c->server->id);
     else
         link[0] = '\0';
-    cell_str(r, "C");
-    cell_str(r, c->user);
-    cell_str(r, c->dbname);
+    admin_cell_str(r, "C");
+    admin_cell_str(r, c->user);
+    admin_cell_str(r, c->dbname);
     if (r->sockets)
-        cell_str(r, "no");
-    cell_str(r, client_state(c));
-    cell_str(r, host);
-    cell_int(r, port);
-    cell_str(r, lhost);
-    cell_int(r, lport);
-    cell_str(r, connected);
-    cell_str(r, active);
-    cell_int(r, wait_us / 1000000);
-    cell_int(r, wait_us % 1000000);
-    cell_int(r, 0);
-    cell_str(r, ptr);
-    cell_str(r, link);
-    cell_int(r, 0);
-    cell_str(r, tls_describe(c->conn.tls, tls, sizeof tls));
-    cell_str(r, client_app(c));
-    cell_int(r, (long long)c->stmts.count);
+        admin_cell_str(r, "no");
+    admin_cell_str(r, client_state(c));
+    admin_cell_str(r, host);
+    admin_cell_int(r, port);
+    admin_cell_str(r, lhost);
+    admin_cell_int(r, lport);
+    admin_cell_str(r, connected);
+    admin_cell_str(r, active);
+    admin_cell_int(r, wait_us / 1000000);
+    admin_cell_int(r, wait_us % 1000000);
+    admin_cell_int(r, 0);
+    admin_cell_str(r, ptr);
+    admin_cell_str(r, link);
+    admin_cell_int(r, 0);
+    admin_cell_str(r, tls_describe(c->conn.tls, tls, sizeof tls));
+    admin_cell_str(r, client_app(c));
+    admin_cell_int(r, (long long)c->stmts.count);
     if (r->sockets)
         socket_tail(r, &c->conn, c->id);
-    rows_end_row(r);
+    admin_rows_end_row(r);
 }
 
 static int show_clients(struct wp_buf *out, int64_t now_ms)
 {
-    struct rows r;
+    struct admin_rows r;
     rows_begin_typed(&r, out, conn_cols, NCOLS(conn_cols), conn_text_cols, PROTO_OID_INT4);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.clients)
@@ -563,7 +496,7 @@ static int show_clients(struct wp_buf *out, int64_t now_ms)
         if (c->state != CL_CLOSING)
             client_row(&r, c, now_ms);
     }
-    return rows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* A socket with bytes in either buffer: PgBouncer's "active" socket. */
@@ -589,7 +522,7 @@ static int show_socket_rows(struct wp_buf *out, int64_t now_ms, int active_only)
                                        "tls",
                                        "application_name",
                                        NULL};
-    struct rows r;
+    struct admin_rows r;
     rows_begin_typed(&r, out, socket_cols, NCOLS(socket_cols), text, PROTO_OID_INT4);
     r.sockets = 1;
     struct wp_list *pos, *tmp;
@@ -611,7 +544,7 @@ static int show_socket_rows(struct wp_buf *out, int64_t now_ms, int active_only)
             }
         }
     }
-    return rows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 static int show_sockets(struct wp_buf *out, int64_t now_ms)
@@ -645,7 +578,7 @@ static int show_databases(struct wp_buf *out, int64_t now_ms)
     };
     static const char *const text[] = {"name", "host", "database", "force_user", "pool_mode", NULL};
     (void)now_ms;
-    struct rows r;
+    struct admin_rows r;
     const struct wp_config *cfg = wp_rt.cfg;
     rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_INT4);
     for (int i = 0; i < cfg->ndbs; i++) {
@@ -665,34 +598,34 @@ static int show_databases(struct wp_buf *out, int64_t now_ms)
         }
         const char *dbname = conn_value(db, "dbname");
         const char *port = conn_value(db, "port");
-        cell_str(&r, db->name);
-        cell_str(&r, conn_value(db, "host"));
-        cell_int(&r, port ? atoi(port) : 5432);
-        cell_str(&r, dbname ? dbname : db->name);
-        cell_str(&r, db->forced_user);
-        cell_int(&r, eff.max_pool_size);
-        cell_int(&r, eff.min_pool_size);
-        cell_int(&r, eff.reserve_pool_size);
-        cell_str(&r, config_mode_name(eff.pool_mode));
-        cell_int(&r, eff.max_db_connections);
-        cell_int(&r, current);
-        cell_int(&r, npools > 0 && paused == npools ? 1 : 0);
-        cell_int(&r, 0);
-        rows_end_row(&r);
+        admin_cell_str(&r, db->name);
+        admin_cell_str(&r, conn_value(db, "host"));
+        admin_cell_int(&r, port ? atoi(port) : 5432);
+        admin_cell_str(&r, dbname ? dbname : db->name);
+        admin_cell_str(&r, db->forced_user);
+        admin_cell_int(&r, eff.max_pool_size);
+        admin_cell_int(&r, eff.min_pool_size);
+        admin_cell_int(&r, eff.reserve_pool_size);
+        admin_cell_str(&r, config_mode_name(eff.pool_mode));
+        admin_cell_int(&r, eff.max_db_connections);
+        admin_cell_int(&r, current);
+        admin_cell_int(&r, npools > 0 && paused == npools ? 1 : 0);
+        admin_cell_int(&r, 0);
+        admin_rows_end_row(&r);
     }
     /* The console itself, as PgBouncer lists its "pgbouncer" database. */
-    cell_str(&r, "warmpool");
-    cell_str(&r, "");
-    cell_int(&r, cfg->listen_port);
-    cell_str(&r, "warmpool");
-    cell_str(&r, "");
+    admin_cell_str(&r, "warmpool");
+    admin_cell_str(&r, "");
+    admin_cell_int(&r, cfg->listen_port);
+    admin_cell_str(&r, "warmpool");
+    admin_cell_str(&r, "");
     for (int k = 0; k < 3; k++)
-        cell_int(&r, 0);
-    cell_str(&r, "statement");
+        admin_cell_int(&r, 0);
+    admin_cell_str(&r, "statement");
     for (int k = 0; k < 4; k++)
-        cell_int(&r, 0);
-    rows_end_row(&r);
-    return rows_finish(&r);
+        admin_cell_int(&r, 0);
+    admin_rows_end_row(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW CONFIG */
@@ -744,15 +677,15 @@ int admin_config_show_rows(void)
     return n;
 }
 
-static void config_row(struct rows *r, const char *name, const char *value,
+static void config_row(struct admin_rows *r, const char *name, const char *value,
                        const struct wp_key *key, const char *effect)
 {
-    cell_str(r, name);
-    cell_str(r, value);
-    cell_str(r, key->dflt);
-    cell_str(r, (key->flags & WP_KEY_RELOADS) ? "yes" : "no");
-    cell_str(r, effect);
-    rows_end_row(r);
+    admin_cell_str(r, name);
+    admin_cell_str(r, value);
+    admin_cell_str(r, key->dflt);
+    admin_cell_str(r, (key->flags & WP_KEY_RELOADS) ? "yes" : "no");
+    admin_cell_str(r, effect);
+    admin_rows_end_row(r);
 }
 
 /* PgBouncer's columns, and `effect`: "no" for its keys warmpool accepts and ignores.
@@ -763,9 +696,9 @@ static int show_config(struct wp_buf *out, int64_t now_ms)
     static const char *const cols[] = {"key", "value", "default", "changeable", "effect"};
     const struct wp_config *cfg = wp_rt.cfg;
     (void)now_ms;
-    struct rows r;
+    struct admin_rows r;
     char value[1024];
-    rows_begin(&r, out, cols, NCOLS(cols));
+    admin_rows_begin(&r, out, cols, NCOLS(cols));
     for (int k = 0; k < wp_nkeys; k++) {
         const struct wp_key *key = &wp_keys[k];
         if (config_key_shown(key)) {
@@ -777,7 +710,7 @@ static int show_config(struct wp_buf *out, int64_t now_ms)
             config_row(&r, key->name, v ? v : key->dflt, key, "no");
         }
     }
-    return rows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW PREPARED */
@@ -786,21 +719,21 @@ static int show_prepared(struct wp_buf *out, int64_t now_ms)
 {
     static const char *const cols[] = {"name", "uses", "refs", "params", "validated", "query"};
     (void)now_ms;
-    struct rows r;
+    struct admin_rows r;
     const struct wp_registry *reg = &wp_rt.registry;
-    rows_begin(&r, out, cols, NCOLS(cols));
+    admin_rows_begin(&r, out, cols, NCOLS(cols));
     for (size_t b = 0; reg->buckets && b < reg->nbuckets; b++) {
         for (const struct wp_stmt *st = reg->buckets[b]; st; st = st->hash_next) {
-            cell_str(&r, st->name);
-            cell_int(&r, (long long)st->uses);
-            cell_int(&r, st->refs);
-            cell_int(&r, st->nparams);
-            cell_int(&r, st->validated ? 1 : 0);
-            cell_str(&r, st->query);
-            rows_end_row(&r);
+            admin_cell_str(&r, st->name);
+            admin_cell_int(&r, (long long)st->uses);
+            admin_cell_int(&r, st->refs);
+            admin_cell_int(&r, st->nparams);
+            admin_cell_int(&r, st->validated ? 1 : 0);
+            admin_cell_str(&r, st->query);
+            admin_rows_end_row(&r);
         }
     }
-    return rows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW STATEMENTS */
@@ -845,24 +778,24 @@ static int show_statements(struct wp_buf *out, int64_t now_ms)
                 all[n++] = (struct ranked){pool, &pool->stats->top.entries[i]};
     }
     qsort(all, n, sizeof *all, by_total);
-    struct rows r;
-    rows_begin(&r, out, cols, NCOLS(cols));
+    struct admin_rows r;
+    admin_rows_begin(&r, out, cols, NCOLS(cols));
     for (size_t i = 0; i < n; i++) {
         const struct stats_top_entry *e = all[i].e;
-        cell_str(&r, all[i].pool->dbname);
-        cell_str(&r, all[i].pool->user);
-        cell_fmt(&r, "%016llx", (unsigned long long)e->fp);
-        cell_int(&r, (long long)e->calls);
-        cell_int(&r, (long long)e->total_us);
-        cell_int(&r, (long long)(e->total_us / (int64_t)e->calls));
-        cell_int(&r, (long long)e->max_us);
-        cell_int(&r, (long long)e->errors);
-        cell_int(&r, (long long)e->nplus1);
-        cell_str(&r, e->text);
-        rows_end_row(&r);
+        admin_cell_str(&r, all[i].pool->dbname);
+        admin_cell_str(&r, all[i].pool->user);
+        admin_cell_fmt(&r, "%016llx", (unsigned long long)e->fp);
+        admin_cell_int(&r, (long long)e->calls);
+        admin_cell_int(&r, (long long)e->total_us);
+        admin_cell_int(&r, (long long)(e->total_us / (int64_t)e->calls));
+        admin_cell_int(&r, (long long)e->max_us);
+        admin_cell_int(&r, (long long)e->errors);
+        admin_cell_int(&r, (long long)e->nplus1);
+        admin_cell_str(&r, e->text);
+        admin_rows_end_row(&r);
     }
     free(all);
-    return rows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW VERSION */
@@ -871,11 +804,11 @@ static int show_version(struct wp_buf *out, int64_t now_ms)
 {
     static const char *const cols[] = {"version"};
     (void)now_ms;
-    struct rows r;
-    rows_begin(&r, out, cols, 1);
-    cell_str(&r, "warmpool " WARMPOOL_VERSION);
-    rows_end_row(&r);
-    return rows_finish(&r);
+    struct admin_rows r;
+    admin_rows_begin(&r, out, cols, 1);
+    admin_cell_str(&r, "warmpool " WARMPOOL_VERSION);
+    admin_rows_end_row(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- dispatch */

@@ -9,13 +9,13 @@
  * peers, fd takeover) the answer is the columns with zero rows. Called by admin.c
  * when admin_show() does not know the name.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "warmpool/admin.h"
+#include "warmpool/admin_rows.h"
 #include "warmpool/auth.h"
 #include "warmpool/buf.h"
 #include "warmpool/client.h"
@@ -37,61 +37,16 @@ struct col {
     uint32_t oid;
 };
 
-#define MAX_COLS 16
-#define CELL 64
-
-struct trows {
-    struct wp_buf *out;
-    int ncols, col, failed;
-    char cells[MAX_COLS][CELL];
-    const char *vals[MAX_COLS];
-};
-
-static void trows_begin(struct trows *r, struct wp_buf *out, const struct col *cols, int n)
+/* A RowDescription of 1.25's names and types. */
+static void trows_begin(struct admin_rows *r, struct wp_buf *out, const struct col *cols, int n)
 {
-    const char *names[MAX_COLS];
-    uint32_t oids[MAX_COLS];
-    memset(r, 0, sizeof *r);
-    r->out = out;
-    r->ncols = n;
-    for (int i = 0; i < n; i++) {
+    const char *names[ADMIN_ROWS_MAX_COLS];
+    uint32_t oids[ADMIN_ROWS_MAX_COLS];
+    for (int i = 0; i < n && i < ADMIN_ROWS_MAX_COLS; i++) {
         names[i] = cols[i].name;
         oids[i] = cols[i].oid;
     }
-    if (proto_put_row_description_typed(out, n, names, oids) < 0)
-        r->failed = 1;
-}
-
-/* NULL is sent as SQL NULL; the string must live until trows_end. */
-static void put_str(struct trows *r, const char *s)
-{
-    if (r->col < r->ncols)
-        r->vals[r->col++] = s;
-}
-
-static void put_int(struct trows *r, long long v)
-{
-    if (r->col >= r->ncols)
-        return;
-    snprintf(r->cells[r->col], CELL, "%lld", v);
-    r->vals[r->col] = r->cells[r->col];
-    r->col++;
-}
-
-static void trows_end(struct trows *r)
-{
-    while (r->col < r->ncols)
-        r->vals[r->col++] = NULL;
-    if (proto_put_data_row(r->out, r->ncols, r->vals) < 0)
-        r->failed = 1;
-    r->col = 0;
-}
-
-static int trows_finish(struct trows *r)
-{
-    if (proto_put_command_complete(r->out, "SHOW") < 0)
-        r->failed = 1;
-    return r->failed ? -1 : 0;
+    admin_rows_begin_typed(r, out, names, oids, n);
 }
 
 #define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
@@ -99,9 +54,9 @@ static int trows_finish(struct trows *r)
 /* A command whose subject warmpool does not have: the columns, no rows. */
 static int no_rows(struct wp_buf *out, const struct col *cols, int n)
 {
-    struct trows r;
+    struct admin_rows r;
     trows_begin(&r, out, cols, n);
-    return trows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- counting */
@@ -190,19 +145,19 @@ static int show_lists(struct wp_buf *out)
         {"dns_queries", 0},
         {"dns_pending", 0},
     };
-    struct trows r;
+    struct admin_rows r;
     trows_begin(&r, out, cols, NCOLS(cols));
     for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
-        put_str(&r, lists[i].name);
-        put_int(&r, lists[i].items);
-        trows_end(&r);
+        admin_cell_or_null(&r, lists[i].name);
+        admin_cell_int(&r, lists[i].items);
+        admin_rows_end_row(&r);
     }
-    return trows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW USERS */
 
-static void user_row(struct trows *r, const char *name)
+static void user_row(struct admin_rows *r, const char *name)
 {
     const struct wp_config *cfg = wp_rt.cfg;
     const struct wp_user_config *uc = config_find_user(cfg, name);
@@ -233,15 +188,15 @@ static void user_row(struct trows *r, const char *name)
                        ? pool->stats->cl_active + pool->stats->cl_idle + pool->stats->cl_waiting
                        : 0;
     }
-    put_str(r, name);
-    put_str(r, size);
-    put_str(r, reserve);
-    put_str(r, mode);
-    put_int(r, max_conn);
-    put_int(r, servers);
-    put_int(r, max_clients); /* as client_limits.c applies it; 0 = none */
-    put_int(r, clients);
-    trows_end(r);
+    admin_cell_or_null(r, name);
+    admin_cell_or_null(r, size);
+    admin_cell_or_null(r, reserve);
+    admin_cell_or_null(r, mode);
+    admin_cell_int(r, max_conn);
+    admin_cell_int(r, servers);
+    admin_cell_int(r, max_clients); /* as client_limits.c applies it; 0 = none */
+    admin_cell_int(r, clients);
+    admin_rows_end_row(r);
 }
 
 static int show_users(struct wp_buf *out)
@@ -256,7 +211,7 @@ static int show_users(struct wp_buf *out)
         {"max_user_client_connections", INT4},
         {"current_client_connections", INT4},
     };
-    struct trows r;
+    struct admin_rows r;
     stats_collect(wp_now_ms());
     trows_begin(&r, out, cols, NCOLS(cols));
     for (int i = 0; i < wp_rt.users.n; i++)
@@ -268,7 +223,7 @@ static int show_users(struct wp_buf *out)
         if (pool_user_is_new(pool))
             user_row(&r, pool->user);
     }
-    return trows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- STATS_TOTALS etc. */
@@ -424,7 +379,7 @@ static int show_stats_per_db(struct wp_buf *out, int avg)
                  st_names[k]);
         cols[1 + k] = (struct col){names[k], NUMERIC};
     }
-    struct trows r;
+    struct admin_rows r;
     trows_begin(&r, out, cols, 1 + ST_N);
     for (int i = 0; i < n; i++) {
         uint64_t a[ST_N];
@@ -433,13 +388,13 @@ static int show_stats_per_db(struct wp_buf *out, int avg)
             averages(&dbs[i], a);
             v = a;
         }
-        put_str(&r, dbs[i].dbname);
+        admin_cell_or_null(&r, dbs[i].dbname);
         for (int k = 0; k < ST_N; k++)
-            put_int(&r, (long long)v[k]);
-        trows_end(&r);
+            admin_cell_int(&r, (long long)v[k]);
+        admin_rows_end_row(&r);
     }
     free(dbs);
-    return trows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 static int show_stats_totals(struct wp_buf *out)
@@ -470,31 +425,31 @@ static int show_totals(struct wp_buf *out)
         }
     }
     free(dbs);
-    struct trows r;
+    struct admin_rows r;
     char name[48];
     trows_begin(&r, out, cols, NCOLS(cols));
     for (int pass = 0; pass < 2; pass++) {
         for (int k = 0; k < ST_N; k++) {
             snprintf(name, sizeof name, "%s_%s", pass ? "avg" : "total", totals_names[k]);
-            put_str(&r, name);
-            put_int(&r, (long long)(pass ? avg[k] : total[k]));
-            trows_end(&r);
+            admin_cell_or_null(&r, name);
+            admin_cell_int(&r, (long long)(pass ? avg[k] : total[k]));
+            admin_rows_end_row(&r);
         }
     }
-    return trows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW MEM */
 
-static void mem_row(struct trows *r, const char *name, size_t size, long long used, long long nfree,
-                    long long total)
+static void mem_row(struct admin_rows *r, const char *name, size_t size, long long used,
+                    long long nfree, long long total)
 {
-    put_str(r, name);
-    put_int(r, (long long)size);
-    put_int(r, used);
-    put_int(r, nfree);
-    put_int(r, total);
-    trows_end(r);
+    admin_cell_or_null(r, name);
+    admin_cell_int(r, (long long)size);
+    admin_cell_int(r, used);
+    admin_cell_int(r, nfree);
+    admin_cell_int(r, total);
+    admin_rows_end_row(r);
 }
 
 /* PgBouncer lists its slab caches. warmpool has none for connections (malloc per
@@ -505,7 +460,7 @@ static int show_mem(struct wp_buf *out)
     static const struct col cols[] = {
         {"name", TEXT}, {"size", INT4}, {"used", INT4}, {"free", INT4}, {"memtotal", INT4},
     };
-    struct trows r;
+    struct admin_rows r;
     size_t bytes;
     int blocks = buf_cache_info(&bytes);
     long long clients = wp_rt.nclients, servers = count_servers();
@@ -520,7 +475,7 @@ static int show_mem(struct wp_buf *out)
     mem_row(&r, "prepared_statement_cache", sizeof(struct wp_stmt), stmts, 0,
             stmts * (long long)sizeof(struct wp_stmt));
     mem_row(&r, "iobuf_cache", blocks ? bytes / (size_t)blocks : 0, 0, blocks, (long long)bytes);
-    return trows_finish(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW STATE */
@@ -537,18 +492,18 @@ static int show_state(struct wp_buf *out)
         paused += list_entry(pos, struct wp_pool, node)->paused != 0;
     }
     int all = pools > 0 && paused == pools;
-    struct trows r;
+    struct admin_rows r;
     trows_begin(&r, out, cols, NCOLS(cols));
-    put_str(&r, "active");
-    put_str(&r, all ? "no" : "yes");
-    trows_end(&r);
-    put_str(&r, "paused");
-    put_str(&r, all ? "yes" : "no");
-    trows_end(&r);
-    put_str(&r, "suspended");
-    put_str(&r, "no");
-    trows_end(&r);
-    return trows_finish(&r);
+    admin_cell_or_null(&r, "active");
+    admin_cell_or_null(&r, all ? "no" : "yes");
+    admin_rows_end_row(&r);
+    admin_cell_or_null(&r, "paused");
+    admin_cell_or_null(&r, all ? "yes" : "no");
+    admin_rows_end_row(&r);
+    admin_cell_or_null(&r, "suspended");
+    admin_cell_or_null(&r, "no");
+    admin_rows_end_row(&r);
+    return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- things warmpool has not */

@@ -92,6 +92,7 @@ $(BUILD)/floor-relay: bench/floor/relay.c | $(BUILD)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $<
 
 asan:
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" test
 

@@ -29,7 +29,8 @@ static enum backend_login_result auth(struct backend_login *bl, uint32_t code, c
 {
     uint8_t body[600];
     proto_put_u32(body, code);
-    memcpy(body + 4, data, len);
+    if (len > 0) /* data may be NULL for a request without data (AuthenticationOk) */
+        memcpy(body + 4, data, len);
     return feed(bl, 'R', body, 4 + len, reply);
 }
 

@@ -171,20 +171,6 @@ static void hist_merge(struct stats_hist *into, const struct stats_hist *h)
         into->buckets[i] += h->buckets[i];
 }
 
-static void snapshot_add(struct stats_snapshot *into, const struct stats_snapshot *s)
-{
-    /* Pools roll their periods together in stats_collect, so times agree. */
-    into->at_ms = s->at_ms;
-    into->xacts += s->xacts;
-    into->queries += s->queries;
-    into->bytes_in += s->bytes_in;
-    into->bytes_out += s->bytes_out;
-    into->waits += s->waits;
-    into->xact_us += s->xact_us;
-    into->query_us += s->query_us;
-    into->wait_us += s->wait_us;
-}
-
 static int collect_db_totals(struct db_totals **out)
 {
     int n = 0, cap = 8;
@@ -223,8 +209,8 @@ static int collect_db_totals(struct db_totals **out)
         hist_merge(&t->query, &ps->query_us);
         hist_merge(&t->xact, &ps->xact_us);
         hist_merge(&t->wait, &ps->wait_us);
-        snapshot_add(&t->prev, &ps->prev);
-        snapshot_add(&t->last, &ps->last);
+        stats_snapshot_add(&t->prev, &ps->prev);
+        stats_snapshot_add(&t->last, &ps->last);
     }
     *out = all;
     return n;

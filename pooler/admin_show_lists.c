@@ -250,19 +250,6 @@ struct db_sum {
     struct stats_snapshot prev, last;
 };
 
-static void snap_add(struct stats_snapshot *into, const struct stats_snapshot *s)
-{
-    into->at_ms = s->at_ms; /* pools roll their periods together in stats_collect */
-    into->xacts += s->xacts;
-    into->queries += s->queries;
-    into->bytes_in += s->bytes_in;
-    into->bytes_out += s->bytes_out;
-    into->waits += s->waits;
-    into->xact_us += s->xact_us;
-    into->query_us += s->query_us;
-    into->wait_us += s->wait_us;
-}
-
 static void pool_add(struct db_sum *d, const struct wp_pool *pool)
 {
     const struct wp_pool_stats *ps = pool->stats;
@@ -277,8 +264,8 @@ static void pool_add(struct db_sum *d, const struct wp_pool *pool)
     t[ST_WAIT_TIME] += ps->wait_us.sum_us;
     t[ST_CLIENT_PARSE] += ps->prepared[STATS_PREPARED_HIT] + ps->prepared[STATS_PREPARED_MISS];
     t[ST_SERVER_PARSE] += ps->prepared[STATS_PREPARED_MISS] + ps->prepared[STATS_PREPARED_INJECTED];
-    snap_add(&d->prev, &ps->prev);
-    snap_add(&d->last, &ps->last);
+    stats_snapshot_add(&d->prev, &ps->prev);
+    stats_snapshot_add(&d->last, &ps->last);
 }
 
 /* Per database, in the order pools were made; NULL when out of memory. */

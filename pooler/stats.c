@@ -677,6 +677,19 @@ void stats_query_end(struct wp_pool *pool, struct wp_client *c, struct wp_client
     cs->raw_len = 0;
 }
 
+void stats_snapshot_add(struct stats_snapshot *into, const struct stats_snapshot *s)
+{
+    into->at_ms = s->at_ms;
+    into->xacts += s->xacts;
+    into->queries += s->queries;
+    into->bytes_in += s->bytes_in;
+    into->bytes_out += s->bytes_out;
+    into->waits += s->waits;
+    into->xact_us += s->xact_us;
+    into->query_us += s->query_us;
+    into->wait_us += s->wait_us;
+}
+
 void stats_client_closed(struct wp_pool *pool, struct wp_client *c, struct wp_client_stats *cs)
 {
     if (!cs)

@@ -162,6 +162,10 @@ struct stats_snapshot {
     uint64_t xact_us, query_us, wait_us;
 };
 
+/* Adds s's counts to into (the console's totals over pools). Pools roll their periods
+   together in stats_collect, so into takes s's time. */
+void stats_snapshot_add(struct stats_snapshot *into, const struct stats_snapshot *s);
+
 struct wp_pool_stats {
     uint64_t queries, xacts, query_errors, slow_queries, nplus1_bursts, cancels;
     struct stats_hist query_us, xact_us, wait_us;

@@ -766,6 +766,26 @@ static void test_parse_fingerprint(void **state)
     assert_int_equal(stats_parse_fingerprint(&cs, b, strlen(b)), 0);
 }
 
+/* The console's totals over pools: counts added, the time taken from the last. */
+static void test_snapshot_add(void **state)
+{
+    (void)state;
+    struct stats_snapshot total = {0};
+    struct stats_snapshot a = {1000, 1, 2, 3, 4, 5, 6, 7, 8};
+    struct stats_snapshot b = {1000, 10, 20, 30, 40, 50, 60, 70, 80};
+    stats_snapshot_add(&total, &a);
+    stats_snapshot_add(&total, &b);
+    assert_int_equal(total.at_ms, 1000);
+    assert_int_equal(total.xacts, 11);
+    assert_int_equal(total.queries, 22);
+    assert_int_equal(total.bytes_in, 33);
+    assert_int_equal(total.bytes_out, 44);
+    assert_int_equal(total.waits, 55);
+    assert_int_equal(total.xact_us, 66);
+    assert_int_equal(total.query_us, 77);
+    assert_int_equal(total.wait_us, 88);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -791,6 +811,7 @@ int main(void)
         T(test_health),
         T(test_collect_and_counts),
         T(test_parse_fingerprint),
+        T(test_snapshot_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

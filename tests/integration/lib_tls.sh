@@ -9,6 +9,12 @@
 #   tl_psql NAME CONNINFO [psql args...]   psql through that instance (host=localhost)
 #   tl_stop_all                     SIGINT every instance, fail on a bad exit status or a
 #                                   sanitizer report (also run at exit)
+#   tl_tls_postgres DB              a throwaway PostgreSQL in $TL_DIR/pg with ssl = on (a
+#                                   server certificate from the CA "ca", which the test
+#                                   made), $WP_USER (its password) admitted over TCP only
+#                                   with TLS, owner of DB; sets pgs and pgs_port, defines
+#                                   tl_direct (superuser psql over its unix socket);
+#                                   returns once a TLS login of $WP_USER works
 # Certificates are made with the openssl command line in a fresh temp dir ($TL_DIR),
 # which is removed at exit unless the test failed.
 set -eu
@@ -30,6 +36,41 @@ tl_ok() { echo "ok: $*"; }
 
 tl_free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+tl_tls_postgres() { # DB
+    pgs=$TL_DIR/pg
+    tl_issue ca server localhost "DNS:localhost,IP:127.0.0.1"
+    pgs_port=$("$tl_root/scripts/pg-throwaway.sh" start "$pgs") || tl_fail "cannot start PostgreSQL"
+    tl_atexit+=("'$tl_root/scripts/pg-throwaway.sh' stop '$pgs'")
+    install -o postgres -m 600 "$TL_DIR/server.key" "$pgs/data/server.key"
+    install -o postgres -m 644 "$TL_DIR/server.crt" "$pgs/data/server.crt"
+    cat >>"$pgs/data/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+CONF
+    local hba=$pgs/data/pg_hba.conf
+    {
+        echo "hostnossl all $WP_USER 127.0.0.1/32 reject"
+        echo "hostssl all $WP_USER 127.0.0.1/32 scram-sha-256"
+        cat "$hba"
+    } >"$hba.new"
+    cat "$hba.new" >"$hba" # cat keeps the file's owner
+    tl_direct -U postgres -d postgres -c "CREATE ROLE $WP_USER LOGIN PASSWORD '$WP_PASSWORD'" \
+        -c "CREATE DATABASE $1 OWNER $WP_USER" -c "SELECT pg_reload_conf()" >/dev/null
+    # The reload is asynchronous: wait until the postmaster applies the new rules.
+    for _ in $(seq 100); do
+        PGPASSWORD=$WP_PASSWORD PGCONNECT_TIMEOUT=10 psql -X -At "host=127.0.0.1 port=$pgs_port \
+            user=$WP_USER dbname=$1 sslmode=require" -c "SELECT 1" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    tl_fail "PostgreSQL with ssl = on does not take TLS logins"
+}
+
+tl_direct() {
+    PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 \
+        -h "$pgs" -p "$pgs_port" "$@"
 }
 
 tl_ca() {

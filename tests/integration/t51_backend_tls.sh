@@ -31,33 +31,9 @@ if [ "${WP_DIRECT:-0}" = 1 ]; then
     exit 0
 fi
 PY=/usr/bin/python3
-pgs=$TL_DIR/pg
 
 tl_ca ca
-tl_issue ca server localhost "DNS:localhost,IP:127.0.0.1"
-pgs_port=$("$tl_root/scripts/pg-throwaway.sh" start "$pgs") || tl_fail "cannot start PostgreSQL"
-tl_atexit+=("'$tl_root/scripts/pg-throwaway.sh' stop '$pgs'")
-direct() {
-    PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 \
-        -h "$pgs" -p "$pgs_port" "$@"
-}
-install -o postgres -m 600 "$TL_DIR/server.key" "$pgs/data/server.key"
-install -o postgres -m 644 "$TL_DIR/server.crt" "$pgs/data/server.crt"
-cat >>"$pgs/data/postgresql.conf" <<CONF
-ssl = on
-ssl_cert_file = 'server.crt'
-ssl_key_file = 'server.key'
-CONF
-hba=$pgs/data/pg_hba.conf
-{
-    echo "hostnossl all $WP_USER 127.0.0.1/32 reject"
-    echo "hostssl all $WP_USER 127.0.0.1/32 scram-sha-256"
-    cat "$hba"
-} >"$hba.new"
-cat "$hba.new" >"$hba"
-direct -U postgres -d postgres -c "CREATE ROLE $WP_USER LOGIN PASSWORD '$WP_PASSWORD'" \
-    -c "CREATE DATABASE t51 OWNER $WP_USER" -c "SELECT pg_reload_conf()" >/dev/null
-sleep 0.5
+tl_tls_postgres t51
 got=$(PGPASSWORD=$WP_PASSWORD PGCONNECT_TIMEOUT=10 psql -X -At "host=127.0.0.1 port=$pgs_port \
     user=$WP_USER dbname=t51 sslmode=require" -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") ||
     tl_fail "PostgreSQL with ssl = on does not take TLS logins"
@@ -112,7 +88,7 @@ if [ "$rc" != 0 ] || [ -z "$processed" ] || [ "$processed" = 0 ] || [ "$failed" 
 fi
 tl_ok "pgbench -M prepared -c 8 -T 5 to TLS backends (check query before every lend): $processed transactions, 0 failed"
 
-pids=$(direct -U postgres -d t51 -c "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+pids=$(tl_direct -U postgres -d t51 -c "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
     FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
     WHERE a.usename = '$WP_USER' AND a.datname = 't51'")
 read -r with_ssl without_ssl <<<"${pids/|/ }"
@@ -131,13 +107,13 @@ grep -Eq "S-[0-9]+ tls/$WP_USER: SCRAM keys reused \(derived from the password b
 tl_ok "TLS backends log in with warmpool's own login (#16), reusing the SCRAM keys derived once"
 
 big="SELECT i, repeat(md5(i::text), 32) FROM generate_series(1, 50000) i"
-want=$(direct -U "$WP_USER" -d t51 -c "$big" | md5sum)
+want=$(tl_direct -U "$WP_USER" -d t51 -c "$big" | md5sum)
 [ "$(wp tls -c "$big" | md5sum)" = "$want" ] || tl_fail "the 50 MB result from a TLS backend differs"
-direct -U "$WP_USER" -d t51 -c "COPY (SELECT i, md5(i::text) FROM generate_series(1, 300000) i) TO STDOUT" \
+tl_direct -U "$WP_USER" -d t51 -c "COPY (SELECT i, md5(i::text) FROM generate_series(1, 300000) i) TO STDOUT" \
     >"$TL_DIR/copy.tsv"
 wp tls -c "CREATE TABLE t51_copy (i int, t text)" -c "\\copy t51_copy FROM '$TL_DIR/copy.tsv'"
-got=$(direct -U "$WP_USER" -d t51 -c "SELECT count(*), sum(i), md5(string_agg(t, ',' ORDER BY i)) FROM t51_copy")
-want=$(direct -U "$WP_USER" -d t51 -c "SELECT count(*), sum(i), md5(string_agg(md5(i::text), ',' ORDER BY i)) FROM generate_series(1, 300000) i")
+got=$(tl_direct -U "$WP_USER" -d t51 -c "SELECT count(*), sum(i), md5(string_agg(t, ',' ORDER BY i)) FROM t51_copy")
+want=$(tl_direct -U "$WP_USER" -d t51 -c "SELECT count(*), sum(i), md5(string_agg(md5(i::text), ',' ORDER BY i)) FROM generate_series(1, 300000) i")
 [ "$got" = "$want" ] || tl_fail "COPY in to a TLS backend: '$got', want '$want'"
 tl_ok "a 50 MB result and $(wc -c <"$TL_DIR/copy.tsv") bytes of COPY in cross the TLS backend intact"
 
@@ -184,7 +160,7 @@ dwp() { PGPASSWORD=$WP_PASSWORD PGCONNECT_TIMEOUT=10 psql -X -q -At "host=127.0.
     user=$WP_USER dbname=tls sslmode=disable" "$@"; }
 wait_gone() { # PID: until PostgreSQL no longer lists that backend
     for _ in $(seq 100); do
-        [ "$(direct -U postgres -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE pid = $1")" = 0 ] && return 0
+        [ "$(tl_direct -U postgres -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE pid = $1")" = 0 ] && return 0
         sleep 0.1
     done
     tl_fail "backend $1 still there 10 s after pg_terminate_backend"
@@ -199,7 +175,7 @@ judge() { # WHAT RC OUTPUT WANT
 }
 
 pid=$(dwp -c "SELECT pg_backend_pid()")
-direct -U postgres -d postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
+tl_direct -U postgres -d postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
 wait_gone "$pid"
 rc=0
 out=$(timeout 60 bash -c "$(declare -f dwp); dport=$dport WP_USER=$WP_USER WP_PASSWORD=$WP_PASSWORD dwp -c 'SELECT 41 + 1'" 2>&1) || rc=$?
@@ -227,7 +203,7 @@ for round in 1 2 3; do
     [ -n "$pid" ] || tl_fail "round $round: no backend pid from the held session"
     kill -STOP "$dpid"
     echo "SELECT length('$big');" >&7
-    direct -U postgres -d postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
+    tl_direct -U postgres -d postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
     wait_gone "$pid"
     kill -CONT "$dpid"
     exec 7>&-

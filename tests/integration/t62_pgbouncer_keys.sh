@@ -25,34 +25,10 @@ if [ "${WP_DIRECT:-0}" = 1 ]; then
     echo "skip: tests warmpool's backend settings (WP_DIRECT=1)"
     exit 0
 fi
-pgs=$TL_DIR/pg
 
 tl_ca ca
 tl_ca otherca
-tl_issue ca server localhost "DNS:localhost,IP:127.0.0.1"
-pgs_port=$("$tl_root/scripts/pg-throwaway.sh" start "$pgs") || tl_fail "cannot start PostgreSQL"
-tl_atexit+=("'$tl_root/scripts/pg-throwaway.sh' stop '$pgs'")
-direct() {
-    PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 \
-        -h "$pgs" -p "$pgs_port" "$@"
-}
-install -o postgres -m 600 "$TL_DIR/server.key" "$pgs/data/server.key"
-install -o postgres -m 644 "$TL_DIR/server.crt" "$pgs/data/server.crt"
-cat >>"$pgs/data/postgresql.conf" <<CONF
-ssl = on
-ssl_cert_file = 'server.crt'
-ssl_key_file = 'server.key'
-CONF
-hba=$pgs/data/pg_hba.conf
-{
-    echo "hostnossl all $WP_USER 127.0.0.1/32 reject"
-    echo "hostssl all $WP_USER 127.0.0.1/32 scram-sha-256"
-    cat "$hba"
-} >"$hba.new"
-cat "$hba.new" >"$hba"
-direct -U postgres -d postgres -c "CREATE ROLE $WP_USER LOGIN PASSWORD '$WP_PASSWORD'" \
-    -c "CREATE DATABASE t62 OWNER $WP_USER" -c "SELECT pg_reload_conf()" >/dev/null
-sleep 0.5
+tl_tls_postgres t62
 tl_ok "PostgreSQL on $pgs_port: ssl = on, $WP_USER admitted over TCP only with TLS"
 
 printf '"%s" "%s"\n' "$WP_USER" "$WP_PASSWORD" >"$TL_DIR/users.txt"

@@ -227,7 +227,7 @@ static void cursor_field(struct cursor *c, char stop, const char **val, size_t *
     *vlen = (size_t)(c->p - start);
 }
 
-static int parse_positive_int(const char *s, size_t len, int *out)
+int scram_parse_positive_int(const char *s, size_t len, int *out)
 {
     long v = 0;
     if (len == 0 || len > 10)
@@ -279,7 +279,7 @@ int scram_parse_secret(const char *secret, struct scram_keys *out)
     cursor_field(&c, '\0', &server, &server_len);
 
     int n;
-    if (parse_positive_int(iter, iter_len, &k.iterations) < 0)
+    if (scram_parse_positive_int(iter, iter_len, &k.iterations) < 0)
         return -1;
     n = scram_b64_decode(salt, salt_len, k.salt, sizeof(k.salt));
     if (n <= 0)
@@ -689,7 +689,7 @@ static int parse_server_first(const char *server_first, uint8_t *salt, size_t *s
     *salt_len = (size_t)n;
     if (cursor_attr(&c, 'i', &val, &vlen) < 0 || c.p != c.end)
         return -1;
-    return parse_positive_int(val, vlen, iterations);
+    return scram_parse_positive_int(val, vlen, iterations);
 }
 
 int scram_client_proof(const char *password, const char *client_first_bare,

@@ -106,22 +106,6 @@ static int take_attr(const char **p, const char *end, char name, const char **va
     return 0;
 }
 
-static int parse_iterations(const char *s, size_t len, int *out)
-{
-    long v = 0;
-    if (len == 0 || len > 9)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v <= 0)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int read_nonce(struct scram_client *sc, const char *val, size_t vlen, char *err,
                       size_t errlen)
 {
@@ -166,7 +150,7 @@ int scram_client_read_server_first(struct scram_client *sc, const char *msg, siz
     }
     sc->salt_len = (size_t)n;
     if (take_attr(&p, end, 'i', &val, &vlen) < 0 ||
-        parse_iterations(val, vlen, &sc->iterations) < 0) {
+        scram_parse_positive_int(val, vlen, &sc->iterations) < 0) {
         set_err(err, errlen, "SCRAM server-first-message has no valid iteration count");
         return -1;
     }

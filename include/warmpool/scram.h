@@ -93,6 +93,8 @@ int scram_client_proof(const char *password, const char *client_first_bare,
                        char *proof_b64, size_t len);
 
 /* Base64 helpers (standard alphabet, padded). Return output length or -1. */
+/* A decimal count in s[0..len): 1..INT_MAX, digits only (SCRAM's i=). 0, or -1. */
+int scram_parse_positive_int(const char *s, size_t len, int *out);
 int scram_b64_encode(const uint8_t *in, size_t len, char *out, size_t outlen);
 int scram_b64_decode(const char *in, size_t len, uint8_t *out, size_t outlen);
 

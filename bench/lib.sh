@@ -253,12 +253,13 @@ pooler_launch() { # pgbouncer|warmpool|floor DIR PORT [WRAPPER...]
 }
 
 pooler_stop() { # KIND POOLER_PID LAUNCH_PID
-    # PgBouncer: SIGTERM is its immediate shutdown. warmpool: SIGINT is the fast stop.
+    # PgBouncer: SIGTERM (immediate before 1.23; 1.23+ waits for clients, gone by now).
+    # warmpool: SIGQUIT is the immediate stop.
     # Both let valgrind/strace write their reports on the way out.
     local entry rest=
     case $1 in
     pgbouncer | floor) [ "$2" = 0 ] || stop_pid "$2" TERM ;;
-    warmpool) [ "$2" = 0 ] || stop_pid "$2" INT ;;
+    warmpool) [ "$2" = 0 ] || stop_pid "$2" QUIT ;;
     esac
     # The launch job (runuser, strace, valgrind) ends with the pooler; make sure of it.
     wait_gone "$3" 10 || kill -KILL "$3" 2>/dev/null || true

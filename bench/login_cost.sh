@@ -7,7 +7,7 @@
 # A throwaway PostgreSQL 15 (scripts/pg-throwaway.sh; TCP logins use scram-sha-256, 4096
 # iterations). Each binary runs twice under valgrind --tool=callgrind, with one client
 # login (psql SELECT 1) that creates the pool: min_pool_size = 20 (the pool opens 20
-# backends) and min_pool_size = 0 (one backend). It is stopped (SIGINT) once its log
+# backends) and min_pool_size = 0 (one backend). It is stopped (SIGQUIT) once its log
 # shows the backends connected. (Ir(20) - Ir(0)) / 19 = instructions per backend login.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +54,7 @@ INI
         [ "$(grep -c ': connected' "$dir/warmpool.log" 2>/dev/null || echo 0)" -ge "$want" ] && break
         sleep 0.2
     done
-    kill -INT "$pid"
+    kill -QUIT "$pid"
     wait "$pid" || true
     awk '/^summary:/ { print $2; exit }' "$dir/callgrind.out"
 }

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "warmpool/admin.h"
+#include "warmpool/admin_control.h"
 #include "warmpool/auth.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
@@ -57,20 +58,15 @@ __attribute__((weak)) void runtime_reload(void)
     raise(SIGHUP);
 }
 
-/* ---------------------------------------------------------------- answers */
-
-static void answer_error(struct wp_buf *out, const char *sqlstate, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void answer_error(struct wp_buf *out, const char *sqlstate, const char *fmt, ...)
+/* Until main.c provides it: the signal that asks for that shutdown. */
+__attribute__((weak)) void runtime_shutdown(enum wp_shutdown_mode mode)
 {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    proto_put_error(out, "ERROR", sqlstate, msg);
+    raise(mode == WP_SHUTDOWN_WAIT_FOR_SERVERS   ? SIGINT
+          : mode == WP_SHUTDOWN_WAIT_FOR_CLIENTS ? SIGTERM
+                                                 : SIGQUIT);
 }
+
+/* ---------------------------------------------------------------- answers */
 
 static void show_help(struct wp_buf *out)
 {
@@ -86,93 +82,6 @@ static void show_help(struct wp_buf *out)
         "\tSHUTDOWN";
     proto_put_notice(out, "00000", help);
     proto_put_command_complete(out, "SHOW");
-}
-
-/* ---------------------------------------------------------------- commands on pools */
-
-/* Pools of db (every pool when db is NULL); returns how many matched. */
-static int set_paused(const char *db, int paused)
-{
-    int n = 0;
-    struct wp_list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &wp_rt.pools)
-    {
-        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
-        if (db && strcmp(pool->dbname, db) != 0)
-            continue;
-        n++;
-        pool->paused = paused;
-        if (paused)
-            continue;
-        /* Paused pools queued their clients even with idle servers: hand them out. */
-        while (!list_empty(&pool->waiting) && !list_empty(&pool->idle))
-            pool_server_ready(list_entry(pool->idle.next, struct wp_server, node));
-        pool_launch_if_needed(pool);
-    }
-    return n;
-}
-
-int admin_set_paused(const char *db, int paused)
-{
-    return set_paused(db, paused);
-}
-
-static int database_known(const char *db)
-{
-    const struct wp_config *cfg = wp_rt.cfg;
-    for (int i = 0; i < cfg->ndbs; i++)
-        if (strcmp(cfg->dbs[i].name, db) == 0)
-            return 1;
-    /* Pools of the "*" entry exist under the names clients asked for. */
-    struct wp_list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &wp_rt.pools)
-    {
-        if (strcmp(list_entry(pos, struct wp_pool, node)->dbname, db) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* The first open client of db that is not a console client, or NULL. */
-static struct wp_client *client_of_db(const char *db)
-{
-    struct wp_list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &wp_rt.clients)
-    {
-        struct wp_client *c = list_entry(pos, struct wp_client, all);
-        if (c->state != CL_CLOSING && !c->is_admin && c->dbname && strcmp(c->dbname, db) == 0)
-            return c;
-    }
-    return NULL;
-}
-
-static void kill_database(const char *db)
-{
-    struct wp_client *c;
-    int nclients = 0, nservers = 0;
-    /* One at a time: closing a client may close others' links, so rescan. */
-    while ((c = client_of_db(db)) != NULL) {
-        client_send_error(c, "FATAL", "57P01", "terminated from the admin console (KILL)");
-        if (c->state != CL_CLOSING)
-            client_close(c, "killed from the admin console");
-        nclients++;
-    }
-    struct wp_list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &wp_rt.pools)
-    {
-        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
-        if (strcmp(pool->dbname, db) != 0)
-            continue;
-        struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
-        for (int i = 0; i < 3; i++) {
-            while (!list_empty(lists[i])) {
-                server_close(list_entry(lists[i]->next, struct wp_server, node),
-                             "killed from the admin console (KILL)");
-                nservers++;
-            }
-        }
-    }
-    log_info("admin console: KILL %s closed %d clients and %d servers", db, nclients, nservers);
 }
 
 /* ---------------------------------------------------------------- parsing */
@@ -225,7 +134,7 @@ static int is_admin_user(const char *user)
 static void run_show(struct wp_buf *out, const char *user, char **words, int n)
 {
     if (n != 2) {
-        answer_error(out, "42601", "syntax error: expected SHOW <what>, see SHOW HELP");
+        admin_answer_error(out, "42601", "syntax error: expected SHOW <what>, see SHOW HELP");
         return;
     }
     if (strcasecmp(words[1], "help") == 0) {
@@ -236,77 +145,33 @@ static void run_show(struct wp_buf *out, const char *user, char **words, int n)
     if (rc == -1)
         rc = admin_show_more(out, words[1], is_admin_user(user));
     if (rc == -3)
-        answer_error(out, "42501", "permission denied: SHOW %.32s needs admin_users", words[1]);
+        admin_answer_error(out, "42501", "permission denied: SHOW %.32s needs admin_users",
+                           words[1]);
     else if (rc == -1)
-        answer_error(out, "42601", "unknown SHOW command \"%.64s\", see SHOW HELP", words[1]);
+        admin_answer_error(out, "42601", "unknown SHOW command \"%.64s\", see SHOW HELP", words[1]);
     else if (rc < 0)
-        answer_error(out, "53200", "out of memory");
+        admin_answer_error(out, "53200", "out of memory");
 }
 
-static void run_pause(struct wp_buf *out, char **words, int n, int paused)
+static void run_control(struct wp_buf *out, const char *user, char **words, int n,
+                        struct admin_wait *wait)
 {
-    const char *tag = paused ? "PAUSE" : "RESUME";
-    if (n > 2) {
-        answer_error(out, "42601", "syntax error: expected %s [database]", tag);
-        return;
-    }
-    const char *db = n == 2 ? words[1] : NULL;
-    if (db && !database_known(db)) {
-        answer_error(out, "3D000", "no such database: %.64s", db);
-        return;
-    }
-    int pools = set_paused(db, paused);
-    log_info("admin console: %s %s (%d pools)", tag, db ? db : "(all)", pools);
-    proto_put_command_complete(out, tag);
-}
-
-static void run_admin_command(struct wp_buf *out, const char *user, char **words, int n)
-{
-    const char *cmd = words[0];
     if (!is_admin_user(user)) {
-        answer_error(out, "42501", "permission denied: only admin_users may run %.32s", cmd);
+        admin_answer_error(out, "42501", "permission denied: only admin_users may run %.32s",
+                           words[0]);
         return;
     }
-    if (strcasecmp(cmd, "reload") == 0 && n == 1) {
-        log_info("admin console: RELOAD by %s", user);
-        runtime_reload();
-        proto_put_command_complete(out, "RELOAD");
-    } else if (strcasecmp(cmd, "pause") == 0) {
-        run_pause(out, words, n, 1);
-    } else if (strcasecmp(cmd, "resume") == 0) {
-        run_pause(out, words, n, 0);
-    } else if (strcasecmp(cmd, "kill") == 0 && n == 2) {
-        if (admin_is_console_db(words[1])) {
-            answer_error(out, "42601", "the admin console cannot be killed");
-        } else if (!database_known(words[1])) {
-            answer_error(out, "3D000", "no such database: %.64s", words[1]);
-        } else {
-            kill_database(words[1]);
-            proto_put_command_complete(out, "KILL");
-        }
-    } else if (strcasecmp(cmd, "shutdown") == 0 && n == 1) {
-        log_info("admin console: SHUTDOWN by %s", user);
-        proto_put_command_complete(out, "SHUTDOWN");
-        raise(SIGTERM); /* graceful: handled by the event loop like any SIGTERM */
-    } else {
-        answer_error(out, "42601", "syntax error in %.32s command, see SHOW HELP", cmd);
-    }
+    admin_run_control(out, user, words, n, wait);
 }
 
-static int is_admin_verb(const char *w)
-{
-    static const char *const verbs[] = {"reload", "pause", "resume", "kill", "shutdown", NULL};
-    for (int i = 0; verbs[i]; i++)
-        if (strcasecmp(w, verbs[i]) == 0)
-            return 1;
-    return 0;
-}
-
-void admin_command(struct wp_buf *out, const char *user, const char *sql)
+/* One command; when it must wait, nothing is appended and *wait says for what. */
+static void command_or_wait(struct wp_buf *out, const char *user, const char *sql,
+                            struct admin_wait *wait)
 {
     char text[1024];
     char *words[ADMIN_MAX_WORDS];
     int n = -1;
+    wait->kind = ADMIN_WAIT_NONE;
     if (strlen(sql) < sizeof text) {
         strcpy(text, sql);
         if (trim_command(text) == 0)
@@ -315,19 +180,29 @@ void admin_command(struct wp_buf *out, const char *user, const char *sql)
     if (!admin_may_connect(user)) {
         /* Checked on every command, not only at login: a RELOAD that took the user out
            of admin_users/stats_users ends its rights in sessions already open. */
-        answer_error(out, "42501", "permission denied: not an admin or stats user");
+        admin_answer_error(out, "42501", "permission denied: not an admin or stats user");
     } else if (n == 0) {
         proto_put_simple(out, 'I'); /* EmptyQueryResponse */
     } else if (n < 0) {
-        answer_error(out, "42601", "syntax error: one console command per query, see SHOW HELP");
+        admin_answer_error(out, "42601",
+                           "syntax error: one console command per query, see SHOW HELP");
     } else if (strcasecmp(words[0], "show") == 0) {
         run_show(out, user, words, n);
-    } else if (is_admin_verb(words[0])) {
-        run_admin_command(out, user, words, n);
+    } else if (admin_is_control_verb(words[0])) {
+        run_control(out, user, words, n, wait);
     } else {
-        answer_error(out, "42601", "syntax error: unknown command \"%.32s\", see SHOW HELP",
-                     words[0]);
+        admin_answer_error(out, "42601", "syntax error: unknown command \"%.32s\", see SHOW HELP",
+                           words[0]);
     }
+}
+
+void admin_command(struct wp_buf *out, const char *user, const char *sql)
+{
+    struct admin_wait wait;
+    command_or_wait(out, user, sql, &wait);
+    /* Without a client to hold, a wait is answered as it stands (tests, fuzzing). */
+    if (wait.kind != ADMIN_WAIT_NONE && !admin_wait_done(&wait, out, wp_now_ms()))
+        proto_put_command_complete(out, "WAITING");
     proto_put_ready(out, 'I');
 }
 
@@ -404,8 +279,20 @@ static int admin_message(struct wp_client *c, uint8_t type, uint32_t len)
             return 0;
         }
         log_debug("C-%llu admin console: %s", (unsigned long long)c->id, (const char *)msg + 5);
-        admin_command(&c->conn.out, c->user, (const char *)msg + 5);
+        struct admin_wait wait;
+        command_or_wait(&c->conn.out, c->user, (const char *)msg + 5, &wait);
         buf_consume(&c->conn.in, len);
+        if (c->state == CL_CLOSING)
+            return 0;
+        if (wait.kind != ADMIN_WAIT_NONE) {
+            wait.started_ms = wp_now_ms();
+            if (!admin_wait_done(&wait, &c->conn.out, wait.started_ms)) {
+                if (admin_wait_start(c, &wait) == 0)
+                    return 0; /* answered from admin_waits_check */
+                admin_answer_error(&c->conn.out, "53200", "out of memory");
+            }
+        }
+        proto_put_ready(&c->conn.out, 'I');
         return 1;
     }
     case 'X':
@@ -436,7 +323,7 @@ static int admin_message(struct wp_client *c, uint8_t type, uint32_t len)
 
 void admin_input(struct wp_client *c)
 {
-    while (c->state != CL_CLOSING) {
+    while (c->state != CL_CLOSING && !c->admin_waiting) {
         uint8_t type;
         uint32_t len;
         enum proto_scan r = proto_scan_header(buf_head(&c->conn.in), buf_unread(&c->conn.in),

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "warmpool/admin.h"
+#include "warmpool/admin_control.h"
 #include "warmpool/auth.h"
 #include "warmpool/authq.h"
 #include "warmpool/client.h"
@@ -114,6 +115,8 @@ void client_close(struct wp_client *c, const char *reason)
     else
         log_debug("C-%llu %s: closing: %s", (unsigned long long)c->id, c->addr, reason);
     stats_client_closed(c->pool, c, &c->stats);
+    if (c->admin_waiting)
+        admin_wait_forget(c);
     if (c->state == CL_WAITING)
         pool_cancel_wait(c);
     list_remove(&c->node);

@@ -258,7 +258,7 @@ int conn_input_pending(const struct wp_conn *cn)
 
 void conn_set_read_paused(struct wp_conn *cn, int paused)
 {
-    if (!cn->ev_read)
+    if (!cn->ev_read || (!paused && cn->suspended))
         return;
     cn->read_paused = paused != 0;
     if (paused) {
@@ -269,6 +269,17 @@ void conn_set_read_paused(struct wp_conn *cn, int paused)
     /* Input already decrypted inside OpenSSL would not wake the loop. */
     if (cn->tls && tls_has_pending(cn->tls))
         event_active(cn->ev_read, EV_READ, 0);
+}
+
+void conn_suspend(struct wp_conn *cn, int on)
+{
+    if (on) {
+        conn_set_read_paused(cn, 1);
+        cn->suspended = 1;
+        return;
+    }
+    cn->suspended = 0;
+    conn_set_read_paused(cn, 0);
 }
 
 /* ---- writing ---- */
@@ -370,7 +381,7 @@ void conn_close(struct wp_conn *cn)
     if (cn->ev_write)
         event_free(cn->ev_write);
     cn->ev_read = cn->ev_write = NULL;
-    cn->read_paused = cn->write_armed = cn->connecting = 0;
+    cn->read_paused = cn->write_armed = cn->connecting = cn->suspended = 0;
     if (!conn_closed(cn) && !cn->fd_borrowed)
         close(cn->fd);
     cn->fd = -1;

@@ -17,6 +17,7 @@
 #include "warmpool/cancel.h"
 #include "warmpool/client.h"
 #include "warmpool/client_limits.h"
+#include "warmpool/db_state.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
@@ -118,6 +119,18 @@ static void refuse_unknown_database(struct wp_client *c)
     client_send_error(c, "FATAL", "3D000", msg);
 }
 
+/* DISABLE on the console: new logins are refused as PostgreSQL refuses them for a
+   database with datallowconn off; clients already in keep working. */
+static void refuse_disabled_database(struct wp_client *c)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "database \"%s\" is disabled (DISABLE on the admin console)",
+             c->dbname);
+    log_info("C-%llu %s/%s@%s: refused: database disabled", (unsigned long long)c->id, c->dbname,
+             c->user, c->addr);
+    client_send_error(c, "FATAL", "55000", msg);
+}
+
 /* The exchange's state holds key material: wiped as soon as it has served. */
 static void drop_scram(struct wp_client *c)
 {
@@ -147,6 +160,10 @@ static void finish_login(struct wp_client *c)
     const struct wp_db_config *db = config_find_db(wp_rt.cfg, c->dbname);
     if (!db) {
         refuse_unknown_database(c);
+        return;
+    }
+    if (db_state_disabled(c->dbname)) {
+        refuse_disabled_database(c);
         return;
     }
     if (client_limits_refuse(c, db))

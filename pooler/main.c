@@ -17,6 +17,7 @@
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/daemon.h"
+#include "warmpool/db_state.h"
 #include "warmpool/from_pgbouncer.h"
 #include "warmpool/listener.h"
 #include "warmpool/log.h"
@@ -204,7 +205,38 @@ static const char *signal_name(int sig)
     }
 }
 
-/* SIGUSR1/SIGUSR2: PgBouncer's PAUSE/RESUME of every pool, as the console's. */
+static const char *shutdown_name(enum wp_shutdown_mode mode)
+{
+    switch (mode) {
+    case WP_SHUTDOWN_WAIT_FOR_SERVERS:
+        return "safe shutdown (WAIT_FOR_SERVERS): open transactions finish";
+    case WP_SHUTDOWN_WAIT_FOR_CLIENTS:
+        return "super safe shutdown (WAIT_FOR_CLIENTS): waiting for clients to leave";
+    default:
+        return "immediate shutdown";
+    }
+}
+
+void runtime_shutdown(enum wp_shutdown_mode mode)
+{
+    /* A second request, whatever its kind, does not wait any longer (PgBouncer 1.23+). */
+    if (wp_rt.shutting_down)
+        mode = WP_SHUTDOWN_IMMEDIATE;
+    log_info("%s", shutdown_name(mode));
+    daemon_notify(mode == WP_SHUTDOWN_IMMEDIATE ? "STOPPING=1\nSTATUS=immediate shutdown"
+                                                : "STOPPING=1\nSTATUS=waiting to shut down");
+    wp_rt.shutting_down = mode;
+    if (mode == WP_SHUTDOWN_IMMEDIATE) {
+        event_base_loopbreak(wp_rt.base);
+        return;
+    }
+    log_info("shutdown: waiting at most shutdown_wait_timeout (%lld ms)",
+             (long long)wp_rt.cfg->shutdown_wait_timeout);
+    wp_rt.shutdown_deadline_ms = wp_now_ms() + wp_rt.cfg->shutdown_wait_timeout;
+    listener_stop();
+}
+
+/* SIGUSR1/SIGUSR2: PgBouncer's PAUSE/RESUME of every database, as the console's. */
 static void on_pause_signal(int sig)
 {
     int paused = sig == SIGUSR1;
@@ -230,22 +262,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         daemon_notify("READY=1\nSTATUS=accepting connections");
         return;
     }
-    /* SIGQUIT is PgBouncer's immediate shutdown: warmpool's fast one. SIGINT is
-       still fast too (PgBouncer's is "safe"): the harnesses rely on that for now. */
-    int fast = sig == SIGINT || sig == SIGQUIT || wp_rt.shutting_down;
-    daemon_notify(fast ? "STOPPING=1\nSTATUS=fast shutdown"
-                       : "STOPPING=1\nSTATUS=graceful shutdown");
-    if (fast) {
-        log_info("got %s: fast shutdown", signal_name(sig));
-        wp_rt.shutting_down = 2;
-        event_base_loopbreak(wp_rt.base);
-        return;
-    }
-    log_info("graceful shutdown: waiting up to %lld ms for active transactions",
-             (long long)wp_rt.cfg->shutdown_wait_timeout);
-    wp_rt.shutting_down = 1;
-    wp_rt.shutdown_deadline_ms = wp_now_ms() + wp_rt.cfg->shutdown_wait_timeout;
-    listener_stop();
+    log_info("got %s", signal_name(sig));
+    /* PgBouncer 1.25's meanings: SIGINT safe, SIGTERM super safe, SIGQUIT immediate. */
+    runtime_shutdown(sig == SIGINT    ? WP_SHUTDOWN_WAIT_FOR_SERVERS
+                     : sig == SIGTERM ? WP_SHUTDOWN_WAIT_FOR_CLIENTS
+                                      : WP_SHUTDOWN_IMMEDIATE);
 }
 
 static void raise_fd_limit(void)
@@ -259,7 +280,7 @@ static void raise_fd_limit(void)
 
 static void close_everything(void)
 {
-    wp_rt.shutting_down = 2;
+    wp_rt.shutting_down = WP_SHUTDOWN_IMMEDIATE;
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.clients)
     {
@@ -285,6 +306,7 @@ static void free_everything(void)
     login_forget_cached_keys();
     auth_userlist_free(&wp_rt.users);
     hba_free(&wp_rt.hba);
+    db_state_clear();
     /* Every pool is gone, and with them their holds on configurations. */
     if (wp_rt.cfg)
         runtime_config_drop(wp_rt.cfg);

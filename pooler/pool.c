@@ -21,6 +21,7 @@
 
 #include "warmpool/auth.h"
 #include "warmpool/client.h"
+#include "warmpool/db_state.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/pool_limits.h"
@@ -134,9 +135,9 @@ static int same_conninfo(const struct wp_db_config *a, const struct wp_db_config
     return 1;
 }
 
-/* The connection string changed: servers made with the old one go as soon as they
-   are not in use; new ones use the new string. */
-static void retire_servers(struct wp_pool *pool)
+/* Servers made so far go as soon as they are not in use (the connection string
+   changed, or RECONNECT); new ones are made as needed. */
+void pool_retire_servers(struct wp_pool *pool, const char *reason)
 {
     const struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
     for (int i = 0; i < 3; i++)
@@ -144,8 +145,7 @@ static void retire_servers(struct wp_pool *pool)
             list_entry(n, struct wp_server, node)->close_when_quiet = 1;
     /* Closing one may lend another to a waiting client: it goes when released. */
     while (!list_empty(&pool->idle))
-        server_close(list_entry(pool->idle.next, struct wp_server, node),
-                     "connection string changed");
+        server_close(list_entry(pool->idle.next, struct wp_server, node), reason);
 }
 
 /* server_lifetime may have changed: every server gets a new jittered limit. */
@@ -195,7 +195,7 @@ void pool_refresh_settings(struct wp_pool *pool)
     if (conninfo_changed) {
         log_info("pool %s/%s: connection string changed; retiring its servers", pool->dbname,
                  pool->user);
-        retire_servers(pool);
+        pool_retire_servers(pool, "connection string changed");
     }
 }
 
@@ -218,6 +218,7 @@ struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, cons
     list_init(&pool->waiting);
     list_init(&pool->welcoming);
     pool->unused_since_ms = wp_now_ms();
+    pool->paused = db_state_paused(dbname);
     pool_refresh_settings(pool);
     list_push_tail(&wp_rt.pools, &pool->node);
     log_info("pool %s/%s: created (%s mode, max %d)", dbname, user,
@@ -437,6 +438,10 @@ void pool_server_ready(struct wp_server *s)
         server_close(s, "retired");
         return;
     }
+    if (pool->paused) {
+        server_close(s, "pool paused");
+        return;
+    }
     if (above_limits(pool)) {
         server_close(s, "pool is above its size limit");
         return;
@@ -452,8 +457,23 @@ void pool_server_ready(struct wp_server *s)
         return;
     }
     server_set_state(s, SV_IDLE);
-    if (wp_rt.shutting_down == 2)
+    if (wp_rt.shutting_down == WP_SHUTDOWN_IMMEDIATE)
         server_close(s, "shutting down");
+}
+
+void pool_set_paused(struct wp_pool *pool, int paused)
+{
+    if (pool->paused == (paused != 0))
+        return;
+    pool->paused = paused != 0;
+    if (paused) {
+        /* PAUSE disconnects: idle servers now, the others when released (above). */
+        while (!list_empty(&pool->idle))
+            server_close(list_entry(pool->idle.next, struct wp_server, node), "pool paused");
+        return;
+    }
+    serve_waiting(pool);
+    pool_launch_if_needed(pool);
 }
 
 void pool_server_opening(struct wp_pool *pool)
@@ -605,15 +625,14 @@ void pool_launch_if_needed(struct wp_pool *pool)
     /* A connect that fails at once closes its server inside this call, and that close
        asks for a launch again: with server_login_retry = 0 that would recurse without
        end. The loop here decides; the janitor's next tick tries again. */
-    if (wp_rt.shutting_down || pool->launching)
+    if (wp_rt.shutting_down || pool->launching || pool->paused)
         return;
     int64_t now = wp_now_ms();
     if (now < pool->retry_after_ms)
         return;
     pool->launching = 1;
     /* Blocked by a shared limit: an idle server of another pool makes room, once. */
-    if (launch_within_limits(pool, now) && !pool->paused && limits_room(pool) <= 0 &&
-        limits_reclaim_idle(pool))
+    if (launch_within_limits(pool, now) && limits_room(pool) <= 0 && limits_reclaim_idle(pool))
         launch_within_limits(pool, now);
     pool->launching = 0;
 }

@@ -405,7 +405,7 @@ void server_on_quiet(struct wp_server *s)
         return; /* the cancel's completion calls back */
     if (s->setting_up && server_setup_finish(s))
         return;
-    if (s->close_when_quiet || s->owed.lost || wp_rt.shutting_down == 2) {
+    if (s->close_when_quiet || s->owed.lost || wp_rt.shutting_down == WP_SHUTDOWN_IMMEDIATE) {
         server_close(s, s->close_when_quiet ? "not reusable" : "shutting down");
         return;
     }

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "warmpool/cancel.h"
+#include "warmpool/admin_control.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/log.h"
@@ -201,6 +202,22 @@ static int between_transactions(const struct wp_client *c)
            s->swallow == 0 && s->conn.ready == 0;
 }
 
+/* Is the client done in this shutdown? Safe (WAIT_FOR_SERVERS): between transactions,
+   or still waiting for a server (none will be opened). Super safe (WAIT_FOR_CLIENTS,
+   e.g. a rolling restart beside another warmpool on the port): it leaves by itself.
+   Either way, at shutdown_wait_timeout whatever is between transactions goes. */
+static int shutdown_closes(const struct wp_client *c, int64_t now)
+{
+    switch (wp_rt.shutting_down) {
+    case WP_SHUTDOWN_WAIT_FOR_SERVERS:
+        return c->state == CL_WAITING || between_transactions(c);
+    case WP_SHUTDOWN_WAIT_FOR_CLIENTS:
+        return now >= wp_rt.shutdown_deadline_ms && between_transactions(c);
+    default:
+        return 0;
+    }
+}
+
 static void read_clock(const struct wp_client *c, struct wp_client_clock *k)
 {
     memset(k, 0, sizeof *k);
@@ -289,11 +306,7 @@ static void check_client(struct wp_client *c, int64_t now)
     case TIMEOUT_NONE:
         break;
     }
-    /* Graceful shutdown: a client between transactions is done. With so_reuseport
-       another warmpool is taking new connections (rolling restart): let clients
-       leave by themselves, and close only those left at shutdown_wait_timeout. */
-    if (wp_rt.shutting_down && between_transactions(c) &&
-        (!wp_rt.cfg->so_reuseport || now >= wp_rt.shutdown_deadline_ms))
+    if (shutdown_closes(c, now))
         client_send_error(c, "FATAL", "57P01", "warmpool is shutting down");
 }
 
@@ -335,6 +348,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         pool_maintain(list_entry(pos, struct wp_pool, node), now);
     }
     stats_roll_periods(now);
+    admin_waits_check(now);
     check_shutdown(now);
 }
 

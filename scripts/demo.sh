@@ -21,7 +21,7 @@ wp_pid=
 cleanup() {
     trap - EXIT INT TERM
     if [ -n "$wp_pid" ] && kill -0 "$wp_pid" 2>/dev/null; then
-        kill -INT "$wp_pid"
+        kill -QUIT "$wp_pid"
         wait "$wp_pid" 2>/dev/null || true
     fi
     scripts/pg-throwaway.sh stop "$tmp/pg" || true

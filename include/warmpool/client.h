@@ -71,6 +71,7 @@ struct wp_client {
     uint8_t bad_type;         /* type of the message bad_type_next refuses (0 is one too) */
     unsigned cancel_hold : 1; /* input waits while its backend's cancel is in flight (relay.c) */
     unsigned is_admin : 1;
+    unsigned admin_waiting : 1; /* a console command (PAUSE…) answers later (admin_wait.c) */
     unsigned looking_up : 1;    /* waiting for auth_query's answer (login.c) */
     unsigned asked_authq : 1;   /* auth_query was asked for its secret */
     unsigned input_held : 1;    /* stop after a Sync until earlier name changes are settled */

@@ -43,6 +43,7 @@ struct wp_conn {
     unsigned write_armed : 1;
     unsigned connecting : 1;  /* ev_write watches libpq's connect (conn_watch_connect) */
     unsigned fd_borrowed : 1; /* libpq closes the socket (PQfinish), not conn_close */
+    unsigned suspended : 1;   /* SUSPEND: reading stays paused whatever the owner asks */
 };
 
 /* Results of conn_read / conn_flush beyond byte counts. */
@@ -93,6 +94,9 @@ long conn_read(struct wp_conn *cn, size_t room, size_t cap, uint32_t max_message
  */
 int conn_flush(struct wp_conn *cn, struct wp_conn *peer);
 void conn_set_read_paused(struct wp_conn *cn, int paused);
+/* SUSPEND (on = 1): stop reading until conn_suspend(cn, 0), which resumes reading
+   (the input cap in conn_read pauses it again if the owner's input is full). */
+void conn_suspend(struct wp_conn *cn, int on);
 
 /* Stop (or resume) reading. Inline, since the relay calls it several times a
    transaction and it rarely changes anything. */

@@ -83,6 +83,11 @@ void pool_free(struct wp_pool *pool);
 void pool_hold(struct wp_pool *pool);
 void pool_drop(struct wp_pool *pool);
 void pool_refresh_settings(struct wp_pool *pool);
+/* Servers made so far close once not in use (idle ones now); new ones as needed. */
+void pool_retire_servers(struct wp_pool *pool, const char *reason);
+/* PAUSE: clients queue, idle servers close now and busy ones when released, nothing
+   new is opened. RESUME: waiting clients are served, servers opened as needed. */
+void pool_set_paused(struct wp_pool *pool, int paused);
 /* A client logged in to the pool with `secret` (and SCRAM state `st`, or NULL): keep
    what its backend logins can use without a plaintext password (pass-through). */
 void pool_learn_login(struct wp_pool *pool, const struct wp_user_secret *secret,

@@ -17,6 +17,15 @@
 struct event_base;
 struct event;
 
+/* PgBouncer's three shutdowns (SHUTDOWN [WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS], SIGINT,
+   SIGTERM, SIGQUIT). Each stops accepting connections; both waits end at the latest
+   after shutdown_wait_timeout. */
+enum wp_shutdown_mode {
+    WP_SHUTDOWN_WAIT_FOR_SERVERS = 1, /* safe: transactions finish, idle clients go */
+    WP_SHUTDOWN_IMMEDIATE = 2,        /* everything closes now */
+    WP_SHUTDOWN_WAIT_FOR_CLIENTS = 3, /* super safe: clients keep working until they leave */
+};
+
 struct wp_runtime {
     struct event_base *base;
     struct wp_config *cfg; /* in force; held (runtime_install_config) */
@@ -29,11 +38,15 @@ struct wp_runtime {
     struct wp_registry registry; /* prepared statements of every pool */
     struct event *ev_reap;       /* runtime_schedule_reap() */
     uint64_t next_id;
-    int shutting_down; /* 1 = graceful (SIGTERM), 2 = fast */
+    int shutting_down; /* enum wp_shutdown_mode: 0 = running */
     int64_t shutdown_deadline_ms;
 };
 
 extern struct wp_runtime wp_rt;
+
+/* Start a shutdown of that mode (main.c; the console's SHUTDOWN and the signals). A
+   second request while one is under way is immediate, as in PgBouncer. */
+void runtime_shutdown(enum wp_shutdown_mode mode);
 
 static inline uint64_t runtime_next_id(void)
 {

@@ -74,20 +74,20 @@ stop_warmpools() {
     for i in "${!wp_pids[@]}"; do
         pid=${wp_pids[$i]}
         kill -0 "$pid" 2>/dev/null || continue
-        kill -INT "$pid" 2>/dev/null || true
+        kill -QUIT "$pid" 2>/dev/null || true
         for _ in $(seq $((100 * slow))); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
         if kill -0 "$pid" 2>/dev/null; then
-            say "FAIL shutdown(${wp_names[$i]}): still running $((10 * slow)) s after SIGINT; killed"
+            say "FAIL shutdown(${wp_names[$i]}): still running $((10 * slow)) s after SIGQUIT; killed"
             failed+=("shutdown(${wp_names[$i]})")
             kill -KILL "$pid" 2>/dev/null || true
         fi
         st=0
         wait "$pid" 2>/dev/null || st=$?
         if [ "$st" != 0 ]; then
-            say "FAIL shutdown(${wp_names[$i]}): exit status $st after SIGINT"
+            say "FAIL shutdown(${wp_names[$i]}): exit status $st after SIGQUIT"
             failed+=("shutdown(${wp_names[$i]})")
         fi
     done

@@ -11,7 +11,8 @@
  *     ReadyForQuery('I'), with one result before it (rows and CommandComplete,
  *     EmptyQueryResponse, or one ErrorResponse carrying a SQLSTATE);
  *   - authorization: a user who is not in admin_users never gets RELOAD, PAUSE,
- *     RESUME, KILL or SHUTDOWN through: no reload is requested, no signal is raised,
+ *     RESUME, KILL, SHUTDOWN or another control command through: no reload or
+ *     shutdown is requested,
  *     no pool changes its pause state, and the answer is an error (42501 when the
  *     command word is an admin verb);
  *   - an admin command that succeeded says so with its own CommandComplete tag.
@@ -23,6 +24,8 @@
 #include <strings.h>
 
 #include "warmpool/admin.h"
+#include "warmpool/admin_control.h"
+#include "warmpool/db_state.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
@@ -33,10 +36,10 @@ void runtime_reload(void)
     reloads++;
 }
 
-static volatile sig_atomic_t terms;
-static void on_term(int sig)
+static int terms;
+void runtime_shutdown(enum wp_shutdown_mode mode)
 {
-    (void)sig;
+    (void)mode;
     terms++;
 }
 
@@ -49,7 +52,6 @@ static void init_world(void)
 {
     if (wp_rt.cfg)
         return;
-    signal(SIGTERM, on_term);
     cfg.admin_users = admins;
     cfg.stats_users = stats;
     cfg.ignore_startup_parameters = none;
@@ -146,7 +148,9 @@ static void first_word(const char *sql, char *word, size_t len)
 
 static int is_admin_verb(const char *w)
 {
-    static const char *const verbs[] = {"reload", "pause", "resume", "kill", "shutdown"};
+    static const char *const verbs[] = {"reload",  "pause",     "resume",     "kill",
+                                        "shutdown", "kill_client", "disable",  "enable",
+                                        "reconnect", "wait_close", "suspend"};
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (strcasecmp(w, verbs[i]) == 0)
             return 1;
@@ -194,6 +198,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (terms != terms_before && strcmp(tag, "SHUTDOWN") != 0)
         abort();
+    /* Every input starts from a pooler nothing was done to. */
+    if (admin_suspended())
+        admin_command(&out, "boss", "RESUME");
+    db_state_clear();
     pool.paused = 0;
     buf_free(&out);
     free(sql);

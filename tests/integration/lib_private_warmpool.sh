@@ -8,7 +8,7 @@
 #   databases: wptest, wpload (transaction mode), two (max_pool_size 2),
 #              dead (a port nothing listens on)
 # Sets PW_DIR PW_PORT PW_HTTP_PORT PW_SOCK PW_INI PW_LOG PW_PID. Extra [warmpool] lines
-# can be passed in PW_EXTRA. pw_stop (also run at exit) stops it with SIGINT.
+# can be passed in PW_EXTRA. pw_stop (also run at exit) stops it with SIGQUIT (immediate shutdown).
 # Under WP_VALGRIND=1 (tests/valgrind/warmpool.sh) the start and stop waits are 6x longer.
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,7 +38,7 @@ PY
 
 pw_stop() {
     if [ -n "${PW_PID:-}" ] && kill -0 "$PW_PID" 2>/dev/null; then
-        kill -INT "$PW_PID" 2>/dev/null || true
+        kill -QUIT "$PW_PID" 2>/dev/null || true
         for _ in $(seq $((100 * pw_slow))); do
             kill -0 "$PW_PID" 2>/dev/null || break
             sleep 0.1

@@ -7,7 +7,7 @@
 #                                   unix socket in $TL_SOCKET_DIR if set, else none);
 #                                   sets TL_PORT_<NAME>, TL_PID_<NAME>, TL_LOG_<NAME>
 #   tl_psql NAME CONNINFO [psql args...]   psql through that instance (host=localhost)
-#   tl_stop_all                     SIGINT every instance, fail on a bad exit status or a
+#   tl_stop_all                     SIGQUIT every instance, fail on a bad exit status or a
 #                                   sanitizer report (also run at exit)
 #   tl_tls_postgres DB              a throwaway PostgreSQL in $TL_DIR/pg with ssl = on (a
 #                                   server certificate from the CA "ca", which the test
@@ -155,14 +155,14 @@ tl_stop_all() {
         pid=$(tl_pid "$name")
         [ -n "$pid" ] || continue
         printf -v "TL_PID_$name" '%s' ""
-        kill -INT "$pid" 2>/dev/null || true
+        kill -QUIT "$pid" 2>/dev/null || true
         for _ in $(seq $((100 * tl_slow))); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
         if kill -0 "$pid" 2>/dev/null; then
             kill -KILL "$pid" 2>/dev/null || true
-            echo "FAIL: warmpool $name still running $((10 * tl_slow)) s after SIGINT" >&2
+            echo "FAIL: warmpool $name still running $((10 * tl_slow)) s after SIGQUIT" >&2
             bad=1
         fi
         st=0

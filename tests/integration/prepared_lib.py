@@ -6,7 +6,7 @@ Run with /usr/bin/python3 (Debian's, which has psycopg 3 and asyncpg).
   "FAIL: ..." and exits 1.
 - Warmpool: starts a private warmpool on a free port with the test's own settings
   (pool sizes, max_prepared_statements, ...), md5 client auth with a plaintext userlist,
-  transaction mode; waits until it accepts; stop() sends SIGINT and asserts a clean exit.
+  transaction mode; waits until it accepts; stop() sends SIGQUIT and asserts a clean exit.
   With WP_DIRECT=1 (run.sh --direct) nothing is started and the "pooler" address is
   PostgreSQL itself, so the same checks validate the tests; pooler-only checks are
   skipped (see DIRECT).
@@ -296,7 +296,7 @@ class Warmpool:
         return DIRECT or (self.proc is not None and self.proc.poll() is None)
 
     def stop(self):
-        """SIGINT; assert a clean exit within 10 s (a failure ends the test, after the
+        """SIGQUIT (immediate shutdown); assert a clean exit within 10 s (a failure ends the test, after the
         remaining cleanups). The temp dir is removed unless the test failed."""
         if DIRECT or self.proc is None:
             return
@@ -305,16 +305,16 @@ class Warmpool:
         if proc.poll() is not None:
             fail(f"warmpool ({self.label}) died during the test, status {proc.returncode}"
                  f"{where}; log tail:\n{self.log_tail()}")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGQUIT)
         try:
             rc = proc.wait(10 * SLOW)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            fail(f"warmpool ({self.label}) still running {10 * SLOW} s after SIGINT (killed)"
+            fail(f"warmpool ({self.label}) still running {10 * SLOW} s after SIGQUIT (killed)"
                  f"{where}")
         if rc != 0:
-            fail(f"warmpool ({self.label}) exited {rc} after SIGINT{where}; log tail:\n"
+            fail(f"warmpool ({self.label}) exited {rc} after SIGQUIT{where}; log tail:\n"
                  f"{self.log_tail()}")
         bad = [line for line in self.log_text().splitlines()
                if "Sanitizer" in line or "runtime error:" in line]

@@ -10,7 +10,7 @@
 #   t3_reload "<[warmpool] lines>" "<[databases] lines>"   # rewrite config, SIGHUP
 #   export T37_RELOAD=$(t3_reload_script name "<…>" "<…>")  # the same, run later
 #
-# t3_stop (also run on exit) sends SIGINT and fails the test if warmpool does not exit
+# t3_stop (also run on exit) sends SIGQUIT (immediate shutdown) and fails the test if warmpool does not exit
 # with status 0 within the limit, or if its log holds a sanitizer or valgrind report.
 # Under WP_VALGRIND=1 (run.sh points $WARMPOOL at tests/valgrind/warmpool.sh) the waits
 # for start and stop are six times longer; run.sh reads the valgrind logs.
@@ -139,7 +139,7 @@ t3_halt() {
     local t st=0 limit=$((100 * t3_slow))
     [ -n "$t3_pid" ] && [ "$t3_stopped" = 0 ] || return 0
     t3_stopped=1
-    kill -INT "$t3_pid" 2>/dev/null || true
+    kill -QUIT "$t3_pid" 2>/dev/null || true
     for t in $(seq $limit); do
         kill -0 "$t3_pid" 2>/dev/null || break
         sleep 0.1
@@ -147,12 +147,12 @@ t3_halt() {
     if kill -0 "$t3_pid" 2>/dev/null; then
         kill -KILL "$t3_pid" 2>/dev/null || true
         wait "$t3_pid" 2>/dev/null || true
-        echo "FAIL: warmpool still running $((limit / 10)) s after SIGINT" >&2
+        echo "FAIL: warmpool still running $((limit / 10)) s after SIGQUIT" >&2
         return 1
     fi
     wait "$t3_pid" 2>/dev/null || st=$?
     if [ "$st" != 0 ]; then
-        echo "FAIL: warmpool exited with status $st after SIGINT" >&2
+        echo "FAIL: warmpool exited with status $st after SIGQUIT" >&2
         [ -s "${WP_VALGRIND_DIR:-/nonexistent}/$t3_pid.log" ] && head -n 80 "$WP_VALGRIND_DIR/$t3_pid.log" >&2
         return 1
     fi
@@ -210,5 +210,5 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     exec {psql_in}>&-
     wait "$PSQL_PID" || true
     t3_stop
-    t3_ok "SIGINT: warmpool exited with status 0, no sanitizer report"
+    t3_ok "SIGQUIT: warmpool exited with status 0, no sanitizer report"
 fi

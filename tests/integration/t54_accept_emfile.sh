@@ -99,4 +99,4 @@ grep -q 'accepting connections again' "$t3_log" ||
 t3_ok "warmpool logged that it accepts connections again"
 grep -E 'accept' "$t3_log" | sed 's/^/    log: /'
 t3_stop
-t3_ok "SIGINT: warmpool exited with status 0"
+t3_ok "SIGQUIT: warmpool exited with status 0"

@@ -10,4 +10,4 @@ admin_users = $WP_USER" "wptest = host=127.0.0.1 port=$PG_PORT dbname=wptest
 * = host=127.0.0.1 port=$PG_PORT dbname=wptest"
 t3_run t55_idle_pools
 t3_stop
-t3_ok "SIGINT: warmpool exited with status 0"
+t3_ok "SIGQUIT: warmpool exited with status 0"

@@ -141,4 +141,4 @@ done
 [ "$n" = 1 ] || t3_fail "warmpool_configurations = $n 30 s after the last client of gone left, want 1"
 t3_ok "the client left: its pool and the old configuration were freed"
 t3_stop
-t3_ok "SIGINT: warmpool exited with status 0"
+t3_ok "SIGQUIT: warmpool exited with status 0"

@@ -1,14 +1,19 @@
 #!/bin/bash
-# t65_signals — issue 17: PgBouncer's signals. SIGUSR1 pauses every pool (new queries
-# wait), SIGUSR2 resumes them, and the process lives on through both; SIGQUIT is an
-# immediate shutdown with exit status 0 and a log line. Each signal is logged once.
-# (SIGINT/SIGTERM keep warmpool's own meaning in this branch: fast and graceful.)
+# t65_signals — issue 17: PgBouncer 1.25's signals. SIGUSR1 pauses every pool (new
+# queries wait), SIGUSR2 resumes them, and the process lives on through both; SIGINT
+# is the safe shutdown (an open transaction finishes, idle clients go, then exit),
+# SIGTERM the super safe one (clients keep working until they leave, then exit), a
+# second SIGTERM is immediate, SIGQUIT is immediate; each exits with status 0 and
+# says so in the log (t65_signals.py drives the clients).
 set -eu
 . "$(dirname "$0")/lib_private_warmpool.sh"
 pw_start
 
-wp_col() { # DB COLUMN: that SHOW POOLS column of the DB/$WP_USER pool
-    pw_admin -F '|' -c "SHOW POOLS" | grep "^$1|$WP_USER|" | cut -d'|' -f"$2"
+wp_col() { # DB NAME: the SHOW POOLS column called NAME of the DB/$WP_USER pool
+    pw_admin -F '|' -P tuples_only=off -c "SHOW POOLS" |
+        awk -F'|' -v db="$1" -v user="$WP_USER" -v name="$2" '
+            NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) col = i; next }
+            $1 == db && $2 == user && col { print $col }'
 }
 wait_log() { # PATTERN: wait (10 s x slowness) until the log holds it
     for _ in $(seq $((100 * pw_slow))); do
@@ -18,17 +23,32 @@ wait_log() { # PATTERN: wait (10 s x slowness) until the log holds it
     fail "no '$1' in the log"
 }
 
+expect_exit() { # SIGNAL TEXT: warmpool exits (status 0), logging the signal and TEXT
+    for _ in $(seq $((100 * pw_slow))); do
+        kill -0 "$PW_PID" 2>/dev/null || break
+        [ "$(awk '{print $3}' /proc/"$PW_PID"/stat 2>/dev/null)" = Z ] && break
+        sleep 0.1
+    done
+    local rc=0
+    wait "$PW_PID" || rc=$?
+    [ "$rc" = 0 ] || fail "warmpool exit status $rc after $1"
+    PW_PID=
+    [ "$(grep -c "got $1" "$PW_LOG")" -ge 1 ] || fail "$1 not logged"
+    grep -q "$2" "$PW_LOG" || fail "no '$2' in the log after $1"
+    grep -q "warmpool stopped" "$PW_LOG" || fail "no 'warmpool stopped' after $1"
+}
+
 pw_app wptest -c "SELECT 1" >/dev/null || fail "query before the signals"
 
 # ---------------------------------------------------------------- SIGUSR1 = PAUSE
 kill -USR1 "$PW_PID"
 wait_log "got SIGUSR1: PAUSE all"
-[ "$(wp_col wptest 18)" = 1 ] || fail "after SIGUSR1 SHOW POOLS paused is not 1"
+[ "$(wp_col wptest paused)" = 1 ] || fail "after SIGUSR1 SHOW POOLS paused is not 1"
 pw_app wptest -c "SELECT 'released'" >"$PW_DIR/paused.out" 2>&1 &
 waiter=$!
 waiting=0
 for _ in $(seq $((100 * pw_slow))); do
-    waiting=$(wp_col wptest 4)
+    waiting=$(wp_col wptest cl_waiting)
     [ "$waiting" = 1 ] && break
     sleep 0.1
 done
@@ -42,7 +62,7 @@ kill -USR2 "$PW_PID"
 wait "$waiter" || fail "query after SIGUSR2 failed: $(cat "$PW_DIR/paused.out")"
 [ "$(cat "$PW_DIR/paused.out")" = released ] || fail "after SIGUSR2: $(cat "$PW_DIR/paused.out")"
 grep -q "got SIGUSR2: RESUME all" "$PW_LOG" || fail "SIGUSR2 not logged"
-[ "$(wp_col wptest 18)" = 0 ] || fail "after SIGUSR2 SHOW POOLS paused is not 0"
+[ "$(wp_col wptest paused)" = 0 ] || fail "after SIGUSR2 SHOW POOLS paused is not 0"
 pw_app wpload -c "SELECT 1" >/dev/null || fail "query after SIGUSR2"
 kill -0 "$PW_PID" || fail "warmpool died of SIGUSR2"
 [ "$(grep -c "got SIGUSR1" "$PW_LOG")" = 1 ] || fail "SIGUSR1 logged more than once"
@@ -57,16 +77,23 @@ for _ in $(seq $((100 * pw_slow))); do
     sleep 0.1
 done
 kill -QUIT "$PW_PID"
-for _ in $(seq $((100 * pw_slow))); do
-    kill -0 "$PW_PID" 2>/dev/null || break
-    sleep 0.1
-done
-kill -0 "$PW_PID" 2>/dev/null && fail "warmpool still running after SIGQUIT"
-rc=0
-wait "$PW_PID" || rc=$?
-[ "$rc" = 0 ] || fail "warmpool exit status $rc after SIGQUIT"
-[ "$(grep -c "got SIGQUIT: fast shutdown" "$PW_LOG")" = 1 ] || fail "SIGQUIT not logged once"
-grep -q "warmpool stopped" "$PW_LOG" || fail "no 'warmpool stopped' after SIGQUIT"
-PW_PID=
+expect_exit "SIGQUIT" "immediate shutdown"
 wait "$sleeper" 2>/dev/null && fail "the running query survived SIGQUIT"
 ok "SIGQUIT: immediate shutdown (running query cut), exit 0, logged once"
+
+# ---------------------------------------------------------------- SIGINT, SIGTERM
+for scenario in safe super twice; do
+    pw_stop
+    pw_start
+    $PY "$here/t65_signals.py" "$scenario" 127.0.0.1 "$PW_PORT" "$PW_PID" \
+        "$WP_USER" "$WP_PASSWORD" wptest || fail "scenario $scenario"
+    case $scenario in
+    safe) expect_exit SIGINT "safe shutdown (WAIT_FOR_SERVERS)" ;;
+    super) expect_exit SIGTERM "super safe shutdown (WAIT_FOR_CLIENTS)" ;;
+    twice)
+        expect_exit SIGTERM "immediate shutdown"
+        grep -q "super safe shutdown" "$PW_LOG" || fail "the first SIGTERM was not a super safe shutdown"
+        ;;
+    esac
+    ok "$scenario: exit status 0, the shutdown logged"
+done

@@ -65,7 +65,7 @@ cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
     for pid in "${wp_pids[@]}"; do
-        kill -INT "$pid" 2>/dev/null || true
+        kill -QUIT "$pid" 2>/dev/null || true
     done
     sleep 0.5
     for pid in "${wp_pids[@]}"; do

@@ -239,9 +239,19 @@ static void test_errors_and_permissions(void **state)
     assert_int_equal(reloads, 0);
     ask("admin", "PAUSE nosuchdb", &a);
     assert_string_equal(a.sqlstate, "3D000");
-    ask("admin", "KILL", &a);
+    ask("admin", "KILL a b", &a);
     assert_string_equal(a.sqlstate, "42601");
     ask("admin", "KILL warmpool", &a);
+    assert_string_equal(a.sqlstate, "55000");
+    ask("admin", "RESUME", &a); /* nothing paused */
+    assert_string_equal(a.sqlstate, "55000");
+    ask("admin", "KILL_CLIENT 12345", &a);
+    assert_string_equal(a.sqlstate, "42704");
+    ask("admin", "KILL_CLIENT 12x", &a);
+    assert_string_equal(a.sqlstate, "22P02");
+    ask("admin", "DISABLE nosuchdb", &a);
+    assert_string_equal(a.sqlstate, "3D000");
+    ask("admin", "SHUTDOWN NOW", &a);
     assert_string_equal(a.sqlstate, "42601");
     ask("admin", "RELOAD now", &a);
     assert_string_equal(a.sqlstate, "42601");
@@ -276,6 +286,24 @@ static void test_admin_commands(void **state)
     assert_int_equal(reloads, 1);
     ask("admin", "KILL appdb", &a);
     assert_string_equal(a.tag, "KILL");
+    assert_int_equal(pool.paused, 1); /* KILL pauses until RESUME */
+    ask("admin", "RESUME appdb", &a);
+    assert_string_equal(a.tag, "RESUME");
+    assert_int_equal(pool.paused, 0);
+    ask("admin", "DISABLE appdb", &a);
+    assert_string_equal(a.tag, "DISABLE");
+    ask("admin", "ENABLE appdb", &a);
+    assert_string_equal(a.tag, "ENABLE");
+    ask("admin", "RECONNECT appdb", &a);
+    assert_string_equal(a.tag, "RECONNECT");
+    ask("admin", "WAIT_CLOSE", &a);
+    assert_string_equal(a.tag, "WAIT_CLOSE");
+    ask("admin", "PAUSE appdb", &a);
+    ask("admin", "SUSPEND", &a);
+    assert_string_equal(a.sqlstate, "55000"); /* not with a paused database */
+    ask("admin", "RESUME", &a);
+    assert_string_equal(a.tag, "RESUME");
+    assert_int_equal(pool.paused, 0);
 }
 
 /* Rights are checked per command: a user no longer listed (after a RELOAD) is refused

@@ -5,8 +5,8 @@
 # this script when WP_VALGRIND=1, so every pooler any test starts — the harness's own
 # instances, the private ones of t30_lib.sh, lib_private_warmpool.sh, lib_tls.sh and
 # prepared_lib.py, and `warmpool --check` — runs under valgrind without those scripts
-# knowing. It execs valgrind, so the pid the caller holds is valgrind's and SIGINT,
-# SIGHUP and SIGTERM reach the pooler as usual.
+# knowing. It execs valgrind, so the pid the caller holds is valgrind's and SIGQUIT,
+# SIGINT, SIGHUP and SIGTERM reach the pooler as usual.
 #
 # Environment:
 #   WP_VALGRIND_BIN   the warmpool binary to run (required)

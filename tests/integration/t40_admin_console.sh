@@ -7,7 +7,7 @@
 # other users cannot log in to the console; the extended protocol is refused with
 # 0A000 while the session stays usable; PAUSE makes new queries wait and RESUME
 # releases them with no error; KILL closes a database's clients; RELOAD applies a
-# changed setting; SHUTDOWN stops warmpool gracefully.
+# changed setting; SHUTDOWN stops warmpool (immediate, as PgBouncer's).
 set -eu
 . "$(dirname "$0")/lib_private_warmpool.sh"
 pw_start
@@ -109,8 +109,9 @@ done
 kill -0 "$victim" 2>/dev/null && fail "KILL wpload left its client connected"
 wait "$victim" && fail "the killed client's query succeeded"
 pw_admin -F '|' -c "SHOW CLIENTS" | grep -q "|wpload|" && fail "SHOW CLIENTS still lists wpload"
-pw_app wpload -c "SELECT 1" >/dev/null || fail "wpload unusable after KILL"
-ok "KILL wpload closed its client; new clients are served"
+pw_admin -c "RESUME wpload" >/dev/null || fail "RESUME wpload after KILL (KILL pauses, as PgBouncer's)"
+pw_app wpload -c "SELECT 1" >/dev/null || fail "wpload unusable after KILL and RESUME"
+ok "KILL wpload closed its client and paused it; after RESUME new clients are served"
 
 # ---------------------------------------------------------------- RELOAD
 sed -i 's/^max_pool_size = 10$/max_pool_size = 7/' "$PW_INI"
@@ -133,6 +134,6 @@ kill -0 "$PW_PID" 2>/dev/null && fail "warmpool still running 10 s after SHUTDOW
 rc=0
 wait "$PW_PID" || rc=$?
 [ "$rc" = 0 ] || fail "warmpool exit status $rc after SHUTDOWN"
-grep -q "graceful shutdown" "$PW_LOG" || fail "no graceful shutdown in the log"
+grep -q "immediate shutdown" "$PW_LOG" || fail "no immediate shutdown in the log"
 PW_PID=
-ok "SHUTDOWN stopped warmpool gracefully (exit 0)"
+ok "SHUTDOWN stopped warmpool at once, as PgBouncer's (exit 0)"

@@ -323,14 +323,15 @@ static void run_wait_close(struct wp_buf *out, char **words, int n, struct admin
 
 /* ---------------------------------------------------------------- SUSPEND */
 
-/* Every socket but the console's stops (or resumes) being read. */
+/* Every socket but the console's stops being read; on resume, every suspended one
+   (a client still logging in when suspended may have become a console client since). */
 static void suspend_sockets(int on)
 {
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.clients)
     {
         struct wp_client *c = list_entry(pos, struct wp_client, all);
-        if (!c->is_admin && c->state != CL_CLOSING)
+        if ((!on || !c->is_admin) && c->state != CL_CLOSING)
             conn_suspend(&c->conn, on);
     }
     list_for_each_safe(pos, tmp, &wp_rt.pools)

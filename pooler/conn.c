@@ -278,6 +278,8 @@ void conn_suspend(struct wp_conn *cn, int on)
         cn->suspended = 1;
         return;
     }
+    if (!cn->suspended)
+        return;
     cn->suspended = 0;
     conn_set_read_paused(cn, 0);
 }

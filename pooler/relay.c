@@ -323,6 +323,12 @@ void relay_server_input(struct wp_server *s)
         int flushed = flush_scanned(s);
         if (s->state == SV_CLOSED)
             return;
+        if (s->state == SV_IDLE && (s->close_when_quiet || s->owed.lost)) {
+            /* An idle backend spoke out of turn (a FATAL before it exits, say): it must
+               not be lent before its EOF arrives. */
+            server_close(s, "unexpected message while idle");
+            return;
+        }
         switch (r) {
         case RELAY_SCAN_RELEASE:
             if (flushed && s->client)

@@ -94,8 +94,9 @@ long conn_read(struct wp_conn *cn, size_t room, size_t cap, uint32_t max_message
  */
 int conn_flush(struct wp_conn *cn, struct wp_conn *peer);
 void conn_set_read_paused(struct wp_conn *cn, int paused);
-/* SUSPEND (on = 1): stop reading until conn_suspend(cn, 0), which resumes reading
-   (the input cap in conn_read pauses it again if the owner's input is full). */
+/* SUSPEND (on = 1): stop reading until conn_suspend(cn, 0), which resumes reading of
+   a suspended connection (the input cap in conn_read pauses it again if the owner's
+   input is full). */
 void conn_suspend(struct wp_conn *cn, int on);
 
 /* Stop (or resume) reading. Inline, since the relay calls it several times a

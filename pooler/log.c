@@ -104,6 +104,11 @@ int log_facility_from_name(const char *name)
     return -1;
 }
 
+int log_to_stderr(void)
+{
+    return !log_file && !syslog_on;
+}
+
 int log_enabled(enum wp_log_level level)
 {
     return level != WP_LOG_DEBUG || log_verbose > 0;
@@ -274,7 +279,7 @@ void log_msg(enum wp_log_level level, const char *fmt, ...)
         else
             syslog(syslog_priority(level), "%s %s", level_name(level), text);
     }
-    if (!log_file && !syslog_on) {
+    if (log_to_stderr()) {
         fprintf(stderr, "%s\n", line);
         fflush(stderr);
     }

@@ -30,6 +30,9 @@ int log_format_from_name(const char *name);
 /* "daemon", "user", "local0".."local7", "auth", "authpriv" → LOG_* facility code;
    -1 when unknown. */
 int log_facility_from_name(const char *name);
+/* 1 when lines go to stderr, i.e. neither a log file nor syslog is set (as before
+   the configuration is applied, and always under --check). */
+int log_to_stderr(void);
 int log_enabled(enum wp_log_level level);
 void log_msg(enum wp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

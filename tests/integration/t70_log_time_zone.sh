@@ -1,5 +1,5 @@
 #!/bin/bash
-# t68_log_time_zone — issue 17: log timestamps carry their time zone, as PostgreSQL's
+# t70_log_time_zone — issue 17: log timestamps carry their time zone, as PostgreSQL's
 # and PgBouncer's do. A private warmpool under TZ=Asia/Tokyo writes text lines
 # "YYYY-MM-DD HH:MM:SS.mmm JST pid LEVEL ..." to its log file; after a reload to
 # log_format = json, lines carry "time":"YYYY-MM-DDTHH:MM:SS.mmm+09:00".

@@ -1,5 +1,5 @@
 #!/bin/bash
-# t69_check_errors — issue 17: `warmpool --check` prints each error of a file exactly
+# t71_check_errors — issue 17: `warmpool --check` prints each error of a file exactly
 # once, as file:line: message on stderr, nothing on stdout, and exits 1. Before, every
 # error came twice: once on stderr and once more in the log, which before the
 # configuration applies is stderr too. Covered: a line that is not "key = value", an
@@ -15,7 +15,7 @@ slow=1
 dir=$(mktemp -d /tmp/warmpool-t69.XXXXXX)
 pid=
 cleanup() {
-    [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -106,3 +106,13 @@ $(cat "$dir/stderr.log")"
 done
 kill -0 "$pid" 2>/dev/null || fail "warmpool exited on the rejected reload"
 ok "a rejected reload logged to stderr names the file once and each error once; warmpool runs on"
+
+kill -QUIT "$pid"
+st=0
+wait "$pid" || st=$?
+pid=
+[ "$st" = 0 ] || fail "warmpool exited with status $st on SIGQUIT: $(tail -n 5 "$dir/stderr.log")"
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$dir/stderr.log"; then
+    fail "sanitizer report: $(grep -E -A 12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$dir/stderr.log" | head -n 30)"
+fi
+ok "SIGQUIT: exit 0, no sanitizer report"

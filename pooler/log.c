@@ -104,6 +104,11 @@ int log_facility_from_name(const char *name)
     return -1;
 }
 
+int log_to_stderr(void)
+{
+    return !log_file && !syslog_on;
+}
+
 int log_enabled(enum wp_log_level level)
 {
     return level != WP_LOG_DEBUG || log_verbose > 0;
@@ -205,15 +210,25 @@ static void json_escape(char *out, size_t outlen, size_t *used, const char *text
     *used = u;
 }
 
+/* The local time of tv as "2024-05-01T12:00:00.123+02:00": ISO 8601 (RFC 3339) wants
+   the offset written with a colon when the rest is in the extended form; strftime's %z
+   has none. */
+static void iso8601_stamp(char *out, size_t len, const struct timeval *tv, const struct tm *tm)
+{
+    char date[32], zone[8];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", tm);
+    if (strftime(zone, sizeof zone, "%z", tm) != 5)
+        snprintf(zone, sizeof zone, "+0000");
+    snprintf(out, len, "%s.%03d%.3s:%.2s", date, (int)(tv->tv_usec / 1000), zone, zone + 3);
+}
+
 static void format_json(char *line, size_t len, const struct timeval *tv, const struct tm *tm,
                         const char *level, const char *text)
 {
-    char stamp[40], zone[8];
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", tm);
-    strftime(zone, sizeof zone, "%z", tm);
-    int n =
-        snprintf(line, len, "{\"time\":\"%s.%03d%s\",\"pid\":%d,\"level\":\"%s\",\"message\":\"",
-                 stamp, (int)(tv->tv_usec / 1000), zone, (int)getpid(), level);
+    char stamp[48];
+    iso8601_stamp(stamp, sizeof stamp, tv, tm);
+    int n = snprintf(line, len, "{\"time\":\"%s\",\"pid\":%d,\"level\":\"%s\",\"message\":\"",
+                     stamp, (int)getpid(), level);
     if (n < 0 || (size_t)n >= len - 3) {
         line[0] = '\0';
         return;
@@ -221,6 +236,20 @@ static void format_json(char *line, size_t len, const struct timeval *tv, const 
     size_t used = (size_t)n;
     json_escape(line, len - 2, &used, text);
     memcpy(line + used, "\"}", 3);
+}
+
+/* "2024-05-01 12:00:00.123 CEST 4242 LOG text": the zone as PostgreSQL's and PgBouncer's
+   log lines carry it, so a line read on another machine, or across a change to or from
+   summer time, still names one instant. A zone without an abbreviation gets the offset. */
+static void format_text(char *line, size_t len, const struct timeval *tv, const struct tm *tm,
+                        const char *level, const char *text)
+{
+    char stamp[32], zone[16];
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", tm);
+    if (strftime(zone, sizeof zone, "%Z", tm) == 0)
+        strftime(zone, sizeof zone, "%z", tm);
+    snprintf(line, len, "%s.%03d %s %d %s %s", stamp, (int)(tv->tv_usec / 1000), zone,
+             (int)getpid(), level, text);
 }
 
 void log_msg(enum wp_log_level level, const char *fmt, ...)
@@ -237,14 +266,10 @@ void log_msg(enum wp_log_level level, const char *fmt, ...)
 
     gettimeofday(&tv, NULL);
     localtime_r(&tv.tv_sec, &tm);
-    if (log_format == WP_LOG_FORMAT_JSON) {
+    if (log_format == WP_LOG_FORMAT_JSON)
         format_json(line, sizeof line, &tv, &tm, level_name(level), text);
-    } else {
-        char stamp[32];
-        strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-        snprintf(line, sizeof line, "%s.%03d %d %s %s", stamp, (int)(tv.tv_usec / 1000),
-                 (int)getpid(), level_name(level), text);
-    }
+    else
+        format_text(line, sizeof line, &tv, &tm, level_name(level), text);
 
     if (log_file)
         fprintf(log_file, "%s\n", line);
@@ -254,7 +279,7 @@ void log_msg(enum wp_log_level level, const char *fmt, ...)
         else
             syslog(syslog_priority(level), "%s %s", level_name(level), text);
     }
-    if (!log_file && !syslog_on) {
+    if (log_to_stderr()) {
         fprintf(stderr, "%s\n", line);
         fflush(stderr);
     }

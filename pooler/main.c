@@ -45,6 +45,19 @@ static void usage(FILE *out)
                  "  -h, --help         this text\n");
 }
 
+/* A file that does not load. At start-up and under --check: its file:line errors on
+   stderr, once, as they are (logging is not set up, the log would be stderr again). On
+   reload (the event loop runs): in the log with its context, and on stderr too when
+   the log is elsewhere, as systemd's journal reads stderr. */
+static void report_load_error(const char *context, const char *err)
+{
+    int reloading = wp_rt.base != NULL;
+    if (!reloading || !log_to_stderr())
+        fprintf(stderr, "%s%s", err, err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
+    if (reloading)
+        log_error("%s%s", context, err);
+}
+
 static struct wp_config *load_config(const char *path)
 {
     struct wp_config *cfg = calloc(1, sizeof *cfg);
@@ -52,8 +65,9 @@ static struct wp_config *load_config(const char *path)
     if (!cfg)
         return NULL;
     if (config_load(path, cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "%s", err);
-        log_error("configuration %s rejected:\n%s", path, err);
+        char context[512];
+        snprintf(context, sizeof context, "configuration %s rejected:\n", path);
+        report_load_error(context, err);
         free(cfg);
         return NULL;
     }
@@ -75,8 +89,7 @@ static int load_userlist(const struct wp_config *cfg, struct wp_userlist *out)
     if (!cfg->auth_file || !*cfg->auth_file)
         return 0;
     if (auth_userlist_load(cfg->auth_file, out, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        log_error("%s", err);
+        report_load_error("", err);
         return -1;
     }
     return 0;
@@ -91,8 +104,7 @@ static int load_hba(const struct wp_config *cfg, struct wp_hba *out)
     if (!cfg->auth_hba_file)
         return 0;
     if (hba_load(cfg->auth_hba_file, out, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        log_error("auth_hba_file rejected:\n%s", err);
+        report_load_error("auth_hba_file rejected:\n", err);
         return -1;
     }
     /* A cert rule needs a certificate to have been asked for, and warmpool asks for
@@ -104,8 +116,7 @@ static int load_hba(const struct wp_config *cfg, struct wp_hba *out)
                  "%s:%d: cert needs client_tls_sslmode other than disable and "
                  "client_tls_ca_file (client certificates are only asked for when it is set)",
                  cfg->auth_hba_file, line);
-        fprintf(stderr, "%s\n", err);
-        log_error("auth_hba_file rejected:\n%s", err);
+        report_load_error("auth_hba_file rejected:\n", err);
         hba_free(out);
         return -1;
     }
@@ -437,8 +448,7 @@ int main(int argc, char **argv)
     }
     char err[512];
     if (tls_client_setup(cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "%s: %s\n", path, err);
-        log_error("%s: %s", path, err);
+        fprintf(stderr, "%s: %s\n", path, err); /* logging is not set up yet: no log_error */
         free_everything();
         return 1;
     }

@@ -19,6 +19,7 @@
 #include "warmpool/runtime.h"
 #include "warmpool/stats.h"
 #include "warmpool/stats_http.h"
+#include "warmpool/stats_process.h"
 
 #ifndef WARMPOOL_VERSION
 #define WARMPOOL_VERSION "0.1.0"
@@ -246,7 +247,30 @@ static void prom_pool_counters(struct out *o)
     }
 }
 
-static void prom_labelled_counters(struct out *o)
+/* SQLSTATE classes every pool shows from its creation, at 0 until one happens, so that
+   rate() and dashboards see the series before the first error (a series that appears
+   with 1 loses that first increment). The classes a dashboard or an alert watches;
+   others appear when they first occur. */
+static const char *const watched_error_classes[] = {"08", "22", "23", "25", "40", "42", "53", "57"};
+#define N_WATCHED_ERROR_CLASSES (sizeof watched_error_classes / sizeof watched_error_classes[0])
+
+static int is_watched_error_class(const char *code)
+{
+    for (size_t i = 0; i < N_WATCHED_ERROR_CLASSES; i++)
+        if (strcmp(code, watched_error_classes[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static uint64_t error_class_count(const struct wp_pool_stats *ps, const char *code)
+{
+    for (int i = 0; i < ps->nerror_classes; i++)
+        if (strcmp(ps->error_classes[i].code, code) == 0)
+            return ps->error_classes[i].count;
+    return 0;
+}
+
+static void prom_error_classes(struct out *o)
 {
     struct wp_list *pos, *tmp;
     struct wp_pool *pool;
@@ -255,12 +279,23 @@ static void prom_labelled_counters(struct out *o)
     FOR_EACH_POOL(pos, tmp, pool)
     {
         const struct wp_pool_stats *ps = pool->stats;
+        for (size_t i = 0; i < N_WATCHED_ERROR_CLASSES; i++)
+            prom_u64(o, "warmpool_errors_total", pool, "class", watched_error_classes[i],
+                     error_class_count(ps, watched_error_classes[i]));
         for (int i = 0; i < ps->nerror_classes; i++)
-            prom_u64(o, "warmpool_errors_total", pool, "class", ps->error_classes[i].code,
-                     ps->error_classes[i].count);
+            if (!is_watched_error_class(ps->error_classes[i].code))
+                prom_u64(o, "warmpool_errors_total", pool, "class", ps->error_classes[i].code,
+                         ps->error_classes[i].count);
         if (ps->errors_unclassified)
             prom_u64(o, "warmpool_errors_total", pool, "class", "other", ps->errors_unclassified);
     }
+}
+
+static void prom_labelled_counters(struct out *o)
+{
+    struct wp_list *pos, *tmp;
+    struct wp_pool *pool;
+    prom_error_classes(o);
     prom_family(o, "warmpool_timeouts_total", "counter", "Timeouts that fired, by kind.");
     FOR_EACH_POOL(pos, tmp, pool)
     {
@@ -418,11 +453,34 @@ static void prom_globals(struct out *o)
                (unsigned long long)stats_global.timeouts[STATS_TIMEOUT_CLIENT_LOGIN]);
 }
 
+/* process_* as the Prometheus client libraries name them; left out where /proc is not. */
+static void prom_process(struct out *o)
+{
+    struct stats_process p;
+    if (stats_process_read(&p) < 0)
+        return;
+    prom_family(o, "process_cpu_seconds_total", "counter",
+                "Total user and system CPU time spent in seconds.");
+    out_printf(o, "process_cpu_seconds_total %.2f\n", p.cpu_seconds);
+    prom_family(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    out_printf(o, "process_resident_memory_bytes %llu\n", (unsigned long long)p.resident_bytes);
+    prom_family(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    out_printf(o, "process_virtual_memory_bytes %llu\n", (unsigned long long)p.virtual_bytes);
+    prom_family(o, "process_open_fds", "gauge", "Number of open file descriptors.");
+    out_printf(o, "process_open_fds %llu\n", (unsigned long long)p.open_fds);
+    prom_family(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    out_printf(o, "process_max_fds %llu\n", (unsigned long long)p.max_fds);
+    prom_family(o, "process_start_time_seconds", "gauge",
+                "Start time of the process since unix epoch in seconds.");
+    out_printf(o, "process_start_time_seconds %.2f\n", p.start_time_seconds);
+}
+
 int stats_render_prometheus(struct wp_buf *b, int64_t now_ms)
 {
     struct out o = {b, 0};
     stats_collect(now_ms);
     prom_globals(&o);
+    prom_process(&o);
     prom_gauges(&o, now_ms);
     prom_pool_counters(&o);
     prom_labelled_counters(&o);

@@ -19,7 +19,7 @@ python3-asyncpg valgrind clang-format clang libclang-rt-14-dev"
 for arg in "$@"; do
     case "$arg" in
     --bench) pkgs="$pkgs pgbouncer gnuplot-nox valgrind strace" ;;
-    --packaging) pkgs="$pkgs dpkg-dev debhelper fakeroot lintian go-md2man adduser systemd" ;;
+    --packaging) pkgs="$pkgs dpkg-dev debhelper fakeroot lintian go-md2man adduser systemd logrotate" ;;
     --fuzz) ;;
     *) echo "usage: $0 [--bench] [--packaging] [--fuzz]" >&2; exit 2 ;;
     esac

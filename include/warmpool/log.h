@@ -1,10 +1,11 @@
 /*
  * log — one-line log messages to a file, syslog, or stderr when neither is set.
  *
- * Each line: timestamp, pid, level, then the caller's text (which starts with the
- * connection identity, `C-<id> db/user@addr` or `S-<id> db/user pid=N`). With
- * log_format = json each line is one JSON object instead:
- *   {"time":"2024-05-01T12:00:00.123+0200","pid":42,"level":"LOG","message":"…"}
+ * Each line: local time with its zone, pid, level, then the caller's text (which starts
+ * with the connection identity, `C-<id> db/user@addr` or `S-<id> db/user pid=N`):
+ *   2024-05-01 12:00:00.123 CEST 42 LOG C-7 db/user@127.0.0.1:40000 login
+ * With log_format = json each line is one JSON object instead:
+ *   {"time":"2024-05-01T12:00:00.123+02:00","pid":42,"level":"LOG","message":"…"}
  * Syslog gets the same text without time and pid (syslog adds its own).
  */
 #ifndef WARMPOOL_LOG_H
@@ -29,6 +30,9 @@ int log_format_from_name(const char *name);
 /* "daemon", "user", "local0".."local7", "auth", "authpriv" → LOG_* facility code;
    -1 when unknown. */
 int log_facility_from_name(const char *name);
+/* 1 when lines go to stderr, i.e. neither a log file nor syslog is set (as before
+   the configuration is applied, and always under --check). */
+int log_to_stderr(void);
 int log_enabled(enum wp_log_level level);
 void log_msg(enum wp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -4,7 +4,8 @@
 #
 #   packaging/man/build-man.sh OUTDIR
 #
-# Writes OUTDIR/warmpool.1 from packaging/man/warmpool.1.md, and OUTDIR/warmpool.ini.5
+# Writes OUTDIR/warmpool.8 from packaging/man/warmpool.8.md (section 8: a daemon run by
+# the administrator, in /usr/sbin, as Debian policy wants), and OUTDIR/warmpool.ini.5
 # from packaging/man/warmpool.ini.5.md followed by docs/CONFIG.md, so the page cannot
 # drift from the reference. go-md2man makes the body; the .TH line is ours, since
 # its title block syntax gives malformed .TH lines. go-md2man maps '##' to .SH and
@@ -61,7 +62,7 @@ page() {
     } >"$out/$1.$2"
 }
 
-page warmpool 1 packaging/man/warmpool.1.md
+page warmpool 8 packaging/man/warmpool.8.md
 
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT

@@ -344,7 +344,9 @@ def main(argv):
         samples = prom_parse(body.decode("utf-8"))
         labels = dict(a.split("=", 1) for a in args[2:])
         v = metric(samples, args[1], **labels)
-        print("none" if v is None else ("%d" % v if v == int(v) else "%g" % v))
+        # repr: the shortest text that reads back as the same float, never an exponent
+        # for a time since the epoch (which "%g" would print as 1.7965e+09).
+        print("none" if v is None else ("%d" % v if v == int(v) else repr(v)))
     elif cmd == "json":
         status, _, body = get(args[0], args[1])
         d = json.loads(body)

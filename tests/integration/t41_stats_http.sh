@@ -18,6 +18,11 @@
 #      limit get 503.
 #   6. The socket has mode 0660; TCP works; /health is 200, then 503 once a pool
 #      cannot reach its database.
+#   7. On the fresh instance, before any client: /metrics parses strictly and has the
+#      process_* metrics of the Prometheus client libraries with plausible values. A
+#      pool that has had no error shows warmpool_errors_total at 0 for the watched
+#      SQLSTATE classes (so rate() works from its first scrape); the first error of
+#      class 42 makes that one 1 and leaves the others at 0.
 set -eu
 . "$(dirname "$0")/lib_private_warmpool.sh"
 PW_EXTRA="nplus1_threshold = 10"
@@ -48,6 +53,37 @@ mode=$(stat -c %a "$PW_SOCK")
 [ "$(http_status "$U" /health)" = 200 ] || fail "/health before any pool"
 [ "$(http_status "$T" /health)" = 200 ] || fail "/health over TCP"
 ok "stats socket mode 0660, TCP endpoint answers, /health 200"
+
+# ---------------------------------------------------------------- 7. present from the start
+$STATS_CLIENT promcheck "$U" >/dev/null || fail "/metrics of a fresh instance: strict parse failed"
+proc() { # NAME: the unlabelled sample's value, or fail
+    local v
+    v=$($STATS_CLIENT metric "$U" "$1")
+    [ "$v" != none ] || fail "no $1 sample on a fresh instance"
+    echo "${v%.*}"
+}
+now=$(date +%s)
+start=$(proc process_start_time_seconds)
+[ "$start" -le "$now" ] && [ "$start" -gt $((now - 600)) ] ||
+    fail "process_start_time_seconds $start, now $now"
+[ "$(proc process_cpu_seconds_total)" -ge 0 ] || fail "process_cpu_seconds_total"
+rss=$(proc process_resident_memory_bytes)
+vsz=$(proc process_virtual_memory_bytes)
+[ "$rss" -gt 1000000 ] && [ "$vsz" -ge "$rss" ] || fail "resident $rss, virtual $vsz bytes"
+fds=$(proc process_open_fds)
+maxfds=$(proc process_max_fds)
+[ "$fds" -ge 3 ] && [ "$maxfds" -ge "$fds" ] || fail "open fds $fds, max $maxfds"
+ok "fresh instance: process_* present (started $((now - start)) s ago, $fds of $maxfds fds, $((rss >> 20)) MiB resident)"
+
+errors() { $STATS_CLIENT metric "$U" warmpool_errors_total database=wpload user="$WP_USER" class="$1"; }
+pw_app wpload -c "SELECT 1" >/dev/null || fail "first query on wpload"
+for class in 08 22 23 25 40 42 53 57; do
+    [ "$(errors $class)" = 0 ] || fail "warmpool_errors_total class $class before any error: $(errors $class)"
+done
+pw_app wpload -c "SELECT * FROM no_such_table" >/dev/null 2>&1 && fail "a query on a missing table worked"
+[ "$(errors 42)" = 1 ] || fail "warmpool_errors_total class 42 after one 42P01: $(errors 42)"
+[ "$(errors 08)" = 0 ] && [ "$(errors 57)" = 0 ] || fail "other classes moved with a 42P01"
+ok "warmpool_errors_total: 0 for the watched classes before any error; class 42 counts the first one"
 
 # ---------------------------------------------------------------- 1. pgbench and counters
 pgbench -i -q -s 1 -h "$PG_HOST" -p "$PG_PORT" -U "$WP_USER" wpload >/dev/null 2>&1 ||

@@ -4,11 +4,13 @@
  *
  * sd_notify is checked against a real datagram socket standing in for systemd, both a
  * path and an abstract name; the pidfile against a second process (fork) holding or
- * not holding the lock; the JSON log line by reading the log file back.
+ * not holding the lock; the JSON log line and the time zone of both formats by reading
+ * the log file back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -187,6 +190,17 @@ static void read_log(const char *path, char *out, size_t len)
     fclose(f);
 }
 
+/* Fails the test, naming both, unless text matches the extended regular expression. */
+static void assert_matches(const char *text, const char *pattern)
+{
+    regex_t re;
+    assert_int_equal(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
+    int rc = regexec(&re, text, 0, NULL, 0);
+    regfree(&re);
+    if (rc != 0)
+        fail_msg("\"%s\" does not match /%s/", text, pattern);
+}
+
 static void test_log_json(void **state)
 {
     (void)state;
@@ -208,6 +222,51 @@ static void test_log_json(void **state)
     assert_non_null(strstr(text, ",\"level\":\"WARNING\",\"message\":\"C-1 db/u \\\"q\\\" "
                                  "back\\\\slash tab\\u0009 bad\\ufffd ok\xc3\xa9 nl\\u000a\"}"));
     assert_non_null(strstr(nl + 1, " LOG plain 42\n"));
+}
+
+/* The first line of the log file at path, written by one log_info under time zone tz. */
+static void log_line_in_zone(const char *path, const char *tz, char *out, size_t len)
+{
+    setenv("TZ", tz, 1);
+    tzset(); /* localtime_r need not look at TZ again by itself */
+    unlink(path);
+    assert_int_equal(log_open(path), 0);
+    log_info("zoned");
+    log_close();
+    read_log(path, out, len);
+    unsetenv("TZ");
+    tzset();
+}
+
+/* Text lines name the zone as PostgreSQL's do ("... 18:42:18.123 CET 42 LOG");
+   JSON lines carry an RFC 3339 offset ("...T18:42:18.123+01:00"). */
+static void test_log_time_zone(void **state)
+{
+    (void)state;
+    char path[128], text[512];
+    in_dir(path, sizeof path, "zone.log");
+    const char *text_re = "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3} "
+                          "%s [0-9]+ LOG zoned\n$";
+    const struct {
+        const char *tz, *abbrev, *offset;
+    } zones[] = {
+        {"Asia/Tokyo", "JST", "\\+09:00"},
+        {"UTC", "UTC", "\\+00:00"},
+        {"America/St_Johns", "N[SD]T", "-0[23]:30"},
+    };
+    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        char re[256];
+        log_set_format(WP_LOG_FORMAT_TEXT);
+        log_line_in_zone(path, zones[i].tz, text, sizeof text);
+        snprintf(re, sizeof re, text_re, zones[i].abbrev);
+        assert_matches(text, re);
+        log_set_format(WP_LOG_FORMAT_JSON);
+        log_line_in_zone(path, zones[i].tz, text, sizeof text);
+        snprintf(re, sizeof re, "^\\{\"time\":\"[0-9-]{10}T[0-9:]{8}\\.[0-9]{3}%s\",",
+                 zones[i].offset);
+        assert_matches(text, re);
+    }
+    log_set_format(WP_LOG_FORMAT_TEXT);
 }
 
 static void test_log_names(void **state)
@@ -233,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_pidfile_lock),
         cmocka_unit_test(test_pidfile_stale),
         cmocka_unit_test(test_log_json),
+        cmocka_unit_test(test_log_time_zone),
         cmocka_unit_test(test_log_names),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);

@@ -512,6 +512,9 @@ static void test_prometheus_format(void **state)
         "warmpool_transactions_total{database=\"appdb\",user=\"app\"} 3\n",
         "warmpool_query_errors_total{database=\"appdb\",user=\"app\"} 1\n",
         "warmpool_errors_total{database=\"appdb\",user=\"app\",class=\"23\"} 1\n",
+        /* The watched classes are there at 0 before their first error. */
+        "warmpool_errors_total{database=\"appdb\",user=\"app\",class=\"42\"} 0\n",
+        "warmpool_errors_total{database=\"we\\\"ird\\\\db\",user=\"u\\nx\",class=\"08\"} 0\n",
         "warmpool_received_bytes_total{database=\"appdb\",user=\"app\"} 1234\n",
         "warmpool_sent_bytes_total{database=\"appdb\",user=\"app\"} 56789\n",
         "warmpool_server_connections_opened_total{database=\"appdb\",user=\"app\"} 1\n",
@@ -539,15 +542,29 @@ static void test_prometheus_format(void **state)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(text, want[i]))
             fail_msg("missing line: %s", want[i]);
+    /* class 23 is watched and has a count: one sample, not a 0 and a 1. */
+    const char *c23 = "warmpool_errors_total{database=\"appdb\",user=\"app\",class=\"23\"}";
+    assert_null(strstr(strstr(text, c23) + 1, c23));
     buf_free(&b);
 
-    /* No pools: still valid, just the globals. */
+    /* No pools: still valid, the globals and the six process_* metrics. */
     list_init(&wp_rt.pools);
     memset(&b, 0, sizeof b);
     assert_int_equal(stats_render_prometheus(&b, 1000000), 0);
     text = to_str(&b);
-    assert_int_equal(check_prometheus(text, &pc), 6);
+    assert_int_equal(check_prometheus(text, &pc), 12);
     assert_non_null(strstr(text, "warmpool_pools 0\n"));
+    static const char *const process[] = {"\nprocess_cpu_seconds_total ",
+                                          "\nprocess_resident_memory_bytes ",
+                                          "\nprocess_virtual_memory_bytes ",
+                                          "\nprocess_open_fds ",
+                                          "\nprocess_max_fds ",
+                                          "\nprocess_start_time_seconds ",
+                                          "# TYPE process_cpu_seconds_total counter\n",
+                                          "# TYPE process_open_fds gauge\n"};
+    for (size_t i = 0; i < sizeof process / sizeof process[0]; i++)
+        if (!strstr(text, process[i]))
+            fail_msg("missing: %s", process[i]);
     buf_free(&b);
 }
 

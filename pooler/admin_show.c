@@ -20,6 +20,7 @@
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
+#include "warmpool/db_state.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
@@ -595,8 +596,8 @@ static int show_databases(struct wp_buf *out, int64_t now_ms)
         admin_cell_str(&r, config_mode_name(eff.pool_mode));
         admin_cell_int(&r, eff.max_db_connections);
         admin_cell_int(&r, current);
-        admin_cell_int(&r, npools > 0 && paused == npools ? 1 : 0);
-        admin_cell_int(&r, 0);
+        admin_cell_int(&r, db_state_paused(db->name) || (npools > 0 && paused == npools));
+        admin_cell_int(&r, db_state_disabled(db->name));
         admin_rows_end_row(&r);
     }
     /* The console itself, as PgBouncer lists its "pgbouncer" database. */

@@ -15,11 +15,13 @@
 #include <strings.h>
 
 #include "warmpool/admin.h"
+#include "warmpool/admin_control.h"
 #include "warmpool/admin_rows.h"
 #include "warmpool/auth.h"
 #include "warmpool/buf.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
+#include "warmpool/db_state.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
@@ -467,28 +469,21 @@ static int show_mem(struct wp_buf *out)
 
 /* ---------------------------------------------------------------- SHOW STATE */
 
-/* active/paused/suspended: warmpool pauses per pool, so "paused" means every pool. */
+/* PgBouncer's process-wide states: PAUSE of everything (or SIGUSR1), SUSPEND. */
 static int show_state(struct wp_buf *out)
 {
     static const struct col cols[] = {{"key", TEXT}, {"value", TEXT}};
-    int pools = 0, paused = 0;
-    struct wp_list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &wp_rt.pools)
-    {
-        pools++;
-        paused += list_entry(pos, struct wp_pool, node)->paused != 0;
-    }
-    int all = pools > 0 && paused == pools;
+    int paused = db_state_all_paused(), suspended = admin_suspended();
     struct admin_rows r;
     trows_begin(&r, out, cols, NCOLS(cols));
     admin_cell_or_null(&r, "active");
-    admin_cell_or_null(&r, all ? "no" : "yes");
+    admin_cell_or_null(&r, paused || suspended ? "no" : "yes");
     admin_rows_end_row(&r);
     admin_cell_or_null(&r, "paused");
-    admin_cell_or_null(&r, all ? "yes" : "no");
+    admin_cell_or_null(&r, paused ? "yes" : "no");
     admin_rows_end_row(&r);
     admin_cell_or_null(&r, "suspended");
-    admin_cell_or_null(&r, "no");
+    admin_cell_or_null(&r, suspended ? "yes" : "no");
     admin_rows_end_row(&r);
     return admin_rows_finish(&r);
 }

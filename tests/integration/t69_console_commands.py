@@ -123,6 +123,9 @@ def disable_refuses_logins(admin):
             fail(f"DISABLE: login refused for another reason: {e}")
     if one(before, "SELECT 4") != 4:
         fail("DISABLE broke a client already connected")
+    row = next((r for r in rows(admin, "DATABASES") if r["name"] == "wptest"), None)
+    if not row or str(row["disabled"]) != "1":
+        fail(f"SHOW DATABASES does not show wptest disabled: {row}")
     if one(app("wpload"), "SELECT 5") != 5:
         fail("DISABLE wptest refused wpload")
     admin.execute("ENABLE wptest")
@@ -190,11 +193,18 @@ def suspend_holds_queries(admin):
     query = Background(lambda: one(client, "SELECT 'after suspend'"))
     if not query.still_running_after(0.5):
         fail("a query was answered during SUSPEND")
+    state = {r["key"]: r["value"] for r in rows(admin, "STATE")}
+    if state != {"active": "no", "paused": "no", "suspended": "yes"}:
+        fail(f"SHOW STATE during SUSPEND: {state}")
     admin.execute("RESUME")
     if query.finish("the query sent during SUSPEND") != "after suspend":
         fail("wrong answer after SUSPEND/RESUME")
+    state = {r["key"]: r["value"] for r in rows(admin, "STATE")}
+    if state != {"active": "yes", "paused": "no", "suspended": "no"}:
+        fail(f"SHOW STATE after RESUME: {state}")
     client.close()
-    print("ok: SUSPEND answered; a query sent meanwhile was answered after RESUME")
+    print("ok: SUSPEND answered, SHOW STATE suspended; a query sent meanwhile was answered "
+          "after RESUME")
 
 
 def gone(pid):

@@ -498,7 +498,7 @@ static const char *kind_hint(const struct wp_key *k)
     }
 }
 
-static int parse_number(const struct wp_key *k, const char *value, int64_t *v)
+int config_parse_number(const struct wp_key *k, const char *value, int64_t *v)
 {
     switch (k->type) {
     case WP_KEY_INT:
@@ -536,7 +536,7 @@ static bool set_number(struct loader *ld, const struct wp_key *k, void *field, c
     int64_t v;
     char bound[32];
 
-    if (parse_number(k, value, &v) < 0) {
+    if (config_parse_number(k, value, &v) < 0) {
         report(ld, ld->lineno, "%s%s: \"%s\" %s", who, k->name, value, kind_hint(k));
         return false;
     }
@@ -682,13 +682,11 @@ static void keep_ignored_value(struct loader *ld, int i, const char *value)
     cfg->ignored_values[i] = dup_str(ld, skip_space(value));
 }
 
-/* PgBouncer writes its empty check query as "<empty>" (an empty value turns the check
-   off there, and sends an empty query here). */
+/* PgBouncer's word for an empty value (config_key_empty_text) reads as "". */
 static const char *global_value(const struct wp_key *k, const char *value)
 {
-    if (strcmp(k->name, "server_check_query") == 0 && strcmp(value, "<empty>") == 0)
-        return "";
-    return value;
+    const char *empty = config_key_empty_text(k);
+    return empty && strcmp(value, empty) == 0 ? "" : value;
 }
 
 static void parse_global_key(struct loader *ld, const char *name, const char *value)

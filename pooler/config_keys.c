@@ -281,6 +281,20 @@ const void *config_key_field(const struct wp_config *cfg, const struct wp_key *k
     }
 }
 
+enum wp_key_settable config_key_settable(const char *name, int *row, char *err, size_t errlen)
+{
+    *row = config_key_find(name, WP_SEC_GLOBAL);
+    if (*row < 0) {
+        snprintf(err, errlen, "unknown configuration key \"%.64s\"", name);
+        return WP_KEY_UNKNOWN;
+    }
+    if (!(wp_keys[*row].flags & WP_KEY_RELOADS)) {
+        snprintf(err, errlen, "%s cannot be changed without a restart", wp_keys[*row].name);
+        return WP_KEY_NEEDS_RESTART;
+    }
+    return WP_KEY_SETTABLE;
+}
+
 int config_key_shown(const struct wp_key *k)
 {
     return (k->sections & WP_SEC_GLOBAL) && !(k->flags & WP_KEY_ALIAS) &&

@@ -105,6 +105,14 @@ const char *config_key_format_default(const struct wp_key *k, enum wp_key_style 
 /* What PgBouncer writes for row k's empty string ("<empty>" for server_check_query), or
    NULL: the loader reads it as "" and SHOW CONFIG prints "" as it. */
 const char *config_key_empty_text(const struct wp_key *k);
+/* Whether a running warmpool can change [warmpool] key `name` (warmpool's name or
+   PgBouncer's, any case): its row in *row, or the reason it cannot in err. */
+enum wp_key_settable {
+    WP_KEY_SETTABLE,
+    WP_KEY_UNKNOWN,       /* no such [warmpool] key */
+    WP_KEY_NEEDS_RESTART, /* the table does not mark it reloadable */
+};
+enum wp_key_settable config_key_settable(const char *name, int *row, char *err, size_t errlen);
 /* text as a number of row k (any type but the strings and lists) as the loader reads
    it; -1 when it is none. */
 int config_parse_number(const struct wp_key *k, const char *text, int64_t *v);

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "warmpool/admin.h"
+#include "warmpool/admin_set.h"
 #include "warmpool/auth.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
@@ -316,6 +317,8 @@ void admin_command(struct wp_buf *out, const char *user, const char *sql)
         /* Checked on every command, not only at login: a RELOAD that took the user out
            of admin_users/stats_users ends its rights in sessions already open. */
         answer_error(out, "42501", "permission denied: not an admin or stats user");
+    } else if (admin_is_set(sql)) {
+        admin_run_set(out, user, sql);
     } else if (n == 0) {
         proto_put_simple(out, 'I'); /* EmptyQueryResponse */
     } else if (n < 0) {

@@ -30,6 +30,18 @@ void runtime_reload(void)
     reloads++;
 }
 
+/* The last SET the console passed on; a value "refuse" fails as a bad value would. */
+static char set_key[64], set_value[256];
+int runtime_set_setting(const char *key, const char *value, char *err, size_t errlen)
+{
+    snprintf(set_key, sizeof set_key, "%s", key);
+    snprintf(set_value, sizeof set_value, "%s", value);
+    if (strcmp(value, "refuse") != 0)
+        return 0;
+    snprintf(err, errlen, "SET: %s: \"refuse\" is not valid\n", key);
+    return -1;
+}
+
 static struct wp_config cfg;
 static struct wp_pool pool;
 
@@ -408,13 +420,65 @@ static void test_config_pgbouncer_units(void **state)
     config_free(&loaded);
 }
 
+/* SET's forms reach runtime_set_setting with the key and the unquoted value; its
+   refusals and the console's own give PostgreSQL's SQLSTATEs. */
+static void test_set(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql, *key, *value;
+    } good[] = {
+        {"SET query_wait_timeout = 30", "query_wait_timeout", "30"},
+        {"  set log_connections=0 ;", "log_connections", "0"},
+        {"SET server_check_query TO 'select 2';", "server_check_query", "select 2"},
+        {"Set default_pool_size to 5", "default_pool_size", "5"},
+        {"SET auth_query = 'SELECT ''x'''", "auth_query", "SELECT 'x'"},
+        {"SET server_check_query = ''", "server_check_query", ""},
+    };
+    struct answer a;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        ask("admin", good[i].sql, &a);
+        assert_string_equal(a.types, "CZ");
+        assert_string_equal(a.tag, "SET");
+        assert_string_equal(set_key, good[i].key);
+        assert_string_equal(set_value, good[i].value);
+    }
+    static const struct {
+        const char *user, *sql, *sqlstate;
+    } bad[] = {
+        {"monitor", "SET query_wait_timeout = 30", "42501"},
+        {"admin", "SET", "42601"},
+        {"admin", "SET query_wait_timeout", "42601"},
+        {"admin", "SET query_wait_timeout 30", "42601"},
+        {"admin", "SET query_wait_timeout = 'open", "42601"},
+        {"admin", "SET query_wait_timeout = 'a' b", "42601"},
+        {"admin", "SET query_wait_timeout = 1; SET x = 2", "42601"},
+        {"admin", "SET no_such_key = 1", "42704"},
+        {"admin", "SET pool_size = 1", "42704"}, /* a [databases]/[users] key only */
+        {"admin", "SET listen_port = 7000", "55P02"},
+        {"admin", "SET query_wait_timeout = refuse", "22023"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ask(bad[i].user, bad[i].sql, &a);
+        if (strcmp(a.sqlstate, bad[i].sqlstate) != 0)
+            fail_msg("%s: want %s, got %s (%s)", bad[i].sql, bad[i].sqlstate, a.sqlstate,
+                     a.message);
+        assert_string_equal(a.types, "EZ");
+    }
+    assert_string_equal(a.message, "SET: query_wait_timeout: \"refuse\" is not valid");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_show_columns),    T(test_errors_and_permissions),
-        T(test_admin_commands),  T(test_every_command_checks_rights),
-        T(test_config_defaults), T(test_config_pgbouncer_units),
+        T(test_show_columns),
+        T(test_errors_and_permissions),
+        T(test_admin_commands),
+        T(test_every_command_checks_rights),
+        T(test_config_defaults),
+        T(test_config_pgbouncer_units),
+        T(test_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

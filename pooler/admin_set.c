@@ -1,13 +1,13 @@
 /*
  * admin_set — the console's SET (include/warmpool/admin_set.h).
  *
- * The command is parsed here; the change itself is runtime_set_setting's (main.c):
+ * The command is read with the SQL lexer (sqllex.c), so quotes, comments and ';' are
+ * PostgreSQL's; the change itself is runtime_set_setting's (main.c):
  * the file is loaded again with every SET value over it and installed as a reload
  * does, so a SET value is checked exactly as the same line in the file would be.
  * The SQLSTATEs are PostgreSQL's for its own SET: 42704 undefined_object for an
  * unknown parameter, 55P02 cant_change_runtime_param, 22023 invalid_parameter_value.
  */
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 #include "warmpool/log.h"
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
+#include "warmpool/sqllex.h"
 
 /* Longest value taken: a server_check_query or an auth_query fits easily. */
 #define SET_VALUE_MAX 4096
@@ -34,93 +35,80 @@ __attribute__((weak)) int runtime_set_setting(const char *key, const char *value
     return -1;
 }
 
-static const char *skip_blanks(const char *p)
+/* The command's first token, after sqllex_init. */
+static void first_token(struct sqllex *lx, struct sqllex_token *t, const char *sql)
 {
-    while (isspace((unsigned char)*p))
-        p++;
-    return p;
-}
-
-/* The word at p (letters, digits, '_'), case-insensitively equal to `word`: the text
-   after it, else NULL. */
-static const char *after_word(const char *p, const char *word)
-{
-    size_t n = strlen(word);
-    if (strncasecmp(p, word, n) != 0 || isalnum((unsigned char)p[n]) || p[n] == '_')
-        return NULL;
-    return p + n;
+    sqllex_init(lx, sql, strlen(sql), 0);
+    sqllex_next(lx, t);
 }
 
 int admin_is_set(const char *sql)
 {
-    return after_word(skip_blanks(sql), "set") != NULL;
+    struct sqllex lx;
+    struct sqllex_token t;
+    first_token(&lx, &t, sql);
+    return sqllex_is_word(&lx, &t, "set");
 }
 
-/* A key name into key; the text after it, or NULL when there is none or it is long. */
-static const char *parse_key(const char *p, char *key)
+/* A '…' constant's text, '' read as one quote; false for the other kinds of string
+   (E'…', $$…$$) and for a value too long. */
+static bool quoted_value(const struct sqllex *lx, const struct sqllex_token *t, char *value)
 {
     size_t n = 0;
-    while (isalnum((unsigned char)p[n]) || p[n] == '_')
-        n++;
-    if (n == 0 || n >= SET_KEY_MAX)
-        return NULL;
-    memcpy(key, p, n);
-    key[n] = '\0';
-    return p + n;
-}
-
-/* 'text' with '' for a quote; the text after the closing quote, or NULL. */
-static const char *parse_quoted(const char *p, char *value)
-{
-    size_t n = 0;
-    for (p++; *p; p++) {
-        if (*p == '\'' && p[1] != '\'')
-            break;
-        p += *p == '\'';
+    if (lx->text[t->start] != '\'')
+        return false;
+    for (size_t i = t->start + 1; i + 1 < t->end; i++) {
         if (n + 1 >= SET_VALUE_MAX)
-            return NULL;
-        value[n++] = *p;
+            return false;
+        value[n++] = lx->text[i];
+        i += lx->text[i] == '\''; /* the second quote of '' */
     }
     value[n] = '\0';
-    return *p == '\'' ? p + 1 : NULL;
+    return true;
 }
 
-/* The value, bare up to the end of the command or quoted; trailing blanks and ';' end
-   the command. false when malformed. */
-static bool parse_value(const char *p, char *value)
+/* A bare value: the text from t to the command's end or ';', as written (PgBouncer's
+   own SET takes `SET log_connections = 1`). Leaves t on the token after it. */
+static bool bare_value(struct sqllex *lx, struct sqllex_token *t, char *value)
 {
-    if (*p == '\'') {
-        p = parse_quoted(p, value);
-    } else {
-        size_t n = strlen(p);
-        while (n > 0 && (isspace((unsigned char)p[n - 1]) || p[n - 1] == ';'))
-            n--;
-        if (n == 0 || n >= SET_VALUE_MAX || memchr(p, '\'', n) || memchr(p, ';', n))
+    size_t start = t->start, end = t->start;
+    for (; t->kind != SQLLEX_END && t->kind != SQLLEX_SEMI; sqllex_next(lx, t)) {
+        if (t->kind != SQLLEX_WORD && t->kind != SQLLEX_OTHER)
             return false;
-        memcpy(value, p, n);
-        value[n] = '\0';
-        p += n;
+        end = t->end;
     }
-    if (!p)
+    if (end == start || end - start >= SET_VALUE_MAX)
         return false;
-    p = skip_blanks(p);
-    while (*p == ';' || isspace((unsigned char)*p))
-        p++;
-    return *p == '\0';
+    memcpy(value, lx->text + start, end - start);
+    value[end - start] = '\0';
+    return true;
 }
 
-/* SET key = value | SET key TO value. */
+/* SET key = value | SET key TO value, then nothing but ';'. */
 static bool parse_set(const char *sql, char *key, char *value)
 {
-    const char *p = after_word(skip_blanks(sql), "set");
-    if (!p || !isspace((unsigned char)*p) || !(p = parse_key(skip_blanks(p), key)))
+    struct sqllex lx;
+    struct sqllex_token t;
+    first_token(&lx, &t, sql);
+    sqllex_next(&lx, &t);
+    if (t.kind != SQLLEX_WORD || t.end - t.start >= SET_KEY_MAX)
         return false;
-    p = skip_blanks(p);
-    if (*p == '=')
-        p++;
-    else if (!(p = after_word(p, "to")))
+    memcpy(key, sql + t.start, t.end - t.start);
+    key[t.end - t.start] = '\0';
+    sqllex_next(&lx, &t);
+    if (!sqllex_is_word(&lx, &t, "to") && !(t.kind == SQLLEX_OTHER && sql[t.start] == '='))
         return false;
-    return parse_value(skip_blanks(p), value);
+    sqllex_next(&lx, &t);
+    if (t.kind == SQLLEX_STRING) {
+        if (!quoted_value(&lx, &t, value))
+            return false;
+        sqllex_next(&lx, &t);
+    } else if (!bare_value(&lx, &t, value)) {
+        return false;
+    }
+    while (t.kind == SQLLEX_SEMI)
+        sqllex_next(&lx, &t);
+    return t.kind == SQLLEX_END && !lx.broken;
 }
 
 /* runtime_set_setting's message on one line: the loader's are one per line. */

@@ -44,6 +44,12 @@
     {                                                                                              \
         name, WP_KEY_NO_EFFECT, NONE, sections, NORANGE, pgb_default, name, R                      \
     }
+/* The same for one PgBouncer 1.25 marks not changeable at runtime: SHOW CONFIG says so
+   too, and the console's SET refuses it as PgBouncer's RELOAD ignores it. */
+#define IGNORED_FIXED(name, sections, pgb_default)                                                 \
+    {                                                                                              \
+        name, WP_KEY_NO_EFFECT, NONE, sections, NORANGE, pgb_default, name, 0                      \
+    }
 
 /* Order: the order SHOW CONFIG lists them in. An alias follows the row it stands for. */
 const struct wp_key wp_keys[] = {
@@ -227,25 +233,25 @@ const struct wp_key wp_keys[] = {
     IGNORED("client_tls_dheparams", G, "auto"),
     IGNORED("client_tls_ecdhcurve", G, "auto"),
     IGNORED("conffile", G, ""),
-    IGNORED("disable_pqexec", G, "0"),
+    IGNORED_FIXED("disable_pqexec", G, "0"),
     IGNORED("dns_max_ttl", G, "15"),
     IGNORED("dns_nxdomain_ttl", G, "15"),
     IGNORED("dns_zone_check_period", G, "0"),
-    IGNORED("job_name", G, "pgbouncer"),
+    IGNORED_FIXED("job_name", G, "pgbouncer"),
     IGNORED("load_balance_hosts", D, "round-robin"),
     IGNORED("peer_id", G, "0"),
-    IGNORED("resolv_conf", G, ""),
+    IGNORED_FIXED("resolv_conf", G, ""),
     IGNORED("sbuf_loopcnt", G, "5"),
     IGNORED("server_fast_close", G, "0"),
     IGNORED("server_tls13_ciphers", G, ""),
     IGNORED("server_tls_ciphers", G, "default"),
     IGNORED("service_name", G, "pgbouncer"),
     IGNORED("suspend_timeout", G, "10"),
-    IGNORED("tcp_defer_accept", G, "45"),
+    IGNORED("tcp_defer_accept", G, "1"),
     IGNORED("tcp_socket_buffer", G, "0"),
-    IGNORED("track_extra_parameters", G, "IntervalStyle"),
-    IGNORED("unix_socket_group", G, ""),
-    IGNORED("user", G, ""),
+    IGNORED_FIXED("track_extra_parameters", G, "IntervalStyle"),
+    IGNORED_FIXED("unix_socket_group", G, ""),
+    IGNORED_FIXED("user", G, ""),
 };
 
 const int wp_nkeys = (int)(sizeof wp_keys / sizeof wp_keys[0]);

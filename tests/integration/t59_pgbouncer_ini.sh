@@ -116,7 +116,7 @@ for want in "max_packet_size|2147483647|1073741824|yes|yes" "tcp_keepidle|7200|0
     "max_db_client_connections|0|0|yes|yes" "max_user_client_connections|0|0|yes|yes" \
     "server_tls_sslmode|prefer|prefer|yes|yes" "server_tls_protocols|secure|secure|yes|yes" \
     "server_tls_ca_file|||yes|yes" "dns_max_ttl|15|15|yes|no" \
-    "track_extra_parameters|IntervalStyle|IntervalStyle|yes|no" "query_wait_notify|5|5|yes|yes"; do
+    "track_extra_parameters|IntervalStyle|IntervalStyle|no|no" "query_wait_notify|5|5|yes|yes"; do
     grep -qxF "$want" <<<"$config" || t3_fail "SHOW CONFIG has no row '$want'"
 done
 keys=$(sed -n '/^\[pgbouncer\]/,/^\[/s/^\([a-z_0-9]*\) *=.*/\1/p' tests/compat/pgbouncer.ini)

@@ -149,18 +149,20 @@ static void append_error(struct loader *ld, const char *msg)
     ld->err[ld->errused] = '\0';
 }
 
+/* "file:line: ", or "file: " for no line (the file as a whole, or a console SET); its
+   length, 0 when it does not fit (the text then goes without it). */
+static size_t place_prefix(char *buf, size_t len, const char *file, int line)
+{
+    int n = line > 0 ? snprintf(buf, len, "%s:%d: ", file, line) : snprintf(buf, len, "%s: ", file);
+    return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
+}
+
 static void vreport(struct loader *ld, const char *file, int line, const char *fmt, va_list ap)
 {
     char msg[2048];
-    int n;
+    size_t n = place_prefix(msg, sizeof msg, file, line);
 
-    if (line > 0)
-        n = snprintf(msg, sizeof msg, "%s:%d: ", file, line);
-    else
-        n = snprintf(msg, sizeof msg, "%s: ", file);
-    if (n < 0 || (size_t)n >= sizeof msg)
-        n = 0;
-    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    vsnprintf(msg + n, sizeof msg - n, fmt, ap);
 
     size_t len = strlen(msg);
     if (len > sizeof msg - 2)
@@ -671,8 +673,8 @@ static void accept_no_effect(struct loader *ld, int i, const char *value, const 
         !*skip_space(value))
         return;
     ld->noted[i] = true;
-    snprintf(text, sizeof text, "%s:%d: accepted, no effect: %s", ld->path, ld->lineno,
-             wp_keys[i].name);
+    size_t n = place_prefix(text, sizeof text, ld->path, ld->lineno);
+    snprintf(text + n, sizeof text - n, "accepted, no effect: %s", wp_keys[i].name);
     add_notice(ld, text);
 }
 

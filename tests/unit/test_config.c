@@ -1160,6 +1160,14 @@ static void test_set_replaces_file_value(void **state)
     assert_int_equal(l.cfg.pool.query_wait_timeout, 120000);
     config_free(&l.cfg);
 
+    /* a PgBouncer key without effect is noted as the file's would be, naming SET */
+    static const char *const ignored_key[] = {"dns_max_ttl"}, *const ignored_value[] = {"20"};
+    load_with_sets(&l, set_base_ini, ignored_key, ignored_value, 1);
+    assert_int_equal(l.rc, 0);
+    assert_non_null(l.cfg.notices);
+    assert_string_equal(l.cfg.notices[0], "SET: accepted, no effect: dns_max_ttl");
+    config_free(&l.cfg);
+
     load_with_sets(&l, set_base_ini, NULL, NULL, 0);
     assert_int_equal(l.rc, 0);
     assert_int_equal(l.cfg.pool.query_wait_timeout, 30000);

@@ -2,14 +2,17 @@
  * admin — the admin console: a client logged in to database `warmpool` (or
  * `pgbouncer`) speaks the simple Query protocol to warmpool itself.
  *
- *   SHOW POOLS|STATS|SERVERS|CLIENTS|DATABASES|CONFIG|PREPARED|STATEMENTS|VERSION|HELP
- *   SHOW LISTS|USERS|STATS_TOTALS|STATS_AVERAGES|TOTALS|MEM|STATE|FDS|PEERS|PEER_POOLS|
- *        DNS_HOSTS|DNS_ZONES (admin_show_lists.c), SOCKETS|ACTIVE_SOCKETS
- *   RELOAD, PAUSE [db], RESUME [db], KILL db, SHUTDOWN      (admin_users only)
+ *   SHOW POOLS|SERVERS|CLIENTS|DATABASES|CONFIG|PREPARED|STATEMENTS|VERSION|HELP
+ *        (admin_show.c), STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS (admin_show_stats.c),
+ *        LISTS|USERS|MEM|STATE|FDS|PEERS|PEER_POOLS|DNS_HOSTS|DNS_ZONES|SOCKETS|
+ *        ACTIVE_SOCKETS (admin_show_lists.c)
+ *   SET key = value (admin_set.c); RELOAD, PAUSE, RESUME, KILL, KILL_CLIENT, DISABLE,
+ *        ENABLE, RECONNECT, WAIT_CLOSE, SUSPEND, SHUTDOWN (admin_commands.c; answers that
+ *        come later: admin_wait.c)                                  (admin_users only)
  *
  * stats_users may only SHOW. Commands are case-insensitive, one per Query, with an
  * optional trailing semicolon. The extended protocol is refused with 0A000 (once per
- * Sync, as PostgreSQL reports an error in a pipeline). SHOW rows: admin_show.c.
+ * Sync, as PostgreSQL reports an error in a pipeline).
  */
 #include <ctype.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 
 #include "warmpool/admin.h"
 #include "warmpool/admin_control.h"
+#include "warmpool/admin_set.h"
 #include "warmpool/auth.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
@@ -75,11 +79,19 @@ static void show_help(struct wp_buf *out)
         "\tSHOW HELP|POOLS|STATS|SERVERS|CLIENTS|DATABASES|CONFIG|PREPARED|STATEMENTS|VERSION\n"
         "\tSHOW LISTS|USERS|STATS_TOTALS|STATS_AVERAGES|TOTALS|MEM|STATE|FDS|PEERS|PEER_POOLS\n"
         "\tSHOW SOCKETS|ACTIVE_SOCKETS|DNS_HOSTS|DNS_ZONES\n"
+        "\tSET key = arg\n"
         "\tRELOAD\n"
         "\tPAUSE [<db>]\n"
         "\tRESUME [<db>]\n"
-        "\tKILL <db>\n"
-        "\tSHUTDOWN";
+        "\tDISABLE <db>\n"
+        "\tENABLE <db>\n"
+        "\tRECONNECT [<db>]\n"
+        "\tKILL [<db>]\n"
+        "\tKILL_CLIENT <client_id>\n"
+        "\tSUSPEND\n"
+        "\tSHUTDOWN\n"
+        "\tSHUTDOWN WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS\n"
+        "\tWAIT_CLOSE [<db>]";
     proto_put_notice(out, "00000", help);
     proto_put_command_complete(out, "SHOW");
 }
@@ -181,6 +193,8 @@ static void command_or_wait(struct wp_buf *out, const char *user, const char *sq
         /* Checked on every command, not only at login: a RELOAD that took the user out
            of admin_users/stats_users ends its rights in sessions already open. */
         admin_answer_error(out, "42501", "permission denied: not an admin or stats user");
+    } else if (admin_is_set(sql)) {
+        admin_run_set(out, user, sql);
     } else if (n == 0) {
         proto_put_simple(out, 'I'); /* EmptyQueryResponse */
     } else if (n < 0) {

@@ -634,14 +634,23 @@ int admin_config_rows(void)
     return n;
 }
 
-const char *admin_config_value(const struct wp_config *cfg, int i, char *out, size_t len)
+/* A key PgBouncer has is printed as PgBouncer prints it (plain numbers in the key's
+   unit), so that its tools read it; warmpool's own keys keep their unit ("1min"). */
+static enum wp_key_style config_style(const struct wp_key *k)
 {
-    return config_key_format(cfg, &wp_keys[config_row_key(i)], out, len);
+    return k->pgbouncer ? WP_KEY_STYLE_PGBOUNCER : WP_KEY_STYLE_UNITS;
 }
 
-const char *admin_config_default(int i)
+const char *admin_config_value(const struct wp_config *cfg, int i, char *out, size_t len)
 {
-    return wp_keys[config_row_key(i)].dflt;
+    const struct wp_key *k = &wp_keys[config_row_key(i)];
+    return config_key_format(cfg, k, config_style(k), out, len);
+}
+
+const char *admin_config_default(int i, char *out, size_t len)
+{
+    const struct wp_key *k = &wp_keys[config_row_key(i)];
+    return config_key_format_default(k, config_style(k), out, len);
 }
 
 /* A PgBouncer key without effect, listed with the file's value (else PgBouncer's
@@ -667,9 +676,10 @@ int admin_config_show_rows(void)
 static void config_row(struct admin_rows *r, const char *name, const char *value,
                        const struct wp_key *key, const char *effect)
 {
+    char dflt[64];
     admin_cell_str(r, name);
     admin_cell_str(r, value);
-    admin_cell_str(r, key->dflt);
+    admin_cell_str(r, config_key_format_default(key, config_style(key), dflt, sizeof dflt));
     admin_cell_str(r, (key->flags & WP_KEY_RELOADS) ? "yes" : "no");
     admin_cell_str(r, effect);
     admin_rows_end_row(r);
@@ -689,7 +699,8 @@ static int show_config(struct wp_buf *out, int64_t now_ms)
     for (int k = 0; k < wp_nkeys; k++) {
         const struct wp_key *key = &wp_keys[k];
         if (config_key_shown(key)) {
-            config_row(&r, config_key_format(cfg, key, value, sizeof value), value, key, "yes");
+            config_row(&r, config_key_format(cfg, key, config_style(key), value, sizeof value),
+                       value, key, "yes");
             if (key->pgbouncer && strcmp(key->pgbouncer, key->name) != 0)
                 config_row(&r, key->pgbouncer, value, key, "yes");
         } else if (config_ignored_row(key)) {

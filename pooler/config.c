@@ -92,6 +92,16 @@ struct place {
     int line;
 };
 
+/* The line of a place that is a console SET (config_load_with_overrides): messages
+   name no line, and the key counts as set. */
+#define SET_LINE (-1)
+
+/* The console's SET values, applied over the file's [warmpool] section. */
+struct set_values {
+    const char *const *keys, *const *values;
+    int n;
+};
+
 struct loader {
     struct wp_config *cfg;
     const char *path; /* the file being read = stack[depth] */
@@ -139,18 +149,20 @@ static void append_error(struct loader *ld, const char *msg)
     ld->err[ld->errused] = '\0';
 }
 
+/* "file:line: ", or "file: " for no line (the file as a whole, or a console SET); its
+   length, 0 when it does not fit (the text then goes without it). */
+static size_t place_prefix(char *buf, size_t len, const char *file, int line)
+{
+    int n = line > 0 ? snprintf(buf, len, "%s:%d: ", file, line) : snprintf(buf, len, "%s: ", file);
+    return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
+}
+
 static void vreport(struct loader *ld, const char *file, int line, const char *fmt, va_list ap)
 {
     char msg[2048];
-    int n;
+    size_t n = place_prefix(msg, sizeof msg, file, line);
 
-    if (line > 0)
-        n = snprintf(msg, sizeof msg, "%s:%d: ", file, line);
-    else
-        n = snprintf(msg, sizeof msg, "%s: ", file);
-    if (n < 0 || (size_t)n >= sizeof msg)
-        n = 0;
-    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    vsnprintf(msg + n, sizeof msg - n, fmt, ap);
 
     size_t len = strlen(msg);
     if (len > sizeof msg - 2)
@@ -498,7 +510,7 @@ static const char *kind_hint(const struct wp_key *k)
     }
 }
 
-static int parse_number(const struct wp_key *k, const char *value, int64_t *v)
+int config_parse_number(const struct wp_key *k, const char *value, int64_t *v)
 {
     switch (k->type) {
     case WP_KEY_INT:
@@ -536,7 +548,7 @@ static bool set_number(struct loader *ld, const struct wp_key *k, void *field, c
     int64_t v;
     char bound[32];
 
-    if (parse_number(k, value, &v) < 0) {
+    if (config_parse_number(k, value, &v) < 0) {
         report(ld, ld->lineno, "%s%s: \"%s\" %s", who, k->name, value, kind_hint(k));
         return false;
     }
@@ -661,8 +673,8 @@ static void accept_no_effect(struct loader *ld, int i, const char *value, const 
         !*skip_space(value))
         return;
     ld->noted[i] = true;
-    snprintf(text, sizeof text, "%s:%d: accepted, no effect: %s", ld->path, ld->lineno,
-             wp_keys[i].name);
+    size_t n = place_prefix(text, sizeof text, ld->path, ld->lineno);
+    snprintf(text + n, sizeof text - n, "accepted, no effect: %s", wp_keys[i].name);
     add_notice(ld, text);
 }
 
@@ -682,13 +694,23 @@ static void keep_ignored_value(struct loader *ld, int i, const char *value)
     cfg->ignored_values[i] = dup_str(ld, skip_space(value));
 }
 
-/* PgBouncer writes its empty check query as "<empty>" (an empty value turns the check
-   off there, and sends an empty query here). */
+/* PgBouncer's word for an empty value (config_key_empty_text) reads as "". */
 static const char *global_value(const struct wp_key *k, const char *value)
 {
-    if (strcmp(k->name, "server_check_query") == 0 && strcmp(value, "<empty>") == 0)
-        return "";
-    return value;
+    const char *empty = config_key_empty_text(k);
+    return empty && strcmp(value, empty) == 0 ? "" : value;
+}
+
+/* Row i of [warmpool] takes `value` (the file's or a SET's). */
+static void set_global_value(struct loader *ld, int i, const char *value)
+{
+    if (wp_keys[i].type == WP_KEY_NO_EFFECT) {
+        keep_ignored_value(ld, i, value);
+        accept_no_effect(ld, i, value, "");
+        return;
+    }
+    void *base = wp_keys[i].base == WP_KEY_IN_POOL ? (void *)&ld->cfg->pool : (void *)ld->cfg;
+    set_value(ld, &wp_keys[i], base, global_value(&wp_keys[i], value), "");
 }
 
 static void parse_global_key(struct loader *ld, const char *name, const char *value)
@@ -714,13 +736,28 @@ static void parse_global_key(struct loader *ld, const char *name, const char *va
         return;
     }
     ld->key_place[c] = here(ld);
-    if (wp_keys[i].type == WP_KEY_NO_EFFECT) {
-        keep_ignored_value(ld, i, value);
-        accept_no_effect(ld, i, value, "");
-        return;
+    set_global_value(ld, i, value);
+}
+
+/* The console's SET values, after the file: each replaces what the file set. Their
+   messages and the validation's name "SET" as the place. */
+static void apply_set_values(struct loader *ld, const struct set_values *sv)
+{
+    const char *file_path = ld->path;
+    char why[160];
+    int i;
+
+    ld->path = "SET";
+    ld->lineno = 0;
+    for (int s = 0; s < sv->n && !ld->oom; s++) {
+        if (config_key_settable(sv->keys[s], &i, why, sizeof why) != WP_KEY_SETTABLE) {
+            report(ld, 0, "%s", why);
+            continue;
+        }
+        ld->key_place[config_key_canonical(i)] = (struct place){ld->path, SET_LINE};
+        set_global_value(ld, i, sv->values[s]);
     }
-    void *base = wp_keys[i].base == WP_KEY_IN_POOL ? (void *)&ld->cfg->pool : (void *)ld->cfg;
-    set_value(ld, &wp_keys[i], base, global_value(&wp_keys[i], value), "");
+    ld->path = file_path;
 }
 
 /* ---------------------------------------------------------------- key=value strings */
@@ -1587,8 +1624,8 @@ static void set_defaults(struct loader *ld)
 
 /* Parse from fp (NULL: could not be opened, errno says why); `path` names it in messages.
    %include is followed only for a real file (`includes`). */
-static int load_stream(const char *path, FILE *fp, bool includes, struct wp_config *out, char *err,
-                       size_t errlen)
+static int load_stream(const char *path, FILE *fp, bool includes, const struct set_values *sv,
+                       struct wp_config *out, char *err, size_t errlen)
 {
     int open_errno = errno;
     struct loader ld;
@@ -1622,6 +1659,8 @@ static int load_stream(const char *path, FILE *fp, bool includes, struct wp_conf
         parse_file(&ld);
         while (ld.depth > 0) /* inih stopped early (out of memory) */
             end_include(&ld);
+        if (!ld.oom)
+            apply_set_values(&ld, sv);
         if (!ld.oom) {
             validate_globals(&ld);
             validate_entries(&ld);
@@ -1639,8 +1678,15 @@ static int load_stream(const char *path, FILE *fp, bool includes, struct wp_conf
 
 int config_load(const char *path, struct wp_config *out, char *err, size_t errlen)
 {
+    return config_load_with_overrides(path, NULL, NULL, 0, out, err, errlen);
+}
+
+int config_load_with_overrides(const char *path, const char *const *keys, const char *const *values,
+                               int n, struct wp_config *out, char *err, size_t errlen)
+{
+    const struct set_values sv = {keys, values, n};
     FILE *fp = fopen(path, "r");
-    int rc = load_stream(path, fp, true, out, err, errlen);
+    int rc = load_stream(path, fp, true, &sv, out, err, errlen);
     if (fp)
         fclose(fp);
     return rc;
@@ -1651,7 +1697,8 @@ int config_load_string(const char *name, const char *text, size_t len, struct wp
 {
     /* Read-only: fmemopen takes a non-const pointer but never writes through it. */
     FILE *fp = fmemopen((void *)text, len, "r");
-    int rc = load_stream(name, fp, false, out, err, errlen);
+    static const struct set_values none;
+    int rc = load_stream(name, fp, false, &none, out, err, errlen);
     if (fp)
         fclose(fp);
     return rc;

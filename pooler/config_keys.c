@@ -44,6 +44,12 @@
     {                                                                                              \
         name, WP_KEY_NO_EFFECT, NONE, sections, NORANGE, pgb_default, name, R                      \
     }
+/* The same for one PgBouncer 1.25 marks not changeable at runtime: SHOW CONFIG says so
+   too, and the console's SET refuses it as PgBouncer's RELOAD ignores it. */
+#define IGNORED_FIXED(name, sections, pgb_default)                                                 \
+    {                                                                                              \
+        name, WP_KEY_NO_EFFECT, NONE, sections, NORANGE, pgb_default, name, 0                      \
+    }
 
 /* Order: the order SHOW CONFIG lists them in. An alias follows the row it stands for. */
 const struct wp_key wp_keys[] = {
@@ -227,25 +233,25 @@ const struct wp_key wp_keys[] = {
     IGNORED("client_tls_dheparams", G, "auto"),
     IGNORED("client_tls_ecdhcurve", G, "auto"),
     IGNORED("conffile", G, ""),
-    IGNORED("disable_pqexec", G, "0"),
+    IGNORED_FIXED("disable_pqexec", G, "0"),
     IGNORED("dns_max_ttl", G, "15"),
     IGNORED("dns_nxdomain_ttl", G, "15"),
     IGNORED("dns_zone_check_period", G, "0"),
-    IGNORED("job_name", G, "pgbouncer"),
+    IGNORED_FIXED("job_name", G, "pgbouncer"),
     IGNORED("load_balance_hosts", D, "round-robin"),
     IGNORED("peer_id", G, "0"),
-    IGNORED("resolv_conf", G, ""),
+    IGNORED_FIXED("resolv_conf", G, ""),
     IGNORED("sbuf_loopcnt", G, "5"),
     IGNORED("server_fast_close", G, "0"),
     IGNORED("server_tls13_ciphers", G, ""),
     IGNORED("server_tls_ciphers", G, "default"),
     IGNORED("service_name", G, "pgbouncer"),
     IGNORED("suspend_timeout", G, "10"),
-    IGNORED("tcp_defer_accept", G, "45"),
+    IGNORED("tcp_defer_accept", G, "1"),
     IGNORED("tcp_socket_buffer", G, "0"),
-    IGNORED("track_extra_parameters", G, "IntervalStyle"),
-    IGNORED("unix_socket_group", G, ""),
-    IGNORED("user", G, ""),
+    IGNORED_FIXED("track_extra_parameters", G, "IntervalStyle"),
+    IGNORED_FIXED("unix_socket_group", G, ""),
+    IGNORED_FIXED("user", G, ""),
 };
 
 const int wp_nkeys = (int)(sizeof wp_keys / sizeof wp_keys[0]);
@@ -281,6 +287,20 @@ const void *config_key_field(const struct wp_config *cfg, const struct wp_key *k
     }
 }
 
+enum wp_key_settable config_key_settable(const char *name, int *row, char *err, size_t errlen)
+{
+    *row = config_key_find(name, WP_SEC_GLOBAL);
+    if (*row < 0) {
+        snprintf(err, errlen, "unknown configuration key \"%.64s\"", name);
+        return WP_KEY_UNKNOWN;
+    }
+    if (!(wp_keys[*row].flags & WP_KEY_RELOADS)) {
+        snprintf(err, errlen, "%s cannot be changed without a restart", wp_keys[*row].name);
+        return WP_KEY_NEEDS_RESTART;
+    }
+    return WP_KEY_SETTABLE;
+}
+
 int config_key_shown(const struct wp_key *k)
 {
     return (k->sections & WP_SEC_GLOBAL) && !(k->flags & WP_KEY_ALIAS) &&
@@ -300,6 +320,28 @@ static void format_unit(char *out, size_t len, int64_t v, const char *const *nam
     snprintf(out, len, "%lld", (long long)v);
 }
 
+/* A duration or size: with warmpool's unit, or as PgBouncer prints it — seconds as a
+   C "%g" of the fraction (PgBouncer keeps microseconds and prints them so: "0.5",
+   "3600", "3.1536e+07"), a milliseconds key and a size as a plain integer. */
+static void format_amount(const struct wp_key *k, int64_t v, enum wp_key_style style, char *out,
+                          size_t len)
+{
+    static const char *const dur_names[] = {"ms", "s", "min", "h", "d"};
+    static const int64_t dur_factors[] = {1, SEC_MS, 60 * SEC_MS, 3600 * SEC_MS, DAY_MS};
+    static const char *const size_names[] = {"", "kB", "MB", "GB"};
+    static const int64_t size_factors[] = {1, KB, MB, GB};
+
+    if (style == WP_KEY_STYLE_PGBOUNCER && k->type == WP_KEY_DURATION &&
+        !(k->flags & WP_KEY_BARE_MS))
+        snprintf(out, len, "%g", (double)v / SEC_MS);
+    else if (style == WP_KEY_STYLE_PGBOUNCER)
+        snprintf(out, len, "%lld", (long long)v);
+    else if (k->type == WP_KEY_DURATION)
+        format_unit(out, len, v, dur_names, dur_factors, 5);
+    else
+        format_unit(out, len, v, size_names, size_factors, 4);
+}
+
 static void format_list(char *out, size_t len, char *const *list)
 {
     size_t used = 0;
@@ -308,13 +350,50 @@ static void format_list(char *out, size_t len, char *const *list)
         used += (size_t)snprintf(out + used, len - used, "%s%s", i ? ", " : "", list[i]);
 }
 
-const char *config_key_format(const struct wp_config *cfg, const struct wp_key *k, char *out,
-                              size_t len)
+const char *config_key_empty_text(const struct wp_key *k)
 {
-    static const char *const dur_names[] = {"ms", "s", "min", "h", "d"};
-    static const int64_t dur_factors[] = {1, SEC_MS, 60 * SEC_MS, 3600 * SEC_MS, DAY_MS};
-    static const char *const size_names[] = {"", "kB", "MB", "GB"};
-    static const int64_t size_factors[] = {1, KB, MB, GB};
+    /* PgBouncer's default check query; an empty value there turns the check off. */
+    return strcmp(k->name, "server_check_query") == 0 ? "<empty>" : NULL;
+}
+
+static void format_string(const struct wp_key *k, const char *s, enum wp_key_style style, char *out,
+                          size_t len)
+{
+    const char *empty = style == WP_KEY_STYLE_PGBOUNCER ? config_key_empty_text(k) : NULL;
+    snprintf(out, len, "%s", s && *s ? s : empty ? empty : "");
+}
+
+/* The enumerations and the plain numbers. A file mode is octal in warmpool's style, and
+   decimal in PgBouncer's (its value column says 511 for 0777). */
+static void format_int(const struct wp_key *k, int v, enum wp_key_style style, char *out,
+                       size_t len)
+{
+    switch (k->type) {
+    case WP_KEY_OCTAL:
+        snprintf(out, len, style == WP_KEY_STYLE_PGBOUNCER ? "%d" : "%04o", v);
+        break;
+    case WP_KEY_MODE:
+        snprintf(out, len, "%s", config_mode_name(v));
+        break;
+    case WP_KEY_PIN:
+        snprintf(out, len, "%s", config_pin_name(v));
+        break;
+    case WP_KEY_AUTH:
+        snprintf(out, len, "%s", config_auth_name(v));
+        break;
+    case WP_KEY_SSLMODE:
+        snprintf(out, len, "%s",
+                 v >= 0 && v <= WP_SSLMODE_VERIFY_FULL ? tls_sslmode_names[v] : "unknown");
+        break;
+    default:
+        snprintf(out, len, "%d", v);
+        break;
+    }
+}
+
+const char *config_key_format(const struct wp_config *cfg, const struct wp_key *k,
+                              enum wp_key_style style, char *out, size_t len)
+{
     const void *field = config_key_field(cfg, k);
 
     out[0] = '\0';
@@ -322,44 +401,39 @@ const char *config_key_format(const struct wp_config *cfg, const struct wp_key *
         return k->name;
     switch (k->type) {
     case WP_KEY_STR:
-    case WP_KEY_PATH: {
-        const char *s = *(char *const *)field;
-        snprintf(out, len, "%s", s ? s : "");
+    case WP_KEY_PATH:
+        format_string(k, *(char *const *)field, style, out, len);
         break;
-    }
     case WP_KEY_LIST:
         format_list(out, len, *(char **const *)field);
         break;
-    case WP_KEY_INT:
-    case WP_KEY_BOOL:
-        snprintf(out, len, "%d", *(const int *)field);
-        break;
-    case WP_KEY_OCTAL:
-        snprintf(out, len, "%04o", (unsigned)*(const int *)field);
-        break;
-    case WP_KEY_MODE:
-        snprintf(out, len, "%s", config_mode_name(*(const int *)field));
-        break;
-    case WP_KEY_PIN:
-        snprintf(out, len, "%s", config_pin_name(*(const int *)field));
-        break;
-    case WP_KEY_AUTH:
-        snprintf(out, len, "%s", config_auth_name(*(const int *)field));
-        break;
-    case WP_KEY_SSLMODE: {
-        int m = *(const int *)field;
-        snprintf(out, len, "%s",
-                 m >= 0 && m <= WP_SSLMODE_VERIFY_FULL ? tls_sslmode_names[m] : "unknown");
-        break;
-    }
     case WP_KEY_DURATION:
-        format_unit(out, len, *(const int64_t *)field, dur_names, dur_factors, 5);
-        break;
     case WP_KEY_SIZE:
-        format_unit(out, len, *(const int64_t *)field, size_names, size_factors, 4);
+        format_amount(k, *(const int64_t *)field, style, out, len);
         break;
     case WP_KEY_NO_EFFECT:
         break;
+    default:
+        format_int(k, *(const int *)field, style, out, len);
+        break;
     }
     return k->name;
+}
+
+const char *config_key_format_default(const struct wp_key *k, enum wp_key_style style, char *out,
+                                      size_t len)
+{
+    int64_t v;
+
+    if (!k->dflt || style == WP_KEY_STYLE_UNITS)
+        return k->dflt;
+    if ((k->type == WP_KEY_STR || k->type == WP_KEY_PATH) && !*k->dflt) {
+        format_string(k, k->dflt, style, out, len);
+        return out;
+    }
+    if ((k->type != WP_KEY_DURATION && k->type != WP_KEY_SIZE) ||
+        config_parse_number(k, k->dflt, &v) < 0)
+        return k->dflt;
+    format_amount(k, v, style, out, len);
+    return out;
 }

@@ -16,6 +16,7 @@
 #include "warmpool/authq.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
+#include "warmpool/config_keys.h"
 #include "warmpool/daemon.h"
 #include "warmpool/db_state.h"
 #include "warmpool/from_pgbouncer.h"
@@ -58,20 +59,41 @@ static void report_load_error(const char *context, const char *err)
         log_error("%s%s", context, err);
 }
 
-static struct wp_config *load_config(const char *path)
+/* path with the SET values over it, in a new allocation; NULL with err filled. */
+static struct wp_config *load_config_with(const char *path, const struct wp_set_values *sets,
+                                          char *err, size_t errlen)
 {
     struct wp_config *cfg = calloc(1, sizeof *cfg);
-    char err[8192];
-    if (!cfg)
+    if (!cfg) {
+        snprintf(err, errlen, "out of memory");
         return NULL;
-    if (config_load(path, cfg, err, sizeof err) < 0) {
-        char context[512];
-        snprintf(context, sizeof context, "configuration %s rejected:\n", path);
-        report_load_error(context, err);
+    }
+    if (config_load_with_overrides(path, (const char *const *)sets->keys,
+                                   (const char *const *)sets->values, sets->n, cfg, err,
+                                   errlen) < 0) {
         free(cfg);
         return NULL;
     }
     return cfg;
+}
+
+static struct wp_config *load_config(const char *path)
+{
+    static const struct wp_set_values no_sets;
+    char err[8192];
+    struct wp_config *cfg = load_config_with(path, &no_sets, err, sizeof err);
+    if (!cfg) {
+        char context[512];
+        snprintf(context, sizeof context, "configuration %s rejected:\n", path);
+        report_load_error(context, err);
+    }
+    return cfg;
+}
+
+static void free_config(struct wp_config *cfg)
+{
+    config_free(cfg);
+    free(cfg);
 }
 
 /* The PgBouncer keys the file sets that warmpool ignores, one warning each, at every
@@ -152,26 +174,22 @@ static void configure_logging(const struct wp_config *cfg)
     log_set_syslog(cfg->syslog, cfg->syslog_ident, log_facility_from_name(cfg->syslog_facility));
 }
 
-static void reload(void)
+/* cfg, just loaded, becomes the configuration in force with the auth file, TLS
+   certificates and hba rules it names, and the pools take its settings. When the auth
+   file or the certificates fail, the running configuration stays, cfg is freed and err
+   says why (RELOAD and SET share this). */
+static int install_config(struct wp_config *cfg, char *err, size_t errlen)
 {
-    struct wp_config *cfg = load_config(wp_rt.cfg->path);
     struct wp_userlist users;
-    if (!cfg)
-        return;
     if (load_userlist(cfg, &users) < 0) {
-        config_free(cfg);
-        free(cfg);
-        return;
+        snprintf(err, errlen, "auth_file %s cannot be loaded (the log says why)", cfg->auth_file);
+        free_config(cfg);
+        return -1;
     }
-    char err[512];
-    if (tls_client_setup(cfg, err, sizeof err) < 0) {
-        log_error("configuration %s rejected, keeping the running one and its TLS "
-                  "certificates: %s",
-                  cfg->path, err);
+    if (tls_client_setup(cfg, err, errlen) < 0) {
         auth_userlist_free(&users);
-        config_free(cfg);
-        free(cfg);
-        return;
+        free_config(cfg);
+        return -1;
     }
     /* The old configuration stays while pools point into it (runtime.c). */
     runtime_install_config(cfg);
@@ -191,13 +209,57 @@ static void reload(void)
     }
     prefill_pools();
     stats_http_reload();
+    return 0;
+}
+
+/* The file alone: the console's SET values go once it is in force. */
+static void reload(void)
+{
+    struct wp_config *cfg = load_config(wp_rt.cfg->path);
+    char err[512];
+    if (!cfg)
+        return;
+    if (install_config(cfg, err, sizeof err) < 0) {
+        log_error("configuration %s rejected, keeping the running one and its TLS "
+                  "certificates: %s",
+                  wp_rt.cfg->path, err);
+        return;
+    }
     log_info("configuration reloaded from %s", cfg->path);
+    if (wp_rt.sets.n > 0)
+        log_info("reload: %d SET value%s dropped, the file's values are in force", wp_rt.sets.n,
+                 wp_rt.sets.n == 1 ? "" : "s");
+    runtime_sets_free(&wp_rt.sets);
     log_notices(cfg);
 }
 
 void runtime_reload(void)
 {
     reload();
+}
+
+/* Like a reload of the file with the SET values over it, this one last. */
+int runtime_set_setting(const char *key, const char *value, char *err, size_t errlen)
+{
+    struct wp_set_values sets;
+    int row;
+    if (config_key_settable(key, &row, err, errlen) != WP_KEY_SETTABLE)
+        return -1;
+    if (runtime_sets_with(&wp_rt.sets, wp_keys[config_key_canonical(row)].name, value, &sets) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    struct wp_config *cfg = load_config_with(wp_rt.cfg->path, &sets, err, errlen);
+    if (!cfg || install_config(cfg, err, errlen) < 0) {
+        runtime_sets_free(&sets);
+        return -1;
+    }
+    runtime_sets_free(&wp_rt.sets);
+    wp_rt.sets = sets;
+    log_info("configuration from %s with %d SET value%s over it", cfg->path, sets.n,
+             sets.n == 1 ? "" : "s");
+    log_notices(cfg);
+    return 0;
 }
 
 static const char *signal_name(int sig)
@@ -318,6 +380,7 @@ static void free_everything(void)
     auth_userlist_free(&wp_rt.users);
     hba_free(&wp_rt.hba);
     db_state_clear();
+    runtime_sets_free(&wp_rt.sets);
     /* Every pool is gone, and with them their holds on configurations. */
     if (wp_rt.cfg)
         runtime_config_drop(wp_rt.cfg);

@@ -12,7 +12,9 @@
  * wp_rt.nconfigs counts those alive (/metrics), so a leak shows.
  */
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "warmpool/client.h"
 #include "warmpool/runtime.h"
@@ -78,4 +80,45 @@ void runtime_schedule_reap(void)
 {
     if (wp_rt.ev_reap)
         event_active(wp_rt.ev_reap, EV_TIMEOUT, 0);
+}
+
+void runtime_sets_free(struct wp_set_values *sets)
+{
+    for (int i = 0; i < sets->n; i++) {
+        free(sets->keys[i]);
+        free(sets->values[i]);
+    }
+    free(sets->keys);
+    free(sets->values);
+    memset(sets, 0, sizeof *sets);
+}
+
+/* Copies of key and value as entry i of sets (room made by the caller); false when out
+   of memory. */
+static bool sets_put(struct wp_set_values *sets, int i, const char *key, const char *value)
+{
+    sets->keys[i] = strdup(key);
+    sets->values[i] = strdup(value);
+    return sets->keys[i] && sets->values[i];
+}
+
+int runtime_sets_with(const struct wp_set_values *from, const char *key, const char *value,
+                      struct wp_set_values *out)
+{
+    bool ok, replaced = false;
+
+    memset(out, 0, sizeof *out);
+    out->keys = calloc((size_t)from->n + 1, sizeof *out->keys);
+    out->values = calloc((size_t)from->n + 1, sizeof *out->values);
+    ok = out->keys && out->values;
+    for (int i = 0; i < from->n && ok; i++) {
+        bool same = strcmp(from->keys[i], key) == 0;
+        ok = sets_put(out, out->n++, from->keys[i], same ? value : from->values[i]);
+        replaced |= same;
+    }
+    if (ok && !replaced)
+        ok = sets_put(out, out->n++, key, value);
+    if (!ok)
+        runtime_sets_free(out);
+    return ok ? 0 : -1;
 }

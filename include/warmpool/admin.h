@@ -57,12 +57,12 @@ int admin_show(struct wp_buf *out, const char *what, int64_t now_ms);
 int admin_show_more(struct wp_buf *out, const char *what, int is_admin);
 
 /* SHOW CONFIG's rows of stored keys under warmpool's names, for tests: count, the i-th
-   key with its value in cfg, its default. SHOW CONFIG also lists each such key under
-   PgBouncer's name where that differs, and PgBouncer's keys without effect (column
-   `effect` = no): admin_config_show_rows() rows in all. */
+   key with its value in cfg, its default, both as printed. SHOW CONFIG also lists each such key
+   under PgBouncer's name where that differs, and PgBouncer's keys without effect (column `effect` =
+   no): admin_config_show_rows() rows in all. */
 int admin_config_rows(void);
 int admin_config_show_rows(void);
 const char *admin_config_value(const struct wp_config *cfg, int i, char *out, size_t len);
-const char *admin_config_default(int i);
+const char *admin_config_default(int i, char *out, size_t len);
 
 #endif

@@ -205,6 +205,12 @@ struct wp_config {
  * (truncated to errlen). *out is left freed on failure.
  */
 int config_load(const char *path, struct wp_config *out, char *err, size_t errlen);
+/* config_load with the console's SET values on top of the file's [warmpool] section:
+   keys[i] = values[i] for i < n, in order, each replacing the file's value. A key that
+   is unknown, or that only a restart changes (config_key_settable), is an error like a
+   bad value; messages about a SET value start with "SET: ". */
+int config_load_with_overrides(const char *path, const char *const *keys, const char *const *values,
+                               int n, struct wp_config *out, char *err, size_t errlen);
 /* The same from `len` bytes of ini text in memory (tests, fuzzing); `name` stands for the
    file name in messages. */
 int config_load_string(const char *name, const char *text, size_t len, struct wp_config *out,

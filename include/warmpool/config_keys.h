@@ -89,8 +89,32 @@ int config_key_canonical(int i);
 const void *config_key_field(const struct wp_config *cfg, const struct wp_key *k);
 /* Rows SHOW CONFIG lists: a [warmpool] key that stores a value and is no alias. */
 int config_key_shown(const struct wp_key *k);
-/* The value of row `k` in cfg as SHOW CONFIG prints it ("2min", "0777", "a, b"). */
-const char *config_key_format(const struct wp_config *cfg, const struct wp_key *k, char *out,
-                              size_t len);
+/* How a number is written out. */
+enum wp_key_style {
+    WP_KEY_STYLE_UNITS,     /* warmpool's: "2min", "16kB", "0777" */
+    WP_KEY_STYLE_PGBOUNCER, /* PgBouncer's SHOW CONFIG: "120" (seconds, or milliseconds for
+                               a WP_KEY_BARE_MS key), "16384" (bytes), "511" (a mode) */
+};
+/* The value of row `k` in cfg as SHOW CONFIG prints it; returns the row's name. */
+const char *config_key_format(const struct wp_config *cfg, const struct wp_key *k,
+                              enum wp_key_style style, char *out, size_t len);
+/* The default of row `k` in `style` (its text as written for all but durations and
+   sizes, as in PgBouncer); NULL for a row without one. */
+const char *config_key_format_default(const struct wp_key *k, enum wp_key_style style, char *out,
+                                      size_t len);
+/* What PgBouncer writes for row k's empty string ("<empty>" for server_check_query), or
+   NULL: the loader reads it as "" and SHOW CONFIG prints "" as it. */
+const char *config_key_empty_text(const struct wp_key *k);
+/* Whether a running warmpool can change [warmpool] key `name` (warmpool's name or
+   PgBouncer's, any case): its row in *row, or the reason it cannot in err. */
+enum wp_key_settable {
+    WP_KEY_SETTABLE,
+    WP_KEY_UNKNOWN,       /* no such [warmpool] key */
+    WP_KEY_NEEDS_RESTART, /* the table does not mark it reloadable */
+};
+enum wp_key_settable config_key_settable(const char *name, int *row, char *err, size_t errlen);
+/* text as a number of row k (any type but the strings and lists) as the loader reads
+   it; -1 when it is none. */
+int config_parse_number(const struct wp_key *k, const char *text, int64_t *v);
 
 #endif

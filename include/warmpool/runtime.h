@@ -26,6 +26,13 @@ enum wp_shutdown_mode {
     WP_SHUTDOWN_WAIT_FOR_CLIENTS = 3, /* super safe: clients keep working until they leave */
 };
 
+/* The console's SET values over the configuration file: warmpool's key names and the
+   values as given, in the order first set. */
+struct wp_set_values {
+    char **keys, **values;
+    int n;
+};
+
 struct wp_runtime {
     struct event_base *base;
     struct wp_config *cfg; /* in force; held (runtime_install_config) */
@@ -38,7 +45,8 @@ struct wp_runtime {
     struct wp_registry registry; /* prepared statements of every pool */
     struct event *ev_reap;       /* runtime_schedule_reap() */
     uint64_t next_id;
-    int shutting_down; /* enum wp_shutdown_mode: 0 = running */
+    struct wp_set_values sets; /* in force over the file; a reload drops them */
+    int shutting_down;         /* enum wp_shutdown_mode: 0 = running */
     int64_t shutdown_deadline_ms;
 };
 
@@ -74,7 +82,19 @@ int runtime_start_reaper(void);
 void runtime_stop_reaper(void);
 /* Free closed connections once no callback frame can still hold them. */
 void runtime_schedule_reap(void);
-/* Re-read the configuration now, as SIGHUP does (admin console RELOAD). */
+/* Re-read the configuration now, as SIGHUP does (admin console RELOAD). The file's
+   values replace every SET value. */
 void runtime_reload(void);
+/* The console's SET: the configuration file is read again with key = value over it
+   (and the SET values before it, a value for the same key replaced), validated and
+   installed as a reload does. key is warmpool's name or PgBouncer's, value as the file
+   would have it. 0, or -1 with err saying why (an unknown key, a bad value, a key only a
+   restart changes, or the file no longer loads): the running configuration stays. */
+int runtime_set_setting(const char *key, const char *value, char *err, size_t errlen);
+/* *out = *from with key = value: replacing key's value, else added last. -1 when out of
+   memory (*out is then empty). */
+int runtime_sets_with(const struct wp_set_values *from, const char *key, const char *value,
+                      struct wp_set_values *out);
+void runtime_sets_free(struct wp_set_values *sets);
 
 #endif

@@ -18,6 +18,7 @@
 #include "warmpool/admin.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
+#include "warmpool/config_keys.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
@@ -27,6 +28,18 @@ static int reloads;
 void runtime_reload(void)
 {
     reloads++;
+}
+
+/* The last SET the console passed on; a value "refuse" fails as a bad value would. */
+static char set_key[64], set_value[256];
+int runtime_set_setting(const char *key, const char *value, char *err, size_t errlen)
+{
+    snprintf(set_key, sizeof set_key, "%s", key);
+    snprintf(set_value, sizeof set_value, "%s", value);
+    if (strcmp(value, "refuse") != 0)
+        return 0;
+    snprintf(err, errlen, "SET: %s: \"refuse\" is not valid\n", key);
+    return -1;
 }
 
 static struct wp_config cfg;
@@ -328,7 +341,36 @@ static void test_every_command_checks_rights(void **state)
     assert_int_equal(reloads, 0);
 }
 
-/* Every SHOW CONFIG key exists in config.c with the default it claims. */
+/* A printed value equals a printed default. In PgBouncer's style a file mode's value is
+   decimal and its default the octal text (511 and 0777), as PgBouncer prints them. */
+static int same_as_default(const char *key, const char *value, const char *dflt)
+{
+    const struct wp_key *k = &wp_keys[config_key_find(key, WP_SEC_GLOBAL)];
+    if (k->type == WP_KEY_OCTAL && k->pgbouncer)
+        return strtol(value, NULL, 10) == strtol(dflt, NULL, 8);
+    return strcmp(value, dflt) == 0;
+}
+
+/* auth_type's default (md5) would need an auth_file, so trust stands for it. */
+static const char *default_shown(int i, const char *key, char *out, size_t len)
+{
+    return strcmp(key, "auth_type") == 0 ? "trust" : admin_config_default(i, out, len);
+}
+
+/* Every row of the loaded file shows its default. */
+static void check_defaults_shown(const struct wp_config *loaded, const char *what)
+{
+    for (int i = 0; i < admin_config_rows(); i++) {
+        char value[256], dflt_buf[64];
+        const char *key = admin_config_value(loaded, i, value, sizeof value);
+        const char *dflt = default_shown(i, key, dflt_buf, sizeof dflt_buf);
+        if (!same_as_default(key, value, dflt))
+            fail_msg("%s: value \"%s\" != %s \"%s\"", key, value, what, dflt);
+    }
+}
+
+/* Every SHOW CONFIG key exists in config.c with the default it claims, and the
+   default as printed (PgBouncer's units for its keys) reads back as the same value. */
 static void test_config_defaults(void **state)
 {
     (void)state;
@@ -338,14 +380,10 @@ static void test_config_defaults(void **state)
     FILE *f = fdopen(fd, "w");
     fprintf(f, "[warmpool]\n");
     for (int i = 0; i < admin_config_rows(); i++) {
-        char value[256];
+        char value[256], dflt[64];
         const char *key = admin_config_value(&cfg, i, value, sizeof value);
-        const char *dflt = admin_config_default(i);
-        /* An empty list or path is written as an empty value; the defaults of
-           auth_type (md5) would need an auth_file, so it is set to trust. */
-        if (strcmp(key, "auth_type") == 0)
-            dflt = "trust";
-        fprintf(f, "%s = %s\n", key, dflt);
+        /* An empty list or path is written as an empty value. */
+        fprintf(f, "%s = %s\n", key, default_shown(i, key, dflt, sizeof dflt));
     }
     fclose(f);
     struct wp_config loaded;
@@ -353,13 +391,7 @@ static void test_config_defaults(void **state)
     int rc = config_load(path, &loaded, err, sizeof err);
     if (rc != 0)
         fail_msg("SHOW CONFIG defaults rejected by config_load:\n%s", err);
-    for (int i = 0; i < admin_config_rows(); i++) {
-        char value[256];
-        const char *key = admin_config_value(&loaded, i, value, sizeof value);
-        const char *dflt = strcmp(key, "auth_type") == 0 ? "trust" : admin_config_default(i);
-        if (strcmp(value, dflt) != 0)
-            fail_msg("%s: value \"%s\" != default \"%s\"", key, value, dflt);
-    }
+    check_defaults_shown(&loaded, "default");
     config_free(&loaded);
 
     /* And an almost empty file gives the same values: the defaults are real. */
@@ -367,24 +399,116 @@ static void test_config_defaults(void **state)
     fprintf(f, "[warmpool]\nauth_type = trust\n");
     fclose(f);
     assert_int_equal(config_load(path, &loaded, err, sizeof err), 0);
-    for (int i = 0; i < admin_config_rows(); i++) {
-        char value[256];
-        const char *key = admin_config_value(&loaded, i, value, sizeof value);
-        const char *dflt = strcmp(key, "auth_type") == 0 ? "trust" : admin_config_default(i);
-        if (strcmp(value, dflt) != 0)
-            fail_msg("%s: default value \"%s\" != documented \"%s\"", key, value, dflt);
-    }
+    check_defaults_shown(&loaded, "documented default");
     config_free(&loaded);
     unlink(path);
+}
+
+/* SHOW CONFIG prints a key PgBouncer has as PgBouncer does: seconds ("%g"), the
+   milliseconds of tcp_user_timeout, bytes, a decimal mode, "<empty>"; warmpool's own
+   keys keep their unit. */
+static void test_config_pgbouncer_units(void **state)
+{
+    (void)state;
+    static const char ini[] = "[warmpool]\nauth_type = trust\nquery_wait_timeout = 0.5\n"
+                              "server_lifetime = 2h\nclient_idle_timeout = 365d\n"
+                              "tcp_user_timeout = 1500ms\npkt_buf = 8kB\nunix_socket_mode = 0700\n"
+                              "shutdown_wait_timeout = 90s\n";
+    static const struct {
+        const char *key, *value, *dflt;
+    } want[] = {
+        {"query_wait_timeout", "0.5", "120"},
+        {"server_lifetime", "7200", "3600"},
+        {"client_idle_timeout", "3.1536e+07", "0"},
+        {"tcp_user_timeout", "1500", "0"},
+        {"pkt_buf", "8192", "16384"},
+        {"unix_socket_mode", "448", "0777"},
+        {"server_check_query", "<empty>", "<empty>"},
+        {"max_packet_size", "1073741824", "1073741824"},
+        {"shutdown_wait_timeout", "90s", "30s"},
+        {"stats_socket_mode", "0660", "0660"},
+    };
+    struct wp_config loaded;
+    char err[1024];
+    assert_int_equal(config_load_string("units.ini", ini, strlen(ini), &loaded, err, sizeof err),
+                     0);
+    for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+        int found = 0;
+        for (int i = 0; i < admin_config_rows(); i++) {
+            char value[256], dflt[64];
+            if (strcmp(admin_config_value(&loaded, i, value, sizeof value), want[w].key) != 0)
+                continue;
+            assert_string_equal(value, want[w].value);
+            assert_string_equal(admin_config_default(i, dflt, sizeof dflt), want[w].dflt);
+            found++;
+        }
+        if (found != 1)
+            fail_msg("%s: %d rows", want[w].key, found);
+    }
+    config_free(&loaded);
+}
+
+/* SET's forms reach runtime_set_setting with the key and the unquoted value; its
+   refusals and the console's own give PostgreSQL's SQLSTATEs. */
+static void test_set(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql, *key, *value;
+    } good[] = {
+        {"SET query_wait_timeout = 30", "query_wait_timeout", "30"},
+        {"  set log_connections=0 ;", "log_connections", "0"},
+        {"SET server_check_query TO 'select 2';", "server_check_query", "select 2"},
+        {"Set default_pool_size to 5", "default_pool_size", "5"},
+        {"SET auth_query = 'SELECT ''x'''", "auth_query", "SELECT 'x'"},
+        {"SET server_check_query = ''", "server_check_query", ""},
+    };
+    struct answer a;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        ask("admin", good[i].sql, &a);
+        assert_string_equal(a.types, "CZ");
+        char tag[256];
+        snprintf(tag, sizeof tag, "SET %s=%s", good[i].key, good[i].value);
+        assert_string_equal(a.tag, tag); /* PgBouncer's tag */
+        assert_string_equal(set_key, good[i].key);
+        assert_string_equal(set_value, good[i].value);
+    }
+    static const struct {
+        const char *user, *sql, *sqlstate;
+    } bad[] = {
+        {"monitor", "SET query_wait_timeout = 30", "42501"},
+        {"admin", "SET", "42601"},
+        {"admin", "SET query_wait_timeout", "42601"},
+        {"admin", "SET query_wait_timeout 30", "42601"},
+        {"admin", "SET query_wait_timeout = 'open", "42601"},
+        {"admin", "SET query_wait_timeout = 'a' b", "42601"},
+        {"admin", "SET query_wait_timeout = 1; SET x = 2", "42601"},
+        {"admin", "SET no_such_key = 1", "42704"},
+        {"admin", "SET pool_size = 1", "42704"}, /* a [databases]/[users] key only */
+        {"admin", "SET listen_port = 7000", "55P02"},
+        {"admin", "SET query_wait_timeout = refuse", "22023"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ask(bad[i].user, bad[i].sql, &a);
+        if (strcmp(a.sqlstate, bad[i].sqlstate) != 0)
+            fail_msg("%s: want %s, got %s (%s)", bad[i].sql, bad[i].sqlstate, a.sqlstate,
+                     a.message);
+        assert_string_equal(a.types, "EZ");
+    }
+    assert_string_equal(a.message, "SET: query_wait_timeout: \"refuse\" is not valid");
 }
 
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_show_columns),    T(test_errors_and_permissions),
-        T(test_admin_commands),  T(test_every_command_checks_rights),
+        T(test_show_columns),
+        T(test_errors_and_permissions),
+        T(test_admin_commands),
+        T(test_every_command_checks_rights),
         T(test_config_defaults),
+        T(test_config_pgbouncer_units),
+        T(test_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1123,6 +1123,86 @@ static void test_load_string(void **state)
     config_free(&cfg);
 }
 
+/* ---------------------------------------------------------------- SET overrides */
+
+/* Loads `text` with the SET values keys[i] = values[i] applied over it. */
+static void load_with_sets(struct loaded *l, const char *text, const char *const *keys,
+                           const char *const *values, int n)
+{
+    write_temp(l->path, sizeof l->path, text);
+    l->rc = config_load_with_overrides(l->path, keys, values, n, &l->cfg, l->err, sizeof l->err);
+    unlink(l->path);
+}
+
+static const char set_base_ini[] = "[pgbouncer]\nauth_type = trust\nquery_wait_timeout = 30\n"
+                                   "server_check_query = select 1\ndefault_pool_size = 7\n";
+
+/* A SET value replaces the file's, under either name, in PgBouncer's units or
+   warmpool's; a later SET of the same key wins; what is not SET stays the file's. */
+static void test_set_replaces_file_value(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"query_wait_timeout", "SERVER_CHECK_QUERY", "max_pool_size",
+                                       "log_connections", "query_wait_timeout"};
+    static const char *const values[] = {"0.5", "select 2", "9", "0", "2min"};
+    struct loaded l;
+
+    load_with_sets(&l, set_base_ini, keys, values, 4);
+    assert_int_equal(l.rc, 0);
+    assert_int_equal(l.cfg.pool.query_wait_timeout, 500);
+    assert_string_equal(l.cfg.server_check_query, "select 2");
+    assert_int_equal(l.cfg.pool.max_pool_size, 9);
+    assert_int_equal(l.cfg.log_connections, 0);
+    config_free(&l.cfg);
+
+    load_with_sets(&l, set_base_ini, keys, values, 5);
+    assert_int_equal(l.rc, 0);
+    assert_int_equal(l.cfg.pool.query_wait_timeout, 120000);
+    config_free(&l.cfg);
+
+    /* a PgBouncer key without effect is noted as the file's would be, naming SET */
+    static const char *const ignored_key[] = {"dns_max_ttl"}, *const ignored_value[] = {"20"};
+    load_with_sets(&l, set_base_ini, ignored_key, ignored_value, 1);
+    assert_int_equal(l.rc, 0);
+    assert_non_null(l.cfg.notices);
+    assert_string_equal(l.cfg.notices[0], "SET: accepted, no effect: dns_max_ttl");
+    config_free(&l.cfg);
+
+    load_with_sets(&l, set_base_ini, NULL, NULL, 0);
+    assert_int_equal(l.rc, 0);
+    assert_int_equal(l.cfg.pool.query_wait_timeout, 30000);
+    assert_int_equal(l.cfg.pool.max_pool_size, 7);
+    config_free(&l.cfg);
+}
+
+/* Refused SET values fail the load with a message naming SET and the key. */
+static void expect_set_error(const char *key, const char *value, const char *want)
+{
+    struct loaded l;
+
+    load_with_sets(&l, set_base_ini, &key, &value, 1);
+    if (l.rc != -1 || strcmp(l.err, want) != 0) {
+        print_error("SET %s = %s\nwanted: %sgot (rc=%d): %s", key, value, want, l.rc, l.err);
+        fail();
+    }
+}
+
+static void test_set_errors(void **state)
+{
+    (void)state;
+    expect_set_error("no_such_key", "1", "SET: unknown configuration key \"no_such_key\"\n");
+    expect_set_error("query_wait_timeout", "soon",
+                     "SET: query_wait_timeout: \"soon\" is not a duration (e.g. 250ms, 5s, "
+                     "10min, 1h, 2d; bare number = seconds)\n");
+    expect_set_error("max_client_conn", "0",
+                     "SET: max_client_conn: \"0\" is too small (minimum 1)\n");
+    expect_set_error("listen_port", "7000",
+                     "SET: listen_port cannot be changed without a restart\n");
+    /* a value that breaks a rule between keys is blamed on SET, not on the file */
+    expect_set_error("min_pool_size", "8",
+                     "SET: min_pool_size (8) is larger than max_pool_size (7)\n");
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -1159,6 +1239,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_example_conf),
         cmocka_unit_test(test_load_string),
+        cmocka_unit_test(test_set_replaces_file_value),
+        cmocka_unit_test(test_set_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -262,8 +262,9 @@ static void pool_add(struct db_sum *d, const struct wp_pool *pool)
     t[ST_XACT_TIME] += ps->xact_us.sum_us;
     t[ST_QUERY_TIME] += ps->query_us.sum_us;
     t[ST_WAIT_TIME] += ps->wait_us.sum_us;
-    t[ST_CLIENT_PARSE] += ps->prepared[STATS_PREPARED_HIT] + ps->prepared[STATS_PREPARED_MISS];
-    t[ST_SERVER_PARSE] += ps->prepared[STATS_PREPARED_MISS] + ps->prepared[STATS_PREPARED_INJECTED];
+    t[ST_CLIENT_PARSE] += pool->client_parses;
+    t[ST_SERVER_PARSE] += pool->server_parses;
+    t[ST_BIND] += pool->binds;
     stats_snapshot_add(&d->prev, &ps->prev);
     stats_snapshot_add(&d->last, &ps->last);
 }
@@ -333,8 +334,7 @@ static uint64_t mean(uint64_t total, uint64_t items)
 }
 
 /* PgBouncer's averages between the last two snapshots: counts and bytes per second,
-   times per transaction, query or assignment. Parse and Bind counts are not in
-   warmpool's snapshots: 0. */
+   times per transaction, query or assignment; Parse and Bind counts per second. */
 static void averages(const struct db_sum *d, uint64_t avg[ST_N])
 {
     const struct stats_snapshot *a = &d->prev, *b = &d->last;
@@ -348,6 +348,9 @@ static void averages(const struct db_sum *d, uint64_t avg[ST_N])
     avg[ST_XACT_TIME] = mean(b->xact_us - a->xact_us, b->xacts - a->xacts);
     avg[ST_QUERY_TIME] = mean(b->query_us - a->query_us, b->queries - a->queries);
     avg[ST_WAIT_TIME] = mean(b->wait_us - a->wait_us, b->waits - a->waits);
+    avg[ST_CLIENT_PARSE] = rate(b->client_parses - a->client_parses, secs);
+    avg[ST_SERVER_PARSE] = rate(b->server_parses - a->server_parses, secs);
+    avg[ST_BIND] = rate(b->binds - a->binds, secs);
 }
 
 /* STATS_TOTALS (avg = 0) or STATS_AVERAGES (avg = 1). */

@@ -151,132 +151,6 @@ static int show_pools(struct wp_buf *out, int64_t now_ms)
     return admin_rows_finish(&r);
 }
 
-/* ---------------------------------------------------------------- SHOW STATS */
-
-/* SHOW STATS is per database, as in PgBouncer: the pools of a database summed. */
-struct db_totals {
-    const char *dbname;
-    uint64_t xacts, queries, errors, bytes_in, bytes_out;
-    struct stats_hist query, xact, wait;
-    struct stats_snapshot prev, last;
-};
-
-static void hist_merge(struct stats_hist *into, const struct stats_hist *h)
-{
-    into->count += h->count;
-    into->sum_us += h->sum_us;
-    if (h->max_us > into->max_us)
-        into->max_us = h->max_us;
-    for (int i = 0; i < STATS_HIST_BUCKETS; i++)
-        into->buckets[i] += h->buckets[i];
-}
-
-static int collect_db_totals(struct db_totals **out)
-{
-    int n = 0, cap = 8;
-    struct db_totals *all = calloc((size_t)cap, sizeof *all);
-    struct wp_list *pos, *tmp;
-    if (!all)
-        return -1;
-    list_for_each_safe(pos, tmp, &wp_rt.pools)
-    {
-        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
-        const struct wp_pool_stats *ps = pool->stats;
-        if (!ps)
-            continue;
-        int i = 0;
-        while (i < n && strcmp(all[i].dbname, pool->dbname) != 0)
-            i++;
-        if (i == n) {
-            if (n == cap) {
-                struct db_totals *more = realloc(all, (size_t)cap * 2 * sizeof *all);
-                if (!more) {
-                    free(all);
-                    return -1;
-                }
-                all = more;
-                memset(all + cap, 0, (size_t)cap * sizeof *all);
-                cap *= 2;
-            }
-            all[n++].dbname = pool->dbname;
-        }
-        struct db_totals *t = &all[i];
-        t->xacts += ps->xacts;
-        t->queries += ps->queries;
-        t->errors += ps->query_errors;
-        t->bytes_in += pool->bytes_in;
-        t->bytes_out += pool->bytes_out;
-        hist_merge(&t->query, &ps->query_us);
-        hist_merge(&t->xact, &ps->xact_us);
-        hist_merge(&t->wait, &ps->wait_us);
-        stats_snapshot_add(&t->prev, &ps->prev);
-        stats_snapshot_add(&t->last, &ps->last);
-    }
-    *out = all;
-    return n;
-}
-
-static uint64_t per_second(uint64_t delta, double secs)
-{
-    return secs > 0 ? (uint64_t)((double)delta / secs + 0.5) : 0;
-}
-
-static uint64_t per_item(uint64_t total, uint64_t items)
-{
-    return items ? total / items : 0;
-}
-
-static int show_stats(struct wp_buf *out, int64_t now_ms)
-{
-    static const char *const cols[] = {
-        "database",       "total_xact_count", "total_query_count", "total_received",
-        "total_sent",     "total_xact_time",  "total_query_time",  "total_wait_time",
-        "avg_xact_count", "avg_query_count",  "avg_recv",          "avg_sent",
-        "avg_xact_time",  "avg_query_time",   "avg_wait_time",     "total_query_errors",
-        "query_p50_us",   "query_p95_us",     "query_p99_us",      "xact_p95_us",
-        "wait_p95_us",    "wait_p99_us",
-    };
-    struct admin_rows r;
-    struct db_totals *dbs;
-    stats_collect(now_ms);
-    int n = collect_db_totals(&dbs);
-    if (n < 0)
-        return -1;
-    static const char *const text[] = {"database", NULL};
-    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_NUMERIC);
-    for (int i = 0; i < n; i++) {
-        const struct db_totals *t = &dbs[i];
-        const struct stats_snapshot *a = &t->prev, *b = &t->last;
-        double secs = (double)(b->at_ms - a->at_ms) / 1000.0;
-        uint64_t xacts = b->xacts - a->xacts, queries = b->queries - a->queries;
-        admin_cell_str(&r, t->dbname);
-        admin_cell_int(&r, (long long)t->xacts);
-        admin_cell_int(&r, (long long)t->queries);
-        admin_cell_int(&r, (long long)t->bytes_in);
-        admin_cell_int(&r, (long long)t->bytes_out);
-        admin_cell_int(&r, (long long)t->xact.sum_us);
-        admin_cell_int(&r, (long long)t->query.sum_us);
-        admin_cell_int(&r, (long long)t->wait.sum_us);
-        admin_cell_int(&r, (long long)per_second(xacts, secs));
-        admin_cell_int(&r, (long long)per_second(queries, secs));
-        admin_cell_int(&r, (long long)per_second(b->bytes_in - a->bytes_in, secs));
-        admin_cell_int(&r, (long long)per_second(b->bytes_out - a->bytes_out, secs));
-        admin_cell_int(&r, (long long)per_item(b->xact_us - a->xact_us, xacts));
-        admin_cell_int(&r, (long long)per_item(b->query_us - a->query_us, queries));
-        admin_cell_int(&r, (long long)per_item(b->wait_us - a->wait_us, b->waits - a->waits));
-        admin_cell_int(&r, (long long)t->errors);
-        admin_cell_int(&r, (long long)hist_quantile(&t->query, 0.50));
-        admin_cell_int(&r, (long long)hist_quantile(&t->query, 0.95));
-        admin_cell_int(&r, (long long)hist_quantile(&t->query, 0.99));
-        admin_cell_int(&r, (long long)hist_quantile(&t->xact, 0.95));
-        admin_cell_int(&r, (long long)hist_quantile(&t->wait, 0.95));
-        admin_cell_int(&r, (long long)hist_quantile(&t->wait, 0.99));
-        admin_rows_end_row(&r);
-    }
-    free(dbs);
-    return admin_rows_finish(&r);
-}
-
 /* ---------------------------------------------------------------- SHOW SERVERS / CLIENTS */
 
 static const char *const conn_cols[] = {
@@ -805,17 +679,11 @@ int admin_show(struct wp_buf *out, const char *what, int64_t now_ms)
         const char *name;
         int (*fn)(struct wp_buf *, int64_t);
     } shows[] = {
-        {"pools", show_pools},
-        {"stats", show_stats},
-        {"servers", show_servers},
-        {"clients", show_clients},
-        {"databases", show_databases},
-        {"config", show_config},
-        {"prepared", show_prepared},
-        {"statements", show_statements},
-        {"version", show_version},
-        {"sockets", show_sockets},
-        {"active_sockets", show_active_sockets},
+        {"pools", show_pools},           {"servers", show_servers},
+        {"clients", show_clients},       {"databases", show_databases},
+        {"config", show_config},         {"prepared", show_prepared},
+        {"statements", show_statements}, {"version", show_version},
+        {"sockets", show_sockets},       {"active_sockets", show_active_sockets},
     };
     for (size_t i = 0; i < sizeof shows / sizeof shows[0]; i++)
         if (strcasecmp(what, shows[i].name) == 0)

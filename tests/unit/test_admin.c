@@ -172,13 +172,16 @@ static void test_show_columns(void **state)
     stats_query_end(&pool, NULL, &cs, 'I', 350);
     ask("monitor", "show stats;", &a);
     assert_string_equal(a.types, "TDCZ");
-    assert_true(strncmp(a.columns,
-                        "database,total_xact_count,total_query_count,total_received,total_sent,"
-                        "total_xact_time,total_query_time,total_wait_time,avg_xact_count,"
-                        "avg_query_count,avg_recv,avg_sent,avg_xact_time,avg_query_time,"
-                        "avg_wait_time,",
-                        180) == 0);
-    assert_true(strncmp(a.first_row, "appdb|1|1|0|0|250|250|0|", 24) == 0);
+    assert_string_equal(
+        a.columns,
+        "database,total_server_assignment_count,total_xact_count,total_query_count,"
+        "total_received,total_sent,total_xact_time,total_query_time,total_wait_time,"
+        "total_client_parse_count,total_server_parse_count,total_bind_count,"
+        "avg_server_assignment_count,avg_xact_count,avg_query_count,avg_recv,avg_sent,"
+        "avg_xact_time,avg_query_time,avg_wait_time,avg_client_parse_count,"
+        "avg_server_parse_count,avg_bind_count,total_query_errors,query_p50_us,query_p95_us,"
+        "query_p99_us,xact_p95_us,wait_p95_us,wait_p99_us");
+    assert_true(strncmp(a.first_row, "appdb|0|1|1|0|0|250|250|0|0|0|0|", 32) == 0);
 
     ask("monitor", "SHOW SERVERS", &a);
     assert_string_equal(a.types, "TCZ");

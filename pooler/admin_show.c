@@ -153,51 +153,48 @@ static int show_pools(struct wp_buf *out, int64_t now_ms)
 
 /* ---------------------------------------------------------------- SHOW SERVERS / CLIENTS */
 
-static const char *const conn_cols[] = {
-    "type",
-    "user",
-    "database",
-    "state",
-    "addr",
-    "port",
-    "local_addr",
-    "local_port",
-    "connect_time",
-    "request_time",
-    "wait",
-    "wait_us",
-    "close_needed",
-    "ptr",
-    "link",
-    "remote_pid",
-    "tls",
-    "application_name",
-    "prepared_statements",
-};
+#define TEXT PROTO_OID_TEXT
+#define INT4 PROTO_OID_INT4
 
-static const char *const conn_text_cols[] = {
-    "type",         "user",         "database", "state", "addr", "local_addr",
-    "connect_time", "request_time", "ptr",      "link",  "tls",  "application_name",
-    NULL,
+/* SHOW SOCKETS: 1.25's columns of SERVERS and CLIENTS (the first CONN_NCOLS), then its
+   buffer columns filled from warmpool's: recv_pos = bytes in the input buffer, pkt_pos =
+   consumed, pkt_remain = bytes of the message in passage still to come,
+   send_pos/send_remain = warmpool's own output written/unwritten, pkt_avail = input not
+   consumed, send_avail = input scanned and ready for the peer. */
+static const struct admin_col socket_cols[] = {
+    {"type", TEXT},
+    {"user", TEXT},
+    {"database", TEXT},
+    {"replication", TEXT},
+    {"state", TEXT},
+    {"addr", TEXT},
+    {"port", INT4},
+    {"local_addr", TEXT},
+    {"local_port", INT4},
+    {"connect_time", TEXT},
+    {"request_time", TEXT},
+    {"wait", INT4},
+    {"wait_us", INT4},
+    {"close_needed", INT4},
+    {"ptr", TEXT},
+    {"link", TEXT},
+    {"remote_pid", INT4},
+    {"tls", TEXT},
+    {"application_name", TEXT},
+    {"prepared_statements", INT4},
+    {"id", INT4},
+    {"recv_pos", INT4},
+    {"pkt_pos", INT4},
+    {"pkt_remain", INT4},
+    {"send_pos", INT4},
+    {"send_remain", INT4},
+    {"pkt_avail", INT4},
+    {"send_avail", INT4},
 };
+#define CONN_NCOLS 21 /* type … id */
 
-/* SHOW SOCKETS: 1.25's columns of CLIENTS/SERVERS (with replication and id), then its
-   buffer columns, filled from warmpool's: recv_pos = bytes in the input buffer,
-   pkt_pos = consumed, pkt_remain = bytes of the message in passage still to come,
-   send_pos/send_remain = warmpool's own output written/unwritten, pkt_avail = input
-   not consumed, send_avail = input scanned and ready for the peer. */
-static const char *const socket_cols[] = {
-    "type",         "user",       "database",   "replication",      "state",
-    "addr",         "port",       "local_addr", "local_port",       "connect_time",
-    "request_time", "wait",       "wait_us",    "close_needed",     "ptr",
-    "link",         "remote_pid", "tls",        "application_name", "prepared_statements",
-    "id",           "recv_pos",   "pkt_pos",    "pkt_remain",       "send_pos",
-    "send_remain",  "pkt_avail",  "send_avail",
-};
-
-static void socket_tail(struct admin_rows *r, const struct wp_conn *conn, uint64_t id)
+static void socket_tail(struct admin_rows *r, const struct wp_conn *conn)
 {
-    admin_cell_int(r, (long long)id);
     admin_cell_int(r, (long long)conn->in.len);
     admin_cell_int(r, (long long)conn->in.pos);
     admin_cell_int(r, (long long)conn->msg_left);
@@ -247,8 +244,7 @@ static void server_row(struct admin_rows *r, const struct wp_server *s, int64_t 
     admin_cell_str(r, "S");
     admin_cell_str(r, pool->backend_user ? pool->backend_user : pool->user);
     admin_cell_str(r, pool->dbname);
-    if (r->sockets)
-        admin_cell_str(r, "no"); /* replication: warmpool pools no replication connections */
+    admin_cell_str(r, "none"); /* replication: warmpool pools no replication connections */
     admin_cell_str(r, server_state(s, now_ms));
     admin_cell_str(r, host);
     admin_cell_int(r, p ? atoi(p) : 0);
@@ -265,15 +261,16 @@ static void server_row(struct admin_rows *r, const struct wp_server *s, int64_t 
     admin_cell_str(r, tls_describe(s->conn.tls, tls, sizeof tls));
     admin_cell_str(r, s->client ? client_app(s->client) : "");
     admin_cell_int(r, (long long)s->stmts.count);
+    admin_cell_int(r, (long long)s->id);
     if (r->sockets)
-        socket_tail(r, &s->conn, s->id);
+        socket_tail(r, &s->conn);
     admin_rows_end_row(r);
 }
 
 static int show_servers(struct wp_buf *out, int64_t now_ms)
 {
     struct admin_rows r;
-    rows_begin_typed(&r, out, conn_cols, NCOLS(conn_cols), conn_text_cols, PROTO_OID_INT4);
+    admin_rows_begin_cols(&r, out, socket_cols, CONN_NCOLS);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
     {
@@ -322,8 +319,7 @@ static void client_row(struct admin_rows *r, const struct wp_client *c, int64_t 
     admin_cell_str(r, "C");
     admin_cell_str(r, c->user);
     admin_cell_str(r, c->dbname);
-    if (r->sockets)
-        admin_cell_str(r, "no");
+    admin_cell_str(r, "none"); /* replication: refused at login */
     admin_cell_str(r, client_state(c));
     admin_cell_str(r, host);
     admin_cell_int(r, port);
@@ -340,15 +336,16 @@ static void client_row(struct admin_rows *r, const struct wp_client *c, int64_t 
     admin_cell_str(r, tls_describe(c->conn.tls, tls, sizeof tls));
     admin_cell_str(r, client_app(c));
     admin_cell_int(r, (long long)c->stmts.count);
+    admin_cell_int(r, (long long)c->id);
     if (r->sockets)
-        socket_tail(r, &c->conn, c->id);
+        socket_tail(r, &c->conn);
     admin_rows_end_row(r);
 }
 
 static int show_clients(struct wp_buf *out, int64_t now_ms)
 {
     struct admin_rows r;
-    rows_begin_typed(&r, out, conn_cols, NCOLS(conn_cols), conn_text_cols, PROTO_OID_INT4);
+    admin_rows_begin_cols(&r, out, socket_cols, CONN_NCOLS);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.clients)
     {
@@ -368,22 +365,8 @@ static int conn_busy(const struct wp_conn *conn)
 /* SHOW SOCKETS (active_only = 0) and SHOW ACTIVE_SOCKETS: clients, then servers. */
 static int show_socket_rows(struct wp_buf *out, int64_t now_ms, int active_only)
 {
-    static const char *const text[] = {"type",
-                                       "user",
-                                       "database",
-                                       "replication",
-                                       "state",
-                                       "addr",
-                                       "local_addr",
-                                       "connect_time",
-                                       "request_time",
-                                       "ptr",
-                                       "link",
-                                       "tls",
-                                       "application_name",
-                                       NULL};
     struct admin_rows r;
-    rows_begin_typed(&r, out, socket_cols, NCOLS(socket_cols), text, PROTO_OID_INT4);
+    admin_rows_begin_cols(&r, out, socket_cols, NCOLS(socket_cols));
     r.sockets = 1;
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.clients)

@@ -53,7 +53,7 @@ ok "SIGUSR2 resumed: the waiting query answered, new ones run, warmpool alive"
 pw_app wptest -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
 sleeper=$!
 for _ in $(seq $((100 * pw_slow))); do
-    pw_admin -F '|' -c "SHOW CLIENTS" | grep -q "^C|$WP_USER|wptest|active|" && break
+    pw_admin -F '|' -c "SHOW CLIENTS" | grep -q "^C|$WP_USER|wptest|none|active|" && break
     sleep 0.1
 done
 kill -QUIT "$PW_PID"

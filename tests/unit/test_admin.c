@@ -186,11 +186,11 @@ static void test_show_columns(void **state)
     ask("monitor", "SHOW SERVERS", &a);
     assert_string_equal(a.types, "TCZ");
     assert_string_equal(a.columns,
-                        "type,user,database,state,addr,port,local_addr,local_port,connect_time,"
-                        "request_time,wait,wait_us,close_needed,ptr,link,remote_pid,tls,"
-                        "application_name,prepared_statements");
+                        "type,user,database,replication,state,addr,port,local_addr,local_port,"
+                        "connect_time,request_time,wait,wait_us,close_needed,ptr,link,remote_pid,"
+                        "tls,application_name,prepared_statements,id");
     ask("monitor", "SHOW CLIENTS", &a);
-    assert_int_equal(a.ncols, 19);
+    assert_int_equal(a.ncols, 21);
     ask("monitor", "SHOW DATABASES", &a);
     assert_string_equal(a.columns,
                         "name,host,port,database,force_user,pool_size,min_pool_size,"

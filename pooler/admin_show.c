@@ -2,11 +2,13 @@
  * admin_show — the rows of the admin console's SHOW commands (admin.c runs the
  * console protocol and the other commands).
  *
- * Column names and meanings follow PgBouncer's where the concept is the same, so
- * psql habits, dashboards and exporters that read pgbouncer's console keep working;
- * warmpool-only columns come last. POOLS, STATS, SERVERS, CLIENTS and DATABASES
- * describe their columns with 1.25's types (int4, numeric, text); the others are text.
- * Values are always in text format, as PgBouncer sends them.
+ * POOLS, SERVERS, CLIENTS, DATABASES, SOCKETS and ACTIVE_SOCKETS answer with
+ * PgBouncer 1.25's columns, in its order and with its type OIDs (int4, text), so psql
+ * habits, dashboards and exporters that read pgbouncer's console keep working;
+ * warmpool-only columns come after them. The console itself is listed as 1.25 lists
+ * its "pgbouncer" database and pool. CONFIG, PREPARED, STATEMENTS and VERSION are
+ * text. Values are always in text format, as PgBouncer sends them. SHOW STATS and its
+ * family: admin_show_stats.c.
  */
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -28,21 +30,8 @@
 #include "warmpool/timeouts.h"
 #include "warmpool/tls.h"
 
-/* As admin_rows_begin, with PgBouncer 1.25's types: the columns named in text_cols are
-   text, every other one is of type num_oid (int4 or numeric). */
-static void rows_begin_typed(struct admin_rows *r, struct wp_buf *out, const char *const *cols,
-                             int ncols, const char *const *text_cols, uint32_t num_oid)
-{
-    uint32_t oids[ADMIN_ROWS_MAX_COLS];
-    for (int i = 0; i < ncols && i < ADMIN_ROWS_MAX_COLS; i++) {
-        oids[i] = num_oid;
-        for (int k = 0; text_cols[k]; k++)
-            if (strcmp(cols[i], text_cols[k]) == 0)
-                oids[i] = PROTO_OID_TEXT;
-    }
-    admin_rows_begin_typed(r, out, cols, oids, ncols);
-}
-
+#define TEXT PROTO_OID_TEXT
+#define INT4 PROTO_OID_INT4
 #define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
 
 /* ---------------------------------------------------------------- helpers */
@@ -91,70 +80,114 @@ static const char *client_app(const struct wp_client *c)
 
 /* ---------------------------------------------------------------- SHOW POOLS */
 
+/* 1.25's columns, then warmpool's: cl_idle (of cl_active, those between requests),
+   paused, cl_pinned (clients that keep their backend for session state). */
+static const struct admin_col pools_cols[] = {
+    {"database", TEXT},
+    {"user", TEXT},
+    {"cl_active", INT4},
+    {"cl_waiting", INT4},
+    {"cl_active_cancel_req", INT4},
+    {"cl_waiting_cancel_req", INT4},
+    {"sv_active", INT4},
+    {"sv_active_cancel", INT4},
+    {"sv_being_canceled", INT4},
+    {"sv_idle", INT4},
+    {"sv_used", INT4},
+    {"sv_tested", INT4},
+    {"sv_login", INT4},
+    {"maxwait", INT4},
+    {"maxwait_us", INT4},
+    {"pool_mode", TEXT},
+    {"load_balance_hosts", TEXT},
+    {"cl_idle", INT4},
+    {"paused", INT4},
+    {"cl_pinned", INT4},
+};
+
+/* 1.25 names load_balance_hosts only for a database whose host is a list. warmpool
+   accepts PgBouncer's key without effect: libpq tries the hosts in order, "disable". */
+static const char *load_balance_hosts(const struct wp_db_config *db)
+{
+    const char *host = conn_value(db, "host");
+    return host && strchr(host, ',') ? "disable" : NULL;
+}
+
+static void pool_row(struct admin_rows *r, struct wp_pool *pool, int64_t now_ms)
+{
+    const struct wp_pool_stats *ps = pool->stats;
+    struct stats_server_counts sc;
+    stats_count_servers(pool, now_ms, &sc);
+    int64_t wait_us = stats_pool_max_wait_us(pool, now_ms);
+    admin_cell_str(r, pool->dbname);
+    admin_cell_str(r, pool->user);
+    /* PgBouncer's cl_active: logged in and not waiting, linked or not. */
+    admin_cell_int(r, ps ? ps->cl_active + ps->cl_idle : 0);
+    admin_cell_int(r, ps ? ps->cl_waiting : 0);
+    admin_cell_int(r, 0); /* cancel requests are forwarded at once, never queued */
+    admin_cell_int(r, 0);
+    admin_cell_int(r, sc.active);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, sc.draining);
+    admin_cell_int(r, sc.idle);
+    admin_cell_int(r, sc.used);
+    admin_cell_int(r, sc.resetting);
+    admin_cell_int(r, sc.connecting);
+    admin_cell_int(r, wait_us / 1000000);
+    admin_cell_int(r, wait_us % 1000000);
+    admin_cell_str(r, config_mode_name(pool->settings.pool_mode));
+    admin_cell_or_null(r, load_balance_hosts(pool->db));
+    admin_cell_int(r, ps ? ps->cl_idle : 0);
+    admin_cell_int(r, pool->paused ? 1 : 0);
+    admin_cell_int(r, pool->pinned_clients);
+    admin_rows_end_row(r);
+}
+
+/* Console clients past login; idle_only: those between commands. */
+static int console_clients(int idle_only)
+{
+    int n = 0;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.clients)
+    {
+        const struct wp_client *c = list_entry(pos, struct wp_client, all);
+        if (c->is_admin && (c->state == CL_IDLE || (!idle_only && c->state == CL_ACTIVE)))
+            n++;
+    }
+    return n;
+}
+
+/* The console as PgBouncer lists it: a statement-mode pool of its own. */
+static void console_pool_row(struct admin_rows *r)
+{
+    admin_cell_str(r, "pgbouncer");
+    admin_cell_str(r, "pgbouncer");
+    admin_cell_int(r, console_clients(0));
+    for (int k = 0; k < 12; k++) /* cl_waiting … maxwait_us */
+        admin_cell_int(r, 0);
+    admin_cell_str(r, "statement");
+    admin_cell_or_null(r, NULL);
+    admin_cell_int(r, console_clients(1));
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_rows_end_row(r);
+}
+
 static int show_pools(struct wp_buf *out, int64_t now_ms)
 {
-    static const char *const cols[] = {
-        "database",
-        "user",
-        "cl_active",
-        "cl_waiting",
-        "cl_active_cancel_req",
-        "cl_waiting_cancel_req",
-        "sv_active",
-        "sv_active_cancel",
-        "sv_being_canceled",
-        "sv_idle",
-        "sv_used",
-        "sv_tested",
-        "sv_login",
-        "maxwait",
-        "maxwait_us",
-        "pool_mode",
-        "cl_idle",
-        "paused",
-        "cl_pinned",
-    };
-    static const char *const text[] = {"database", "user", "pool_mode", NULL};
     struct admin_rows r;
-    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_INT4);
+    admin_rows_begin_cols(&r, out, pools_cols, NCOLS(pools_cols));
     stats_collect(now_ms);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
     {
-        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
-        const struct wp_pool_stats *ps = pool->stats;
-        struct stats_server_counts sc;
-        stats_count_servers(pool, now_ms, &sc);
-        int64_t wait_us = stats_pool_max_wait_us(pool, now_ms);
-        admin_cell_str(&r, pool->dbname);
-        admin_cell_str(&r, pool->user);
-        /* PgBouncer's cl_active: logged in and not waiting, linked or not. */
-        admin_cell_int(&r, ps ? ps->cl_active + ps->cl_idle : 0);
-        admin_cell_int(&r, ps ? ps->cl_waiting : 0);
-        admin_cell_int(&r, 0);
-        admin_cell_int(&r, 0);
-        admin_cell_int(&r, sc.active);
-        admin_cell_int(&r, 0);
-        admin_cell_int(&r, sc.draining);
-        admin_cell_int(&r, sc.idle);
-        admin_cell_int(&r, sc.used);
-        admin_cell_int(&r, sc.resetting);
-        admin_cell_int(&r, sc.connecting);
-        admin_cell_int(&r, wait_us / 1000000);
-        admin_cell_int(&r, wait_us % 1000000);
-        admin_cell_str(&r, config_mode_name(pool->settings.pool_mode));
-        admin_cell_int(&r, ps ? ps->cl_idle : 0);
-        admin_cell_int(&r, pool->paused ? 1 : 0);
-        admin_cell_int(&r, pool->pinned_clients);
-        admin_rows_end_row(&r);
+        pool_row(&r, list_entry(pos, struct wp_pool, node), now_ms);
     }
+    console_pool_row(&r);
     return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW SERVERS / CLIENTS */
-
-#define TEXT PROTO_OID_TEXT
-#define INT4 PROTO_OID_INT4
 
 /* SHOW SOCKETS: 1.25's columns of SERVERS and CLIENTS (the first CONN_NCOLS), then its
    buffer columns filled from warmpool's: recv_pos = bytes in the input buffer, pkt_pos =
@@ -402,72 +435,130 @@ static int show_active_sockets(struct wp_buf *out, int64_t now_ms)
 
 /* ---------------------------------------------------------------- SHOW DATABASES */
 
+static const struct admin_col databases_cols[] = {
+    {"name", TEXT},
+    {"host", TEXT},
+    {"port", INT4},
+    {"database", TEXT},
+    {"force_user", TEXT},
+    {"pool_size", INT4},
+    {"min_pool_size", INT4},
+    {"reserve_pool_size", INT4},
+    {"server_lifetime", INT4},
+    {"pool_mode", TEXT},
+    {"load_balance_hosts", TEXT},
+    {"max_connections", INT4},
+    {"current_connections", INT4},
+    {"max_client_connections", INT4},
+    {"current_client_connections", INT4},
+    {"paused", INT4},
+    {"disabled", INT4},
+};
+
+/* The main line's DISABLE/ENABLE set this; without them no database is disabled. */
+__attribute__((weak)) int admin_database_disabled(const char *dbname)
+{
+    (void)dbname;
+    return 0;
+}
+
+static int pool_of_db(const struct wp_pool *pool, const struct wp_db_config *db)
+{
+    return pool->db == db || strcmp(pool->dbname, db->name) == 0;
+}
+
+/* What SHOW DATABASES counts of a database's pools and clients. */
+struct db_usage {
+    int servers, clients, pools, paused;
+};
+
+static void db_usage(const struct wp_db_config *db, struct db_usage *u)
+{
+    memset(u, 0, sizeof *u);
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        if (!pool_of_db(pool, db))
+            continue;
+        u->pools++;
+        u->servers += pool->nservers;
+        u->paused += pool->paused != 0;
+    }
+    /* as client_limits.c counts them against max_db_client_connections */
+    list_for_each_safe(pos, tmp, &wp_rt.clients)
+    {
+        const struct wp_client *c = list_entry(pos, struct wp_client, all);
+        u->clients += c->pool && c->state != CL_CLOSING && pool_of_db(c->pool, db);
+    }
+}
+
+static void database_row(struct admin_rows *r, const struct wp_config *cfg,
+                         const struct wp_db_config *db)
+{
+    struct wp_pool_settings eff;
+    struct db_usage u;
+    config_effective(cfg, db, NULL, &eff);
+    db_usage(db, &u);
+    const char *dbname = conn_value(db, "dbname");
+    const char *port = conn_value(db, "port");
+    int mode = db->overrides.pool_mode; /* 1.25: the entry's own, NULL when it sets none */
+    admin_cell_str(r, db->name);
+    admin_cell_or_null(r, conn_value(db, "host"));
+    admin_cell_int(r, port ? atoi(port) : 5432);
+    admin_cell_str(r, dbname ? dbname : db->name);
+    admin_cell_or_null(r, db->forced_user);
+    admin_cell_int(r, eff.max_pool_size);
+    admin_cell_int(r, eff.min_pool_size);
+    admin_cell_int(r, eff.reserve_pool_size);
+    admin_cell_int(r, (long long)(eff.server_lifetime / 1000));
+    admin_cell_or_null(r, mode != WP_MODE_UNSET ? config_mode_name(mode) : NULL);
+    admin_cell_or_null(r, load_balance_hosts(db));
+    admin_cell_int(r, eff.max_db_connections);
+    admin_cell_int(r, u.servers);
+    admin_cell_int(r, db->max_db_client_connections ? db->max_db_client_connections
+                                                    : cfg->max_db_client_connections);
+    admin_cell_int(r, u.clients);
+    admin_cell_int(r, u.pools > 0 && u.paused == u.pools ? 1 : 0);
+    admin_cell_int(r, admin_database_disabled(db->name) ? 1 : 0);
+    admin_rows_end_row(r);
+}
+
+/* The console itself, as PgBouncer lists its "pgbouncer" database: no backend, forced
+   user pgbouncer, PgBouncer's pool_size 2 for it, statement mode. */
+static void console_database_row(struct admin_rows *r, const struct wp_config *cfg)
+{
+    struct wp_pool_settings eff;
+    config_effective(cfg, NULL, NULL, &eff);
+    admin_cell_str(r, "pgbouncer");
+    admin_cell_or_null(r, NULL);
+    admin_cell_int(r, cfg->listen_port);
+    admin_cell_str(r, "pgbouncer");
+    admin_cell_str(r, "pgbouncer");
+    admin_cell_int(r, 2);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, (long long)(eff.server_lifetime / 1000));
+    admin_cell_str(r, "statement");
+    admin_cell_or_null(r, NULL);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, console_clients(0));
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_rows_end_row(r);
+}
+
 static int show_databases(struct wp_buf *out, int64_t now_ms)
 {
-    static const char *const cols[] = {
-        "name",
-        "host",
-        "port",
-        "database",
-        "force_user",
-        "pool_size",
-        "min_pool_size",
-        "reserve_pool",
-        "pool_mode",
-        "max_connections",
-        "current_connections",
-        "paused",
-        "disabled",
-    };
-    static const char *const text[] = {"name", "host", "database", "force_user", "pool_mode", NULL};
     (void)now_ms;
     struct admin_rows r;
     const struct wp_config *cfg = wp_rt.cfg;
-    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_INT4);
-    for (int i = 0; i < cfg->ndbs; i++) {
-        const struct wp_db_config *db = &cfg->dbs[i];
-        struct wp_pool_settings eff;
-        config_effective(cfg, db, NULL, &eff);
-        int current = 0, paused = 0, npools = 0;
-        struct wp_list *pos, *tmp;
-        list_for_each_safe(pos, tmp, &wp_rt.pools)
-        {
-            const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
-            if (pool->db != db && strcmp(pool->dbname, db->name) != 0)
-                continue;
-            npools++;
-            current += pool->nservers;
-            paused += pool->paused != 0;
-        }
-        const char *dbname = conn_value(db, "dbname");
-        const char *port = conn_value(db, "port");
-        admin_cell_str(&r, db->name);
-        admin_cell_str(&r, conn_value(db, "host"));
-        admin_cell_int(&r, port ? atoi(port) : 5432);
-        admin_cell_str(&r, dbname ? dbname : db->name);
-        admin_cell_str(&r, db->forced_user);
-        admin_cell_int(&r, eff.max_pool_size);
-        admin_cell_int(&r, eff.min_pool_size);
-        admin_cell_int(&r, eff.reserve_pool_size);
-        admin_cell_str(&r, config_mode_name(eff.pool_mode));
-        admin_cell_int(&r, eff.max_db_connections);
-        admin_cell_int(&r, current);
-        admin_cell_int(&r, npools > 0 && paused == npools ? 1 : 0);
-        admin_cell_int(&r, 0);
-        admin_rows_end_row(&r);
-    }
-    /* The console itself, as PgBouncer lists its "pgbouncer" database. */
-    admin_cell_str(&r, "warmpool");
-    admin_cell_str(&r, "");
-    admin_cell_int(&r, cfg->listen_port);
-    admin_cell_str(&r, "warmpool");
-    admin_cell_str(&r, "");
-    for (int k = 0; k < 3; k++)
-        admin_cell_int(&r, 0);
-    admin_cell_str(&r, "statement");
-    for (int k = 0; k < 4; k++)
-        admin_cell_int(&r, 0);
-    admin_rows_end_row(&r);
+    admin_rows_begin_cols(&r, out, databases_cols, NCOLS(databases_cols));
+    for (int i = 0; i < cfg->ndbs; i++)
+        database_row(&r, cfg, &cfg->dbs[i]);
+    console_database_row(&r, cfg);
     return admin_rows_finish(&r);
 }
 

@@ -117,7 +117,7 @@ static int show_lists(struct wp_buf *out)
         {"databases", wp_rt.cfg->ndbs + 1}, /* and the console, as SHOW DATABASES lists */
         {"users", count_users()},
         {"peers", 0},
-        {"pools", count_list(&wp_rt.pools)},
+        {"pools", count_list(&wp_rt.pools) + 1}, /* and the console's, as SHOW POOLS */
         {"peer_pools", 0},
         {"free_clients", 0},
         {"used_clients", wp_rt.nclients},

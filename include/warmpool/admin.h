@@ -42,6 +42,10 @@ void admin_command(struct wp_buf *out, const char *user, const char *sql);
  */
 int admin_set_paused(const char *db, int paused);
 
+/* DATABASES' `disabled` column: 1 when dbname refuses new clients (DISABLE). A weak
+   default in admin_show.c says 0; the definition where DISABLE lives replaces it. */
+int admin_database_disabled(const char *dbname);
+
 /*
  * SHOW <what> (case-insensitive): RowDescription, DataRows, CommandComplete to out.
  * 0, -1 when `what` is not a SHOW command, -2 when out of memory.

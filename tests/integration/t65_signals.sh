@@ -7,8 +7,8 @@ set -eu
 . "$(dirname "$0")/lib_private_warmpool.sh"
 pw_start
 
-wp_col() { # DB COLUMN: that SHOW POOLS column of the DB/$WP_USER pool
-    pw_admin -F '|' -c "SHOW POOLS" | grep "^$1|$WP_USER|" | cut -d'|' -f"$2"
+wp_col() { # DB COLUMN: that SHOW POOLS column (by name) of the DB/$WP_USER pool
+    pw_show_col "SHOW POOLS" "$1|$WP_USER|" "$2"
 }
 wait_log() { # PATTERN: wait (10 s x slowness) until the log holds it
     for _ in $(seq $((100 * pw_slow))); do
@@ -23,12 +23,12 @@ pw_app wptest -c "SELECT 1" >/dev/null || fail "query before the signals"
 # ---------------------------------------------------------------- SIGUSR1 = PAUSE
 kill -USR1 "$PW_PID"
 wait_log "got SIGUSR1: PAUSE all"
-[ "$(wp_col wptest 18)" = 1 ] || fail "after SIGUSR1 SHOW POOLS paused is not 1"
+[ "$(wp_col wptest paused)" = 1 ] || fail "after SIGUSR1 SHOW POOLS paused is not 1"
 pw_app wptest -c "SELECT 'released'" >"$PW_DIR/paused.out" 2>&1 &
 waiter=$!
 waiting=0
 for _ in $(seq $((100 * pw_slow))); do
-    waiting=$(wp_col wptest 4)
+    waiting=$(wp_col wptest cl_waiting)
     [ "$waiting" = 1 ] && break
     sleep 0.1
 done
@@ -42,7 +42,7 @@ kill -USR2 "$PW_PID"
 wait "$waiter" || fail "query after SIGUSR2 failed: $(cat "$PW_DIR/paused.out")"
 [ "$(cat "$PW_DIR/paused.out")" = released ] || fail "after SIGUSR2: $(cat "$PW_DIR/paused.out")"
 grep -q "got SIGUSR2: RESUME all" "$PW_LOG" || fail "SIGUSR2 not logged"
-[ "$(wp_col wptest 18)" = 0 ] || fail "after SIGUSR2 SHOW POOLS paused is not 0"
+[ "$(wp_col wptest paused)" = 0 ] || fail "after SIGUSR2 SHOW POOLS paused is not 0"
 pw_app wpload -c "SELECT 1" >/dev/null || fail "query after SIGUSR2"
 kill -0 "$PW_PID" || fail "warmpool died of SIGUSR2"
 [ "$(grep -c "got SIGUSR1" "$PW_LOG")" = 1 ] || fail "SIGUSR1 logged more than once"

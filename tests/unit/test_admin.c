@@ -158,14 +158,14 @@ static void test_show_columns(void **state)
     (void)state;
     struct answer a;
     ask("monitor", "SHOW POOLS", &a);
-    assert_string_equal(a.types, "TDCZ");
+    assert_string_equal(a.types, "TDDCZ"); /* appdb's pool, then the console's */
     assert_string_equal(a.tag, "SHOW");
     assert_string_equal(a.columns,
                         "database,user,cl_active,cl_waiting,cl_active_cancel_req,"
                         "cl_waiting_cancel_req,sv_active,sv_active_cancel,sv_being_canceled,"
                         "sv_idle,sv_used,sv_tested,sv_login,maxwait,maxwait_us,pool_mode,"
-                        "cl_idle,paused,cl_pinned");
-    assert_string_equal(a.first_row, "appdb|app|0|0|0|0|0|0|0|0|0|0|0|0|0|transaction|0|0|0");
+                        "load_balance_hosts,cl_idle,paused,cl_pinned");
+    assert_string_equal(a.first_row, "appdb|app|0|0|0|0|0|0|0|0|0|0|0|0|0|transaction||0|0|0");
 
     struct wp_client_stats cs = {0};
     stats_query_start(&pool, &cs, "SELECT 1", 8, 0, 100);
@@ -192,11 +192,12 @@ static void test_show_columns(void **state)
     ask("monitor", "SHOW CLIENTS", &a);
     assert_int_equal(a.ncols, 21);
     ask("monitor", "SHOW DATABASES", &a);
-    assert_string_equal(a.columns,
-                        "name,host,port,database,force_user,pool_size,min_pool_size,"
-                        "reserve_pool,pool_mode,max_connections,current_connections,paused,"
-                        "disabled");
+    assert_string_equal(a.columns, "name,host,port,database,force_user,pool_size,min_pool_size,"
+                                   "reserve_pool_size,server_lifetime,pool_mode,load_balance_hosts,"
+                                   "max_connections,current_connections,max_client_connections,"
+                                   "current_client_connections,paused,disabled");
     assert_int_equal(a.rows, 1); /* the console itself; no [databases] in this config */
+    assert_true(strncmp(a.first_row, "pgbouncer||", 11) == 0);
     ask("monitor", "SHOW STATEMENTS", &a);
     assert_string_equal(a.columns, "database,user,fingerprint,calls,total_time_us,mean_time_us,"
                                    "max_time_us,errors,nplus1_bursts,query");
@@ -266,7 +267,7 @@ static void test_admin_commands(void **state)
     assert_string_equal(a.tag, "PAUSE");
     assert_int_equal(pool.paused, 1);
     ask("admin", "SHOW POOLS", &a);
-    assert_true(strstr(a.first_row, "|transaction|0|1") != NULL);
+    assert_true(strstr(a.first_row, "|transaction||0|1|") != NULL);
     ask("admin", "RESUME \"appdb\"", &a);
     assert_string_equal(a.tag, "RESUME");
     assert_int_equal(pool.paused, 0);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "warmpool/admin.h"
@@ -335,6 +336,18 @@ static const char *client_state(const struct wp_client *c)
     return "closing";
 }
 
+/* remote_pid of a client: as in 1.25, the peer's process over a Unix socket (the
+   kernel's SO_PEERCRED), else 0. */
+static int client_pid(const struct wp_client *c)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (!client_is_unix(c) || c->conn.fd < 0 ||
+        getsockopt(c->conn.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return 0;
+    return (int)cred.pid;
+}
+
 static void client_row(struct admin_rows *r, const struct wp_client *c, int64_t now_ms)
 {
     char host[64], lhost[64], connected[64], active[64], ptr[32], link[32], tls[96];
@@ -365,7 +378,7 @@ static void client_row(struct admin_rows *r, const struct wp_client *c, int64_t 
     admin_cell_int(r, 0);
     admin_cell_str(r, ptr);
     admin_cell_str(r, link);
-    admin_cell_int(r, 0);
+    admin_cell_int(r, client_pid(c));
     admin_cell_str(r, tls_describe(c->conn.tls, tls, sizeof tls));
     admin_cell_str(r, client_app(c));
     admin_cell_int(r, (long long)c->stmts.count);

@@ -5,7 +5,8 @@ values that follow warmpool's state: the console's row in SHOW POOLS and DATABAS
 the test's own client id in SHOW CLIENTS, Parse/Bind counts in SHOW STATS.
 
 Usage: t64_console_exporter.py HOST PORT USER PASSWORD (console user); WP_USER and
-WP_PASSWORD in the environment log in to database wptest.
+WP_PASSWORD in the environment log in to database wptest, PW_DIR is the Unix socket's
+directory.
 """
 import os
 import sys
@@ -147,11 +148,21 @@ def check_console_rows(conn):
     if len(mine) != 1 or mine[0]["id"] <= 0 or ids.count(mine[0]["id"]) != 1 or \
             mine[0]["replication"] != "none" or mine[0]["ptr"] != "C-%d" % mine[0]["id"]:
         fail("SHOW CLIENTS: the test's connection %s among ids %s" % (mine, ids))
+    if mine[0]["remote_pid"] != 0:
+        fail("SHOW CLIENTS: remote_pid %s of a TCP client" % mine[0]["remote_pid"])
+    with psycopg.connect(host=os.environ["PW_DIR"], port=conn.info.port, user=conn.info.user,
+                         password=conn.info.password, dbname="pgbouncer", autocommit=True,
+                         application_name="t64_unix"):
+        unix = [r for r in rows_by_name(conn, "CLIENTS") if r["application_name"] == "t64_unix"]
+    if len(unix) != 1 or unix[0]["remote_pid"] != os.getpid():
+        fail("SHOW CLIENTS: remote_pid of a Unix-socket client %s, want %d" % (unix,
+                                                                          os.getpid()))
     servers = rows_by_name(conn, "SERVERS")
     sids = [r["id"] for r in servers]
     if not servers or min(sids) <= 0 or len(set(sids)) != len(sids):
         fail("SHOW SERVERS ids %s" % sids)
-    print("ok: the console in SHOW POOLS and DATABASES; CLIENTS/SERVERS ids unique and > 0")
+    print("ok: the console in SHOW POOLS and DATABASES; CLIENTS/SERVERS ids unique and > 0; "
+          "a Unix-socket client's remote_pid")
 
 
 def check_prepared_counts(conn, app):

@@ -11,7 +11,7 @@ set -eu
 pw_start
 
 pw_app wptest -c "SELECT 1" >/dev/null || fail "query through the private warmpool"
-$PY "$here/t64_console_exporter.py" 127.0.0.1 "$PW_PORT" admin adminpass || fail "console checks"
+PW_DIR=$PW_DIR $PY "$here/t64_console_exporter.py" 127.0.0.1 "$PW_PORT" admin adminpass || fail "console checks"
 
 out=$(pw_psql monitor monpass pgbouncer -v VERBOSITY=verbose -c "SHOW FDS" 2>&1) &&
     fail "a stats user could SHOW FDS"

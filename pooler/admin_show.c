@@ -114,6 +114,18 @@ static const char *load_balance_hosts(const struct wp_db_config *db)
     return host && strchr(host, ',') ? "disable" : NULL;
 }
 
+/* Cancels of the pool's backends in flight: 1.25's sv_active_cancel counts the
+   connections that forward them, warmpool's are libpq's PQcancel on the workpool. */
+static int pool_cancels(const struct wp_pool *pool)
+{
+    int n = 0;
+    const struct wp_list *lists[] = {&pool->active, &pool->idle, &pool->busy};
+    for (int i = 0; i < 3; i++)
+        for (const struct wp_list *p = lists[i]->next; p != lists[i]; p = p->next)
+            n += list_entry(p, struct wp_server, node)->cancel_pending;
+    return n;
+}
+
 static void pool_row(struct admin_rows *r, struct wp_pool *pool, int64_t now_ms)
 {
     const struct wp_pool_stats *ps = pool->stats;
@@ -125,10 +137,11 @@ static void pool_row(struct admin_rows *r, struct wp_pool *pool, int64_t now_ms)
     /* PgBouncer's cl_active: logged in and not waiting, linked or not. */
     admin_cell_int(r, ps ? ps->cl_active + ps->cl_idle : 0);
     admin_cell_int(r, ps ? ps->cl_waiting : 0);
-    admin_cell_int(r, 0); /* cancel requests are forwarded at once, never queued */
+    /* A CancelRequest's connection is closed once its cancel is handed on: none wait. */
+    admin_cell_int(r, 0);
     admin_cell_int(r, 0);
     admin_cell_int(r, sc.active);
-    admin_cell_int(r, 0);
+    admin_cell_int(r, pool_cancels(pool));
     admin_cell_int(r, sc.draining);
     admin_cell_int(r, sc.idle);
     admin_cell_int(r, sc.used);

@@ -1,8 +1,8 @@
 /*
  * admin_rows — the admin console's result builder (pooler/admin_rows.c): a
  * RowDescription (text columns, or typed ones as PgBouncer 1.25 sends them), DataRows
- * filled cell by cell, the CommandComplete. Used by admin_show.c and
- * admin_show_lists.c. Out of memory sets `failed`; admin_rows_finish reports it.
+ * filled cell by cell, the CommandComplete. Used by admin_show.c, admin_show_lists.c
+ * and admin_show_stats.c. Out of memory sets `failed`; admin_rows_finish reports it.
  */
 #ifndef WARMPOOL_ADMIN_ROWS_H
 #define WARMPOOL_ADMIN_ROWS_H

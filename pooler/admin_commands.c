@@ -44,11 +44,6 @@ int admin_suspended(void)
     return suspended;
 }
 
-int admin_database_disabled(const char *dbname)
-{
-    return db_state_disabled(dbname);
-}
-
 void admin_answer_error(struct wp_buf *out, const char *sqlstate, const char *fmt, ...)
 {
     char msg[512];

@@ -27,6 +27,18 @@ void admin_rows_begin_typed(struct admin_rows *r, struct wp_buf *out, const char
         r->failed = 1;
 }
 
+void admin_rows_begin_cols(struct admin_rows *r, struct wp_buf *out, const struct admin_col *cols,
+                           int ncols)
+{
+    const char *names[ADMIN_ROWS_MAX_COLS];
+    uint32_t oids[ADMIN_ROWS_MAX_COLS];
+    for (int i = 0; i < ncols && i < ADMIN_ROWS_MAX_COLS; i++) {
+        names[i] = cols[i].name;
+        oids[i] = cols[i].oid;
+    }
+    admin_rows_begin_typed(r, out, names, oids, ncols);
+}
+
 void admin_cell_or_null(struct admin_rows *r, const char *s)
 {
     if (r->col < r->ncols)

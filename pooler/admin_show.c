@@ -2,17 +2,20 @@
  * admin_show — the rows of the admin console's SHOW commands (admin.c runs the
  * console protocol and the other commands).
  *
- * Column names and meanings follow PgBouncer's where the concept is the same, so
- * psql habits, dashboards and exporters that read pgbouncer's console keep working;
- * warmpool-only columns come last. POOLS, STATS, SERVERS, CLIENTS and DATABASES
- * describe their columns with 1.25's types (int4, numeric, text); the others are text.
- * Values are always in text format, as PgBouncer sends them.
+ * POOLS, SERVERS, CLIENTS, DATABASES, SOCKETS and ACTIVE_SOCKETS answer with
+ * PgBouncer 1.25's columns, in its order and with its type OIDs (int4, text), so psql
+ * habits, dashboards and exporters that read pgbouncer's console keep working;
+ * warmpool-only columns come after them. The console itself is listed as 1.25 lists
+ * its "pgbouncer" database and pool. CONFIG, PREPARED, STATEMENTS and VERSION are
+ * text. Values are always in text format, as PgBouncer sends them. SHOW STATS and its
+ * family: admin_show_stats.c.
  */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "warmpool/admin.h"
@@ -29,21 +32,8 @@
 #include "warmpool/timeouts.h"
 #include "warmpool/tls.h"
 
-/* As admin_rows_begin, with PgBouncer 1.25's types: the columns named in text_cols are
-   text, every other one is of type num_oid (int4 or numeric). */
-static void rows_begin_typed(struct admin_rows *r, struct wp_buf *out, const char *const *cols,
-                             int ncols, const char *const *text_cols, uint32_t num_oid)
-{
-    uint32_t oids[ADMIN_ROWS_MAX_COLS];
-    for (int i = 0; i < ncols && i < ADMIN_ROWS_MAX_COLS; i++) {
-        oids[i] = num_oid;
-        for (int k = 0; text_cols[k]; k++)
-            if (strcmp(cols[i], text_cols[k]) == 0)
-                oids[i] = PROTO_OID_TEXT;
-    }
-    admin_rows_begin_typed(r, out, cols, oids, ncols);
-}
-
+#define TEXT PROTO_OID_TEXT
+#define INT4 PROTO_OID_INT4
 #define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
 
 /* ---------------------------------------------------------------- helpers */
@@ -92,239 +82,167 @@ static const char *client_app(const struct wp_client *c)
 
 /* ---------------------------------------------------------------- SHOW POOLS */
 
-static int show_pools(struct wp_buf *out, int64_t now_ms)
-{
-    static const char *const cols[] = {
-        "database",
-        "user",
-        "cl_active",
-        "cl_waiting",
-        "cl_active_cancel_req",
-        "cl_waiting_cancel_req",
-        "sv_active",
-        "sv_active_cancel",
-        "sv_being_canceled",
-        "sv_idle",
-        "sv_used",
-        "sv_tested",
-        "sv_login",
-        "maxwait",
-        "maxwait_us",
-        "pool_mode",
-        "cl_idle",
-        "paused",
-        "cl_pinned",
-    };
-    static const char *const text[] = {"database", "user", "pool_mode", NULL};
-    struct admin_rows r;
-    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_INT4);
-    stats_collect(now_ms);
-    struct wp_list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &wp_rt.pools)
-    {
-        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
-        const struct wp_pool_stats *ps = pool->stats;
-        struct stats_server_counts sc;
-        stats_count_servers(pool, now_ms, &sc);
-        int64_t wait_us = stats_pool_max_wait_us(pool, now_ms);
-        admin_cell_str(&r, pool->dbname);
-        admin_cell_str(&r, pool->user);
-        /* PgBouncer's cl_active: logged in and not waiting, linked or not. */
-        admin_cell_int(&r, ps ? ps->cl_active + ps->cl_idle : 0);
-        admin_cell_int(&r, ps ? ps->cl_waiting : 0);
-        admin_cell_int(&r, 0);
-        admin_cell_int(&r, 0);
-        admin_cell_int(&r, sc.active);
-        admin_cell_int(&r, 0);
-        admin_cell_int(&r, sc.draining);
-        admin_cell_int(&r, sc.idle);
-        admin_cell_int(&r, sc.used);
-        admin_cell_int(&r, sc.resetting);
-        admin_cell_int(&r, sc.connecting);
-        admin_cell_int(&r, wait_us / 1000000);
-        admin_cell_int(&r, wait_us % 1000000);
-        admin_cell_str(&r, config_mode_name(pool->settings.pool_mode));
-        admin_cell_int(&r, ps ? ps->cl_idle : 0);
-        admin_cell_int(&r, pool->paused ? 1 : 0);
-        admin_cell_int(&r, pool->pinned_clients);
-        admin_rows_end_row(&r);
-    }
-    return admin_rows_finish(&r);
-}
-
-/* ---------------------------------------------------------------- SHOW STATS */
-
-/* SHOW STATS is per database, as in PgBouncer: the pools of a database summed. */
-struct db_totals {
-    const char *dbname;
-    uint64_t xacts, queries, errors, bytes_in, bytes_out;
-    struct stats_hist query, xact, wait;
-    struct stats_snapshot prev, last;
+/* 1.25's columns, then warmpool's: cl_idle (of cl_active, those between requests),
+   paused, cl_pinned (clients that keep their backend for session state). */
+static const struct admin_col pools_cols[] = {
+    {"database", TEXT},
+    {"user", TEXT},
+    {"cl_active", INT4},
+    {"cl_waiting", INT4},
+    {"cl_active_cancel_req", INT4},
+    {"cl_waiting_cancel_req", INT4},
+    {"sv_active", INT4},
+    {"sv_active_cancel", INT4},
+    {"sv_being_canceled", INT4},
+    {"sv_idle", INT4},
+    {"sv_used", INT4},
+    {"sv_tested", INT4},
+    {"sv_login", INT4},
+    {"maxwait", INT4},
+    {"maxwait_us", INT4},
+    {"pool_mode", TEXT},
+    {"load_balance_hosts", TEXT},
+    {"cl_idle", INT4},
+    {"paused", INT4},
+    {"cl_pinned", INT4},
 };
 
-static void hist_merge(struct stats_hist *into, const struct stats_hist *h)
+/* 1.25 names load_balance_hosts only for a database whose host is a list. warmpool
+   accepts PgBouncer's key without effect: libpq tries the hosts in order, "disable". */
+static const char *load_balance_hosts(const struct wp_db_config *db)
 {
-    into->count += h->count;
-    into->sum_us += h->sum_us;
-    if (h->max_us > into->max_us)
-        into->max_us = h->max_us;
-    for (int i = 0; i < STATS_HIST_BUCKETS; i++)
-        into->buckets[i] += h->buckets[i];
+    const char *host = conn_value(db, "host");
+    return host && strchr(host, ',') ? "disable" : NULL;
 }
 
-static int collect_db_totals(struct db_totals **out)
+/* Cancels of the pool's backends in flight: 1.25's sv_active_cancel counts the
+   connections that forward them, warmpool's are libpq's PQcancel on the workpool. */
+static int pool_cancels(const struct wp_pool *pool)
 {
-    int n = 0, cap = 8;
-    struct db_totals *all = calloc((size_t)cap, sizeof *all);
-    struct wp_list *pos, *tmp;
-    if (!all)
-        return -1;
-    list_for_each_safe(pos, tmp, &wp_rt.pools)
-    {
-        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
-        const struct wp_pool_stats *ps = pool->stats;
-        if (!ps)
-            continue;
-        int i = 0;
-        while (i < n && strcmp(all[i].dbname, pool->dbname) != 0)
-            i++;
-        if (i == n) {
-            if (n == cap) {
-                struct db_totals *more = realloc(all, (size_t)cap * 2 * sizeof *all);
-                if (!more) {
-                    free(all);
-                    return -1;
-                }
-                all = more;
-                memset(all + cap, 0, (size_t)cap * sizeof *all);
-                cap *= 2;
-            }
-            all[n++].dbname = pool->dbname;
-        }
-        struct db_totals *t = &all[i];
-        t->xacts += ps->xacts;
-        t->queries += ps->queries;
-        t->errors += ps->query_errors;
-        t->bytes_in += pool->bytes_in;
-        t->bytes_out += pool->bytes_out;
-        hist_merge(&t->query, &ps->query_us);
-        hist_merge(&t->xact, &ps->xact_us);
-        hist_merge(&t->wait, &ps->wait_us);
-        stats_snapshot_add(&t->prev, &ps->prev);
-        stats_snapshot_add(&t->last, &ps->last);
-    }
-    *out = all;
+    int n = 0;
+    const struct wp_list *lists[] = {&pool->active, &pool->idle, &pool->busy};
+    for (int i = 0; i < 3; i++)
+        for (const struct wp_list *p = lists[i]->next; p != lists[i]; p = p->next)
+            n += list_entry(p, struct wp_server, node)->cancel_pending;
     return n;
 }
 
-static uint64_t per_second(uint64_t delta, double secs)
+static void pool_row(struct admin_rows *r, struct wp_pool *pool, int64_t now_ms)
 {
-    return secs > 0 ? (uint64_t)((double)delta / secs + 0.5) : 0;
+    const struct wp_pool_stats *ps = pool->stats;
+    struct stats_server_counts sc;
+    stats_count_servers(pool, now_ms, &sc);
+    int64_t wait_us = stats_pool_max_wait_us(pool, now_ms);
+    admin_cell_str(r, pool->dbname);
+    admin_cell_str(r, pool->user);
+    /* PgBouncer's cl_active: logged in and not waiting, linked or not. */
+    admin_cell_int(r, ps ? ps->cl_active + ps->cl_idle : 0);
+    admin_cell_int(r, ps ? ps->cl_waiting : 0);
+    /* A CancelRequest's connection is closed once its cancel is handed on: none wait. */
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, sc.active);
+    admin_cell_int(r, pool_cancels(pool));
+    admin_cell_int(r, sc.draining);
+    admin_cell_int(r, sc.idle);
+    admin_cell_int(r, sc.used);
+    admin_cell_int(r, sc.resetting);
+    admin_cell_int(r, sc.connecting);
+    admin_cell_int(r, wait_us / 1000000);
+    admin_cell_int(r, wait_us % 1000000);
+    admin_cell_str(r, config_mode_name(pool->settings.pool_mode));
+    admin_cell_or_null(r, load_balance_hosts(pool->db));
+    admin_cell_int(r, ps ? ps->cl_idle : 0);
+    admin_cell_int(r, pool->paused ? 1 : 0);
+    admin_cell_int(r, pool->pinned_clients);
+    admin_rows_end_row(r);
 }
 
-static uint64_t per_item(uint64_t total, uint64_t items)
+/* Console clients past login; idle_only: those between commands. */
+static int console_clients(int idle_only)
 {
-    return items ? total / items : 0;
-}
-
-static int show_stats(struct wp_buf *out, int64_t now_ms)
-{
-    static const char *const cols[] = {
-        "database",       "total_xact_count", "total_query_count", "total_received",
-        "total_sent",     "total_xact_time",  "total_query_time",  "total_wait_time",
-        "avg_xact_count", "avg_query_count",  "avg_recv",          "avg_sent",
-        "avg_xact_time",  "avg_query_time",   "avg_wait_time",     "total_query_errors",
-        "query_p50_us",   "query_p95_us",     "query_p99_us",      "xact_p95_us",
-        "wait_p95_us",    "wait_p99_us",
-    };
-    struct admin_rows r;
-    struct db_totals *dbs;
-    stats_collect(now_ms);
-    int n = collect_db_totals(&dbs);
-    if (n < 0)
-        return -1;
-    static const char *const text[] = {"database", NULL};
-    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_NUMERIC);
-    for (int i = 0; i < n; i++) {
-        const struct db_totals *t = &dbs[i];
-        const struct stats_snapshot *a = &t->prev, *b = &t->last;
-        double secs = (double)(b->at_ms - a->at_ms) / 1000.0;
-        uint64_t xacts = b->xacts - a->xacts, queries = b->queries - a->queries;
-        admin_cell_str(&r, t->dbname);
-        admin_cell_int(&r, (long long)t->xacts);
-        admin_cell_int(&r, (long long)t->queries);
-        admin_cell_int(&r, (long long)t->bytes_in);
-        admin_cell_int(&r, (long long)t->bytes_out);
-        admin_cell_int(&r, (long long)t->xact.sum_us);
-        admin_cell_int(&r, (long long)t->query.sum_us);
-        admin_cell_int(&r, (long long)t->wait.sum_us);
-        admin_cell_int(&r, (long long)per_second(xacts, secs));
-        admin_cell_int(&r, (long long)per_second(queries, secs));
-        admin_cell_int(&r, (long long)per_second(b->bytes_in - a->bytes_in, secs));
-        admin_cell_int(&r, (long long)per_second(b->bytes_out - a->bytes_out, secs));
-        admin_cell_int(&r, (long long)per_item(b->xact_us - a->xact_us, xacts));
-        admin_cell_int(&r, (long long)per_item(b->query_us - a->query_us, queries));
-        admin_cell_int(&r, (long long)per_item(b->wait_us - a->wait_us, b->waits - a->waits));
-        admin_cell_int(&r, (long long)t->errors);
-        admin_cell_int(&r, (long long)hist_quantile(&t->query, 0.50));
-        admin_cell_int(&r, (long long)hist_quantile(&t->query, 0.95));
-        admin_cell_int(&r, (long long)hist_quantile(&t->query, 0.99));
-        admin_cell_int(&r, (long long)hist_quantile(&t->xact, 0.95));
-        admin_cell_int(&r, (long long)hist_quantile(&t->wait, 0.95));
-        admin_cell_int(&r, (long long)hist_quantile(&t->wait, 0.99));
-        admin_rows_end_row(&r);
+    int n = 0;
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.clients)
+    {
+        const struct wp_client *c = list_entry(pos, struct wp_client, all);
+        if (c->is_admin && (c->state == CL_IDLE || (!idle_only && c->state == CL_ACTIVE)))
+            n++;
     }
-    free(dbs);
+    return n;
+}
+
+/* The console as PgBouncer lists it: a statement-mode pool of its own. */
+static void console_pool_row(struct admin_rows *r)
+{
+    admin_cell_str(r, "pgbouncer");
+    admin_cell_str(r, "pgbouncer");
+    admin_cell_int(r, console_clients(0));
+    for (int k = 0; k < 12; k++) /* cl_waiting … maxwait_us */
+        admin_cell_int(r, 0);
+    admin_cell_str(r, "statement");
+    admin_cell_or_null(r, NULL);
+    admin_cell_int(r, console_clients(1));
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_rows_end_row(r);
+}
+
+static int show_pools(struct wp_buf *out, int64_t now_ms)
+{
+    struct admin_rows r;
+    admin_rows_begin_cols(&r, out, pools_cols, NCOLS(pools_cols));
+    stats_collect(now_ms);
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        pool_row(&r, list_entry(pos, struct wp_pool, node), now_ms);
+    }
+    console_pool_row(&r);
     return admin_rows_finish(&r);
 }
 
 /* ---------------------------------------------------------------- SHOW SERVERS / CLIENTS */
 
-static const char *const conn_cols[] = {
-    "type",
-    "user",
-    "database",
-    "state",
-    "addr",
-    "port",
-    "local_addr",
-    "local_port",
-    "connect_time",
-    "request_time",
-    "wait",
-    "wait_us",
-    "close_needed",
-    "ptr",
-    "link",
-    "remote_pid",
-    "tls",
-    "application_name",
-    "prepared_statements",
+/* SHOW SOCKETS: 1.25's columns of SERVERS and CLIENTS (the first CONN_NCOLS), then its
+   buffer columns filled from warmpool's: recv_pos = bytes in the input buffer, pkt_pos =
+   consumed, pkt_remain = bytes of the message in passage still to come,
+   send_pos/send_remain = warmpool's own output written/unwritten, pkt_avail = input not
+   consumed, send_avail = input scanned and ready for the peer. */
+static const struct admin_col socket_cols[] = {
+    {"type", TEXT},
+    {"user", TEXT},
+    {"database", TEXT},
+    {"replication", TEXT},
+    {"state", TEXT},
+    {"addr", TEXT},
+    {"port", INT4},
+    {"local_addr", TEXT},
+    {"local_port", INT4},
+    {"connect_time", TEXT},
+    {"request_time", TEXT},
+    {"wait", INT4},
+    {"wait_us", INT4},
+    {"close_needed", INT4},
+    {"ptr", TEXT},
+    {"link", TEXT},
+    {"remote_pid", INT4},
+    {"tls", TEXT},
+    {"application_name", TEXT},
+    {"prepared_statements", INT4},
+    {"id", INT4},
+    {"recv_pos", INT4},
+    {"pkt_pos", INT4},
+    {"pkt_remain", INT4},
+    {"send_pos", INT4},
+    {"send_remain", INT4},
+    {"pkt_avail", INT4},
+    {"send_avail", INT4},
 };
+#define CONN_NCOLS 21 /* type … id */
 
-static const char *const conn_text_cols[] = {
-    "type",         "user",         "database", "state", "addr", "local_addr",
-    "connect_time", "request_time", "ptr",      "link",  "tls",  "application_name",
-    NULL,
-};
-
-/* SHOW SOCKETS: 1.25's columns of CLIENTS/SERVERS (with replication and id), then its
-   buffer columns, filled from warmpool's: recv_pos = bytes in the input buffer,
-   pkt_pos = consumed, pkt_remain = bytes of the message in passage still to come,
-   send_pos/send_remain = warmpool's own output written/unwritten, pkt_avail = input
-   not consumed, send_avail = input scanned and ready for the peer. */
-static const char *const socket_cols[] = {
-    "type",         "user",       "database",   "replication",      "state",
-    "addr",         "port",       "local_addr", "local_port",       "connect_time",
-    "request_time", "wait",       "wait_us",    "close_needed",     "ptr",
-    "link",         "remote_pid", "tls",        "application_name", "prepared_statements",
-    "id",           "recv_pos",   "pkt_pos",    "pkt_remain",       "send_pos",
-    "send_remain",  "pkt_avail",  "send_avail",
-};
-
-static void socket_tail(struct admin_rows *r, const struct wp_conn *conn, uint64_t id)
+static void socket_tail(struct admin_rows *r, const struct wp_conn *conn)
 {
-    admin_cell_int(r, (long long)id);
     admin_cell_int(r, (long long)conn->in.len);
     admin_cell_int(r, (long long)conn->in.pos);
     admin_cell_int(r, (long long)conn->msg_left);
@@ -374,8 +292,7 @@ static void server_row(struct admin_rows *r, const struct wp_server *s, int64_t 
     admin_cell_str(r, "S");
     admin_cell_str(r, pool->backend_user ? pool->backend_user : pool->user);
     admin_cell_str(r, pool->dbname);
-    if (r->sockets)
-        admin_cell_str(r, "no"); /* replication: warmpool pools no replication connections */
+    admin_cell_str(r, "none"); /* replication: warmpool pools no replication connections */
     admin_cell_str(r, server_state(s, now_ms));
     admin_cell_str(r, host);
     admin_cell_int(r, p ? atoi(p) : 0);
@@ -392,15 +309,16 @@ static void server_row(struct admin_rows *r, const struct wp_server *s, int64_t 
     admin_cell_str(r, tls_describe(s->conn.tls, tls, sizeof tls));
     admin_cell_str(r, s->client ? client_app(s->client) : "");
     admin_cell_int(r, (long long)s->stmts.count);
+    admin_cell_int(r, (long long)s->id);
     if (r->sockets)
-        socket_tail(r, &s->conn, s->id);
+        socket_tail(r, &s->conn);
     admin_rows_end_row(r);
 }
 
 static int show_servers(struct wp_buf *out, int64_t now_ms)
 {
     struct admin_rows r;
-    rows_begin_typed(&r, out, conn_cols, NCOLS(conn_cols), conn_text_cols, PROTO_OID_INT4);
+    admin_rows_begin_cols(&r, out, socket_cols, CONN_NCOLS);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
     {
@@ -432,6 +350,18 @@ static const char *client_state(const struct wp_client *c)
     return "closing";
 }
 
+/* remote_pid of a client: as in 1.25, the peer's process over a Unix socket (the
+   kernel's SO_PEERCRED), else 0. */
+static int client_pid(const struct wp_client *c)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (!client_is_unix(c) || c->conn.fd < 0 ||
+        getsockopt(c->conn.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return 0;
+    return (int)cred.pid;
+}
+
 static void client_row(struct admin_rows *r, const struct wp_client *c, int64_t now_ms)
 {
     char host[64], lhost[64], connected[64], active[64], ptr[32], link[32], tls[96];
@@ -449,8 +379,7 @@ static void client_row(struct admin_rows *r, const struct wp_client *c, int64_t 
     admin_cell_str(r, "C");
     admin_cell_str(r, c->user);
     admin_cell_str(r, c->dbname);
-    if (r->sockets)
-        admin_cell_str(r, "no");
+    admin_cell_str(r, "none"); /* replication: refused at login */
     admin_cell_str(r, client_state(c));
     admin_cell_str(r, host);
     admin_cell_int(r, port);
@@ -463,19 +392,20 @@ static void client_row(struct admin_rows *r, const struct wp_client *c, int64_t 
     admin_cell_int(r, 0);
     admin_cell_str(r, ptr);
     admin_cell_str(r, link);
-    admin_cell_int(r, 0);
+    admin_cell_int(r, client_pid(c));
     admin_cell_str(r, tls_describe(c->conn.tls, tls, sizeof tls));
     admin_cell_str(r, client_app(c));
     admin_cell_int(r, (long long)c->stmts.count);
+    admin_cell_int(r, (long long)c->id);
     if (r->sockets)
-        socket_tail(r, &c->conn, c->id);
+        socket_tail(r, &c->conn);
     admin_rows_end_row(r);
 }
 
 static int show_clients(struct wp_buf *out, int64_t now_ms)
 {
     struct admin_rows r;
-    rows_begin_typed(&r, out, conn_cols, NCOLS(conn_cols), conn_text_cols, PROTO_OID_INT4);
+    admin_rows_begin_cols(&r, out, socket_cols, CONN_NCOLS);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.clients)
     {
@@ -495,22 +425,8 @@ static int conn_busy(const struct wp_conn *conn)
 /* SHOW SOCKETS (active_only = 0) and SHOW ACTIVE_SOCKETS: clients, then servers. */
 static int show_socket_rows(struct wp_buf *out, int64_t now_ms, int active_only)
 {
-    static const char *const text[] = {"type",
-                                       "user",
-                                       "database",
-                                       "replication",
-                                       "state",
-                                       "addr",
-                                       "local_addr",
-                                       "connect_time",
-                                       "request_time",
-                                       "ptr",
-                                       "link",
-                                       "tls",
-                                       "application_name",
-                                       NULL};
     struct admin_rows r;
-    rows_begin_typed(&r, out, socket_cols, NCOLS(socket_cols), text, PROTO_OID_INT4);
+    admin_rows_begin_cols(&r, out, socket_cols, NCOLS(socket_cols));
     r.sockets = 1;
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.clients)
@@ -546,72 +462,123 @@ static int show_active_sockets(struct wp_buf *out, int64_t now_ms)
 
 /* ---------------------------------------------------------------- SHOW DATABASES */
 
+static const struct admin_col databases_cols[] = {
+    {"name", TEXT},
+    {"host", TEXT},
+    {"port", INT4},
+    {"database", TEXT},
+    {"force_user", TEXT},
+    {"pool_size", INT4},
+    {"min_pool_size", INT4},
+    {"reserve_pool_size", INT4},
+    {"server_lifetime", INT4},
+    {"pool_mode", TEXT},
+    {"load_balance_hosts", TEXT},
+    {"max_connections", INT4},
+    {"current_connections", INT4},
+    {"max_client_connections", INT4},
+    {"current_client_connections", INT4},
+    {"paused", INT4},
+    {"disabled", INT4},
+};
+
+static int pool_of_db(const struct wp_pool *pool, const struct wp_db_config *db)
+{
+    return pool->db == db || strcmp(pool->dbname, db->name) == 0;
+}
+
+/* What SHOW DATABASES counts of a database's pools and clients. */
+struct db_usage {
+    int servers, clients, pools, paused;
+};
+
+static void db_usage(const struct wp_db_config *db, struct db_usage *u)
+{
+    memset(u, 0, sizeof *u);
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &wp_rt.pools)
+    {
+        const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
+        if (!pool_of_db(pool, db))
+            continue;
+        u->pools++;
+        u->servers += pool->nservers;
+        u->paused += pool->paused != 0;
+    }
+    /* as client_limits.c counts them against max_db_client_connections */
+    list_for_each_safe(pos, tmp, &wp_rt.clients)
+    {
+        const struct wp_client *c = list_entry(pos, struct wp_client, all);
+        u->clients += c->pool && c->state != CL_CLOSING && pool_of_db(c->pool, db);
+    }
+}
+
+static void database_row(struct admin_rows *r, const struct wp_config *cfg,
+                         const struct wp_db_config *db)
+{
+    struct wp_pool_settings eff;
+    struct db_usage u;
+    config_effective(cfg, db, NULL, &eff);
+    db_usage(db, &u);
+    const char *dbname = conn_value(db, "dbname");
+    const char *port = conn_value(db, "port");
+    int mode = db->overrides.pool_mode; /* 1.25: the entry's own, NULL when it sets none */
+    admin_cell_str(r, db->name);
+    admin_cell_or_null(r, conn_value(db, "host"));
+    admin_cell_int(r, port ? atoi(port) : 5432);
+    admin_cell_str(r, dbname ? dbname : db->name);
+    admin_cell_or_null(r, db->forced_user);
+    admin_cell_int(r, eff.max_pool_size);
+    admin_cell_int(r, eff.min_pool_size);
+    admin_cell_int(r, eff.reserve_pool_size);
+    admin_cell_int(r, (long long)(eff.server_lifetime / 1000));
+    admin_cell_or_null(r, mode != WP_MODE_UNSET ? config_mode_name(mode) : NULL);
+    admin_cell_or_null(r, load_balance_hosts(db));
+    admin_cell_int(r, eff.max_db_connections);
+    admin_cell_int(r, u.servers);
+    admin_cell_int(r, db->max_db_client_connections ? db->max_db_client_connections
+                                                    : cfg->max_db_client_connections);
+    admin_cell_int(r, u.clients);
+    admin_cell_int(r, db_state_paused(db->name) || (u.pools > 0 && u.paused == u.pools));
+    admin_cell_int(r, db_state_disabled(db->name));
+    admin_rows_end_row(r);
+}
+
+/* The console itself, as PgBouncer lists its "pgbouncer" database: no backend, forced
+   user pgbouncer, PgBouncer's pool_size 2 for it, statement mode. */
+static void console_database_row(struct admin_rows *r, const struct wp_config *cfg)
+{
+    struct wp_pool_settings eff;
+    config_effective(cfg, NULL, NULL, &eff);
+    admin_cell_str(r, "pgbouncer");
+    admin_cell_or_null(r, NULL);
+    admin_cell_int(r, cfg->listen_port);
+    admin_cell_str(r, "pgbouncer");
+    admin_cell_str(r, "pgbouncer");
+    admin_cell_int(r, 2);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, (long long)(eff.server_lifetime / 1000));
+    admin_cell_str(r, "statement");
+    admin_cell_or_null(r, NULL);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_cell_int(r, console_clients(0));
+    admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_rows_end_row(r);
+}
+
 static int show_databases(struct wp_buf *out, int64_t now_ms)
 {
-    static const char *const cols[] = {
-        "name",
-        "host",
-        "port",
-        "database",
-        "force_user",
-        "pool_size",
-        "min_pool_size",
-        "reserve_pool",
-        "pool_mode",
-        "max_connections",
-        "current_connections",
-        "paused",
-        "disabled",
-    };
-    static const char *const text[] = {"name", "host", "database", "force_user", "pool_mode", NULL};
     (void)now_ms;
     struct admin_rows r;
     const struct wp_config *cfg = wp_rt.cfg;
-    rows_begin_typed(&r, out, cols, NCOLS(cols), text, PROTO_OID_INT4);
-    for (int i = 0; i < cfg->ndbs; i++) {
-        const struct wp_db_config *db = &cfg->dbs[i];
-        struct wp_pool_settings eff;
-        config_effective(cfg, db, NULL, &eff);
-        int current = 0, paused = 0, npools = 0;
-        struct wp_list *pos, *tmp;
-        list_for_each_safe(pos, tmp, &wp_rt.pools)
-        {
-            const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
-            if (pool->db != db && strcmp(pool->dbname, db->name) != 0)
-                continue;
-            npools++;
-            current += pool->nservers;
-            paused += pool->paused != 0;
-        }
-        const char *dbname = conn_value(db, "dbname");
-        const char *port = conn_value(db, "port");
-        admin_cell_str(&r, db->name);
-        admin_cell_str(&r, conn_value(db, "host"));
-        admin_cell_int(&r, port ? atoi(port) : 5432);
-        admin_cell_str(&r, dbname ? dbname : db->name);
-        admin_cell_str(&r, db->forced_user);
-        admin_cell_int(&r, eff.max_pool_size);
-        admin_cell_int(&r, eff.min_pool_size);
-        admin_cell_int(&r, eff.reserve_pool_size);
-        admin_cell_str(&r, config_mode_name(eff.pool_mode));
-        admin_cell_int(&r, eff.max_db_connections);
-        admin_cell_int(&r, current);
-        admin_cell_int(&r, db_state_paused(db->name) || (npools > 0 && paused == npools));
-        admin_cell_int(&r, db_state_disabled(db->name));
-        admin_rows_end_row(&r);
-    }
-    /* The console itself, as PgBouncer lists its "pgbouncer" database. */
-    admin_cell_str(&r, "warmpool");
-    admin_cell_str(&r, "");
-    admin_cell_int(&r, cfg->listen_port);
-    admin_cell_str(&r, "warmpool");
-    admin_cell_str(&r, "");
-    for (int k = 0; k < 3; k++)
-        admin_cell_int(&r, 0);
-    admin_cell_str(&r, "statement");
-    for (int k = 0; k < 4; k++)
-        admin_cell_int(&r, 0);
-    admin_rows_end_row(&r);
+    admin_rows_begin_cols(&r, out, databases_cols, NCOLS(databases_cols));
+    for (int i = 0; i < cfg->ndbs; i++)
+        database_row(&r, cfg, &cfg->dbs[i]);
+    console_database_row(&r, cfg);
     return admin_rows_finish(&r);
 }
 
@@ -817,17 +784,11 @@ int admin_show(struct wp_buf *out, const char *what, int64_t now_ms)
         const char *name;
         int (*fn)(struct wp_buf *, int64_t);
     } shows[] = {
-        {"pools", show_pools},
-        {"stats", show_stats},
-        {"servers", show_servers},
-        {"clients", show_clients},
-        {"databases", show_databases},
-        {"config", show_config},
-        {"prepared", show_prepared},
-        {"statements", show_statements},
-        {"version", show_version},
-        {"sockets", show_sockets},
-        {"active_sockets", show_active_sockets},
+        {"pools", show_pools},           {"servers", show_servers},
+        {"clients", show_clients},       {"databases", show_databases},
+        {"config", show_config},         {"prepared", show_prepared},
+        {"statements", show_statements}, {"version", show_version},
+        {"sockets", show_sockets},       {"active_sockets", show_active_sockets},
     };
     for (size_t i = 0; i < sizeof shows / sizeof shows[0]; i++)
         if (strcasecmp(what, shows[i].name) == 0)

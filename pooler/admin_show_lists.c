@@ -1,7 +1,8 @@
 /*
  * admin_show_lists — the admin console's SHOW commands that PgBouncer 1.25 has and
- * warmpool's first console (admin_show.c) lacked: LISTS, USERS, STATS_TOTALS,
- * STATS_AVERAGES, TOTALS, MEM, STATE, FDS, PEERS, PEER_POOLS, DNS_HOSTS, DNS_ZONES.
+ * warmpool's first console (admin_show.c) lacked: LISTS, USERS, MEM, STATE, FDS, PEERS,
+ * PEER_POOLS, DNS_HOSTS, DNS_ZONES (and, through admin_show_stats.c, STATS_TOTALS,
+ * STATS_AVERAGES, TOTALS).
  *
  * Each sends 1.25's column names, order and type OIDs (text, int4, int8, numeric, as
  * PgBouncer's RowDescription says), so exporters that scan typed columns work. Values
@@ -34,30 +35,13 @@
 #define NUMERIC PROTO_OID_NUMERIC
 #define BYTEA PROTO_OID_BYTEA
 
-struct col {
-    const char *name;
-    uint32_t oid;
-};
-
-/* A RowDescription of 1.25's names and types. */
-static void trows_begin(struct admin_rows *r, struct wp_buf *out, const struct col *cols, int n)
-{
-    const char *names[ADMIN_ROWS_MAX_COLS];
-    uint32_t oids[ADMIN_ROWS_MAX_COLS];
-    for (int i = 0; i < n && i < ADMIN_ROWS_MAX_COLS; i++) {
-        names[i] = cols[i].name;
-        oids[i] = cols[i].oid;
-    }
-    admin_rows_begin_typed(r, out, names, oids, n);
-}
-
 #define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
 
 /* A command whose subject warmpool does not have: the columns, no rows. */
-static int no_rows(struct wp_buf *out, const struct col *cols, int n)
+static int no_rows(struct wp_buf *out, const struct admin_col *cols, int n)
 {
     struct admin_rows r;
-    trows_begin(&r, out, cols, n);
+    admin_rows_begin_cols(&r, out, cols, n);
     return admin_rows_finish(&r);
 }
 
@@ -126,7 +110,7 @@ static int count_users(void)
 
 static int show_lists(struct wp_buf *out)
 {
-    static const struct col cols[] = {{"list", TEXT}, {"items", INT4}};
+    static const struct admin_col cols[] = {{"list", TEXT}, {"items", INT4}};
     /* warmpool allocates connections with malloc: no free lists, so free_* are 0. */
     const struct {
         const char *name;
@@ -135,7 +119,7 @@ static int show_lists(struct wp_buf *out)
         {"databases", wp_rt.cfg->ndbs + 1}, /* and the console, as SHOW DATABASES lists */
         {"users", count_users()},
         {"peers", 0},
-        {"pools", count_list(&wp_rt.pools)},
+        {"pools", count_list(&wp_rt.pools) + 1}, /* and the console's, as SHOW POOLS */
         {"peer_pools", 0},
         {"free_clients", 0},
         {"used_clients", wp_rt.nclients},
@@ -148,7 +132,7 @@ static int show_lists(struct wp_buf *out)
         {"dns_pending", 0},
     };
     struct admin_rows r;
-    trows_begin(&r, out, cols, NCOLS(cols));
+    admin_rows_begin_cols(&r, out, cols, NCOLS(cols));
     for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
         admin_cell_or_null(&r, lists[i].name);
         admin_cell_int(&r, lists[i].items);
@@ -203,7 +187,7 @@ static void user_row(struct admin_rows *r, const char *name)
 
 static int show_users(struct wp_buf *out)
 {
-    static const struct col cols[] = {
+    static const struct admin_col cols[] = {
         {"name", TEXT},
         {"pool_size", TEXT},
         {"reserve_pool_size", TEXT},
@@ -215,7 +199,7 @@ static int show_users(struct wp_buf *out)
     };
     struct admin_rows r;
     stats_collect(wp_now_ms());
-    trows_begin(&r, out, cols, NCOLS(cols));
+    admin_rows_begin_cols(&r, out, cols, NCOLS(cols));
     for (int i = 0; i < wp_rt.users.n; i++)
         user_row(&r, wp_rt.users.entries[i].user);
     struct wp_list *pos, *tmp;
@@ -224,206 +208,6 @@ static int show_users(struct wp_buf *out)
         const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
         if (pool_user_is_new(pool))
             user_row(&r, pool->user);
-    }
-    return admin_rows_finish(&r);
-}
-
-/* ---------------------------------------------------------------- STATS_TOTALS etc. */
-
-/* One database's counters, its pools summed, in PgBouncer's STATS_TOTALS order. */
-enum {
-    ST_ASSIGN,
-    ST_XACT,
-    ST_QUERY,
-    ST_RECV,
-    ST_SENT,
-    ST_XACT_TIME,
-    ST_QUERY_TIME,
-    ST_WAIT_TIME,
-    ST_CLIENT_PARSE,
-    ST_SERVER_PARSE,
-    ST_BIND,
-    ST_N
-};
-
-struct db_sum {
-    const char *dbname;
-    uint64_t total[ST_N];
-    struct stats_snapshot prev, last;
-};
-
-static void pool_add(struct db_sum *d, const struct wp_pool *pool)
-{
-    const struct wp_pool_stats *ps = pool->stats;
-    uint64_t *t = d->total;
-    t[ST_ASSIGN] += ps->wait_us.count; /* one wait sample per backend handed out */
-    t[ST_XACT] += ps->xacts;
-    t[ST_QUERY] += ps->queries;
-    t[ST_RECV] += pool->bytes_in;
-    t[ST_SENT] += pool->bytes_out;
-    t[ST_XACT_TIME] += ps->xact_us.sum_us;
-    t[ST_QUERY_TIME] += ps->query_us.sum_us;
-    t[ST_WAIT_TIME] += ps->wait_us.sum_us;
-    t[ST_CLIENT_PARSE] += ps->prepared[STATS_PREPARED_HIT] + ps->prepared[STATS_PREPARED_MISS];
-    t[ST_SERVER_PARSE] += ps->prepared[STATS_PREPARED_MISS] + ps->prepared[STATS_PREPARED_INJECTED];
-    stats_snapshot_add(&d->prev, &ps->prev);
-    stats_snapshot_add(&d->last, &ps->last);
-}
-
-/* Per database, in the order pools were made; NULL when out of memory. */
-static struct db_sum *sum_databases(int *n)
-{
-    int cap = count_list(&wp_rt.pools) + 1;
-    struct db_sum *all = calloc((size_t)cap, sizeof *all);
-    *n = 0;
-    if (!all)
-        return NULL;
-    stats_collect(wp_now_ms());
-    struct wp_list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &wp_rt.pools)
-    {
-        const struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
-        if (!pool->stats)
-            continue;
-        int i = 0;
-        while (i < *n && strcmp(all[i].dbname, pool->dbname) != 0)
-            i++;
-        if (i == *n)
-            all[(*n)++].dbname = pool->dbname;
-        pool_add(&all[i], pool);
-    }
-    return all;
-}
-
-static const char *const st_names[ST_N] = {
-    "server_assignment_count",
-    "xact_count",
-    "query_count",
-    "bytes_received",
-    "bytes_sent",
-    "xact_time",
-    "query_time",
-    "wait_time",
-    "client_parse_count",
-    "server_parse_count",
-    "bind_count",
-};
-
-/* SHOW TOTALS names the same counters after PgBouncer's struct fields. */
-static const char *const totals_names[ST_N] = {
-    "server_assignment_count",
-    "xact_count",
-    "query_count",
-    "client_bytes",
-    "server_bytes",
-    "xact_time",
-    "query_time",
-    "wait_time",
-    "ps_client_parse_count",
-    "ps_server_parse_count",
-    "ps_bind_count",
-};
-
-static uint64_t rate(uint64_t delta, double secs)
-{
-    return secs > 0 ? (uint64_t)((double)delta / secs + 0.5) : 0;
-}
-
-static uint64_t mean(uint64_t total, uint64_t items)
-{
-    return items ? total / items : 0;
-}
-
-/* PgBouncer's averages between the last two snapshots: counts and bytes per second,
-   times per transaction, query or assignment. Parse and Bind counts are not in
-   warmpool's snapshots: 0. */
-static void averages(const struct db_sum *d, uint64_t avg[ST_N])
-{
-    const struct stats_snapshot *a = &d->prev, *b = &d->last;
-    double secs = (double)(b->at_ms - a->at_ms) / 1000.0;
-    memset(avg, 0, ST_N * sizeof avg[0]);
-    avg[ST_ASSIGN] = rate(b->waits - a->waits, secs);
-    avg[ST_XACT] = rate(b->xacts - a->xacts, secs);
-    avg[ST_QUERY] = rate(b->queries - a->queries, secs);
-    avg[ST_RECV] = rate(b->bytes_in - a->bytes_in, secs);
-    avg[ST_SENT] = rate(b->bytes_out - a->bytes_out, secs);
-    avg[ST_XACT_TIME] = mean(b->xact_us - a->xact_us, b->xacts - a->xacts);
-    avg[ST_QUERY_TIME] = mean(b->query_us - a->query_us, b->queries - a->queries);
-    avg[ST_WAIT_TIME] = mean(b->wait_us - a->wait_us, b->waits - a->waits);
-}
-
-/* STATS_TOTALS (avg = 0) or STATS_AVERAGES (avg = 1). */
-static int show_stats_per_db(struct wp_buf *out, int avg)
-{
-    struct col cols[1 + ST_N];
-    char names[ST_N][40];
-    int n;
-    struct db_sum *dbs = sum_databases(&n);
-    if (!dbs)
-        return -1;
-    cols[0] = (struct col){"database", TEXT};
-    for (int k = 0; k < ST_N; k++) {
-        /* 1.25 names the parse/bind averages avg_*, the other averages as the totals */
-        snprintf(names[k], sizeof names[k], "%s%s", avg && k >= ST_CLIENT_PARSE ? "avg_" : "",
-                 st_names[k]);
-        cols[1 + k] = (struct col){names[k], NUMERIC};
-    }
-    struct admin_rows r;
-    trows_begin(&r, out, cols, 1 + ST_N);
-    for (int i = 0; i < n; i++) {
-        uint64_t a[ST_N];
-        const uint64_t *v = dbs[i].total;
-        if (avg) {
-            averages(&dbs[i], a);
-            v = a;
-        }
-        admin_cell_or_null(&r, dbs[i].dbname);
-        for (int k = 0; k < ST_N; k++)
-            admin_cell_int(&r, (long long)v[k]);
-        admin_rows_end_row(&r);
-    }
-    free(dbs);
-    return admin_rows_finish(&r);
-}
-
-static int show_stats_totals(struct wp_buf *out)
-{
-    return show_stats_per_db(out, 0);
-}
-
-static int show_stats_averages(struct wp_buf *out)
-{
-    return show_stats_per_db(out, 1);
-}
-
-/* SHOW TOTALS: every database summed, as name/value rows total_* then avg_*. */
-static int show_totals(struct wp_buf *out)
-{
-    static const struct col cols[] = {{"name", TEXT}, {"value", NUMERIC}};
-    int n;
-    struct db_sum *dbs = sum_databases(&n);
-    if (!dbs)
-        return -1;
-    uint64_t total[ST_N] = {0}, avg[ST_N] = {0};
-    for (int i = 0; i < n; i++) {
-        uint64_t a[ST_N];
-        averages(&dbs[i], a);
-        for (int k = 0; k < ST_N; k++) {
-            total[k] += dbs[i].total[k];
-            avg[k] += a[k];
-        }
-    }
-    free(dbs);
-    struct admin_rows r;
-    char name[48];
-    trows_begin(&r, out, cols, NCOLS(cols));
-    for (int pass = 0; pass < 2; pass++) {
-        for (int k = 0; k < ST_N; k++) {
-            snprintf(name, sizeof name, "%s_%s", pass ? "avg" : "total", totals_names[k]);
-            admin_cell_or_null(&r, name);
-            admin_cell_int(&r, (long long)(pass ? avg[k] : total[k]));
-            admin_rows_end_row(&r);
-        }
     }
     return admin_rows_finish(&r);
 }
@@ -446,7 +230,7 @@ static void mem_row(struct admin_rows *r, const char *name, size_t size, long lo
    one real cache is the I/O buffer blocks idle connections gave back. */
 static int show_mem(struct wp_buf *out)
 {
-    static const struct col cols[] = {
+    static const struct admin_col cols[] = {
         {"name", TEXT}, {"size", INT4}, {"used", INT4}, {"free", INT4}, {"memtotal", INT4},
     };
     struct admin_rows r;
@@ -454,7 +238,7 @@ static int show_mem(struct wp_buf *out)
     int blocks = buf_cache_info(&bytes);
     long long clients = wp_rt.nclients, servers = count_servers();
     long long pools = count_list(&wp_rt.pools), stmts = (long long)wp_rt.registry.count;
-    trows_begin(&r, out, cols, NCOLS(cols));
+    admin_rows_begin_cols(&r, out, cols, NCOLS(cols));
     mem_row(&r, "client_cache", sizeof(struct wp_client), clients, 0,
             clients * (long long)sizeof(struct wp_client));
     mem_row(&r, "server_cache", sizeof(struct wp_server), servers, 0,
@@ -472,10 +256,10 @@ static int show_mem(struct wp_buf *out)
 /* PgBouncer's process-wide states: PAUSE of everything (or SIGUSR1), SUSPEND. */
 static int show_state(struct wp_buf *out)
 {
-    static const struct col cols[] = {{"key", TEXT}, {"value", TEXT}};
+    static const struct admin_col cols[] = {{"key", TEXT}, {"value", TEXT}};
     int paused = db_state_all_paused(), suspended = admin_suspended();
     struct admin_rows r;
-    trows_begin(&r, out, cols, NCOLS(cols));
+    admin_rows_begin_cols(&r, out, cols, NCOLS(cols));
     admin_cell_or_null(&r, "active");
     admin_cell_or_null(&r, paused || suspended ? "no" : "yes");
     admin_rows_end_row(&r);
@@ -493,7 +277,7 @@ static int show_state(struct wp_buf *out)
 /* Online restart by fd takeover (pgbouncer -R): warmpool restarts with so_reuseport. */
 static int show_fds(struct wp_buf *out)
 {
-    static const struct col cols[] = {
+    static const struct admin_col cols[] = {
         {"fd", INT4},
         {"task", TEXT},
         {"user", TEXT},
@@ -515,14 +299,14 @@ static int show_fds(struct wp_buf *out)
 
 static int show_peers(struct wp_buf *out)
 {
-    static const struct col cols[] = {
+    static const struct admin_col cols[] = {
         {"peer_id", INT4}, {"host", TEXT}, {"port", INT4}, {"pool_size", INT4}};
     return no_rows(out, cols, NCOLS(cols));
 }
 
 static int show_peer_pools(struct wp_buf *out)
 {
-    static const struct col cols[] = {
+    static const struct admin_col cols[] = {
         {"peer_id", INT4},
         {"cl_active_cancel_req", INT4},
         {"cl_waiting_cancel_req", INT4},
@@ -535,13 +319,13 @@ static int show_peer_pools(struct wp_buf *out)
 /* warmpool resolves host names through libpq at each connect: no DNS cache. */
 static int show_dns_hosts(struct wp_buf *out)
 {
-    static const struct col cols[] = {{"hostname", TEXT}, {"ttl", INT8}, {"addrs", TEXT}};
+    static const struct admin_col cols[] = {{"hostname", TEXT}, {"ttl", INT8}, {"addrs", TEXT}};
     return no_rows(out, cols, NCOLS(cols));
 }
 
 static int show_dns_zones(struct wp_buf *out)
 {
-    static const struct col cols[] = {{"zonename", TEXT}, {"serial", INT8}, {"count", INT4}};
+    static const struct admin_col cols[] = {{"zonename", TEXT}, {"serial", INT8}, {"count", INT4}};
     return no_rows(out, cols, NCOLS(cols));
 }
 
@@ -556,9 +340,6 @@ int admin_show_more(struct wp_buf *out, const char *what, int is_admin)
     } shows[] = {
         {"lists", show_lists, 0},
         {"users", show_users, 0},
-        {"stats_totals", show_stats_totals, 0},
-        {"stats_averages", show_stats_averages, 0},
-        {"totals", show_totals, 0},
         {"mem", show_mem, 0},
         {"state", show_state, 0},
         {"fds", show_fds, 1},
@@ -567,6 +348,9 @@ int admin_show_more(struct wp_buf *out, const char *what, int is_admin)
         {"dns_hosts", show_dns_hosts, 0},
         {"dns_zones", show_dns_zones, 0},
     };
+    int rc = admin_show_stats(out, what);
+    if (rc != -1)
+        return rc;
     for (size_t i = 0; i < sizeof shows / sizeof shows[0]; i++) {
         if (strcasecmp(what, shows[i].name) != 0)
             continue;

@@ -161,6 +161,7 @@ static void put_prepare(struct wp_server *s, struct wp_stmt *stmt, uint8_t actio
         owed_sent(&s->owed, 'P');
     }
     serverset_add(&s->stmts, stmt);
+    s->pool->server_parses++;
 }
 
 /* Make sure the backend has stmt; inject a Parse (answer swallowed) when it lacks it. */
@@ -374,6 +375,7 @@ static enum prep_input on_parse(struct wp_client *c, struct wp_server *s, const 
         return PREP_DONE;
     }
     namemap_put(&c->stmts, &wp_rt.registry, parse.name, stmt);
+    s->pool->client_parses++;
     if (serverset_touch(&s->stmts, stmt)) {
         s->pool->prepared_hits++;
         answer_in_order(s, '1', stmt, parse.name);
@@ -444,6 +446,7 @@ static enum prep_input on_named_use(struct wp_client *c, struct wp_server *s, ui
         return PREP_DONE;
     }
     ensure_prepared(s, stmt);
+    s->pool->binds += type == 'B';
     put_renamed(&s->conn.out, msg, len, name_off, name_len, stmt->name);
     owed_sent(&s->owed, type);
     /* Held so that a 0A000 (result shape changed) can retire it. */
@@ -502,6 +505,7 @@ static enum prep_input on_sql_prepare(struct wp_client *c, struct wp_server *s,
     if (!stmt)
         return PREP_NO_MEMORY;
     enum prep_input result = PREP_LOCAL;
+    s->pool->client_parses++;
     if (serverset_touch(&s->stmts, stmt)) {
         s->pool->prepared_hits++;
         answer_query_in_order(s, "PREPARE", stmt, sp->name);
@@ -1205,6 +1209,7 @@ static void run_local(struct wp_client *c, const struct local_batch *b)
             namemap_put(&c->stmts, &wp_rt.registry, item->name, item->stmt);
             proto_put_simple(&c->conn.out, '1');
             c->pool->prepared_hits++;
+            c->pool->client_parses++;
             break;
         case 'D':
             buf_append(&c->conn.out, item->stmt->describe, item->stmt->describe_len);

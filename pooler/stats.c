@@ -688,6 +688,9 @@ void stats_snapshot_add(struct stats_snapshot *into, const struct stats_snapshot
     into->xact_us += s->xact_us;
     into->query_us += s->query_us;
     into->wait_us += s->wait_us;
+    into->client_parses += s->client_parses;
+    into->server_parses += s->server_parses;
+    into->binds += s->binds;
 }
 
 void stats_client_closed(struct wp_pool *pool, struct wp_client *c, struct wp_client_stats *cs)
@@ -830,6 +833,9 @@ static void take_snapshot(struct wp_pool *pool, struct stats_snapshot *s, int64_
     s->xact_us = ps->xact_us.sum_us;
     s->query_us = ps->query_us.sum_us;
     s->wait_us = ps->wait_us.sum_us;
+    s->client_parses = pool->client_parses;
+    s->server_parses = pool->server_parses;
+    s->binds = pool->binds;
 }
 
 /* stats_period: the snapshot period (SHOW STATS averages) and log_stats' interval. */

@@ -49,12 +49,16 @@ int admin_set_paused(const char *db, int paused);
 int admin_show(struct wp_buf *out, const char *what, int64_t now_ms);
 
 /*
- * The SHOW commands of admin_show_lists.c (LISTS, USERS, STATS_TOTALS, STATS_AVERAGES,
- * TOTALS, MEM, STATE, FDS, PEERS, PEER_POOLS, DNS_HOSTS, DNS_ZONES), with PgBouncer
+ * The SHOW commands of admin_show_lists.c (LISTS, USERS, MEM, STATE, FDS, PEERS,
+ * PEER_POOLS, DNS_HOSTS, DNS_ZONES) and admin_show_stats.c, with PgBouncer
  * 1.25's column types. 0, -1 when unknown, -2 out of memory, -3 when it needs an
  * admin user and is_admin is 0.
  */
 int admin_show_more(struct wp_buf *out, const char *what, int is_admin);
+
+/* SHOW STATS, STATS_TOTALS, STATS_AVERAGES, TOTALS (admin_show_stats.c), in 1.25's
+   layouts: 0, -1 when `what` is none of them, -2 out of memory. */
+int admin_show_stats(struct wp_buf *out, const char *what);
 
 /* SHOW CONFIG's rows of stored keys under warmpool's names, for tests: count, the i-th
    key with its value in cfg, its default, both as printed. SHOW CONFIG also lists each such key

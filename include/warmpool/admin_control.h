@@ -48,7 +48,5 @@ void admin_wait_forget(struct wp_client *client);
 void admin_waits_check(int64_t now_ms);
 /* SUSPEND in force: reading is stopped on every client and server socket. */
 int admin_suspended(void);
-/* DISABLE db in force (SHOW DATABASES' `disabled`). */
-int admin_database_disabled(const char *dbname);
 
 #endif

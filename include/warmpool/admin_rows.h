@@ -1,8 +1,8 @@
 /*
  * admin_rows — the admin console's result builder (pooler/admin_rows.c): a
  * RowDescription (text columns, or typed ones as PgBouncer 1.25 sends them), DataRows
- * filled cell by cell, the CommandComplete. Used by admin_show.c and
- * admin_show_lists.c. Out of memory sets `failed`; admin_rows_finish reports it.
+ * filled cell by cell, the CommandComplete. Used by admin_show.c, admin_show_lists.c
+ * and admin_show_stats.c. Out of memory sets `failed`; admin_rows_finish reports it.
  */
 #ifndef WARMPOOL_ADMIN_ROWS_H
 #define WARMPOOL_ADMIN_ROWS_H
@@ -27,6 +27,15 @@ void admin_rows_begin(struct admin_rows *r, struct wp_buf *out, const char *cons
 /* Columns of the given type OIDs (PROTO_OID_*). */
 void admin_rows_begin_typed(struct admin_rows *r, struct wp_buf *out, const char *const *cols,
                             const uint32_t *oids, int ncols);
+
+/* A column as PgBouncer 1.25 describes it: name and type OID. */
+struct admin_col {
+    const char *name;
+    uint32_t oid;
+};
+/* The same from a table of named, typed columns. */
+void admin_rows_begin_cols(struct admin_rows *r, struct wp_buf *out, const struct admin_col *cols,
+                           int ncols);
 /* The next cell: a string that must live until admin_rows_end_row (NULL sent as ""). */
 void admin_cell_str(struct admin_rows *r, const char *s);
 /* The same, NULL sent as SQL NULL. */

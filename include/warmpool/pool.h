@@ -65,6 +65,10 @@ struct wp_pool {
     uint64_t bytes_in, bytes_out;
     int64_t total_wait_us, max_wait_us;
     uint64_t prepared_hits, prepared_misses, prepared_evictions;
+    /* PgBouncer's SHOW STATS counts (relay_prepared.c): named statements clients
+       prepared (Parse, SQL PREPARE), statements prepared on backends, Binds of named
+       statements relayed. */
+    uint64_t client_parses, server_parses, binds;
     int pinned_clients;              /* clients that keep their backend (session state) */
     uint64_t pins_total[PIN_CAUSES]; /* pin causes taken, by enum wp_pin_cause */
     /* Statements to prepare on new backends when no sibling can show them. */

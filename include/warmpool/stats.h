@@ -160,6 +160,7 @@ struct stats_snapshot {
     int64_t at_ms;
     uint64_t xacts, queries, bytes_in, bytes_out, waits;
     uint64_t xact_us, query_us, wait_us;
+    uint64_t client_parses, server_parses, binds;
 };
 
 /* Adds s's counts to into (the console's totals over pools). Pools roll their periods

@@ -109,3 +109,13 @@ pw_psql() {
 
 pw_admin() { pw_psql admin adminpass warmpool "$@"; }
 pw_app() { pw_psql "$WP_USER" "$WP_PASSWORD" "$@"; }
+
+# One value of a console SHOW, found by column name (PgBouncer adds columns between
+# versions): pw_show_col COMMAND ROW_PREFIX COLUMN prints COLUMN of the first row whose
+# '|'-joined text starts with ROW_PREFIX (e.g. "wptest|$WP_USER|"), nothing when none.
+pw_show_col() {
+    pw_admin -F '|' -P footer=off -P tuples_only=off -c "$1" |
+        awk -F'|' -v pre="$2" -v col="$3" '
+            NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) n = i; next }
+            n && index($0, pre) == 1 { print $n; exit }'
+}

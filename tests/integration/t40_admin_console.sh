@@ -19,23 +19,24 @@ expect_columns() { # COMMAND "col|col|..."
     [ "$got" = "$2" ] || fail "$1: columns '$got', want '$2'"
 }
 pw_app wptest -c "SELECT 1" >/dev/null || fail "query through the private warmpool"
-conn="type|user|database|state|addr|port|local_addr|local_port|connect_time|request_time|wait|wait_us|close_needed|ptr|link|remote_pid|tls|application_name|prepared_statements"
-expect_columns "SHOW POOLS" "database|user|cl_active|cl_waiting|cl_active_cancel_req|cl_waiting_cancel_req|sv_active|sv_active_cancel|sv_being_canceled|sv_idle|sv_used|sv_tested|sv_login|maxwait|maxwait_us|pool_mode|cl_idle|paused|cl_pinned"
-expect_columns "SHOW STATS" "database|total_xact_count|total_query_count|total_received|total_sent|total_xact_time|total_query_time|total_wait_time|avg_xact_count|avg_query_count|avg_recv|avg_sent|avg_xact_time|avg_query_time|avg_wait_time|total_query_errors|query_p50_us|query_p95_us|query_p99_us|xact_p95_us|wait_p95_us|wait_p99_us"
+conn="type|user|database|replication|state|addr|port|local_addr|local_port|connect_time|request_time|wait|wait_us|close_needed|ptr|link|remote_pid|tls|application_name|prepared_statements|id"
+expect_columns "SHOW POOLS" "database|user|cl_active|cl_waiting|cl_active_cancel_req|cl_waiting_cancel_req|sv_active|sv_active_cancel|sv_being_canceled|sv_idle|sv_used|sv_tested|sv_login|maxwait|maxwait_us|pool_mode|load_balance_hosts|cl_idle|paused|cl_pinned"
+expect_columns "SHOW STATS" "database|total_server_assignment_count|total_xact_count|total_query_count|total_received|total_sent|total_xact_time|total_query_time|total_wait_time|total_client_parse_count|total_server_parse_count|total_bind_count|avg_server_assignment_count|avg_xact_count|avg_query_count|avg_recv|avg_sent|avg_xact_time|avg_query_time|avg_wait_time|avg_client_parse_count|avg_server_parse_count|avg_bind_count|total_query_errors|query_p50_us|query_p95_us|query_p99_us|xact_p95_us|wait_p95_us|wait_p99_us"
 expect_columns "SHOW SERVERS" "$conn"
 expect_columns "SHOW CLIENTS" "$conn"
-expect_columns "SHOW DATABASES" "name|host|port|database|force_user|pool_size|min_pool_size|reserve_pool|pool_mode|max_connections|current_connections|paused|disabled"
+expect_columns "SHOW DATABASES" "name|host|port|database|force_user|pool_size|min_pool_size|reserve_pool_size|server_lifetime|pool_mode|load_balance_hosts|max_connections|current_connections|max_client_connections|current_client_connections|paused|disabled"
 expect_columns "SHOW CONFIG" "key|value|default|changeable|effect"
 expect_columns "SHOW PREPARED" "name|uses|refs|params|validated|query"
 expect_columns "SHOW STATEMENTS" "database|user|fingerprint|calls|total_time_us|mean_time_us|max_time_us|errors|nplus1_bursts|query"
 expect_columns "SHOW VERSION" "version"
 ok "every SHOW answers with the expected columns"
 
-row=$(pw_admin -F '|' -c "SHOW POOLS" | grep "^wptest|$WP_USER|") || fail "SHOW POOLS has no wptest/$WP_USER row"
-[ "$(echo "$row" | cut -d'|' -f16)" = transaction ] || fail "SHOW POOLS pool_mode: $row"
-stats=$(pw_admin -F '|' -c "SHOW STATS" | grep "^wptest|") || fail "SHOW STATS has no wptest row"
-[ "$(echo "$stats" | cut -d'|' -f3)" -ge 1 ] || fail "SHOW STATS total_query_count: $stats"
-pw_admin -F '|' -c "SHOW SERVERS" | grep -q "^S|$WP_USER|wptest|idle|127.0.0.1|$PG_PORT|" ||
+mode=$(pw_show_col "SHOW POOLS" "wptest|$WP_USER|" pool_mode)
+[ "$mode" = transaction ] || fail "SHOW POOLS wptest/$WP_USER pool_mode: '$mode'"
+queries=$(pw_show_col "SHOW STATS" "wptest|" total_query_count)
+[ -n "$queries" ] || fail "SHOW STATS has no wptest row"
+[ "$queries" -ge 1 ] || fail "SHOW STATS total_query_count: $queries"
+pw_admin -F '|' -c "SHOW SERVERS" | grep -q "^S|$WP_USER|wptest|none|idle|127.0.0.1|$PG_PORT|" ||
     fail "SHOW SERVERS has no idle wptest server: $(pw_admin -c 'SHOW SERVERS')"
 pw_admin -F '|' -c "SHOW CLIENTS" | grep -q "^C|admin|warmpool|" ||
     fail "SHOW CLIENTS does not list the console client"
@@ -73,14 +74,14 @@ ok "extended protocol refused with 0A000, session still usable"
 
 # ---------------------------------------------------------------- PAUSE / RESUME
 pw_admin -c "PAUSE wptest" >/dev/null || fail "PAUSE wptest"
-pw_admin -F '|' -c "SHOW POOLS" | grep "^wptest|$WP_USER|" | cut -d'|' -f18 | grep -qx 1 ||
+[ "$(pw_show_col "SHOW POOLS" "wptest|$WP_USER|" paused)" = 1 ] ||
     fail "SHOW POOLS does not show wptest paused"
 start=$(date +%s%3N)
 pw_app wptest -c "SELECT 'released'" >"$PW_DIR/paused.out" 2>&1 &
 waiter=$!
 sleep 1
 kill -0 "$waiter" 2>/dev/null || fail "a query ran on a paused pool: $(cat "$PW_DIR/paused.out")"
-waiting=$(pw_admin -F '|' -c "SHOW POOLS" | grep "^wptest|$WP_USER|" | cut -d'|' -f4)
+waiting=$(pw_show_col "SHOW POOLS" "wptest|$WP_USER|" cl_waiting)
 [ "$waiting" -ge 1 ] || fail "paused pool: cl_waiting $waiting"
 pw_app wpload -c "SELECT 1" >/dev/null || fail "PAUSE wptest also stopped wpload"
 pw_admin -c "RESUME wptest" >/dev/null || fail "RESUME wptest"
@@ -98,7 +99,7 @@ ok "PAUSE and RESUME without a database"
 pw_app wpload -c "SELECT pg_sleep(30)" >"$PW_DIR/kill.out" 2>&1 &
 victim=$!
 for _ in $(seq 50); do
-    pw_admin -F '|' -c "SHOW CLIENTS" | grep -q "^C|$WP_USER|wpload|active|" && break
+    pw_admin -F '|' -c "SHOW CLIENTS" | grep -q "^C|$WP_USER|wpload|none|active|" && break
     sleep 0.1
 done
 pw_admin -c "KILL wpload" >/dev/null || fail "KILL wpload"

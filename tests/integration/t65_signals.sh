@@ -9,11 +9,8 @@ set -eu
 . "$(dirname "$0")/lib_private_warmpool.sh"
 pw_start
 
-wp_col() { # DB NAME: the SHOW POOLS column called NAME of the DB/$WP_USER pool
-    pw_admin -F '|' -P tuples_only=off -c "SHOW POOLS" |
-        awk -F'|' -v db="$1" -v user="$WP_USER" -v name="$2" '
-            NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) col = i; next }
-            $1 == db && $2 == user && col { print $col }'
+wp_col() { # DB COLUMN: that SHOW POOLS column (by name) of the DB/$WP_USER pool
+    pw_show_col "SHOW POOLS" "$1|$WP_USER|" "$2"
 }
 wait_log() { # PATTERN: wait (10 s x slowness) until the log holds it
     for _ in $(seq $((100 * pw_slow))); do
@@ -73,7 +70,7 @@ ok "SIGUSR2 resumed: the waiting query answered, new ones run, warmpool alive"
 pw_app wptest -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
 sleeper=$!
 for _ in $(seq $((100 * pw_slow))); do
-    pw_admin -F '|' -c "SHOW CLIENTS" | grep -q "^C|$WP_USER|wptest|active|" && break
+    pw_admin -F '|' -c "SHOW CLIENTS" | grep -q "^C|$WP_USER|wptest|none|active|" && break
     sleep 0.1
 done
 kill -QUIT "$PW_PID"

@@ -171,42 +171,46 @@ static void test_show_columns(void **state)
     (void)state;
     struct answer a;
     ask("monitor", "SHOW POOLS", &a);
-    assert_string_equal(a.types, "TDCZ");
+    assert_string_equal(a.types, "TDDCZ"); /* appdb's pool, then the console's */
     assert_string_equal(a.tag, "SHOW");
     assert_string_equal(a.columns,
                         "database,user,cl_active,cl_waiting,cl_active_cancel_req,"
                         "cl_waiting_cancel_req,sv_active,sv_active_cancel,sv_being_canceled,"
                         "sv_idle,sv_used,sv_tested,sv_login,maxwait,maxwait_us,pool_mode,"
-                        "cl_idle,paused,cl_pinned");
-    assert_string_equal(a.first_row, "appdb|app|0|0|0|0|0|0|0|0|0|0|0|0|0|transaction|0|0|0");
+                        "load_balance_hosts,cl_idle,paused,cl_pinned");
+    assert_string_equal(a.first_row, "appdb|app|0|0|0|0|0|0|0|0|0|0|0|0|0|transaction||0|0|0");
 
     struct wp_client_stats cs = {0};
     stats_query_start(&pool, &cs, "SELECT 1", 8, 0, 100);
     stats_query_end(&pool, NULL, &cs, 'I', 350);
     ask("monitor", "show stats;", &a);
     assert_string_equal(a.types, "TDCZ");
-    assert_true(strncmp(a.columns,
-                        "database,total_xact_count,total_query_count,total_received,total_sent,"
-                        "total_xact_time,total_query_time,total_wait_time,avg_xact_count,"
-                        "avg_query_count,avg_recv,avg_sent,avg_xact_time,avg_query_time,"
-                        "avg_wait_time,",
-                        180) == 0);
-    assert_true(strncmp(a.first_row, "appdb|1|1|0|0|250|250|0|", 24) == 0);
+    assert_string_equal(
+        a.columns,
+        "database,total_server_assignment_count,total_xact_count,total_query_count,"
+        "total_received,total_sent,total_xact_time,total_query_time,total_wait_time,"
+        "total_client_parse_count,total_server_parse_count,total_bind_count,"
+        "avg_server_assignment_count,avg_xact_count,avg_query_count,avg_recv,avg_sent,"
+        "avg_xact_time,avg_query_time,avg_wait_time,avg_client_parse_count,"
+        "avg_server_parse_count,avg_bind_count,total_query_errors,query_p50_us,query_p95_us,"
+        "query_p99_us,xact_p95_us,wait_p95_us,wait_p99_us");
+    assert_true(strncmp(a.first_row, "appdb|0|1|1|0|0|250|250|0|0|0|0|", 32) == 0);
 
     ask("monitor", "SHOW SERVERS", &a);
     assert_string_equal(a.types, "TCZ");
     assert_string_equal(a.columns,
-                        "type,user,database,state,addr,port,local_addr,local_port,connect_time,"
-                        "request_time,wait,wait_us,close_needed,ptr,link,remote_pid,tls,"
-                        "application_name,prepared_statements");
+                        "type,user,database,replication,state,addr,port,local_addr,local_port,"
+                        "connect_time,request_time,wait,wait_us,close_needed,ptr,link,remote_pid,"
+                        "tls,application_name,prepared_statements,id");
     ask("monitor", "SHOW CLIENTS", &a);
-    assert_int_equal(a.ncols, 19);
+    assert_int_equal(a.ncols, 21);
     ask("monitor", "SHOW DATABASES", &a);
-    assert_string_equal(a.columns,
-                        "name,host,port,database,force_user,pool_size,min_pool_size,"
-                        "reserve_pool,pool_mode,max_connections,current_connections,paused,"
-                        "disabled");
+    assert_string_equal(a.columns, "name,host,port,database,force_user,pool_size,min_pool_size,"
+                                   "reserve_pool_size,server_lifetime,pool_mode,load_balance_hosts,"
+                                   "max_connections,current_connections,max_client_connections,"
+                                   "current_client_connections,paused,disabled");
     assert_int_equal(a.rows, 1); /* the console itself; no [databases] in this config */
+    assert_true(strncmp(a.first_row, "pgbouncer||", 11) == 0);
     ask("monitor", "SHOW STATEMENTS", &a);
     assert_string_equal(a.columns, "database,user,fingerprint,calls,total_time_us,mean_time_us,"
                                    "max_time_us,errors,nplus1_bursts,query");
@@ -286,7 +290,7 @@ static void test_admin_commands(void **state)
     assert_string_equal(a.tag, "PAUSE");
     assert_int_equal(pool.paused, 1);
     ask("admin", "SHOW POOLS", &a);
-    assert_true(strstr(a.first_row, "|transaction|0|1") != NULL);
+    assert_true(strstr(a.first_row, "|transaction||0|1|") != NULL);
     ask("admin", "RESUME \"appdb\"", &a);
     assert_string_equal(a.tag, "RESUME");
     assert_int_equal(pool.paused, 0);

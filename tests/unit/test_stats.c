@@ -771,8 +771,8 @@ static void test_snapshot_add(void **state)
 {
     (void)state;
     struct stats_snapshot total = {0};
-    struct stats_snapshot a = {1000, 1, 2, 3, 4, 5, 6, 7, 8};
-    struct stats_snapshot b = {1000, 10, 20, 30, 40, 50, 60, 70, 80};
+    struct stats_snapshot a = {1000, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    struct stats_snapshot b = {1000, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110};
     stats_snapshot_add(&total, &a);
     stats_snapshot_add(&total, &b);
     assert_int_equal(total.at_ms, 1000);
@@ -784,6 +784,9 @@ static void test_snapshot_add(void **state)
     assert_int_equal(total.xact_us, 66);
     assert_int_equal(total.query_us, 77);
     assert_int_equal(total.wait_us, 88);
+    assert_int_equal(total.client_parses, 99);
+    assert_int_equal(total.server_parses, 110);
+    assert_int_equal(total.binds, 121);
 }
 
 int main(void)

@@ -18,9 +18,6 @@
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
 
-/* PgBouncer's suspend_timeout default: output not flushed by then is dropped. */
-#define SUSPEND_FLUSH_MS 10000
-
 struct waiter {
     struct wp_list node;
     struct wp_client *client;
@@ -68,6 +65,18 @@ static int retired_left(const char *db)
     return n;
 }
 
+/* Bytes on their way to the server: warmpool's own, or its client's ready to relay. */
+static int server_unflushed(const struct wp_server *s)
+{
+    return conn_output_pending(&s->conn) || (s->client && s->client->conn.ready > 0);
+}
+
+/* Bytes on their way to the client: warmpool's own, or its backend's ready to relay. */
+static int client_unflushed(const struct wp_client *c)
+{
+    return client_output_pending(c) || (c->server && c->server->conn.ready > 0);
+}
+
 /* Sockets with output still to flush; with drop, those are closed instead. */
 static int unflushed(struct wp_list *servers, int drop)
 {
@@ -76,7 +85,7 @@ static int unflushed(struct wp_list *servers, int drop)
     list_for_each_safe(pos, tmp, servers)
     {
         struct wp_server *s = list_entry(pos, struct wp_server, node);
-        if (!conn_output_pending(&s->conn))
+        if (!server_unflushed(s))
             continue;
         n++;
         if (drop)
@@ -92,7 +101,7 @@ static int unflushed_clients(int drop)
     list_for_each_safe(pos, tmp, &wp_rt.clients)
     {
         struct wp_client *c = list_entry(pos, struct wp_client, all);
-        if (c->is_admin || c->state == CL_CLOSING || !client_output_pending(c))
+        if (c->is_admin || c->state == CL_CLOSING || !client_unflushed(c))
             continue;
         n++;
         if (drop)
@@ -123,11 +132,11 @@ static int suspend_done(const struct admin_wait *w, int64_t now)
 {
     if (unflushed_sockets(0) == 0)
         return 1;
-    if (now - w->started_ms < SUSPEND_FLUSH_MS)
+    if (now - w->started_ms < wp_rt.cfg->suspend_timeout)
         return 0;
     log_warn("admin console: SUSPEND: dropping %d connections whose output was not flushed "
-             "within %d ms",
-             unflushed_sockets(0), SUSPEND_FLUSH_MS);
+             "within suspend_timeout (%lld ms)",
+             unflushed_sockets(0), (long long)wp_rt.cfg->suspend_timeout);
     unflushed_sockets(1);
     return 1;
 }

@@ -155,6 +155,7 @@ struct wp_config {
     int64_t reserve_pool_timeout;     /* default 5s */
     int64_t query_wait_notify;        /* NOTICE to a client waiting this long; 0 = never */
     int64_t shutdown_wait_timeout;    /* default 30s */
+    int64_t suspend_timeout;          /* default 10s: SUSPEND's flush */
     int max_prepared_statements;      /* default 200, 0 disables the cache */
     int warm_prepared_statements;     /* default 50: prepared on new backends before use */
     int max_user_connections;         /* default 0 = unlimited; per-user default, copied

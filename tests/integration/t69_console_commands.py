@@ -13,7 +13,10 @@ Usage: t69_console_commands.py HOST PORT PID APPUSER APPPASSWORD
   SHUTDOWN WAIT_FOR_CLIENTS  logins refused, connected clients keep working, the
                 process exits once they have all left
 """
+import hashlib
 import os
+import socket
+import struct
 import sys
 import threading
 import time
@@ -207,6 +210,60 @@ def suspend_holds_queries(admin):
           "after RESUME")
 
 
+def raw_login(db="wptest"):
+    """A v3 client on a bare socket (md5 login), for a client that stops reading."""
+    sock = socket.create_connection((HOST, int(PORT)), timeout=10 * SLOW)
+    params = b"user\0" + USER.encode() + b"\0database\0" + db.encode() + b"\0\0"
+    sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+    buf = b""
+    while True:
+        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!i", buf[1:5])[0]:
+            chunk = sock.recv(65536)
+            if not chunk:
+                fail("raw login: connection closed")
+            buf += chunk
+        n = 1 + struct.unpack("!i", buf[1:5])[0]
+        kind, body, buf = buf[:1], buf[5:n], buf[n:]
+        if kind == b"R" and struct.unpack("!i", body[:4])[0] == 5:
+            inner = hashlib.md5((PASSWORD + USER).encode()).hexdigest().encode()
+            answer = b"md5" + hashlib.md5(inner + body[4:8]).hexdigest().encode() + b"\0"
+            sock.sendall(b"p" + struct.pack("!i", 4 + len(answer)) + answer)
+        elif kind == b"E":
+            fail(f"raw login refused: {body!r}")
+        elif kind == b"Z":
+            return sock
+
+
+def suspend_drops_unflushed(admin):
+    admin.execute("SET suspend_timeout = 1")
+    stuck = raw_login()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    query = b"SELECT repeat('x', 64 * 1024 * 1024)\0"
+    stuck.sendall(b"Q" + struct.pack("!i", 4 + len(query)) + query)
+    # The result fills the client's socket, then warmpool's buffer, then the backend
+    # blocks writing it: from then on bytes wait in warmpool on their way to the client.
+    watcher = app("wpload")
+    deadline = time.monotonic() + 20 * SLOW
+    while one(watcher, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = "
+                       "'ClientWrite' AND query LIKE 'SELECT repeat(%'") == 0:
+        if time.monotonic() > deadline:
+            fail("the big result never blocked its backend")
+        time.sleep(0.05)
+    watcher.close()
+    started = time.monotonic()
+    admin.execute("SUSPEND")
+    waited = time.monotonic() - started
+    left = [r for r in rows(admin, "CLIENTS") if r["database"] == "wptest"]
+    admin.execute("RESUME")
+    stuck.close()
+    if waited < 0.9:
+        fail(f"SUSPEND answered after {waited:.2f} s with a client's output unflushed")
+    if left:
+        fail(f"SUSPEND left the client that did not read connected: {left}")
+    print(f"ok: SUSPEND with a client that does not read answered after {waited:.1f} s "
+          "(suspend_timeout = 1), that client closed")
+
+
 def gone(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -246,6 +303,7 @@ def main():
     kill_client_drops_one(admin)
     reconnect_and_wait_close(admin)
     suspend_holds_queries(admin)
+    suspend_drops_unflushed(admin)
     shutdown_wait_for_clients(admin)
 
 

@@ -14,7 +14,8 @@ wait "$PW_PID" || rc=$?
 [ "$rc" = 0 ] || fail "warmpool exit status $rc after SHUTDOWN WAIT_FOR_CLIENTS"
 PW_PID=
 for line in "PAUSE wptest" "DISABLE wptest" "ENABLE wptest" "KILL_CLIENT" "RECONNECT wptest" \
-    "SUSPEND" "SHUTDOWN WAIT_FOR_CLIENTS" "super safe shutdown" "warmpool stopped"; do
+    "SUSPEND" "dropping 1 connections whose output was not flushed within suspend_timeout" \
+    "SHUTDOWN WAIT_FOR_CLIENTS" "super safe shutdown" "warmpool stopped"; do
     grep -q "$line" "$PW_LOG" || fail "no '$line' in the log"
 done
 ok "each command logged; exit status 0"

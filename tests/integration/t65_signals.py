@@ -15,21 +15,14 @@ import time
 
 import psycopg
 
+from proc_util import gone
+
 SLOW = 6 if os.environ.get("WP_VALGRIND") == "1" else 1
 
 
 def fail(msg):
     print(f"FAIL: {msg}", file=sys.stderr)
     sys.exit(1)
-
-
-def gone(pid):
-    """Exited (a zombie until the shell reaps it counts as exited)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def wait_for(what, cond, seconds=10):

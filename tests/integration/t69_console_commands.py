@@ -23,6 +23,8 @@ import time
 
 import psycopg
 
+from proc_util import gone
+
 SLOW = 6 if os.environ.get("WP_VALGRIND") == "1" else 1
 HOST, PORT, PID, USER, PASSWORD = sys.argv[1:6]
 
@@ -262,14 +264,6 @@ def suspend_drops_unflushed(admin):
         fail(f"SUSPEND left the client that did not read connected: {left}")
     print(f"ok: SUSPEND with a client that does not read answered after {waited:.1f} s "
           "(suspend_timeout = 1), that client closed")
-
-
-def gone(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def shutdown_wait_for_clients(admin):

@@ -59,6 +59,15 @@ static void report_load_error(const char *context, const char *err)
         log_error("%s%s", context, err);
 }
 
+/* A start that cannot go on: the reason once on stderr (it is the log when no log file
+   or syslog is set) and in the log. */
+static void startup_failed(const char *err)
+{
+    if (!log_to_stderr())
+        fprintf(stderr, "warmpool: %s\n", err);
+    log_error("%s", err);
+}
+
 /* path with the SET values over it, in a new allocation; NULL with err filled. */
 static struct wp_config *load_config_with(const char *path, const struct wp_set_values *sets,
                                           char *err, size_t errlen)
@@ -411,13 +420,11 @@ static int run(void)
         return 1;
     }
     if (listener_start(err, sizeof err) < 0) {
-        fprintf(stderr, "warmpool: %s\n", err);
-        log_error("%s", err);
+        startup_failed(err);
         return 1;
     }
     if (stats_http_start(err, sizeof err) < 0) {
-        fprintf(stderr, "warmpool: %s\n", err);
-        log_error("%s", err);
+        startup_failed(err);
         return 1;
     }
     if (workpool_start(2) < 0 || timeouts_start() < 0) {
@@ -535,8 +542,7 @@ int main(int argc, char **argv)
     }
     if ((daemonize && daemon_detach(err, sizeof err) < 0) ||
         daemon_pidfile_acquire(cfg->pidfile, err, sizeof err) < 0) {
-        fprintf(stderr, "warmpool: %s\n", err);
-        log_error("%s", err);
+        startup_failed(err);
         return 1;
     }
     int rc = run();

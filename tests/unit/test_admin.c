@@ -330,9 +330,13 @@ static void test_every_command_checks_rights(void **state)
 {
     (void)state;
     struct answer a;
-    static const char *const all[] = {"SHOW POOLS",  "SHOW HELP", "SHOW CONFIG", "PAUSE",
-                                      "PAUSE appdb", "RESUME",    "RELOAD",      "KILL appdb",
-                                      "SHUTDOWN",    "KILL",      "RELOAD now"};
+    static const char *const all[] = {"SHOW POOLS",     "SHOW HELP",    "SHOW CONFIG",
+                                      "PAUSE",          "PAUSE appdb",  "RESUME",
+                                      "RELOAD",         "KILL appdb",   "SHUTDOWN",
+                                      "KILL",           "RELOAD now",   "KILL_CLIENT 1",
+                                      "DISABLE appdb",  "ENABLE appdb", "RECONNECT",
+                                      "WAIT_CLOSE",     "SUSPEND",      "SHUTDOWN WAIT_FOR_CLIENTS",
+                                      "SET verbose = 1"};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         ask("stranger", all[i], &a);
         assert_string_equal(a.types, "EZ");

@@ -242,16 +242,18 @@ def suspend_drops_unflushed(admin):
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     query = b"SELECT repeat('x', 64 * 1024 * 1024)\0"
     stuck.sendall(b"Q" + struct.pack("!i", 4 + len(query)) + query)
-    # The result fills the client's socket, then warmpool's buffer, then the backend
-    # blocks writing it: from then on bytes wait in warmpool on their way to the client.
-    watcher = app("wpload")
-    deadline = time.monotonic() + 20 * SLOW
-    while one(watcher, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = "
-                       "'ClientWrite' AND query LIKE 'SELECT repeat(%'") == 0:
+    # The result fills the client's socket, then warmpool's buffers: from then on bytes
+    # wait in warmpool on their way to the client (SHOW SOCKETS' send_avail of its
+    # backend), for good. Seen in three polls in a row, they are not just in passage.
+    deadline, seen = time.monotonic() + 30 * SLOW, 0
+    while seen < 3:
         if time.monotonic() > deadline:
-            fail("the big result never blocked its backend")
-        time.sleep(0.05)
-    watcher.close()
+            fail("the big result never backed up in warmpool")
+        waiting = [r for r in rows(admin, "ACTIVE_SOCKETS")
+                   if r["type"] == "S" and r["database"] == "wptest" and
+                   int(r["send_avail"]) > 0]
+        seen = seen + 1 if waiting else 0
+        time.sleep(0.2)
     started = time.monotonic()
     admin.execute("SUSPEND")
     waited = time.monotonic() - started

@@ -129,16 +129,6 @@ static struct wp_client *client_of_db(const char *db)
     return NULL;
 }
 
-static int close_servers_of(struct wp_pool *pool, const char *reason)
-{
-    int n = 0;
-    struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
-    for (int i = 0; i < 3; i++)
-        for (; !list_empty(lists[i]); n++)
-            server_close(list_entry(lists[i]->next, struct wp_server, node), reason);
-    return n;
-}
-
 static void kill_database(const char *db)
 {
     struct wp_client *c;
@@ -155,21 +145,31 @@ static void kill_database(const char *db)
     {
         struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
         if (!db || strcmp(pool->dbname, db) == 0)
-            nservers += close_servers_of(pool, "killed from the admin console (KILL)");
+            nservers += pool_close_servers(pool, "killed from the admin console (KILL)");
     }
     log_info("admin console: KILL %s closed %d clients and %d servers; paused until RESUME",
              db ? db : "(all)", nclients, nservers);
 }
 
-static void run_kill(struct wp_buf *out, char **words, int n)
+/* PAUSE's and KILL's optional database (words[1]; NULL = all), once it may be paused:
+   0, or -1 with the error answered. */
+static int pause_target(struct wp_buf *out, const char *verb, char **words, int n, const char **db)
 {
-    const char *db = n == 2 ? target_database(out, "KILL", words[1]) : NULL;
-    if (n == 2 && !db)
-        return;
+    *db = n == 2 ? target_database(out, verb, words[1]) : NULL;
+    if (n == 2 && !*db)
+        return -1;
     if (db_state_all_paused() || suspended) {
         admin_answer_error(out, "55000", "already suspended/paused");
-        return;
+        return -1;
     }
+    return 0;
+}
+
+static void run_kill(struct wp_buf *out, char **words, int n)
+{
+    const char *db;
+    if (pause_target(out, "KILL", words, n, &db) < 0)
+        return;
     /* Paused first: a killed client's backend, returned to the pool, is closed. */
     if (admin_set_paused(db, 1) < 0) {
         admin_answer_error(out, "53200", "out of memory");
@@ -223,13 +223,9 @@ static void run_kill_client(struct wp_buf *out, const char *user, const char *ar
 
 static void run_pause(struct wp_buf *out, char **words, int n, struct admin_wait *wait)
 {
-    const char *db = n == 2 ? target_database(out, "PAUSE", words[1]) : NULL;
-    if (n == 2 && !db)
+    const char *db;
+    if (pause_target(out, "PAUSE", words, n, &db) < 0)
         return;
-    if (db_state_all_paused() || suspended) {
-        admin_answer_error(out, "55000", "already suspended/paused");
-        return;
-    }
     int pools = admin_set_paused(db, 1);
     if (pools < 0) {
         admin_answer_error(out, "53200", "out of memory");

@@ -370,11 +370,7 @@ static void close_everything(void)
     }
     list_for_each_safe(pos, tmp, &wp_rt.pools)
     {
-        struct wp_pool *pool = list_entry(pos, struct wp_pool, node);
-        struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
-        for (int i = 0; i < 3; i++)
-            while (!list_empty(lists[i]))
-                server_close(list_entry(lists[i]->next, struct wp_server, node), "shutting down");
+        pool_close_servers(list_entry(pos, struct wp_pool, node), "shutting down");
     }
 }
 

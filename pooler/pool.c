@@ -135,6 +135,24 @@ static int same_conninfo(const struct wp_db_config *a, const struct wp_db_config
     return 1;
 }
 
+/* Idle servers close now. Closing one may lend another to a waiting client: that one
+   is not idle any more and goes as its caller decided (when released, or not). */
+static void close_idle(struct wp_pool *pool, const char *reason)
+{
+    while (!list_empty(&pool->idle))
+        server_close(list_entry(pool->idle.next, struct wp_server, node), reason);
+}
+
+int pool_close_servers(struct wp_pool *pool, const char *reason)
+{
+    int n = 0;
+    struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
+    for (int i = 0; i < 3; i++)
+        for (; !list_empty(lists[i]); n++)
+            server_close(list_entry(lists[i]->next, struct wp_server, node), reason);
+    return n;
+}
+
 /* Servers made so far go as soon as they are not in use (the connection string
    changed, or RECONNECT); new ones are made as needed. */
 void pool_retire_servers(struct wp_pool *pool, const char *reason)
@@ -143,9 +161,7 @@ void pool_retire_servers(struct wp_pool *pool, const char *reason)
     for (int i = 0; i < 3; i++)
         for (struct wp_list *n = lists[i]->next; n != lists[i]; n = n->next)
             list_entry(n, struct wp_server, node)->close_when_quiet = 1;
-    /* Closing one may lend another to a waiting client: it goes when released. */
-    while (!list_empty(&pool->idle))
-        server_close(list_entry(pool->idle.next, struct wp_server, node), reason);
+    close_idle(pool, reason);
 }
 
 /* server_lifetime may have changed: every server gets a new jittered limit. */
@@ -468,8 +484,7 @@ void pool_set_paused(struct wp_pool *pool, int paused)
     pool->paused = paused != 0;
     if (paused) {
         /* PAUSE disconnects: idle servers now, the others when released (above). */
-        while (!list_empty(&pool->idle))
-            server_close(list_entry(pool->idle.next, struct wp_server, node), "pool paused");
+        close_idle(pool, "pool paused");
         return;
     }
     serve_waiting(pool);

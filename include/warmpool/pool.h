@@ -87,6 +87,8 @@ void pool_free(struct wp_pool *pool);
 void pool_hold(struct wp_pool *pool);
 void pool_drop(struct wp_pool *pool);
 void pool_refresh_settings(struct wp_pool *pool);
+/* Every server of the pool closes now, in use or not (KILL, shutdown); returns how many. */
+int pool_close_servers(struct wp_pool *pool, const char *reason);
 /* Servers made so far close once not in use (idle ones now); new ones as needed. */
 void pool_retire_servers(struct wp_pool *pool, const char *reason);
 /* PAUSE: clients queue, idle servers close now and busy ones when released, nothing

@@ -235,6 +235,7 @@ struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, cons
     list_init(&pool->welcoming);
     pool->unused_since_ms = wp_now_ms();
     pool->paused = db_state_paused(dbname);
+    pool->login_failures = 1; /* no login has worked yet: no immediate retry */
     pool_refresh_settings(pool);
     list_push_tail(&wp_rt.pools, &pool->node);
     log_info("pool %s/%s: created (%s mode, max %d)", dbname, user,
@@ -600,10 +601,16 @@ void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char 
     stats_connect_failed(pool);
     snprintf(pool->last_error, sizeof pool->last_error, "%s", message);
     snprintf(pool->last_sqlstate, sizeof pool->last_sqlstate, "%s", sqlstate);
-    pool->retry_after_ms = wp_now_ms() + wp_rt.cfg->server_login_retry;
+    /* The first failure after a login that worked is retried at once: a primary that
+       went away (failover, restart) is usually found again by the next connect, and a
+       second in a row means the server is really down. server_login_retry spaces the
+       attempts from the second failure on; clients waiting meanwhile keep waiting for
+       that one retry. */
+    int first = pool->login_failures++ == 0;
+    pool->retry_after_ms = first ? 0 : wp_now_ms() + wp_rt.cfg->server_login_retry;
     /* Nobody can be served while the pool has no backend at all: say why now
        rather than let clients hang. Others wait for the servers that exist. */
-    if (pool->nservers - pool->nconnecting <= 0) {
+    if (!first && pool->nservers - pool->nconnecting <= 0) {
         fail_clients(pool, sqlstate);
     }
 }

@@ -249,6 +249,7 @@ static void connected(struct wp_server *s)
     s->created_ms = s->last_used_ms = wp_now_ms();
     s->lifetime_ms = timeouts_jitter_lifetime(pool->settings.server_lifetime, (uint32_t)random());
     pool_server_connected(pool);
+    pool->login_failures = 0;
     stats_server_opened(pool);
     log_info("S-%llu %s/%s pid=%u: connected", (unsigned long long)s->id, pool->dbname, pool->user,
              s->backend_pid);

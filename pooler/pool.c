@@ -35,6 +35,10 @@
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 
+/* Retries after a login that worked: the first after POOL_FAST_RETRY_MS, doubling. */
+#define POOL_FAST_RETRIES 5
+#define POOL_FAST_RETRY_MS 50LL
+
 /* A backend that will not drain in this long after its client left is closed. */
 #define DRAIN_TIMEOUT_MS 10000
 
@@ -235,7 +239,6 @@ struct wp_pool *pool_get(const struct wp_db_config *db, const char *dbname, cons
     list_init(&pool->welcoming);
     pool->unused_since_ms = wp_now_ms();
     pool->paused = db_state_paused(dbname);
-    pool->login_failures = 1; /* no login has worked yet: no immediate retry */
     pool_refresh_settings(pool);
     list_push_tail(&wp_rt.pools, &pool->node);
     log_info("pool %s/%s: created (%s mode, max %d)", dbname, user,
@@ -601,16 +604,20 @@ void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char 
     stats_connect_failed(pool);
     snprintf(pool->last_error, sizeof pool->last_error, "%s", message);
     snprintf(pool->last_sqlstate, sizeof pool->last_sqlstate, "%s", sqlstate);
-    /* The first failure after a login that worked is retried at once: a primary that
-       went away (failover, restart) is usually found again by the next connect, and a
-       second in a row means the server is really down. server_login_retry spaces the
-       attempts from the second failure on; clients waiting meanwhile keep waiting for
-       that one retry. */
-    int first = pool->login_failures++ == 0;
-    pool->retry_after_ms = first ? 0 : wp_now_ms() + wp_rt.cfg->server_login_retry;
+    /* After a login that worked, failures are retried soon, then less and less often
+       (50, 100, 200, 400, 800 ms, never longer than server_login_retry): a primary that
+       went away (failover, restart) is usually back, or replaced, within a second or
+       two, and its clients keep waiting for it meanwhile. Then, or for a pool that never
+       logged in, server_login_retry spaces the attempts and waiting clients are told. */
+    pool->login_failures++;
+    int fast = pool->login_worked && pool->login_failures <= POOL_FAST_RETRIES;
+    int64_t delay = wp_rt.cfg->server_login_retry;
+    if (fast && (POOL_FAST_RETRY_MS << (pool->login_failures - 1)) < delay)
+        delay = POOL_FAST_RETRY_MS << (pool->login_failures - 1);
+    pool->retry_after_ms = wp_now_ms() + delay;
     /* Nobody can be served while the pool has no backend at all: say why now
        rather than let clients hang. Others wait for the servers that exist. */
-    if (!first && pool->nservers - pool->nconnecting <= 0) {
+    if (!fast && pool->nservers - pool->nconnecting <= 0) {
         fail_clients(pool, sqlstate);
     }
 }

@@ -250,6 +250,7 @@ static void connected(struct wp_server *s)
     s->lifetime_ms = timeouts_jitter_lifetime(pool->settings.server_lifetime, (uint32_t)random());
     pool_server_connected(pool);
     pool->login_failures = 0;
+    pool->login_worked = 1;
     stats_server_opened(pool);
     log_info("S-%llu %s/%s pid=%u: connected", (unsigned long long)s->id, pool->dbname, pool->user,
              s->backend_pid);

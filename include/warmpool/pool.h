@@ -56,8 +56,8 @@ struct wp_pool {
     char last_error[256]; /* last connect failure (libpq's text), for operators only */
     char last_sqlstate[6];
     int64_t retry_after_ms;  /* no new connects before this (server_login_retry) */
-    int login_failures;      /* backend logins failed in a row since one worked (1 before any
-                                worked); the first after one worked is retried at once */
+    int login_failures;      /* backend logins failed in a row */
+    int login_worked;        /* a backend login of the pool has worked */
     int launching;           /* in pool_launch_if_needed: a failed connect's close waits */
     int64_t last_recycle_ms; /* last server_lifetime close: at most one per tick */
     int paused;

@@ -3,7 +3,7 @@
 # listing the primary and its standby while the primary stops and the standby is
 # promoted. warmpool is not restarted; writes resume on the new primary with no error
 # after the first success there, and every acknowledged row is on the new primary. The
-# switch window (last write on the old primary to first on the new) is printed, not
+# switch window (the longest gap between acknowledged writes) is printed, not
 # asserted (benchmarks measure time; docs/PERFORMANCE.md).
 set -eu
 . "$(dirname "$0")/t30_lib.sh"
@@ -30,10 +30,11 @@ RP_PRIMARY_PORT=$sp # the standby is the primary now
 acked=$(awk '$2 == "ok"' "$t3_tmp/writer.log" | wc -l)
 errors_after=$(awk '$2 == "err" && !seen { seen = 1 } seen && $2 == "ok" { resumed = 1 }
     resumed && $2 == "err"' "$t3_tmp/writer.log" | wc -l)
-window=$(awk '$2 == "err" && !first_err { first_err = 1; print_last = last } $2 == "ok" { if (first_err && !done) { printf "%.2f", $1 - print_last; done = 1 } last = $1 }' "$t3_tmp/writer.log")
+window=$(awk '$2 == "ok" { if (last && $1 - last > gap) gap = $1 - last; last = $1 }
+    END { printf "%.2f", gap }' "$t3_tmp/writer.log")
 kill -0 "$t3_pid" || t3_fail "warmpool went away"
 on_new=$(psql -X -q -At -h "$t3_tmp/standby" -p "$sp" -U postgres -d wptest -c "SELECT count(*) FROM t73")
 [ "$on_new" -ge "$acked" ] || t3_fail "$acked rows acknowledged, $on_new on the new primary"
-t3_ok "failover: $acked rows acknowledged, all on the new primary; switch window ${window:-0} s ($(awk '$2 == "err"' "$t3_tmp/writer.log" | wc -l) failed attempts)"
+t3_ok "failover: $acked rows acknowledged, all on the new primary; longest gap between acknowledged writes ${window} s ($(awk '$2 == "err"' "$t3_tmp/writer.log" | wc -l) failed attempts)"
 [ "$errors_after" = 0 ] || t3_fail "$errors_after errors after writes resumed on the new primary"
 t3_ok "no error once writes resumed; warmpool not restarted"

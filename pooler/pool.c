@@ -599,6 +599,12 @@ static void fail_clients(struct wp_pool *pool, const char *sqlstate)
         refuse_first_waiter(pool, sqlstate, text);
 }
 
+void pool_login_worked(struct wp_pool *pool)
+{
+    pool->login_failures = 0;
+    pool->login_worked = 1;
+}
+
 void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char *message)
 {
     stats_connect_failed(pool);

@@ -249,8 +249,6 @@ static void connected(struct wp_server *s)
     s->created_ms = s->last_used_ms = wp_now_ms();
     s->lifetime_ms = timeouts_jitter_lifetime(pool->settings.server_lifetime, (uint32_t)random());
     pool_server_connected(pool);
-    pool->login_failures = 0;
-    pool->login_worked = 1;
     stats_server_opened(pool);
     log_info("S-%llu %s/%s pid=%u: connected", (unsigned long long)s->id, pool->dbname, pool->user,
              s->backend_pid);
@@ -258,6 +256,7 @@ static void connected(struct wp_server *s)
         pool_set_params(pool, &s->params);
     if (server_setup_start(s))
         return;
+    pool_login_worked(pool);
     if (prepared_warm_server(s)) {
         server_set_state(s, SV_RESETTING);
         server_kick_write(s);

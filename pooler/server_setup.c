@@ -127,6 +127,7 @@ int server_setup_finish(struct wp_server *s)
         server_close(s, "connect_query failed");
         return 1;
     }
+    pool_login_worked(s->pool);
     if (prepared_warm_server(s)) {
         server_set_state(s, SV_RESETTING);
         server_kick_write(s);

@@ -122,6 +122,9 @@ void pool_file_server(struct wp_server *server);
    clients), fail welcome waiters with a fixed text for sqlstate, and hold new connects
    for server_login_retry. Call it before closing the server, whose close may launch. */
 void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char *message);
+/* A backend logged in and its connect_query (if any) succeeded: failures from now on
+   are retried soon at first (pool_connect_failed). */
+void pool_login_worked(struct wp_pool *pool);
 /* First server params arrive: welcome every waiting client. */
 void pool_set_params(struct wp_pool *pool, const struct wp_params *params);
 /* Periodic: keep min_pool_size, reserve, idle and lifetime limits, wait timeouts.

@@ -1851,6 +1851,15 @@ int config_split_host_port(const char *text, char *host, size_t hostlen, int *po
     return 0;
 }
 
+const char *config_db_conn_value(const struct wp_db_config *db, const char *key)
+{
+    const char *value = NULL;
+    for (int i = 0; i < db->nconn; i++)
+        if (strcmp(db->conn_keys[i], key) == 0)
+            value = db->conn_values[i];
+    return value;
+}
+
 int config_user_in_list(char *const *list, const char *user)
 {
     if (!list || !user)

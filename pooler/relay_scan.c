@@ -6,8 +6,10 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "warmpool/client.h"
+#include "warmpool/config.h"
 #include "warmpool/fingerprint.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
@@ -17,6 +19,7 @@
 #include "warmpool/relay_session.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/server_role.h"
 #include "warmpool/session_sql.h"
 #include "warmpool/sqlwords.h"
 #include "warmpool/stats.h"
@@ -214,6 +217,27 @@ static int needs_whole_body(const struct wp_server *s, uint8_t type, uint32_t le
            (type == 'C' && s->client && s->client->session.watching); /* COMMIT, SET… */
 }
 
+/*
+ * in_hot_standby or default_transaction_read_only changed: a standby promoted, a primary
+ * fenced read-only by a reload. A backend that no longer fits its entry's
+ * target_session_attrs is closed once its client is done (vouch or close), and the
+ * pool's next connect looks for a server that fits. warmpool's own parameter sync
+ * setting default_transaction_read_only is the client's wish, not the server's.
+ */
+static void note_role_param(struct wp_server *s, const char *name)
+{
+    if (s->syncing_params && strcasecmp(name, "in_hot_standby") != 0)
+        return;
+    const char *wanted = config_db_conn_value(s->pool->db, "target_session_attrs");
+    if (s->close_when_quiet || server_role_fits(server_role_wanted(wanted), &s->params))
+        return;
+    s->close_when_quiet = 1;
+    log_warn("S-%llu %s/%s pid=%u: the server now reports %s = %s, which does not fit "
+             "target_session_attrs=%s: closing this backend once its client is done",
+             (unsigned long long)s->id, s->pool->dbname, s->pool->user, s->backend_pid, name,
+             params_get(&s->params, name), wanted);
+}
+
 static void note_param_status(struct wp_server *s, const uint8_t *p, uint32_t len, int to_client)
 {
     const char *name, *value;
@@ -222,6 +246,8 @@ static void note_param_status(struct wp_server *s, const uint8_t *p, uint32_t le
     params_set(&s->params, name, value);
     if (to_client && s->client)
         params_set(&s->client->params, name, value);
+    if (server_role_param(name))
+        note_role_param(s, name);
 }
 
 /*

@@ -220,6 +220,8 @@ void config_free(struct wp_config *cfg);
 
 const struct wp_db_config *config_find_db(const struct wp_config *cfg, const char *name);
 const struct wp_user_config *config_find_user(const struct wp_config *cfg, const char *name);
+/* The entry's libpq keyword's value as libpq reads it (the last one counts), or NULL. */
+const char *config_db_conn_value(const struct wp_db_config *db, const char *key);
 
 /* Effective settings for (db, user): user overrides db overrides globals. */
 void config_effective(const struct wp_config *cfg, const struct wp_db_config *db,

@@ -362,7 +362,8 @@ static void lend_to_waiter(struct wp_pool *pool, struct wp_server *s)
 /* Must this idle server prove itself before a client gets it? */
 static int server_suspect(const struct wp_server *s, int64_t now)
 {
-    if (timeouts_check_due(s->last_used_ms, wp_rt.cfg->server_check_delay, now))
+    if (timeouts_check_due(s->last_used_ms, wp_rt.cfg->server_check_delay, now) ||
+        s->last_used_ms < s->pool->server_lost_ms)
         return 1;
     /* A backend that died while idle usually left bytes or EOF behind that the loop
        has not read yet. Peeking costs a system call, so only for one idle a while:
@@ -599,6 +600,11 @@ static void fail_clients(struct wp_pool *pool, const char *sqlstate)
         refuse_first_waiter(pool, sqlstate, text);
 }
 
+void pool_server_lost(struct wp_pool *pool)
+{
+    pool->server_lost_ms = wp_now_ms();
+}
+
 void pool_login_worked(struct wp_pool *pool)
 {
     pool->login_failures = 0;
@@ -621,9 +627,14 @@ void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char 
     if (fast && (POOL_FAST_RETRY_MS << (pool->login_failures - 1)) < delay)
         delay = POOL_FAST_RETRY_MS << (pool->login_failures - 1);
     pool->retry_after_ms = wp_now_ms() + delay;
-    /* Nobody can be served while the pool has no backend at all: say why now
-       rather than let clients hang. Others wait for the servers that exist. */
-    if (!fast && pool->nservers - pool->nconnecting <= 0) {
+    /* Nobody can be served while the pool has no backend at all: say why now rather
+       than let clients hang, unless the server worked before and is only unreachable
+       (connection refused or lost, shutting down, starting up, the wrong role): then
+       waiting clients wait for it or its replacement, within query_wait_timeout.
+       A refused login (password, database) is told at once either way. */
+    int server_away =
+        pool->login_worked && (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P", 3) == 0);
+    if (!server_away && pool->nservers - pool->nconnecting <= 0) {
         fail_clients(pool, sqlstate);
     }
 }

@@ -326,6 +326,7 @@ void relay_server_input(struct wp_server *s)
         if (s->state == SV_IDLE && (s->close_when_quiet || s->owed.lost)) {
             /* An idle backend spoke out of turn (a FATAL before it exits, say): it must
                not be lent before its EOF arrives. */
+            pool_server_lost(s->pool);
             server_close(s, "unexpected message while idle");
             return;
         }

@@ -383,9 +383,11 @@ static void server_readable(void *arg)
     struct wp_server *s = arg;
     wp_clock_hold(1); /* one clock reading for the whole callback */
     int rc = read_input(s);
-    if (rc < 0)
+    if (rc < 0) {
+        if (s->state != SV_CONNECTING)
+            pool_server_lost(s->pool);
         server_close(s, "server closed the connection");
-    else if (rc > 0)
+    } else if (rc > 0)
         relay_server_input(s);
     wp_clock_hold(0);
 }

@@ -58,6 +58,7 @@ struct wp_pool {
     int64_t retry_after_ms;  /* no new connects before this (server_login_retry) */
     int login_failures;      /* backend logins failed in a row */
     int login_worked;        /* a backend login of the pool has worked */
+    int64_t server_lost_ms;  /* a backend went away then: idle ones older prove themselves */
     int launching;           /* in pool_launch_if_needed: a failed connect's close waits */
     int64_t last_recycle_ms; /* last server_lifetime close: at most one per tick */
     int paused;
@@ -125,6 +126,9 @@ void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char 
 /* A backend logged in and its connect_query (if any) succeeded: failures from now on
    are retried soon at first (pool_connect_failed). */
 void pool_login_worked(struct wp_pool *pool);
+/* A logged-in backend went away (shutdown, crash, terminated): the pool's other idle
+   backends may be gone too, so each runs server_check_query before it is lent next. */
+void pool_server_lost(struct wp_pool *pool);
 /* First server params arrive: welcome every waiting client. */
 void pool_set_params(struct wp_pool *pool, const struct wp_params *params);
 /* Periodic: keep min_pool_size, reserve, idle and lifetime limits, wait timeouts.

@@ -13,7 +13,7 @@ rp_start_pair
 
 h=127.0.0.1 pp=$RP_PRIMARY_PORT sp=$RP_STANDBY_PORT
 t3_start "max_pool_size = 4
-query_wait_timeout = 20s" "rw = host=$h,$h port=$pp,$sp dbname=wptest target_session_attrs=read-write
+query_wait_timeout = 3s" "rw = host=$h,$h port=$pp,$sp dbname=wptest target_session_attrs=read-write
 ro = host=$h port=$sp dbname=wptest target_session_attrs=standby"
 
 q() { # DB SQL: one value through warmpool

@@ -216,6 +216,9 @@ void pool_refresh_settings(struct wp_pool *pool)
         log_info("pool %s/%s: connection string changed; retiring its servers", pool->dbname,
                  pool->user);
         pool_retire_servers(pool, "connection string changed");
+        /* The new string has not proven itself: its failures are told at once. */
+        pool->login_worked = 0;
+        pool->login_failures = 0;
     }
 }
 

@@ -365,8 +365,7 @@ static void lend_to_waiter(struct wp_pool *pool, struct wp_server *s)
 /* Must this idle server prove itself before a client gets it? */
 static int server_suspect(const struct wp_server *s, int64_t now)
 {
-    if (timeouts_check_due(s->last_used_ms, wp_rt.cfg->server_check_delay, now) ||
-        s->last_used_ms < s->pool->server_lost_ms)
+    if (s->check_first || timeouts_check_due(s->last_used_ms, wp_rt.cfg->server_check_delay, now))
         return 1;
     /* A backend that died while idle usually left bytes or EOF behind that the loop
        has not read yet. Peeking costs a system call, so only for one idle a while:
@@ -376,6 +375,7 @@ static int server_suspect(const struct wp_server *s, int64_t now)
 
 static void end_check(struct wp_pool *pool, struct wp_server *s)
 {
+    s->check_first = 0;
     if (!s->check_started_ms)
         return;
     s->check_started_ms = 0;
@@ -605,7 +605,8 @@ static void fail_clients(struct wp_pool *pool, const char *sqlstate)
 
 void pool_server_lost(struct wp_pool *pool)
 {
-    pool->server_lost_ms = wp_now_ms();
+    for (struct wp_list *node = pool->idle.next; node != &pool->idle; node = node->next)
+        list_entry(node, struct wp_server, node)->check_first = 1;
 }
 
 void pool_login_worked(struct wp_pool *pool)

@@ -58,7 +58,6 @@ struct wp_pool {
     int64_t retry_after_ms;  /* no new connects before this (server_login_retry) */
     int login_failures;      /* backend logins failed in a row */
     int login_worked;        /* a backend login of the pool has worked */
-    int64_t server_lost_ms;  /* a backend went away then: idle ones older prove themselves */
     int launching;           /* in pool_launch_if_needed: a failed connect's close waits */
     int64_t last_recycle_ms; /* last server_lifetime close: at most one per tick */
     int paused;

@@ -67,6 +67,7 @@ struct wp_server {
     int warming;                     /* the internal batch in flight prepares warm statements */
     int setting_up;                  /* connect_query in flight: not usable before its answer */
     int needs_reset;                 /* run server_reset_query before the next client */
+    int check_first;                 /* run server_check_query before the next client */
     int out_of_memory;               /* relay_prepared lost track of a request: close it */
 
     int64_t connect_started_ms;

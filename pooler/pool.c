@@ -363,7 +363,8 @@ static void lend_to_waiter(struct wp_pool *pool, struct wp_server *s)
 #define SUSPECT_IDLE_MS 1000
 
 /* Must this idle server prove itself before a client gets it? */
-static int server_suspect(const struct wp_server *s, int64_t now)
+__attribute__((always_inline)) static inline int server_suspect(const struct wp_server *s,
+                                                                int64_t now)
 {
     if (s->check_first || timeouts_check_due(s->last_used_ms, wp_rt.cfg->server_check_delay, now))
         return 1;

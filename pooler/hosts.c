@@ -180,6 +180,7 @@ void hosts_order(struct wp_hosts *h, int mode, int64_t now_ms, uint64_t *rng,
         shuffle(base, h->n, rng);
     /* Hosts in back-off go last, each group keeping its order. */
     out->n = 0;
+    out->serial = h->serial;
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < h->n; i++)
             if ((h->v[base[i]].retry_after_ms > now_ms) == pass)

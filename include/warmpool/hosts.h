@@ -46,12 +46,14 @@ struct wp_hosts {
     unsigned next;      /* round-robin: the host to try first next time */
     int last;           /* the host the pool's latest backend logged in to; -1 none */
     uint64_t failovers; /* a backend logged in on another host than the one before it */
+    uint64_t serial;    /* the caller's name for this list, copied into each order */
 };
 
 /* One connect's order: order[i] is an index into hosts->v, tried i-th. */
 struct wp_host_order {
     int order[HOSTS_MAX];
     int n;
+    uint64_t serial; /* of the list it orders */
 };
 
 /* The lists of an entry (NULL when the entry lacks the key), split by libpq's rules:

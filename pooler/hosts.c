@@ -226,13 +226,20 @@ static int is_host(const struct wp_host *x, const char *pq_host, const char *pq_
     return strcmp(name, pq_host) == 0 && (!x->port || strcmp(x->port, pq_port) == 0);
 }
 
+/* Where the host libpq names is in order; -1 when none matches. */
+static int position(const struct wp_hosts *h, const struct wp_host_order *order,
+                    const char *pq_host, const char *pq_port)
+{
+    for (int i = 0; i < order->n && pq_host && pq_port; i++)
+        if (is_host(&h->v[order->order[i]], pq_host, pq_port))
+            return i;
+    return -1;
+}
+
 int hosts_logged_in(struct wp_hosts *h, const struct wp_host_order *order, const char *pq_host,
                     const char *pq_port, int64_t now_ms, int64_t cap_ms)
 {
-    int at = -1;
-    for (int i = 0; i < order->n && at < 0 && pq_host && pq_port; i++)
-        if (is_host(&h->v[order->order[i]], pq_host, pq_port))
-            at = i;
+    int at = position(h, order, pq_host, pq_port);
     if (at < 0)
         return -1;
     for (int i = 0; i < at; i++)
@@ -241,6 +248,15 @@ int hosts_logged_in(struct wp_hosts *h, const struct wp_host_order *order, const
     won->failures = 0;
     won->retry_after_ms = 0;
     return order->order[at];
+}
+
+int hosts_timed_out(struct wp_hosts *h, const struct wp_host_order *order, const char *pq_host,
+                    const char *pq_port, int64_t now_ms, int64_t cap_ms)
+{
+    int at = position(h, order, pq_host, pq_port);
+    for (int i = 0; i <= at; i++)
+        mark_failed(&h->v[order->order[i]], now_ms, cap_ms);
+    return at < 0 ? -1 : order->order[at];
 }
 
 void hosts_all_failed(struct wp_hosts *h, const struct wp_host_order *order, int64_t now_ms,

@@ -325,8 +325,10 @@ void server_close(struct wp_server *s, const char *reason)
         return;
     struct wp_pool *pool = s->pool;
     stats_server_closed(pool, reason);
-    if (s->state == SV_CONNECTING)
+    if (s->state == SV_CONNECTING) {
+        server_hosts_closing(s);
         pool_server_connected(pool); /* no longer connecting, closed below */
+    }
     if (s->backend_pid)
         log_info("S-%llu %s/%s pid=%u: closing: %s", (unsigned long long)s->id, pool->dbname,
                  pool->user, s->backend_pid, reason);

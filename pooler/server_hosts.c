@@ -4,6 +4,7 @@
  * again when a reload changes the entry's lists), hands libpq the order, and reads the
  * outcome back.
  */
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,17 @@ void server_hosts_failed(struct wp_server *s)
     struct wp_hosts *h = s->pool->hosts;
     if (s->tried && h && s->tried->serial == h->serial)
         hosts_all_failed(h, s->tried, wp_now_ms(), wp_rt.cfg->server_login_retry);
+    forget_order(s);
+}
+
+void server_hosts_closing(struct wp_server *s)
+{
+    struct wp_hosts *h = s->pool->hosts;
+    int64_t limit = wp_rt.cfg->server_connect_timeout, now = wp_now_ms();
+    if (s->tried && s->pq && h && s->tried->serial == h->serial && limit > 0 &&
+        now - s->connect_started_ms >= limit)
+        hosts_timed_out(h, s->tried, PQhost(s->pq), PQport(s->pq), now,
+                        wp_rt.cfg->server_login_retry);
     forget_order(s);
 }
 

@@ -83,6 +83,11 @@ int hosts_join(const struct wp_hosts *hosts, const struct wp_host_order *order,
    marked then). cap_ms bounds the back-off. */
 int hosts_logged_in(struct wp_hosts *hosts, const struct wp_host_order *order, const char *pq_host,
                     const char *pq_port, int64_t now_ms, int64_t cap_ms);
+/* A connect in `order` was given up (server_connect_timeout) while libpq was on the
+   host it names: that host and those before it failed, those after it were not tried.
+   Returns its index, or -1 when none matches (nothing is marked then). */
+int hosts_timed_out(struct wp_hosts *hosts, const struct wp_host_order *order, const char *pq_host,
+                    const char *pq_port, int64_t now_ms, int64_t cap_ms);
 /* A connect in `order` failed: every host of it failed. */
 void hosts_all_failed(struct wp_hosts *hosts, const struct wp_host_order *order, int64_t now_ms,
                       int64_t cap_ms);

@@ -29,6 +29,9 @@ void server_hosts_order(struct wp_server *s, const char **keys, const char **val
 void server_hosts_logged_in(struct wp_server *s, const char *pq_host, const char *pq_port);
 /* The connect of s failed on every host it tried. */
 void server_hosts_failed(struct wp_server *s);
+/* s closes while it connects: past server_connect_timeout, the host libpq waited on
+   and those before it failed (a close for another reason, KILL say, says nothing). */
+void server_hosts_closing(struct wp_server *s);
 /* What the connect kept: freed with the server. */
 void server_hosts_forget(struct wp_server *s);
 

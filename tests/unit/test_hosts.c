@@ -212,6 +212,25 @@ static void test_login_matches_host_and_port(void **state)
     hosts_free(h);
 }
 
+static void test_timeout_marks_up_to_current(void **state)
+{
+    (void)state;
+    struct wp_hosts *h = three();
+    uint64_t rng = 1;
+    struct wp_host_order o;
+    hosts_order(h, WP_LB_DISABLE, 0, &rng, &o);
+    /* given up while libpq waited on b: a refused, b hung, c never tried */
+    assert_int_equal(hosts_timed_out(h, &o, "b", "5433", 0, CAP), 1);
+    assert_int_equal(h->v[0].failures, 1);
+    assert_int_equal(h->v[1].failures, 1);
+    assert_int_equal(h->v[2].failures, 0);
+    hosts_order(h, WP_LB_DISABLE, 10, &rng, &o);
+    join(h, &o, HOSTS_HOST, "c,a,b"); /* the next connect does not wait on b first */
+    assert_int_equal(hosts_timed_out(h, &o, "x", "1", 0, CAP), -1);
+    assert_int_equal(h->v[2].failures, 0);
+    hosts_free(h);
+}
+
 static void test_failover_counted_once(void **state)
 {
     (void)state;
@@ -251,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_failed_host_goes_last_until_backoff_ends),
         cmocka_unit_test(test_backoff_doubles_up_to_cap),
         cmocka_unit_test(test_login_matches_host_and_port),
+        cmocka_unit_test(test_timeout_marks_up_to_current),
         cmocka_unit_test(test_failover_counted_once),
         cmocka_unit_test(test_mode_names),
     };

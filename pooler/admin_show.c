@@ -24,10 +24,12 @@
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
 #include "warmpool/db_state.h"
+#include "warmpool/hosts.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/server_hosts.h"
 #include "warmpool/stats.h"
 #include "warmpool/timeouts.h"
 #include "warmpool/tls.h"
@@ -83,7 +85,9 @@ static const char *client_app(const struct wp_client *c)
 /* ---------------------------------------------------------------- SHOW POOLS */
 
 /* 1.25's columns, then warmpool's: cl_idle (of cl_active, those between requests),
-   paused, cl_pinned (clients that keep their backend for session state). */
+   paused, cl_pinned (clients that keep their backend for session state), host (the
+   host:port its backends are on, "several" when more than one) and failovers (of a
+   `disable` host list: backends moved to another host). */
 static const struct admin_col pools_cols[] = {
     {"database", TEXT},
     {"user", TEXT},
@@ -105,14 +109,17 @@ static const struct admin_col pools_cols[] = {
     {"cl_idle", INT4},
     {"paused", INT4},
     {"cl_pinned", INT4},
+    {"host", TEXT},
+    {"failovers", INT4},
 };
 
-/* 1.25 names load_balance_hosts only for a database whose host is a list. warmpool
-   accepts PgBouncer's key without effect: libpq tries the hosts in order, "disable". */
-static const char *load_balance_hosts(const struct wp_db_config *db)
+/* 1.25 names load_balance_hosts only for a database whose host is a list: the mode in
+   force for it (the entry's, else the [warmpool] default). */
+static const char *load_balance_hosts(const struct wp_db_config *db, int mode)
 {
-    const char *host = conn_value(db, "host");
-    return host && strchr(host, ',') ? "disable" : NULL;
+    const char *host = conn_value(db, "host"), *addr = conn_value(db, "hostaddr");
+    int several = (host && strchr(host, ',')) || (addr && strchr(addr, ','));
+    return several ? hosts_lb_name(mode) : NULL;
 }
 
 /* Cancels of the pool's backends in flight: 1.25's sv_active_cancel counts the
@@ -151,10 +158,12 @@ static void pool_row(struct admin_rows *r, struct wp_pool *pool, int64_t now_ms)
     admin_cell_int(r, wait_us / 1000000);
     admin_cell_int(r, wait_us % 1000000);
     admin_cell_str(r, config_mode_name(pool->settings.pool_mode));
-    admin_cell_or_null(r, load_balance_hosts(pool->db));
+    admin_cell_or_null(r, load_balance_hosts(pool->db, pool->settings.load_balance_hosts));
     admin_cell_int(r, ps ? ps->cl_idle : 0);
     admin_cell_int(r, pool->paused ? 1 : 0);
     admin_cell_int(r, pool->pinned_clients);
+    admin_cell_or_null(r, server_hosts_where(pool));
+    admin_cell_int(r, (long long)server_hosts_failovers(pool));
     admin_rows_end_row(r);
 }
 
@@ -184,6 +193,8 @@ static void console_pool_row(struct admin_rows *r)
     admin_cell_or_null(r, NULL);
     admin_cell_int(r, console_clients(1));
     admin_cell_int(r, 0);
+    admin_cell_int(r, 0);
+    admin_cell_or_null(r, NULL);
     admin_cell_int(r, 0);
     admin_rows_end_row(r);
 }
@@ -277,9 +288,14 @@ static void server_row(struct admin_rows *r, const struct wp_server *s, int64_t 
     const struct wp_pool *pool = s->pool;
     char host[256], lhost[64], connected[64], used[64], ptr[32], link[32], tls[96];
     int lport;
+    /* The host it logged in to (server_hosts.c); while it connects, the entry's. */
+    const char *at = s->host_port ? strrchr(s->host_port, ':') : NULL;
     const char *h = s->pq ? PQhost(s->pq) : conn_value(pool->db, "host");
-    const char *p = s->pq ? PQport(s->pq) : conn_value(pool->db, "port");
-    snprintf(host, sizeof host, "%s", h ? h : "");
+    const char *p = at ? at + 1 : s->pq ? PQport(s->pq) : conn_value(pool->db, "port");
+    if (at)
+        snprintf(host, sizeof host, "%.*s", (int)(at - s->host_port), s->host_port);
+    else
+        snprintf(host, sizeof host, "%s", h ? h : "");
     conn_local_address(&s->conn, lhost, sizeof lhost, &lport);
     format_time(connected, sizeof connected, s->created_ms ? s->created_ms : s->connect_started_ms,
                 now_ms);
@@ -533,7 +549,7 @@ static void database_row(struct admin_rows *r, const struct wp_config *cfg,
     admin_cell_int(r, eff.reserve_pool_size);
     admin_cell_int(r, (long long)(eff.server_lifetime / 1000));
     admin_cell_or_null(r, mode != WP_MODE_UNSET ? config_mode_name(mode) : NULL);
-    admin_cell_or_null(r, load_balance_hosts(db));
+    admin_cell_or_null(r, load_balance_hosts(db, eff.load_balance_hosts));
     admin_cell_int(r, eff.max_db_connections);
     admin_cell_int(r, u.servers);
     admin_cell_int(r, db->max_db_client_connections ? db->max_db_client_connections

@@ -37,6 +37,7 @@
 
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
+#include "warmpool/hosts.h"
 #include "warmpool/log.h"
 #include "warmpool/tls.h"
 
@@ -496,6 +497,8 @@ static const char *kind_hint(const struct wp_key *k)
         return "is not on, off or log";
     case WP_KEY_AUTH:
         return "is not an auth type (trust, md5, scram-sha-256, plain, password, cert, hba)";
+    case WP_KEY_LB:
+        return "is not disable, random or round-robin";
     case WP_KEY_SSLMODE:
         return "is not an sslmode (disable, allow, prefer, require, verify-ca, verify-full)";
     case WP_KEY_DURATION:
@@ -532,6 +535,8 @@ int config_parse_number(const struct wp_key *k, const char *value, int64_t *v)
         return parse_enum(value, auth_names, v);
     case WP_KEY_SSLMODE:
         return parse_enum(value, tls_sslmode_names, v);
+    case WP_KEY_LB:
+        return parse_enum(value, hosts_lb_names, v);
     case WP_KEY_DURATION:
         return parse_with_unit(value, duration_units, (k->flags & WP_KEY_BARE_MS) ? 1 : SEC_MS,
                                true, v);
@@ -1032,6 +1037,29 @@ static bool check_libpq_keys(struct loader *ld, const struct pairs *kv, const ch
     return ok;
 }
 
+static const char *pair_value(const struct pairs *kv, const char *key)
+{
+    for (int i = 0; i < kv->n; i++)
+        if (kv->v[i].key && strcmp(kv->v[i].key, key) == 0)
+            return kv->v[i].val;
+    return NULL;
+}
+
+/* A host list is reordered per connect (hosts.c): its lists must pair up as libpq
+   pairs them, which libpq would only say at each connect. */
+static bool check_host_lists(struct loader *ld, const struct pairs *kv, const char *who)
+{
+    const char *err;
+    struct wp_hosts *h = hosts_parse(pair_value(kv, "host"), pair_value(kv, "hostaddr"),
+                                     pair_value(kv, "port"), &err);
+    hosts_free(h);
+    if (!h && *err) {
+        report(ld, ld->lineno, "%s%s", who, err);
+        return false;
+    }
+    return true;
+}
+
 /* Moves the remaining pairs into the db's NULL-terminated keyword/value arrays. */
 static void fill_conn(struct loader *ld, struct wp_db_config *db, struct pairs *kv)
 {
@@ -1158,6 +1186,7 @@ static void parse_database(struct loader *ld, const char *name, const char *valu
         bool ok = take_pool_keys(ld, &kv, WP_SEC_DB, &db->overrides, db, NULL, who);
         ok = settings_to_options(ld, &kv, who) && ok;
         ok = check_libpq_keys(ld, &kv, who) && ok;
+        ok = ok && check_host_lists(ld, &kv, who);
         if (ok)
             fill_conn(ld, db, &kv);
     }

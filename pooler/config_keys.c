@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "warmpool/config_keys.h"
+#include "warmpool/hosts.h"
 #include "warmpool/tls.h"
 
 /* PgBouncer's default max_packet_size: the largest length a protocol message can state. */
@@ -154,6 +155,10 @@ const struct wp_key wp_keys[] = {
      R},
     {"server_idle_timeout", WP_KEY_DURATION, POOL(server_idle_timeout), ALL, DUR, "10min",
      "server_idle_timeout", R},
+    /* the order a new backend tries an entry's host list in (hosts.c); PgBouncer 1.24's
+       default is round-robin, libpq's (and warmpool's) disable */
+    {"load_balance_hosts", WP_KEY_LB, POOL(load_balance_hosts), G | D, NORANGE, "disable",
+     "load_balance_hosts", R},
 
     /* servers */
     {"server_round_robin", WP_KEY_BOOL, CFG(server_round_robin), G, 0, 1, "0", "server_round_robin",
@@ -239,7 +244,6 @@ const struct wp_key wp_keys[] = {
     IGNORED("dns_nxdomain_ttl", G, "15"),
     IGNORED("dns_zone_check_period", G, "0"),
     IGNORED_FIXED("job_name", G, "pgbouncer"),
-    IGNORED("load_balance_hosts", D, "round-robin"),
     IGNORED("peer_id", G, "0"),
     IGNORED_FIXED("resolv_conf", G, ""),
     IGNORED("sbuf_loopcnt", G, "5"),
@@ -380,6 +384,9 @@ static void format_int(const struct wp_key *k, int v, enum wp_key_style style, c
         break;
     case WP_KEY_AUTH:
         snprintf(out, len, "%s", config_auth_name(v));
+        break;
+    case WP_KEY_LB:
+        snprintf(out, len, "%s", hosts_lb_name(v));
         break;
     case WP_KEY_SSLMODE:
         snprintf(out, len, "%s",

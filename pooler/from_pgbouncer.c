@@ -50,6 +50,8 @@ static const struct {
     {"server_login_retry", "15", "PgBouncer's default (warmpool's is 1s)"},
     {"pkt_buf", "4096", "PgBouncer's default (warmpool's is 16kB)"},
     {"max_packet_size", "2147483647", "PgBouncer's default (warmpool's is 1GB)"},
+    /* PgBouncer has it per database only: a [warmpool] default stands for all of them */
+    {"load_balance_hosts", "round-robin", "PgBouncer's default (warmpool's is disable)"},
 };
 
 #define NDEFAULTS (sizeof defaults / sizeof defaults[0])

@@ -22,6 +22,7 @@
 #include "warmpool/auth.h"
 #include "warmpool/client.h"
 #include "warmpool/db_state.h"
+#include "warmpool/hosts.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/pool_limits.h"
@@ -267,6 +268,7 @@ void pool_free(struct wp_pool *pool)
     free(pool->backend_password);
     free(pool->backend_md5);
     drop_backend_keys(pool);
+    hosts_free(pool->hosts);
     free(pool);
 }
 

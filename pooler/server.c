@@ -19,6 +19,7 @@
 #include "warmpool/relay_prepared.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
+#include "warmpool/server_hosts.h"
 #include "warmpool/server_login.h"
 #include "warmpool/server_setup.h"
 #include "warmpool/stats.h"
@@ -106,8 +107,9 @@ struct wp_server *server_connect(struct wp_pool *pool)
     if (!s)
         return NULL;
     const char *keys[80], *values[80];
-    build_conninfo(pool, keys, values, 80);
+    int nkeys = build_conninfo(pool, keys, values, 80);
     s->id = runtime_next_id();
+    s->host_index = -1;
     s->pool = pool;
     pool_hold(pool);
     s->conn.fd = -1;
@@ -119,6 +121,8 @@ struct wp_server *server_connect(struct wp_pool *pool)
     server_set_state(s, SV_CONNECTING);
     if (use_own_login(pool))
         return server_login_start(s) < 0 ? NULL : s;
+    struct server_host_lists lists;
+    server_hosts_order(s, keys, values, nkeys, &lists);
     s->pq = PQconnectStartParams(keys, values, 0);
     if (!s->pq || PQstatus(s->pq) == CONNECTION_BAD || arm_connect_event(s, 1) < 0) {
         connect_failed(s, s->pq ? PQerrorMessage(s->pq) : "out of memory");
@@ -197,6 +201,7 @@ static void connect_failed(struct wp_server *s, const char *libpq_text)
                  "SCRAM)");
     log_warn("S-%llu %s/%s: connect failed: %s%s", (unsigned long long)s->id, pool->dbname,
              pool->user, text, hint);
+    server_hosts_failed(s);
     pool_connect_failed(pool, connect_sqlstate(text), text);
     server_close(s, "connect failed");
 }
@@ -228,6 +233,7 @@ static void connect_done(struct wp_server *s)
         }
     }
     capture_params(s);
+    server_hosts_logged_in(s, PQhost(s->pq), PQport(s->pq));
     connected(s);
 }
 
@@ -239,7 +245,8 @@ void server_connect_finished(struct wp_server *s, int fd, SSL *ssl)
         server_close(s, "out of memory");
         return;
     }
-    connected(s); /* s->params already hold the ParameterStatus values */
+    server_hosts_logged_in(s, NULL, NULL); /* the entry's one host */
+    connected(s);                          /* s->params already hold the ParameterStatus values */
 }
 
 /* Logged in, by libpq or by server_login: to work. */
@@ -290,6 +297,7 @@ static void connect_step(void *arg)
 static void server_free(struct wp_server *s)
 {
     prepared_server_forget(s);
+    server_hosts_forget(s);
     conn_free(&s->conn);
     params_clear(&s->params);
     owed_free(&s->owed);
@@ -317,8 +325,10 @@ void server_close(struct wp_server *s, const char *reason)
         return;
     struct wp_pool *pool = s->pool;
     stats_server_closed(pool, reason);
-    if (s->state == SV_CONNECTING)
+    if (s->state == SV_CONNECTING) {
+        server_hosts_closing(s);
         pool_server_connected(pool); /* no longer connecting, closed below */
+    }
     if (s->backend_pid)
         log_info("S-%llu %s/%s pid=%u: closing: %s", (unsigned long long)s->id, pool->dbname,
                  pool->user, s->backend_pid, reason);

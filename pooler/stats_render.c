@@ -17,9 +17,14 @@
 #include "warmpool/config.h"
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
+#include "warmpool/server_hosts.h"
 #include "warmpool/stats.h"
 #include "warmpool/stats_http.h"
 #include "warmpool/stats_process.h"
+
+/* Distinct hosts listed per pool (an entry's host list is at most HOSTS_MAX long; a
+   reload may leave backends on hosts of the entry before it). */
+#define HOSTS_SHOWN 64
 
 #ifndef WARMPOOL_VERSION
 #define WARMPOOL_VERSION "0.1.0"
@@ -337,6 +342,31 @@ static void prom_labelled_counters(struct out *o)
     }
 }
 
+/* Hosts of entries with several (server_hosts.c): where the backends are, failovers. */
+static void prom_hosts(struct out *o)
+{
+    struct wp_list *pos, *tmp;
+    struct wp_pool *pool;
+    prom_family(o, "warmpool_server_connections_by_host", "gauge",
+                "Backend connections of the pool logged in, by the host:port they are on.");
+    FOR_EACH_POOL(pos, tmp, pool)
+    {
+        struct server_host_count at[HOSTS_SHOWN];
+        int n = server_hosts_count(pool, at, HOSTS_SHOWN);
+        for (int i = 0; i < n; i++)
+            prom_u64(o, "warmpool_server_connections_by_host", pool, "host", at[i].host_port,
+                     (uint64_t)at[i].servers);
+    }
+    prom_family(o, "warmpool_pool_failovers_total", "counter",
+                "Backends of a load_balance_hosts = disable pool that logged in on another "
+                "host than the backend before them.");
+    FOR_EACH_POOL(pos, tmp, pool)
+    {
+        prom_u64(o, "warmpool_pool_failovers_total", pool, NULL, NULL,
+                 server_hosts_failovers(pool));
+    }
+}
+
 static void prom_gauges(struct out *o, int64_t now_ms)
 {
     struct wp_list *pos, *tmp;
@@ -392,6 +422,7 @@ static void prom_gauges(struct out *o, int64_t now_ms)
     {
         prom_u64(o, "warmpool_pool_healthy", pool, NULL, NULL, (uint64_t)stats_pool_healthy(pool));
     }
+    prom_hosts(o);
     prom_family(o, "warmpool_top_statements", "gauge", "Statements tracked in the pool's table.");
     FOR_EACH_POOL(pos, tmp, pool)
     {
@@ -612,6 +643,20 @@ int stats_render_stats_json(struct wp_buf *b, int64_t now_ms)
     return o.failed ? -1 : 0;
 }
 
+/* "hosts":{"host:port":backends,…},"failovers":n */
+static void json_pool_hosts(struct out *o, const struct wp_pool *pool)
+{
+    struct server_host_count at[HOSTS_SHOWN];
+    int n = server_hosts_count(pool, at, HOSTS_SHOWN);
+    out_str(o, ",\"hosts\":{");
+    for (int i = 0; i < n; i++) {
+        out_str(o, i ? "," : "");
+        out_json_str(o, at[i].host_port);
+        out_printf(o, ":%d", at[i].servers);
+    }
+    out_printf(o, "},\"failovers\":%llu", server_hosts_failovers(pool));
+}
+
 static void json_pool_state(struct out *o, const struct wp_pool *pool, int64_t now_ms)
 {
     const struct wp_pool_stats *ps = pool->stats;
@@ -633,6 +678,7 @@ static void json_pool_state(struct out *o, const struct wp_pool *pool, int64_t n
         out_printf(o, "%s\"%s\":%llu", k ? "," : "", session_pin_cause_names[k],
                    (unsigned long long)pool->pins_total[k]);
     out_str(o, "}");
+    json_pool_hosts(o, pool);
     out_printf(o, ",\"max_wait_us\":%lld", (long long)stats_pool_max_wait_us(pool, now_ms));
     json_hist(o, "wait_us", &ps->wait_us);
     out_str(o, ",\"last_error\":");

@@ -53,6 +53,7 @@ struct wp_pool_settings {
     int64_t transaction_timeout; /* a transaction (or request) running this long */
     int64_t server_lifetime;
     int64_t server_idle_timeout;
+    int load_balance_hosts; /* enum wp_lb_mode (hosts.h): the order of a host list */
 };
 
 struct wp_db_config {

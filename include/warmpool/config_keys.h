@@ -27,6 +27,7 @@ enum wp_key_type {
     WP_KEY_PIN,       /* int, enum wp_pin_mode */
     WP_KEY_AUTH,      /* int, enum wp_auth_type */
     WP_KEY_SSLMODE,   /* int, enum wp_sslmode */
+    WP_KEY_LB,        /* int, enum wp_lb_mode (hosts.h) */
     WP_KEY_DURATION,  /* int64_t milliseconds */
     WP_KEY_SIZE,      /* int64_t bytes */
     WP_KEY_NO_EFFECT, /* a PgBouncer key warmpool accepts and ignores, with a warning */

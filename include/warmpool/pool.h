@@ -18,6 +18,7 @@ struct wp_pool_stats;
 struct wp_user_secret;
 struct scram_state;
 struct scram_client_keys;
+struct wp_hosts;
 
 struct wp_pool {
     struct wp_list node; /* wp_rt.pools */
@@ -77,6 +78,7 @@ struct wp_pool {
     struct wp_stmt **warm;
     int nwarm;
     struct wp_pool_stats *stats; /* stats.c: allocated on first use, freed by stats_pool_free() */
+    struct wp_hosts *hosts;      /* the entry's host list when it has several (server_hosts.c) */
 };
 
 struct wp_pool *pool_find(const char *dbname, const char *user);

@@ -21,6 +21,7 @@ struct wp_client;
 typedef struct pg_conn PGconn;
 typedef struct ssl_st SSL;
 struct server_login;
+struct wp_host_order;
 
 enum wp_server_state {
     SV_CONNECTING,
@@ -69,6 +70,11 @@ struct wp_server {
     int needs_reset;                 /* run server_reset_query before the next client */
     int check_first;                 /* run server_check_query before the next client */
     int out_of_memory;               /* relay_prepared lost track of a request: close it */
+
+    /* Which host of its entry it is on (server_hosts.c). */
+    int host_index;              /* in the pool's host list; -1: one host, or not known */
+    char *host_port;             /* "host:port" libpq or server_login logged in to */
+    struct wp_host_order *tried; /* the order of its connect (several hosts), until done */
 
     int64_t connect_started_ms;
     int64_t created_ms;

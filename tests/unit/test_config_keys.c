@@ -24,6 +24,7 @@
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
 #include "warmpool/from_pgbouncer.h"
+#include "warmpool/hosts.h"
 #include "warmpool/tls.h"
 
 /* A private directory for the files of one test. */
@@ -425,7 +426,6 @@ static void test_accepted_no_effect(void **state)
         {3, "dns_max_ttl"},
         {4, "tcp_defer_accept"},
         {5, "server_tls_ciphers"},
-        {7, "load_balance_hosts"},
     };
     assert_int_equal(count_notices(&l.cfg), (int)(sizeof notes / sizeof notes[0]));
     for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {
@@ -434,10 +434,14 @@ static void test_accepted_no_effect(void **state)
         assert_string_equal(l.cfg.notices[i], want);
     }
     /* the database entries themselves are whole: libpq never sees those keys, and
-       auth_user is a real key of the entry (auth_query, authq.c), not noted */
+       auth_user and load_balance_hosts are real keys of the entry (auth_query, hosts.c),
+       not noted */
     const struct wp_db_config *a = config_find_db(&l.cfg, "a");
-    for (int i = 0; i < a->nconn; i++)
+    for (int i = 0; i < a->nconn; i++) {
         assert_true(strcmp(a->conn_keys[i], "auth_user") != 0);
+        assert_true(strcmp(a->conn_keys[i], "load_balance_hosts") != 0);
+    }
+    assert_int_equal(a->overrides.load_balance_hosts, WP_LB_DISABLE);
     assert_string_equal(a->auth_user, "x");
     assert_string_equal(config_find_db(&l.cfg, "b")->auth_user, "y");
     config_free(&l.cfg);
@@ -589,6 +593,44 @@ static void test_database_settings(void **state)
     config_free(&l.cfg);
 }
 
+/* load_balance_hosts: a [warmpool] default and per entry; a bad value or host lists
+   that do not pair up are errors with file:line. */
+static void test_load_balance_hosts(void **state)
+{
+    (void)state;
+    char path[256];
+    struct loaded l;
+    write_file("lb.ini",
+               "[warmpool]\nauth_type = trust\nload_balance_hosts = random\n[databases]\n"
+               "a = host=h1,h2 port=1,2 load_balance_hosts=disable\n"
+               "b = host=h1,h2 port=7\n",
+               path, sizeof path);
+    load_ok(&l, path);
+    assert_int_equal(l.cfg.pool.load_balance_hosts, WP_LB_RANDOM);
+    struct wp_pool_settings eff;
+    config_effective(&l.cfg, config_find_db(&l.cfg, "a"), NULL, &eff);
+    assert_int_equal(eff.load_balance_hosts, WP_LB_DISABLE);
+    config_effective(&l.cfg, config_find_db(&l.cfg, "b"), NULL, &eff);
+    assert_int_equal(eff.load_balance_hosts, WP_LB_RANDOM);
+    config_free(&l.cfg);
+
+    write_file("lb.ini", "[warmpool]\nauth_type = trust\nload_balance_hosts = foo\n", path,
+               sizeof path);
+    load(&l, path);
+    expect_error(&l, path, 3, "load_balance_hosts: \"foo\" is not disable, random or round-robin");
+    write_file("lb.ini",
+               "[warmpool]\nauth_type = trust\n[databases]\n"
+               "a = host=h1,h2 load_balance_hosts=sometimes\n"
+               "b = host=h1,h2,h3 port=1,2\n",
+               path, sizeof path);
+    load(&l, path);
+    expect_error(&l, path, 4,
+                 "database \"a\": load_balance_hosts: \"sometimes\" is not disable, random or "
+                 "round-robin");
+    expect_error(&l, path, 5,
+                 "database \"b\": the port list has neither one port nor one per host");
+}
+
 /* --from-pgbouncer: the output is a warmpool.ini that loads as the PgBouncer file did,
    with warmpool's names, keys without effect commented out, %include inlined. */
 static void test_from_pgbouncer(void **state)
@@ -615,7 +657,8 @@ static void test_from_pgbouncer(void **state)
         "\n; no effect in warmpool (docs/CONFIG.md says what to do instead):\n;dns_max_ttl = 15\n",
         "\n; differs from PgBouncer: an empty value sends an empty query; PgBouncer turns the "
         "check off\nserver_check_query =\n",
-        "\n; load_balance_hosts: no effect in warmpool\nx = host=h load_balance_hosts=disable\n",
+        "\nx = host=h load_balance_hosts=disable\n",
+        "\n; PgBouncer's default (warmpool's is disable)\nload_balance_hosts = round-robin\n",
         "\n; PgBouncer's default (warmpool's is 1s)\nserver_login_retry = 15\n",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
@@ -630,7 +673,8 @@ static void test_from_pgbouncer(void **state)
     assert_int_equal(cfg.server_login_retry, 15000);
     assert_int_equal(cfg.max_packet_size, 2147483647LL);
     assert_string_equal(cfg.listen_addr, "127.0.0.1,::1");
-    assert_int_equal(count_notices(&cfg), 1); /* load_balance_hosts, in the entry */
+    assert_int_equal(count_notices(&cfg), 0);
+    assert_int_equal(cfg.pool.load_balance_hosts, WP_LB_ROUND_ROBIN); /* PgBouncer's default */
     assert_non_null(config_find_db(&cfg, "x"));
     config_free(&cfg);
     free(out);
@@ -674,6 +718,7 @@ int main(void)
         T(test_from_pgbouncer),
         T(test_pgbouncer_values),
         T(test_database_settings),
+        T(test_load_balance_hosts),
         cmocka_unit_test(test_compat_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

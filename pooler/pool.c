@@ -169,6 +169,29 @@ void pool_retire_servers(struct wp_pool *pool, const char *reason)
     close_idle(pool, reason);
 }
 
+static int same_host(const struct wp_server *s, const char *host_port)
+{
+    return !s->host_port || !host_port || strcmp(s->host_port, host_port) == 0;
+}
+
+void pool_retire_host(struct wp_pool *pool, const char *host_port, const char *reason)
+{
+    const struct wp_list *lists[] = {&pool->active, &pool->busy};
+    for (int i = 0; i < 2; i++)
+        for (struct wp_list *n = lists[i]->next; n != lists[i]; n = n->next) {
+            struct wp_server *s = list_entry(n, struct wp_server, node);
+            if (same_host(s, host_port))
+                s->close_when_quiet = 1;
+        }
+    struct wp_list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &pool->idle)
+    {
+        struct wp_server *s = list_entry(pos, struct wp_server, node);
+        if (same_host(s, host_port))
+            server_close(s, reason);
+    }
+}
+
 /* server_lifetime may have changed: every server gets a new jittered limit. */
 static void refresh_lifetimes(struct wp_pool *pool)
 {

@@ -236,6 +236,10 @@ static void note_role_param(struct wp_server *s, const char *name)
              "target_session_attrs=%s: closing this backend once its client is done",
              (unsigned long long)s->id, s->pool->dbname, s->pool->user, s->backend_pid, name,
              params_get(&s->params, name), wanted);
+    /* A promotion or demotion is the server's, for every backend on it; a client can
+       SET default_transaction_read_only for its own session only. */
+    if (strcasecmp(name, "in_hot_standby") == 0)
+        pool_retire_host(s->pool, s->host_port, "the server's role changed");
 }
 
 static void note_param_status(struct wp_server *s, const uint8_t *p, uint32_t len, int to_client)

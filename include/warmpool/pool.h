@@ -127,6 +127,10 @@ void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char 
 /* A backend logged in and its connect_query (if any) succeeded: failures from now on
    are retried soon at first (pool_connect_failed). */
 void pool_login_worked(struct wp_pool *pool);
+/* The server on host_port ("host:port"; NULL: the entry's one) no longer fits the
+   entry (in_hot_standby changed): the pool's backends there are closed, the idle ones
+   now, the others once their clients are done. */
+void pool_retire_host(struct wp_pool *pool, const char *host_port, const char *reason);
 /* A logged-in backend went away (shutdown, crash, terminated): the pool's other idle
    backends may be gone too, so each runs server_check_query before it is lent next. */
 void pool_server_lost(struct wp_pool *pool);

@@ -14,7 +14,7 @@ rp_start_pair
 h=127.0.0.1 pp=$RP_PRIMARY_PORT sp=$RP_STANDBY_PORT
 t3_start "max_pool_size = 4
 query_wait_timeout = 3s" "rw = host=$h,$h port=$pp,$sp dbname=wptest target_session_attrs=read-write
-ro = host=$h port=$sp dbname=wptest target_session_attrs=standby"
+ro = host=$h port=$sp dbname=wptest target_session_attrs=standby min_pool_size=2"
 
 q() { # DB SQL: one value through warmpool
     PGPASSWORD=$WP_PASSWORD psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$t3_port" \
@@ -27,7 +27,8 @@ grep -q "default_transaction_read_only = on, which does not fit target_session_a
     "$t3_log" || t3_fail "the fenced backend's close is not logged"
 rp_wait_replayed
 
-# Promotion: the standby entry's idle backend answers once more, then is closed.
+# Promotion: the standby entry's idle backend answers once more, then is closed, and
+# its other idle backend (min_pool_size=2) with it.
 [ "$(q ro "SELECT pg_is_in_recovery()")" = t ] || t3_fail "the standby entry is not on a standby"
 runuser -u postgres -- "$rp_pgbin/pg_ctl" -D "$t3_tmp/primary/data" -m fast -w stop >/dev/null
 runuser -u postgres -- "$rp_pgbin/pg_ctl" -D "$t3_tmp/standby/data" -w promote >/dev/null ||
@@ -35,8 +36,10 @@ runuser -u postgres -- "$rp_pgbin/pg_ctl" -D "$t3_tmp/standby/data" -w promote >
 q ro "SELECT 1" >/dev/null 2>&1 || true # the promoted server reports in_hot_standby = off
 grep -q "in_hot_standby = off, which does not fit target_session_attrs=standby" "$t3_log" ||
     t3_fail "the promoted standby's backend was not closed: $(grep -i standby "$t3_log" | tail -n 3)"
+grep -q "closing: the server's role changed" "$t3_log" ||
+    t3_fail "the standby entry's other idle backend on the promoted server was not closed"
 out=$(q ro "SELECT pg_is_in_recovery()" 2>&1) && t3_fail "the standby entry still reads from the promoted server: $out"
-t3_ok "standby entry: the backend on the promoted server is closed, no other standby: $out"
+t3_ok "standby entry: the backends on the promoted server are closed, no other standby: $out"
 
 for _ in $(seq 100); do q rw "INSERT INTO t75 VALUES (100)" >/dev/null 2>&1 && break; sleep 0.1; done
 [ "$(q rw "SELECT pg_is_in_recovery()")" = f ] || t3_fail "read-write entry not on the new primary"

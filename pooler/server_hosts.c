@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "warmpool/config.h"
 #include "warmpool/hosts.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
@@ -21,15 +22,6 @@
 #include "warmpool/timeouts.h"
 
 static const char *const list_keys[] = {"host", "hostaddr", "port"};
-
-static const char *conn_value(const struct wp_db_config *db, const char *key)
-{
-    const char *value = NULL;
-    for (int i = 0; i < db->nconn; i++)
-        if (strcmp(db->conn_keys[i], key) == 0)
-            value = db->conn_values[i]; /* libpq: the last one counts */
-    return value;
-}
 
 /* One state for every random order, seeded once from the kernel. */
 static uint64_t *rng_state(void)
@@ -45,9 +37,9 @@ static uint64_t *rng_state(void)
 /* The pool's host list for its entry as it is now; NULL for a single host. */
 static struct wp_hosts *pool_hosts(struct wp_pool *pool)
 {
-    const char *host = conn_value(pool->db, "host");
-    const char *addr = conn_value(pool->db, "hostaddr");
-    const char *port = conn_value(pool->db, "port");
+    const char *host = config_db_conn_value(pool->db, "host");
+    const char *addr = config_db_conn_value(pool->db, "hostaddr");
+    const char *port = config_db_conn_value(pool->db, "port");
     struct wp_hosts *h = pool->hosts;
     if (h && hosts_same_lists(h, host, addr, port))
         return h;
@@ -104,8 +96,8 @@ static void note_failover(struct wp_server *s, struct wp_hosts *h, int i)
 void server_hosts_logged_in(struct wp_server *s, const char *pq_host, const char *pq_port)
 {
     if (!pq_host) { /* warmpool's own login: the entry's host, as server_login reads it */
-        pq_host = conn_value(s->pool->db, "host");
-        pq_port = conn_value(s->pool->db, "port");
+        pq_host = config_db_conn_value(s->pool->db, "host");
+        pq_port = config_db_conn_value(s->pool->db, "port");
         pq_port = pq_port ? pq_port : getenv("PGPORT") ? getenv("PGPORT") : "5432";
     }
     char text[600];

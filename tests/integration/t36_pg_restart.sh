@@ -1,7 +1,7 @@
 #!/bin/bash
-# t36_pg_restart — issue 3, acceptance 6: PostgreSQL stopped for 3 s under load: clients
-# get errors, not hangs, and the pool recovers by itself within 5 s of PostgreSQL being
-# back. Runs its own PostgreSQL (so the shared one of run.sh stays up) and a private
+# t36_pg_restart — issue 3, acceptance 6: PostgreSQL stopped for 3 s (longer than
+# query_wait_timeout) under load: clients get errors, not hangs, and the pool recovers by
+# itself within 5 s of PostgreSQL being back. Runs its own PostgreSQL (so the shared one of run.sh stays up) and a private
 # warmpool (t30_lib.sh); the assertions are in t36_pg_restart.c.
 . "$(dirname "$0")/t30_lib.sh"
 t3_skip_direct

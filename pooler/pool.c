@@ -162,11 +162,7 @@ int pool_close_servers(struct wp_pool *pool, const char *reason)
    changed, or RECONNECT); new ones are made as needed. */
 void pool_retire_servers(struct wp_pool *pool, const char *reason)
 {
-    const struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
-    for (int i = 0; i < 3; i++)
-        for (struct wp_list *n = lists[i]->next; n != lists[i]; n = n->next)
-            list_entry(n, struct wp_server, node)->close_when_quiet = 1;
-    close_idle(pool, reason);
+    pool_retire_host(pool, NULL, reason);
 }
 
 static int same_host(const struct wp_server *s, const char *host_port)
@@ -174,21 +170,27 @@ static int same_host(const struct wp_server *s, const char *host_port)
     return !s->host_port || !host_port || strcmp(s->host_port, host_port) == 0;
 }
 
+/* Every server on the host is marked first: closing one idle server may lend another
+   to a waiting client, which then goes when released. The idle list is walked again
+   from its head after each close, since a close may move any server out of it. */
 void pool_retire_host(struct wp_pool *pool, const char *host_port, const char *reason)
 {
-    const struct wp_list *lists[] = {&pool->active, &pool->busy};
-    for (int i = 0; i < 2; i++)
+    const struct wp_list *lists[] = {&pool->idle, &pool->active, &pool->busy};
+    for (int i = 0; i < 3; i++)
         for (struct wp_list *n = lists[i]->next; n != lists[i]; n = n->next) {
             struct wp_server *s = list_entry(n, struct wp_server, node);
             if (same_host(s, host_port))
                 s->close_when_quiet = 1;
         }
-    struct wp_list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &pool->idle)
-    {
-        struct wp_server *s = list_entry(pos, struct wp_server, node);
-        if (same_host(s, host_port))
-            server_close(s, reason);
+    struct wp_list *n = pool->idle.next;
+    while (n != &pool->idle) {
+        struct wp_server *s = list_entry(n, struct wp_server, node);
+        if (!s->close_when_quiet) {
+            n = n->next;
+            continue;
+        }
+        server_close(s, reason);
+        n = pool->idle.next;
     }
 }
 

@@ -127,9 +127,9 @@ void pool_connect_failed(struct wp_pool *pool, const char *sqlstate, const char 
 /* A backend logged in and its connect_query (if any) succeeded: failures from now on
    are retried soon at first (pool_connect_failed). */
 void pool_login_worked(struct wp_pool *pool);
-/* The server on host_port ("host:port"; NULL: the entry's one) no longer fits the
-   entry (in_hot_standby changed): the pool's backends there are closed, the idle ones
-   now, the others once their clients are done. */
+/* The server on host_port ("host:port"; NULL: every server) no longer fits the entry
+   (in_hot_standby changed): the pool's backends there are closed, the idle ones now,
+   the others once their clients are done. pool_retire_servers is this for all. */
 void pool_retire_host(struct wp_pool *pool, const char *host_port, const char *reason);
 /* A logged-in backend went away (shutdown, crash, terminated): the pool's other idle
    backends may be gone too, so each runs server_check_query before it is lent next. */

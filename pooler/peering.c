@@ -99,7 +99,7 @@ static void forward_done(void *arg)
     if (f->ok) {
         p->forwarded++;
         p->failing = 0;
-        log_debug("cancel request forwarded to peer %d", p->id);
+        log_info("cancel request forwarded to peer %d (%s:%d)", p->id, f->host, f->port);
     } else {
         p->failed++;
         if (!p->failing)

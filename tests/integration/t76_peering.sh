@@ -95,16 +95,17 @@ start_sleep() { # INSTANCE_PORT NAME [HOW_MANY_RUNNING]: pg_sleep(30) in the bac
     done
     tl_fail "pg_sleep(30) never showed up in pg_stat_activity"
 }
-sleep_result() { # NAME
+cancel_key_peer_of() { echo $(((($1 >> 16) & 0xFF) | ((($1 >> 8) & 0xFF) << 8))); }
+sleep_result() { # NAME: sets got to the client's last line (not in $(...): wait needs the parent)
     local pid_var="sleep_$1"
     wait "${!pid_var}" || true
-    cat "$TL_DIR/$1.out"
+    got=$(tail -n 1 "$TL_DIR/$1.out")
 }
 
 # 1. The acceptance test of #19: cancelled through the other instance.
 start_sleep "$portA" s1
 $PY cancel 127.0.0.1 "$portB" "$kpid" "$kkey" >/dev/null
-got=$(sleep_result s1)
+sleep_result s1
 case $got in "error 57014 "*) ;; *) tl_fail "sleep through A, cancel sent to B with A's key: $got" ;; esac
 wait_log "cancel request forwarded to peer 1 (127.0.0.1:$portA)" "$(tl_log B)" 1
 [ "$(count "cancel sent" "$(tl_log A)")" = 1 ] || tl_fail "A did not log one cancel sent"
@@ -130,7 +131,7 @@ tl_ok "sent to B: a wrong key, unknown peer 77 (x5), a spent hop count (x2) canc
 
 # A key with its hops spent is still good at the instance that issued it (as in PgBouncer).
 $PY cancel 127.0.0.1 "$portA" "$kpid" $((kkey & ~3)) >/dev/null
-got=$(sleep_result s2)
+sleep_result s2
 case $got in "error 57014 "*) ;; *) tl_fail "the right key sent to A after the bad ones: $got" ;; esac
 tl_ok "the sleep kept running; the right key (hops spent) sent to A then cancelled it (${got##* }s)"
 
@@ -158,3 +159,56 @@ t0=$(date +%s.%N)
 $PY cancel 127.0.0.1 "$portB" "$to_mute" "$kkey" >/dev/null
 wait_log "cancel request not forwarded to peer 5: .*did not close the connection in time" "$(tl_log B)" 1
 tl_ok "a peer that never answers: B gave up after $(echo "$(date +%s.%N) - $t0" | bc)s (server_connect_timeout = 3s) and logged it"
+
+# 5. A mixed fleet: PgBouncer 1.21+ (peer_id 3) peered with A, both ways.
+PGBOUNCER=${PGBOUNCER:-/work/pgb-src/pgbouncer}
+if [ ! -x "$PGBOUNCER" ]; then
+    echo "skip: no PgBouncer at $PGBOUNCER (set PGBOUNCER to test a mixed fleet)"
+    exit 0
+fi
+portP=$(tl_free_port)
+pgb=$TL_DIR/pgb
+mkdir -p "$pgb"
+printf '"%s" ""\n' "$WP_USER" >"$pgb/users.txt"
+cat >"$pgb/pgbouncer.ini" <<INI
+[databases]
+wptest = host=127.0.0.1 port=$PG_PORT dbname=wptest user=$WP_USER password=$WP_PASSWORD
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $portP
+unix_socket_dir =
+auth_type = trust
+auth_file = $pgb/users.txt
+logfile = $pgb/pgbouncer.log
+pidfile = $pgb/pgbouncer.pid
+peer_id = 3
+[peers]
+1 = host=127.0.0.1 port=$portA
+3 = host=127.0.0.1 port=$portP
+INI
+run_as=()
+[ "$(id -u)" = 0 ] && { chown -R postgres "$pgb"; run_as=(runuser -u postgres --); } # it refuses root
+"${run_as[@]}" "$PGBOUNCER" "$pgb/pgbouncer.ini" >"$pgb/stderr" 2>&1 &
+pgb_pid=$!
+tl_atexit+=("kill $pgb_pid 2>/dev/null")
+for _ in $(seq 100); do
+    /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $portP), 1)" 2>/dev/null && break
+    kill -0 "$pgb_pid" 2>/dev/null || tl_fail "PgBouncer exited: $(cat "$pgb/stderr" "$pgb/pgbouncer.log")"
+    sleep 0.1
+done
+echo "3 = host=127.0.0.1 port=$portP" >>"$TL_DIR/A.ini"
+tl_reload A
+
+start_sleep "$portA" s3
+$PY cancel 127.0.0.1 "$portP" "$kpid" "$kkey" >/dev/null
+sleep_result s3
+case $got in "error 57014 "*) ;; *) tl_fail "sleep through A, cancel sent to PgBouncer with A's key: $got ($(tail -n 5 "$pgb/pgbouncer.log"))" ;; esac
+tl_ok "$("$PGBOUNCER" --version | head -n 1) (peer_id 3) forwarded A's key to A: SQLSTATE 57014 after ${got##* }s"
+
+start_sleep "$portP" s4
+[ "$(cancel_key_peer_of "$kpid")" = 3 ] || tl_fail "PgBouncer's key names peer $(cancel_key_peer_of "$kpid"), not 3"
+$PY cancel 127.0.0.1 "$portA" "$kpid" "$kkey" >/dev/null
+sleep_result s4
+case $got in "error 57014 "*) ;; *) tl_fail "sleep through PgBouncer, cancel sent to A with its key: $got" ;; esac
+wait_log "cancel request forwarded to peer 3 (127.0.0.1:$portP)" "$(tl_log A)" 1
+tl_ok "A forwarded PgBouncer's key (peer 3) to PgBouncer: SQLSTATE 57014 after ${got##* }s"

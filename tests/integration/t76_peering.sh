@@ -14,6 +14,7 @@
 #   - malformed and short CancelRequests do not hurt B
 #   - a peer that never answers ties up a forward for server_connect_timeout at most,
 #     then B logs why
+#   - B's /metrics counts forwards and failures per peer
 #   - PgBouncer (peer_id 3, $PGBOUNCER or /work/pgb-src/pgbouncer) peered with A: a
 #     cancel sent to PgBouncer with A's key cancels A's query, and one sent to A with
 #     PgBouncer's key cancels PgBouncer's; skipped when there is no PgBouncer binary
@@ -39,8 +40,10 @@ $dbs
 [peers]
 1 = host=127.0.0.1 port=1"
 portA=$(tl_port A)
+httpB=$(tl_free_port)
 tl_start B "$common
 peer_id = 2
+stats_listen = 127.0.0.1:$httpB
 $dbs
 [peers]
 1 = host=127.0.0.1 port=$portA pool_size=2
@@ -127,6 +130,9 @@ $PY cancel 127.0.0.1 "$portB" "$kpid" $((kkey & ~3)) >/dev/null
     tl_fail "spent hop count, 2 requests: want 1 log line"
 [ "$(count "cancel sent" "$(tl_log A)")" = 1 ] || tl_fail "a bad key made A send a cancel"
 [ "$(running)" = 1 ] || tl_fail "the sleep is no longer running after bad keys: $(cat "$TL_DIR/s2.out")"
+metric() { /usr/bin/python3 "$here/stats_client.py" metric "tcp:127.0.0.1:$httpB" "$@"; }
+got=$(metric warmpool_cancel_forwards_total peer=1)
+[ "$got" = 2 ] || tl_fail "B's warmpool_cancel_forwards_total{peer=\"1\"} = $got, want 2"
 tl_ok "sent to B: a wrong key, unknown peer 77 (x5), a spent hop count (x2) cancel nothing; one log line each"
 
 # A key with its hops spent is still good at the instance that issued it (as in PgBouncer).
@@ -158,6 +164,10 @@ to_mute=$(((kpid & 0xFF0000FF) | (5 << 16)))
 t0=$(date +%s.%N)
 $PY cancel 127.0.0.1 "$portB" "$to_mute" "$kkey" >/dev/null
 wait_log "cancel request not forwarded to peer 5: .*did not close the connection in time" "$(tl_log B)" 1
+got=$(metric warmpool_cancel_forward_failures_total peer=5)
+[ "$got" = 1 ] || tl_fail "B's warmpool_cancel_forward_failures_total{peer=\"5\"} = $got, want 1"
+/usr/bin/python3 "$here/stats_client.py" promcheck "tcp:127.0.0.1:$httpB" >/dev/null ||
+    tl_fail "B's /metrics fails the strict format check"
 tl_ok "a peer that never answers: B gave up after $(echo "$(date +%s.%N) - $t0" | bc)s (server_connect_timeout = 3s) and logged it"
 
 # 5. A mixed fleet: PgBouncer 1.21+ (peer_id 3) peered with A, both ways.

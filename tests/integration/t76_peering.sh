@@ -13,7 +13,8 @@
 #     still cancels it); a drop is logged once per peer id, not once per request
 #   - malformed and short CancelRequests do not hurt B
 #   - a peer that never answers ties up a forward for server_connect_timeout at most,
-#     then B logs why
+#     then B logs why; with its pool_size=1 further forwards queue (SHOW PEER_POOLS)
+#     and all fail once it goes away
 #   - B's /metrics counts forwards and failures per peer
 #   - PgBouncer (peer_id 3, $PGBOUNCER or /work/pgb-src/pgbouncer) peered with A: a
 #     cancel sent to PgBouncer with A's key cancels A's query, and one sent to A with
@@ -158,7 +159,7 @@ time.sleep(120)' >"$TL_DIR/mute.port" &
 mute=$!
 tl_atexit+=("kill $mute 2>/dev/null")
 for _ in $(seq 50); do [ -s "$TL_DIR/mute.port" ] && break; sleep 0.1; done
-echo "5 = host=127.0.0.1 port=$(cat "$TL_DIR/mute.port")" >>"$TL_DIR/B.ini"
+echo "5 = host=127.0.0.1 port=$(cat "$TL_DIR/mute.port") pool_size=1" >>"$TL_DIR/B.ini"
 tl_reload B
 to_mute=$(((kpid & 0xFF0000FF) | (5 << 16)))
 t0=$(date +%s.%N)
@@ -168,7 +169,28 @@ got=$(metric warmpool_cancel_forward_failures_total peer=5)
 [ "$got" = 1 ] || tl_fail "B's warmpool_cancel_forward_failures_total{peer=\"5\"} = $got, want 1"
 /usr/bin/python3 "$here/stats_client.py" promcheck "tcp:127.0.0.1:$httpB" >/dev/null ||
     tl_fail "B's /metrics fails the strict format check"
-tl_ok "a peer that never answers: B gave up after $(echo "$(date +%s.%N) - $t0" | bc)s (server_connect_timeout = 3s) and logged it"
+tl_ok "a peer that never answers: B gave up after $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }")s (server_connect_timeout = 3s) and logged it"
+
+# pool_size = 1: more forwards wait in order. With a long timeout they stay put until
+# the mute peer goes away (its queued connections are reset, then refused).
+sed -i 's/^server_connect_timeout = 3s$/server_connect_timeout = 60s/' "$TL_DIR/B.ini"
+tl_reload B
+for _ in 1 2 3; do
+    $PY cancel 127.0.0.1 "$portB" "$to_mute" "$kkey" >/dev/null
+done
+got=$(console B "SHOW PEER_POOLS" | grep '^5|')
+[ "$got" = "5|1|2|1|0" ] || tl_fail "3 forwards to a mute peer with pool_size=1: SHOW PEER_POOLS says $got"
+kill "$mute"
+wait "$mute" 2>/dev/null || true
+for _ in $(seq $((100 * tl_slow))); do
+    [ "$(metric warmpool_cancel_forward_failures_total peer=5)" = 4 ] && break
+    sleep 0.1
+done
+[ "$(metric warmpool_cancel_forward_failures_total peer=5)" = 4 ] ||
+    tl_fail "the queued forwards to a gone peer did not all fail: $(console B "SHOW PEER_POOLS")"
+got=$(console B "SHOW PEER_POOLS" | grep '^5|')
+[ "$got" = "5|0|0|0|0" ] || tl_fail "after the mute peer went away: SHOW PEER_POOLS says $got"
+tl_ok "pool_size=1: 1 forward in flight and 2 queued (SHOW PEER_POOLS), all failed once the peer went away"
 
 # 5. A mixed fleet: PgBouncer 1.21+ (peer_id 3) peered with A, both ways.
 PGBOUNCER=${PGBOUNCER:-/work/pgb-src/pgbouncer}

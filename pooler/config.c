@@ -1257,7 +1257,15 @@ static void parse_user(struct loader *ld, const char *name, const char *value)
 
 static void parse_peer(struct loader *ld, const char *name, const char *value)
 {
-    char why[256];
+    char why[256], earlier[512];
+    const struct wp_peer_config *prev = NULL;
+    if (*name && name[strspn(name, "0123456789")] == '\0' && strlen(name) < 6)
+        prev = peers_config_find(&ld->cfg->peers, atoi(name));
+    if (prev) {
+        report(ld, ld->lineno, "duplicate peer %d (first defined on %s)", prev->id,
+               describe_place(ld, (struct place){prev->file, prev->line}, earlier, sizeof earlier));
+        return;
+    }
     if (peers_config_add(&ld->cfg->peers, name, value, ld->path, ld->lineno, why, sizeof why) < 0)
         report(ld, ld->lineno, "%s", why);
 }

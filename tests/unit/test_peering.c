@@ -152,7 +152,7 @@ static void test_peers_in_file(void **state)
     assert_non_null(strstr(err, "w.ini:7: peer id \"99999\" must be a number from 1 to 16383"));
     assert_non_null(strstr(err, "w.ini:8: peer 3: unknown key \"bogus\""));
     assert_non_null(strstr(err, "w.ini:9: peer 4: host is missing"));
-    assert_non_null(strstr(err, "w.ini:10: duplicate peer 1 (first defined on w.ini:5)"));
+    assert_non_null(strstr(err, "w.ini:10: duplicate peer 1 (first defined on line 5)"));
 
     static const char good[] = "[pgbouncer]\nauth_type = trust\npeer_id = 1\n"
                                "[peers]\n1 = host=/tmp\n2 = host=b port=7002 pool_size=3\n";

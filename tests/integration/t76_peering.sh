@@ -3,8 +3,9 @@
 #
 # Two private warmpools on the harness's PostgreSQL, as behind one load balancer:
 # A (peer_id 1) and B (peer_id 2), each listing both in [peers] (A learns B's port by a
-# reload, which also shows that SIGHUP updates [peers]). Raw protocol clients
-# (t76_peering.py: libpq does not show the cancel key) check that:
+# reload, which also shows that SIGHUP updates [peers]; B reaches A by its Unix
+# socket). Raw protocol clients (t76_peering.py: libpq does not show the cancel key)
+# check that:
 #   - SHOW PEERS / SHOW PEER_POOLS / SHOW LISTS on B show the configured peers
 #   - SELECT pg_sleep(30) through A, cancelled by a CancelRequest sent to B with A's
 #     key, ends with SQLSTATE 57014 (elapsed time printed, not asserted)
@@ -35,6 +36,9 @@ server_connect_timeout = 3s"
 dbs="[databases]
 wptest = host=127.0.0.1 port=$PG_PORT dbname=wptest user=$WP_USER password=$WP_PASSWORD"
 
+# Unix sockets too (both instances, each .s.PGSQL.<its port>): B reaches A through one.
+TL_SOCKET_DIR=$TL_DIR/sock
+mkdir -p "$TL_SOCKET_DIR"
 tl_start A "$common
 peer_id = 1
 $dbs
@@ -47,7 +51,7 @@ peer_id = 2
 stats_listen = 127.0.0.1:$httpB
 $dbs
 [peers]
-1 = host=127.0.0.1 port=$portA pool_size=2
+1 = host=$TL_SOCKET_DIR port=$portA pool_size=2
 2 = host=127.0.0.1 port=1"
 portB=$(tl_port B)
 # A's own entry is allowed and never used; now give A B's real port.
@@ -59,7 +63,7 @@ got=$(console A "SHOW PEERS")
 [ "$got" = "1|127.0.0.1|$portA|20
 2|127.0.0.1|$portB|20" ] || tl_fail "SHOW PEERS on A after the reload: $got"
 got=$(console B "SHOW PEERS")
-[ "$got" = "1|127.0.0.1|$portA|2
+[ "$got" = "1|$TL_SOCKET_DIR|$portA|2
 2|127.0.0.1|1|20" ] || tl_fail "SHOW PEERS on B: $got"
 got=$(console B "SHOW PEER_POOLS")
 [ "$got" = "1|0|0|0|0
@@ -111,7 +115,7 @@ start_sleep "$portA" s1
 $PY cancel 127.0.0.1 "$portB" "$kpid" "$kkey" >/dev/null
 sleep_result s1
 case $got in "error 57014 "*) ;; *) tl_fail "sleep through A, cancel sent to B with A's key: $got" ;; esac
-wait_log "cancel request forwarded to peer 1 (127.0.0.1:$portA)" "$(tl_log B)" 1
+wait_log "cancel request forwarded to peer 1 ($TL_SOCKET_DIR:$portA)" "$(tl_log B)" 1
 [ "$(count "cancel sent" "$(tl_log A)")" = 1 ] || tl_fail "A did not log one cancel sent"
 tl_ok "pg_sleep(30) through A, CancelRequest to B with A's key: SQLSTATE 57014 after ${got##* }s"
 

@@ -90,14 +90,14 @@ start_sleep() { # INSTANCE_PORT NAME [HOW_MANY_RUNNING]: pg_sleep(30) in the bac
     rm -f "$TL_DIR/$2.key"
     $PY sleep 127.0.0.1 "$1" "$WP_USER" wptest 30 "$TL_DIR/$2.key" >"$TL_DIR/$2.out" 2>&1 &
     eval "sleep_$2=\$!"
-    for _ in $(seq 100); do
+    for _ in $(seq $((100 * tl_slow))); do
         [ -s "$TL_DIR/$2.key" ] && break
         sleep 0.1
     done
     [ -s "$TL_DIR/$2.key" ] || tl_fail "no login through port $1: $(cat "$TL_DIR/$2.out")"
     read -r kpid kkey <"$TL_DIR/$2.key"
     # The query must be running in PostgreSQL before a cancel can mean anything.
-    for _ in $(seq 100); do
+    for _ in $(seq $((100 * tl_slow))); do
         [ "$(running)" -ge "${3:-1}" ] && return 0
         sleep 0.1
     done

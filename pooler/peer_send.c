@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,6 +15,15 @@
 
 #include "warmpool/peer_send.h"
 #include "warmpool/proto.h"
+
+/* Set by the loop at shutdown; the threads poll in slices short enough to notice. */
+static atomic_int abandon;
+#define SLICE_MS 100
+
+void peer_send_abandon_all(void)
+{
+    atomic_store(&abandon, 1);
+}
 
 static int64_t mono_ms(void)
 {
@@ -27,10 +37,10 @@ static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
         int64_t left = deadline - mono_ms();
-        if (left <= 0)
+        if (left <= 0 || atomic_load(&abandon))
             return 0;
         struct pollfd p = {.fd = fd, .events = events};
-        int rc = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
+        int rc = poll(&p, 1, (int)(left > SLICE_MS ? SLICE_MS : left));
         if (rc > 0)
             return 1;
         if (rc < 0 && errno != EINTR)

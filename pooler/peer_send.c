@@ -35,7 +35,8 @@ struct peer_send {
     size_t off;
     peer_send_done_fn done;
     void *arg;
-    char why[224];
+    char name[280]; /* host:port, for messages */
+    char why[224];  /* the reason alone; describe() says where */
 };
 
 static void on_ready(evutil_socket_t fd, short what, void *arg);
@@ -58,20 +59,27 @@ void peer_send_free(struct peer_send *s)
     free(s);
 }
 
+/* As the blocking version logged them: "connect to host:port: why" while connecting,
+   "host:port: why" after. */
+static void describe(const struct peer_send *s, char *out, size_t len)
+{
+    snprintf(out, len, "%s%s: %s", s->phase == PS_CONNECT ? "connect to " : "", s->name, s->why);
+}
+
 /* The end: free first, so that done may start the next send at once. */
 static void finish(struct peer_send *s, int ok)
 {
-    char why[sizeof s->why];
+    char why[sizeof s->name + sizeof s->why + 16];
     peer_send_done_fn done = s->done;
     void *arg = s->arg;
-    memcpy(why, s->why, sizeof why);
+    describe(s, why, sizeof why);
     peer_send_free(s);
     done(arg, ok, why);
 }
 
-static void fail(struct peer_send *s, const char *step, int err)
+static void fail(struct peer_send *s, int err)
 {
-    snprintf(s->why, sizeof s->why, "%s: %s", step, strerror(err));
+    snprintf(s->why, sizeof s->why, "%s", strerror(err));
 }
 
 /* One-shot wait for `what` until the deadline. */
@@ -102,11 +110,11 @@ static int connect_next(struct peer_send *s)
         close_fd(s);
         s->fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (s->fd < 0) {
-            fail(s, "socket", errno);
+            fail(s, errno);
             continue;
         }
         if (connect(s->fd, (const struct sockaddr *)&a->sa, a->len) < 0 && errno != EINPROGRESS) {
-            fail(s, "connect", errno);
+            fail(s, errno);
             continue;
         }
         s->phase = PS_CONNECT;
@@ -125,7 +133,7 @@ static int on_connected(struct peer_send *s)
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
         soerr = errno;
     if (soerr) {
-        fail(s, "connect", soerr);
+        fail(s, soerr);
         return connect_next(s);
     }
     s->phase = PS_SEND;
@@ -141,7 +149,7 @@ static int send_some(struct peer_send *s)
         else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return wait_for(s, EV_WRITE);
         else if (n < 0 && errno != EINTR) {
-            fail(s, "send", errno);
+            fail(s, errno);
             return -1;
         }
     }
@@ -160,7 +168,7 @@ static int drain(struct peer_send *s)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return wait_for(s, EV_READ);
         if (n < 0 && errno != EINTR) {
-            fail(s, "waiting for the peer to close", errno);
+            fail(s, errno);
             return -1;
         }
     }
@@ -205,9 +213,9 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
         finish(s, rc > 0);
 }
 
-struct peer_send *peer_send_start(const struct wp_peer_addrs *to, uint32_t pid, uint32_t key,
-                                  int64_t timeout_ms, peer_send_done_fn done, void *arg, char *why,
-                                  size_t whylen)
+struct peer_send *peer_send_start(const struct wp_peer_addrs *to, const char *name, uint32_t pid,
+                                  uint32_t key, int64_t timeout_ms, peer_send_done_fn done,
+                                  void *arg, char *why, size_t whylen)
 {
     struct peer_send *s = calloc(1, sizeof *s);
     if (!s) {
@@ -219,12 +227,13 @@ struct peer_send *peer_send_start(const struct wp_peer_addrs *to, uint32_t pid, 
     s->deadline = wp_now_ms() + timeout_ms;
     s->done = done;
     s->arg = arg;
+    snprintf(s->name, sizeof s->name, "%s", name);
     proto_put_u32(s->pkt, 16);
     proto_put_u32(s->pkt + 4, PROTO_CANCEL_REQUEST);
     proto_put_u32(s->pkt + 8, pid);
     proto_put_u32(s->pkt + 12, key);
     if (connect_next(s) < 0) {
-        snprintf(why, whylen, "%s", s->why);
+        describe(s, why, whylen);
         peer_send_free(s);
         return NULL;
     }

@@ -5,10 +5,10 @@
  * drops packets ties up one of its own pool_size slots until server_connect_timeout,
  * never the workpool that local cancels need.
  *
- * State per peer id lives here, not in the configuration, so a reload (which replaces
- * the configuration) keeps the forwards in flight and the counters; the host, port and
- * pool_size are read from the configuration in force when a forward starts. Dropped
- * requests are logged once per peer id and reason: a client or a load balancer
+ * State per peer id lives here, not in the configuration, so a reload (which replaces * the
+ * configuration) keeps the forwards in flight and the counters; the host, port and addresses are
+ * those of the configuration in force when a forward is queued, the pool_size that in force when it
+ * could start. Dropped requests are logged once per peer id and reason: a client or a load balancer
  * retrying a bad key must not flood the log.
  */
 #include <stdio.h>
@@ -102,8 +102,7 @@ static void count_result(struct peer_state *p, const struct forward *f, int ok, 
     }
     p->failed++;
     if (!p->failing)
-        log_warn("cancel request not forwarded to peer %d: %s:%d: %s", p->id, f->host, f->port,
-                 why);
+        log_warn("cancel request not forwarded to peer %d: %s", p->id, why);
     p->failing = 1;
 }
 
@@ -120,14 +119,15 @@ static void forward_done(void *arg, int ok, const char *why)
 
 static void start_waiting(struct peer_state *p)
 {
-    char why[224];
+    char why[600], name[280];
     while (p->head && p->active < pool_limit(p->id)) {
         struct forward *f = p->head;
         p->head = f->next;
         if (!p->head)
             p->tail = NULL;
         p->waiting--;
-        f->send = peer_send_start(&f->to, f->pid, f->key, f->timeout_ms, forward_done, f, why,
+        snprintf(name, sizeof name, "%s:%d", f->host, f->port);
+        f->send = peer_send_start(&f->to, name, f->pid, f->key, f->timeout_ms, forward_done, f, why,
                                   sizeof why);
         if (!f->send) {
             count_result(p, f, 0, why);

@@ -15,15 +15,16 @@
 struct wp_peer_addrs;
 struct peer_send;
 
-/* ok: 1 sent and closed by the peer; 0 failed, why says at which step and why. Runs on
-   the loop once the send has ended and been freed. */
+/* ok: 1 sent and closed by the peer; 0 failed, why says where and why ("connect to
+   <name>: Connection refused", "<name>: peer did not close the connection in time").
+   Runs on the loop once the send has ended and been freed. */
 typedef void (*peer_send_done_fn)(void *arg, int ok, const char *why);
 
-/* Start a send to `to` (copied). NULL, with why filled, when no address could even be
-   tried (then done never runs). */
-struct peer_send *peer_send_start(const struct wp_peer_addrs *to, uint32_t pid, uint32_t key,
-                                  int64_t timeout_ms, peer_send_done_fn done, void *arg, char *why,
-                                  size_t whylen);
+/* Start a send to `to` (copied); name (host:port) is for messages. NULL, with why
+   filled, when no address could even be tried (then done never runs). */
+struct peer_send *peer_send_start(const struct wp_peer_addrs *to, const char *name, uint32_t pid,
+                                  uint32_t key, int64_t timeout_ms, peer_send_done_fn done,
+                                  void *arg, char *why, size_t whylen);
 
 /* Close it now, at whatever step (shutdown); done does not run. */
 void peer_send_free(struct peer_send *s);

@@ -287,7 +287,8 @@ for _ in $(seq 100); do
     kill -0 "$pgb_pid" 2>/dev/null || tl_fail "PgBouncer exited: $(cat "$pgb/stderr" "$pgb/pgbouncer.log")"
     sleep 0.1
 done
-echo "3 = host=127.0.0.1 port=$portP" >>"$TL_DIR/A.ini"
+# A host name (resolved when the reload loads [peers], not by each forward).
+echo "3 = host=localhost port=$portP" >>"$TL_DIR/A.ini"
 tl_reload A
 
 start_sleep "$portA" s3
@@ -301,5 +302,5 @@ start_sleep "$portP" s4
 $PY cancel 127.0.0.1 "$portA" "$kpid" "$kkey" >/dev/null
 sleep_result s4
 case $got in "error 57014 "*) ;; *) tl_fail "sleep through PgBouncer, cancel sent to A with its key: $got" ;; esac
-wait_log "cancel request forwarded to peer 3 (127.0.0.1:$portP)" "$(tl_log A)" 1
+wait_log "cancel request forwarded to peer 3 (localhost:$portP)" "$(tl_log A)" 1
 tl_ok "A forwarded PgBouncer's key (peer 3) to PgBouncer: SQLSTATE 57014 after ${got##* }s"

@@ -1,0 +1,90 @@
+#!/bin/bash
+# t77_fleet — issue #19: a fleet connection budget. Three warmpools (A, B, C) with the
+# same fleet_name and fleet_max_db_connections = 12 (transaction mode, max_pool_size
+# 20) in front of one PostgreSQL; t77_fleet.py drives the load and samples
+# pg_stat_activity every 200 ms:
+#   30 clients on A while B and C idle: never more than 12 fleet backends, and A holds
+#   more than 4 (its three-way share);
+#   30 clients on B and C too: every cap comes to 4;
+#   C stops (SIGQUIT): A's and B's caps and backends grow beyond 4.
+# The times the rebalances took are printed, not asserted. Then SHOW FLEET and SHOW
+# POOLS on A show the fleet, and /metrics its gauges.
+set -eu
+. "$(dirname "$0")/t30_lib.sh"
+t3_skip_direct
+t3_database t77
+budget=12
+declare -A port pid
+
+start_instance() { # NAME
+    local name=$1 t
+    port[$name]=$(t3_free_port)
+    t3_port=${port[$name]} t3_ini=$t3_tmp/$name.ini t3_log=$t3_tmp/$name.log \
+        t3_write_ini "admin_users = $WP_USER
+max_pool_size = 20
+query_wait_timeout = 2min
+fleet_name = t77
+fleet_instance = $name
+fleet_max_db_connections = $budget
+stats_listen = 127.0.0.1:$(t3_free_port)" "t77 = host=127.0.0.1 port=$PG_PORT dbname=t77"
+    "$WARMPOOL" --check -c "$t3_tmp/$name.ini" >"$t3_tmp/$name.check" 2>&1 ||
+        t3_fail "warmpool --check: $(cat "$t3_tmp/$name.check")"
+    "$WARMPOOL" -c "$t3_tmp/$name.ini" 2>"$t3_tmp/$name.stderr" &
+    pid[$name]=$!
+    t3_atexit "stop_instance $name"
+    for t in $(seq $((150 * t3_slow))); do
+        pg_isready -q -h 127.0.0.1 -p "${port[$name]}" -t 1 && return 0
+        sleep 0.1
+    done
+    t3_fail "instance $name not accepting"
+}
+
+stop_instance() { # NAME: SIGQUIT unless gone; exit status 0, no sanitizer report
+    local name=$1 st=0
+    kill -QUIT "${pid[$name]}" 2>/dev/null || true
+    wait "${pid[$name]}" 2>/dev/null || st=$?
+    [ "$st" = 0 ] || { echo "FAIL: instance $name exited with $st" >&2; return 1; }
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$t3_tmp/$name.stderr" \
+        "$t3_tmp/$name.log"; then
+        grep -E -A 12 'Sanitizer|runtime error:' "$t3_tmp/$name.stderr" "$t3_tmp/$name.log" | head -40 >&2
+        echo "FAIL: sanitizer report from instance $name" >&2
+        return 1
+    fi
+}
+printf '"%s" "%s"\n' "$WP_USER" "$WP_PASSWORD" >"$t3_tmp/users.txt"
+for name in A B C; do start_instance $name; done
+# Pools start at their first client: one query through each starts its monitor.
+for name in A B C; do
+    PGPASSWORD=$WP_PASSWORD psql -X -q -At -h 127.0.0.1 -p "${port[$name]}" -U "$WP_USER" \
+        -d t77 -c "SELECT 1" >/dev/null || t3_fail "a query through $name"
+done
+
+/usr/bin/python3 "$(dirname "$0")/t77_fleet.py" "$PG_HOST" "$PG_PORT" "$WP_USER" \
+    "$WP_PASSWORD" t77 "${port[A]}" "${port[B]}" "${port[C]}" "${pid[C]}" $budget "$t3_slow" ||
+    t3_fail "t77_fleet.py"
+t3_ok "fleet budget held and rebalanced (figures above)"
+
+console() { # SQL on A's console
+    PGPASSWORD=$WP_PASSWORD psql -X -q -A -F '|' -P footer=off -v ON_ERROR_STOP=1 \
+        -h 127.0.0.1 -p "${port[A]}" -U "$WP_USER" -d warmpool -c "$1"
+}
+fleet=$(console "SHOW FLEET")
+echo "$fleet"
+echo "$fleet" | grep -q "^t77|A|" || t3_fail "SHOW FLEET has no row for A"
+echo "$fleet" | grep -q "^t77|B|" || t3_fail "SHOW FLEET has no row for B"
+echo "$fleet" | grep -q "^t77|C|" && t3_fail "SHOW FLEET still lists C"
+echo "$fleet" | awk -F '|' '$2 == "A" && $8 != "ok" { exit 1 }' || t3_fail "A's state is not ok"
+pools=$(console "SHOW POOLS")
+cap=$(echo "$pools" | awk -F '|' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    $1 == "t77" { print $c["fleet_cap"] }')
+[ -n "$cap" ] && [ "$cap" -gt $((budget / 3)) ] || t3_fail "SHOW POOLS fleet_cap: '$cap'"
+t3_ok "SHOW FLEET lists A and B (not C), SHOW POOLS fleet_cap $cap"
+http=$(sed -n 's/^stats_listen = //p' "$t3_tmp/A.ini")
+metrics=$(curl -sf "http://$http/metrics") || t3_fail "GET /metrics"
+echo "$metrics" | grep -q "^warmpool_fleet_cap{database=\"t77\"} $cap$" ||
+    t3_fail "metrics: $(echo "$metrics" | grep fleet)"
+echo "$metrics" | grep -q "^warmpool_fleet_instances{database=\"t77\"} 2$" ||
+    t3_fail "metrics: $(echo "$metrics" | grep fleet)"
+echo "$metrics" | grep -q "^warmpool_fleet_fallback{database=\"t77\"} 0$" ||
+    t3_fail "metrics: $(echo "$metrics" | grep fleet)"
+t3_ok "/metrics: warmpool_fleet_cap $cap, 2 instances, no fallback"

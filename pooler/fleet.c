@@ -455,8 +455,8 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The first pool of the database: its entry and login, or auth_user's when set. */
-static int monitor_conninfo(struct wp_pool *pool, const char **keys, const char **values,
-                            int max, char *opts, size_t opts_len)
+static int monitor_conninfo(struct wp_pool *pool, const char **keys, const char **values, int max,
+                            char *opts, size_t opts_len)
 {
     struct authq_target t;
     const char *why = NULL;

@@ -44,7 +44,7 @@ struct wp_pool_settings {
     int min_pool_size;
     int max_pool_size; /* alias default_pool_size */
     int reserve_pool_size;
-    int max_db_connections; /* 0 = unlimited */
+    int max_db_connections;       /* 0 = unlimited */
     int fleet_max_db_connections; /* backends of the whole fleet to the database; 0 = off */
     int64_t query_timeout;
     int64_t query_wait_timeout;

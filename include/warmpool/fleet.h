@@ -41,7 +41,7 @@ struct fleet_info {
     int cap;        /* this instance's */
     int fleet_held; /* every member's held, from the last read */
     enum fleet_state state;
-    int64_t last_read_ms; /* 0: never */
+    int64_t last_read_ms;               /* 0: never */
     const struct fleet_member *members; /* the last read, sorted by name, alloc set */
     int nmembers;
 };

@@ -93,8 +93,7 @@ static void test_query(void **state)
 static void test_allocate_alone_and_idle(void **state)
 {
     (void)state;
-    struct fleet_member m[3] = {member("c", 0, 0, 0), member("a", 0, 0, 30),
-                                member("b", 0, 0, 0)};
+    struct fleet_member m[3] = {member("c", 0, 0, 0), member("a", 0, 0, 30), member("b", 0, 0, 0)};
     fleet_allocate(m, 3, 12);
     assert_string_equal(m[0].name, "a"); /* sorted */
     assert_int_equal(m[0].alloc, 12);    /* the others idle: all of it */
@@ -105,8 +104,7 @@ static void test_allocate_alone_and_idle(void **state)
 static void test_allocate_fair(void **state)
 {
     (void)state;
-    struct fleet_member m[3] = {member("a", 0, 0, 20), member("b", 0, 0, 20),
-                                member("c", 0, 0, 2)};
+    struct fleet_member m[3] = {member("a", 0, 0, 20), member("b", 0, 0, 20), member("c", 0, 0, 2)};
     fleet_allocate(m, 3, 12);
     assert_int_equal(m[0].alloc, 5); /* 12 - 2 = 10 split evenly */
     assert_int_equal(m[1].alloc, 5);

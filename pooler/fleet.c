@@ -323,16 +323,20 @@ static void take_rows(struct fleet_db *d, const PGresult *res)
             return;
         }
         struct fleet_member m;
-        if (!PQgetisnull(res, i, 0) &&
-            fleet_parse_state(PQgetvalue(res, i, 0), wp_rt.cfg->fleet_name, &m) == 0)
-            d->reading[d->nreading++] = m;
+        if (PQnfields(res) < 2 || PQgetisnull(res, i, 0) ||
+            fleet_parse_state(PQgetvalue(res, i, 0), wp_rt.cfg->fleet_name, &m) != 0)
+            continue;
+        m.self = !PQgetisnull(res, i, 1) && PQgetvalue(res, i, 1)[0] == 't';
+        d->reading[d->nreading++] = m;
     }
 }
 
-static int find_member(const struct fleet_member *m, int n, const char *name)
+/* Our own row: the monitor's backend (by pid, so that an instance that shares our
+   name, such as the old process in a restart, is not taken for us). */
+static int find_self(const struct fleet_member *m, int n)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(m[i].name, name) == 0)
+        if (m[i].self)
             return i;
     return -1;
 }
@@ -340,13 +344,13 @@ static int find_member(const struct fleet_member *m, int n, const char *name)
 /* A whole read: every member computes the same allocation; ours sets the cap. */
 static void apply_read(struct fleet_db *d, int64_t now)
 {
-    if (find_member(d->reading, d->nreading, instance) < 0 && d->nreading < FLEET_MAX_MEMBERS) {
-        struct fleet_member self = {.cap = d->cap, .held = d->held, .want = d->want};
+    if (find_self(d->reading, d->nreading) < 0 && d->nreading < FLEET_MAX_MEMBERS) {
+        struct fleet_member self = {.cap = d->cap, .held = d->held, .want = d->want, .self = 1};
         snprintf(self.name, sizeof self.name, "%s", instance);
         d->reading[d->nreading++] = self;
     }
     fleet_allocate(d->reading, d->nreading, d->budget);
-    int self = find_member(d->reading, d->nreading, instance);
+    int self = find_self(d->reading, d->nreading);
     int next = self < 0 ? 0 : fleet_next_cap(d->reading, d->nreading, self, d->budget);
     memcpy(d->members, d->reading, sizeof d->members[0] * (size_t)d->nreading);
     d->nmembers = d->last_members = d->nreading;

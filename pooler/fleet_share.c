@@ -133,16 +133,25 @@ int fleet_build_query(char *out, size_t len, const char *fleet, const char *inst
         return -1;
     /* left() rather than LIKE: '_' is a LIKE wildcard and a valid name character. */
     size_t used = strlen(out);
-    int n = snprintf(out + used, len - used,
-                     "; SELECT application_name FROM pg_stat_activity WHERE datname = "
-                     "current_database() AND left(application_name, %d) = %s",
-                     plen, lit);
+    int n = snprintf(
+        out + used, len - used,
+        "; SELECT application_name, pid = pg_backend_pid() FROM pg_stat_activity WHERE datname = "
+        "current_database() AND left(application_name, %d) = %s",
+        plen, lit);
     return n < 0 || (size_t)n >= len - used ? -1 : 0;
 }
 
+/* By name; rows of one name (an old and a new process during a restart) by their
+   numbers, so that every reader orders them alike. */
 static int by_name(const void *a, const void *b)
 {
-    return strcmp(((const struct fleet_member *)a)->name, ((const struct fleet_member *)b)->name);
+    const struct fleet_member *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c == 0)
+        c = x->cap != y->cap     ? x->cap - y->cap
+            : x->held != y->held ? x->held - y->held
+                                 : x->want - y->want;
+    return c;
 }
 
 void fleet_allocate(struct fleet_member *m, int n, int budget)

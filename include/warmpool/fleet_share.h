@@ -24,6 +24,7 @@ struct fleet_member {
     int held;  /* its backends to the database, open or opening */
     int want;  /* backends it could use now */
     int alloc; /* fleet_allocate()'s answer */
+    int self;  /* the reader's own row (its monitor's backend), whatever its name */
 };
 
 /* 1 when `s` is 1..16 characters of [A-Za-z0-9_.-]. */
@@ -36,8 +37,9 @@ int fleet_format_state(char *out, size_t len, const char *fleet, const char *ins
                        int held, int want);
 /* One application_name read back: 0 and *m filled when it is a state of `fleet`. */
 int fleet_parse_state(const char *app, const char *fleet, struct fleet_member *m);
-/* The one round trip: publish the state, read every member's (the values are
-   quoted as SQL literals). -1 when it does not fit. */
+/* The one round trip: publish the state, read every member's with whether it is the
+   reader's own connection (the values are quoted as SQL literals). -1 when it does
+   not fit. */
 int fleet_build_query(char *out, size_t len, const char *fleet, const char *instance, int cap,
                       int held, int want);
 /* Only the publish (before a raise takes effect). */

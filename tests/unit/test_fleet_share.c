@@ -81,7 +81,8 @@ static void test_query(void **state)
     char q[512];
     assert_int_equal(fleet_build_query(q, sizeof q, "my_fleet", "a", 1, 2, 3), 0);
     assert_string_equal(q, "SET application_name = 'wpfleet:my_fleet:a:1:2:3'; SELECT "
-                           "application_name FROM pg_stat_activity WHERE datname = "
+                           "application_name, pid = pg_backend_pid() FROM pg_stat_activity "
+                           "WHERE datname = "
                            "current_database() AND left(application_name, 17) = "
                            "'wpfleet:my_fleet:'");
     /* Quotes are doubled even though valid names have none. */

@@ -88,3 +88,26 @@ echo "$metrics" | grep -q "^warmpool_fleet_instances{database=\"t77\"} 2$" ||
 echo "$metrics" | grep -q "^warmpool_fleet_fallback{database=\"t77\"} 0$" ||
     t3_fail "metrics: $(echo "$metrics" | grep fleet)"
 t3_ok "/metrics: warmpool_fleet_cap $cap, 2 instances, no fallback"
+
+# The stamp: A's backends carry wp:t77:A while no client has them.
+stamped=$(t3_direct -d t77 -c "SELECT count(*) FROM pg_stat_activity
+    WHERE application_name = 'wp:t77:A' AND state = 'idle'")
+[ "$stamped" -gt 0 ] ||
+    t3_fail "no idle backend stamped wp:t77:A: $(t3_direct -d t77 -c "SELECT DISTINCT application_name FROM pg_stat_activity")"
+t3_ok "$stamped idle backends of A stamped application_name wp:t77:A"
+
+# Fallback: A's monitor connection is killed; the read fails, A falls back to
+# 12 / 2 instances = 6 (logged once), and the next poll reads the fleet again.
+t3_direct -d t77 -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    WHERE application_name LIKE 'wpfleet:t77:A:%'" >/dev/null
+for _ in $(seq $((600 * t3_slow))); do
+    grep -q "fleet t77/A database \"t77\": fleet state read" <(sed -n '/cannot read the fleet/,$p' "$t3_tmp/A.log") && break
+    sleep 0.1
+done
+fallbacks=$(grep -c "fleet t77/A database \"t77\": cannot read the fleet's state" "$t3_tmp/A.log" || true)
+[ "$fallbacks" = 1 ] || t3_fail "fallback logged $fallbacks times: $(grep fleet "$t3_tmp/A.log")"
+grep -q "cannot read the fleet's state (.*): cap 6 (budget 12 / 2 instances)" "$t3_tmp/A.log" ||
+    t3_fail "fallback line: $(grep 'cannot read' "$t3_tmp/A.log")"
+console "SHOW FLEET" | awk -F '|' '$2 == "A" && $8 == "ok" { found = 1 } END { exit !found }' ||
+    t3_fail "A not back to ok: $(console "SHOW FLEET")"
+t3_ok "monitor killed: fallback cap 6 logged once, then the fleet read again (state ok)"

@@ -39,8 +39,11 @@ stats_listen = 127.0.0.1:$(t3_free_port)" "t77 = host=127.0.0.1 port=$PG_PORT db
     t3_fail "instance $name not accepting"
 }
 
+declare -A stopped
 stop_instance() { # NAME: SIGQUIT unless gone; exit status 0, no sanitizer report
     local name=$1 st=0
+    [ -z "${stopped[$name]:-}" ] || return 0
+    stopped[$name]=1
     kill -QUIT "${pid[$name]}" 2>/dev/null || true
     wait "${pid[$name]}" 2>/dev/null || st=$?
     [ "$st" = 0 ] || { echo "FAIL: instance $name exited with $st" >&2; return 1; }
@@ -111,3 +114,6 @@ grep -q "cannot read the fleet's state (.*): cap 6 (budget 12 / 2 instances)" "$
 console "SHOW FLEET" | awk -F '|' '$2 == "A" && $8 == "ok" { found = 1 } END { exit !found }' ||
     t3_fail "A not back to ok: $(console "SHOW FLEET")"
 t3_ok "monitor killed: fallback cap 6 logged once, then the fleet read again (state ok)"
+
+for name in A B C; do stop_instance $name || t3_fail "instance $name did not stop cleanly"; done
+t3_ok "A, B and C (stopped by SIGQUIT during the run) exited with status 0, no sanitizer report"

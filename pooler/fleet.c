@@ -558,6 +558,8 @@ static void follow_pools(int64_t now)
             continue;
         d->seen = 1;
         d->budget = p->settings.fleet_max_db_connections;
+        if (d->cap > d->budget) /* a reload lowered it: no need to wait for a read */
+            d->cap = d->budget;
     }
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &dbs)

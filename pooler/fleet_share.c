@@ -154,30 +154,47 @@ static int by_name(const void *a, const void *b)
     return c;
 }
 
-void fleet_allocate(struct fleet_member *m, int n, int budget)
+/* What a member's allocation is filled toward: its want, or (keep) what it holds
+   when that is more. */
+static int target(const struct fleet_member *m, int keep)
 {
-    qsort(m, (size_t)n, sizeof *m, by_name);
-    int left = budget > 0 ? budget : 0;
-    for (int i = 0; i < n; i++)
-        m[i].alloc = 0;
+    return keep && m->held > m->want ? m->held : m->want;
+}
+
+/* Raise every alloc toward its target (max-min fair), from `left`; what is left. */
+static int water_fill(struct fleet_member *m, int n, int keep, int left)
+{
     for (;;) {
         int unsatisfied = 0;
         for (int i = 0; i < n; i++)
-            unsatisfied += m[i].alloc < m[i].want;
+            unsatisfied += m[i].alloc < target(&m[i], keep);
         if (unsatisfied == 0 || left == 0)
-            return;
+            return left;
         int share = left / unsatisfied;
         for (int i = 0; i < n && left > 0; i++) {
-            if (m[i].alloc >= m[i].want)
+            int need = target(&m[i], keep) - m[i].alloc;
+            if (need <= 0)
                 continue;
             /* Less than one each: the remainder goes one by one in name order. */
             int give = share > 0 ? share : 1;
-            if (give > m[i].want - m[i].alloc)
-                give = m[i].want - m[i].alloc;
+            if (give > need)
+                give = need;
             m[i].alloc += give;
             left -= give;
         }
     }
+}
+
+void fleet_allocate(struct fleet_member *m, int n, int budget)
+{
+    qsort(m, (size_t)n, sizeof *m, by_name);
+    for (int i = 0; i < n; i++)
+        m[i].alloc = 0;
+    int left = water_fill(m, n, 0, budget > 0 ? budget : 0);
+    /* Room nobody wants: each member keeps the backends it holds (filled the same
+       way), so that an instance between bursts does not close its idle backends
+       while no one else needs them. */
+    water_fill(m, n, 1, left);
 }
 
 static int max2(int a, int b)

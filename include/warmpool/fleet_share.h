@@ -47,7 +47,8 @@ int fleet_build_publish(char *out, size_t len, const char *fleet, const char *in
                         int held, int want);
 
 /* Sorts by name, then sets every alloc: water-filling over want, sum <= budget, the
-   remainders one each to the first unsatisfied members by name. */
+   remainders one each to the first unsatisfied members by name; budget no one wants
+   then lets members keep what they hold (the same filling over max(want, held)). */
 void fleet_allocate(struct fleet_member *m, int n, int budget);
 /* After fleet_allocate: member `self`'s next cap. */
 int fleet_next_cap(const struct fleet_member *m, int n, int self, int budget);

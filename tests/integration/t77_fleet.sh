@@ -115,5 +115,31 @@ console "SHOW FLEET" | awk -F '|' '$2 == "A" && $8 == "ok" { found = 1 } END { e
     t3_fail "A not back to ok: $(console "SHOW FLEET")"
 t3_ok "monitor killed: fallback cap 6 logged once, then the fleet read again (state ok)"
 
+reload_a() { # SED-EXPRESSION: edit A's file, SIGHUP, wait until reloaded
+    local before
+    before=$(grep -c 'configuration reloaded' "$t3_tmp/A.log" || true)
+    sed -i "$1" "$t3_tmp/A.ini"
+    kill -HUP "${pid[A]}"
+    for _ in $(seq $((100 * t3_slow))); do
+        [ "$(grep -c 'configuration reloaded' "$t3_tmp/A.log" || true)" -gt "$before" ] && return 0
+        sleep 0.1
+    done
+    t3_fail "A did not reload"
+}
+# Reloads: a lower budget caps A at once; an empty fleet_name ends the fleet for A.
+reload_a "s/^fleet_max_db_connections = .*/fleet_max_db_connections = 3/"
+cap=$(console "SHOW POOLS" | awk -F '|' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    $1 == "t77" { print $c["fleet_cap"] }')
+[ "$cap" -le 3 ] || t3_fail "fleet_cap $cap after the budget was lowered to 3"
+reload_a "s/^fleet_name = .*/fleet_name =/"
+[ -z "$(console "SHOW FLEET" | sed 1d)" ] || t3_fail "SHOW FLEET after fleet_name was emptied: $(console "SHOW FLEET")"
+gone() {
+    [ "$(t3_direct -d t77 -c "SELECT count(*) FROM pg_stat_activity
+        WHERE application_name LIKE 'wpfleet:t77:A:%'")" = 0 ]
+}
+for _ in $(seq $((100 * t3_slow))); do gone && break; sleep 0.1; done
+gone || t3_fail "A's monitor connection still open after fleet_name was emptied"
+t3_ok "reload: budget 3 caps A at $cap at once; fleet_name emptied: no SHOW FLEET rows, monitor closed"
+
 for name in A B C; do stop_instance $name || t3_fail "instance $name did not stop cleanly"; done
 t3_ok "A, B and C (stopped by SIGQUIT during the run) exited with status 0, no sanitizer report"

@@ -117,6 +117,23 @@ static void test_allocate_fair(void **state)
     assert_int_equal(r[2].alloc, 3);
 }
 
+/* Budget nobody wants lets an idle member keep what it holds, not more. */
+static void test_allocate_keeps_held(void **state)
+{
+    (void)state;
+    struct fleet_member m[3] = {member("a", 6, 6, 0), member("b", 4, 4, 2), member("c", 0, 0, 0)};
+    fleet_allocate(m, 3, 12);
+    assert_int_equal(m[0].alloc, 6); /* keeps its 6 idle backends */
+    assert_int_equal(m[1].alloc, 4);
+    assert_int_equal(m[2].alloc, 0);
+    /* c gets busy: a's idle backends give way to c's want. */
+    struct fleet_member w[3] = {member("a", 6, 6, 0), member("b", 4, 4, 2), member("c", 0, 0, 20)};
+    fleet_allocate(w, 3, 12);
+    assert_int_equal(w[0].alloc, 0);
+    assert_int_equal(w[1].alloc, 2);
+    assert_int_equal(w[2].alloc, 10);
+}
+
 static void test_lower_at_once(void **state)
 {
     (void)state;
@@ -186,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_query),
         cmocka_unit_test(test_allocate_alone_and_idle),
         cmocka_unit_test(test_allocate_fair),
+        cmocka_unit_test(test_allocate_keeps_held),
         cmocka_unit_test(test_lower_at_once),
         cmocka_unit_test(test_raise_into_free_room),
         cmocka_unit_test(test_simultaneous_raises),

@@ -25,7 +25,8 @@ BOUND = 60 * slow  # generous bounds for conditions; the times are printed, not 
 
 failures = []
 lock = threading.Lock()
-state = {"total": 0, "max_total": 0, "members": {}, "max_held": {}, "max_cap": {}}
+state = {"total": 0, "max_total": 0, "members": {}, "max_held": {}, "max_cap": {},
+         "stamped": 0}
 stop_sampler = threading.Event()
 
 
@@ -41,8 +42,9 @@ def sampler():
         rows = conn.execute(
             "SELECT application_name FROM pg_stat_activity WHERE datname = %s "
             "AND usename = %s", (db, user)).fetchall()
-        total, members = 0, {}
+        total, members, stamped = 0, {}, 0
         for (app,) in rows:
+            stamped += app.startswith(f"wp:{db}:") if app else 0
             if app and app.startswith("wpfleet:"):
                 parts = app.split(":")
                 if len(parts) == 6:
@@ -53,6 +55,7 @@ def sampler():
             state["total"] = total
             state["max_total"] = max(state["max_total"], total)
             state["members"] = members
+            state["stamped"] = max(state["stamped"], stamped)
             for name, (cap, held, _want) in members.items():
                 state["max_held"][name] = max(state["max_held"].get(name, 0), held)
                 state["max_cap"][name] = max(state["max_cap"].get(name, 0), cap)
@@ -173,6 +176,10 @@ with lock:
 print(f"whole run: max sampled fleet backends {max_total} (budget {budget})", flush=True)
 if max_total > budget:
     fail(f"{max_total} backends sampled, budget {budget}")
+print(f"backends stamped application_name wp:{db}:<instance>: up to {state['stamped']} "
+      "in one sample", flush=True)
+if state["stamped"] == 0:
+    fail(f"no backend ever stamped wp:{db}:<instance>")
 for load in (a, b):
     if load.errors:
         fail(f"{load.name}'s clients: {len(load.errors)} errors, first: {load.errors[0]}")

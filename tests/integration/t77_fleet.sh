@@ -87,8 +87,12 @@ views_agree() {
         END { exit !ok }' &&
         echo "$metrics" | grep -q "^warmpool_fleet_cap{database=\"t77\"} $cap$"
 }
-for _ in $(seq $((100 * t3_slow))); do views_agree && break; sleep 0.1; done
-views_agree || t3_fail "views disagree: SHOW FLEET $(echo "$fleet" | tr "\n" " "); SHOW POOLS fleet_cap $cap; $(echo "$metrics" | grep "^warmpool_fleet" | tr "\n" " ")"
+agreed=0
+for _ in $(seq $((100 * t3_slow))); do
+    if views_agree; then agreed=1 && break; fi
+    sleep 0.1
+done
+[ "$agreed" = 1 ] || t3_fail "views disagree: SHOW FLEET $(echo "$fleet" | tr "\n" " "); SHOW POOLS fleet_cap $cap; $(echo "$metrics" | grep "^warmpool_fleet" | tr "\n" " ")"
 echo "$fleet"
 echo "$fleet" | grep -q "^t77|B|" || t3_fail "SHOW FLEET has no row for B"
 echo "$fleet" | grep -q "^t77|C|" && t3_fail "SHOW FLEET still lists C"

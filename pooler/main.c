@@ -23,6 +23,7 @@
 #include "warmpool/from_pgbouncer.h"
 #include "warmpool/listener.h"
 #include "warmpool/log.h"
+#include "warmpool/peer_send.h"
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
@@ -436,6 +437,7 @@ static int run(void)
     event_base_dispatch(wp_rt.base);
     close_everything();
     timeouts_stop();
+    peer_send_abandon_all(); /* a peer that does not answer must not hold up the exit */
     workpool_stop();
     listener_stop();
     stats_http_stop();

@@ -81,9 +81,14 @@ static int fleet_on(void)
     return wp_rt.cfg && wp_rt.cfg->fleet_name && *wp_rt.cfg->fleet_name;
 }
 
-/* fleet_instance, else the short host name and the first listen port. */
+/* Without fleet_instance: peer_id when set (unique among peers already), else the
+   short host name and the listen port. */
 static void default_instance(const struct wp_config *cfg, char *out, size_t len)
 {
+    if (cfg->peer_id > 0) {
+        snprintf(out, len, "%d", cfg->peer_id);
+        return;
+    }
     char host[256] = "";
     if (gethostname(host, sizeof host - 1) != 0 || !*host)
         snprintf(host, sizeof host, "warmpool");

@@ -13,7 +13,10 @@
 
 #include <cmocka.h>
 
+#include "warmpool/config.h"
+#include "warmpool/fleet.h"
 #include "warmpool/fleet_share.h"
+#include "warmpool/runtime.h"
 
 static struct fleet_member member(const char *name, int cap, int held, int want)
 {
@@ -194,6 +197,33 @@ static void test_fallback(void **state)
     assert_int_equal(fleet_fallback_cap(12, 0), 12);
 }
 
+/* fleet.c's names: fleet_instance, else peer_id, else host-port; the stamp. */
+static void test_instance_names(void **state)
+{
+    (void)state;
+    static struct wp_config off, named, peer, host;
+    wp_rt.cfg = &off;
+    assert_null(fleet_stamp());
+    assert_string_equal(fleet_instance(), "");
+    named.fleet_name = "shop";
+    named.fleet_instance = "web-07";
+    named.peer_id = 3;
+    wp_rt.cfg = &named;
+    assert_string_equal(fleet_stamp(), "wp:shop:web-07");
+    peer.fleet_name = "shop";
+    peer.fleet_instance = "";
+    peer.peer_id = 7;
+    wp_rt.cfg = &peer;
+    assert_string_equal(fleet_instance(), "7");
+    host.fleet_name = "shop";
+    host.listen_port = 6432;
+    wp_rt.cfg = &host;
+    const char *name = fleet_instance();
+    assert_true(fleet_name_valid(name));
+    assert_true(strlen(name) > 5 && strcmp(name + strlen(name) - 5, "-6432") == 0);
+    wp_rt.cfg = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_simultaneous_raises),
         cmocka_unit_test(test_rebalance_after_leave),
         cmocka_unit_test(test_fallback),
+        cmocka_unit_test(test_instance_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,7 @@
 
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
+#include "warmpool/fleet_share.h"
 #include "warmpool/hosts.h"
 #include "warmpool/log.h"
 #include "warmpool/tls.h"
@@ -1583,6 +1584,19 @@ static void validate_tls(struct loader *ld)
                   "auth_type cert needs client_tls_sslmode (not disable) and client_tls_ca_file");
 }
 
+/* Names that go into application_name and the fleet's query: a short, safe charset. */
+static void validate_fleet(struct loader *ld)
+{
+    const struct wp_config *cfg = ld->cfg;
+    const char *keys[] = {"fleet_name", "fleet_instance"};
+    const char *values[] = {cfg->fleet_name, cfg->fleet_instance};
+    for (int i = 0; i < 2; i++)
+        if (values[i] && *values[i] && !fleet_name_valid(values[i]))
+            report_at(ld, key_place(ld, keys[i]),
+                      "%s: \"%.64s\" is not 1 to %d characters of A-Z a-z 0-9 _ . -", keys[i],
+                      values[i], FLEET_NAME_MAX);
+}
+
 static void validate_globals(struct loader *ld)
 {
     const struct wp_config *cfg = ld->cfg;
@@ -1591,6 +1605,7 @@ static void validate_globals(struct loader *ld)
         ld, &cfg->pool,
         key_place(ld, key_set(ld, "min_pool_size") ? "min_pool_size" : "max_pool_size"), "");
     validate_tls(ld);
+    validate_fleet(ld);
     if (cfg->auth_type == WP_AUTH_HBA && !cfg->auth_hba_file)
         report_at(ld, key_place(ld, "auth_type"), "auth_type hba needs auth_hba_file");
     /* With hba, each rule's method says whether a password is checked, and a password

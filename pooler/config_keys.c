@@ -138,6 +138,10 @@ const struct wp_key wp_keys[] = {
      ALIAS},
     {"max_db_connections", WP_KEY_INT, POOL(max_db_connections), G | D, 0, INT_MAX, "0",
      "max_db_connections", R},
+    /* the fleet connection budget (fleet.c): at most 99999 so that a published state
+       fits PostgreSQL's 63-byte application_name */
+    {"fleet_max_db_connections", WP_KEY_INT, POOL(fleet_max_db_connections), G | D, 0, 99999, "0",
+     NULL, R},
     {"max_user_connections", WP_KEY_INT, CFG(max_user_connections), G, 0, INT_MAX, "0",
      "max_user_connections", R},
     {"max_user_connections", WP_KEY_INT, USR(max_user_connections), U, 0, INT_MAX, NULL,
@@ -198,6 +202,12 @@ const struct wp_key wp_keys[] = {
     {"pkt_buf", WP_KEY_SIZE, CFG(pkt_buf), G, 4096, 64 * MB, "16kB", "pkt_buf", R},
     {"max_packet_size", WP_KEY_SIZE, CFG(max_packet_size), G, 4096, PACKET_MAX, "1GB",
      "max_packet_size", R},
+
+    /* the fleet connection budget (fleet.c, docs/DEPLOY.md) */
+    {"fleet_name", WP_KEY_STR, CFG(fleet_name), G, NORANGE, "", NULL, R},
+    {"fleet_instance", WP_KEY_STR, CFG(fleet_instance), G, NORANGE, "", NULL, R},
+    {"fleet_poll_interval", WP_KEY_DURATION, CFG(fleet_poll_interval), G, 100, 60 * SEC_MS, "2s",
+     NULL, R},
 
     /* observability */
     {"stats_socket", WP_KEY_PATH, CFG(stats_socket), G, NORANGE, "", NULL, R},

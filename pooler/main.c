@@ -19,6 +19,7 @@
 #include "warmpool/config_keys.h"
 #include "warmpool/daemon.h"
 #include "warmpool/db_state.h"
+#include "warmpool/fleet.h"
 #include "warmpool/from_pgbouncer.h"
 #include "warmpool/listener.h"
 #include "warmpool/log.h"
@@ -382,6 +383,7 @@ static void free_everything(void)
     while (!list_empty(&wp_rt.pools))
         pool_free(list_entry(wp_rt.pools.next, struct wp_pool, node));
     authq_shutdown();
+    fleet_shutdown();
     login_forget_cached_keys();
     auth_userlist_free(&wp_rt.users);
     hba_free(&wp_rt.hba);

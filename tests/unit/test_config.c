@@ -539,6 +539,37 @@ static void test_wrong_type(void **state)
     expect_error(&l, 3, "listen_port: \"80x\" is not an integer");
 }
 
+/* The fleet keys: defaults, a [databases] budget of its own, names checked. */
+static void test_fleet_keys(void **state)
+{
+    (void)state;
+    struct loaded l;
+    load_ok(&l, TRUST);
+    assert_string_equal(l.cfg.fleet_name, "");
+    assert_string_equal(l.cfg.fleet_instance, "");
+    assert_int_equal(l.cfg.pool.fleet_max_db_connections, 0);
+    assert_int_equal(l.cfg.fleet_poll_interval, 2000);
+    config_free(&l.cfg);
+    load_ok(&l, TRUST "fleet_name = shop.eu-1\nfleet_instance = web_07\n"
+                      "fleet_max_db_connections = 60\nfleet_poll_interval = 500ms\n"
+                      "[databases]\nappdb = host=x fleet_max_db_connections=10\n");
+    assert_string_equal(l.cfg.fleet_name, "shop.eu-1");
+    assert_int_equal(l.cfg.fleet_poll_interval, 500);
+    struct wp_pool_settings eff;
+    config_effective(&l.cfg, config_find_db(&l.cfg, "appdb"), NULL, &eff);
+    assert_int_equal(eff.fleet_max_db_connections, 10);
+    config_free(&l.cfg);
+    load_text(&l, TRUST "fleet_name = shop:1\nfleet_instance = 0123456789abcdefg\n");
+    expect_error(&l, 3, "fleet_name: \"shop:1\" is not 1 to 16 characters of A-Z a-z 0-9 _ . -");
+    expect_error(&l, 4,
+                 "fleet_instance: \"0123456789abcdefg\" is not 1 to 16 characters of A-Z a-z "
+                 "0-9 _ . -");
+    load_text(&l, TRUST "fleet_max_db_connections = 100000\n");
+    assert_int_equal(l.rc, -1);
+    load_text(&l, TRUST "fleet_poll_interval = 10ms\n");
+    assert_int_equal(l.rc, -1);
+}
+
 static void test_unknown_section(void **state)
 {
     (void)state;
@@ -1221,6 +1252,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unit_errors_in_file),
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_wrong_type),
+        cmocka_unit_test(test_fleet_keys),
         cmocka_unit_test(test_unknown_section),
         cmocka_unit_test(test_bad_pool_mode),
         cmocka_unit_test(test_bad_libpq_keyword),

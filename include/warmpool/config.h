@@ -102,6 +102,7 @@ struct wp_config {
     int unix_socket_mode;            /* default 0777 */
     int listen_backlog;              /* default 128 */
     int so_reuseport;                /* default 0 */
+    int workers;                     /* threads doing socket I/O; default 1 */
     int max_client_conn;             /* default 100 */
     int max_db_client_connections;   /* clients per database; 0 = unlimited */
     int max_user_client_connections; /* clients per user; 0 = unlimited */

@@ -14,18 +14,18 @@ struct batch {
     uint32_t count, cap;
 };
 
-static int enabled;
+int conn_batching;
 static struct batch reads, writes; /* joining now */
 static struct batch running;       /* the batch being done (reads or writes) */
 
 void conn_batch_enable(int on)
 {
-    enabled = on != 0;
+    conn_batching = on != 0;
 }
 
 int conn_batch_enabled(void)
 {
-    return enabled;
+    return conn_batching;
 }
 
 static int join(struct batch *b, struct wp_conn *cn, uint32_t *slot)
@@ -45,14 +45,14 @@ static int join(struct batch *b, struct wp_conn *cn, uint32_t *slot)
     return 1;
 }
 
-int conn_batch_defer_read(struct wp_conn *cn)
+int conn_batch_join_read(struct wp_conn *cn)
 {
-    return enabled && !cn->tls && join(&reads, cn, &cn->read_slot);
+    return !cn->tls && join(&reads, cn, &cn->read_slot);
 }
 
-int conn_batch_defer_write(struct wp_conn *cn)
+int conn_batch_join_write(struct wp_conn *cn)
 {
-    return enabled && !cn->tls && join(&writes, cn, &cn->write_slot);
+    return !cn->tls && join(&writes, cn, &cn->write_slot);
 }
 
 void conn_batch_forget(struct wp_conn *cn)

@@ -21,10 +21,20 @@
 /* Turn batching on (workers > 1) or off. */
 void conn_batch_enable(int on);
 int conn_batch_enabled(void);
+/* Batching is on (read inline by conn.c: one worker pays a flag test, no call). */
+extern int conn_batching;
+int conn_batch_join_read(struct wp_conn *cn);
+int conn_batch_join_write(struct wp_conn *cn);
 /* For conn.c: queue a read of this readable connection (1), or 0 to read at once. */
-int conn_batch_defer_read(struct wp_conn *cn);
+static inline int conn_batch_defer_read(struct wp_conn *cn)
+{
+    return conn_batching && conn_batch_join_read(cn);
+}
 /* For conn.c: queue a write of what is waiting (1), or 0 to write at once. */
-int conn_batch_defer_write(struct wp_conn *cn);
+static inline int conn_batch_defer_write(struct wp_conn *cn)
+{
+    return conn_batching && conn_batch_join_write(cn);
+}
 /* For conn.c: a closing connection leaves every batch. */
 void conn_batch_forget(struct wp_conn *cn);
 /* After each loop turn: the queued reads and writes, and their handlers. */

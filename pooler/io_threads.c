@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -75,13 +76,19 @@ int io_threads_start(int workers)
     if (!io.threads)
         return -1;
     io.stopping = 0;
-    for (io.helpers = 0; io.helpers < want; io.helpers++) {
-        int rc = pthread_create(&io.threads[io.helpers], NULL, helper_main, NULL);
-        if (rc != 0) {
-            io_threads_stop();
-            errno = rc;
-            return -1;
-        }
+    /* Signals stay the loop thread's: the helpers start with every one blocked. */
+    sigset_t all, before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &before);
+    int rc = 0;
+    for (io.helpers = 0; rc == 0 && io.helpers < want; io.helpers++)
+        rc = pthread_create(&io.threads[io.helpers], NULL, helper_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    if (rc != 0) {
+        io.helpers--; /* the one that failed */
+        io_threads_stop();
+        errno = rc;
+        return -1;
     }
     return 0;
 }

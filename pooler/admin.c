@@ -238,9 +238,7 @@ void admin_welcome(struct wp_client *c)
         proto_put_param_status(&c->conn.out, fixed[i][0], fixed[i][1]);
     const char *app = params_get(&c->params, "application_name");
     proto_put_param_status(&c->conn.out, "application_name", app ? app : "");
-    auth_random(&c->cancel_pid, sizeof c->cancel_pid);
-    auth_random(&c->cancel_key, sizeof c->cancel_key);
-    proto_put_backend_key(&c->conn.out, c->cancel_pid, c->cancel_key);
+    client_issue_cancel_key(c);
     proto_put_ready(&c->conn.out, 'I');
     client_set_state(c, CL_IDLE);
     char tls[96];

@@ -7,7 +7,7 @@
  * Each sends 1.25's column names, order and type OIDs (text, int4, int8, numeric, as
  * PgBouncer's RowDescription says), so exporters that scan typed columns work. Values
  * come from warmpool's own counters; where warmpool has no such thing (a DNS cache,
- * peers, fd takeover) the answer is the columns with zero rows. Called by admin.c
+ * fd takeover) the answer is the columns with zero rows. Called by admin.c
  * when admin_show() does not know the name.
  */
 #include <stdio.h>
@@ -23,6 +23,7 @@
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/db_state.h"
+#include "warmpool/peering.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
@@ -118,9 +119,9 @@ static int show_lists(struct wp_buf *out)
     } lists[] = {
         {"databases", wp_rt.cfg->ndbs + 1}, /* and the console, as SHOW DATABASES lists */
         {"users", count_users()},
-        {"peers", 0},
+        {"peers", wp_rt.cfg->peers.n},
         {"pools", count_list(&wp_rt.pools) + 1}, /* and the console's, as SHOW POOLS */
-        {"peer_pools", 0},
+        {"peer_pools", wp_rt.cfg->peers.n},
         {"free_clients", 0},
         {"used_clients", wp_rt.nclients},
         {"login_clients", count_login_clients()},
@@ -297,13 +298,29 @@ static int show_fds(struct wp_buf *out)
     return no_rows(out, cols, NCOLS(cols));
 }
 
+/* ---------------------------------------------------------------- SHOW PEERS, PEER_POOLS */
+
 static int show_peers(struct wp_buf *out)
 {
     static const struct admin_col cols[] = {
         {"peer_id", INT4}, {"host", TEXT}, {"port", INT4}, {"pool_size", INT4}};
-    return no_rows(out, cols, NCOLS(cols));
+    const struct wp_peers *peers = &wp_rt.cfg->peers;
+    struct admin_rows r;
+    admin_rows_begin_cols(&r, out, cols, NCOLS(cols));
+    for (int i = 0; i < peers->n; i++) {
+        const struct wp_peer_config *p = &peers->v[i];
+        admin_cell_int(&r, p->id);
+        admin_cell_str(&r, p->host);
+        admin_cell_int(&r, p->port);
+        admin_cell_int(&r, p->pool_size > 0 ? p->pool_size : wp_rt.cfg->pool.max_pool_size);
+        admin_rows_end_row(&r);
+    }
+    return admin_rows_finish(&r);
 }
 
+/* One row per configured peer. A forward is one connection that is both the client's
+   cancel request and the "server" carrying it, so the active counts are the same; a
+   forward connects inside the workpool job, never as a separate login (sv_login 0). */
 static int show_peer_pools(struct wp_buf *out)
 {
     static const struct admin_col cols[] = {
@@ -313,7 +330,20 @@ static int show_peer_pools(struct wp_buf *out)
         {"sv_active_cancel", INT4},
         {"sv_login", INT4},
     };
-    return no_rows(out, cols, NCOLS(cols));
+    const struct wp_peers *peers = &wp_rt.cfg->peers;
+    struct admin_rows r;
+    admin_rows_begin_cols(&r, out, cols, NCOLS(cols));
+    for (int i = 0; i < peers->n; i++) {
+        struct peering_counts n;
+        peering_counts(peers->v[i].id, &n);
+        admin_cell_int(&r, peers->v[i].id);
+        admin_cell_int(&r, n.active);
+        admin_cell_int(&r, n.waiting);
+        admin_cell_int(&r, n.active);
+        admin_cell_int(&r, 0);
+        admin_rows_end_row(&r);
+    }
+    return admin_rows_finish(&r);
 }
 
 /* warmpool resolves host names through libpq at each connect: no DNS cache. */

@@ -2,16 +2,20 @@
  * cancel — query cancellation. Clients hold keys warmpool made up; a CancelRequest
  * with such a key becomes libpq's PQcancel against the backend that client is using (or
  * the same request sent by server_login.c for a backend it logged in), run on the
- * workpool because both block.
+ * workpool because both block. With peering on (peer_id), a key another instance issued
+ * goes to peering.c, which forwards it to that instance.
  */
 #include <libpq-fe.h>
 #include <stdlib.h>
 
 #include "warmpool/cancel.h"
+#include "warmpool/cancel_key.h"
 #include "warmpool/client.h"
 #include "warmpool/log.h"
+#include "warmpool/peering.h"
 #include "warmpool/pool.h"
 #include "warmpool/relay.h"
+#include "warmpool/runtime.h"
 #include "warmpool/server.h"
 #include "warmpool/server_login.h"
 #include "warmpool/stats.h"
@@ -78,6 +82,15 @@ void cancel_server(struct wp_server *s)
 
 void cancel_request(uint32_t pid, uint32_t key)
 {
+    int self = wp_rt.cfg->peer_id;
+    if (self > 0) {
+        /* PgBouncer's peering: the key says which instance issued it. */
+        if (cancel_key_peer_id(pid) != self) {
+            peering_forward(pid, key);
+            return;
+        }
+        key = cancel_key_as_issued(key); /* hops spent on the way do not matter here */
+    }
     struct wp_client *c = client_find_by_cancel_key(pid, key);
     if (!c) {
         log_debug("cancel request with an unknown key ignored");

@@ -12,6 +12,7 @@
 #include "warmpool/admin_control.h"
 #include "warmpool/auth.h"
 #include "warmpool/authq.h"
+#include "warmpool/cancel_key.h"
 #include "warmpool/client.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
@@ -301,9 +302,7 @@ void client_welcome(struct wp_client *c)
         if (p->reported)
             proto_put_param_status(&c->conn.out, p->name, p->value);
     }
-    auth_random(&c->cancel_pid, sizeof c->cancel_pid);
-    auth_random(&c->cancel_key, sizeof c->cancel_key);
-    proto_put_backend_key(&c->conn.out, c->cancel_pid, c->cancel_key);
+    client_issue_cancel_key(c);
     proto_put_ready(&c->conn.out, 'I');
     client_set_state(c, CL_IDLE);
     /* Idleness counts from this answer, not from the password message: the wait for
@@ -345,6 +344,16 @@ void client_linked(struct wp_client *c)
     client_sync_params(c);
     conn_pause_read(&c->conn, 0);
     relay_client_input(c);
+}
+
+/* BackendKeyData: random, with this instance's peer id and hop count when peering is on
+   (cancel_key.h), so a peer that receives the CancelRequest knows where to send it. */
+void client_issue_cancel_key(struct wp_client *c)
+{
+    uint8_t random[8];
+    auth_random(random, sizeof random);
+    cancel_key_make(wp_rt.cfg->peer_id, random, &c->cancel_pid, &c->cancel_key);
+    proto_put_backend_key(&c->conn.out, c->cancel_pid, c->cancel_key);
 }
 
 struct wp_client *client_find_by_cancel_key(uint32_t pid, uint32_t key)

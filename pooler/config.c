@@ -56,7 +56,7 @@ static const char *const auth_names[] = {"trust", "md5", "scram-sha-256", "plain
 
 /* ---------------------------------------------------------------- errors */
 
-enum section { SEC_NONE, SEC_GLOBAL, SEC_DATABASES, SEC_USERS, SEC_UNKNOWN };
+enum section { SEC_NONE, SEC_GLOBAL, SEC_DATABASES, SEC_USERS, SEC_PEERS, SEC_UNKNOWN };
 
 /* PgBouncer stops at the same depth; it is also what ends an include loop there, where
    warmpool names the loop itself. */
@@ -1214,6 +1214,23 @@ static void parse_user(struct loader *ld, const char *name, const char *value)
     pairs_free(&kv);
 }
 
+/* ---------------------------------------------------------------- [peers] */
+
+static void parse_peer(struct loader *ld, const char *name, const char *value)
+{
+    char why[256], earlier[512];
+    const struct wp_peer_config *prev = NULL;
+    if (*name && name[strspn(name, "0123456789")] == '\0' && strlen(name) < 6)
+        prev = peers_config_find(&ld->cfg->peers, atoi(name));
+    if (prev) {
+        report(ld, ld->lineno, "duplicate peer %d (first defined on %s)", prev->id,
+               describe_place(ld, (struct place){prev->file, prev->line}, earlier, sizeof earlier));
+        return;
+    }
+    if (peers_config_add(&ld->cfg->peers, name, value, ld->path, ld->lineno, why, sizeof why) < 0)
+        report(ld, ld->lineno, "%s", why);
+}
+
 /* ---------------------------------------------------------------- reading lines */
 
 static enum section section_kind(const char *name, size_t len)
@@ -1232,6 +1249,8 @@ static enum section section_kind(const char *name, size_t len)
         return SEC_DATABASES;
     if (len == 5 && strncasecmp(name, "users", len) == 0)
         return SEC_USERS;
+    if (len == 5 && strncasecmp(name, "peers", len) == 0)
+        return SEC_PEERS;
     return SEC_UNKNOWN;
 }
 
@@ -1249,7 +1268,7 @@ static void enter_section(struct loader *ld, const char *name)
     ld->section = section_kind(name, len);
     if (ld->section == SEC_UNKNOWN) {
         report(ld, ld->lineno,
-               "unknown section [%.*s] (expected [warmpool], [databases] or [users])",
+               "unknown section [%.*s] (expected [warmpool], [databases], [users] or [peers])",
                (int)(len > 64 ? 64 : len), name);
     } else if (ld->section == SEC_GLOBAL) {
         const char *first = skip_space(name);
@@ -1434,6 +1453,9 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         break;
     case SEC_USERS:
         parse_user(ld, name, value);
+        break;
+    case SEC_PEERS:
+        parse_peer(ld, name, value);
         break;
     case SEC_NONE:
         report(ld, ld->lineno, "\"%s\" is outside any section (start the file with [warmpool])",
@@ -1733,6 +1755,7 @@ void config_free(struct wp_config *cfg)
     for (int i = 0; i < cfg->nusers; i++)
         free(cfg->users[i].name);
     free(cfg->users);
+    peers_config_free(&cfg->peers);
     free(cfg->path);
     free_list(cfg->files);
     free_list(cfg->notices);

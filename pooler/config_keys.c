@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "warmpool/cancel_key.h"
 #include "warmpool/config_keys.h"
 #include "warmpool/hosts.h"
 #include "warmpool/tls.h"
@@ -63,6 +64,7 @@ const struct wp_key wp_keys[] = {
     {"listen_backlog", WP_KEY_INT, CFG(listen_backlog), G, 1, INT_MAX, "128", "listen_backlog", 0},
     {"so_reuseport", WP_KEY_BOOL, CFG(so_reuseport), G, 0, 1, "0", "so_reuseport", 0},
     {"workers", WP_KEY_INT, CFG(workers), G, 1, 64, "1", NULL, 0},
+    {"peer_id", WP_KEY_INT, CFG(peer_id), G, 0, CANCEL_KEY_MAX_PEER_ID, "0", "peer_id", R},
     {"max_client_conn", WP_KEY_INT, CFG(max_client_conn), G, 1, INT_MAX, "100", "max_client_conn",
      R},
     {"max_db_client_connections", WP_KEY_INT, CFG(max_db_client_connections), G, 0, INT_MAX, "0",
@@ -245,7 +247,6 @@ const struct wp_key wp_keys[] = {
     IGNORED("dns_nxdomain_ttl", G, "15"),
     IGNORED("dns_zone_check_period", G, "0"),
     IGNORED_FIXED("job_name", G, "pgbouncer"),
-    IGNORED("peer_id", G, "0"),
     IGNORED_FIXED("resolv_conf", G, ""),
     IGNORED("sbuf_loopcnt", G, "5"),
     IGNORED("server_fast_close", G, "0"),

@@ -24,6 +24,7 @@
 #include "warmpool/io_threads.h"
 #include "warmpool/listener.h"
 #include "warmpool/log.h"
+#include "warmpool/peer_send.h"
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
@@ -486,6 +487,7 @@ static int run(void)
     conn_batch_free();
     io_threads_stop();
     timeouts_stop();
+    peer_send_abandon_all(); /* a peer that does not answer must not hold up the exit */
     workpool_stop();
     listener_stop();
     stats_http_stop();

@@ -16,6 +16,7 @@
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/io_threads.h"
+#include "warmpool/peering.h"
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server_hosts.h"
@@ -502,6 +503,30 @@ static void prom_globals(struct out *o)
     prom_workers(o);
 }
 
+/* One sample per configured peer; nothing at all without [peers]. */
+static void prom_peers(struct out *o)
+{
+    const struct wp_peers *peers = wp_rt.cfg ? &wp_rt.cfg->peers : NULL;
+    if (!peers || peers->n == 0)
+        return;
+    prom_family(o, "warmpool_cancel_forwards_total", "counter",
+                "Cancel requests forwarded to a peer, which took them.");
+    for (int i = 0; i < peers->n; i++) {
+        struct peering_counts n;
+        peering_counts(peers->v[i].id, &n);
+        out_printf(o, "warmpool_cancel_forwards_total{peer=\"%d\"} %llu\n", peers->v[i].id,
+                   n.forwarded);
+    }
+    prom_family(o, "warmpool_cancel_forward_failures_total", "counter",
+                "Cancel requests for a peer that did not reach it (connect, timeout, queue full).");
+    for (int i = 0; i < peers->n; i++) {
+        struct peering_counts n;
+        peering_counts(peers->v[i].id, &n);
+        out_printf(o, "warmpool_cancel_forward_failures_total{peer=\"%d\"} %llu\n", peers->v[i].id,
+                   n.failed);
+    }
+}
+
 /* process_* as the Prometheus client libraries name them; left out where /proc is not. */
 static void prom_process(struct out *o)
 {
@@ -529,6 +554,7 @@ int stats_render_prometheus(struct wp_buf *b, int64_t now_ms)
     struct out o = {b, 0};
     stats_collect(now_ms);
     prom_globals(&o);
+    prom_peers(&o);
     prom_process(&o);
     prom_gauges(&o, now_ms);
     prom_pool_counters(&o);

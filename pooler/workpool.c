@@ -132,6 +132,11 @@ void workpool_stop(void)
 
 int workpool_submit(workpool_fn work, workpool_fn done, void *arg)
 {
+    /* A completion run by workpool_stop may want to start the next job (peering.c's
+       queue does): refuse, or threads would start that nobody joins. Only the loop
+       thread submits and stops, so reading `stopping` here needs no lock. */
+    if (stopping)
+        return -1;
     if (nthreads_started == 0 && start_threads() < 0)
         return -1;
     struct job *job = calloc(1, sizeof *job);

@@ -131,6 +131,8 @@ void client_linked(struct wp_client *client);
 /* The first backend's parameters are known: finish the login. */
 void client_welcome(struct wp_client *client);
 void client_kick_write(struct wp_client *client);
+/* Make the client's cancel key and queue its BackendKeyData. */
+void client_issue_cancel_key(struct wp_client *c);
 struct wp_client *client_find_by_cancel_key(uint32_t pid, uint32_t key);
 const char *client_state_name(enum wp_client_state state);
 /* Free clients closed since the last call (runs from the reap event). */

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "warmpool/peers_config.h"
+
 enum wp_pool_mode {
     WP_MODE_UNSET = -1,
     WP_MODE_SESSION = 0,
@@ -103,6 +105,7 @@ struct wp_config {
     int listen_backlog;              /* default 128 */
     int so_reuseport;                /* default 0 */
     int workers;                     /* threads doing socket I/O; default 1 */
+    int peer_id;                     /* 0 = no peering; 1..16383 (cancel_key.h) */
     int max_client_conn;             /* default 100 */
     int max_db_client_connections;   /* clients per database; 0 = unlimited */
     int max_user_client_connections; /* clients per user; 0 = unlimited */
@@ -196,6 +199,7 @@ struct wp_config {
     int ndbs;
     struct wp_user_config *users;
     int nusers;
+    struct wp_peers peers; /* [peers]: where to forward cancel requests */
 
     /* Holders (runtime.c): the runtime while this is the configuration in force, and
        every pool whose `db` points into it. Freed when the last one lets go. */

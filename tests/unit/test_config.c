@@ -544,7 +544,8 @@ static void test_unknown_section(void **state)
     (void)state;
     struct loaded l;
     load_text(&l, TRUST "[server]\nhost = x\nport = 1\n[users]\nbob = pool_mode=session\n");
-    expect_error(&l, 3, "unknown section [server] (expected [warmpool], [databases] or [users])");
+    expect_error(&l, 3,
+                 "unknown section [server] (expected [warmpool], [databases], [users] or [peers])");
     /* keys in it are not reported again, and later sections still work */
     assert_int_equal(count_lines(l.err), 1);
 
@@ -673,7 +674,8 @@ static void test_several_errors(void **state)
     expect_error(&l, 3, "unknown key \"bogus\" in [warmpool]");
     expect_error(&l, 4, "max_pool_size: \"lots\" is not an integer");
     expect_error(&l, 5, "syntax error: expected \"key = value\", \"[section]\" or a comment");
-    expect_error(&l, 6, "unknown section [nowhere] (expected [warmpool], [databases] or [users])");
+    expect_error(
+        &l, 6, "unknown section [nowhere] (expected [warmpool], [databases], [users] or [peers])");
     expect_error(&l, 9, "database \"a\": invalid connection option \"sslmod\"");
     expect_error(&l, 10, "duplicate database \"a\" (first defined on line 9)");
     expect_error(&l, 11, "database \"b\": unterminated quoted value (missing closing ')");

@@ -63,6 +63,7 @@ const struct wp_key wp_keys[] = {
      "unix_socket_mode", 0},
     {"listen_backlog", WP_KEY_INT, CFG(listen_backlog), G, 1, INT_MAX, "128", "listen_backlog", 0},
     {"so_reuseport", WP_KEY_BOOL, CFG(so_reuseport), G, 0, 1, "0", "so_reuseport", 0},
+    {"workers", WP_KEY_INT, CFG(workers), G, 1, 64, "1", NULL, 0},
     {"peer_id", WP_KEY_INT, CFG(peer_id), G, 0, CANCEL_KEY_MAX_PEER_ID, "0", "peer_id", R},
     {"max_client_conn", WP_KEY_INT, CFG(max_client_conn), G, 1, INT_MAX, "100", "max_client_conn",
      R},

@@ -224,6 +224,13 @@ void server_connect_error(struct wp_server *s, const char *sqlstate, const char 
 
 static void connected(struct wp_server *s);
 
+/* What relay_flush_to_server writes after the backend's own bytes (conn_set_peer). */
+static struct wp_conn *server_peer(void *arg)
+{
+    struct wp_server *s = arg;
+    return s->client ? &s->client->conn : NULL;
+}
+
 static void connect_done(struct wp_server *s)
 {
     s->backend_pid = (uint32_t)PQbackendPID(s->pq);
@@ -231,6 +238,7 @@ static void connect_done(struct wp_server *s)
         server_close(s, "out of memory");
         return;
     }
+    conn_set_peer(&s->conn, server_peer);
     /* With TLS, libpq's SSL object carries the bytes from here on. */
     if (PQsslInUse(s->pq)) {
         SSL *ssl = PQsslStruct(s->pq, "OpenSSL");
@@ -252,6 +260,7 @@ void server_connect_finished(struct wp_server *s, int fd, SSL *ssl)
         server_close(s, "out of memory");
         return;
     }
+    conn_set_peer(&s->conn, server_peer);
     server_hosts_logged_in(s, NULL, NULL); /* the entry's one host */
     connected(s);                          /* s->params already hold the ParameterStatus values */
 }

@@ -16,6 +16,7 @@
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/fleet.h"
+#include "warmpool/io_threads.h"
 #include "warmpool/peering.h"
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
@@ -522,6 +523,22 @@ static void prom_histogram(struct out *o, const char *name, const char *help, si
     }
 }
 
+/* workers = N: the threads doing socket I/O, and how often a loop turn's I/O was shared
+   among them (io_threads.h). */
+static void prom_workers(struct out *o)
+{
+    unsigned long long batches, items;
+    io_threads_counts(&batches, &items);
+    prom_family(o, "warmpool_workers", "gauge", "Threads doing socket I/O (workers).");
+    out_printf(o, "warmpool_workers %d\n", io_threads_count());
+    prom_family(o, "warmpool_io_batches_total", "counter",
+                "Loop turns whose reads or writes were shared among the workers.");
+    out_printf(o, "warmpool_io_batches_total %llu\n", batches);
+    prom_family(o, "warmpool_io_batch_sockets_total", "counter",
+                "Socket reads and writes done in those shared turns.");
+    out_printf(o, "warmpool_io_batch_sockets_total %llu\n", items);
+}
+
 static void prom_globals(struct out *o)
 {
     prom_family(o, "warmpool_info", "gauge", "Constant 1, labelled with the warmpool version.");
@@ -545,6 +562,7 @@ static void prom_globals(struct out *o)
                 "Clients closed by client_login_timeout before they had a pool.");
     out_printf(o, "warmpool_login_timeouts_total %llu\n",
                (unsigned long long)stats_global.timeouts[STATS_TIMEOUT_CLIENT_LOGIN]);
+    prom_workers(o);
 }
 
 /* One sample per configured peer; nothing at all without [peers]. */

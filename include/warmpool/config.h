@@ -105,6 +105,7 @@ struct wp_config {
     int unix_socket_mode;            /* default 0777 */
     int listen_backlog;              /* default 128 */
     int so_reuseport;                /* default 0 */
+    int workers;                     /* threads doing socket I/O; default 1 */
     int peer_id;                     /* 0 = no peering; 1..16383 (cancel_key.h) */
     int max_client_conn;             /* default 100 */
     int max_db_client_connections;   /* clients per database; 0 = unlimited */

@@ -736,11 +736,11 @@ static void test_validation(void **state)
     expect_error(&l, 3, "auth_type plain needs auth_file");
     load_text(&l, TRUST "unix_socket_dir =\nlisten_addr =\n");
     expect_error(&l, 4, "listen_addr and unix_socket_dir are both empty: nothing to listen on");
-    load_text(&l, TRUST "workers = 4\nverbose = 10\n");
-    expect_error(&l, 3, "workers: only 1 is supported in this version");
+    load_text(&l, TRUST "workers = 65\nverbose = 10\n");
+    expect_error(&l, 3, "workers: \"65\" is too large (maximum 64)");
     expect_error(&l, 4, "verbose: \"10\" is too large (maximum 3)");
     load_text(&l, TRUST "workers = 0\n");
-    expect_error(&l, 3, "workers: only 1 is supported in this version");
+    expect_error(&l, 3, "workers: \"0\" is too small (minimum 1)");
     load_text(&l, TRUST "workers = 1\nWorkers = 1\n");
     expect_error(&l, 4, "duplicate key \"Workers\" (already set on line 3)");
     static const char *const bad_listen[] = {"9127",  "localhost", ":9127", "h:0",    "h:65536",

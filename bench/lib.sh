@@ -215,7 +215,11 @@ wp_launch() { # DIR PORT [WRAPPER...]
     mkdir -p "$dir"
     write_userlist "$dir/userlist.txt"
     wp_write_config "$dir" "$port"
-    (ulimit -n "$NOFILE"; exec "$@" "$WARMPOOL" -c "$dir/warmpool.ini") >"$dir/stdout.log" 2>&1 &
+    # WP_WORKERS_ARG (set by pooler_launch for warmpool-w2): --workers N on the command
+    # line, which overrides the file; empty for the plain warmpool target, whose config
+    # leaves workers at its default (1), so that older binaries still run.
+    (ulimit -n "$NOFILE"; exec "$@" "$WARMPOOL" ${WP_WORKERS_ARG:+--workers "$WP_WORKERS_ARG"} \
+        -c "$dir/warmpool.ini") >"$dir/stdout.log" 2>&1 &
     LAUNCH_PID=$!
     POOLER_PID=$LAUNCH_PID
     # strace forks the pooler as its child; valgrind runs it in-process. The pooler's
@@ -240,12 +244,14 @@ floor_launch() { # DIR PORT [WRAPPER...] — the floor relay (bench/floor/relay.
 # can stop whatever is still running (pooler_stop_all).
 RUNNING_POOLERS=
 
-pooler_launch() { # pgbouncer|warmpool|floor DIR PORT [WRAPPER...]
-    local kind=$1 rc=0
+# warmpool-w2 is the same binary and config as warmpool, started with --workers 2.
+pooler_launch() { # pgbouncer|warmpool|warmpool-w2|floor DIR PORT [WRAPPER...]
+    local kind=$1 rc=0 WP_WORKERS_ARG= # seen by wp_launch
     shift
     case $kind in
     pgbouncer) pgb_launch "$@" || rc=$? ;;
     warmpool) wp_launch "$@" || rc=$? ;;
+    warmpool-w2) WP_WORKERS_ARG=2; wp_launch "$@" || rc=$? ;;
     floor) floor_launch "$@" || rc=$? ;;
     esac
     RUNNING_POOLERS="$RUNNING_POOLERS $kind:${POOLER_PID:-0}:$LAUNCH_PID"
@@ -259,7 +265,7 @@ pooler_stop() { # KIND POOLER_PID LAUNCH_PID
     local entry rest=
     case $1 in
     pgbouncer | floor) [ "$2" = 0 ] || stop_pid "$2" TERM ;;
-    warmpool) [ "$2" = 0 ] || stop_pid "$2" QUIT ;;
+    warmpool | warmpool-w2) [ "$2" = 0 ] || stop_pid "$2" QUIT ;;
     esac
     # The launch job (runuser, strace, valgrind) ends with the pooler; make sure of it.
     wait_gone "$3" 10 || kill -KILL "$3" 2>/dev/null || true

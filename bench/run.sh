@@ -3,25 +3,31 @@
 #
 # Starts its own throwaway PostgreSQL 15 (pgbench scale 10, role bench/benchpw with a SCRAM
 # secret), PgBouncer from Debian's package and ./warmpool with the same auth and pool size,
-# then runs pgbench against direct PostgreSQL and both poolers in the same run, alternating
-# targets inside every cell, and reports medians.
+# then runs pgbench against direct PostgreSQL and the poolers in the same run, alternating
+# targets inside every cell, and reports medians. Targets: direct, pgbouncer, warmpool
+# (workers = 1, the default) and warmpool-w2 (the same binary and config, started with
+# --workers 2), reported side by side as "workers 1 vs 2"; floor with --floor.
 #
 #   bench/run.sh                 full matrix: {-S, TPC-B} x {simple, extended, prepared}
 #                                x {1, 50, 500 clients}, 3 rounds of 10 s (~40 min)
 #   bench/run.sh --quick         -S, 50 clients, three modes, 1 round of 5 s (< 3 min)
-#   bench/run.sh --storm         2 000 clients vs pool 20 for 30 s; RSS at 2 000 idle clients
+#   bench/run.sh --storm         2 000 clients vs pool 20 for 30 s; RSS at 2 000 idle clients;
+#                                failed transactions and connection errors per pooler
 #   bench/run.sh --connect       pgbench -C (one connection per transaction), 20 clients
 #   bench/run.sh --exact         callgrind instructions and strace system calls per
-#                                transaction of each pooler (difference of two run lengths)
+#                                transaction of each pooler (difference of two run lengths);
+#                                warmpool-w2 only if --targets names it
 #   bench/run.sh --all           matrix, connect, storm and exact
 #   bench/run.sh --floor ...     also measure floor-relay (bench/floor/relay.c): a 1:1
 #                                relay doing only one read and one write per event, the
 #                                kernel's floor for any pooler's added latency and CPU
 # --storm/--connect/--exact run only that case unless --matrix (or --quick) is also given.
 # Knobs: --rounds N --duration S --clients "1 50" --modes "simple" --workloads "select-only
-# tpcb" --targets "direct pgbouncer warmpool" --pool N --keep (leave the temp dir).
+# tpcb" --targets "direct pgbouncer warmpool warmpool-w2" (the default) --pool N --keep
+# (leave the temp dir).
 # Environment: WARMPOOL (default ./warmpool), PGBOUNCER (default /usr/sbin/pgbouncer),
-# FLOOR_RELAY (default build/floor-relay; `make bench` builds it).
+# FLOOR_RELAY (default build/floor-relay; `make bench` builds it), STORM_DURATION (s of
+# load in --storm, default 30), STORM_CLIENTS (default 2000).
 #
 # Output: bench/results/<stamp>-<label>/ with raw.csv (every run), summary.csv and
 # summary.md (medians and ratios), PNG plots, pgbench outputs (runs/); bench/results/latest
@@ -41,14 +47,15 @@ DURATION=10
 CLIENTS="1 50 500"
 MODES="simple extended prepared"
 WORKLOADS="select-only tpcb"
-TARGETS="direct pgbouncer warmpool"
+TARGETS="direct pgbouncer warmpool warmpool-w2"
+TARGETS_GIVEN=0        # --targets given: --exact then also measures warmpool-w2
 POOL_SIZE=20
 SCALE=10
 JOBS=2                 # pgbench threads: the machine has 2 cores
-PG_MAX_CONN=600        # 500 direct clients + both pools + superuser slots
+PG_MAX_CONN=600        # 500 direct clients + three pools of 20 + superuser slots
 WARMUP=3               # seconds of -S per target before measuring
-STORM_CLIENTS=2000
-STORM_DURATION=30
+STORM_CLIENTS=${STORM_CLIENTS:-2000}
+STORM_DURATION=${STORM_DURATION:-30}
 STORM_IDLE=15          # seconds the idle clients stay connected while RSS is read
 CONNECT_CLIENTS=20
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
@@ -74,7 +81,7 @@ while [ $# -gt 0 ]; do
     --clients) CLIENTS=$2; shift ;;
     --modes) MODES=$2; shift ;;
     --workloads) WORKLOADS=$2; shift ;;
-    --targets) TARGETS=$2; shift ;;
+    --targets) TARGETS=$2 TARGETS_GIVEN=1; shift ;;
     --floor) WITH_FLOOR=1 ;;
     --pool) POOL_SIZE=$2; shift ;;
     --keep) KEEP=1 ;;
@@ -131,7 +138,7 @@ trap 'exit 143' TERM
 
 note() { log "NOTE: $*"; echo "$*" >>"$NOTES"; }
 
-declare -A T_PORT T_PID
+declare -A T_PORT T_PID T_THREADS
 ACTIVE=
 
 # Starts every requested target; a target that cannot serve is left out with a note.
@@ -143,7 +150,7 @@ start_targets() {
             T_PORT[direct]=$PG_PORT T_PID[direct]=-
             ACTIVE="$ACTIVE direct"
             ;;
-        pgbouncer | warmpool | floor)
+        pgbouncer | warmpool | warmpool-w2 | floor)
             if start_pooler "$t" "$WORK/$t"; then ACTIVE="$ACTIVE $t"; fi
             ;;
         *) die "unknown target $t" ;;
@@ -155,7 +162,7 @@ start_targets() {
 
 target_bin() { # KIND — the executable a pooler target runs
     case $1 in
-    warmpool) echo "$WARMPOOL" ;;
+    warmpool | warmpool-w2) echo "$WARMPOOL" ;;
     floor) echo "$FLOOR_RELAY" ;;
     *) echo "$PGBOUNCER" ;;
     esac
@@ -176,7 +183,9 @@ start_pooler() { # KIND DIR — sets T_PORT/T_PID[KIND] or notes why it cannot r
         return 1
     fi
     T_PORT[$kind]=$port T_PID[$kind]=$POOLER_PID
-    log "$kind pid $POOLER_PID on 127.0.0.1:$port (nofile $(awk '/open files/ { print $4 }' /proc/$POOLER_PID/limits))"
+    # Threads once it serves: shows that --workers 2 took (warmpool-w2 has more than warmpool).
+    T_THREADS[$kind]=$(proc_status_kb "$POOLER_PID" Threads)
+    log "$kind pid $POOLER_PID on 127.0.0.1:$port (nofile $(awk '/open files/ { print $4 }' /proc/$POOLER_PID/limits), ${T_THREADS[$kind]} threads)"
 }
 
 stop_target() { # KIND
@@ -326,6 +335,10 @@ machine_header() {
     echo "- PostgreSQL $PG_VERSION, scale $SCALE; $("$PGBOUNCER" --version 2>/dev/null | head -n 1);" \
         "warmpool $WP_VERSION"
     echo "- transaction pooling, pool size $POOL_SIZE, SCRAM auth, pgbench -j $JOBS over TCP 127.0.0.1"
+    case " $TARGETS " in *" warmpool-w2 "*)
+        echo "- warmpool-w2: the same warmpool binary and config, started with \`--workers 2\`" \
+            "(threads once serving: warmpool ${T_THREADS[warmpool]:-?}, warmpool-w2 ${T_THREADS[warmpool-w2]:-?})" ;;
+    esac
     if [ $((DO_MATRIX + DO_CONNECT)) -gt 0 ]; then
         echo "- $ROUNDS round(s) of $DURATION s per target and cell, targets alternating" \
             "(each round starts with the next one), medians over rounds"
@@ -358,7 +371,7 @@ report() {
         machine_header
         if [ "$(wc -l <"$RAW")" -gt 1 ]; then
             awk -F, -f "$BENCH/report.awk" -v csv="$RESULTS/summary.csv" \
-                -v dat="$RESULTS/plot.dat" "$RAW"
+                -v dat="$RESULTS/plot.dat" -v cores="$(nproc)" "$RAW"
         fi
         [ -s "$STORM_CSV" ] && storm_md
         [ -s "$EXACT_CSV" ] && exact_md
@@ -398,8 +411,8 @@ if [ $((DO_MATRIX + DO_CONNECT)) -gt 0 ]; then
     warm_up
     if [ "$DO_MATRIX" = 1 ]; then run_matrix; fi
     if [ "$DO_CONNECT" = 1 ]; then run_connect; fi
-    for t in pgbouncer warmpool floor; do
-        if [ -n "${T_PID[$t]:-}" ]; then stop_target "$t"; fi
+    for t in $TARGETS; do
+        if [ "$t" != direct ] && [ -n "${T_PID[$t]:-}" ]; then stop_target "$t"; fi
     done
 fi
 if [ "$DO_STORM" = 1 ]; then run_storm; fi

@@ -289,11 +289,24 @@ pooler_log_tail() { # DIR — the last lines a pooler wrote, for error notes
 
 # ---------------------------------------------------------------- measuring
 
+# pgbench_errors FILE — "CONN ABORTED" from a pgbench output: connections that failed
+# (libpq's "connection to server ... failed", one line per attempt; pgbench's own "could
+# not create connection for client N" that follows it is not counted again) and clients
+# aborted mid-run ("client N [script S] aborted ..."; with -C that includes "aborted while
+# establishing connection", so such a client counts in both). Failed transactions are
+# pgbench's own count ("number of failed transactions").
+pgbench_errors() {
+    awk '/connection to server .*failed|could not connect to server/ { c++ }
+         /client [0-9]+ (script [0-9]+ )?aborted/ { a++ }
+         END { print c + 0, a + 0 }' "$1" 2>/dev/null || echo 0 0
+}
+
 # pgbench_measure TAG PORT PID CLIENTS [pgbench args...]
 # One pgbench run against 127.0.0.1:PORT, -j min(JOBS, CLIENTS), with a per-transaction
 # log. PID is the pooler charged for CPU ("-" for direct). Sets M_TPS M_AVG M_P50 M_P99
 # (ms) M_XACTS M_FAILED M_CONN (initial connection time, ms) M_CPU (ms per 1 000
-# transactions; M_CPU_USER the user-space part of it) M_STATUS (ok|fails|hangs|crashed) and M_NOTE (first error line).
+# transactions; M_CPU_USER the user-space part of it) M_CONN_ERRORS M_ABORTED (see
+# pgbench_errors) M_STATUS (ok|fails|hangs|crashed) and M_NOTE (first error line).
 pgbench_measure() {
     local tag=$1 port=$2 pid=$3 clients=$4 jobs t0=- t1=- rc=0
     shift 4
@@ -314,6 +327,7 @@ pgbench_measure() {
     M_CONN=$(sed -n 's/^initial connection time = \([0-9.]*\) ms.*/\1/p' "$out")
     M_NOTE=$(grep -m 1 -E 'error|fatal|FATAL|ERROR' "$out" | cut -c1-160 | tr ',' ';' || true)
     : "${M_TPS:=0}" "${M_XACTS:=0}" "${M_FAILED:=0}"
+    read -r M_CONN_ERRORS M_ABORTED < <(pgbench_errors "$out")
 
     # p50/p99 from the per-transaction latencies (3rd field, µs; "failed"/"skipped" are
     # not numbers and are left out — they are counted in M_FAILED).

@@ -286,11 +286,14 @@ run_connect() {
 
 # Storm: fresh pooler instances (so RSS reflects only this case), 2 000 clients first held
 # idle (pgbench \sleep) to read RSS, then 30 s of -S with all of them over a pool of 20.
+# Every pooler target is stormed in turn (warmpool and warmpool-w2 each get their own
+# instance). Errors per target: failed transactions (pgbench's count) and connections
+# that failed / clients aborted (pgbench_errors), both in the idle logins and under load.
 STORM_CSV=$RESULTS/storm.csv
 run_storm() {
-    local t pid port bg i rss0 rss_idle uss0 uss_idle pss_idle fds conn_s
+    local t pid port bg i rss0 rss_idle uss0 uss_idle pss_idle fds conn_s idle_errs
     echo '\sleep '"$STORM_IDLE"' s' >"$WORK/idle.sql"
-    echo "target,clients,pool_size,duration_s,status,tps,lat_avg_ms,p50_ms,p99_ms,failed,conn_ms,cpu_ms_per_1k,rss_start_kb,rss_idle_kb,fds_idle,rss_peak_kb,note,uss_start_kb,uss_idle_kb,pss_idle_kb" >"$STORM_CSV"
+    echo "target,clients,pool_size,duration_s,status,tps,lat_avg_ms,p50_ms,p99_ms,failed,conn_ms,cpu_ms_per_1k,rss_start_kb,rss_idle_kb,fds_idle,rss_peak_kb,note,uss_start_kb,uss_idle_kb,pss_idle_kb,conn_errors,aborted_clients,idle_conn_errors,idle_aborted_clients,threads" >"$STORM_CSV"
     [ "$NOFILE" -gt $((STORM_CLIENTS + 200)) ] ||
         note "storm: ulimit -n is $NOFILE, too low for $STORM_CLIENTS clients"
     note "storm: direct PostgreSQL is not measured ($STORM_CLIENTS backends would need max_connections > $STORM_CLIENTS)"
@@ -315,13 +318,14 @@ run_storm() {
         uss_idle=$(uss_kb "$pid") pss_idle=$(pss_kb "$pid")
         alive "$bg" || note "storm $t: idle clients ended before RSS was read (see runs/storm-idle-$t.txt)"
         wait "$bg" || note "storm $t: idle pgbench failed: $(grep -m1 -E 'error|fatal' "$RESULTS/runs/storm-idle-$t.txt" || true)"
+        idle_errs=$(pgbench_errors "$RESULTS/runs/storm-idle-$t.txt" | tr ' ' ,)
         log "storm $t: RSS ${rss0} kB at start, ${rss_idle} kB with $fds descriptors open; loading"
         # The logins alone took conn_s seconds just now (much more when the machine is busy);
         # pgbench's -T clock includes them, so add twice that to keep ~30 s of load.
         pgbench_measure "storm-$t" "$port" "$pid" "$STORM_CLIENTS" -S -M simple \
             -T $((STORM_DURATION + 2 * conn_s + 5))
-        echo "$t,$STORM_CLIENTS,$POOL_SIZE,$STORM_DURATION,$M_STATUS,$M_TPS,${M_AVG:-},$M_P50,$M_P99,$M_FAILED,${M_CONN:-},$M_CPU,$rss0,$rss_idle,$fds,$(proc_status_kb "$pid" VmHWM),$(echo "${M_NOTE:-}" | tr , ';'),$uss0,$uss_idle,$pss_idle" >>"$STORM_CSV"
-        log "storm $t: tps=${M_TPS%.*} p99=$M_P99 ms failed=$M_FAILED $M_STATUS"
+        echo "$t,$STORM_CLIENTS,$POOL_SIZE,$STORM_DURATION,$M_STATUS,$M_TPS,${M_AVG:-},$M_P50,$M_P99,$M_FAILED,${M_CONN:-},$M_CPU,$rss0,$rss_idle,$fds,$(proc_status_kb "$pid" VmHWM),$(echo "${M_NOTE:-}" | tr , ';'),$uss0,$uss_idle,$pss_idle,$M_CONN_ERRORS,$M_ABORTED,$idle_errs,${T_THREADS[$t]}" >>"$STORM_CSV"
+        log "storm $t: tps=${M_TPS%.*} p99=$M_P99 ms failed=$M_FAILED connection errors=$M_CONN_ERRORS aborted=$M_ABORTED (idle logins: connection errors,aborted=$idle_errs) $M_STATUS"
         stop_target "$t"
     done
 }
@@ -353,12 +357,18 @@ machine_header() {
 storm_md() {
     echo "## Connection storm: $STORM_CLIENTS clients, pool $POOL_SIZE, -S simple, $STORM_DURATION s"
     echo
-    echo "| pooler | status | tps | p99 ms | failed | connect all ms | CPU ms/1k xact | RSS start MB | RSS $STORM_CLIENTS idle MB | RSS peak MB | USS start MB | USS $STORM_CLIENTS idle MB | PSS $STORM_CLIENTS idle MB |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| pooler | status | tps | p99 ms | failed xacts | connection errors | aborted clients | connect all ms | CPU ms/1k xact | RSS start MB | RSS $STORM_CLIENTS idle MB | RSS peak MB | USS start MB | USS $STORM_CLIENTS idle MB | PSS $STORM_CLIENTS idle MB |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     awk -F, 'function mb(kb) { return kb == "-" || kb == "" ? "—" : sprintf("%.2f", kb / 1024) }
         NR > 1 {
-        printf "| %s | %s | %.0f | %.1f | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
-            $1, $5, $6, $9, $10, $11, $12, mb($13), mb($14), mb($16), mb($18), mb($19), mb($20) }' "$STORM_CSV"
+        printf "| %s | %s | %.0f | %.1f | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
+            $1, $5, $6, $9, $10, $21 + $23, $22 + $24, $11, $12, mb($13), mb($14), mb($16),
+            mb($18), mb($19), mb($20) }' "$STORM_CSV"
+    echo
+    echo "failed xacts: pgbench's \"number of failed transactions\" under load; connection errors"
+    echo "and aborted clients: pgbench's error lines, during the $STORM_CLIENTS idle logins and under load"
+    echo "together (storm.csv has them apart). 0 in all three is the goal; warmpool-w2 is warmpool"
+    echo "started with --workers 2."
     echo
     echo "RSS counts every page of a shared library the process has touched; USS (private"
     echo "clean + dirty pages) is what the process alone costs; PSS adds its share of shared pages."

@@ -291,7 +291,7 @@ run_connect() {
 # that failed / clients aborted (pgbench_errors), both in the idle logins and under load.
 STORM_CSV=$RESULTS/storm.csv
 run_storm() {
-    local t pid port bg i rss0 rss_idle uss0 uss_idle pss_idle fds conn_s idle_errs
+    local t pid port bg i t0 rss0 rss_idle uss0 uss_idle pss_idle fds conn_s idle_conn idle_errs
     echo '\sleep '"$STORM_IDLE"' s' >"$WORK/idle.sql"
     echo "target,clients,pool_size,duration_s,status,tps,lat_avg_ms,p50_ms,p99_ms,failed,conn_ms,cpu_ms_per_1k,rss_start_kb,rss_idle_kb,fds_idle,rss_peak_kb,note,uss_start_kb,uss_idle_kb,pss_idle_kb,conn_errors,aborted_clients,idle_conn_errors,idle_aborted_clients,threads" >"$STORM_CSV"
     [ "$NOFILE" -gt $((STORM_CLIENTS + 200)) ] ||
@@ -308,23 +308,31 @@ run_storm() {
             -f "$WORK/idle.sql" bench >"$RESULTS/runs/storm-idle-$t.txt" 2>&1 &
         bg=$!
         BG_PIDS="$BG_PIDS $bg"
-        i=0
+        i=0 t0=$(date +%s)
         while alive "$bg" && [ "$(fd_count "$pid")" -lt "$STORM_CLIENTS" ] && [ "$i" -lt 1200 ]; do
             sleep 0.1; i=$((i + 1))
         done
-        conn_s=$((i / 10 + 1))
+        # Wall-clock seconds, not i / 10: on a busy machine one turn of this loop takes
+        # several tenths of a second (i / 10 was 7 when the logins took 25 s).
+        conn_s=$(($(date +%s) - t0 + 1))
         sleep 1
         rss_idle=$(proc_status_kb "$pid" VmRSS) fds=$(fd_count "$pid")
         uss_idle=$(uss_kb "$pid") pss_idle=$(pss_kb "$pid")
         alive "$bg" || note "storm $t: idle clients ended before RSS was read (see runs/storm-idle-$t.txt)"
         wait "$bg" || note "storm $t: idle pgbench failed: $(grep -m1 -E 'error|fatal' "$RESULTS/runs/storm-idle-$t.txt" || true)"
         idle_errs=$(pgbench_errors "$RESULTS/runs/storm-idle-$t.txt" | tr ' ' ,)
+        # pgbench's own figure for the logins, if longer (it connects each thread's clients
+        # one after the other, so the descriptors above lag only by the last few).
+        idle_conn=$(sed -n 's/^initial connection time = \([0-9]*\).*/\1/p' "$RESULTS/runs/storm-idle-$t.txt")
+        [ -n "$idle_conn" ] && [ $((idle_conn / 1000 + 1)) -gt "$conn_s" ] && conn_s=$((idle_conn / 1000 + 1))
         log "storm $t: RSS ${rss0} kB at start, ${rss_idle} kB with $fds descriptors open; loading"
         # The logins alone took conn_s seconds just now (much more when the machine is busy);
-        # pgbench's -T clock includes them, so add twice that to keep ~30 s of load.
+        # pgbench's -T clock includes them, so add twice that to keep ~30 s of load. When
+        # the logins take longer than -T, pgbench ends with 0 transactions and exit 0.
         pgbench_measure "storm-$t" "$port" "$pid" "$STORM_CLIENTS" -S -M simple \
             -T $((STORM_DURATION + 2 * conn_s + 5))
         echo "$t,$STORM_CLIENTS,$POOL_SIZE,$STORM_DURATION,$M_STATUS,$M_TPS,${M_AVG:-},$M_P50,$M_P99,$M_FAILED,${M_CONN:-},$M_CPU,$rss0,$rss_idle,$fds,$(proc_status_kb "$pid" VmHWM),$(echo "${M_NOTE:-}" | tr , ';'),$uss0,$uss_idle,$pss_idle,$M_CONN_ERRORS,$M_ABORTED,$idle_errs,${T_THREADS[$t]}" >>"$STORM_CSV"
+        [ "$M_STATUS" = ok ] || note "storm $t: $M_STATUS: ${M_NOTE:-see runs/storm-$t.txt} (-T $((STORM_DURATION + 2 * conn_s + 5)) s; the idle logins took ${conn_s} s)"
         log "storm $t: tps=${M_TPS%.*} p99=$M_P99 ms failed=$M_FAILED connection errors=$M_CONN_ERRORS aborted=$M_ABORTED (idle logins: connection errors,aborted=$idle_errs) $M_STATUS"
         stop_target "$t"
     done

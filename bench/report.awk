@@ -1,6 +1,7 @@
 # bench/report.awk — medians and ratios from bench/results/*/raw.csv.
 #
-#   awk -F, -f bench/report.awk -v csv=summary.csv -v dat=plot.dat [-v cores=N] raw.csv > tables.md
+#   awk -F, -f bench/report.awk -v csv=summary.csv -v dat=plot.dat [-v cores=N] [-v want_w2=1] \
+#       raw.csv > tables.md
 #
 # One cell is (case, workload, mode, clients); each target has one row per round. A cell's
 # figure for a target is the median over its rounds; if any round of that target failed
@@ -10,6 +11,8 @@
 # warmpool-w2 (warmpool with --workers 2) gets its own table, "workers 1 vs 2", and the
 # last columns of the csv (after floor_status, so that readers of the older columns by
 # position keep working); cores (the machine's) chooses the sentence that explains it.
+# want_w2=1 (warmpool-w2 was a target): the table is there even if warmpool-w2 never
+# served, with "—" in its columns, as the main table has for a pooler that did not start.
 # Plain POSIX awk (mawk has no asort).
 
 function median(list,    v, n, i, j, x) {
@@ -82,7 +85,7 @@ END {
         print f[1], f[2], f[3], f[4], rounds[k], dT, bT, wT, dP, bP, wP, dA, bA, wA, bC, wC,
               rwd, rwb, rcpu, dS, bS, wS, bU, wU, fT, fA, fC, fU, fS,
               w2T, w2P, w2A, w2C, w2U, w2S, r21, r21cpu > csv
-        if (w2S != "missing")
+        if (w2S != "missing" || want_w2)
             w2rows[f[1]] = w2rows[f[1]] sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
                 (f[2] in label) ? label[f[2]] : f[2], f[3], f[4],
                 cellmd(wT, wS), cellmd(w2T, w2S), cellmd(r21, "ok"),

@@ -349,7 +349,8 @@ machine_header() {
     echo "- transaction pooling, pool size $POOL_SIZE, SCRAM auth, pgbench -j $JOBS over TCP 127.0.0.1"
     case " $TARGETS " in *" warmpool-w2 "*)
         echo "- warmpool-w2: the same warmpool binary and config, started with \`--workers 2\`" \
-            "(threads once serving: warmpool ${T_THREADS[warmpool]:-?}, warmpool-w2 ${T_THREADS[warmpool-w2]:-?})" ;;
+            "(threads once serving: warmpool ${T_THREADS[warmpool]:-—}, warmpool-w2 ${T_THREADS[warmpool-w2]:-—};" \
+            "— = did not serve, see Notes)" ;;
     esac
     if [ $((DO_MATRIX + DO_CONNECT)) -gt 0 ]; then
         echo "- $ROUNDS round(s) of $DURATION s per target and cell, targets alternating" \
@@ -389,7 +390,8 @@ report() {
         machine_header
         if [ "$(wc -l <"$RAW")" -gt 1 ]; then
             awk -F, -f "$BENCH/report.awk" -v csv="$RESULTS/summary.csv" \
-                -v dat="$RESULTS/plot.dat" -v cores="$(nproc)" "$RAW"
+                -v dat="$RESULTS/plot.dat" -v cores="$(nproc)" \
+                -v want_w2="$(case " $TARGETS " in *" warmpool-w2 "*) echo 1 ;; *) echo 0 ;; esac)" "$RAW"
         fi
         [ -s "$STORM_CSV" ] && storm_md
         [ -s "$EXACT_CSV" ] && exact_md

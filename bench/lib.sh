@@ -349,6 +349,11 @@ pgbench_measure() {
         M_STATUS=crashed M_NOTE="pooler process $pid exited during the run"
     elif [ "$rc" != 0 ] || [ "$M_FAILED" != 0 ] || [ "$M_XACTS" = 0 ]; then
         M_STATUS=fails
+        # pgbench starts its -T clock before the logins; when they take all of it (a busy
+        # machine, many SCRAM logins) it ends with exit 0 and no transaction at all.
+        if [ -z "$M_NOTE" ] && [ "$rc" = 0 ] && [ "$M_XACTS" = 0 ] && [ "$M_FAILED" = 0 ]; then
+            M_NOTE="pgbench exit 0 with no transaction: the $clients clients' logins outlasted -T (machine busy?)"
+        fi
         [ -n "$M_NOTE" ] || M_NOTE="pgbench exit $rc, $M_XACTS transactions, $M_FAILED failed"
     fi
 }

@@ -185,8 +185,9 @@ END {
         if ("connect" in w2rows) { print "### Connect rate (pgbench -C)\n"; print w2head; printf "%s\n", w2rows["connect"] }
         print "w1 = warmpool (workers = 1), w2 = warmpool-w2 (workers = 2); medians of the same" \
               " rounds as above, alternating with the other targets. CPU is that of the whole" \
-              " process (all its threads), so w2/w1 CPU above 1 is what the hand-off between" \
-              " threads costs.\n"
+              " process (all its threads), so w2/w1 CPU above 1 is the second thread's extra" \
+              " work (hand-offs, wake-ups); on a busy machine one run's ratios move by tens of" \
+              " percent: --exact --targets \"warmpool warmpool-w2\" counts it exactly.\n"
     }
 
     # Columns: clients direct_tps pgbouncer_tps warmpool_tps pgbouncer_cpu warmpool_cpu

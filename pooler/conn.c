@@ -241,10 +241,12 @@ long conn_read(struct wp_conn *cn, size_t room, size_t cap, uint32_t max_message
 {
     if (conn_closed(cn))
         return CONN_ERROR;
-    cn->read_room = room, cn->read_cap = cap, cn->read_max = max_message;
-    if (cn->prefetched) { /* read already, in this turn's batch */
-        cn->prefetched = 0;
-        return cn->io_rc;
+    if (conn_batching) { /* what a batched read needs; it may have happened already */
+        cn->read_room = room, cn->read_cap = cap, cn->read_max = max_message;
+        if (cn->prefetched) {
+            cn->prefetched = 0;
+            return cn->io_rc;
+        }
     }
     if (cap > 0 && buf_unread(&cn->in) >= cap &&
         buf_unread(&cn->in) >= input_limit(cn, cap, max_message)) {
@@ -296,7 +298,8 @@ void conn_suspend(struct wp_conn *cn, int on)
 /* ---- writing ---- */
 
 /* One writev: own bytes, then the peer's ready bytes. 1 all went, 0 some left, -1. */
-int conn_write_plain(struct wp_conn *cn, struct wp_conn *peer)
+__attribute__((always_inline)) static inline int write_plain(struct wp_conn *cn,
+                                                             struct wp_conn *peer)
 {
     struct iovec iov[2];
     int n = 0;
@@ -324,7 +327,30 @@ int conn_write_plain(struct wp_conn *cn, struct wp_conn *peer)
     return (size_t)written == own + theirs;
 }
 
-static int flush_at_once(struct wp_conn *cn, struct wp_conn *peer);
+int conn_write_plain(struct wp_conn *cn, struct wp_conn *peer)
+{
+    return write_plain(cn, peer);
+}
+
+__attribute__((always_inline)) static inline int flush_at_once(struct wp_conn *cn,
+                                                               struct wp_conn *peer)
+{
+    int done, want_write;
+    if (cn->tls) {
+        done = tls_write(cn->tls, &cn->out, peer ? &peer->in : NULL, peer ? &peer->ready : NULL);
+        /* A write waiting for input must not spin on a writable socket; a read waiting
+           for writability needs the write event. */
+        want_write = (done == 0 && !cn->tls->write_wants_read) || cn->tls->read_wants_write;
+    } else {
+        done = write_plain(cn, peer);
+        want_write = done == 0;
+    }
+    if (done < 0)
+        return CONN_ERROR;
+    if (watch_write(cn, want_write) < 0)
+        return CONN_ERROR;
+    return done;
+}
 
 int conn_flush(struct wp_conn *cn, struct wp_conn *peer)
 {
@@ -332,7 +358,8 @@ int conn_flush(struct wp_conn *cn, struct wp_conn *peer)
         return CONN_NO_MEMORY;
     if (conn_closed(cn) || cn->io_failed)
         return CONN_ERROR;
-    if ((buf_unread(&cn->out) > 0 || (peer && peer->ready > 0)) && conn_batch_defer_write(cn))
+    if (conn_batching && (buf_unread(&cn->out) > 0 || (peer && peer->ready > 0)) &&
+        conn_batch_join_write(cn))
         return 0; /* written with the turn's other writes, then on_writable runs */
     return flush_at_once(cn, peer);
 }
@@ -344,25 +371,6 @@ int conn_flush_now(struct wp_conn *cn)
     if (conn_closed(cn) || cn->io_failed)
         return CONN_ERROR;
     return flush_at_once(cn, NULL);
-}
-
-static int flush_at_once(struct wp_conn *cn, struct wp_conn *peer)
-{
-    int done, want_write;
-    if (cn->tls) {
-        done = tls_write(cn->tls, &cn->out, peer ? &peer->in : NULL, peer ? &peer->ready : NULL);
-        /* A write waiting for input must not spin on a writable socket; a read waiting
-           for writability needs the write event. */
-        want_write = (done == 0 && !cn->tls->write_wants_read) || cn->tls->read_wants_write;
-    } else {
-        done = conn_write_plain(cn, peer);
-        want_write = done == 0;
-    }
-    if (done < 0)
-        return CONN_ERROR;
-    if (watch_write(cn, want_write) < 0)
-        return CONN_ERROR;
-    return done;
 }
 
 void conn_write_done(struct wp_conn *cn, int rc)

@@ -91,8 +91,12 @@ bench: warmpool $(BUILD)/floor-relay
 $(BUILD)/floor-relay: bench/floor/relay.c | $(BUILD)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $<
 
+# The whole suite again under ASan+UBSan, every pooler with `--workers 2` (WP_WORKERS,
+# tests/workers/warmpool.sh): the batched socket I/O of workers = N is checked by the
+# sanitizers and by every integration and fault test; `make test` and valgrind run with 1.
+ASAN_WORKERS ?= 2
 asan:
-	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 WP_WORKERS=$(ASAN_WORKERS) \
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" test
 

@@ -215,7 +215,11 @@ wp_launch() { # DIR PORT [WRAPPER...]
     mkdir -p "$dir"
     write_userlist "$dir/userlist.txt"
     wp_write_config "$dir" "$port"
-    (ulimit -n "$NOFILE"; exec "$@" "$WARMPOOL" -c "$dir/warmpool.ini") >"$dir/stdout.log" 2>&1 &
+    # WP_WORKERS_ARG (set by pooler_launch for warmpool-w2): --workers N on the command
+    # line, which overrides the file; empty for the plain warmpool target, whose config
+    # leaves workers at its default (1), so that older binaries still run.
+    (ulimit -n "$NOFILE"; exec "$@" "$WARMPOOL" ${WP_WORKERS_ARG:+--workers "$WP_WORKERS_ARG"} \
+        -c "$dir/warmpool.ini") >"$dir/stdout.log" 2>&1 &
     LAUNCH_PID=$!
     POOLER_PID=$LAUNCH_PID
     # strace forks the pooler as its child; valgrind runs it in-process. The pooler's
@@ -240,12 +244,14 @@ floor_launch() { # DIR PORT [WRAPPER...] — the floor relay (bench/floor/relay.
 # can stop whatever is still running (pooler_stop_all).
 RUNNING_POOLERS=
 
-pooler_launch() { # pgbouncer|warmpool|floor DIR PORT [WRAPPER...]
-    local kind=$1 rc=0
+# warmpool-w2 is the same binary and config as warmpool, started with --workers 2.
+pooler_launch() { # pgbouncer|warmpool|warmpool-w2|floor DIR PORT [WRAPPER...]
+    local kind=$1 rc=0 WP_WORKERS_ARG= # seen by wp_launch
     shift
     case $kind in
     pgbouncer) pgb_launch "$@" || rc=$? ;;
     warmpool) wp_launch "$@" || rc=$? ;;
+    warmpool-w2) WP_WORKERS_ARG=2; wp_launch "$@" || rc=$? ;;
     floor) floor_launch "$@" || rc=$? ;;
     esac
     RUNNING_POOLERS="$RUNNING_POOLERS $kind:${POOLER_PID:-0}:$LAUNCH_PID"
@@ -259,7 +265,7 @@ pooler_stop() { # KIND POOLER_PID LAUNCH_PID
     local entry rest=
     case $1 in
     pgbouncer | floor) [ "$2" = 0 ] || stop_pid "$2" TERM ;;
-    warmpool) [ "$2" = 0 ] || stop_pid "$2" QUIT ;;
+    warmpool | warmpool-w2) [ "$2" = 0 ] || stop_pid "$2" QUIT ;;
     esac
     # The launch job (runuser, strace, valgrind) ends with the pooler; make sure of it.
     wait_gone "$3" 10 || kill -KILL "$3" 2>/dev/null || true
@@ -283,11 +289,24 @@ pooler_log_tail() { # DIR — the last lines a pooler wrote, for error notes
 
 # ---------------------------------------------------------------- measuring
 
+# pgbench_errors FILE — "CONN ABORTED" from a pgbench output: connections that failed
+# (libpq's "connection to server ... failed", one line per attempt; pgbench's own "could
+# not create connection for client N" that follows it is not counted again) and clients
+# aborted mid-run ("client N [script S] aborted ..."; with -C that includes "aborted while
+# establishing connection", so such a client counts in both). Failed transactions are
+# pgbench's own count ("number of failed transactions").
+pgbench_errors() {
+    awk '/connection to server .*failed|could not connect to server/ { c++ }
+         /client [0-9]+ (script [0-9]+ )?aborted/ { a++ }
+         END { print c + 0, a + 0 }' "$1" 2>/dev/null || echo 0 0
+}
+
 # pgbench_measure TAG PORT PID CLIENTS [pgbench args...]
 # One pgbench run against 127.0.0.1:PORT, -j min(JOBS, CLIENTS), with a per-transaction
 # log. PID is the pooler charged for CPU ("-" for direct). Sets M_TPS M_AVG M_P50 M_P99
 # (ms) M_XACTS M_FAILED M_CONN (initial connection time, ms) M_CPU (ms per 1 000
-# transactions; M_CPU_USER the user-space part of it) M_STATUS (ok|fails|hangs|crashed) and M_NOTE (first error line).
+# transactions; M_CPU_USER the user-space part of it) M_CONN_ERRORS M_ABORTED (see
+# pgbench_errors) M_STATUS (ok|fails|hangs|crashed) and M_NOTE (first error line).
 pgbench_measure() {
     local tag=$1 port=$2 pid=$3 clients=$4 jobs t0=- t1=- rc=0
     shift 4
@@ -308,6 +327,7 @@ pgbench_measure() {
     M_CONN=$(sed -n 's/^initial connection time = \([0-9.]*\) ms.*/\1/p' "$out")
     M_NOTE=$(grep -m 1 -E 'error|fatal|FATAL|ERROR' "$out" | cut -c1-160 | tr ',' ';' || true)
     : "${M_TPS:=0}" "${M_XACTS:=0}" "${M_FAILED:=0}"
+    read -r M_CONN_ERRORS M_ABORTED < <(pgbench_errors "$out")
 
     # p50/p99 from the per-transaction latencies (3rd field, µs; "failed"/"skipped" are
     # not numbers and are left out — they are counted in M_FAILED).
@@ -329,6 +349,11 @@ pgbench_measure() {
         M_STATUS=crashed M_NOTE="pooler process $pid exited during the run"
     elif [ "$rc" != 0 ] || [ "$M_FAILED" != 0 ] || [ "$M_XACTS" = 0 ]; then
         M_STATUS=fails
+        # pgbench starts its -T clock before the logins; when they take all of it (a busy
+        # machine, many SCRAM logins) it ends with exit 0 and no transaction at all.
+        if [ -z "$M_NOTE" ] && [ "$rc" = 0 ] && [ "$M_XACTS" = 0 ] && [ "$M_FAILED" = 0 ]; then
+            M_NOTE="pgbench exit 0 with no transaction: the $clients clients' logins outlasted -T (machine busy?)"
+        fi
         [ -n "$M_NOTE" ] || M_NOTE="pgbench exit $rc, $M_XACTS transactions, $M_FAILED failed"
     fi
 }

@@ -1,12 +1,18 @@
 # bench/report.awk — medians and ratios from bench/results/*/raw.csv.
 #
-#   awk -F, -f bench/report.awk -v csv=summary.csv -v dat=plot.dat raw.csv > tables.md
+#   awk -F, -f bench/report.awk -v csv=summary.csv -v dat=plot.dat [-v cores=N] [-v want_w2=1] \
+#       raw.csv > tables.md
 #
 # One cell is (case, workload, mode, clients); each target has one row per round. A cell's
 # figure for a target is the median over its rounds; if any round of that target failed
 # (status other than ok) the target is reported with that status instead ("fails").
 # Writes: Markdown tables on stdout, the wide summary to csv, and gnuplot blocks named
 # "<workload> <mode>" (clients, tps per target, CPU per pooler) to dat.
+# warmpool-w2 (warmpool with --workers 2) gets its own table, "workers 1 vs 2", and the
+# last columns of the csv (after floor_status, so that readers of the older columns by
+# position keep working); cores (the machine's) chooses the sentence that explains it.
+# want_w2=1 (warmpool-w2 was a target): the table is there even if warmpool-w2 never
+# served, with "—" in its columns, as the main table has for a pooler that did not start.
 # Plain POSIX awk (mawk has no asort).
 
 function median(list,    v, n, i, j, x) {
@@ -63,7 +69,9 @@ END {
           "warmpool_over_direct_tps,warmpool_over_pgbouncer_tps,warmpool_over_pgbouncer_cpu," \
           "direct_status,pgbouncer_status,warmpool_status," \
           "pgbouncer_cpu_user_ms_per_1k,warmpool_cpu_user_ms_per_1k," \
-          "floor_tps,floor_lat_avg_ms,floor_cpu_ms_per_1k,floor_cpu_user_ms_per_1k,floor_status" > csv
+          "floor_tps,floor_lat_avg_ms,floor_cpu_ms_per_1k,floor_cpu_user_ms_per_1k,floor_status," \
+          "warmpool_w2_tps,warmpool_w2_p99_ms,warmpool_w2_lat_avg_ms,warmpool_w2_cpu_ms_per_1k," \
+          "warmpool_w2_cpu_user_ms_per_1k,warmpool_w2_status,w2_over_w1_tps,w2_over_w1_cpu" > csv
 
     for (c = 1; c <= ncells; c++) {
         k = order[c]; split(k, f, SUBSEP)
@@ -71,9 +79,19 @@ END {
         figures(k, "pgbouncer"); bS = S; bT = TPS; bP = P99; bA = AVG; bC = CPU; bU = USR
         figures(k, "warmpool");  wS = S; wT = TPS; wP = P99; wA = AVG; wC = CPU; wU = USR
         figures(k, "floor");     fS = S; fT = TPS; fA = AVG; fC = CPU; fU = USR
+        figures(k, "warmpool-w2"); w2S = S; w2T = TPS; w2P = P99; w2A = AVG; w2C = CPU; w2U = USR
         rwd = ratio(wT, dT); rwb = ratio(wT, bT); rcpu = ratio(wC, bC)
+        r21 = ratio(w2T, wT); r21cpu = ratio(w2C, wC)
         print f[1], f[2], f[3], f[4], rounds[k], dT, bT, wT, dP, bP, wP, dA, bA, wA, bC, wC,
-              rwd, rwb, rcpu, dS, bS, wS, bU, wU, fT, fA, fC, fU, fS > csv
+              rwd, rwb, rcpu, dS, bS, wS, bU, wU, fT, fA, fC, fU, fS,
+              w2T, w2P, w2A, w2C, w2U, w2S, r21, r21cpu > csv
+        if (w2S != "missing" || want_w2)
+            w2rows[f[1]] = w2rows[f[1]] sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                (f[2] in label) ? label[f[2]] : f[2], f[3], f[4],
+                cellmd(wT, wS), cellmd(w2T, w2S), cellmd(r21, "ok"),
+                cellmd(wP, wS), cellmd(w2P, w2S), cellmd(wA, wS), cellmd(w2A, w2S),
+                cellmd(wC, wS), cellmd(w2C, w2S), cellmd(r21cpu, "ok"),
+                user_kernel(wC, wU, wS), user_kernel(w2C, w2U, w2S))
 
         md = sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
             (f[2] in label) ? label[f[2]] : f[2], f[3], f[4],
@@ -101,8 +119,9 @@ END {
         if (f[1] == "matrix") {
             blk = f[2] " " f[3]
             if (!(blk in blocks)) { blocks[blk] = 1; border[++nblocks] = blk }
-            data[blk] = data[blk] sprintf("%s %s %s %s %s %s %s %s\n", f[4], nan(dT), nan(bT),
-                                          nan(wT), nan(bC), nan(wC), nan(fT), nan(fC))
+            data[blk] = data[blk] sprintf("%s %s %s %s %s %s %s %s %s %s\n", f[4], nan(dT), nan(bT),
+                                          nan(wT), nan(bC), nan(wC), nan(fT), nan(fC),
+                                          nan(w2T), nan(w2C))
         }
     }
 
@@ -147,9 +166,32 @@ END {
         print "## Connect rate: pgbench -C (new connection per transaction)\n"
         print head; printf "%s\n", rows["connect"]
     }
+    if (("matrix" in w2rows) || ("connect" in w2rows)) {
+        print "## workers 1 vs 2: warmpool vs warmpool-w2 (same binary and config, `--workers 2`)\n"
+        if (cores != "" && cores + 0 <= 2)
+            print "Parity is expected on this " cores "-core machine: PostgreSQL and pgbench share" \
+                  " the same two cores, so a second I/O thread has no idle core to run on; the design" \
+                  " targets machines where one core is saturated by the pooler's socket I/O.\n"
+        else
+            print "warmpool-w2 can only gain where one core is saturated by the pooler's socket I/O" \
+                  " (the case the design targets) and another core is idle for the second I/O thread;" \
+                  " here PostgreSQL and pgbench run on the same " (cores != "" ? cores " " : "") \
+                  "cores as the poolers.\n"
+        w2head = "| workload | mode | clients | tps w1 | tps w2 | w2/w1 tps | p99 ms w1 | p99 ms w2 " \
+                 "| avg ms w1 | avg ms w2 | CPU ms/1k xact w1 | CPU ms/1k xact w2 | w2/w1 CPU " \
+                 "| user / kernel w1 | user / kernel w2 |\n" \
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        if ("matrix" in w2rows) { print "### pgbench matrix\n"; print w2head; printf "%s\n", w2rows["matrix"] }
+        if ("connect" in w2rows) { print "### Connect rate (pgbench -C)\n"; print w2head; printf "%s\n", w2rows["connect"] }
+        print "w1 = warmpool (workers = 1), w2 = warmpool-w2 (workers = 2); medians of the same" \
+              " rounds as above, alternating with the other targets. CPU is that of the whole" \
+              " process (all its threads), so w2/w1 CPU above 1 is the second thread's extra" \
+              " work (hand-offs, wake-ups); on a busy machine one run's ratios move by tens of" \
+              " percent: --exact --targets \"warmpool warmpool-w2\" counts it exactly.\n"
+    }
 
     # Columns: clients direct_tps pgbouncer_tps warmpool_tps pgbouncer_cpu warmpool_cpu
-    # floor_tps floor_cpu
+    # floor_tps floor_cpu warmpool_w2_tps warmpool_w2_cpu
     for (b = 1; b <= nblocks; b++)
         printf "# %s\n%s\n\n", border[b], data[border[b]] > dat
 }

@@ -3,25 +3,31 @@
 #
 # Starts its own throwaway PostgreSQL 15 (pgbench scale 10, role bench/benchpw with a SCRAM
 # secret), PgBouncer from Debian's package and ./warmpool with the same auth and pool size,
-# then runs pgbench against direct PostgreSQL and both poolers in the same run, alternating
-# targets inside every cell, and reports medians.
+# then runs pgbench against direct PostgreSQL and the poolers in the same run, alternating
+# targets inside every cell, and reports medians. Targets: direct, pgbouncer, warmpool
+# (workers = 1, the default) and warmpool-w2 (the same binary and config, started with
+# --workers 2), reported side by side as "workers 1 vs 2"; floor with --floor.
 #
 #   bench/run.sh                 full matrix: {-S, TPC-B} x {simple, extended, prepared}
 #                                x {1, 50, 500 clients}, 3 rounds of 10 s (~40 min)
 #   bench/run.sh --quick         -S, 50 clients, three modes, 1 round of 5 s (< 3 min)
-#   bench/run.sh --storm         2 000 clients vs pool 20 for 30 s; RSS at 2 000 idle clients
+#   bench/run.sh --storm         2 000 clients vs pool 20 for 30 s; RSS at 2 000 idle clients;
+#                                failed transactions and connection errors per pooler
 #   bench/run.sh --connect       pgbench -C (one connection per transaction), 20 clients
 #   bench/run.sh --exact         callgrind instructions and strace system calls per
-#                                transaction of each pooler (difference of two run lengths)
+#                                transaction of each pooler (difference of two run lengths);
+#                                warmpool-w2 only if --targets names it
 #   bench/run.sh --all           matrix, connect, storm and exact
 #   bench/run.sh --floor ...     also measure floor-relay (bench/floor/relay.c): a 1:1
 #                                relay doing only one read and one write per event, the
 #                                kernel's floor for any pooler's added latency and CPU
 # --storm/--connect/--exact run only that case unless --matrix (or --quick) is also given.
 # Knobs: --rounds N --duration S --clients "1 50" --modes "simple" --workloads "select-only
-# tpcb" --targets "direct pgbouncer warmpool" --pool N --keep (leave the temp dir).
+# tpcb" --targets "direct pgbouncer warmpool warmpool-w2" (the default) --pool N --keep
+# (leave the temp dir).
 # Environment: WARMPOOL (default ./warmpool), PGBOUNCER (default /usr/sbin/pgbouncer),
-# FLOOR_RELAY (default build/floor-relay; `make bench` builds it).
+# FLOOR_RELAY (default build/floor-relay; `make bench` builds it), STORM_DURATION (s of
+# load in --storm, default 30), STORM_CLIENTS (default 2000).
 #
 # Output: bench/results/<stamp>-<label>/ with raw.csv (every run), summary.csv and
 # summary.md (medians and ratios), PNG plots, pgbench outputs (runs/); bench/results/latest
@@ -41,14 +47,15 @@ DURATION=10
 CLIENTS="1 50 500"
 MODES="simple extended prepared"
 WORKLOADS="select-only tpcb"
-TARGETS="direct pgbouncer warmpool"
+TARGETS="direct pgbouncer warmpool warmpool-w2"
+TARGETS_GIVEN=0        # --targets given: --exact then also measures warmpool-w2
 POOL_SIZE=20
 SCALE=10
 JOBS=2                 # pgbench threads: the machine has 2 cores
-PG_MAX_CONN=600        # 500 direct clients + both pools + superuser slots
+PG_MAX_CONN=600        # 500 direct clients + three pools of 20 + superuser slots
 WARMUP=3               # seconds of -S per target before measuring
-STORM_CLIENTS=2000
-STORM_DURATION=30
+STORM_CLIENTS=${STORM_CLIENTS:-2000}
+STORM_DURATION=${STORM_DURATION:-30}
 STORM_IDLE=15          # seconds the idle clients stay connected while RSS is read
 CONNECT_CLIENTS=20
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
@@ -74,7 +81,7 @@ while [ $# -gt 0 ]; do
     --clients) CLIENTS=$2; shift ;;
     --modes) MODES=$2; shift ;;
     --workloads) WORKLOADS=$2; shift ;;
-    --targets) TARGETS=$2; shift ;;
+    --targets) TARGETS=$2 TARGETS_GIVEN=1; shift ;;
     --floor) WITH_FLOOR=1 ;;
     --pool) POOL_SIZE=$2; shift ;;
     --keep) KEEP=1 ;;
@@ -131,7 +138,7 @@ trap 'exit 143' TERM
 
 note() { log "NOTE: $*"; echo "$*" >>"$NOTES"; }
 
-declare -A T_PORT T_PID
+declare -A T_PORT T_PID T_THREADS
 ACTIVE=
 
 # Starts every requested target; a target that cannot serve is left out with a note.
@@ -143,7 +150,7 @@ start_targets() {
             T_PORT[direct]=$PG_PORT T_PID[direct]=-
             ACTIVE="$ACTIVE direct"
             ;;
-        pgbouncer | warmpool | floor)
+        pgbouncer | warmpool | warmpool-w2 | floor)
             if start_pooler "$t" "$WORK/$t"; then ACTIVE="$ACTIVE $t"; fi
             ;;
         *) die "unknown target $t" ;;
@@ -155,7 +162,7 @@ start_targets() {
 
 target_bin() { # KIND — the executable a pooler target runs
     case $1 in
-    warmpool) echo "$WARMPOOL" ;;
+    warmpool | warmpool-w2) echo "$WARMPOOL" ;;
     floor) echo "$FLOOR_RELAY" ;;
     *) echo "$PGBOUNCER" ;;
     esac
@@ -176,7 +183,9 @@ start_pooler() { # KIND DIR — sets T_PORT/T_PID[KIND] or notes why it cannot r
         return 1
     fi
     T_PORT[$kind]=$port T_PID[$kind]=$POOLER_PID
-    log "$kind pid $POOLER_PID on 127.0.0.1:$port (nofile $(awk '/open files/ { print $4 }' /proc/$POOLER_PID/limits))"
+    # Threads once it serves: shows that --workers 2 took (warmpool-w2 has more than warmpool).
+    T_THREADS[$kind]=$(proc_status_kb "$POOLER_PID" Threads)
+    log "$kind pid $POOLER_PID on 127.0.0.1:$port (nofile $(awk '/open files/ { print $4 }' /proc/$POOLER_PID/limits), ${T_THREADS[$kind]} threads)"
 }
 
 stop_target() { # KIND
@@ -277,11 +286,14 @@ run_connect() {
 
 # Storm: fresh pooler instances (so RSS reflects only this case), 2 000 clients first held
 # idle (pgbench \sleep) to read RSS, then 30 s of -S with all of them over a pool of 20.
+# Every pooler target is stormed in turn (warmpool and warmpool-w2 each get their own
+# instance). Errors per target: failed transactions (pgbench's count) and connections
+# that failed / clients aborted (pgbench_errors), both in the idle logins and under load.
 STORM_CSV=$RESULTS/storm.csv
 run_storm() {
-    local t pid port bg i rss0 rss_idle uss0 uss_idle pss_idle fds conn_s
+    local t pid port bg i t0 rss0 rss_idle uss0 uss_idle pss_idle fds conn_s idle_conn idle_errs
     echo '\sleep '"$STORM_IDLE"' s' >"$WORK/idle.sql"
-    echo "target,clients,pool_size,duration_s,status,tps,lat_avg_ms,p50_ms,p99_ms,failed,conn_ms,cpu_ms_per_1k,rss_start_kb,rss_idle_kb,fds_idle,rss_peak_kb,note,uss_start_kb,uss_idle_kb,pss_idle_kb" >"$STORM_CSV"
+    echo "target,clients,pool_size,duration_s,status,tps,lat_avg_ms,p50_ms,p99_ms,failed,conn_ms,cpu_ms_per_1k,rss_start_kb,rss_idle_kb,fds_idle,rss_peak_kb,note,uss_start_kb,uss_idle_kb,pss_idle_kb,conn_errors,aborted_clients,idle_conn_errors,idle_aborted_clients,threads" >"$STORM_CSV"
     [ "$NOFILE" -gt $((STORM_CLIENTS + 200)) ] ||
         note "storm: ulimit -n is $NOFILE, too low for $STORM_CLIENTS clients"
     note "storm: direct PostgreSQL is not measured ($STORM_CLIENTS backends would need max_connections > $STORM_CLIENTS)"
@@ -296,23 +308,32 @@ run_storm() {
             -f "$WORK/idle.sql" bench >"$RESULTS/runs/storm-idle-$t.txt" 2>&1 &
         bg=$!
         BG_PIDS="$BG_PIDS $bg"
-        i=0
+        i=0 t0=$(date +%s)
         while alive "$bg" && [ "$(fd_count "$pid")" -lt "$STORM_CLIENTS" ] && [ "$i" -lt 1200 ]; do
             sleep 0.1; i=$((i + 1))
         done
-        conn_s=$((i / 10 + 1))
+        # Wall-clock seconds, not i / 10: on a busy machine one turn of this loop takes
+        # several tenths of a second (i / 10 was 7 when the logins took 25 s).
+        conn_s=$(($(date +%s) - t0 + 1))
         sleep 1
         rss_idle=$(proc_status_kb "$pid" VmRSS) fds=$(fd_count "$pid")
         uss_idle=$(uss_kb "$pid") pss_idle=$(pss_kb "$pid")
         alive "$bg" || note "storm $t: idle clients ended before RSS was read (see runs/storm-idle-$t.txt)"
         wait "$bg" || note "storm $t: idle pgbench failed: $(grep -m1 -E 'error|fatal' "$RESULTS/runs/storm-idle-$t.txt" || true)"
+        idle_errs=$(pgbench_errors "$RESULTS/runs/storm-idle-$t.txt" | tr ' ' ,)
+        # pgbench's own figure for the logins, if longer (it connects each thread's clients
+        # one after the other, so the descriptors above lag only by the last few).
+        idle_conn=$(sed -n 's/^initial connection time = \([0-9]*\).*/\1/p' "$RESULTS/runs/storm-idle-$t.txt")
+        [ -n "$idle_conn" ] && [ $((idle_conn / 1000 + 1)) -gt "$conn_s" ] && conn_s=$((idle_conn / 1000 + 1))
         log "storm $t: RSS ${rss0} kB at start, ${rss_idle} kB with $fds descriptors open; loading"
         # The logins alone took conn_s seconds just now (much more when the machine is busy);
-        # pgbench's -T clock includes them, so add twice that to keep ~30 s of load.
+        # pgbench's -T clock includes them, so add twice that to keep ~30 s of load. When
+        # the logins take longer than -T, pgbench ends with 0 transactions and exit 0.
         pgbench_measure "storm-$t" "$port" "$pid" "$STORM_CLIENTS" -S -M simple \
             -T $((STORM_DURATION + 2 * conn_s + 5))
-        echo "$t,$STORM_CLIENTS,$POOL_SIZE,$STORM_DURATION,$M_STATUS,$M_TPS,${M_AVG:-},$M_P50,$M_P99,$M_FAILED,${M_CONN:-},$M_CPU,$rss0,$rss_idle,$fds,$(proc_status_kb "$pid" VmHWM),$(echo "${M_NOTE:-}" | tr , ';'),$uss0,$uss_idle,$pss_idle" >>"$STORM_CSV"
-        log "storm $t: tps=${M_TPS%.*} p99=$M_P99 ms failed=$M_FAILED $M_STATUS"
+        echo "$t,$STORM_CLIENTS,$POOL_SIZE,$STORM_DURATION,$M_STATUS,$M_TPS,${M_AVG:-},$M_P50,$M_P99,$M_FAILED,${M_CONN:-},$M_CPU,$rss0,$rss_idle,$fds,$(proc_status_kb "$pid" VmHWM),$(echo "${M_NOTE:-}" | tr , ';'),$uss0,$uss_idle,$pss_idle,$M_CONN_ERRORS,$M_ABORTED,$idle_errs,${T_THREADS[$t]}" >>"$STORM_CSV"
+        [ "$M_STATUS" = ok ] || note "storm $t: $M_STATUS: ${M_NOTE:-see runs/storm-$t.txt} (-T $((STORM_DURATION + 2 * conn_s + 5)) s; the idle logins took ${conn_s} s)"
+        log "storm $t: tps=${M_TPS%.*} p99=$M_P99 ms failed=$M_FAILED connection errors=$M_CONN_ERRORS aborted=$M_ABORTED (idle logins: connection errors,aborted=$idle_errs) $M_STATUS"
         stop_target "$t"
     done
 }
@@ -326,6 +347,11 @@ machine_header() {
     echo "- PostgreSQL $PG_VERSION, scale $SCALE; $("$PGBOUNCER" --version 2>/dev/null | head -n 1);" \
         "warmpool $WP_VERSION"
     echo "- transaction pooling, pool size $POOL_SIZE, SCRAM auth, pgbench -j $JOBS over TCP 127.0.0.1"
+    case " $TARGETS " in *" warmpool-w2 "*)
+        echo "- warmpool-w2: the same warmpool binary and config, started with \`--workers 2\`" \
+            "(threads once serving: warmpool ${T_THREADS[warmpool]:-—}, warmpool-w2 ${T_THREADS[warmpool-w2]:-—};" \
+            "— = did not serve, see Notes)" ;;
+    esac
     if [ $((DO_MATRIX + DO_CONNECT)) -gt 0 ]; then
         echo "- $ROUNDS round(s) of $DURATION s per target and cell, targets alternating" \
             "(each round starts with the next one), medians over rounds"
@@ -340,12 +366,18 @@ machine_header() {
 storm_md() {
     echo "## Connection storm: $STORM_CLIENTS clients, pool $POOL_SIZE, -S simple, $STORM_DURATION s"
     echo
-    echo "| pooler | status | tps | p99 ms | failed | connect all ms | CPU ms/1k xact | RSS start MB | RSS $STORM_CLIENTS idle MB | RSS peak MB | USS start MB | USS $STORM_CLIENTS idle MB | PSS $STORM_CLIENTS idle MB |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| pooler | status | tps | p99 ms | failed xacts | connection errors | aborted clients | connect all ms | CPU ms/1k xact | RSS start MB | RSS $STORM_CLIENTS idle MB | RSS peak MB | USS start MB | USS $STORM_CLIENTS idle MB | PSS $STORM_CLIENTS idle MB |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     awk -F, 'function mb(kb) { return kb == "-" || kb == "" ? "—" : sprintf("%.2f", kb / 1024) }
         NR > 1 {
-        printf "| %s | %s | %.0f | %.1f | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
-            $1, $5, $6, $9, $10, $11, $12, mb($13), mb($14), mb($16), mb($18), mb($19), mb($20) }' "$STORM_CSV"
+        printf "| %s | %s | %.0f | %.1f | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
+            $1, $5, $6, $9, $10, $21 + $23, $22 + $24, $11, $12, mb($13), mb($14), mb($16),
+            mb($18), mb($19), mb($20) }' "$STORM_CSV"
+    echo
+    echo "failed xacts: pgbench's \"number of failed transactions\" under load; connection errors"
+    echo "and aborted clients: pgbench's error lines, during the $STORM_CLIENTS idle logins and under load"
+    echo "together (storm.csv has them apart). 0 in all three is the goal; warmpool-w2 is warmpool"
+    echo "started with --workers 2."
     echo
     echo "RSS counts every page of a shared library the process has touched; USS (private"
     echo "clean + dirty pages) is what the process alone costs; PSS adds its share of shared pages."
@@ -358,7 +390,8 @@ report() {
         machine_header
         if [ "$(wc -l <"$RAW")" -gt 1 ]; then
             awk -F, -f "$BENCH/report.awk" -v csv="$RESULTS/summary.csv" \
-                -v dat="$RESULTS/plot.dat" "$RAW"
+                -v dat="$RESULTS/plot.dat" -v cores="$(nproc)" \
+                -v want_w2="$(case " $TARGETS " in *" warmpool-w2 "*) echo 1 ;; *) echo 0 ;; esac)" "$RAW"
         fi
         [ -s "$STORM_CSV" ] && storm_md
         [ -s "$EXACT_CSV" ] && exact_md
@@ -398,8 +431,8 @@ if [ $((DO_MATRIX + DO_CONNECT)) -gt 0 ]; then
     warm_up
     if [ "$DO_MATRIX" = 1 ]; then run_matrix; fi
     if [ "$DO_CONNECT" = 1 ]; then run_connect; fi
-    for t in pgbouncer warmpool floor; do
-        if [ -n "${T_PID[$t]:-}" ]; then stop_target "$t"; fi
+    for t in $TARGETS; do
+        if [ "$t" != direct ] && [ -n "${T_PID[$t]:-}" ]; then stop_target "$t"; fi
     done
 fi
 if [ "$DO_STORM" = 1 ]; then run_storm; fi

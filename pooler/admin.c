@@ -78,7 +78,7 @@ static void show_help(struct wp_buf *out)
         "Console usage\n"
         "\tSHOW HELP|POOLS|STATS|SERVERS|CLIENTS|DATABASES|CONFIG|PREPARED|STATEMENTS|VERSION\n"
         "\tSHOW LISTS|USERS|STATS_TOTALS|STATS_AVERAGES|TOTALS|MEM|STATE|FDS|PEERS|PEER_POOLS\n"
-        "\tSHOW SOCKETS|ACTIVE_SOCKETS|DNS_HOSTS|DNS_ZONES\n"
+        "\tSHOW SOCKETS|ACTIVE_SOCKETS|DNS_HOSTS|DNS_ZONES|FLEET\n"
         "\tSET key = arg\n"
         "\tRELOAD\n"
         "\tPAUSE [<db>]\n"

@@ -22,6 +22,7 @@
 #include "warmpool/admin_rows.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
+#include "warmpool/fleet.h"
 #include "warmpool/config_keys.h"
 #include "warmpool/db_state.h"
 #include "warmpool/hosts.h"
@@ -87,7 +88,9 @@ static const char *client_app(const struct wp_client *c)
 /* 1.25's columns, then warmpool's: cl_idle (of cl_active, those between requests),
    paused, cl_pinned (clients that keep their backend for session state), host (the
    host:port its backends are on, "several" when more than one) and failovers (of a
-   `disable` host list: backends moved to another host). */
+   `disable` host list: backends moved to another host), fleet_cap and fleet_backends
+   (with a fleet budget, fleet.c: this instance's cap for the database, and every fleet
+   member's backends to it at the last read; NULL without one). */
 static const struct admin_col pools_cols[] = {
     {"database", TEXT},
     {"user", TEXT},
@@ -111,6 +114,8 @@ static const struct admin_col pools_cols[] = {
     {"cl_pinned", INT4},
     {"host", TEXT},
     {"failovers", INT4},
+    {"fleet_cap", INT4},
+    {"fleet_backends", INT4},
 };
 
 /* 1.25 names load_balance_hosts only for a database whose host is a list: the mode in
@@ -164,7 +169,12 @@ static void pool_row(struct admin_rows *r, struct wp_pool *pool, int64_t now_ms)
     admin_cell_int(r, pool->pinned_clients);
     admin_cell_or_null(r, server_hosts_where(pool));
     admin_cell_int(r, (long long)server_hosts_failovers(pool));
-    admin_rows_end_row(r);
+    struct fleet_info fi;
+    if (pool->settings.fleet_max_db_connections > 0 && fleet_find(pool->dbname, &fi)) {
+        admin_cell_int(r, fi.cap);
+        admin_cell_int(r, fi.fleet_held);
+    }
+    admin_rows_end_row(r); /* cells not given: NULL */
 }
 
 /* Console clients past login; idle_only: those between commands. */

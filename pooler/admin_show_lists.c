@@ -382,6 +382,8 @@ int admin_show_more(struct wp_buf *out, const char *what, int is_admin)
     int rc = admin_show_stats(out, what);
     if (rc != -1)
         return rc;
+    if (strcasecmp(what, "fleet") == 0)
+        return admin_show_fleet(out) < 0 ? -2 : 0;
     for (size_t i = 0; i < sizeof shows / sizeof shows[0]; i++) {
         if (strcasecmp(what, shows[i].name) != 0)
             continue;

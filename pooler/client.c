@@ -39,6 +39,13 @@ const char *client_state_name(enum wp_client_state state)
 static void client_readable(void *arg);
 static void client_writable(void *arg);
 
+/* What relay_flush_to_client writes after the client's own bytes (conn_set_peer). */
+static struct wp_conn *client_peer(void *arg)
+{
+    struct wp_client *c = arg;
+    return c->server ? &c->server->conn : NULL;
+}
+
 void client_accept(int fd, const char *addr)
 {
     const struct wp_config *cfg = wp_rt.cfg;
@@ -69,6 +76,7 @@ void client_accept(int fd, const char *addr)
         free(c);
         return;
     }
+    conn_set_peer(&c->conn, client_peer);
     list_push_tail(&wp_rt.clients, &c->all);
     wp_rt.nclients++;
     log_debug("C-%llu %s: new connection", (unsigned long long)c->id, c->addr);

@@ -37,6 +37,7 @@
 
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
+#include "warmpool/fleet_share.h"
 #include "warmpool/hosts.h"
 #include "warmpool/log.h"
 #include "warmpool/tls.h"
@@ -48,22 +49,6 @@
 /* ---------------------------------------------------------------- key table */
 
 /* The table itself is config_keys.c: wp_keys[], one row per key and alias. */
-
-/* Keys an earlier version documented but that never did anything. Files that set
-   them to the one value matching what warmpool really does still load (an upgrade
-   should not break on `workers = 1`); any other value is refused, so that no key is
-   accepted and then ignored. */
-struct fixed_key {
-    const char *name;
-    const char *only; /* the accepted value */
-    const char *why;  /* the message for any other */
-};
-
-static const struct fixed_key fixed_keys[] = {
-    {"workers", "1", "only 1 is supported in this version"},
-};
-
-#define NFIXED ((int)(sizeof fixed_keys / sizeof fixed_keys[0]))
 
 static const char *const mode_names[] = {"session", "transaction", "statement", NULL};
 static const char *const pin_names[] = {"off", "on", "log", NULL};
@@ -115,7 +100,6 @@ struct loader {
     const char *section_label; /* "warmpool" or "pgbouncer", for messages */
     struct place global_place; /* first [warmpool] header: where to blame unset defaults */
     struct place key_place[WP_KEYS_MAX]; /* where each [warmpool] key was set; line 0 = not */
-    struct place fixed_place[NFIXED];    /* the same for fixed_keys */
     bool noted[WP_KEYS_MAX];             /* an "accepted, no effect" notice was made */
     int nnotices;
     char *err;
@@ -601,26 +585,6 @@ static bool set_value(struct loader *ld, const struct wp_key *k, void *base, con
 
 /* ---------------------------------------------------------------- [warmpool] */
 
-/* A fixed key: true when `name` is one (reported if its value is not the accepted one). */
-static bool parse_fixed_key(struct loader *ld, const char *name, const char *value)
-{
-    char earlier[512];
-
-    for (int i = 0; i < NFIXED; i++) {
-        const struct fixed_key *k = &fixed_keys[i];
-        if (strcasecmp(k->name, name) != 0)
-            continue;
-        if (ld->fixed_place[i].line)
-            report(ld, ld->lineno, "duplicate key \"%s\" (already set on %s)", name,
-                   describe_place(ld, ld->fixed_place[i], earlier, sizeof earlier));
-        else if (strcmp(skip_space(value), k->only) != 0)
-            report(ld, ld->lineno, "%s: %s", k->name, k->why);
-        ld->fixed_place[i] = here(ld);
-        return true;
-    }
-    return false;
-}
-
 /* Values of ignored PgBouncer keys that cannot be ignored: the file asks for a
    protection warmpool would not give. */
 struct refused_value {
@@ -723,8 +687,6 @@ static void parse_global_key(struct loader *ld, const char *name, const char *va
     int i = config_key_find(name, WP_SEC_GLOBAL);
     char earlier[512];
 
-    if (i < 0 && parse_fixed_key(ld, name, value))
-        return;
     if (i < 0) {
         report(ld, ld->lineno, "unknown key \"%s\" in [%s]", name, ld->section_label);
         return;
@@ -1583,6 +1545,19 @@ static void validate_tls(struct loader *ld)
                   "auth_type cert needs client_tls_sslmode (not disable) and client_tls_ca_file");
 }
 
+/* Names that go into application_name and the fleet's query: a short, safe charset. */
+static void validate_fleet(struct loader *ld)
+{
+    const struct wp_config *cfg = ld->cfg;
+    const char *keys[] = {"fleet_name", "fleet_instance"};
+    const char *values[] = {cfg->fleet_name, cfg->fleet_instance};
+    for (int i = 0; i < 2; i++)
+        if (values[i] && *values[i] && !fleet_name_valid(values[i]))
+            report_at(ld, key_place(ld, keys[i]),
+                      "%s: \"%.64s\" is not 1 to %d characters of A-Z a-z 0-9 _ . -", keys[i],
+                      values[i], FLEET_NAME_MAX);
+}
+
 static void validate_globals(struct loader *ld)
 {
     const struct wp_config *cfg = ld->cfg;
@@ -1591,6 +1566,7 @@ static void validate_globals(struct loader *ld)
         ld, &cfg->pool,
         key_place(ld, key_set(ld, "min_pool_size") ? "min_pool_size" : "max_pool_size"), "");
     validate_tls(ld);
+    validate_fleet(ld);
     if (cfg->auth_type == WP_AUTH_HBA && !cfg->auth_hba_file)
         report_at(ld, key_place(ld, "auth_type"), "auth_type hba needs auth_hba_file");
     /* With hba, each rule's method says whether a password is checked, and a password

@@ -63,6 +63,7 @@ const struct wp_key wp_keys[] = {
      "unix_socket_mode", 0},
     {"listen_backlog", WP_KEY_INT, CFG(listen_backlog), G, 1, INT_MAX, "128", "listen_backlog", 0},
     {"so_reuseport", WP_KEY_BOOL, CFG(so_reuseport), G, 0, 1, "0", "so_reuseport", 0},
+    {"workers", WP_KEY_INT, CFG(workers), G, 1, 64, "1", NULL, 0},
     {"peer_id", WP_KEY_INT, CFG(peer_id), G, 0, CANCEL_KEY_MAX_PEER_ID, "0", "peer_id", R},
     {"max_client_conn", WP_KEY_INT, CFG(max_client_conn), G, 1, INT_MAX, "100", "max_client_conn",
      R},
@@ -138,6 +139,10 @@ const struct wp_key wp_keys[] = {
      ALIAS},
     {"max_db_connections", WP_KEY_INT, POOL(max_db_connections), G | D, 0, INT_MAX, "0",
      "max_db_connections", R},
+    /* the fleet connection budget (fleet.c): at most 99999 so that a published state
+       fits PostgreSQL's 63-byte application_name */
+    {"fleet_max_db_connections", WP_KEY_INT, POOL(fleet_max_db_connections), G | D, 0, 99999, "0",
+     NULL, R},
     {"max_user_connections", WP_KEY_INT, CFG(max_user_connections), G, 0, INT_MAX, "0",
      "max_user_connections", R},
     {"max_user_connections", WP_KEY_INT, USR(max_user_connections), U, 0, INT_MAX, NULL,
@@ -198,6 +203,12 @@ const struct wp_key wp_keys[] = {
     {"pkt_buf", WP_KEY_SIZE, CFG(pkt_buf), G, 4096, 64 * MB, "16kB", "pkt_buf", R},
     {"max_packet_size", WP_KEY_SIZE, CFG(max_packet_size), G, 4096, PACKET_MAX, "1GB",
      "max_packet_size", R},
+
+    /* the fleet connection budget (fleet.c, docs/DEPLOY.md) */
+    {"fleet_name", WP_KEY_STR, CFG(fleet_name), G, NORANGE, "", NULL, R},
+    {"fleet_instance", WP_KEY_STR, CFG(fleet_instance), G, NORANGE, "", NULL, R},
+    {"fleet_poll_interval", WP_KEY_DURATION, CFG(fleet_poll_interval), G, 100, 60 * SEC_MS, "2s",
+     NULL, R},
 
     /* observability */
     {"stats_socket", WP_KEY_PATH, CFG(stats_socket), G, NORANGE, "", NULL, R},

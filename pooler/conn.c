@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "warmpool/conn.h"
+#include "warmpool/conn_batch.h"
 #include "warmpool/proto.h"
 #include "warmpool/runtime.h"
 #include "warmpool/tls.h"
@@ -56,6 +57,8 @@ static void on_read_event(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct wp_conn *cn = arg;
+    if (conn_batch_defer_read(cn))
+        return; /* read with the turn's other reads (conn_batch_run) */
     /* A TLS write that waited for input can go on now. */
     if (cn->tls && cn->tls->write_wants_read) {
         cn->on_writable(cn->owner);
@@ -120,6 +123,7 @@ static int open_events(struct wp_conn *cn, int fd, wp_conn_handler on_readable,
         cn->ev_write = NULL;
     }
     cn->connecting = 0;
+    cn->prefetched = cn->io_failed = 0;
     cn->fd = fd;
     cn->on_readable = on_readable;
     cn->on_writable = on_writable;
@@ -237,6 +241,13 @@ long conn_read(struct wp_conn *cn, size_t room, size_t cap, uint32_t max_message
 {
     if (conn_closed(cn))
         return CONN_ERROR;
+    if (conn_batching) { /* what a batched read needs; it may have happened already */
+        cn->read_room = room, cn->read_cap = cap, cn->read_max = max_message;
+        if (cn->prefetched) {
+            cn->prefetched = 0;
+            return cn->io_rc;
+        }
+    }
     if (cap > 0 && buf_unread(&cn->in) >= cap &&
         buf_unread(&cn->in) >= input_limit(cn, cap, max_message)) {
         conn_pause_read(cn, 1);
@@ -287,7 +298,8 @@ void conn_suspend(struct wp_conn *cn, int on)
 /* ---- writing ---- */
 
 /* One writev: own bytes, then the peer's ready bytes. 1 all went, 0 some left, -1. */
-static int write_plain(struct wp_conn *cn, struct wp_conn *peer)
+__attribute__((always_inline)) static inline int write_plain(struct wp_conn *cn,
+                                                             struct wp_conn *peer)
 {
     struct iovec iov[2];
     int n = 0;
@@ -315,12 +327,14 @@ static int write_plain(struct wp_conn *cn, struct wp_conn *peer)
     return (size_t)written == own + theirs;
 }
 
-int conn_flush(struct wp_conn *cn, struct wp_conn *peer)
+int conn_write_plain(struct wp_conn *cn, struct wp_conn *peer)
 {
-    if (buf_failed(&cn->out))
-        return CONN_NO_MEMORY;
-    if (conn_closed(cn))
-        return CONN_ERROR;
+    return write_plain(cn, peer);
+}
+
+__attribute__((always_inline)) static inline int flush_at_once(struct wp_conn *cn,
+                                                               struct wp_conn *peer)
+{
     int done, want_write;
     if (cn->tls) {
         done = tls_write(cn->tls, &cn->out, peer ? &peer->in : NULL, peer ? &peer->ready : NULL);
@@ -336,6 +350,37 @@ int conn_flush(struct wp_conn *cn, struct wp_conn *peer)
     if (watch_write(cn, want_write) < 0)
         return CONN_ERROR;
     return done;
+}
+
+int conn_flush(struct wp_conn *cn, struct wp_conn *peer)
+{
+    if (buf_failed(&cn->out))
+        return CONN_NO_MEMORY;
+    if (conn_closed(cn) || cn->io_failed)
+        return CONN_ERROR;
+    if (conn_batching && (buf_unread(&cn->out) > 0 || (peer && peer->ready > 0)) &&
+        conn_batch_join_write(cn))
+        return 0; /* written with the turn's other writes, then on_writable runs */
+    return flush_at_once(cn, peer);
+}
+
+int conn_flush_now(struct wp_conn *cn)
+{
+    if (buf_failed(&cn->out))
+        return CONN_NO_MEMORY;
+    if (conn_closed(cn) || cn->io_failed)
+        return CONN_ERROR;
+    return flush_at_once(cn, NULL);
+}
+
+void conn_write_done(struct wp_conn *cn, int rc)
+{
+    if (rc >= 0 && watch_write(cn, rc == 0) < 0)
+        rc = CONN_ERROR;
+    if (rc < 0)
+        cn->io_failed = 1; /* the owner's next conn_flush reports it */
+    if (rc != 0)
+        cn->on_writable(cn->owner);
 }
 
 int conn_output_pending(const struct wp_conn *cn)
@@ -366,6 +411,8 @@ void conn_local_address(const struct wp_conn *cn, char *host, size_t hostlen, in
 
 void conn_close(struct wp_conn *cn)
 {
+    conn_batch_forget(cn);
+    cn->prefetched = 0;
     struct wp_buf nothing = {0};
     struct wp_buf *last = buf_failed(&cn->out) ? &nothing : &cn->out;
     if (cn->tls) {

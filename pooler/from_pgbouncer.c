@@ -109,7 +109,7 @@ static void write_global(struct writer *w, const char *key, const char *value, c
 
     for (size_t d = 0; d < NDEFAULTS; d++)
         w->set[d] |= strcasecmp(defaults[d].key, key) == 0;
-    if (i < 0) { /* a fixed key (workers = 1): as written */
+    if (i < 0) { /* not a key (the file loaded, so it cannot be): as written */
         fprintf(w->out, "%s\n", line);
         return;
     }

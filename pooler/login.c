@@ -455,9 +455,10 @@ static int accept_tls(struct wp_client *c)
         return 0;
     }
     buf_append(&c->conn.out, "S", 1);
-    client_kick_write(c);
-    if (c->state == CL_CLOSING)
+    if (conn_flush_now(&c->conn) < 0) { /* in clear: before TLS takes the socket */
+        client_close(c, "write to client failed");
         return 0;
+    }
     if (buf_unread(&c->conn.out) > 0 || conn_start_tls(&c->conn) < 0) {
         client_close(c, "cannot start TLS");
         return 0;

@@ -17,9 +17,12 @@
 #include "warmpool/client.h"
 #include "warmpool/config.h"
 #include "warmpool/config_keys.h"
+#include "warmpool/conn_batch.h"
 #include "warmpool/daemon.h"
 #include "warmpool/db_state.h"
+#include "warmpool/fleet.h"
 #include "warmpool/from_pgbouncer.h"
+#include "warmpool/io_threads.h"
 #include "warmpool/listener.h"
 #include "warmpool/log.h"
 #include "warmpool/peer_resolve.h"
@@ -36,13 +39,14 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: warmpool [-d] [-v] [--check] -c FILE\n"
+    fprintf(out, "usage: warmpool [-d] [-v] [--check] [--workers N] -c FILE\n"
                  "       warmpool --from-pgbouncer FILE\n"
                  "  -c, --config FILE  configuration file (ini)\n"
                  "      --check        validate the configuration and exit\n"
                  "      --from-pgbouncer FILE\n"
                  "                     print the PgBouncer FILE as a native warmpool.ini\n"
                  "  -d, --daemon       run in the background (needs logfile or syslog)\n"
+                 "      --workers N    threads doing socket I/O, whatever the file says\n"
                  "  -v, --verbose      more logging (repeat for more)\n"
                  "  -V, --version      print the version\n"
                  "  -h, --help         this text\n");
@@ -71,6 +75,11 @@ static void startup_failed(const char *err)
 }
 
 /* path with the SET values over it, in a new allocation; NULL with err filled. */
+/* --workers N: run with N workers whatever the file says (kept across reloads). */
+static int workers_from_command_line;
+/* The workers started with; a reload cannot change them. 0 before start-up. */
+static int workers_running;
+
 static struct wp_config *load_config_with(const char *path, const struct wp_set_values *sets,
                                           char *err, size_t errlen)
 {
@@ -84,6 +93,13 @@ static struct wp_config *load_config_with(const char *path, const struct wp_set_
                                    errlen) < 0) {
         free(cfg);
         return NULL;
+    }
+    if (workers_from_command_line)
+        cfg->workers = workers_from_command_line;
+    if (workers_running && cfg->workers != workers_running) {
+        log_warn("workers = %d takes effect at the next start; %d are running", cfg->workers,
+                 workers_running);
+        cfg->workers = workers_running;
     }
     return cfg;
 }
@@ -402,6 +418,7 @@ static void free_everything(void)
     while (!list_empty(&wp_rt.pools))
         pool_free(list_entry(wp_rt.pools.next, struct wp_pool, node));
     authq_shutdown();
+    fleet_shutdown();
     login_forget_cached_keys();
     auth_userlist_free(&wp_rt.users);
     hba_free(&wp_rt.hba);
@@ -418,6 +435,38 @@ static void free_everything(void)
     buf_cache_clear();
 }
 
+/* One event base; with several workers, epoll's change list lets a pause and a resume
+   of the same socket within a turn (a batched write, conn_batch.h) cost nothing. */
+static struct event_base *make_base(int workers)
+{
+    struct event_config *conf = event_config_new();
+    if (!conf)
+        return NULL;
+    if (workers > 1)
+        event_config_set_flag(conf, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(conf);
+    event_config_free(conf);
+    return base;
+}
+
+/* The loop: one turn at a time, each followed by its batched socket I/O when several
+   workers share it (io_threads.h); with one, libevent's own loop. */
+static void run_loop(int workers)
+{
+    if (workers <= 1) {
+        event_base_dispatch(wp_rt.base);
+        return;
+    }
+    conn_batch_enable(1);
+    for (;;) {
+        int rc = event_base_loop(wp_rt.base, EVLOOP_ONCE);
+        conn_batch_run();
+        if (rc != 0 || event_base_got_break(wp_rt.base) || event_base_got_exit(wp_rt.base))
+            break;
+    }
+    conn_batch_enable(0);
+}
+
 static int run(void)
 {
     char err[512];
@@ -425,7 +474,9 @@ static int run(void)
     const int signos[7] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, 0};
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    wp_rt.base = event_base_new();
+    const int workers = wp_rt.cfg->workers;
+    workers_running = workers;
+    wp_rt.base = make_base(workers);
     if (!wp_rt.base)
         return 1;
     for (int i = 0; signos[i]; i++) {
@@ -444,16 +495,19 @@ static int run(void)
         startup_failed(err);
         return 1;
     }
-    if (workpool_start(2) < 0 || timeouts_start() < 0) {
+    if (workpool_start(2) < 0 || timeouts_start() < 0 || io_threads_start(workers) < 0) {
         log_error("cannot start: %s", strerror(errno));
         return 1;
     }
-    log_info("warmpool %s listening on %s port %d", WARMPOOL_VERSION,
-             wp_rt.cfg->listen_addr ? wp_rt.cfg->listen_addr : "", wp_rt.cfg->listen_port);
+    log_info("warmpool %s listening on %s port %d (%d worker%s)", WARMPOOL_VERSION,
+             wp_rt.cfg->listen_addr ? wp_rt.cfg->listen_addr : "", wp_rt.cfg->listen_port, workers,
+             workers == 1 ? "" : "s");
     prefill_pools();
     daemon_ready();
-    event_base_dispatch(wp_rt.base);
+    run_loop(workers);
     close_everything();
+    conn_batch_free();
+    io_threads_stop();
     timeouts_stop();
     peering_shutdown(); /* a peer that does not answer must not hold up the exit */
     workpool_stop();
@@ -488,6 +542,7 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {"daemon", no_argument, NULL, 'd'},
+        {"workers", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     const char *path = NULL;
@@ -504,6 +559,13 @@ int main(int argc, char **argv)
             return convert_pgbouncer(optarg);
         case 'd':
             daemonize = 1;
+            break;
+        case 'W':
+            workers_from_command_line = atoi(optarg);
+            if (workers_from_command_line < 1 || workers_from_command_line > 64) {
+                fprintf(stderr, "warmpool: --workers takes 1 to 64\n");
+                return 2;
+            }
             break;
         case 'v':
             verbose++;

@@ -1,6 +1,7 @@
 /*
  * pool_limits — max_db_connections and max_user_connections across pools
- * (include/warmpool/pool_limits.h).
+ * (include/warmpool/pool_limits.h), and the cap a fleet budget (fleet.c) allows this
+ * instance for a database, counted as max_db_connections is.
  *
  * Pools sharing a database name (the name clients connect to) count together toward
  * max_db_connections; pools sharing a client user name count together toward
@@ -20,6 +21,7 @@
 
 #include "warmpool/client.h"
 #include "warmpool/config.h"
+#include "warmpool/fleet.h"
 #include "warmpool/list.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
@@ -60,6 +62,17 @@ static int db_limit(const struct wp_pool *pool)
     return pool->settings.max_db_connections > 0 ? pool->settings.max_db_connections : 0;
 }
 
+/* A fleet budget (fleet.c) is one more limit on the servers of a database. */
+static int fleet_limited(const struct wp_pool *pool)
+{
+    return pool->settings.fleet_max_db_connections > 0;
+}
+
+static int db_limited(const struct wp_pool *pool)
+{
+    return db_limit(pool) > 0 || fleet_limited(pool);
+}
+
 static int same_db(const struct wp_pool *a, const struct wp_pool *b)
 {
     return strcmp(a->dbname, b->dbname) == 0;
@@ -87,9 +100,15 @@ static int count_servers(const struct wp_pool *pool,
 __attribute__((noinline)) static int room_under_limits(const struct wp_pool *pool)
 {
     int db_max = db_limit(pool), user_max = user_limit(pool);
+    int fleet_max = fleet_limited(pool) ? fleet_cap(pool) : -1; /* -1: no fleet */
     int room = INT_MAX;
-    if (db_max > 0)
-        room = db_max - count_servers(pool, same_db);
+    if (db_max > 0 || fleet_max >= 0) {
+        int servers = count_servers(pool, same_db);
+        if (db_max > 0)
+            room = db_max - servers;
+        if (fleet_max >= 0 && fleet_max - servers < room)
+            room = fleet_max - servers;
+    }
     if (user_max > 0) {
         int user_room = user_max - count_servers(pool, same_user);
         if (user_room < room)
@@ -100,7 +119,7 @@ __attribute__((noinline)) static int room_under_limits(const struct wp_pool *poo
 
 int limits_room(const struct wp_pool *pool)
 {
-    if (db_limit(pool) <= 0 && !user_limits_set)
+    if (!db_limited(pool) && !user_limits_set)
         return INT_MAX; /* the default: nothing to count */
     return room_under_limits(pool);
 }
@@ -115,7 +134,7 @@ static int unserved_waiters(const struct wp_pool *pool)
 
 static int shares_limit(const struct wp_pool *a, const struct wp_pool *b)
 {
-    return a != b && ((db_limit(a) > 0 && same_db(a, b)) || (user_limit(a) > 0 && same_user(a, b)));
+    return a != b && ((db_limited(a) && same_db(a, b)) || (user_limit(a) > 0 && same_user(a, b)));
 }
 
 static int is_starved(const struct wp_pool *pool)
@@ -181,7 +200,7 @@ int limits_room_for(const struct wp_pool *pool)
    on every release before walking the pools). */
 static int unlimited(const struct wp_pool *pool)
 {
-    return db_limit(pool) <= 0 && user_limit(pool) <= 0;
+    return !db_limited(pool) && user_limit(pool) <= 0;
 }
 
 /* limits_hand_over() once a limit applies. */

@@ -379,6 +379,12 @@ void relay_client_writable(struct wp_client *c)
         relay_try_release(s);
         return;
     }
-    if (buf_unread(&s->conn.in) > s->conn.ready)
+    if (buf_unread(&s->conn.in) > s->conn.ready) {
         relay_server_input(s);
+        return;
+    }
+    /* An answer of warmpool's own may have ended the transaction while this client's
+       socket was full (relay_server_input's default case releases only what was
+       flushed): the release is due now. */
+    relay_try_release(s);
 }

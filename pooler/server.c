@@ -12,6 +12,7 @@
 
 #include "warmpool/cancel.h"
 #include "warmpool/client.h"
+#include "warmpool/fleet.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
@@ -52,12 +53,14 @@ static int has_key(const struct wp_db_config *db, const char *key)
     return 0;
 }
 
-/* libpq keywords: the database's connection string, then the pool's login. */
-static int build_conninfo(struct wp_pool *pool, const char **keys, const char **values, int max)
+/* libpq keywords: the database's connection string, then the pool's login; in a fleet
+   the stamp comes last, so that it wins over the entry's application_name. */
+int server_conninfo(struct wp_pool *pool, const char **keys, const char **values, int max)
 {
     const struct wp_db_config *db = pool->db;
+    const char *stamp = fleet_stamp();
     int n = 0;
-    for (int i = 0; i < db->nconn && n < max - 6 - SERVER_SETUP_TLS_KEYS; i++) {
+    for (int i = 0; i < db->nconn && n < max - 7 - SERVER_SETUP_TLS_KEYS; i++) {
         keys[n] = db->conn_keys[i];
         values[n++] = db->conn_values[i];
     }
@@ -81,6 +84,10 @@ static int build_conninfo(struct wp_pool *pool, const char **keys, const char **
        for it would also load Kerberos into every pooler (~0.6 MB resident). */
     keys[n] = "gssencmode";
     values[n++] = "disable";
+    if (stamp) {
+        keys[n] = "application_name";
+        values[n++] = stamp;
+    }
     keys[n] = NULL;
     values[n] = NULL;
     return n;
@@ -107,7 +114,7 @@ struct wp_server *server_connect(struct wp_pool *pool)
     if (!s)
         return NULL;
     const char *keys[80], *values[80];
-    int nkeys = build_conninfo(pool, keys, values, 80);
+    int nkeys = server_conninfo(pool, keys, values, 80);
     s->id = runtime_next_id();
     s->host_index = -1;
     s->pool = pool;
@@ -217,6 +224,13 @@ void server_connect_error(struct wp_server *s, const char *sqlstate, const char 
 
 static void connected(struct wp_server *s);
 
+/* What relay_flush_to_server writes after the backend's own bytes (conn_set_peer). */
+static struct wp_conn *server_peer(void *arg)
+{
+    struct wp_server *s = arg;
+    return s->client ? &s->client->conn : NULL;
+}
+
 static void connect_done(struct wp_server *s)
 {
     s->backend_pid = (uint32_t)PQbackendPID(s->pq);
@@ -224,6 +238,7 @@ static void connect_done(struct wp_server *s)
         server_close(s, "out of memory");
         return;
     }
+    conn_set_peer(&s->conn, server_peer);
     /* With TLS, libpq's SSL object carries the bytes from here on. */
     if (PQsslInUse(s->pq)) {
         SSL *ssl = PQsslStruct(s->pq, "OpenSSL");
@@ -245,6 +260,7 @@ void server_connect_finished(struct wp_server *s, int fd, SSL *ssl)
         server_close(s, "out of memory");
         return;
     }
+    conn_set_peer(&s->conn, server_peer);
     server_hosts_logged_in(s, NULL, NULL); /* the entry's one host */
     connected(s);                          /* s->params already hold the ParameterStatus values */
 }

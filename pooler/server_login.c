@@ -20,6 +20,7 @@
 
 #include "warmpool/backend_login.h"
 #include "warmpool/config.h"
+#include "warmpool/fleet.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
@@ -384,7 +385,9 @@ static int queue_startup(struct wp_server *s)
     const char *names[5], *values[5];
     int n = 0;
     const char *dbname = conn_value(db, "dbname");
-    const char *app = env_or(conn_value(db, "application_name"), "PGAPPNAME");
+    const char *app = fleet_stamp(); /* in a fleet, the stamp wins (server_conninfo) */
+    if (!app)
+        app = env_or(conn_value(db, "application_name"), "PGAPPNAME");
     const char *options = env_or(conn_value(db, "options"), "PGOPTIONS");
     names[n] = "user", values[n++] = s->login->user;
     names[n] = "database", values[n++] = dbname ? dbname : s->pool->dbname;

@@ -15,6 +15,8 @@
 
 #include "warmpool/client.h"
 #include "warmpool/config.h"
+#include "warmpool/fleet.h"
+#include "warmpool/io_threads.h"
 #include "warmpool/peering.h"
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
@@ -368,6 +370,66 @@ static void prom_hosts(struct out *o)
     }
 }
 
+/* The fleet budget (fleet.c), per budgeted database; nothing without one. Each pass
+   over the databases writes one family, as the text format wants them together. */
+enum fleet_family { FAM_CAP, FAM_BACKENDS, FAM_INSTANCES, FAM_FALLBACK, FAM_COUNT };
+struct fleet_pass {
+    struct out *o;
+    enum fleet_family family;
+    int ndbs;
+};
+
+static void prom_fleet_db_count(const struct fleet_info *fi, void *arg)
+{
+    (void)fi;
+    ((struct fleet_pass *)arg)->ndbs++;
+}
+
+static void prom_fleet_db(const struct fleet_info *fi, void *arg)
+{
+    struct fleet_pass *p = arg;
+    static const char *const names[] = {"warmpool_fleet_cap", "warmpool_fleet_backends",
+                                        "warmpool_fleet_instances", "warmpool_fleet_fallback"};
+    if (p->family == FAM_BACKENDS) {
+        for (int i = 0; i < fi->nmembers; i++) {
+            out_str(p->o, "warmpool_fleet_backends{database=\"");
+            out_label_value(p->o, fi->dbname);
+            out_str(p->o, "\",instance=\"");
+            out_label_value(p->o, fi->members[i].name);
+            out_printf(p->o, "\"} %d\n", fi->members[i].held);
+        }
+        return;
+    }
+    int v = p->family == FAM_CAP         ? fi->cap
+            : p->family == FAM_INSTANCES ? fi->nmembers
+                                         : fi->state == FLEET_FALLBACK;
+    out_printf(p->o, "%s{database=\"", names[p->family]);
+    out_label_value(p->o, fi->dbname);
+    out_printf(p->o, "\"} %d\n", v);
+}
+
+static void prom_fleet(struct out *o)
+{
+    static const char *const families[][2] = {
+        {"warmpool_fleet_cap",
+         "This instance's cap on its backends to the database (fleet budget)."},
+        {"warmpool_fleet_backends",
+         "Backends of each fleet instance to the database, as published at the last read."},
+        {"warmpool_fleet_instances", "Fleet instances seen at the last read of the database."},
+        {"warmpool_fleet_fallback",
+         "1 while the fleet's state cannot be read and the fallback cap applies."},
+    };
+    struct fleet_pass count = {NULL, FAM_COUNT, 0};
+    fleet_each(prom_fleet_db_count, &count);
+    if (count.ndbs == 0)
+        return;
+    for (int f = 0; f < FAM_COUNT; f++) {
+        struct fleet_pass p = {o, (enum fleet_family)f, 0};
+        prom_family(o, families[f][0], "gauge", families[f][1]);
+        fleet_each(prom_fleet_db, &p);
+    }
+}
+
 static void prom_gauges(struct out *o, int64_t now_ms)
 {
     struct wp_list *pos, *tmp;
@@ -424,6 +486,7 @@ static void prom_gauges(struct out *o, int64_t now_ms)
         prom_u64(o, "warmpool_pool_healthy", pool, NULL, NULL, (uint64_t)stats_pool_healthy(pool));
     }
     prom_hosts(o);
+    prom_fleet(o);
     prom_family(o, "warmpool_top_statements", "gauge", "Statements tracked in the pool's table.");
     FOR_EACH_POOL(pos, tmp, pool)
     {
@@ -460,6 +523,22 @@ static void prom_histogram(struct out *o, const char *name, const char *help, si
     }
 }
 
+/* workers = N: the threads doing socket I/O, and how often a loop turn's I/O was shared
+   among them (io_threads.h). */
+static void prom_workers(struct out *o)
+{
+    unsigned long long batches, items;
+    io_threads_counts(&batches, &items);
+    prom_family(o, "warmpool_workers", "gauge", "Threads doing socket I/O (workers).");
+    out_printf(o, "warmpool_workers %d\n", io_threads_count());
+    prom_family(o, "warmpool_io_batches_total", "counter",
+                "Loop turns whose reads or writes were shared among the workers.");
+    out_printf(o, "warmpool_io_batches_total %llu\n", batches);
+    prom_family(o, "warmpool_io_batch_sockets_total", "counter",
+                "Socket reads and writes done in those shared turns.");
+    out_printf(o, "warmpool_io_batch_sockets_total %llu\n", items);
+}
+
 static void prom_globals(struct out *o)
 {
     prom_family(o, "warmpool_info", "gauge", "Constant 1, labelled with the warmpool version.");
@@ -483,6 +562,7 @@ static void prom_globals(struct out *o)
                 "Clients closed by client_login_timeout before they had a pool.");
     out_printf(o, "warmpool_login_timeouts_total %llu\n",
                (unsigned long long)stats_global.timeouts[STATS_TIMEOUT_CLIENT_LOGIN]);
+    prom_workers(o);
 }
 
 /* One sample per configured peer; nothing at all without [peers]. */
@@ -681,6 +761,9 @@ static void json_pool_hosts(struct out *o, const struct wp_pool *pool)
         out_printf(o, ":%d", at[i].servers);
     }
     out_printf(o, "},\"failovers\":%llu", server_hosts_failovers(pool));
+    struct fleet_info fi; /* ,"fleet_cap":n,"fleet_backends":n with a fleet budget */
+    if (pool->settings.fleet_max_db_connections > 0 && fleet_find(pool->dbname, &fi))
+        out_printf(o, ",\"fleet_cap\":%d,\"fleet_backends\":%d", fi.cap, fi.fleet_held);
 }
 
 static void json_pool_state(struct out *o, const struct wp_pool *pool, int64_t now_ms)

@@ -23,6 +23,7 @@
 #include "warmpool/admin_control.h"
 #include "warmpool/client.h"
 #include "warmpool/config.h"
+#include "warmpool/fleet.h"
 #include "warmpool/log.h"
 #include "warmpool/pool.h"
 #include "warmpool/proto.h"
@@ -347,6 +348,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     {
         pool_maintain(list_entry(pos, struct wp_pool, node), now);
     }
+    fleet_tick(now);
     stats_roll_periods(now);
     admin_waits_check(now);
     check_shutdown(now);

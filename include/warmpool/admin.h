@@ -55,6 +55,8 @@ int admin_show(struct wp_buf *out, const char *what, int64_t now_ms);
  * admin user and is_admin is 0.
  */
 int admin_show_more(struct wp_buf *out, const char *what, int is_admin);
+/* SHOW FLEET (admin_show_fleet.c): one row per budgeted database and fleet member. */
+int admin_show_fleet(struct wp_buf *out);
 
 /* SHOW STATS, STATS_TOTALS, STATS_AVERAGES, TOTALS (admin_show_stats.c), in 1.25's
    layouts: 0, -1 when `what` is none of them, -2 out of memory. */

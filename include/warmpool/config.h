@@ -46,7 +46,8 @@ struct wp_pool_settings {
     int min_pool_size;
     int max_pool_size; /* alias default_pool_size */
     int reserve_pool_size;
-    int max_db_connections; /* 0 = unlimited */
+    int max_db_connections;       /* 0 = unlimited */
+    int fleet_max_db_connections; /* backends of the whole fleet to the database; 0 = off */
     int64_t query_timeout;
     int64_t query_wait_timeout;
     int64_t client_idle_timeout;
@@ -104,6 +105,7 @@ struct wp_config {
     int unix_socket_mode;            /* default 0777 */
     int listen_backlog;              /* default 128 */
     int so_reuseport;                /* default 0 */
+    int workers;                     /* threads doing socket I/O; default 1 */
     int peer_id;                     /* 0 = no peering; 1..16383 (cancel_key.h) */
     int max_client_conn;             /* default 100 */
     int max_db_client_connections;   /* clients per database; 0 = unlimited */
@@ -193,6 +195,11 @@ struct wp_config {
     int syslog;             /* default 0 */
     char *syslog_ident;     /* default "warmpool" */
     char *syslog_facility;  /* default "daemon"; validated with log_facility_from_name */
+
+    /* fleet connection budget (fleet.c): "" = off */
+    char *fleet_name;
+    char *fleet_instance;        /* "": the short host name and listen_port */
+    int64_t fleet_poll_interval; /* default 2s */
 
     struct wp_db_config *dbs;
     int ndbs;

@@ -27,6 +27,8 @@ typedef struct ssl_st SSL;
 
 /* The owner's handler for an event of its connection. */
 typedef void (*wp_conn_handler)(void *owner);
+/* The owner's linked peer, whose scanned input its writes carry (NULL when none). */
+typedef struct wp_conn *(*wp_conn_peer)(void *owner);
 
 struct wp_conn {
     struct wp_buf in;   /* bytes read from the socket, not consumed yet */
@@ -44,6 +46,15 @@ struct wp_conn {
     unsigned connecting : 1;  /* ev_write watches libpq's connect (conn_watch_connect) */
     unsigned fd_borrowed : 1; /* libpq closes the socket (PQfinish), not conn_close */
     unsigned suspended : 1;   /* SUSPEND: reading stays paused whatever the owner asks */
+    /* Batched I/O (workers > 1, conn_batch.c): */
+    unsigned prefetched : 1; /* io_rc holds this turn's read, conn_read returns it */
+    unsigned io_failed : 1;  /* a batched write failed: the next conn_flush says so */
+    wp_conn_peer peer_of;
+    struct wp_conn *io_peer;    /* the peer a running batched write carries */
+    long io_rc;                 /* a batched read's or write's result */
+    size_t read_room, read_cap; /* the owner's last conn_read arguments */
+    uint32_t read_max;
+    uint32_t read_slot, write_slot, run_slot; /* 1 + place in a batch, 0 = none */
 };
 
 /* Results of conn_read / conn_flush beyond byte counts. */
@@ -59,6 +70,12 @@ int conn_open(struct wp_conn *cn, int fd, wp_conn_handler on_readable, wp_conn_h
 /* The same on a backend socket libpq opened and will close. */
 int conn_open_borrowed(struct wp_conn *cn, int fd, wp_conn_handler on_readable,
                        wp_conn_handler on_writable, void *owner);
+/* Name the owner's peer for batched writes (conn_flush carries the peer's scanned
+   input; a batched write asks again when it runs). */
+static inline void conn_set_peer(struct wp_conn *cn, wp_conn_peer peer_of)
+{
+    cn->peer_of = peer_of;
+}
 /*
  * While libpq connects: call `step(owner)` once `fd` is writable (`for_write`) or
  * readable; one shot, re-armed by calling again. 0, or -1 when out of memory.
@@ -90,9 +107,14 @@ long conn_read(struct wp_conn *cn, size_t room, size_t cap, uint32_t max_message
  * with one writev (or through TLS). What was written is consumed. Watches for
  * writability while something is left. Returns 1 when everything went, 0 when some is
  * left, CONN_ERROR on a write error, CONN_NO_MEMORY when `out` lost bytes to a failed
- * allocation (it is not sent).
+ * allocation (it is not sent). With batched I/O (workers > 1, conn_batch.h) a write
+ * may wait for the end of the loop turn: 0 then, and on_writable follows.
  */
 int conn_flush(struct wp_conn *cn, struct wp_conn *peer);
+/* The same for the owner's own bytes alone, written now even when a loop turn's writes
+   are batched (conn_batch.h): for a byte that must leave before the socket changes
+   hands, the 'S' that answers an SSLRequest. */
+int conn_flush_now(struct wp_conn *cn);
 void conn_set_read_paused(struct wp_conn *cn, int paused);
 /* SUSPEND (on = 1): stop reading until conn_suspend(cn, 0), which resumes reading of
    a suspended connection (the input cap in conn_read pauses it again if the owner's

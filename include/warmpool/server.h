@@ -93,6 +93,9 @@ static inline int server_outstanding(const struct wp_server *s)
 }
 
 struct wp_server *server_connect(struct wp_pool *pool);
+/* The libpq keywords (NULL-terminated, at most `max`) a new backend of `pool` logs in
+   with; the values point into the pool and its configuration. */
+int server_conninfo(struct wp_pool *pool, const char **keys, const char **values, int max);
 void server_close(struct wp_server *server, const char *reason);
 /* warmpool's own login (server_login.c) ended: logged in on fd (with ssl, or NULL), or
    failed with a SQLSTATE and the text for the log and the pool's last_error. */

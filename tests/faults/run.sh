@@ -59,6 +59,13 @@ if [ "$WP_VALGRIND" = 1 ]; then
     CASE_LIMIT=$((CASE_LIMIT * 3))
 fi
 
+# WP_WORKERS=N runs both poolers with `--workers N` (tests/workers/warmpool.sh): their
+# socket I/O batched over N threads. Not with valgrind, which runs the binary itself.
+if [ -n "${WP_WORKERS:-}" ] && [ "$WP_VALGRIND" != 1 ]; then
+    export WP_WORKERS WP_WORKERS_BIN=$WARMPOOL
+    WARMPOOL=$root/tests/workers/warmpool.sh
+fi
+
 # Valgrind reports of the warmpool processes that ended since the last call.
 valgrind_check() { # LABEL
     local report
@@ -235,7 +242,7 @@ valgrind_check "startup (warmpool --check)"
 
 # Under ASan, RSS bounds allow for the quarantine and the allocator's caches.
 asan_slack=0
-ldd "$WARMPOOL" 2>/dev/null | grep -q libasan && asan_slack=$((8 * 1024))
+ldd "${WP_WORKERS_BIN:-$WARMPOOL}" 2>/dev/null | grep -q libasan && asan_slack=$((8 * 1024))
 export FT_ASAN_SLACK_KB=$asan_slack
 # f08_stress_oracle runs 1/5 of its full size under ASan or valgrind (FT_STRESS_SCALE
 # set by the caller wins).

@@ -65,6 +65,13 @@ else
 fi
 export WP_VALGRIND
 
+# WP_WORKERS=N runs every warmpool process with `--workers N` (tests/workers/warmpool.sh):
+# its socket I/O batched over N threads. Not with valgrind, which runs the binary itself.
+if [ -n "${WP_WORKERS:-}" ] && [ "$WP_VALGRIND" != 1 ]; then
+    export WP_WORKERS WP_WORKERS_BIN=$WARMPOOL
+    export WARMPOOL=$root/tests/workers/warmpool.sh
+fi
+
 # fd 3 is the terminal even while a test's output is redirected (traps can fire then).
 exec 3>&1
 say() { printf '%s\n' "$*" >&3; }

@@ -20,7 +20,7 @@ expect_columns() { # COMMAND "col|col|..."
 }
 pw_app wptest -c "SELECT 1" >/dev/null || fail "query through the private warmpool"
 conn="type|user|database|replication|state|addr|port|local_addr|local_port|connect_time|request_time|wait|wait_us|close_needed|ptr|link|remote_pid|tls|application_name|prepared_statements|id"
-expect_columns "SHOW POOLS" "database|user|cl_active|cl_waiting|cl_active_cancel_req|cl_waiting_cancel_req|sv_active|sv_active_cancel|sv_being_canceled|sv_idle|sv_used|sv_tested|sv_login|maxwait|maxwait_us|pool_mode|load_balance_hosts|cl_idle|paused|cl_pinned|host|failovers"
+expect_columns "SHOW POOLS" "database|user|cl_active|cl_waiting|cl_active_cancel_req|cl_waiting_cancel_req|sv_active|sv_active_cancel|sv_being_canceled|sv_idle|sv_used|sv_tested|sv_login|maxwait|maxwait_us|pool_mode|load_balance_hosts|cl_idle|paused|cl_pinned|host|failovers|fleet_cap|fleet_backends"
 expect_columns "SHOW STATS" "database|total_server_assignment_count|total_xact_count|total_query_count|total_received|total_sent|total_xact_time|total_query_time|total_wait_time|total_client_parse_count|total_server_parse_count|total_bind_count|avg_server_assignment_count|avg_xact_count|avg_query_count|avg_recv|avg_sent|avg_xact_time|avg_query_time|avg_wait_time|avg_client_parse_count|avg_server_parse_count|avg_bind_count|total_query_errors|query_p50_us|query_p95_us|query_p99_us|xact_p95_us|wait_p95_us|wait_p99_us"
 expect_columns "SHOW SERVERS" "$conn"
 expect_columns "SHOW CLIENTS" "$conn"

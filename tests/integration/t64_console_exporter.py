@@ -84,7 +84,8 @@ EXPECT = {
 EXTRA = {
     "STATS": ["total_query_errors", "query_p50_us", "query_p95_us", "query_p99_us",
               "xact_p95_us", "wait_p95_us", "wait_p99_us"],
-    "POOLS": ["cl_idle", "paused", "cl_pinned", "host", "failovers"],
+    "POOLS": ["cl_idle", "paused", "cl_pinned", "host", "failovers", "fleet_cap",
+              "fleet_backends"],
     "CONFIG": ["effect"],
 }
 

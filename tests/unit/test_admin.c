@@ -177,8 +177,9 @@ static void test_show_columns(void **state)
                         "database,user,cl_active,cl_waiting,cl_active_cancel_req,"
                         "cl_waiting_cancel_req,sv_active,sv_active_cancel,sv_being_canceled,"
                         "sv_idle,sv_used,sv_tested,sv_login,maxwait,maxwait_us,pool_mode,"
-                        "load_balance_hosts,cl_idle,paused,cl_pinned,host,failovers");
-    assert_string_equal(a.first_row, "appdb|app|0|0|0|0|0|0|0|0|0|0|0|0|0|transaction||0|0|0||0");
+                        "load_balance_hosts,cl_idle,paused,cl_pinned,host,failovers,fleet_cap,"
+                        "fleet_backends");
+    assert_string_equal(a.first_row, "appdb|app|0|0|0|0|0|0|0|0|0|0|0|0|0|transaction||0|0|0||0||");
 
     struct wp_client_stats cs = {0};
     stats_query_start(&pool, &cs, "SELECT 1", 8, 0, 100);

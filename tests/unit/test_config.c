@@ -539,6 +539,37 @@ static void test_wrong_type(void **state)
     expect_error(&l, 3, "listen_port: \"80x\" is not an integer");
 }
 
+/* The fleet keys: defaults, a [databases] budget of its own, names checked. */
+static void test_fleet_keys(void **state)
+{
+    (void)state;
+    struct loaded l;
+    load_ok(&l, TRUST);
+    assert_string_equal(l.cfg.fleet_name, "");
+    assert_string_equal(l.cfg.fleet_instance, "");
+    assert_int_equal(l.cfg.pool.fleet_max_db_connections, 0);
+    assert_int_equal(l.cfg.fleet_poll_interval, 2000);
+    config_free(&l.cfg);
+    load_ok(&l, TRUST "fleet_name = shop.eu-1\nfleet_instance = web_07\n"
+                      "fleet_max_db_connections = 60\nfleet_poll_interval = 500ms\n"
+                      "[databases]\nappdb = host=x fleet_max_db_connections=10\n");
+    assert_string_equal(l.cfg.fleet_name, "shop.eu-1");
+    assert_int_equal(l.cfg.fleet_poll_interval, 500);
+    struct wp_pool_settings eff;
+    config_effective(&l.cfg, config_find_db(&l.cfg, "appdb"), NULL, &eff);
+    assert_int_equal(eff.fleet_max_db_connections, 10);
+    config_free(&l.cfg);
+    load_text(&l, TRUST "fleet_name = shop:1\nfleet_instance = 0123456789abcdefg\n");
+    expect_error(&l, 3, "fleet_name: \"shop:1\" is not 1 to 16 characters of A-Z a-z 0-9 _ . -");
+    expect_error(&l, 4,
+                 "fleet_instance: \"0123456789abcdefg\" is not 1 to 16 characters of A-Z a-z "
+                 "0-9 _ . -");
+    load_text(&l, TRUST "fleet_max_db_connections = 100000\n");
+    assert_int_equal(l.rc, -1);
+    load_text(&l, TRUST "fleet_poll_interval = 10ms\n");
+    assert_int_equal(l.rc, -1);
+}
+
 static void test_unknown_section(void **state)
 {
     (void)state;
@@ -705,11 +736,11 @@ static void test_validation(void **state)
     expect_error(&l, 3, "auth_type plain needs auth_file");
     load_text(&l, TRUST "unix_socket_dir =\nlisten_addr =\n");
     expect_error(&l, 4, "listen_addr and unix_socket_dir are both empty: nothing to listen on");
-    load_text(&l, TRUST "workers = 4\nverbose = 10\n");
-    expect_error(&l, 3, "workers: only 1 is supported in this version");
+    load_text(&l, TRUST "workers = 65\nverbose = 10\n");
+    expect_error(&l, 3, "workers: \"65\" is too large (maximum 64)");
     expect_error(&l, 4, "verbose: \"10\" is too large (maximum 3)");
     load_text(&l, TRUST "workers = 0\n");
-    expect_error(&l, 3, "workers: only 1 is supported in this version");
+    expect_error(&l, 3, "workers: \"0\" is too small (minimum 1)");
     load_text(&l, TRUST "workers = 1\nWorkers = 1\n");
     expect_error(&l, 4, "duplicate key \"Workers\" (already set on line 3)");
     static const char *const bad_listen[] = {"9127",  "localhost", ":9127", "h:0",    "h:65536",
@@ -1221,6 +1252,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unit_errors_in_file),
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_wrong_type),
+        cmocka_unit_test(test_fleet_keys),
         cmocka_unit_test(test_unknown_section),
         cmocka_unit_test(test_bad_pool_mode),
         cmocka_unit_test(test_bad_libpq_keyword),

@@ -163,12 +163,32 @@ static void test_reload(void **state)
     assert_int_equal(limits_room(&pools[2]), INT_MAX);
 }
 
+/* A fleet budget before its first read: cap 0, so no room for database a (3 servers
+   over its two pools) and none taken from b; without fleet_name the budget is off. */
+static void test_fleet_cap_before_first_read(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NPOOLS; i++)
+        pools[i].settings.fleet_max_db_connections = 12;
+    assert_int_equal(limits_room(&pools[0]), INT_MAX); /* fleet_name empty: off */
+    cfg.fleet_name = "f";
+    assert_int_equal(limits_room(&pools[0]), -3);
+    assert_int_equal(limits_room(&pools[2]), -3);
+    assert_int_equal(limits_room(&pools[1]), -1);
+    /* The smaller room of max_db_connections and the fleet cap wins. */
+    pools[1].settings.max_db_connections = 5;
+    assert_int_equal(limits_room(&pools[1]), -1);
+    cfg.fleet_name = NULL;
+    assert_int_equal(limits_room(&pools[1]), 4);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_no_limits), T(test_user_limit_default), T(test_user_entries), T(test_db_limit),
-        T(test_reload),
+        T(test_no_limits),    T(test_user_limit_default),
+        T(test_user_entries), T(test_db_limit),
+        T(test_reload),       T(test_fleet_cap_before_first_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

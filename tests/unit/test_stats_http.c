@@ -547,12 +547,14 @@ static void test_prometheus_format(void **state)
     assert_null(strstr(strstr(text, c23) + 1, c23));
     buf_free(&b);
 
-    /* No pools: still valid, the globals and the six process_* metrics. */
+    /* No pools: still valid, the globals (the workers' three among them) and the six
+       process_* metrics. */
     list_init(&wp_rt.pools);
     memset(&b, 0, sizeof b);
     assert_int_equal(stats_render_prometheus(&b, 1000000), 0);
     text = to_str(&b);
-    assert_int_equal(check_prometheus(text, &pc), 12);
+    assert_int_equal(check_prometheus(text, &pc), 15);
+    assert_non_null(strstr(text, "\nwarmpool_workers 1\n"));
     assert_non_null(strstr(text, "warmpool_pools 0\n"));
     static const char *const process[] = {"\nprocess_cpu_seconds_total ",
                                           "\nprocess_resident_memory_bytes ",

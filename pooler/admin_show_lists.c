@@ -320,7 +320,8 @@ static int show_peers(struct wp_buf *out)
 
 /* One row per configured peer. A forward is one connection that is both the client's
    cancel request and the "server" carrying it, so the active counts are the same; a
-   forward connects inside the workpool job, never as a separate login (sv_login 0). */
+   forward connects on the event loop as part of itself, never as a separate login
+   (sv_login 0). */
 static int show_peer_pools(struct wp_buf *out)
 {
     static const struct admin_col cols[] = {

@@ -25,7 +25,8 @@
 #include "warmpool/io_threads.h"
 #include "warmpool/listener.h"
 #include "warmpool/log.h"
-#include "warmpool/peer_send.h"
+#include "warmpool/peer_resolve.h"
+#include "warmpool/peering.h"
 #include "warmpool/pool.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server.h"
@@ -130,6 +131,24 @@ static void log_notices(const struct wp_config *cfg)
         log_warn("%s", *n);
 }
 
+/* [peers] host names to addresses, once per load: forwards run on the event loop and
+   must not block in getaddrinfo (peer_resolve.h). A name that does not resolve is not
+   an error: that peer may come back by the next reload. */
+static void resolve_peers(struct wp_config *cfg)
+{
+    if (peer_resolve_all(&cfg->peers) == 0)
+        return;
+    for (int i = 0; i < cfg->peers.n; i++) {
+        const struct wp_peer_config *p = &cfg->peers.v[i];
+        if (!p->addrs)
+            log_warn("[peers] peer %d: out of memory; forwards to it fail", p->id);
+        else if (p->addrs->n == 0)
+            log_warn("[peers] peer %d (%s:%d): %s; forwards to it fail until a reload "
+                     "resolves it",
+                     p->id, p->host, p->port, p->addrs->err);
+    }
+}
+
 static int load_userlist(const struct wp_config *cfg, struct wp_userlist *out)
 {
     char err[512];
@@ -228,6 +247,7 @@ static int install_config(struct wp_config *cfg, char *err, size_t errlen)
     configure_logging(cfg);
     if (log_open(cfg->logfile) < 0)
         log_error("cannot open logfile %s: %s", cfg->logfile, strerror(errno));
+    resolve_peers(cfg);
     struct wp_list *pos, *tmp;
     list_for_each_safe(pos, tmp, &wp_rt.pools)
     {
@@ -489,7 +509,7 @@ static int run(void)
     conn_batch_free();
     io_threads_stop();
     timeouts_stop();
-    peer_send_abandon_all(); /* a peer that does not answer must not hold up the exit */
+    peering_shutdown(); /* a peer that does not answer must not hold up the exit */
     workpool_stop();
     listener_stop();
     stats_http_stop();
@@ -596,6 +616,7 @@ int main(int argc, char **argv)
         return 1;
     }
     log_notices(cfg);
+    resolve_peers(cfg);
     if (daemonize && !cfg->logfile && !cfg->syslog) {
         fprintf(stderr, "warmpool: -d needs logfile or syslog = 1 (stderr is closed)\n");
         return 1;

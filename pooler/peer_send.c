@@ -1,165 +1,241 @@
 /*
- * peer_send — a CancelRequest sent to a peer (include/warmpool/peer_send.h). Runs on a
- * workpool thread: blocking is allowed, but never longer than the deadline.
+ * peer_send — a CancelRequest sent to a peer on the event loop
+ * (include/warmpool/peer_send.h).
+ *
+ * Phases: CONNECT (writable means connected or failed: SO_ERROR says which; a failure
+ * tries the next address), SEND (the 16 bytes; a socket buffer takes them at once in
+ * practice, a full one waits for writable), DRAIN (read and discard until EOF, as
+ * PQcancel does). Each wait is a fresh one-shot event whose timeout is what is left of
+ * the deadline, so the deadline needs no timer of its own.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <poll.h>
-#include <stdatomic.h>
+#include <event2/event.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "warmpool/peer_resolve.h"
 #include "warmpool/peer_send.h"
 #include "warmpool/proto.h"
+#include "warmpool/runtime.h"
+#include "warmpool/timeouts.h"
 
-/* Set by the loop at shutdown; the threads poll in slices short enough to notice. */
-static atomic_int abandon;
-#define SLICE_MS 100
+enum phase { PS_CONNECT, PS_SEND, PS_DRAIN };
 
-void peer_send_abandon_all(void)
+struct peer_send {
+    struct wp_peer_addrs to;
+    int next; /* index in to.v of the next address to try */
+    int fd;
+    struct event *ev;
+    enum phase phase;
+    int64_t deadline;
+    uint8_t pkt[16];
+    size_t off;
+    peer_send_done_fn done;
+    void *arg;
+    char name[280]; /* host:port, for messages */
+    char why[224];  /* the reason alone; describe() says where */
+};
+
+static void on_ready(evutil_socket_t fd, short what, void *arg);
+
+static void close_fd(struct peer_send *s)
 {
-    atomic_store(&abandon, 1);
+    if (s->ev)
+        event_free(s->ev);
+    s->ev = NULL;
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
 }
 
-static int64_t mono_ms(void)
+void peer_send_free(struct peer_send *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (!s)
+        return;
+    close_fd(s);
+    free(s);
 }
 
-/* Wait for `events` on fd until the deadline: 1 ready, 0 timed out, -1 error. */
-static int wait_fd(int fd, short events, int64_t deadline)
+/* As the blocking version logged them: "connect to host:port: why" while connecting,
+   "host:port: why" after. */
+static void describe(const struct peer_send *s, char *out, size_t len)
 {
-    for (;;) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0 || atomic_load(&abandon))
-            return 0;
-        struct pollfd p = {.fd = fd, .events = events};
-        int rc = poll(&p, 1, (int)(left > SLICE_MS ? SLICE_MS : left));
-        if (rc > 0)
-            return 1;
-        if (rc < 0 && errno != EINTR)
-            return -1;
+    snprintf(out, len, "%s%s: %s", s->phase == PS_CONNECT ? "connect to " : "", s->name, s->why);
+}
+
+/* The end: free first, so that done may start the next send at once. */
+static void finish(struct peer_send *s, int ok)
+{
+    char why[sizeof s->name + sizeof s->why + 16];
+    peer_send_done_fn done = s->done;
+    void *arg = s->arg;
+    describe(s, why, sizeof why);
+    peer_send_free(s);
+    done(arg, ok, why);
+}
+
+static void fail(struct peer_send *s, int err)
+{
+    snprintf(s->why, sizeof s->why, "%s", strerror(err));
+}
+
+/* One-shot wait for `what` until the deadline. */
+static int wait_for(struct peer_send *s, short what)
+{
+    int64_t left = s->deadline - wp_now_ms();
+    struct timeval tv = {0, 0};
+    if (left > 0) {
+        tv.tv_sec = (time_t)(left / 1000);
+        tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
     }
-}
-
-/* Non-blocking connect bounded by the deadline; the socket stays non-blocking. */
-static int connect_by_deadline(const struct sockaddr *sa, socklen_t len, int64_t deadline,
-                               const char **why)
-{
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        *why = strerror(errno);
+    if (s->ev)
+        event_free(s->ev);
+    s->ev = event_new(wp_rt.base, s->fd, what, on_ready, s);
+    if (!s->ev || event_add(s->ev, &tv) < 0) {
+        snprintf(s->why, sizeof s->why, "cannot wait for the socket (out of memory)");
         return -1;
     }
-    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
-        *why = strerror(errno);
-        close(fd);
-        return -1;
+    return 0;
+}
+
+/* Connect to the next address that takes a connect; -1 when none is left (why says
+   what went wrong with the last). */
+static int connect_next(struct peer_send *s)
+{
+    while (s->next < s->to.n && wp_now_ms() < s->deadline) {
+        const struct wp_peer_addr *a = &s->to.v[s->next++];
+        close_fd(s);
+        s->fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s->fd < 0) {
+            fail(s, errno);
+            continue;
+        }
+        if (connect(s->fd, (const struct sockaddr *)&a->sa, a->len) < 0 && errno != EINPROGRESS) {
+            fail(s, errno);
+            continue;
+        }
+        s->phase = PS_CONNECT;
+        return wait_for(s, EV_WRITE);
     }
+    if (s->next < s->to.n || s->to.n == 0)
+        snprintf(s->why, sizeof s->why, "%s", s->to.n ? "connect timed out" : s->to.err);
+    return -1;
+}
+
+/* CONNECT is over: connected, or on to the next address. */
+static int on_connected(struct peer_send *s)
+{
     int soerr = 0;
-    socklen_t sl = sizeof soerr;
-    int rc = wait_fd(fd, POLLOUT, deadline);
-    if (rc <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
-        *why = rc == 0 ? "connect timed out" : strerror(soerr ? soerr : errno);
-        close(fd);
-        return -1;
+    socklen_t len = sizeof soerr;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr) {
+        fail(s, soerr);
+        return connect_next(s);
     }
-    return fd;
+    s->phase = PS_SEND;
+    return 0;
 }
 
-static int connect_unix(const char *host, int port, int64_t deadline, const char **why)
+static int send_some(struct peer_send *s)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    socklen_t len = sizeof sun;
-    int n;
-    if (*host == '@') {
-        /* abstract namespace: a leading NUL, and the length says where the name ends */
-        n = snprintf(sun.sun_path + 1, sizeof sun.sun_path - 1, "%s", host + 1);
-        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-        n++;
-    } else {
-        n = snprintf(sun.sun_path, sizeof sun.sun_path, "%s/.s.PGSQL.%d", host, port);
-    }
-    if (n < 0 || (size_t)n >= sizeof sun.sun_path) {
-        *why = "Unix socket path too long";
-        return -1;
-    }
-    return connect_by_deadline((struct sockaddr *)&sun, len, deadline, why);
-}
-
-static int connect_tcp(const char *host, int port, int64_t deadline, const char **why)
-{
-    char service[16];
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC}, *res, *ai;
-    snprintf(service, sizeof service, "%d", port);
-    int rc = getaddrinfo(host, service, &hints, &res);
-    if (rc != 0) {
-        *why = gai_strerror(rc);
-        return -1;
-    }
-    int fd = -1;
-    for (ai = res; ai && fd < 0 && mono_ms() < deadline; ai = ai->ai_next)
-        fd = connect_by_deadline(ai->ai_addr, ai->ai_addrlen, deadline, why);
-    freeaddrinfo(res);
-    return fd;
-}
-
-/* Write the request, then read until the peer closes (what PQcancel waits for too). */
-static int send_and_wait(int fd, uint32_t pid, uint32_t key, int64_t deadline, const char **why)
-{
-    uint8_t pkt[16], sink[64];
-    proto_put_u32(pkt, 16);
-    proto_put_u32(pkt + 4, PROTO_CANCEL_REQUEST);
-    proto_put_u32(pkt + 8, pid);
-    proto_put_u32(pkt + 12, key);
-    size_t off = 0;
-    while (off < sizeof pkt) {
-        ssize_t n = send(fd, pkt + off, sizeof pkt - off, MSG_NOSIGNAL);
+    while (s->off < sizeof s->pkt) {
+        ssize_t n = send(s->fd, s->pkt + s->off, sizeof s->pkt - s->off, MSG_NOSIGNAL);
         if (n > 0)
-            off += (size_t)n;
-        else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            *why = strerror(errno);
-            return -1;
-        } else if (wait_fd(fd, POLLOUT, deadline) <= 0) {
-            *why = "timed out sending";
+            s->off += (size_t)n;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return wait_for(s, EV_WRITE);
+        else if (n < 0 && errno != EINTR) {
+            fail(s, errno);
             return -1;
         }
     }
+    s->phase = PS_DRAIN;
+    return wait_for(s, EV_READ);
+}
+
+/* 1 the peer closed, 0 waiting for more, -1 failed. */
+static int drain(struct peer_send *s)
+{
+    uint8_t sink[64];
     for (;;) {
-        ssize_t n = recv(fd, sink, sizeof sink, 0);
+        ssize_t n = recv(s->fd, sink, sizeof sink, 0);
         if (n == 0)
-            return 0; /* closed: the request was read (a reset may mean it was not) */
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            *why = strerror(errno);
-            return -1;
-        }
-        if (n < 0 && wait_fd(fd, POLLIN, deadline) <= 0) {
-            *why = "peer did not close the connection in time";
+            return 1; /* closed: the request was read (a reset may mean it was not) */
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return wait_for(s, EV_READ);
+        if (n < 0 && errno != EINTR) {
+            fail(s, errno);
             return -1;
         }
     }
 }
 
-int peer_send_cancel(const char *host, int port, uint32_t pid, uint32_t key, int64_t timeout_ms,
-                     char *err, size_t errlen)
+static const char *timed_out(enum phase phase)
 {
-    const char *why = "no address";
-    int64_t deadline = mono_ms() + timeout_ms;
-    int fd = (*host == '/' || *host == '@') ? connect_unix(host, port, deadline, &why)
-                                            : connect_tcp(host, port, deadline, &why);
-    if (fd < 0) {
-        snprintf(err, errlen, "connect to %s:%d: %s", host, port, why);
-        return -1;
+    switch (phase) {
+    case PS_CONNECT:
+        return "connect timed out";
+    case PS_SEND:
+        return "timed out sending";
+    default:
+        return "peer did not close the connection in time";
     }
-    int rc = send_and_wait(fd, pid, key, deadline, &why);
-    if (rc < 0)
-        snprintf(err, errlen, "%s:%d: %s", host, port, why);
-    close(fd);
-    return rc;
+}
+
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    struct peer_send *s = arg;
+    int rc = 0;
+    (void)fd;
+    if (what & EV_TIMEOUT) {
+        snprintf(s->why, sizeof s->why, "%s", timed_out(s->phase));
+        finish(s, 0);
+        return;
+    }
+    switch (s->phase) {
+    case PS_CONNECT:
+        rc = on_connected(s);
+        if (rc == 0 && s->phase == PS_SEND)
+            rc = send_some(s);
+        break;
+    case PS_SEND:
+        rc = send_some(s);
+        break;
+    case PS_DRAIN:
+        rc = drain(s);
+        break;
+    }
+    if (rc != 0)
+        finish(s, rc > 0);
+}
+
+struct peer_send *peer_send_start(const struct wp_peer_addrs *to, const char *name, uint32_t pid,
+                                  uint32_t key, int64_t timeout_ms, peer_send_done_fn done,
+                                  void *arg, char *why, size_t whylen)
+{
+    struct peer_send *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    s->to = *to;
+    s->fd = -1;
+    s->deadline = wp_now_ms() + timeout_ms;
+    s->done = done;
+    s->arg = arg;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    proto_put_u32(s->pkt, 16);
+    proto_put_u32(s->pkt + 4, PROTO_CANCEL_REQUEST);
+    proto_put_u32(s->pkt + 8, pid);
+    proto_put_u32(s->pkt + 12, key);
+    if (connect_next(s) < 0) {
+        describe(s, why, whylen);
+        peer_send_free(s);
+        return NULL;
+    }
+    return s;
 }

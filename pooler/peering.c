@@ -1,10 +1,14 @@
 /*
  * peering — forwarding of CancelRequests to peers (include/warmpool/peering.h).
  *
- * State per peer id lives here, not in the configuration, so a reload (which replaces
- * the configuration) keeps the forwards in flight and the counters; the host, port and
- * pool_size are read from the configuration in force when a forward starts. Dropped
- * requests are logged once per peer id and reason: a client or a load balancer
+ * A forward is a peer_send on the event loop (no thread): a peer that is gone or
+ * drops packets ties up one of its own pool_size slots until server_connect_timeout,
+ * never the workpool that local cancels need.
+ *
+ * State per peer id lives here, not in the configuration, so a reload (which replaces * the
+ * configuration) keeps the forwards in flight and the counters; the host, port and addresses are
+ * those of the configuration in force when a forward is queued, the pool_size that in force when it
+ * could start. Dropped requests are logged once per peer id and reason: a client or a load balancer
  * retrying a bad key must not flood the log.
  */
 #include <stdio.h>
@@ -13,26 +17,29 @@
 
 #include "warmpool/cancel_key.h"
 #include "warmpool/log.h"
+#include "warmpool/list.h"
+#include "warmpool/peer_resolve.h"
 #include "warmpool/peer_send.h"
 #include "warmpool/peering.h"
 #include "warmpool/runtime.h"
-#include "warmpool/workpool.h"
 
 struct forward {
-    struct forward *next;
+    struct forward *next; /* in the queue */
+    struct wp_list node;  /* in flight: in peer_state.sending */
     struct peer_state *peer;
+    struct peer_send *send;
     uint32_t pid, key; /* as sent on: one hop spent */
     char host[256];
     int port;
+    struct wp_peer_addrs to; /* from the configuration in force when it was queued */
     int64_t timeout_ms;
-    int ok;
-    char err[320];
 };
 
 struct peer_state {
     struct peer_state *next;
     int id;
     int active;
+    struct wp_list sending;      /* struct forward.node: in flight */
     struct forward *head, *tail; /* waiting for a free slot */
     int waiting;
     unsigned long long forwarded, failed;
@@ -69,6 +76,7 @@ static struct peer_state *find_state(int id, int create)
     if (!p)
         return NULL;
     p->id = id;
+    list_init(&p->sending);
     p->next = peers;
     peers = p;
     return p;
@@ -82,47 +90,51 @@ static int pool_limit(int id)
     return wp_rt.cfg->pool.max_pool_size; /* default_pool_size, as in PgBouncer */
 }
 
-static void run_forward(void *arg)
-{
-    struct forward *f = arg;
-    f->ok = peer_send_cancel(f->host, f->port, f->pid, f->key, f->timeout_ms, f->err,
-                             sizeof f->err) == 0;
-}
-
 static void start_waiting(struct peer_state *p);
 
-static void forward_done(void *arg)
+static void count_result(struct peer_state *p, const struct forward *f, int ok, const char *why)
 {
-    struct forward *f = arg;
-    struct peer_state *p = f->peer;
-    p->active--;
-    if (f->ok) {
+    if (ok) {
         p->forwarded++;
         p->failing = 0;
         log_info("cancel request forwarded to peer %d (%s:%d)", p->id, f->host, f->port);
-    } else {
-        p->failed++;
-        if (!p->failing)
-            log_warn("cancel request not forwarded to peer %d: %s", p->id, f->err);
-        p->failing = 1;
+        return;
     }
+    p->failed++;
+    if (!p->failing)
+        log_warn("cancel request not forwarded to peer %d: %s", p->id, why);
+    p->failing = 1;
+}
+
+static void forward_done(void *arg, int ok, const char *why)
+{
+    struct forward *f = arg;
+    struct peer_state *p = f->peer;
+    list_remove(&f->node);
+    p->active--;
+    count_result(p, f, ok, why);
     free(f);
     start_waiting(p);
 }
 
 static void start_waiting(struct peer_state *p)
 {
+    char why[600], name[280];
     while (p->head && p->active < pool_limit(p->id)) {
         struct forward *f = p->head;
         p->head = f->next;
         if (!p->head)
             p->tail = NULL;
         p->waiting--;
-        if (workpool_submit(run_forward, forward_done, f) < 0) {
-            p->failed++;
+        snprintf(name, sizeof name, "%s:%d", f->host, f->port);
+        f->send = peer_send_start(&f->to, name, f->pid, f->key, f->timeout_ms, forward_done, f, why,
+                                  sizeof why);
+        if (!f->send) {
+            count_result(p, f, 0, why);
             free(f);
             continue;
         }
+        list_push_tail(&p->sending, &f->node);
         p->active++;
     }
 }
@@ -168,6 +180,10 @@ void peering_forward(uint32_t pid, uint32_t key)
     f->key = cancel_key_spend_hop(key);
     snprintf(f->host, sizeof f->host, "%s", pc->host);
     f->port = pc->port;
+    if (pc->addrs)
+        f->to = *pc->addrs;
+    else
+        snprintf(f->to.err, sizeof f->to.err, "address not resolved");
     f->timeout_ms =
         wp_rt.cfg->server_connect_timeout > 0 ? wp_rt.cfg->server_connect_timeout : 15000;
     if (p->tail)
@@ -189,4 +205,24 @@ void peering_counts(int peer_id, struct peering_counts *out)
     out->waiting = p->waiting;
     out->forwarded = p->forwarded;
     out->failed = p->failed;
+}
+
+void peering_shutdown(void)
+{
+    while (peers) {
+        struct peer_state *p = peers;
+        peers = p->next;
+        while (!list_empty(&p->sending)) {
+            struct forward *f = list_entry(p->sending.next, struct forward, node);
+            list_remove(&f->node);
+            peer_send_free(f->send);
+            free(f);
+        }
+        while (p->head) {
+            struct forward *f = p->head;
+            p->head = f->next;
+            free(f);
+        }
+        free(p);
+    }
 }

@@ -170,8 +170,10 @@ const struct wp_peer_config *peers_config_find(const struct wp_peers *peers, int
 
 void peers_config_free(struct wp_peers *peers)
 {
-    for (int i = 0; i < peers->n; i++)
+    for (int i = 0; i < peers->n; i++) {
         free(peers->v[i].host);
+        free(peers->v[i].addrs);
+    }
     free(peers->v);
     peers->v = NULL;
     peers->n = 0;

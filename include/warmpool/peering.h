@@ -1,6 +1,7 @@
 /*
  * peering — forwards a CancelRequest whose key names another peer (cancel_key.h) to
- * that peer's host and port from [peers], with one hop spent, on the workpool. At most
+ * that peer's host and port from [peers], with one hop spent, on the event loop (never
+ * the workpool: a dead peer must not delay local cancels; peer_send.h). At most
  * the peer's pool_size forwards are in flight; the rest wait in a queue, in order.
  */
 #ifndef WARMPOOL_PEERING_H
@@ -18,5 +19,9 @@ struct peering_counts {
     unsigned long long forwarded, failed;
 };
 void peering_counts(int peer_id, struct peering_counts *out);
+
+/* Shutdown: every forward in flight is closed and every queued one dropped, uncounted;
+   a peer that does not answer must not hold up the exit. */
+void peering_shutdown(void);
 
 #endif

@@ -13,11 +13,14 @@
 
 #define PEER_DEFAULT_PORT 6432
 
+struct wp_peer_addrs;
+
 struct wp_peer_config {
-    int id;        /* 1..16383 */
-    char *host;    /* never NULL */
-    int port;      /* 1..65535 */
-    int pool_size; /* -1: default_pool_size */
+    int id;                      /* 1..16383 */
+    char *host;                  /* never NULL */
+    int port;                    /* 1..65535 */
+    int pool_size;               /* -1: default_pool_size */
+    struct wp_peer_addrs *addrs; /* peer_resolve_all; NULL until then (parsing is pure) */
     const char *file;
     int line;
 };

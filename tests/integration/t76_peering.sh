@@ -17,6 +17,9 @@
 #     then B logs why; with its pool_size=1 further forwards queue (SHOW PEER_POOLS)
 #     and all fail once it goes away
 #   - B's /metrics counts forwards and failures per peer
+#   - with 4 forwards in flight to a peer that drops SYNs (pool_size=4), B's own cancel
+#     of a pg_sleep(30) still gives 57014 while they are in flight (they do not use
+#     the workpool), and SIGQUIT closes them and stops B
 #   - PgBouncer (peer_id 3, $PGBOUNCER or /work/pgb-src/pgbouncer) peered with A: a
 #     cancel sent to PgBouncer with A's key cancels A's query, and one sent to A with
 #     PgBouncer's key cancels PgBouncer's; skipped when there is no PgBouncer binary
@@ -196,6 +199,58 @@ got=$(console B "SHOW PEER_POOLS" | grep '^5|')
 [ "$got" = "5|0|0|0|0" ] || tl_fail "after the mute peer went away: SHOW PEER_POOLS says $got"
 tl_ok "pool_size=1: 1 forward in flight and 2 queued (SHOW PEER_POOLS), all failed once the peer went away"
 
+# 4b. A peer that drops SYNs (an instance the autoscaler removed): forwards to it must not
+# hold up this instance's own cancels. The blackhole is a listen socket with backlog 0
+# that is full (one connection nobody accepts): Linux drops the SYNs after that, so
+# B's connects stay in flight until server_connect_timeout (60 s now). Before forwards
+# ran on the event loop, 2 of them took both workpool threads and B's own cancel
+# waited behind them: the pg_sleep(30) below ended without 57014.
+/usr/bin/python3 -c '
+import select, socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
+fill = []
+while True:
+    c = socket.socket(); c.setblocking(False); c.connect_ex(s.getsockname()); fill.append(c)
+    if not select.select([], [c], [], 0.5)[1]:
+        break  # this SYN was dropped: the accept queue is full
+    if len(fill) > 64:
+        sys.exit("the accept queue never filled")
+print(s.getsockname()[1], flush=True)
+time.sleep(300)' >"$TL_DIR/blackhole.port" &
+blackhole=$!
+tl_atexit+=("kill $blackhole 2>/dev/null")
+for _ in $(seq 50); do [ -s "$TL_DIR/blackhole.port" ] && break; sleep 0.1; done
+[ -s "$TL_DIR/blackhole.port" ] || tl_fail "no blackhole port"
+echo "6 = host=127.0.0.1 port=$(cat "$TL_DIR/blackhole.port") pool_size=4" >>"$TL_DIR/B.ini"
+tl_reload B
+to_blackhole=$(((kpid & 0xFF0000FF) | (6 << 16)))
+for _ in 1 2 3 4; do
+    $PY cancel 127.0.0.1 "$portB" "$to_blackhole" "$kkey" >/dev/null
+done
+got=$(console B "SHOW PEER_POOLS" | grep '^6|')
+[ "$got" = "6|4|0|4|0" ] || tl_fail "4 forwards to a blackholed peer: SHOW PEER_POOLS says $got"
+start_sleep "$portB" s5
+t0=$(date +%s.%N)
+$PY cancel 127.0.0.1 "$portB" "$kpid" "$kkey" >/dev/null # B's own key: a local cancel
+sleep_result s5
+t1=$(date +%s.%N)
+case $got in "error 57014 "*) ;; *) tl_fail "sleep through B, B's own cancel with 4 forwards to a blackhole in flight: $got" ;; esac
+peer6=$(console B "SHOW PEER_POOLS" | grep '^6|')
+[ "$peer6" = "6|4|0|4|0" ] || tl_fail "the forwards to the blackhole ended before the local cancel was answered: SHOW PEER_POOLS says $peer6"
+tl_ok "4 forwards to a peer that drops SYNs in flight: B's own cancel still gave 57014 after ${got##* }s ($(awk "BEGIN { printf \"%.2f\", $t1 - $t0 }")s from the CancelRequest), and the forwards were still in flight then"
+
+# Shutdown with those forwards in flight: closed at once, not waited for (tl_stop_all
+# also checks the exit status and sanitizer reports at the end).
+t0=$(date +%s.%N)
+kill -QUIT "$(tl_pid B)"
+for _ in $(seq $((100 * tl_slow))); do
+    kill -0 "$(tl_pid B)" 2>/dev/null || break
+    sleep 0.05
+done
+kill -0 "$(tl_pid B)" 2>/dev/null && tl_fail "B still running after SIGQUIT with forwards in flight"
+grep -q "warmpool stopped" "$(tl_log B)" || tl_fail "B did not log its stop: $(tail -n 3 "$(tl_log B)")"
+tl_ok "SIGQUIT with 4 forwards to the blackhole in flight: B stopped after $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $t0 }")s"
+
 # 5. A mixed fleet: PgBouncer 1.21+ (peer_id 3) peered with A, both ways.
 PGBOUNCER=${PGBOUNCER:-/work/pgb-src/pgbouncer}
 if [ ! -x "$PGBOUNCER" ]; then
@@ -232,7 +287,8 @@ for _ in $(seq 100); do
     kill -0 "$pgb_pid" 2>/dev/null || tl_fail "PgBouncer exited: $(cat "$pgb/stderr" "$pgb/pgbouncer.log")"
     sleep 0.1
 done
-echo "3 = host=127.0.0.1 port=$portP" >>"$TL_DIR/A.ini"
+# A host name (resolved when the reload loads [peers], not by each forward).
+echo "3 = host=localhost port=$portP" >>"$TL_DIR/A.ini"
 tl_reload A
 
 start_sleep "$portA" s3
@@ -246,5 +302,5 @@ start_sleep "$portP" s4
 $PY cancel 127.0.0.1 "$portA" "$kpid" "$kkey" >/dev/null
 sleep_result s4
 case $got in "error 57014 "*) ;; *) tl_fail "sleep through PgBouncer, cancel sent to A with its key: $got" ;; esac
-wait_log "cancel request forwarded to peer 3 (127.0.0.1:$portP)" "$(tl_log A)" 1
+wait_log "cancel request forwarded to peer 3 (localhost:$portP)" "$(tl_log A)" 1
 tl_ok "A forwarded PgBouncer's key (peer 3) to PgBouncer: SQLSTATE 57014 after ${got##* }s"

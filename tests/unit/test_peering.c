@@ -1,7 +1,8 @@
 /*
  * test_peering — unit tests for peering's pure parts: the cancel key layout
  * (pooler/cancel_key.c, PgBouncer 1.21's) and the [peers] section (pooler/peers_config.c,
- * and through config_load_string the file:line of its errors).
+ * and through config_load_string the file:line of its errors), and the addresses
+ * pooler/peer_resolve.c makes of numeric hosts and socket paths (no DNS here).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,10 +11,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/un.h>
 
 #include "warmpool/cancel_key.h"
 #include "warmpool/config.h"
+#include "warmpool/peer_resolve.h"
 #include "warmpool/peers_config.h"
 
 /* The 8 bytes of BackendKeyData as a client sees them. */
@@ -168,6 +174,61 @@ static void test_peers_in_file(void **state)
     assert_non_null(strstr(err, "w.ini:3:"));
 }
 
+static void test_resolve_numeric(void **state)
+{
+    (void)state;
+    struct wp_peer_addrs a;
+    peer_resolve("127.0.0.1", 6432, &a);
+    assert_int_equal(a.n, 1);
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&a.v[0].sa;
+    assert_int_equal(in->sin_family, AF_INET);
+    assert_int_equal(ntohs(in->sin_port), 6432);
+    assert_int_equal(in->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+    assert_int_equal(a.v[0].len, sizeof *in);
+    peer_resolve("::1", 5432, &a);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(a.v[0].sa.ss_family, AF_INET6);
+}
+
+static void test_resolve_unix(void **state)
+{
+    (void)state;
+    struct wp_peer_addrs a;
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&a.v[0].sa;
+    peer_resolve("/run/wp", 6433, &a);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(un->sun_family, AF_UNIX);
+    assert_string_equal(un->sun_path, "/run/wp/.s.PGSQL.6433");
+    assert_int_equal(a.v[0].len, offsetof(struct sockaddr_un, sun_path) + 22);
+    peer_resolve("@wp-3", 6433, &a); /* abstract: NUL, the name, no port, no NUL after */
+    assert_int_equal(a.n, 1);
+    assert_int_equal(un->sun_path[0], 0);
+    assert_memory_equal(un->sun_path + 1, "wp-3", 4);
+    assert_int_equal(a.v[0].len, offsetof(struct sockaddr_un, sun_path) + 5);
+    char long_dir[200];
+    memset(long_dir, 'd', sizeof long_dir - 1);
+    long_dir[0] = '/';
+    long_dir[sizeof long_dir - 1] = '\0';
+    peer_resolve(long_dir, 6432, &a);
+    assert_int_equal(a.n, 0);
+    assert_non_null(strstr(a.err, "too long"));
+}
+
+static void test_resolve_all(void **state)
+{
+    (void)state;
+    struct wp_peers peers = {0};
+    char why[256];
+    assert_int_equal(peers_config_add(&peers, "1", "host=127.0.0.1", "f", 1, why, sizeof why), 0);
+    assert_int_equal(peers_config_add(&peers, "2", "host=/tmp port=7", "f", 2, why, sizeof why), 0);
+    assert_null(peers.v[0].addrs); /* parsing resolves nothing */
+    assert_int_equal(peer_resolve_all(&peers), 0);
+    assert_int_equal(peers.v[0].addrs->n, 1);
+    assert_int_equal(peers.v[1].addrs->n, 1);
+    assert_int_equal(peer_resolve_all(&peers), 0); /* a second time reuses the storage */
+    peers_config_free(&peers);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +239,9 @@ int main(void)
         cmocka_unit_test(test_peers_parse),
         cmocka_unit_test(test_peers_errors),
         cmocka_unit_test(test_peers_in_file),
+        cmocka_unit_test(test_resolve_numeric),
+        cmocka_unit_test(test_resolve_unix),
+        cmocka_unit_test(test_resolve_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

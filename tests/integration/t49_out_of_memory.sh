@@ -10,7 +10,7 @@
 set -eu
 . "$(dirname "$0")/lib_private_warmpool.sh"
 
-if [ "${WP_VALGRIND:-0}" = 1 ] || ldd "$WARMPOOL" 2>/dev/null | grep -q libasan; then
+if [ "${WP_VALGRIND:-0}" = 1 ] || ldd "${WP_WORKERS_BIN:-$WARMPOOL}" 2>/dev/null | grep -q libasan; then
     echo "ok: skipped (ASan or valgrind reserve more address space than the limit allows)"
     exit 0
 fi

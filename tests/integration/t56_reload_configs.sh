@@ -57,7 +57,7 @@ done
 rss_after=$(rss_kb)
 # Under ASan freed memory sits in its quarantine and under valgrind in valgrind's own
 # heap, so resident memory says nothing there; the configuration count below is exact.
-if [ "${WP_VALGRIND:-0}" = 1 ] || ldd "$WARMPOOL" 2>/dev/null | grep -q libasan; then
+if [ "${WP_VALGRIND:-0}" = 1 ] || ldd "${WP_WORKERS_BIN:-$WARMPOOL}" 2>/dev/null | grep -q libasan; then
     t3_ok "$count reloads: resident memory not checked (ASan or valgrind hold freed memory)"
 else
     [ $((rss_after - rss_before)) -lt 512 ] ||

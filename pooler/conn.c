@@ -242,7 +242,7 @@ long conn_read(struct wp_conn *cn, size_t room, size_t cap, uint32_t max_message
     if (conn_closed(cn))
         return CONN_ERROR;
     if (conn_batching) { /* what a batched read needs; it may have happened already */
-        cn->read_room = room, cn->read_cap = cap, cn->read_max = max_message;
+        cn->read_room = room, cn->read_cap = cap;
         if (cn->prefetched) {
             cn->prefetched = 0;
             return cn->io_rc;

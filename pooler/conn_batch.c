@@ -23,11 +23,6 @@ void conn_batch_enable(int on)
     conn_batching = on != 0;
 }
 
-int conn_batch_enabled(void)
-{
-    return conn_batching;
-}
-
 static int join(struct batch *b, struct wp_conn *cn, uint32_t *slot)
 {
     if (*slot)

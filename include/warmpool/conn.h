@@ -53,7 +53,6 @@ struct wp_conn {
     struct wp_conn *io_peer;    /* the peer a running batched write carries */
     long io_rc;                 /* a batched read's or write's result */
     size_t read_room, read_cap; /* the owner's last conn_read arguments */
-    uint32_t read_max;
     uint32_t read_slot, write_slot, run_slot; /* 1 + place in a batch, 0 = none */
 };
 

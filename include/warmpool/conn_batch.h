@@ -20,7 +20,6 @@
 
 /* Turn batching on (workers > 1) or off. */
 void conn_batch_enable(int on);
-int conn_batch_enabled(void);
 /* Batching is on (read inline by conn.c: one worker pays a flag test, no call). */
 extern int conn_batching;
 int conn_batch_join_read(struct wp_conn *cn);

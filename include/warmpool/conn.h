@@ -50,9 +50,9 @@ struct wp_conn {
     unsigned prefetched : 1; /* io_rc holds this turn's read, conn_read returns it */
     unsigned io_failed : 1;  /* a batched write failed: the next conn_flush says so */
     wp_conn_peer peer_of;
-    struct wp_conn *io_peer;    /* the peer a running batched write carries */
-    long io_rc;                 /* a batched read's or write's result */
-    size_t read_room, read_cap; /* the owner's last conn_read arguments */
+    struct wp_conn *io_peer;                  /* the peer a running batched write carries */
+    long io_rc;                               /* a batched read's or write's result */
+    size_t read_room, read_cap;               /* the owner's last conn_read arguments */
     uint32_t read_slot, write_slot, run_slot; /* 1 + place in a batch, 0 = none */
 };
 

@@ -565,28 +565,31 @@ static void prom_globals(struct out *o)
     prom_workers(o);
 }
 
-/* One sample per configured peer; nothing at all without [peers]. */
+/* One family with one sample per configured peer: `failed` picks the failures counter. */
+static void prom_peer_family(struct out *o, const struct wp_peers *peers, const char *name,
+                             const char *help, int failed)
+{
+    prom_family(o, name, "counter", help);
+    for (int i = 0; i < peers->n; i++) {
+        struct peering_counts n;
+        peering_counts(peers->v[i].id, &n);
+        out_printf(o, "%s{peer=\"%d\"} %llu\n", name, peers->v[i].id,
+                   failed ? n.failed : n.forwarded);
+    }
+}
+
+/* Nothing at all without [peers]. */
 static void prom_peers(struct out *o)
 {
     const struct wp_peers *peers = wp_rt.cfg ? &wp_rt.cfg->peers : NULL;
     if (!peers || peers->n == 0)
         return;
-    prom_family(o, "warmpool_cancel_forwards_total", "counter",
-                "Cancel requests forwarded to a peer, which took them.");
-    for (int i = 0; i < peers->n; i++) {
-        struct peering_counts n;
-        peering_counts(peers->v[i].id, &n);
-        out_printf(o, "warmpool_cancel_forwards_total{peer=\"%d\"} %llu\n", peers->v[i].id,
-                   n.forwarded);
-    }
-    prom_family(o, "warmpool_cancel_forward_failures_total", "counter",
-                "Cancel requests for a peer that did not reach it (connect, timeout, queue full).");
-    for (int i = 0; i < peers->n; i++) {
-        struct peering_counts n;
-        peering_counts(peers->v[i].id, &n);
-        out_printf(o, "warmpool_cancel_forward_failures_total{peer=\"%d\"} %llu\n", peers->v[i].id,
-                   n.failed);
-    }
+    prom_peer_family(o, peers, "warmpool_cancel_forwards_total",
+                     "Cancel requests forwarded to a peer, which took them.", 0);
+    prom_peer_family(o, peers, "warmpool_cancel_forward_failures_total",
+                     "Cancel requests for a peer that did not reach it (connect, timeout, queue "
+                     "full).",
+                     1);
 }
 
 /* process_* as the Prometheus client libraries name them; left out where /proc is not. */

@@ -352,12 +352,21 @@ __attribute__((always_inline)) static inline int flush_at_once(struct wp_conn *c
     return done;
 }
 
-int conn_flush(struct wp_conn *cn, struct wp_conn *peer)
+/* Why nothing can be written (CONN_NO_MEMORY, CONN_ERROR), or 0. */
+static inline int flush_refused(const struct wp_conn *cn)
 {
     if (buf_failed(&cn->out))
         return CONN_NO_MEMORY;
     if (conn_closed(cn) || cn->io_failed)
         return CONN_ERROR;
+    return 0;
+}
+
+int conn_flush(struct wp_conn *cn, struct wp_conn *peer)
+{
+    int refused = flush_refused(cn);
+    if (refused)
+        return refused;
     if (conn_batching && (buf_unread(&cn->out) > 0 || (peer && peer->ready > 0)) &&
         conn_batch_join_write(cn))
         return 0; /* written with the turn's other writes, then on_writable runs */
@@ -366,11 +375,8 @@ int conn_flush(struct wp_conn *cn, struct wp_conn *peer)
 
 int conn_flush_now(struct wp_conn *cn)
 {
-    if (buf_failed(&cn->out))
-        return CONN_NO_MEMORY;
-    if (conn_closed(cn) || cn->io_failed)
-        return CONN_ERROR;
-    return flush_at_once(cn, NULL);
+    int refused = flush_refused(cn);
+    return refused ? refused : flush_at_once(cn, NULL);
 }
 
 void conn_write_done(struct wp_conn *cn, int rc)

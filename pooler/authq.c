@@ -8,10 +8,10 @@
  * a lookup is a whole backend login plus a query, up to server_connect_timeout long.
  * On the two helper threads, a few slow lookups would hold up every cancel behind
  * them, and starting the threads at all costs every transaction of the relay its
- * share of glibc's cancellation bookkeeping (workpool.c). server.c already drives
- * PQconnectPoll from libevent; the query is the same pattern (PQsendQueryParams,
- * PQflush, PQconsumeInput / PQisBusy / PQgetResult), so nothing ever blocks and a
- * lookup's whole life is on the loop with the clients that wait for it.
+ * share of glibc's cancellation bookkeeping (workpool.c). pgq.c drives the login and
+ * the query with libpq's non-blocking API on libevent events (as server.c drives its
+ * PQconnectPoll), so nothing ever blocks and a lookup's whole life is on the loop with
+ * the clients that wait for it.
  *
  * CVE-2025-12819: PgBouncer ran auth_query in a session whose search_path a client's
  * startup parameters could reach. Here the lookup's connection carries nothing of the
@@ -41,6 +41,7 @@
 #include "warmpool/config.h"
 #include "warmpool/list.h"
 #include "warmpool/log.h"
+#include "warmpool/pgq.h"
 #include "warmpool/runtime.h"
 #include "warmpool/server_setup.h"
 #include "warmpool/timeouts.h"
@@ -313,8 +314,6 @@ void authq_secret_free(struct wp_user_secret *s)
 
 /* ---------------------------------------------------------------- lookups */
 
-enum phase { PH_QUEUED, PH_CONNECTING, PH_SENDING, PH_READING };
-
 struct lookup {
     struct wp_list node;    /* running or queued */
     struct wp_list waiters; /* clients, by their `node` */
@@ -330,9 +329,9 @@ struct lookup {
     char *keys[AUTHQ_MAX_CONNINFO];
     char *values[AUTHQ_MAX_CONNINFO];
     int npairs;
-    enum phase phase;
-    PGconn *pq;
-    struct event *ev;
+    int started; /* left the queue: the connection is (or was) running */
+    struct pgq q;
+    PGresult *first; /* the query's result, kept until the last one came */
     struct event *timer;
 };
 
@@ -343,12 +342,10 @@ static struct authq_cache cache = {NULL, 0, AUTHQ_CACHE_MAX};
 
 static void lookup_free(struct lookup *lk)
 {
-    if (lk->ev)
-        event_free(lk->ev);
     if (lk->timer)
         event_free(lk->timer);
-    if (lk->pq)
-        PQfinish(lk->pq);
+    pgq_close(&lk->q);
+    PQclear(lk->first);
     for (int i = 0; i < lk->npairs; i++) {
         free(lk->keys[i]);
         free_secret_text(lk->values[i]); /* one of them is a password */
@@ -367,7 +364,7 @@ static void finish(struct lookup *lk, enum authq_outcome outcome, const char *se
                    const char *why)
 {
     list_remove(&lk->node);
-    if (lk->phase != PH_QUEUED)
+    if (lk->started)
         nrunning--;
     else
         nqueued--;
@@ -384,10 +381,7 @@ static void finish(struct lookup *lk, enum authq_outcome outcome, const char *se
         log_debug("auth_query for user \"%s\" (%s): %s", lk->user, lk->where,
                   authq_outcome_text(outcome));
     /* The connection goes first: the clients' answers may take a while to write. */
-    if (lk->pq) {
-        PQfinish(lk->pq);
-        lk->pq = NULL;
-    }
+    pgq_close(&lk->q);
     while (!list_empty(&lk->waiters)) {
         struct wp_client *c = list_entry(lk->waiters.next, struct wp_client, node);
         list_remove(&c->node);
@@ -397,55 +391,32 @@ static void finish(struct lookup *lk, enum authq_outcome outcome, const char *se
     start_next();
 }
 
-/* libpq's text on one line. */
-static void one_line(const char *text, char *out, size_t len)
+static void on_connected(void *arg)
 {
-    snprintf(out, len, "%s", text ? text : "unknown error");
-    size_t n = strlen(out);
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-        out[--n] = '\0';
-    for (char *p = out; *p; p++)
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
+    struct lookup *lk = arg;
+    const char *params[1] = {lk->user};
+    pgq_send(&lk->q, lk->query, 1, params);
 }
 
-static void fail_with_libpq(struct lookup *lk, enum authq_outcome outcome)
+/* One statement (the extended protocol allows no more): one result, kept. */
+static void on_result(void *arg, PGresult *res)
 {
-    char text[512];
-    one_line(PQerrorMessage(lk->pq), text, sizeof text);
-    finish(lk, outcome, NULL, text);
+    struct lookup *lk = arg;
+    if (lk->first)
+        PQclear(res);
+    else
+        lk->first = res;
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg);
-
-/* Wait for the socket libpq uses now (it may change while connecting). */
-static int arm(struct lookup *lk, int for_write)
+static void on_done(void *arg)
 {
-    if (lk->ev)
-        event_free(lk->ev);
-    lk->ev = event_new(wp_rt.base, PQsocket(lk->pq), for_write ? EV_WRITE : EV_READ, on_io, lk);
-    return lk->ev && event_add(lk->ev, NULL) == 0 ? 0 : -1;
-}
-
-static void read_result(struct lookup *lk)
-{
-    if (!PQconsumeInput(lk->pq)) {
-        fail_with_libpq(lk, AUTHQ_QUERY_FAILED);
-        return;
-    }
-    if (PQisBusy(lk->pq)) {
-        if (arm(lk, 0) < 0)
-            finish(lk, AUTHQ_QUERY_FAILED, NULL, "cannot watch the socket");
-        return;
-    }
-    /* One statement (the extended protocol allows no more): one result, then NULL. */
-    PGresult *res = PQgetResult(lk->pq);
-    PGresult *extra;
-    while ((extra = PQgetResult(lk->pq)) != NULL)
-        PQclear(extra);
+    struct lookup *lk = arg;
+    PGresult *res = lk->first;
+    lk->first = NULL;
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         char text[512];
-        one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(lk->pq), text, sizeof text);
+        pgq_one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(lk->q.conn), text,
+                     sizeof text);
         PQclear(res);
         finish(lk, AUTHQ_QUERY_FAILED, NULL, text);
         return;
@@ -460,71 +431,12 @@ static void read_result(struct lookup *lk)
     PQclear(res); /* after finish: value points into it (libpq frees it untouched) */
 }
 
-static void flush_query(struct lookup *lk)
+static void on_failed(void *arg, int connecting, const char *why)
 {
-    int rc = PQflush(lk->pq);
-    if (rc < 0) {
-        fail_with_libpq(lk, AUTHQ_QUERY_FAILED);
-        return;
-    }
-    lk->phase = rc == 1 ? PH_SENDING : PH_READING;
-    if (arm(lk, rc == 1) < 0)
-        finish(lk, AUTHQ_QUERY_FAILED, NULL, "cannot watch the socket");
+    finish(arg, connecting ? AUTHQ_CONNECT_FAILED : AUTHQ_QUERY_FAILED, NULL, why);
 }
 
-static void send_query(struct lookup *lk)
-{
-    const char *params[1] = {lk->user};
-    if (PQsetnonblocking(lk->pq, 1) != 0 ||
-        !PQsendQueryParams(lk->pq, lk->query, 1, NULL, params, NULL, NULL, 0)) {
-        fail_with_libpq(lk, AUTHQ_QUERY_FAILED);
-        return;
-    }
-    flush_query(lk);
-}
-
-static void connect_step(struct lookup *lk)
-{
-    switch (PQconnectPoll(lk->pq)) {
-    case PGRES_POLLING_READING:
-        if (arm(lk, 0) < 0)
-            finish(lk, AUTHQ_CONNECT_FAILED, NULL, "cannot watch the socket");
-        return;
-    case PGRES_POLLING_WRITING:
-        if (arm(lk, 1) < 0)
-            finish(lk, AUTHQ_CONNECT_FAILED, NULL, "cannot watch the socket");
-        return;
-    case PGRES_POLLING_OK:
-        send_query(lk);
-        return;
-    case PGRES_POLLING_FAILED:
-    default:
-        fail_with_libpq(lk, AUTHQ_CONNECT_FAILED);
-        return;
-    }
-}
-
-static void on_io(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct lookup *lk = arg;
-    wp_clock_hold(1);
-    switch (lk->phase) {
-    case PH_CONNECTING:
-        connect_step(lk);
-        break;
-    case PH_SENDING:
-        flush_query(lk);
-        break;
-    case PH_READING:
-        read_result(lk);
-        break;
-    case PH_QUEUED:
-        break;
-    }
-    wp_clock_hold(0);
-}
+static const struct pgq_calls lookup_calls = {on_connected, on_result, on_done, on_failed};
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -532,8 +444,9 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct lookup *lk = arg;
     wp_clock_hold(1);
-    finish(lk, lk->phase <= PH_CONNECTING ? AUTHQ_CONNECT_FAILED : AUTHQ_QUERY_FAILED, NULL,
-           lk->phase == PH_QUEUED ? "timed out waiting for a free lookup connection" : "timed out");
+    int connecting = !lk->started || lk->q.phase == PGQ_CONNECTING;
+    finish(lk, connecting ? AUTHQ_CONNECT_FAILED : AUTHQ_QUERY_FAILED, NULL,
+           lk->started ? "timed out" : "timed out waiting for a free lookup connection");
     wp_clock_hold(0);
 }
 
@@ -543,19 +456,8 @@ static void start(struct lookup *lk)
     nqueued--;
     list_push_tail(&running, &lk->node);
     nrunning++;
-    lk->phase = PH_CONNECTING;
-    lk->pq =
-        PQconnectStartParams((const char *const *)lk->keys, (const char *const *)lk->values, 0);
-    if (!lk->pq) {
-        finish(lk, AUTHQ_CONNECT_FAILED, NULL, "out of memory");
-        return;
-    }
-    if (PQstatus(lk->pq) == CONNECTION_BAD) {
-        fail_with_libpq(lk, AUTHQ_CONNECT_FAILED);
-        return;
-    }
-    if (arm(lk, 1) < 0)
-        finish(lk, AUTHQ_CONNECT_FAILED, NULL, "cannot watch the socket");
+    lk->started = 1;
+    pgq_connect(&lk->q, (const char *const *)lk->keys, (const char *const *)lk->values);
 }
 
 static void start_next(void)
@@ -597,6 +499,7 @@ static struct lookup *new_lookup(const struct authq_target *t, const char *user,
     lk->key_len = key_len;
     list_init(&lk->node);
     list_init(&lk->waiters);
+    pgq_init(&lk->q, &lookup_calls, lk);
     lk->id = runtime_next_id();
     /* auth_user's password: only a plaintext one can be given to libpq. Without one,
        libpq may still find it (passfile) or the server may not ask. */

@@ -7,15 +7,12 @@
  * every member's. An instance that stops loses its monitor connection and so drops out
  * of the next read: that is how budgets rebalance, with no message between instances.
  *
- * The monitor is driven as authq.c drives its lookups (PQconnectStartParams and
- * PQconnectPoll, then PQsendQuery / PQflush / PQconsumeInput / PQisBusy on libevent
- * events), so a slow or dead PostgreSQL never blocks the loop. A lowered cap applies
+ * The monitor is a pgq.c connection, as are the auth_query lookups (libpq's
+ * non-blocking API on libevent events), so a slow or dead PostgreSQL never blocks the
+ * loop; it stays open between polls, each a query on it. A lowered cap applies
  * at once; a raise is published first (one more SET) and applies when PostgreSQL has
  * it, so that another member reading in between sees the room as taken.
  */
-#include <sys/time.h>
-
-#include <event2/event.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +25,7 @@
 #include "warmpool/fleet.h"
 #include "warmpool/list.h"
 #include "warmpool/log.h"
+#include "warmpool/pgq.h"
 #include "warmpool/pool.h"
 #include "warmpool/pool_limits.h"
 #include "warmpool/runtime.h"
@@ -43,8 +41,6 @@
    intervals. */
 #define FLEET_POLL_TIMEOUT_MS 5000
 #define FLEET_MAX_CONNINFO 96
-
-enum phase { PH_IDLE, PH_CONNECTING, PH_SENDING, PH_READING };
 
 struct fleet_db {
     struct wp_list node;
@@ -64,9 +60,7 @@ struct fleet_db {
     int nreading;
     int read_failed;
     char error[256];
-    PGconn *pq;
-    struct event *ev;
-    enum phase phase;
+    struct pgq monitor; /* busy while a poll or a raise is in flight */
 };
 
 static struct wp_list dbs = {&dbs, &dbs};
@@ -156,13 +150,7 @@ int fleet_cap(const struct wp_pool *pool)
 
 static void monitor_close(struct fleet_db *d)
 {
-    if (d->ev)
-        event_free(d->ev);
-    d->ev = NULL;
-    if (d->pq)
-        PQfinish(d->pq);
-    d->pq = NULL;
-    d->phase = PH_IDLE;
+    pgq_close(&d->monitor);
     d->pending_cap = -1;
 }
 
@@ -174,6 +162,8 @@ static void db_free(struct fleet_db *d)
     free(d);
 }
 
+static const struct pgq_calls monitor_calls;
+
 static struct fleet_db *db_new(const char *dbname, int64_t now)
 {
     struct fleet_db *d = calloc(1, sizeof *d);
@@ -181,6 +171,7 @@ static struct fleet_db *db_new(const char *dbname, int64_t now)
         free(d);
         return NULL;
     }
+    pgq_init(&d->monitor, &monitor_calls, d);
     d->pending_cap = -1;
     d->next_poll_ms = now; /* the first poll at once */
     list_push_tail(&dbs, &d->node);
@@ -239,8 +230,6 @@ static void set_state(struct fleet_db *d, enum fleet_state s)
 
 /* ---------------------------------------------------------------- the monitor */
 
-static void on_io(evutil_socket_t fd, short what, void *arg);
-
 static void poll_failed(struct fleet_db *d, const char *why)
 {
     if (why != d->error)
@@ -257,40 +246,11 @@ static void poll_failed(struct fleet_db *d, const char *why)
     launch_db(d->dbname);
 }
 
-static void fail_with_libpq(struct fleet_db *d)
-{
-    poll_failed(d, PQerrorMessage(d->pq));
-}
-
-static int arm(struct fleet_db *d, int for_write)
-{
-    if (d->ev)
-        event_free(d->ev);
-    d->ev = event_new(wp_rt.base, PQsocket(d->pq), for_write ? EV_WRITE : EV_READ, on_io, d);
-    return d->ev && event_add(d->ev, NULL) == 0 ? 0 : -1;
-}
-
-static void flush(struct fleet_db *d)
-{
-    int rc = PQflush(d->pq);
-    if (rc < 0) {
-        fail_with_libpq(d);
-        return;
-    }
-    d->phase = rc == 1 ? PH_SENDING : PH_READING;
-    if (arm(d, rc == 1) < 0)
-        poll_failed(d, "cannot watch the socket");
-}
-
 static void send_sql(struct fleet_db *d, const char *sql)
 {
     d->nreading = 0;
     d->read_failed = 0;
-    if (PQsetnonblocking(d->pq, 1) != 0 || !PQsendQuery(d->pq, sql)) {
-        fail_with_libpq(d);
-        return;
-    }
-    flush(d);
+    pgq_send(&d->monitor, sql, 0, NULL); /* the simple protocol: SET and SELECT at once */
 }
 
 /* The round trip: publish the state as it is now, read everyone's. */
@@ -363,7 +323,6 @@ static void apply_read(struct fleet_db *d, int64_t now)
     for (int i = 0; i < d->nmembers; i++)
         d->fleet_held += d->members[i].held;
     d->last_read_ms = now;
-    d->phase = PH_IDLE;
     if (next < d->cap) {
         log_debug("fleet database \"%s\": cap lowered from %d to %d", d->dbname, d->cap, next);
         d->cap = next; /* backends above it close when released or idle */
@@ -373,95 +332,51 @@ static void apply_read(struct fleet_db *d, int64_t now)
         send_raise(d, next);
 }
 
-static void query_done(struct fleet_db *d)
+static void on_connected(void *arg)
 {
-    if (d->ev)
-        event_free(d->ev);
-    d->ev = NULL;
-    int64_t now = wp_now_ms();
+    struct fleet_db *d = arg;
+    log_debug("fleet database \"%s\": monitor connection open", d->dbname);
+    send_poll(d);
+}
+
+static void on_result(void *arg, PGresult *res)
+{
+    struct fleet_db *d = arg;
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK)
+        take_rows(d, res);
+    else if (st != PGRES_COMMAND_OK && !d->read_failed) {
+        d->read_failed = 1;
+        snprintf(d->error, sizeof d->error, "%s", PQresultErrorMessage(res));
+    }
+    PQclear(res);
+}
+
+static void on_done(void *arg)
+{
+    struct fleet_db *d = arg;
+    if (d->read_failed) {
+        poll_failed(d, d->error);
+        return;
+    }
     if (d->pending_cap >= 0) {
         log_debug("fleet database \"%s\": cap raised from %d to %d", d->dbname, d->cap,
                   d->pending_cap);
         d->cap = d->pending_cap;
         d->pending_cap = -1;
-        d->phase = PH_IDLE;
         launch_db(d->dbname);
         return;
     }
-    apply_read(d, now);
+    apply_read(d, wp_now_ms());
 }
 
-static void read_results(struct fleet_db *d)
+static void on_failed(void *arg, int connecting, const char *why)
 {
-    if (!PQconsumeInput(d->pq)) {
-        fail_with_libpq(d);
-        return;
-    }
-    while (!PQisBusy(d->pq)) {
-        PGresult *res = PQgetResult(d->pq);
-        if (!res) {
-            if (d->read_failed)
-                poll_failed(d, d->error);
-            else
-                query_done(d);
-            return;
-        }
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_TUPLES_OK)
-            take_rows(d, res);
-        else if (st != PGRES_COMMAND_OK && !d->read_failed) {
-            d->read_failed = 1;
-            snprintf(d->error, sizeof d->error, "%s", PQresultErrorMessage(res));
-        }
-        PQclear(res);
-    }
-    if (arm(d, 0) < 0)
-        poll_failed(d, "cannot watch the socket");
+    (void)connecting;
+    poll_failed(arg, why);
 }
 
-static void connect_step(struct fleet_db *d)
-{
-    switch (PQconnectPoll(d->pq)) {
-    case PGRES_POLLING_READING:
-        if (arm(d, 0) < 0)
-            poll_failed(d, "cannot watch the socket");
-        return;
-    case PGRES_POLLING_WRITING:
-        if (arm(d, 1) < 0)
-            poll_failed(d, "cannot watch the socket");
-        return;
-    case PGRES_POLLING_OK:
-        log_debug("fleet database \"%s\": monitor connection open", d->dbname);
-        send_poll(d);
-        return;
-    case PGRES_POLLING_FAILED:
-    default:
-        fail_with_libpq(d);
-        return;
-    }
-}
-
-static void on_io(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct fleet_db *d = arg;
-    wp_clock_hold(1);
-    switch (d->phase) {
-    case PH_CONNECTING:
-        connect_step(d);
-        break;
-    case PH_SENDING:
-        flush(d);
-        break;
-    case PH_READING:
-        read_results(d);
-        break;
-    case PH_IDLE:
-        break;
-    }
-    wp_clock_hold(0);
-}
+static const struct pgq_calls monitor_calls = {on_connected, on_result, on_done, on_failed};
 
 /* The first pool of the database: its entry and login, or auth_user's when set. */
 static int monitor_conninfo(struct wp_pool *pool, const char **keys, const char **values, int max,
@@ -509,26 +424,15 @@ static void start_connect(struct fleet_db *d)
     keys[n] = "application_name";
     values[n++] = app;
     keys[n] = values[n] = NULL;
-    d->phase = PH_CONNECTING;
-    d->pq = PQconnectStartParams(keys, values, 0);
-    if (!d->pq) {
-        poll_failed(d, "out of memory");
-        return;
-    }
-    if (PQstatus(d->pq) == CONNECTION_BAD) {
-        fail_with_libpq(d);
-        return;
-    }
-    if (arm(d, 1) < 0)
-        poll_failed(d, "cannot watch the socket");
+    pgq_connect(&d->monitor, keys, values);
 }
 
 static void start_poll(struct fleet_db *d, int64_t now)
 {
     d->poll_started_ms = now;
     d->next_poll_ms = now + wp_rt.cfg->fleet_poll_interval;
-    if (d->pq && PQstatus(d->pq) == CONNECTION_OK)
-        send_poll(d);
+    if (pgq_open(&d->monitor))
+        send_poll(d); /* the connection of the last poll */
     else {
         monitor_close(d);
         start_connect(d);
@@ -591,7 +495,7 @@ void fleet_tick(int64_t now)
     follow_pools(now);
     for (struct wp_list *n = dbs.next; n != &dbs; n = n->next) {
         struct fleet_db *d = list_entry(n, struct fleet_db, node);
-        if (d->phase != PH_IDLE) {
+        if (pgq_busy(&d->monitor)) {
             if (now - d->poll_started_ms >= poll_timeout())
                 poll_failed(d, "timed out");
             continue;

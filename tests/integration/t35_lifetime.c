@@ -14,6 +14,7 @@
 #include "itest.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define CLIENTS 10
 /* Under valgrind the run is twice as long (see replaced_under_valgrind). */
@@ -30,7 +31,7 @@ static struct sighting seen[MAX_SEEN];
 static int nseen, errors;
 static char first_error[512];
 static double start;
-static volatile int stop_sampler;
+static atomic_int stop_sampler; /* read by another thread */
 
 static void note_pid(long long pid, double t)
 {

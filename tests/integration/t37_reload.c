@@ -18,11 +18,12 @@
 #include "itest.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define NCLIENTS 4
 
 static PGconn *clients[NCLIENTS];
-static volatile int stop_sampler;
+static atomic_int stop_sampler; /* read by another thread */
 
 static char *count_sql(void)
 {

@@ -17,7 +17,7 @@ ITEST_SRC = $(wildcard tests/integration/*.c)
 ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
 .PHONY: all test unit integration demo bench clean asan format format-check deps fuzz \
-	fuzz-build fuzz-regress faults faults-asan valgrind faults-valgrind
+	fuzz-build fuzz-regress faults faults-asan valgrind faults-valgrind tsan
 
 all: warmpool
 
@@ -100,6 +100,15 @@ asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" test
 
+# The pooler under ThreadSanitizer with `--workers 2`: the I/O threads' hand-offs, the
+# workpool (cancels to servers, DNS) and the test clients' threads, over the integration
+# and fault suites. Not in CI (time); run it when threads change. tests/tsan.supp lists
+# what it hides and why. A report fails the test whose pooler logged it (exit code 66).
+TSAN_FLAGS = CFLAGS="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" LDFLAGS="-fsanitize=thread"
+tsan:
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp second_deadlock_stack=1" WP_WORKERS=2 \
+	$(MAKE) BUILD=build-tsan $(TSAN_FLAGS) integration faults
+
 # libFuzzer targets (clang). The pooler is compiled once with coverage and sanitizers
 # into build-fuzz/libwarmpool.a; each tests/fuzz/fuzz_<t>.c links against it (wp_rt
 # comes from runtime.c in the library; harnesses fill it in, as the unit tests do).
@@ -158,6 +167,6 @@ deps:
 	scripts/install-deps.sh
 
 clean:
-	rm -rf build build-asan build-fuzz build-valgrind warmpool
+	rm -rf build build-asan build-fuzz build-valgrind build-tsan warmpool
 
 include packaging/Makefile.inc

@@ -101,9 +101,9 @@ stop_warmpools() {
     wp_pids=()
     valgrind_check "poolers at shutdown"
     for n in "${wp_names[@]}"; do
-        if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/$n.log" 2>/dev/null; then
+        if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$tmp/$n.log" 2>/dev/null; then
             say "FAIL sanitizer($n): see $tmp/$n.log"
-            grep -E -A 12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/$n.log" |
+            grep -E -A 12 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$tmp/$n.log" |
                 head -n 40 | sed 's/^/    /' >&3
             failed+=("sanitizer($n)")
         fi
@@ -240,9 +240,9 @@ start_warmpool scram "$scramport"
 say "== warmpool md5 on $md5port (pid ${wp_pids[0]}), scram on $scramport (pid ${wp_pids[1]})"
 valgrind_check "startup (warmpool --check)"
 
-# Under ASan, RSS bounds allow for the quarantine and the allocator's caches.
+# Under ASan (or TSan), RSS bounds allow for the quarantine and the allocator's caches.
 asan_slack=0
-ldd "${WP_WORKERS_BIN:-$WARMPOOL}" 2>/dev/null | grep -q libasan && asan_slack=$((8 * 1024))
+ldd "${WP_WORKERS_BIN:-$WARMPOOL}" 2>/dev/null | grep -qE "lib(a|t)san" && asan_slack=$((8 * 1024))
 export FT_ASAN_SLACK_KB=$asan_slack
 # f08_stress_oracle runs 1/5 of its full size under ASan or valgrind (FT_STRESS_SCALE
 # set by the caller wins).

@@ -114,11 +114,12 @@ stop_warmpools() {
     done
     wp_pids=()
     valgrind_check "harness instances at shutdown"
-    # Under `make asan` the pooler reports memory errors and leaks on stderr (its log).
+    # Under `make asan` (`make tsan`) the pooler reports memory errors and leaks (data races)
+    # on stderr (its log).
     for n in "${wp_names[@]}"; do
-        if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/$n.log" 2>/dev/null; then
+        if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$tmp/$n.log" 2>/dev/null; then
             say "FAIL sanitizer($n): see $tmp/$n.log"
-            grep -E -A 12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/$n.log" | head -n 40 | sed 's/^/    /' >&3
+            grep -E -A 12 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$tmp/$n.log" | head -n 40 | sed 's/^/    /' >&3
             failed+=("sanitizer($n)")
         fi
     done

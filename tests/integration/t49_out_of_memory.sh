@@ -6,12 +6,12 @@
 # max_packet_size (1GB). A client declares a 900 MB Parse: warmpool must hold a Parse
 # whole, the buffer cannot grow, and the client gets FATAL 53200 "out of memory". Then
 # a client with an ordinary query is served by the same process.
-# Skipped under ASan and valgrind: both need far more address space than the limit.
+# Skipped under ASan, TSan and valgrind: they need far more address space than the limit.
 set -eu
 . "$(dirname "$0")/lib_private_warmpool.sh"
 
-if [ "${WP_VALGRIND:-0}" = 1 ] || ldd "${WP_WORKERS_BIN:-$WARMPOOL}" 2>/dev/null | grep -q libasan; then
-    echo "ok: skipped (ASan or valgrind reserve more address space than the limit allows)"
+if [ "${WP_VALGRIND:-0}" = 1 ] || ldd "${WP_WORKERS_BIN:-$WARMPOOL}" 2>/dev/null | grep -qE "lib(a|t)san"; then
+    echo "ok: skipped (ASan, TSan or valgrind reserve more address space than the limit allows)"
     exit 0
 fi
 

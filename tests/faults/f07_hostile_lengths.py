@@ -16,13 +16,12 @@ import time
 
 import psycopg
 
-from faultlib import (ENV, INSTANCES, RawClient, check, check_invariants, check_memory,
-                      finish, log,
-                      outcome_of_refusal, pooler_dsn, pooler_pid, rss_kb,
+from faultlib import (ENV, INSTANCES, RSS_FACTOR, RawClient, check, check_invariants,
+                      check_memory, finish, log, outcome_of_refusal, pooler_dsn, pooler_pid, rss_kb,
                       start_workers, stop_workers, wait_progress)
 
 RUN = "f07"
-RSS_BOUND_KB = 32 * 1024
+RSS_BOUND_KB = 32 * 1024 * RSS_FACTOR
 PEAK_BOUND_KB = 256 * 1024
 GIB = 1 << 30
 u32 = lambda n: struct.pack("!I", n)  # noqa: E731

@@ -35,6 +35,9 @@ INSTANCES = {
 }
 USER, PASSWORD, DB = "wpuser", "wppass", "wpfault"
 ASAN_SLACK_KB = int(ENV.get("FT_ASAN_SLACK_KB", "0"))  # RSS allowance under ASan
+# Under TSan (make tsan) every byte the pooler writes has shadow memory beside it, so a
+# bound on RSS growth from buffered data is scaled by this factor.
+RSS_FACTOR = int(ENV.get("FT_RSS_FACTOR", "1"))
 HANG_S = 30  # a single request outstanding this long is a hang
 # WP_VALGRIND=1 (make faults-valgrind): the poolers run under valgrind, whose own memory
 # (shadow memory, translations) dominates their VmRSS and VmPeak.

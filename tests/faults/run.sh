@@ -244,6 +244,8 @@ valgrind_check "startup (warmpool --check)"
 asan_slack=0
 ldd "${WP_WORKERS_BIN:-$WARMPOOL}" 2>/dev/null | grep -qE "lib(a|t)san" && asan_slack=$((8 * 1024))
 export FT_ASAN_SLACK_KB=$asan_slack
+# Under TSan, bounds on RSS growth from buffered data are 3 times larger (shadow memory).
+ldd "${WP_WORKERS_BIN:-$WARMPOOL}" 2>/dev/null | grep -q libtsan && export FT_RSS_FACTOR=3
 # f08_stress_oracle runs 1/5 of its full size under ASan or valgrind (FT_STRESS_SCALE
 # set by the caller wins).
 if [ -z "${FT_STRESS_SCALE:-}" ] && { [ "$asan_slack" -gt 0 ] || [ "$WP_VALGRIND" = 1 ]; }; then

@@ -168,9 +168,9 @@ tl_stop_all() {
         st=0
         wait "$pid" 2>/dev/null || st=$?
         [ "$st" = 0 ] || { echo "FAIL: warmpool $name exited with status $st" >&2; bad=1; }
-        if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TL_DIR/$name.stderr" \
+        if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$TL_DIR/$name.stderr" \
             "$(tl_log "$name")" 2>/dev/null; then
-            grep -E -A 12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TL_DIR/$name.stderr" \
+            grep -E -A 12 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$TL_DIR/$name.stderr" \
                 "$(tl_log "$name")" | head -n 40 >&2
             echo "FAIL: sanitizer report from warmpool $name" >&2
             bad=1

@@ -156,8 +156,8 @@ t3_halt() {
         [ -s "${WP_VALGRIND_DIR:-/nonexistent}/$t3_pid.log" ] && head -n 80 "$WP_VALGRIND_DIR/$t3_pid.log" >&2
         return 1
     fi
-    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$t3_tmp/stderr.log" "$t3_log" 2>/dev/null; then
-        grep -E -A 12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$t3_tmp/stderr.log" "$t3_log" | head -n 40 >&2
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$t3_tmp/stderr.log" "$t3_log" 2>/dev/null; then
+        grep -E -A 12 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$t3_tmp/stderr.log" "$t3_log" | head -n 40 >&2
         echo "FAIL: sanitizer report in warmpool's output" >&2
         return 1
     fi
@@ -197,6 +197,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     t3_start "max_pool_size = 2" "wptest = host=127.0.0.1 port=$PG_PORT dbname=wptest"
     t3_ok "private warmpool on port $t3_port"
     coproc PSQL { PGPASSWORD=$WP_PASSWORD psql -X -q -At -h 127.0.0.1 -p "$t3_port" -U "$WP_USER" wptest 2>&1; }
+    # bash unsets PSQL and PSQL_PID once the coprocess ends (set -u: fatal): keep copies.
+    psql_pid=$PSQL_PID psql_in=${PSQL[1]}
     echo "SELECT 'before';" >&"${PSQL[1]}"
     read -r -t 10 line <&"${PSQL[0]}" || t3_fail "no answer through the private warmpool"
     [ "$line" = before ] || t3_fail "got '$line', want 'before'"
@@ -206,9 +208,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     read -r -t 10 line <&"${PSQL[0]}" || t3_fail "no answer after SIGHUP"
     [ "$line" = after ] || t3_fail "got '$line' after SIGHUP, want 'after'"
     t3_ok "SIGHUP reload applied; the same client still gets answers"
-    psql_in=${PSQL[1]}
     exec {psql_in}>&-
-    wait "$PSQL_PID" || true
+    wait "$psql_pid" || true
     t3_stop
     t3_ok "SIGQUIT: warmpool exited with status 0, no sanitizer report"
 fi

@@ -98,21 +98,24 @@ coproc HALF {
     /usr/bin/python3 "$t3_tmp/half_login.py" "$t3_port" "$WP_USER" "$WP_PASSWORD" \
         "$(cd "$(dirname "$0")" && pwd)"
 }
-read -r -t $((10 * t3_slow)) line <&"${HALF[0]}" || t3_fail "no md5 request for the login to gone"
+# bash unsets HALF and HALF_PID once the coprocess ends (set -u: fatal): keep copies.
+half_pid=$HALF_PID half_out=${HALF[0]} half_in=${HALF[1]}
+read -r -t $((10 * t3_slow)) line <&"$half_out" || t3_fail "no md5 request for the login to gone"
 [ "$line" = asked ] || t3_fail "half login: $line"
 t3_reload "$settings" "$wptest"
 n=$(configurations)
 [ "$n" = 1 ] || t3_fail "warmpool_configurations = $n after removing gone, want 1"
-echo go >&"${HALF[1]}"
-read -r -t $((10 * t3_slow)) line <&"${HALF[0]}" || t3_fail "no answer to the password"
+echo go >&"$half_in"
+read -r -t $((10 * t3_slow)) line <&"$half_out" || t3_fail "no answer to the password"
 [ "$line" = "error 3D000" ] ||
     t3_fail "a login to gone that a reload removed during its password exchange: '$line', want 'error 3D000'"
 t3_ok "entry removed during a client's password exchange: 3D000 once the password is in"
-wait "$HALF_PID" || true
+wait "$half_pid" || true
 t3_reload "$settings" "$wptest
 $gone"
 
 coproc PSQL { PGPASSWORD=$WP_PASSWORD psql -X -q -At -h 127.0.0.1 -p "$t3_port" -U "$WP_USER" gone 2>&1; }
+psql_pid=$PSQL_PID psql_in=${PSQL[1]} # kept: bash unsets them once psql ends
 ask() { # SQL: one answer line from the held client
     echo "$1" >&"${PSQL[1]}"
     read -r -t $((10 * t3_slow)) line <&"${PSQL[0]}" || t3_fail "no answer from the client of gone"
@@ -130,9 +133,8 @@ n=$(configurations)
 [ "$n" = 2 ] || t3_fail "warmpool_configurations = $n after one more reload, want 2"
 t3_ok "one more reload: still 2 (the one in between was freed)"
 
-psql_in=${PSQL[1]}
 exec {psql_in}>&-
-wait "$PSQL_PID" || true
+wait "$psql_pid" || true
 for _ in $(seq $((300 * t3_slow))); do
     n=$(configurations)
     [ "$n" = 1 ] && break

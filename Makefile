@@ -136,17 +136,21 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libwarmpool.a $(wildcard
 
 fuzz-build: $(FUZZ_BIN)
 
+# Targets run FUZZ_JOBS at a time (one core each; default: every core), each for its
+# full FUZZ_SECONDS; a target's lines are printed together when it ends.
+FUZZ_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 fuzz: fuzz-build
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
-		rm -rf $(FUZZ_BUILD)/findings/$$t; mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/findings/$$t; \
-		$(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			-artifact_prefix=$(FUZZ_BUILD)/findings/$$t/ \
-			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t >$(FUZZ_BUILD)/fuzz_$$t.log 2>&1 || true; \
-		grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Test unit written" $(FUZZ_BUILD)/fuzz_$$t.log || true; \
-		test -z "$$(ls $(FUZZ_BUILD)/findings/$$t)" || \
-			{ echo "fuzz_$$t found a problem: $$(ls $(FUZZ_BUILD)/findings/$$t/*), log in $(FUZZ_BUILD)/fuzz_$$t.log"; exit 1; }; \
-	done
+	@$(MAKE) --no-print-directory --output-sync=target -j$(FUZZ_JOBS) $(FUZZ_TARGETS:%=fuzz-run-%)
+
+fuzz-run-%:
+	@echo "== fuzz_$* ($(FUZZ_SECONDS) s)"; \
+	rm -rf $(FUZZ_BUILD)/findings/$*; mkdir -p $(FUZZ_BUILD)/corpus/$* $(FUZZ_BUILD)/findings/$*; \
+	$(FUZZ_BUILD)/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_BUILD)/findings/$*/ \
+		$(FUZZ_BUILD)/corpus/$* tests/fuzz/corpus/$* >$(FUZZ_BUILD)/fuzz_$*.log 2>&1 || true; \
+	grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Test unit written" $(FUZZ_BUILD)/fuzz_$*.log || true; \
+	test -z "$$(ls $(FUZZ_BUILD)/findings/$*)" || \
+		{ echo "fuzz_$* found a problem: $$(ls $(FUZZ_BUILD)/findings/$*/*), log in $(FUZZ_BUILD)/fuzz_$*.log"; exit 1; }
 
 # Every checked-in input once; a crash, sanitizer report or broken property fails.
 fuzz-regress: fuzz-build

@@ -362,7 +362,8 @@ static void on_done(void *arg)
     if (d->pending_cap >= 0) {
         log_debug("fleet database \"%s\": cap raised from %d to %d", d->dbname, d->cap,
                   d->pending_cap);
-        d->cap = d->pending_cap;
+        /* A reload may have lowered the budget while the raise was on its way. */
+        d->cap = d->pending_cap < d->budget ? d->pending_cap : d->budget;
         d->pending_cap = -1;
         launch_db(d->dbname);
         return;
@@ -485,14 +486,21 @@ static int64_t poll_timeout(void)
     return two > FLEET_POLL_TIMEOUT_MS ? two : FLEET_POLL_TIMEOUT_MS;
 }
 
-void fleet_tick(int64_t now)
+void fleet_config_changed(void)
 {
     if (!fleet_on()) {
         fleet_shutdown();
         return;
     }
     refresh_identity();
-    follow_pools(now);
+    follow_pools(wp_now_ms());
+}
+
+void fleet_tick(int64_t now)
+{
+    fleet_config_changed(); /* the pools of the tick: new ones, freed ones */
+    if (!fleet_on())
+        return;
     for (struct wp_list *n = dbs.next; n != &dbs; n = n->next) {
         struct fleet_db *d = list_entry(n, struct fleet_db, node);
         if (pgq_busy(&d->monitor)) {

@@ -253,6 +253,7 @@ static int install_config(struct wp_config *cfg, char *err, size_t errlen)
     {
         pool_refresh_settings(list_entry(pos, struct wp_pool, node));
     }
+    fleet_config_changed();
     prefill_pools();
     stats_http_reload();
     return 0;

@@ -20,6 +20,9 @@ struct wp_pool;
 /* The janitor's tick: monitors follow the pools with a budget, polls start when due
    (early, at most every 200 ms, while a pool waits for room), stuck ones fail. */
 void fleet_tick(int64_t now);
+/* A reload or SET installed a configuration: budgets and the instance's name apply at
+   once (a lowered budget lowers the cap before anything opens a backend under it). */
+void fleet_config_changed(void);
 /* The cap this instance allows itself for the pool's database: -1 when no fleet
    budget applies, 0 before the first read. */
 int fleet_cap(const struct wp_pool *pool);

@@ -17,33 +17,16 @@ import struct
 import sys
 import time
 
-
-def read_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError("connection closed")
-        data += chunk
-    return data
-
-
-def read_msg(sock):
-    head = read_exact(sock, 5)
-    length = struct.unpack("!I", head[1:])[0]
-    return head[:1], read_exact(sock, length - 4)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tls_probe import error_field, read_message as read_msg, startup_packet  # noqa: E402
 
 
 def error_code(body):
-    for field in body.split(b"\0"):
-        if field[:1] == b"C":
-            return field[1:].decode()
-    return "?"
+    return error_field(body, b"C") or "?"
 
 
 def login(sock, user, db):
-    params = b"user\0" + user.encode() + b"\0database\0" + db.encode() + b"\0\0"
-    sock.sendall(struct.pack("!II", 8 + len(params), 196608) + params)
+    sock.sendall(startup_packet(user, db))
     pid = key = None
     while True:
         kind, body = read_msg(sock)

@@ -2,7 +2,8 @@
 
 libpq hides what these tests need to see: the SQLSTATE of a refused startup, what a
 server does with bytes stuffed after an SSLRequest, and a CancelRequest sent inside
-TLS (libpq 17 does that; the libpq here does not).
+TLS (libpq 17 does that; the libpq here does not). t76_peering.py imports its
+startup_packet, read_message and error_field.
 
   tls_probe.py plain-startup PORT USER DB        prints the SQLSTATE of the refusal
   tls_probe.py stuffed PORT                      SSLRequest + extra bytes: prints the

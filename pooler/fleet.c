@@ -232,14 +232,9 @@ static void set_state(struct fleet_db *d, enum fleet_state s)
 
 static void poll_failed(struct fleet_db *d, const char *why)
 {
-    if (why != d->error)
-        snprintf(d->error, sizeof d->error, "%s", why && *why ? why : "unknown error");
-    for (char *p = d->error; *p; p++)
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
-    size_t n = strlen(d->error);
-    while (n > 0 && d->error[n - 1] == ' ')
-        d->error[--n] = '\0';
+    char line[sizeof d->error]; /* why may be d->error itself */
+    pgq_one_line(why && *why ? why : NULL, line, sizeof line);
+    memcpy(d->error, line, sizeof line);
     monitor_close(d);
     d->cap = fleet_fallback_cap(d->budget, d->last_members);
     set_state(d, FLEET_FALLBACK);
